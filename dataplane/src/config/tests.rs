@@ -1,0 +1,108 @@
+use super::*;
+
+const K128: &str = "000102030405060708090a0b0c0d0e0f10111213";
+const K256: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20212223";
+
+/// The example from the issue and docs/configuration.md.
+fn example() -> serde_json::Value {
+    serde_json::json!({
+      "dataplane": {"eal": ["-l", "0,1", "--in-memory", "--no-pci", "--vdev", "net_af_packet0,iface=gw-lan",
+                            "--vdev", "net_af_packet1,iface=gw-wan"], "workers": [1]},
+      "interfaces": [{"name": "lan0", "port": 0, "address": "10.1.0.1/24", "mac": "02:00:00:00:01:01"},
+                     {"name": "wan0", "port": 1, "address": "192.0.2.1/24"}],
+      "neighbors":  [{"address": "192.0.2.2", "mac": "02:00:00:00:02:02"},
+                     {"address": "10.1.0.10", "mac": "02:00:00:00:01:10"}],
+      "tunnels":    [{"name": "st0.0", "local": "192.0.2.1", "remote": "192.0.2.2",
+                      "udp_encap": {"local_port": 4500, "remote_port": 4500}}],
+      "routes":     [{"prefix": "10.2.0.0/16", "via": "st0.0"}, {"prefix": "0.0.0.0/0", "via": "192.0.2.254"}],
+      "manual_sas": [{"tunnel": "st0.0", "direction": "out", "spi": "0x1001", "algorithm": "aes-128-gcm",
+                      "key": K128, "esn": false},
+                     {"tunnel": "st0.0", "direction": "in", "spi": "0x2001", "algorithm": "aes-256-gcm",
+                      "key": K256, "esn": true, "replay_window": 4096}]
+    })
+}
+
+fn parse(v: &serde_json::Value) -> Result<Config, ConfigError> {
+    Config::parse(&v.to_string())
+}
+
+fn error_of(edit: impl FnOnce(&mut serde_json::Value)) -> ConfigError {
+    let mut v = example();
+    edit(&mut v);
+    match parse(&v) {
+        Ok(_) => panic!("config was accepted"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn the_documented_example_parses() {
+    let c = parse(&example()).unwrap();
+    assert_eq!(c.dataplane.workers, vec![1]);
+    assert_eq!(c.interfaces[0].mac, Some(Mac([2, 0, 0, 0, 1, 1])));
+    assert_eq!(c.interfaces[1].mac, None);
+    assert_eq!(c.interfaces[1].mtu, 1500);
+    assert_eq!(c.tunnels[0].encap.udp, Some((4500, 4500)));
+    assert_eq!(c.tunnels[0].encap.df, DfPolicy::Copy);
+    assert_eq!(c.routes[0].via, RouteVia::Tunnel(0));
+    assert_eq!(c.routes[1].via, RouteVia::Gateway { port: 1, via: Ipv4Addr::new(192, 0, 2, 254) });
+    let (o, i) = (&c.manual_sas[0], &c.manual_sas[1]);
+    assert_eq!((o.spi, o.direction, o.esn, o.replay_window), (0x1001, Direction::Out, false, DEFAULT_WINDOW));
+    assert_eq!((i.spi, i.direction, i.esn, i.replay_window), (0x2001, Direction::In, true, 4096));
+    assert_eq!(i.keymat.salt(), [0x20, 0x21, 0x22, 0x23]);
+}
+
+#[test]
+fn spi_as_number_or_string() {
+    let mut v = example();
+    v["manual_sas"][0]["spi"] = serde_json::json!(4097);
+    v["manual_sas"][1]["spi"] = serde_json::json!("8193");
+    let c = parse(&v).unwrap();
+    assert_eq!((c.manual_sas[0].spi, c.manual_sas[1].spi), (4097, 8193));
+}
+
+#[test]
+fn errors_name_the_field() {
+    let cases: Vec<(Box<dyn FnOnce(&mut serde_json::Value)>, &str)> = vec![
+        (Box::new(|v| v["manual_sas"][0]["spi"] = "0xff".into()), "manual_sas[0].spi"),
+        (Box::new(|v| v["manual_sas"][0]["spi"] = "zz".into()), "manual_sas[0].spi"),
+        (Box::new(|v| v["manual_sas"][1]["key"] = K128.into()), "manual_sas[1].key"),
+        (Box::new(|v| v["manual_sas"][1]["key"] = "xyz".into()), "manual_sas[1].key"),
+        (Box::new(|v| v["manual_sas"][1]["replay_window"] = 65537.into()), "manual_sas[1].replay_window"),
+        (Box::new(|v| v["manual_sas"][0]["replay_window"] = 64.into()), "manual_sas[0].replay_window"),
+        (Box::new(|v| v["manual_sas"][0]["tunnel"] = "st0.9".into()), "manual_sas[0].tunnel"),
+        (Box::new(|v| v["manual_sas"][1]["direction"] = "out".into()), "manual_sas[1].tunnel"),
+        (Box::new(|v| v["routes"][0]["prefix"] = "10.2.0.1/16".into()), "routes[0].prefix"),
+        (Box::new(|v| v["routes"][1]["via"] = "172.16.0.1".into()), "routes[1].via"),
+        (Box::new(|v| v["routes"][1]["via"] = "st9".into()), "routes[1].via"),
+        (Box::new(|v| v["interfaces"][1]["port"] = 0.into()), "interfaces[1].port"),
+        (Box::new(|v| v["interfaces"][1]["address"] = "10.1.0.2/24".into()), "interfaces[1].address"),
+        (Box::new(|v| v["interfaces"][0]["mac"] = "01:00:5e:00:00:01".into()), "interfaces[0].mac"),
+        (Box::new(|v| v["interfaces"][0]["mtu"] = 100.into()), "interfaces[0].mtu"),
+        (Box::new(|v| v["neighbors"][0]["address"] = "172.16.0.1".into()), "neighbors[0].address"),
+        (Box::new(|v| v["tunnels"][0]["local"] = "192.0.2.9".into()), "tunnels[0].local"),
+        (Box::new(|v| v["tunnels"][0]["dscp"] = 64.into()), "tunnels[0].dscp"),
+        (Box::new(|v| v["tunnels"][0]["udp_encap"]["local_port"] = 0.into()), "tunnels[0].udp_encap"),
+        (Box::new(|v| v["dataplane"]["workers"] = serde_json::json!([])), "dataplane.workers"),
+        (Box::new(|v| v["dataplane"]["bogus"] = 1.into()), "config"),
+        (
+            Box::new(|v| {
+                v["routes"] = serde_json::json!([{"prefix": "192.0.0.0/8", "via": "st0.0"}, {"prefix": "10.2.0.0/16", "via": "st0.0"}]);
+                v["tunnels"][0]["remote"] = "198.51.100.2".into();
+            }),
+            "tunnels[0].remote",
+        ),
+    ];
+    for (edit, field) in cases {
+        let e = error_of(edit);
+        assert_eq!(e.field, field, "{e}");
+        assert!(!e.reason.is_empty());
+        assert!(!e.to_string().contains("0001020304"), "key material leaked into {e}");
+    }
+}
+
+#[test]
+fn unknown_fields_are_reported_by_name() {
+    let e = error_of(|v| v["tunnels"][0]["remtoe"] = "1.2.3.4".into());
+    assert!(e.reason.contains("remtoe"), "{e}");
+}

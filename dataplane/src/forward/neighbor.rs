@@ -1,0 +1,110 @@
+//! The neighbor (ARP) cache as a worker sees it: resolved MACs, plus a note of which
+//! addresses it already asked the main lcore to resolve, so one miss is one request a second.
+
+use crate::wire::ethernet::Mac;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::Ipv4Addr;
+
+/// Bounds the table so that traffic to many unresolvable addresses cannot grow it.
+pub const MAX_NEIGHBORS: usize = 8192;
+const RETRY_MS: u64 = 1000;
+
+/// Multiply-shift hashing for keys that are already well spread or small (SPIs, IPv4
+/// addresses): far cheaper per packet than SipHash, and the tables are not attacker-sized.
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (u64::from(n) ^ 0x9e37_79b9_7f4a_7c15).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        self.0 ^= self.0 >> 31;
+    }
+}
+
+pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    Known { mac: Mac, permanent: bool },
+    Pending { since_ms: u64 },
+}
+
+pub struct NeighborTable {
+    map: IdMap<u32, Entry>,
+}
+
+impl Default for NeighborTable {
+    fn default() -> Self {
+        let mut map = IdMap::default();
+        map.reserve(1024);
+        NeighborTable { map }
+    }
+}
+
+impl NeighborTable {
+    /// Learned entries never replace static ones.
+    pub fn set(&mut self, ip: Ipv4Addr, mac: Mac, permanent: bool) {
+        let k = u32::from(ip);
+        if let Some(Entry::Known { permanent: true, .. }) = self.map.get(&k) {
+            if !permanent {
+                return;
+            }
+        }
+        self.map.insert(k, Entry::Known { mac, permanent });
+    }
+
+    pub fn remove(&mut self, ip: Ipv4Addr) {
+        self.map.remove(&u32::from(ip));
+    }
+
+    /// The MAC for `ip`, or `None` and `true` when a resolution request should go out now.
+    #[inline]
+    pub fn lookup(&mut self, ip: Ipv4Addr, now_ms: u64) -> (Option<Mac>, bool) {
+        let k = u32::from(ip);
+        match self.map.get_mut(&k) {
+            Some(Entry::Known { mac, .. }) => (Some(*mac), false),
+            Some(Entry::Pending { since_ms }) => {
+                if now_ms.saturating_sub(*since_ms) >= RETRY_MS {
+                    *since_ms = now_ms;
+                    (None, true)
+                } else {
+                    (None, false)
+                }
+            }
+            None => {
+                if self.map.len() >= MAX_NEIGHBORS {
+                    return (None, false);
+                }
+                self.map.insert(k, Entry::Pending { since_ms: now_ms });
+                (None, true)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn miss_asks_once_per_second_and_static_wins() {
+        let mut t = NeighborTable::default();
+        let ip = Ipv4Addr::new(192, 0, 2, 2);
+        assert_eq!(t.lookup(ip, 10), (None, true));
+        assert_eq!(t.lookup(ip, 500), (None, false));
+        assert_eq!(t.lookup(ip, 1010), (None, true));
+        let m = Mac([2, 0, 0, 0, 2, 2]);
+        t.set(ip, m, true);
+        t.set(ip, Mac([2, 0, 0, 0, 9, 9]), false);
+        assert_eq!(t.lookup(ip, 1020), (Some(m), false));
+    }
+}

@@ -1,0 +1,220 @@
+//! Security associations as the workers hold them: one cache-aligned runtime struct per SA with
+//! what the per-packet path touches (as VPP's `ipsec_sa_t`). Names, configuration and history
+//! live with the main lcore (`registry`).
+
+use crate::counters::SaCounters;
+use crate::esp::crypto::{self, Aead, CryptoError, Keymat, SALT_LEN};
+use crate::esp::replay::ReplayWindow;
+use ipnet::Ipv4Net;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    In,
+    Out,
+}
+
+/// What the outer header's DF bit is (RFC 4301 section 8.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DfPolicy {
+    #[default]
+    Copy,
+    Set,
+    Clear,
+}
+
+/// Where the outer DSCP comes from; ECN is always copied (RFC 6040 normal mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DscpPolicy {
+    #[default]
+    Copy,
+    Set(u8),
+}
+
+/// How a tunnel's packets are wrapped on the way out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TunnelEncap {
+    pub local: Ipv4Addr,
+    pub remote: Ipv4Addr,
+    /// NAT-T (RFC 3948): (local port, remote port).
+    pub udp: Option<(u16, u16)>,
+    pub df: DfPolicy,
+    pub dscp: DscpPolicy,
+    pub ttl: u8,
+}
+
+/// Inner addresses a tunnel carries; an empty list means any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selectors {
+    pub local: Vec<Ipv4Net>,
+    pub remote: Vec<Ipv4Net>,
+}
+
+impl Selectors {
+    /// Does a decrypted packet from `src` to `dst` belong to this tunnel?
+    #[inline]
+    pub fn admits_inbound(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+        let has = |l: &[Ipv4Net], a| l.is_empty() || l.iter().any(|n| n.contains(&a));
+        has(&self.remote, src) && has(&self.local, dst)
+    }
+}
+
+/// An outbound SA: the worker that owns it is the only writer of its sequence counter.
+#[repr(align(64))]
+pub struct OutboundSa {
+    pub spi: u32,
+    pub esn: bool,
+    pub tunnel: u16,
+    salt: [u8; SALT_LEN],
+    /// Last sequence number sent; the first packet carries 1.
+    last_seq: u64,
+    pub encap: TunnelEncap,
+    pub(crate) cipher: Box<dyn Aead>,
+    pub counters: Arc<SaCounters>,
+}
+
+impl OutboundSa {
+    pub fn new(
+        spi: u32,
+        esn: bool,
+        tunnel: u16,
+        keymat: &Keymat,
+        encap: TunnelEncap,
+        counters: Arc<SaCounters>,
+    ) -> Result<OutboundSa, CryptoError> {
+        Ok(OutboundSa {
+            spi,
+            esn,
+            tunnel,
+            salt: keymat.salt(),
+            last_seq: 0,
+            encap,
+            cipher: crypto::cipher(keymat)?,
+            counters,
+        })
+    }
+
+    /// The next sequence number, or `None` once the space is used up: 2^32 - 1 without ESN,
+    /// 2^64 - 1 with it. The counter never wraps (RFC 4303 section 3.3.3).
+    #[inline]
+    pub fn next_seq(&mut self) -> Option<u64> {
+        let limit = if self.esn { u64::MAX } else { u64::from(u32::MAX) };
+        if self.last_seq >= limit {
+            return None;
+        }
+        self.last_seq += 1;
+        Some(self.last_seq)
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Test and tooling hook: continue from `seq` (e.g. just below 2^32).
+    pub fn set_last_seq(&mut self, seq: u64) {
+        self.last_seq = seq;
+    }
+
+    pub(crate) fn salt(&self) -> &[u8; SALT_LEN] {
+        &self.salt
+    }
+}
+
+/// An inbound SA, looked up by SPI; its owner is the only writer of its replay window.
+#[repr(align(64))]
+pub struct InboundSa {
+    pub spi: u32,
+    pub esn: bool,
+    pub tunnel: u16,
+    salt: [u8; SALT_LEN],
+    /// Our address the SA's packets must be sent to.
+    pub local: Ipv4Addr,
+    /// Expect ESP in UDP (NAT-T) rather than raw ESP.
+    pub udp_encap: bool,
+    pub replay: ReplayWindow,
+    pub(crate) cipher: Box<dyn Aead>,
+    pub selectors: Selectors,
+    pub counters: Arc<SaCounters>,
+}
+
+/// What an inbound SA is built from, besides its keys.
+#[derive(Debug, Clone)]
+pub struct InboundParams {
+    pub spi: u32,
+    pub esn: bool,
+    pub tunnel: u16,
+    pub local: Ipv4Addr,
+    pub udp_encap: bool,
+    pub replay_window: u32,
+    pub selectors: Selectors,
+}
+
+impl InboundSa {
+    pub fn new(p: InboundParams, keymat: &Keymat, counters: Arc<SaCounters>) -> Result<InboundSa, CryptoError> {
+        Ok(InboundSa {
+            spi: p.spi,
+            esn: p.esn,
+            tunnel: p.tunnel,
+            salt: keymat.salt(),
+            local: p.local,
+            udp_encap: p.udp_encap,
+            replay: ReplayWindow::new(p.replay_window, p.esn),
+            cipher: crypto::cipher(keymat)?,
+            selectors: p.selectors,
+            counters,
+        })
+    }
+
+    pub(crate) fn salt(&self) -> &[u8; SALT_LEN] {
+        &self.salt
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::esp::crypto::Algorithm;
+    use zeroize::Zeroizing;
+
+    pub(crate) fn encap() -> TunnelEncap {
+        TunnelEncap {
+            local: Ipv4Addr::new(192, 0, 2, 1),
+            remote: Ipv4Addr::new(192, 0, 2, 2),
+            udp: None,
+            df: DfPolicy::Copy,
+            dscp: DscpPolicy::Copy,
+            ttl: 64,
+        }
+    }
+
+    #[test]
+    fn sequence_numbers_stop_instead_of_wrapping() {
+        let km = Keymat::new(Algorithm::Aes128Gcm, Zeroizing::new(vec![7; 20])).unwrap();
+        let mut sa = OutboundSa::new(0x1001, false, 0, &km, encap(), Default::default()).unwrap();
+        assert_eq!(sa.next_seq(), Some(1), "first packet carries 1");
+        sa.set_last_seq(u64::from(u32::MAX) - 1);
+        assert_eq!(sa.next_seq(), Some(u64::from(u32::MAX)));
+        assert_eq!(sa.next_seq(), None);
+        assert_eq!(sa.next_seq(), None, "stays stopped");
+        sa.esn = true;
+        assert_eq!(sa.next_seq(), Some(1 << 32), "ESN continues past 2^32");
+        sa.set_last_seq(u64::MAX - 1);
+        assert_eq!(sa.next_seq(), Some(u64::MAX));
+        assert_eq!(sa.next_seq(), None);
+    }
+
+    #[test]
+    fn selectors_any_and_lists() {
+        let any = Selectors::default();
+        let a = Ipv4Addr::new(10, 2, 0, 10);
+        let b = Ipv4Addr::new(10, 1, 0, 10);
+        assert!(any.admits_inbound(a, b));
+        let s = Selectors { local: vec!["10.1.0.0/16".parse().unwrap()], remote: vec!["10.2.0.0/24".parse().unwrap()] };
+        assert!(s.admits_inbound(a, b));
+        assert!(!s.admits_inbound(b, a));
+        assert!(!s.admits_inbound(Ipv4Addr::new(10, 2, 1, 1), b));
+    }
+}

@@ -1,0 +1,73 @@
+//! The Internet checksum (RFC 1071) and its incremental update (RFC 1624).
+
+/// Ones'-complement sum of `data` folded to 16 bits, not yet inverted.
+pub fn sum(data: &[u8]) -> u16 {
+    let mut acc: u64 = 0;
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        acc += u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+    }
+    let rest = chunks.remainder();
+    let mut i = 0;
+    while i + 1 < rest.len() {
+        acc += u64::from(u16::from_be_bytes([rest[i], rest[i + 1]]));
+        i += 2;
+    }
+    if i < rest.len() {
+        acc += u64::from(rest[i]) << 8;
+    }
+    fold(acc)
+}
+
+fn fold(mut acc: u64) -> u16 {
+    while acc >> 16 != 0 {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc as u16
+}
+
+/// The checksum field value for `data` (with its checksum field zeroed).
+pub fn checksum(data: &[u8]) -> u16 {
+    !sum(data)
+}
+
+/// New checksum after one 16-bit word of the covered data changed from `old` to `new`
+/// (RFC 1624, eqn. 3: HC' = ~(~HC + ~m + m')).
+pub fn update(hc: u16, old: u16, new: u16) -> u16 {
+    let acc = u64::from(!hc) + u64::from(!old) + u64::from(new);
+    !fold(acc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc1071_example() {
+        // RFC 1071 section 3 example bytes: sum is 0xddf2.
+        let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(sum(&data), 0xddf2);
+        assert_eq!(checksum(&data), !0xddf2);
+    }
+
+    #[test]
+    fn odd_length_pads_with_zero() {
+        assert_eq!(sum(&[0xab]), 0xab00);
+        assert_eq!(sum(&[0x12, 0x34, 0xab]), 0x12 * 256 + 0x34 + 0xab00);
+    }
+
+    #[test]
+    fn incremental_matches_full_recompute() {
+        let mut hdr = [
+            0x45u8, 0, 0, 0x54, 0x12, 0x34, 0x40, 0, 64, 1, 0, 0, 10, 1, 0, 10, 10, 2, 0, 10,
+        ];
+        let c = checksum(&hdr);
+        hdr[10..12].copy_from_slice(&c.to_be_bytes());
+        let old = u16::from_be_bytes([hdr[8], hdr[9]]);
+        hdr[8] = 63;
+        let new = u16::from_be_bytes([hdr[8], hdr[9]]);
+        let inc = update(c, old, new);
+        hdr[10..12].copy_from_slice(&[0, 0]);
+        assert_eq!(inc, checksum(&hdr));
+    }
+}

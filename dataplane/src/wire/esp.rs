@@ -1,0 +1,79 @@
+//! The ESP header (RFC 4303 section 2) with the 8-byte explicit IV of AES-GCM (RFC 4106).
+
+use super::{be32, Result, WireError};
+
+/// SPI + sequence number.
+pub const HEADER_LEN: usize = 8;
+/// RFC 4106 explicit IV.
+pub const IV_LEN: usize = 8;
+/// RFC 4106 ICV with a 16-byte tag.
+pub const ICV_LEN: usize = 16;
+/// Pad Length + Next Header.
+pub const TRAILER_LEN: usize = 2;
+/// The smallest ESP packet with AES-GCM: header, IV, a 4-byte-aligned trailer, ICV.
+pub const MIN_LEN: usize = HEADER_LEN + IV_LEN + 4 + ICV_LEN;
+
+/// A checked view of an ESP packet long enough to hold header, IV, trailer and ICV.
+pub struct Packet<T: AsRef<[u8]>> {
+    buf: T,
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    pub fn new_checked(buf: T) -> Result<Self> {
+        if buf.as_ref().len() < MIN_LEN {
+            return Err(WireError::Truncated);
+        }
+        Ok(Packet { buf })
+    }
+    pub fn spi(&self) -> u32 {
+        be32(self.buf.as_ref(), 0)
+    }
+    /// The low 32 bits of the sequence number, as carried on the wire.
+    pub fn seq(&self) -> u32 {
+        be32(self.buf.as_ref(), 4)
+    }
+    pub fn iv(&self) -> [u8; IV_LEN] {
+        let mut iv = [0; IV_LEN];
+        iv.copy_from_slice(&self.buf.as_ref()[HEADER_LEN..HEADER_LEN + IV_LEN]);
+        iv
+    }
+}
+
+/// The ESP header and IV that precede the ciphertext.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repr {
+    pub spi: u32,
+    pub seq: u32,
+    pub iv: [u8; IV_LEN],
+}
+
+impl Repr {
+    pub fn emit(&self, out: &mut [u8; HEADER_LEN + IV_LEN]) {
+        out[0..4].copy_from_slice(&self.spi.to_be_bytes());
+        out[4..8].copy_from_slice(&self.seq.to_be_bytes());
+        out[8..16].copy_from_slice(&self.iv);
+    }
+}
+
+/// RFC 4303 padding for a 4-byte-aligned trailer (GCM has a block size of 1).
+pub fn pad_len(payload_len: usize) -> usize {
+    (4 - (payload_len + TRAILER_LEN) % 4) % 4
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_bytes_and_padding() {
+        let mut b = [0u8; 16];
+        Repr { spi: 0x1001, seq: 7, iv: [0, 0, 0, 0, 0, 0, 0, 7] }.emit(&mut b);
+        assert_eq!(b, [0, 0, 0x10, 1, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 7]);
+        let mut full = [0u8; MIN_LEN];
+        full[..16].copy_from_slice(&b);
+        let p = Packet::new_checked(&full[..]).unwrap();
+        assert_eq!((p.spi(), p.seq(), p.iv()[7]), (0x1001, 7, 7));
+        assert_eq!(Packet::new_checked(&full[..MIN_LEN - 1]).err(), Some(WireError::Truncated));
+        assert_eq!([pad_len(84), pad_len(85), pad_len(86), pad_len(87)], [2, 1, 0, 3]);
+    }
+}
