@@ -12,3 +12,10 @@ pub mod packet;
 pub mod provision;
 pub mod sa;
 pub mod wire;
+
+pub mod app;
+pub mod main_lcore;
+pub mod mbuf;
+pub mod stats;
+pub mod telemetry;
+pub mod worker;

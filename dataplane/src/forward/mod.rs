@@ -413,3 +413,6 @@ fn dst_of(b: &[u8]) -> Ipv4Addr {
         _ => Ipv4Addr::UNSPECIFIED,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,225 @@
+//! The main lcore's housekeeping: ARP for our addresses and for next hops, ICMP echo for our
+//! addresses, and whatever else the workers punt. It never sits in a worker's hot loop.
+
+use crate::counters::Counter;
+use crate::forward::{arp, Command, Interface};
+use crate::wire::{ethernet, icmp, ipv4, udp};
+use crate::worker::{Event, INJECT_ROUTE};
+use crossbeam::channel::{Receiver, Sender};
+use dpdk_sys::{sys::rte_mbuf, Mbuf, Mempool, Ring, MAX_BURST};
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One ARP request per next hop per second at most.
+const RESOLVE_INTERVAL: Duration = Duration::from_secs(1);
+const MIN_FRAME: usize = 60;
+
+/// The main lcore's own counters.
+#[derive(Default, Debug)]
+pub struct MainStats {
+    pub arp_requests_sent: Counter,
+    pub arp_replies_sent: Counter,
+    pub neighbors_learned: Counter,
+    pub icmp_echo_replies: Counter,
+    /// IKE packets punted while no control process is attached.
+    pub ike_dropped: Counter,
+    /// Other packets for the gateway itself that nothing handles.
+    pub local_dropped: Counter,
+    pub inject_drops: Counter,
+    pub command_drops: Counter,
+}
+
+impl MainStats {
+    pub fn fields(&self) -> [(&'static str, u64); 8] {
+        [
+            ("arp_requests_sent", self.arp_requests_sent.get()),
+            ("arp_replies_sent", self.arp_replies_sent.get()),
+            ("neighbors_learned", self.neighbors_learned.get()),
+            ("icmp_echo_replies", self.icmp_echo_replies.get()),
+            ("ike_dropped", self.ike_dropped.get()),
+            ("local_dropped", self.local_dropped.get()),
+            ("inject_drops", self.inject_drops.get()),
+            ("command_drops", self.command_drops.get()),
+        ]
+    }
+}
+
+/// The main lcore's side of one worker.
+pub struct WorkerLink {
+    pub commands: Sender<Command>,
+    pub punt: Arc<Ring>,
+    pub inject: Arc<Ring>,
+}
+
+pub struct MainLcore {
+    interfaces: Vec<Interface>,
+    workers: Vec<WorkerLink>,
+    events: Receiver<Event>,
+    asked: HashMap<Ipv4Addr, Instant>,
+    pub stats: Arc<MainStats>,
+}
+
+impl MainLcore {
+    pub fn new(interfaces: Vec<Interface>, workers: Vec<WorkerLink>, events: Receiver<Event>) -> MainLcore {
+        MainLcore { interfaces, workers, events, asked: HashMap::new(), stats: Arc::default() }
+    }
+
+    /// Handles what the workers punted and asked; returns how much work there was.
+    pub fn poll(&mut self, pool: &Mempool) -> usize {
+        let mut done = 0;
+        let mut raw = [std::ptr::null_mut::<rte_mbuf>(); MAX_BURST];
+        for w in 0..self.workers.len() {
+            let n = self.workers[w].punt.dequeue_mbufs(&mut raw);
+            for &r in &raw[..n] {
+                // SAFETY: the worker gave up ownership when it enqueued the mbuf.
+                let m = unsafe { Mbuf::from_raw(r) };
+                self.punted(w, m);
+            }
+            done += n;
+        }
+        let events: Vec<Event> = self.events.try_iter().take(256).collect();
+        done += events.len();
+        for e in events {
+            match e {
+                Event::Resolve { port, addr } => self.resolve(pool, port, addr),
+            }
+        }
+        done
+    }
+
+    /// Asks for the MAC of `addr` on `port`, at most once per `RESOLVE_INTERVAL`.
+    pub fn resolve(&mut self, pool: &Mempool, port: u16, addr: Ipv4Addr) {
+        let now = Instant::now();
+        if self.asked.get(&addr).is_some_and(|t| now.duration_since(*t) < RESOLVE_INTERVAL) {
+            return;
+        }
+        let Some(iface) = self.interfaces.iter().find(|i| i.port == port).copied() else {
+            return;
+        };
+        let Some(mut m) = pool.alloc() else {
+            return;
+        };
+        let Some(frame) = m.append(MIN_FRAME as u16) else {
+            return;
+        };
+        frame.fill(0);
+        if !arp::request(frame, &iface, addr) {
+            return;
+        }
+        m.set_port(port);
+        self.asked.insert(addr, now);
+        self.stats.arp_requests_sent.inc();
+        self.inject(0, m);
+    }
+
+    fn punted(&mut self, worker: usize, mut m: Mbuf) {
+        let ethertype = match ethernet::Frame::new_checked(m.data()) {
+            Ok(f) => f.ethertype(),
+            Err(_) => return self.stats.local_dropped.inc(),
+        };
+        if ethertype == ethernet::ETHERTYPE_ARP {
+            let Some(iface) = self.interfaces.iter().find(|i| i.port == m.port()).copied() else {
+                return self.stats.local_dropped.inc();
+            };
+            let out = arp::handle(m.data_mut(), &iface);
+            if let Some((addr, mac)) = out.learned {
+                self.stats.neighbors_learned.inc();
+                self.broadcast(|| Command::SetNeighbor { addr, mac, permanent: false });
+            }
+            if out.reply {
+                self.stats.arp_replies_sent.inc();
+                self.inject(worker, m);
+            }
+            return;
+        }
+        if self.echo_reply(&mut m) {
+            self.stats.icmp_echo_replies.inc();
+            m.set_port(INJECT_ROUTE);
+            self.inject(worker, m);
+        } else if is_ike(m.data()) {
+            self.stats.ike_dropped.inc();
+        } else {
+            self.stats.local_dropped.inc();
+        }
+    }
+
+    /// Turns a punted ICMP echo request to one of our addresses into its reply, as an IPv4
+    /// packet (Ethernet header removed) ready to be routed.
+    fn echo_reply(&self, m: &mut Mbuf) -> bool {
+        let Some(ip_bytes) = m.data_mut().get_mut(ethernet::HEADER_LEN..) else {
+            return false;
+        };
+        let Ok(mut p) = ipv4::Packet::new_checked(ip_bytes) else {
+            return false;
+        };
+        let (src, dst) = (p.src(), p.dst());
+        if p.protocol() != ipv4::PROTO_ICMP || p.is_fragment() || !self.interfaces.iter().any(|i| i.addr == dst) {
+            return false;
+        }
+        if !icmp::echo_request_to_reply(p.payload_mut()) {
+            return false;
+        }
+        p.set_src(dst);
+        p.set_dst(src);
+        p.set_ttl(64);
+        p.fill_checksum();
+        let total = p.total_len();
+        m.adj(ethernet::HEADER_LEN as u16);
+        let extra = m.len().saturating_sub(total);
+        m.trim(extra as u16);
+        true
+    }
+
+    fn inject(&self, worker: usize, m: Mbuf) {
+        let Some(w) = self.workers.get(worker) else {
+            return self.stats.inject_drops.inc();
+        };
+        let raw = m.into_raw();
+        if w.inject.enqueue_mbufs(&[raw]) == 0 {
+            // SAFETY: the ring did not take it.
+            drop(unsafe { Mbuf::from_raw(raw) });
+            self.stats.inject_drops.inc();
+        }
+    }
+
+    fn broadcast(&self, cmd: impl Fn() -> Command) {
+        for w in &self.workers {
+            if w.commands.try_send(cmd()).is_err() {
+                self.stats.command_drops.inc();
+            }
+        }
+    }
+
+    /// Frees whatever is still queued towards or from the workers (after they stopped).
+    pub fn drain(&mut self) {
+        let mut raw = [std::ptr::null_mut::<rte_mbuf>(); MAX_BURST];
+        for w in &self.workers {
+            for ring in [&w.punt, &w.inject] {
+                loop {
+                    let n = ring.dequeue_mbufs(&mut raw);
+                    if n == 0 {
+                        break;
+                    }
+                    // SAFETY: dequeued mbufs are ours.
+                    unsafe { dpdk_sys::mbuf::free_bulk(&mut raw[..n]) };
+                }
+            }
+        }
+    }
+}
+
+/// UDP 500, or UDP 4500 with the non-ESP marker, in a punted frame.
+fn is_ike(frame: &[u8]) -> bool {
+    let Some(Ok(p)) = frame.get(ethernet::HEADER_LEN..).map(ipv4::Packet::new_checked) else {
+        return false;
+    };
+    if p.protocol() != ipv4::PROTO_UDP {
+        return false;
+    }
+    match udp::Datagram::new_checked(p.payload()) {
+        Ok(d) => d.dst_port() == udp::PORT_IKE || d.payload().starts_with(&[0, 0, 0, 0]),
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,39 @@
+//! DPDK mbufs as packet buffers: the packet path works on them in place.
+
+use crate::packet::PacketBuf;
+use dpdk_sys::Mbuf;
+
+impl PacketBuf for Mbuf {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        Mbuf::data(self)
+    }
+    #[inline]
+    fn data_mut(&mut self) -> &mut [u8] {
+        Mbuf::data_mut(self)
+    }
+    #[inline]
+    fn headroom(&self) -> usize {
+        usize::from(Mbuf::headroom(self))
+    }
+    #[inline]
+    fn tailroom(&self) -> usize {
+        usize::from(Mbuf::tailroom(self))
+    }
+    #[inline]
+    fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
+        Mbuf::prepend(self, u16::try_from(n).ok()?)
+    }
+    #[inline]
+    fn append(&mut self, n: usize) -> Option<&mut [u8]> {
+        Mbuf::append(self, u16::try_from(n).ok()?)
+    }
+    #[inline]
+    fn adj(&mut self, n: usize) -> bool {
+        u16::try_from(n).is_ok_and(|n| Mbuf::adj(self, n))
+    }
+    #[inline]
+    fn trim(&mut self, n: usize) -> bool {
+        u16::try_from(n).is_ok_and(|n| Mbuf::trim(self, n))
+    }
+}

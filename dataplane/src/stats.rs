@@ -1,0 +1,149 @@
+//! Where the counters are, and their snapshot as JSON (the `--stats-file` written at every
+//! clean stop, and what telemetry shows).
+
+use crate::counters::{Stat, StatBlock};
+use crate::main_lcore::MainStats;
+use crate::provision::SaInfo;
+use crate::worker::RunTime;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Every counter of a running dataplane, by owner. Readers only; the owners write.
+pub struct Sources {
+    pub workers: Vec<WorkerSource>,
+    pub main: Arc<MainStats>,
+    pub sas: Vec<SaInfo>,
+    /// (port id, interface name)
+    pub ports: Vec<(u16, String)>,
+}
+
+pub struct WorkerSource {
+    pub lcore: u32,
+    pub stats: Arc<StatBlock>,
+    pub run_time: Arc<RunTime>,
+}
+
+/// A port's hardware/PMD counters.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct PortCounters {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_missed: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub rx_nombuf: u64,
+}
+
+impl From<dpdk_sys::PortStats> for PortCounters {
+    fn from(s: dpdk_sys::PortStats) -> Self {
+        PortCounters {
+            rx_packets: s.ipackets,
+            tx_packets: s.opackets,
+            rx_bytes: s.ibytes,
+            tx_bytes: s.obytes,
+            rx_missed: s.imissed,
+            rx_errors: s.ierrors,
+            tx_errors: s.oerrors,
+            rx_nombuf: s.rx_nombuf,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Snapshot {
+    /// Longest worker poll time, seconds: divide packet counts by it for a rate.
+    pub run_seconds: f64,
+    /// Counters summed over all workers.
+    pub global: BTreeMap<&'static str, u64>,
+    pub workers: Vec<WorkerSnapshot>,
+    pub main: BTreeMap<&'static str, u64>,
+    pub ports: Vec<PortSnapshot>,
+    pub sas: Vec<SaSnapshot>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WorkerSnapshot {
+    pub lcore: u32,
+    pub run_seconds: f64,
+    pub counters: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PortSnapshot {
+    pub port: u16,
+    pub interface: String,
+    #[serde(flatten)]
+    pub counters: PortCounters,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SaSnapshot {
+    pub spi: String,
+    pub direction: crate::sa::Direction,
+    pub tunnel: String,
+    pub algorithm: &'static str,
+    pub esn: bool,
+    pub replay_window: u32,
+    pub local: String,
+    pub remote: String,
+    pub udp_encap: Option<(u16, u16)>,
+    #[serde(flatten)]
+    pub counters: BTreeMap<&'static str, u64>,
+}
+
+impl Sources {
+    /// A counter summed over all workers.
+    pub fn total(&self, s: Stat) -> u64 {
+        self.workers.iter().map(|w| w.stats.get(s)).sum()
+    }
+
+    pub fn global(&self) -> BTreeMap<&'static str, u64> {
+        Stat::ALL.iter().map(|&s| (s.name(), self.total(s))).collect()
+    }
+
+    pub fn sa_snapshots(&self) -> Vec<SaSnapshot> {
+        self.sas
+            .iter()
+            .map(|s| SaSnapshot {
+                spi: format!("{:#x}", s.spi),
+                direction: s.direction,
+                tunnel: s.tunnel.clone(),
+                algorithm: s.algorithm.name(),
+                esn: s.esn,
+                replay_window: s.replay_window,
+                local: s.local.to_string(),
+                remote: s.remote.to_string(),
+                udp_encap: s.udp_encap,
+                counters: s.counters.fields().into_iter().collect(),
+            })
+            .collect()
+    }
+
+    pub fn snapshot(&self, port_counters: impl Fn(u16) -> PortCounters) -> Snapshot {
+        let workers: Vec<WorkerSnapshot> = self
+            .workers
+            .iter()
+            .map(|w| WorkerSnapshot {
+                lcore: w.lcore,
+                run_seconds: w.run_time.nanos.load(Ordering::Relaxed) as f64 / 1e9,
+                counters: Stat::ALL.iter().map(|&s| (s.name(), w.stats.get(s))).collect(),
+            })
+            .collect();
+        Snapshot {
+            run_seconds: workers.iter().map(|w| w.run_seconds).fold(0.0, f64::max),
+            global: self.global(),
+            workers,
+            main: self.main.fields().into_iter().collect(),
+            ports: self
+                .ports
+                .iter()
+                .map(|(p, name)| PortSnapshot { port: *p, interface: name.clone(), counters: port_counters(*p) })
+                .collect(),
+            sas: self.sa_snapshots(),
+        }
+    }
+}

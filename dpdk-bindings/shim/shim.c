@@ -1,0 +1,124 @@
+/* See shim.h for why these exist. */
+#include <rte_config.h>
+#include <rte_cycles.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "shim.h"
+
+uint16_t espgw_rx_burst(uint16_t port_id, uint16_t queue_id,
+			struct rte_mbuf **rx_pkts, uint16_t nb_pkts)
+{
+	return rte_eth_rx_burst(port_id, queue_id, rx_pkts, nb_pkts);
+}
+
+uint16_t espgw_tx_burst(uint16_t port_id, uint16_t queue_id,
+			struct rte_mbuf **tx_pkts, uint16_t nb_pkts)
+{
+	return rte_eth_tx_burst(port_id, queue_id, tx_pkts, nb_pkts);
+}
+
+uint64_t espgw_rss_hf_ip_udp_tcp(void)
+{
+	return RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP | RTE_ETH_RSS_TCP;
+}
+
+struct rte_mbuf *espgw_pktmbuf_alloc(struct rte_mempool *mp)
+{
+	return rte_pktmbuf_alloc(mp);
+}
+
+void espgw_pktmbuf_free(struct rte_mbuf *m)
+{
+	rte_pktmbuf_free(m);
+}
+
+void espgw_pktmbuf_free_bulk(struct rte_mbuf **mbufs, unsigned int count)
+{
+	rte_pktmbuf_free_bulk(mbufs, count);
+}
+
+char *espgw_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len)
+{
+	return rte_pktmbuf_prepend(m, len);
+}
+
+char *espgw_pktmbuf_append(struct rte_mbuf *m, uint16_t len)
+{
+	return rte_pktmbuf_append(m, len);
+}
+
+char *espgw_pktmbuf_adj(struct rte_mbuf *m, uint16_t len)
+{
+	return rte_pktmbuf_adj(m, len);
+}
+
+int espgw_pktmbuf_trim(struct rte_mbuf *m, uint16_t len)
+{
+	return rte_pktmbuf_trim(m, len);
+}
+
+void *espgw_pktmbuf_mtod(const struct rte_mbuf *m)
+{
+	return rte_pktmbuf_mtod(m, void *);
+}
+
+uint16_t espgw_pktmbuf_headroom(const struct rte_mbuf *m)
+{
+	return rte_pktmbuf_headroom(m);
+}
+
+uint16_t espgw_pktmbuf_tailroom(const struct rte_mbuf *m)
+{
+	return rte_pktmbuf_tailroom(m);
+}
+
+uint32_t espgw_pktmbuf_rss_hash(const struct rte_mbuf *m)
+{
+	return m->hash.rss;
+}
+
+unsigned int espgw_ring_enqueue_burst(struct rte_ring *r,
+				      void *const *obj_table, unsigned int n)
+{
+	return rte_ring_enqueue_burst(r, obj_table, n, NULL);
+}
+
+unsigned int espgw_ring_dequeue_burst(struct rte_ring *r, void **obj_table,
+				      unsigned int n)
+{
+	return rte_ring_dequeue_burst(r, obj_table, n, NULL);
+}
+
+unsigned int espgw_ring_count(const struct rte_ring *r)
+{
+	return rte_ring_count(r);
+}
+
+unsigned int espgw_ring_free_count(const struct rte_ring *r)
+{
+	return rte_ring_free_count(r);
+}
+
+int espgw_errno(void)
+{
+	return rte_errno;
+}
+
+unsigned int espgw_lcore_id(void)
+{
+	return rte_lcore_id();
+}
+
+uint64_t espgw_rdtsc(void)
+{
+	return rte_rdtsc();
+}
+
+uint64_t espgw_tsc_hz(void)
+{
+	return rte_get_tsc_hz();
+}

@@ -1,0 +1,54 @@
+/*
+ * Non-inline wrappers around DPDK's static-inline fast-path functions and
+ * thread-local state. Rust cannot call `static inline` functions or read
+ * `__thread` variables through bindgen, so each one gets an exported
+ * espgw_* twin here. Keep these trivial: they are pure forwarding.
+ */
+#ifndef ESPGW_SHIM_H
+#define ESPGW_SHIM_H
+
+#include <stdint.h>
+
+struct rte_mbuf;
+struct rte_mempool;
+struct rte_ring;
+
+/* ethdev fast path */
+uint16_t espgw_rx_burst(uint16_t port_id, uint16_t queue_id,
+			struct rte_mbuf **rx_pkts, uint16_t nb_pkts);
+uint16_t espgw_tx_burst(uint16_t port_id, uint16_t queue_id,
+			struct rte_mbuf **tx_pkts, uint16_t nb_pkts);
+/* RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP | RTE_ETH_RSS_TCP: RTE_BIT64 macros are
+ * invisible to bindgen. */
+uint64_t espgw_rss_hf_ip_udp_tcp(void);
+
+/* mbuf */
+struct rte_mbuf *espgw_pktmbuf_alloc(struct rte_mempool *mp);
+void espgw_pktmbuf_free(struct rte_mbuf *m);
+void espgw_pktmbuf_free_bulk(struct rte_mbuf **mbufs, unsigned int count);
+char *espgw_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len);
+char *espgw_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
+char *espgw_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
+int espgw_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
+void *espgw_pktmbuf_mtod(const struct rte_mbuf *m);
+uint16_t espgw_pktmbuf_headroom(const struct rte_mbuf *m);
+uint16_t espgw_pktmbuf_tailroom(const struct rte_mbuf *m);
+/* hash.rss lives in nested anonymous unions; bindgen's names for them are
+ * not stable, so read it here. */
+uint32_t espgw_pktmbuf_rss_hash(const struct rte_mbuf *m);
+
+/* ring */
+unsigned int espgw_ring_enqueue_burst(struct rte_ring *r,
+				      void *const *obj_table, unsigned int n);
+unsigned int espgw_ring_dequeue_burst(struct rte_ring *r, void **obj_table,
+				      unsigned int n);
+unsigned int espgw_ring_count(const struct rte_ring *r);
+unsigned int espgw_ring_free_count(const struct rte_ring *r);
+
+/* per-thread state and timers */
+int espgw_errno(void);
+unsigned int espgw_lcore_id(void);
+uint64_t espgw_rdtsc(void);
+uint64_t espgw_tsc_hz(void);
+
+#endif /* ESPGW_SHIM_H */
