@@ -156,14 +156,15 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
     eprintln!("espgw: forwarding on {} worker(s); Ctrl-C stops", nworkers);
 
     // Ask for the next hops we will need before the first packet does.
-    for r in &cfg.routes {
-        if let RouteVia::Gateway { port, via } = r.via {
-            main.resolve(&pool, port, via);
-        }
-    }
-    for t in &cfg.tunnels {
-        if let Some(ifc) = cfg.interface_for(t.encap.remote) {
-            main.resolve(&pool, ifc.port, t.encap.remote);
+    let is_static = |a| cfg.neighbors.iter().any(|(n, _)| *n == a);
+    let gateways = cfg.routes.iter().filter_map(|r| match r.via {
+        RouteVia::Gateway { port, via } => Some((port, via)),
+        RouteVia::Tunnel(_) => None,
+    });
+    let peers = cfg.tunnels.iter().filter_map(|t| cfg.interface_for(t.encap.remote).map(|i| (i.port, t.encap.remote)));
+    for (port, addr) in gateways.chain(peers) {
+        if !is_static(addr) {
+            main.resolve(&pool, port, addr);
         }
     }
 

@@ -38,20 +38,7 @@ fn main() -> ExitCode {
     let opts = Options { exit_when_idle: cli.exit_when_idle.map(Duration::from_millis), stats_file: cli.stats_file };
     match app::run(&cfg, &eal, &opts) {
         Ok(snap) => {
-            let g = &snap.global;
-            let get = |k: &str| g.get(k).copied().unwrap_or(0);
-            eprintln!(
-                "espgw: stopped after {:.3} s: rx {} tx {} encrypted {} decrypted {} dropped: no_route {} invalid_spi {} auth {} replay {}",
-                snap.run_seconds,
-                get("rx_packets"),
-                get("tx_packets"),
-                get("encrypted_packets"),
-                get("decrypted_packets"),
-                get("no_route"),
-                get("invalid_spi"),
-                get("esp_auth_failures"),
-                get("replay_errors"),
-            );
+            eprint!("{}", snap.render());
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -55,8 +55,11 @@ impl From<dpdk_sys::PortStats> for PortCounters {
 
 #[derive(Debug, Serialize)]
 pub struct Snapshot {
-    /// Longest worker poll time, seconds: divide packet counts by it for a rate.
+    /// Longest worker poll time, seconds.
     pub run_seconds: f64,
+    /// Longest time a worker had traffic (first burst received to end of last), seconds:
+    /// divide packet counts by it for a rate.
+    pub active_seconds: f64,
     /// Counters summed over all workers.
     pub global: BTreeMap<&'static str, u64>,
     pub workers: Vec<WorkerSnapshot>,
@@ -69,6 +72,7 @@ pub struct Snapshot {
 pub struct WorkerSnapshot {
     pub lcore: u32,
     pub run_seconds: f64,
+    pub active_seconds: f64,
     pub counters: BTreeMap<&'static str, u64>,
 }
 
@@ -130,11 +134,13 @@ impl Sources {
             .map(|w| WorkerSnapshot {
                 lcore: w.lcore,
                 run_seconds: w.run_time.nanos.load(Ordering::Relaxed) as f64 / 1e9,
+                active_seconds: w.run_time.active_nanos.load(Ordering::Relaxed) as f64 / 1e9,
                 counters: Stat::ALL.iter().map(|&s| (s.name(), w.stats.get(s))).collect(),
             })
             .collect();
         Snapshot {
             run_seconds: workers.iter().map(|w| w.run_seconds).fold(0.0, f64::max),
+            active_seconds: workers.iter().map(|w| w.active_seconds).fold(0.0, f64::max),
             global: self.global(),
             workers,
             main: self.main.fields().into_iter().collect(),
@@ -145,5 +151,88 @@ impl Sources {
                 .collect(),
             sas: self.sa_snapshots(),
         }
+    }
+}
+
+impl Snapshot {
+    /// A text report in the spirit of Junos `show security ipsec statistics`, plus the other
+    /// non-zero drop counters, the SAs and the ports.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let g = |k: &str| self.global.get(k).copied().unwrap_or(0);
+        let mut s = String::new();
+        let _ = writeln!(s, "ESP Statistics:");
+        for (label, k) in [
+            ("Encrypted bytes", "encrypted_bytes"),
+            ("Decrypted bytes", "decrypted_bytes"),
+            ("Encrypted packets", "encrypted_packets"),
+            ("Decrypted packets", "decrypted_packets"),
+        ] {
+            let _ = writeln!(s, "  {:<22}{:>14}", format!("{label}:"), g(k));
+        }
+        let _ = writeln!(s, "Errors:");
+        let _ = writeln!(
+            s,
+            "  ESP authentication failures: {}, Replay errors: {}",
+            g("esp_auth_failures"),
+            g("replay_errors")
+        );
+        let _ = writeln!(s, "  Bad headers: {}, Bad trailers: {}", g("bad_headers"), g("bad_trailers"));
+        let _ = writeln!(s, "  Invalid SPI: {}, TS check fail: {}", g("invalid_spi"), g("ts_check_fail"));
+        let _ = writeln!(s, "  Exceeds tunnel MTU: {}, Sequence exhausted: {}", g("exceeds_tunnel_mtu"), g("seq_exhausted"));
+        let shown = [
+            "encrypted_bytes", "decrypted_bytes", "encrypted_packets", "decrypted_packets", "esp_auth_failures",
+            "replay_errors", "bad_headers", "bad_trailers", "invalid_spi", "ts_check_fail", "exceeds_tunnel_mtu",
+            "seq_exhausted", "rx_packets", "tx_packets", "forwarded_packets", "decrypted_bytes",
+        ];
+        let others: Vec<String> =
+            self.global.iter().filter(|(k, v)| **v > 0 && !shown.contains(k)).map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(
+            s,
+            "Forwarding: rx {} tx {} forwarded in clear {} in {:.3} s active ({:.3} s polling)",
+            g("rx_packets"),
+            g("tx_packets"),
+            g("forwarded_packets"),
+            self.active_seconds,
+            self.run_seconds
+        );
+        if !others.is_empty() {
+            let _ = writeln!(s, "Other counters: {}", others.join(", "));
+        }
+        let main: Vec<String> = self.main.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k} {v}")).collect();
+        if !main.is_empty() {
+            let _ = writeln!(s, "Main lcore: {}", main.join(", "));
+        }
+        let _ = writeln!(s, "SAs:");
+        let _ = writeln!(s, "  {:<12}{:<5}{:<10}{:<13}{:>12}{:>14}  errors", "SPI", "dir", "tunnel", "algorithm", "packets", "bytes");
+        for sa in &self.sas {
+            let c = |k: &str| sa.counters.get(k).copied().unwrap_or(0);
+            let errors = c("auth_failures") + c("replay_errors") + c("bad_trailers") + c("ts_check_fail") + c("seq_exhausted");
+            let dir = match sa.direction {
+                crate::sa::Direction::In => "in",
+                crate::sa::Direction::Out => "out",
+            };
+            let _ = writeln!(
+                s,
+                "  {:<12}{:<5}{:<10}{:<13}{:>12}{:>14}  {}",
+                sa.spi,
+                dir,
+                sa.tunnel,
+                sa.algorithm,
+                c("packets"),
+                c("bytes"),
+                errors
+            );
+        }
+        let _ = writeln!(s, "Ports:");
+        for p in &self.ports {
+            let c = &p.counters;
+            let _ = writeln!(
+                s,
+                "  {} (port {}): rx {} tx {} missed {} rx errors {} tx errors {} no mbuf {}",
+                p.interface, p.port, c.rx_packets, c.tx_packets, c.rx_missed, c.rx_errors, c.tx_errors, c.rx_nombuf
+            );
+        }
+        s
     }
 }

@@ -26,10 +26,13 @@ pub enum Event {
     Resolve { port: u16, addr: Ipv4Addr },
 }
 
-/// How long a worker polled, for rates computed from the stats file.
+/// How long a worker polled, and how long it had traffic, for rates computed from the stats
+/// file: `active` runs from the first burst received to the end of the last one, so an offline
+/// run's idle wait does not dilute its rate.
 #[derive(Default, Debug)]
 pub struct RunTime {
     pub nanos: AtomicU64,
+    pub active_nanos: AtomicU64,
 }
 
 pub struct Worker {
@@ -60,10 +63,13 @@ impl Worker {
         let max_port = self.ports.iter().copied().max().map_or(0, usize::from);
         let mut tx: Vec<TxBuf> = (0..=max_port).map(|_| TxBuf { bufs: [ptr::null_mut(); MAX_BURST], n: 0 }).collect();
         let mut rx = [ptr::null_mut::<rte_mbuf>(); MAX_BURST];
-        let ms = (dpdk_sys::eal::tsc_hz() / 1000).max(1);
+        let hz = dpdk_sys::eal::tsc_hz().max(1000);
+        let ms = hz / 1000;
         let started = Instant::now();
+        let (mut first_rx, mut last_rx) = (0u64, 0u64);
         while !self.stop.load(Ordering::Relaxed) {
-            self.fwd.now_ms = dpdk_sys::eal::tsc() / ms;
+            let now = dpdk_sys::eal::tsc();
+            self.fwd.now_ms = now / ms;
             for cmd in self.commands.try_iter().take(COMMANDS_PER_ROUND) {
                 self.fwd.apply(cmd);
             }
@@ -96,11 +102,18 @@ impl Worker {
                 // A full channel only delays resolution; the next miss asks again.
                 let _ = self.events.try_send(Event::Resolve { port, addr });
             }
-            if got == 0 && !self.poll_sleep.is_zero() {
+            if got > 0 {
+                if first_rx == 0 {
+                    first_rx = now;
+                }
+                last_rx = dpdk_sys::eal::tsc();
+            } else if !self.poll_sleep.is_zero() {
                 std::thread::sleep(self.poll_sleep);
             }
         }
         self.run_time.nanos.store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        let active = u128::from(last_rx - first_rx) * 1_000_000_000 / u128::from(hz);
+        self.run_time.active_nanos.store(active as u64, Ordering::Relaxed);
         for (port, t) in tx.iter_mut().enumerate() {
             self.flush(port as u16, t);
         }
