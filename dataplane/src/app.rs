@@ -36,7 +36,10 @@ pub enum AppError {
 }
 
 fn config_err(field: impl Into<String>, reason: impl Into<String>) -> AppError {
-    AppError::Config(crate::config::ConfigError { field: field.into(), reason: reason.into() })
+    AppError::Config(crate::config::ConfigError {
+        field: field.into(),
+        reason: reason.into(),
+    })
 }
 
 /// mbuf data room: RTE_MBUF_DEFAULT_BUF_SIZE (2048 + 128 of headroom).
@@ -49,10 +52,16 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
     let main_lcore = eal.main_lcore();
     for (i, &l) in cfg.dataplane.workers.iter().enumerate() {
         if l == main_lcore {
-            return Err(config_err(format!("dataplane.workers[{i}]"), format!("lcore {l} is the EAL main lcore")));
+            return Err(config_err(
+                format!("dataplane.workers[{i}]"),
+                format!("lcore {l} is the EAL main lcore"),
+            ));
         }
         if !eal.is_lcore_enabled(l) {
-            return Err(config_err(format!("dataplane.workers[{i}]"), format!("lcore {l} is not in the EAL core list")));
+            return Err(config_err(
+                format!("dataplane.workers[{i}]"),
+                format!("lcore {l} is not in the EAL core list"),
+            ));
         }
     }
     let nports = dpdk_sys::port_count();
@@ -61,12 +70,22 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
             let names: Vec<String> = (0..nports).filter_map(dpdk_sys::port::port_name).collect();
             return Err(config_err(
                 format!("interfaces[{i}].port"),
-                format!("no DPDK port {}; EAL found {nports}: {}", ifc.port, names.join(", ")),
+                format!(
+                    "no DPDK port {}; EAL found {nports}: {}",
+                    ifc.port,
+                    names.join(", ")
+                ),
             ));
         }
     }
     let nworkers = cfg.dataplane.workers.len() as u16;
-    let pool = Mempool::pktmbuf("espgw_mbufs", cfg.dataplane.mbufs, 256, MBUF_DATA_ROOM, eal.lcore_socket(main_lcore))?;
+    let pool = Mempool::pktmbuf(
+        "espgw_mbufs",
+        cfg.dataplane.mbufs,
+        256,
+        MBUF_DATA_ROOM,
+        eal.lcore_socket(main_lcore),
+    )?;
 
     let mut ports: Vec<Port> = Vec::new();
     for (i, ifc) in cfg.interfaces.iter().enumerate() {
@@ -82,13 +101,21 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
         if port.rx_queues() < nworkers || port.tx_queues() < nworkers {
             return Err(config_err(
                 format!("interfaces[{i}].port"),
-                format!("port {} offers {} RX / {} TX queues, {nworkers} needed", ifc.port, port.rx_queues(), port.tx_queues()),
+                format!(
+                    "port {} offers {} RX / {} TX queues, {nworkers} needed",
+                    ifc.port,
+                    port.rx_queues(),
+                    port.tx_queues()
+                ),
             ));
         }
         if let Some(mac) = ifc.mac {
             // Where the PMD cannot take the address, receive everything and filter in software.
             if let Err(e) = port.set_mac(mac.0) {
-                eprintln!("espgw: {}: cannot set MAC {mac} on port {} ({e}); using promiscuous mode", ifc.name, ifc.port);
+                eprintln!(
+                    "espgw: {}: cannot set MAC {mac} on port {} ({e}); using promiscuous mode",
+                    ifc.name, ifc.port
+                );
                 port.promiscuous(true)?;
             }
         }
@@ -96,12 +123,29 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
         ports.push(port);
     }
     let port_mac = |p: u16| {
-        ports.iter().find(|x| x.id() == p).and_then(|x| x.mac().ok()).map(Mac).unwrap_or_default()
+        ports
+            .iter()
+            .find(|x| x.id() == p)
+            .and_then(|x| x.mac().ok())
+            .map(Mac)
+            .unwrap_or_default()
     };
     let prov = provision::build(cfg, port_mac)?;
     for i in &prov.interfaces {
-        let name = cfg.interfaces.iter().find(|c| c.port == i.port).map_or("?", |c| c.name.as_str());
-        eprintln!("espgw: {name}: port {} {} mac {} mtu {}", i.port, ipnet::Ipv4Net::new(i.addr, i.prefix_len).map(|n| n.to_string()).unwrap_or_default(), i.mac, i.mtu);
+        let name = cfg
+            .interfaces
+            .iter()
+            .find(|c| c.port == i.port)
+            .map_or("?", |c| c.name.as_str());
+        eprintln!(
+            "espgw: {name}: port {} {} mac {} mtu {}",
+            i.port,
+            ipnet::Ipv4Net::new(i.addr, i.prefix_len)
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+            i.mac,
+            i.mtu
+        );
     }
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -115,17 +159,39 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
     let mut commands = Some(prov.commands);
     for (q, &lcore) in cfg.dataplane.workers.iter().enumerate() {
         let socket = eal.lcore_socket(lcore);
-        let punt = Arc::new(Ring::new(&format!("espgw_punt_{lcore}"), RING_SIZE, socket, true, true)?);
-        let inject = Arc::new(Ring::new(&format!("espgw_inject_{lcore}"), RING_SIZE, socket, true, true)?);
+        let punt = Arc::new(Ring::new(
+            &format!("espgw_punt_{lcore}"),
+            RING_SIZE,
+            socket,
+            true,
+            true,
+        )?);
+        let inject = Arc::new(Ring::new(
+            &format!("espgw_inject_{lcore}"),
+            RING_SIZE,
+            socket,
+            true,
+            true,
+        )?);
         let initial = commands.take().unwrap_or_default();
         let (cmd_tx, cmd_rx) = crossbeam::channel::bounded(initial.len() + 4096);
         for c in initial {
-            cmd_tx.try_send(c).map_err(|_| AppError::Other("command channel full at start".into()))?;
+            cmd_tx
+                .try_send(c)
+                .map_err(|_| AppError::Other("command channel full at start".into()))?;
         }
         let stats = Arc::new(StatBlock::default());
         let run_time = Arc::new(RunTime::default());
-        sources.push(WorkerSource { lcore, stats: stats.clone(), run_time: run_time.clone() });
-        links.push(WorkerLink { commands: cmd_tx, punt: punt.clone(), inject: inject.clone() });
+        sources.push(WorkerSource {
+            lcore,
+            stats: stats.clone(),
+            run_time: run_time.clone(),
+        });
+        links.push(WorkerLink {
+            commands: cmd_tx,
+            punt: punt.clone(),
+            inject: inject.clone(),
+        });
         workers.push(Worker {
             lcore,
             queue: q as u16,
@@ -145,7 +211,11 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
         workers: sources,
         main: main.stats.clone(),
         sas: prov.sas,
-        ports: cfg.interfaces.iter().map(|i| (i.port, i.name.clone())).collect(),
+        ports: cfg
+            .interfaces
+            .iter()
+            .map(|i| (i.port, i.name.clone()))
+            .collect(),
     });
     telemetry::install(sources.clone())?;
 
@@ -161,7 +231,10 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
         RouteVia::Gateway { port, via } => Some((port, via)),
         RouteVia::Tunnel(_) => None,
     });
-    let peers = cfg.tunnels.iter().filter_map(|t| cfg.interface_for(t.encap.remote).map(|i| (i.port, t.encap.remote)));
+    let peers = cfg.tunnels.iter().filter_map(|t| {
+        cfg.interface_for(t.encap.remote)
+            .map(|i| (i.port, t.encap.remote))
+    });
     for (port, addr) in gateways.chain(peers) {
         if !is_static(addr) {
             main.resolve(&pool, port, addr);
@@ -177,7 +250,10 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
             last_rx = rx;
             last_change = Instant::now();
         }
-        if opts.exit_when_idle.is_some_and(|idle| last_change.elapsed() >= idle) {
+        if opts
+            .exit_when_idle
+            .is_some_and(|idle| last_change.elapsed() >= idle)
+        {
             break;
         }
         if work == 0 {
@@ -189,7 +265,12 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
     main.drain();
 
     let snap = sources.snapshot(|p| {
-        ports.iter().find(|x| x.id() == p).and_then(|x| x.stats().ok()).map(PortCounters::from).unwrap_or_default()
+        ports
+            .iter()
+            .find(|x| x.id() == p)
+            .and_then(|x| x.stats().ok())
+            .map(PortCounters::from)
+            .unwrap_or_default()
     });
     if let Some(path) = &opts.stats_file {
         write_stats(path, &snap)?;

@@ -22,7 +22,10 @@ pub struct ConfigError {
 }
 
 fn err<T>(field: impl Into<String>, reason: impl Into<String>) -> Result<T, ConfigError> {
-    Err(ConfigError { field: field.into(), reason: reason.into() })
+    Err(ConfigError {
+        field: field.into(),
+        reason: reason.into(),
+    })
 }
 
 // ---- the file as written ----
@@ -154,7 +157,9 @@ impl<'de> Deserialize<'de> for SecretHex {
         let mut s = String::deserialize(d)?;
         let t = s.trim();
         let t = t.strip_prefix("0x").unwrap_or(t);
-        let decoded = hex::decode(t).map(Zeroizing::new).map_err(|_| "not a hex string");
+        let decoded = hex::decode(t)
+            .map(Zeroizing::new)
+            .map_err(|_| "not a hex string");
         s.zeroize();
         Ok(SecretHex(decoded))
     }
@@ -195,7 +200,9 @@ pub struct InterfaceConfig {
 
 impl InterfaceConfig {
     pub fn subnet(&self) -> Ipv4Net {
-        Ipv4Net::new(self.addr, self.prefix_len).map(|n| n.trunc()).unwrap_or_default()
+        Ipv4Net::new(self.addr, self.prefix_len)
+            .map(|n| n.trunc())
+            .unwrap_or_default()
     }
 }
 
@@ -242,7 +249,8 @@ impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = Zeroizing::new(
-            std::fs::read_to_string(path).or_else(|e| err(path.display().to_string(), e.to_string()))?,
+            std::fs::read_to_string(path)
+                .or_else(|e| err(path.display().to_string(), e.to_string()))?,
         );
         Self::parse(&text)
     }
@@ -259,11 +267,14 @@ impl Config {
 }
 
 fn parse_ip(field: &str, s: &str) -> Result<Ipv4Addr, ConfigError> {
-    s.parse().or_else(|_| err(field, format!("{s:?} is not an IPv4 address")))
+    s.parse()
+        .or_else(|_| err(field, format!("{s:?} is not an IPv4 address")))
 }
 
 fn parse_mac(field: &str, s: &str) -> Result<Mac, ConfigError> {
-    let m: Mac = s.parse().or_else(|e: &str| err(field, format!("{s:?}: {e}")))?;
+    let m: Mac = s
+        .parse()
+        .or_else(|e: &str| err(field, format!("{s:?}: {e}")))?;
     if m.0[0] & 1 != 0 {
         return err(field, format!("{s} is a multicast/broadcast address"));
     }
@@ -271,9 +282,17 @@ fn parse_mac(field: &str, s: &str) -> Result<Mac, ConfigError> {
 }
 
 fn parse_prefix(field: &str, s: &str) -> Result<Ipv4Net, ConfigError> {
-    let n: Ipv4Net = s.parse().or_else(|_| err(field, format!("{s:?} is not an IPv4 prefix like 10.2.0.0/16")))?;
+    let n: Ipv4Net = s.parse().or_else(|_| {
+        err(
+            field,
+            format!("{s:?} is not an IPv4 prefix like 10.2.0.0/16"),
+        )
+    })?;
     if n.addr() != n.network() {
-        return err(field, format!("{s} has host bits set (did you mean {}?)", n.trunc()));
+        return err(
+            field,
+            format!("{s} has host bits set (did you mean {}?)", n.trunc()),
+        );
     }
     Ok(n)
 }
@@ -292,7 +311,10 @@ fn parse_spi(field: &str, s: &SpiFile) -> Result<u32, ConfigError> {
     };
     // RFC 4303 section 2.1: 0 is never sent and 1-255 are reserved by IANA.
     if !(256..=u64::from(u32::MAX)).contains(&v) {
-        return err(field, format!("{v:#x} is outside 0x100..0xffffffff (0-255 are reserved)"));
+        return err(
+            field,
+            format!("{v:#x} is outside 0x100..0xffffffff (0-255 are reserved)"),
+        );
     }
     Ok(v as u32)
 }
@@ -333,19 +355,37 @@ fn validate(f: File) -> Result<Config, ConfigError> {
             return err(field("name"), format!("{:?} is defined twice", x.name));
         }
         if interfaces.iter().any(|o| o.port == x.port) {
-            return err(field("port"), format!("port {} already has an interface", x.port));
+            return err(
+                field("port"),
+                format!("port {} already has an interface", x.port),
+            );
         }
-        let net: Ipv4Net = x
-            .address
-            .parse()
-            .or_else(|_| err(field("address"), format!("{:?} is not an address/length like 10.1.0.1/24", x.address)))?;
+        let net: Ipv4Net = x.address.parse().or_else(|_| {
+            err(
+                field("address"),
+                format!("{:?} is not an address/length like 10.1.0.1/24", x.address),
+            )
+        })?;
         if net.prefix_len() == 0 || net.addr() == net.network() && net.prefix_len() < 31 {
-            return err(field("address"), format!("{} is not a host address on its subnet", x.address));
+            return err(
+                field("address"),
+                format!("{} is not a host address on its subnet", x.address),
+            );
         }
-        if interfaces.iter().any(|o| o.subnet().contains(&net.addr()) || net.contains(&o.addr)) {
-            return err(field("address"), format!("{} overlaps another interface's subnet", x.address));
+        if interfaces
+            .iter()
+            .any(|o| o.subnet().contains(&net.addr()) || net.contains(&o.addr))
+        {
+            return err(
+                field("address"),
+                format!("{} overlaps another interface's subnet", x.address),
+            );
         }
-        let mac = x.mac.as_deref().map(|m| parse_mac(&field("mac"), m)).transpose()?;
+        let mac = x
+            .mac
+            .as_deref()
+            .map(|m| parse_mac(&field("mac"), m))
+            .transpose()?;
         let mtu = x.mtu.unwrap_or(DEFAULT_MTU);
         if !(576..=9000).contains(&mtu) {
             return err(field("mtu"), format!("{mtu} is outside 576..9000"));
@@ -366,7 +406,10 @@ fn validate(f: File) -> Result<Config, ConfigError> {
         let field = |x: &str| format!("neighbors[{i}].{x}");
         let a = parse_ip(&field("address"), &n.address)?;
         if on_subnet(a).is_none() {
-            return err(field("address"), format!("{a} is not on any interface's subnet"));
+            return err(
+                field("address"),
+                format!("{a} is not on any interface's subnet"),
+            );
         }
         if neighbors.iter().any(|(o, _)| *o == a) {
             return err(field("address"), format!("{a} is listed twice"));
@@ -384,14 +427,24 @@ fn validate(f: File) -> Result<Config, ConfigError> {
             return err(field("name"), "empty");
         }
         if tunnels.iter().any(|o| o.name == t.name) || interfaces.iter().any(|o| o.name == t.name) {
-            return err(field("name"), format!("{:?} is already the name of a tunnel or interface", t.name));
+            return err(
+                field("name"),
+                format!("{:?} is already the name of a tunnel or interface", t.name),
+            );
         }
         let local = parse_ip(&field("local"), &t.local)?;
         if !interfaces.iter().any(|x| x.addr == local) {
-            return err(field("local"), format!("{local} is not the address of any interface"));
+            return err(
+                field("local"),
+                format!("{local} is not the address of any interface"),
+            );
         }
         let remote = parse_ip(&field("remote"), &t.remote)?;
-        if remote.is_unspecified() || remote.is_broadcast() || remote.is_multicast() || remote == local {
+        if remote.is_unspecified()
+            || remote.is_broadcast()
+            || remote.is_multicast()
+            || remote == local
+        {
             return err(field("remote"), format!("{remote} cannot be a tunnel peer"));
         }
         let udp = match &t.udp_encap {
@@ -414,20 +467,34 @@ fn validate(f: File) -> Result<Config, ConfigError> {
         let mut selectors = Selectors::default();
         if let Some(s) = &t.traffic_selectors {
             for (j, p) in s.local.iter().enumerate() {
-                selectors.local.push(parse_prefix(&format!("tunnels[{i}].traffic_selectors.local[{j}]"), p)?);
+                selectors.local.push(parse_prefix(
+                    &format!("tunnels[{i}].traffic_selectors.local[{j}]"),
+                    p,
+                )?);
             }
             for (j, p) in s.remote.iter().enumerate() {
-                selectors.remote.push(parse_prefix(&format!("tunnels[{i}].traffic_selectors.remote[{j}]"), p)?);
+                selectors.remote.push(parse_prefix(
+                    &format!("tunnels[{i}].traffic_selectors.remote[{j}]"),
+                    p,
+                )?);
             }
         }
         tunnels.push(Tunnel {
             name: t.name.clone(),
             id: i as u16,
-            encap: TunnelEncap { local, remote, udp, df: t.df, dscp, ttl },
+            encap: TunnelEncap {
+                local,
+                remote,
+                udp,
+                df: t.df,
+                dscp,
+                ttl,
+            },
             selectors,
         });
     }
-    let tunnel_by_name: HashMap<&str, u16> = tunnels.iter().map(|t| (t.name.as_str(), t.id)).collect();
+    let tunnel_by_name: HashMap<&str, u16> =
+        tunnels.iter().map(|t| (t.name.as_str(), t.id)).collect();
 
     if f.routes.len() > MAX_ROUTES {
         return err("routes", format!("at most {MAX_ROUTES}"));
@@ -436,21 +503,34 @@ fn validate(f: File) -> Result<Config, ConfigError> {
     for (i, r) in f.routes.iter().enumerate() {
         let prefix = parse_prefix(&format!("routes[{i}].prefix"), &r.prefix)?;
         if routes.iter().any(|o| o.prefix == prefix) {
-            return err(format!("routes[{i}].prefix"), format!("{prefix} is routed twice"));
+            return err(
+                format!("routes[{i}].prefix"),
+                format!("{prefix} is routed twice"),
+            );
         }
         let via = if let Some(&t) = tunnel_by_name.get(r.via.as_str()) {
             RouteVia::Tunnel(t)
         } else {
             let field = format!("routes[{i}].via");
-            let a: Ipv4Addr =
-                r.via.parse().or_else(|_| err(&field, format!("{:?} is neither a tunnel name nor an IPv4 address", r.via)))?;
+            let a: Ipv4Addr = r.via.parse().or_else(|_| {
+                err(
+                    &field,
+                    format!("{:?} is neither a tunnel name nor an IPv4 address", r.via),
+                )
+            })?;
             let Some(ifc) = on_subnet(a) else {
-                return err(field, format!("next hop {a} is not on any interface's subnet"));
+                return err(
+                    field,
+                    format!("next hop {a} is not on any interface's subnet"),
+                );
             };
             if interfaces.iter().any(|x| x.addr == a) {
                 return err(field, format!("next hop {a} is our own address"));
             }
-            RouteVia::Gateway { port: ifc.port, via: a }
+            RouteVia::Gateway {
+                port: ifc.port,
+                via: a,
+            }
         };
         routes.push(Route { prefix, via });
     }
@@ -458,7 +538,10 @@ fn validate(f: File) -> Result<Config, ConfigError> {
     // The peer of every tunnel must be reachable without going through a tunnel.
     for (i, t) in tunnels.iter().enumerate() {
         let r = t.encap.remote;
-        let best = routes.iter().filter(|x| x.prefix.contains(&r)).max_by_key(|x| x.prefix.prefix_len());
+        let best = routes
+            .iter()
+            .filter(|x| x.prefix.contains(&r))
+            .max_by_key(|x| x.prefix.prefix_len());
         let connected = on_subnet(r).map(|x| x.prefix_len);
         let reachable = match (best, connected) {
             (Some(b), Some(c)) if c >= b.prefix.prefix_len() => true,
@@ -466,7 +549,10 @@ fn validate(f: File) -> Result<Config, ConfigError> {
             (None, c) => c.is_some(),
         };
         if !reachable {
-            return err(format!("tunnels[{i}].remote"), format!("no route to {r} except through a tunnel"));
+            return err(
+                format!("tunnels[{i}].remote"),
+                format!("no route to {r} except through a tunnel"),
+            );
         }
     }
 
@@ -484,7 +570,10 @@ fn validate(f: File) -> Result<Config, ConfigError> {
                 return err(field("spi"), format!("inbound SPI {spi:#x} is used twice"));
             }
             Direction::Out if !out_tunnels.insert(tunnel) => {
-                return err(field("tunnel"), format!("{} already has an outbound SA", s.tunnel));
+                return err(
+                    field("tunnel"),
+                    format!("{} already has an outbound SA", s.tunnel),
+                );
             }
             _ => {}
         }
@@ -496,13 +585,21 @@ fn validate(f: File) -> Result<Config, ConfigError> {
         if key.len() != want {
             return err(
                 field("key"),
-                format!("{} needs {want} bytes (key || 4-byte salt), got {}", s.algorithm.name(), key.len()),
+                format!(
+                    "{} needs {want} bytes (key || 4-byte salt), got {}",
+                    s.algorithm.name(),
+                    key.len()
+                ),
             );
         }
         let keymat = Keymat::new(s.algorithm, key).or_else(|e| err(field("key"), e.to_string()))?;
         let replay_window = match (s.direction, s.replay_window) {
-            (Direction::Out, Some(_)) => return err(field("replay_window"), "applies to inbound SAs only"),
-            (_, Some(w)) if w > MAX_WINDOW => return err(field("replay_window"), format!("{w} is above {MAX_WINDOW}")),
+            (Direction::Out, Some(_)) => {
+                return err(field("replay_window"), "applies to inbound SAs only")
+            }
+            (_, Some(w)) if w > MAX_WINDOW => {
+                return err(field("replay_window"), format!("{w} is above {MAX_WINDOW}"))
+            }
             (_, Some(w)) => w,
             (_, None) => DEFAULT_WINDOW,
         };
@@ -522,7 +619,14 @@ fn validate(f: File) -> Result<Config, ConfigError> {
         });
     }
 
-    Ok(Config { dataplane, interfaces, neighbors, tunnels, routes, manual_sas })
+    Ok(Config {
+        dataplane,
+        interfaces,
+        neighbors,
+        tunnels,
+        routes,
+        manual_sas,
+    })
 }
 
 #[cfg(test)]

@@ -8,7 +8,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(name = "espgw-dataplane", version, about = "ESP tunnel gateway dataplane (DPDK)")]
+#[command(
+    name = "espgw-dataplane",
+    version,
+    about = "ESP tunnel gateway dataplane (DPDK)"
+)]
 struct Cli {
     /// Configuration file (JSON; see docs/configuration.md).
     #[arg(long, value_name = "FILE")]
@@ -34,8 +38,15 @@ fn main() -> ExitCode {
         }
     };
     warn_if_readable(&cli.config, &cfg);
-    let eal = if cli.eal.is_empty() { cfg.dataplane.eal.clone() } else { cli.eal.clone() };
-    let opts = Options { exit_when_idle: cli.exit_when_idle.map(Duration::from_millis), stats_file: cli.stats_file };
+    let eal = if cli.eal.is_empty() {
+        cfg.dataplane.eal.clone()
+    } else {
+        cli.eal.clone()
+    };
+    let opts = Options {
+        exit_when_idle: cli.exit_when_idle.map(Duration::from_millis),
+        stats_file: cli.stats_file,
+    };
     match app::run(&cfg, &eal, &opts) {
         Ok(snap) => {
             eprint!("{}", snap.render());

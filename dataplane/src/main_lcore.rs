@@ -62,8 +62,18 @@ pub struct MainLcore {
 }
 
 impl MainLcore {
-    pub fn new(interfaces: Vec<Interface>, workers: Vec<WorkerLink>, events: Receiver<Event>) -> MainLcore {
-        MainLcore { interfaces, workers, events, asked: HashMap::new(), stats: Arc::default() }
+    pub fn new(
+        interfaces: Vec<Interface>,
+        workers: Vec<WorkerLink>,
+        events: Receiver<Event>,
+    ) -> MainLcore {
+        MainLcore {
+            interfaces,
+            workers,
+            events,
+            asked: HashMap::new(),
+            stats: Arc::default(),
+        }
     }
 
     /// Handles what the workers punted and asked; returns how much work there was.
@@ -92,7 +102,11 @@ impl MainLcore {
     /// Asks for the MAC of `addr` on `port`, at most once per `RESOLVE_INTERVAL`.
     pub fn resolve(&mut self, pool: &Mempool, port: u16, addr: Ipv4Addr) {
         let now = Instant::now();
-        if self.asked.get(&addr).is_some_and(|t| now.duration_since(*t) < RESOLVE_INTERVAL) {
+        if self
+            .asked
+            .get(&addr)
+            .is_some_and(|t| now.duration_since(*t) < RESOLVE_INTERVAL)
+        {
             return;
         }
         let Some(iface) = self.interfaces.iter().find(|i| i.port == port).copied() else {
@@ -126,7 +140,11 @@ impl MainLcore {
             let out = arp::handle(m.data_mut(), &iface);
             if let Some((addr, mac)) = out.learned {
                 self.stats.neighbors_learned.inc();
-                self.broadcast(|| Command::SetNeighbor { addr, mac, permanent: false });
+                self.broadcast(|| Command::SetNeighbor {
+                    addr,
+                    mac,
+                    permanent: false,
+                });
             }
             if out.reply {
                 self.stats.arp_replies_sent.inc();
@@ -155,7 +173,10 @@ impl MainLcore {
             return false;
         };
         let (src, dst) = (p.src(), p.dst());
-        if p.protocol() != ipv4::PROTO_ICMP || p.is_fragment() || !self.interfaces.iter().any(|i| i.addr == dst) {
+        if p.protocol() != ipv4::PROTO_ICMP
+            || p.is_fragment()
+            || !self.interfaces.iter().any(|i| i.addr == dst)
+        {
             return false;
         }
         if !icmp::echo_request_to_reply(p.payload_mut()) {
@@ -212,7 +233,10 @@ impl MainLcore {
 
 /// UDP 500, or UDP 4500 with the non-ESP marker, in a punted frame.
 fn is_ike(frame: &[u8]) -> bool {
-    let Some(Ok(p)) = frame.get(ethernet::HEADER_LEN..).map(ipv4::Packet::new_checked) else {
+    let Some(Ok(p)) = frame
+        .get(ethernet::HEADER_LEN..)
+        .map(ipv4::Packet::new_checked)
+    else {
         return false;
     };
     if p.protocol() != ipv4::PROTO_UDP {

@@ -52,7 +52,11 @@ impl VecBuf {
     pub fn with_room(headroom: usize, bytes: &[u8], tailroom: usize) -> VecBuf {
         let mut buf = vec![0u8; headroom + bytes.len() + tailroom];
         buf[headroom..headroom + bytes.len()].copy_from_slice(bytes);
-        VecBuf { buf, start: headroom, end: headroom + bytes.len() }
+        VecBuf {
+            buf,
+            start: headroom,
+            end: headroom + bytes.len(),
+        }
     }
 }
 

@@ -48,18 +48,31 @@ pub fn build(cfg: &Config, port_mac: impl Fn(u16) -> Mac) -> Result<Provision, C
         };
         interfaces.push(iface);
         commands.push(Command::SetInterface(iface));
-        commands.push(Command::AddRoute { prefix: i.subnet(), target: Target::Connected { port: i.port } });
-        commands.push(Command::AddRoute { prefix: Ipv4Net::from(i.addr), target: Target::Local });
+        commands.push(Command::AddRoute {
+            prefix: i.subnet(),
+            target: Target::Connected { port: i.port },
+        });
+        commands.push(Command::AddRoute {
+            prefix: Ipv4Net::from(i.addr),
+            target: Target::Local,
+        });
     }
     for r in &cfg.routes {
         let target = match r.via {
             RouteVia::Tunnel(tunnel) => Target::Tunnel { tunnel },
             RouteVia::Gateway { port, via } => Target::Gateway { port, via },
         };
-        commands.push(Command::AddRoute { prefix: r.prefix, target });
+        commands.push(Command::AddRoute {
+            prefix: r.prefix,
+            target,
+        });
     }
     for &(addr, mac) in &cfg.neighbors {
-        commands.push(Command::SetNeighbor { addr, mac, permanent: true });
+        commands.push(Command::SetNeighbor {
+            addr,
+            mac,
+            permanent: true,
+        });
     }
     for t in &cfg.tunnels {
         if let Some((local_port, _)) = t.encap.udp {
@@ -76,7 +89,9 @@ pub fn build(cfg: &Config, port_mac: impl Fn(u16) -> Mac) -> Result<Provision, C
         };
         match s.direction {
             Direction::Out => {
-                let mut sa = OutboundSa::new(s.spi, s.esn, t.id, &s.keymat, t.encap, counters.clone()).map_err(key_err)?;
+                let mut sa =
+                    OutboundSa::new(s.spi, s.esn, t.id, &s.keymat, t.encap, counters.clone())
+                        .map_err(key_err)?;
                 if let Some(q) = s.initial_seq {
                     sa.set_last_seq(q.saturating_sub(1));
                 }
@@ -92,7 +107,8 @@ pub fn build(cfg: &Config, port_mac: impl Fn(u16) -> Mac) -> Result<Provision, C
                     replay_window: s.replay_window,
                     selectors: t.selectors.clone(),
                 };
-                let mut sa = InboundSa::new(params, &s.keymat, counters.clone()).map_err(key_err)?;
+                let mut sa =
+                    InboundSa::new(params, &s.keymat, counters.clone()).map_err(key_err)?;
                 if let Some(q) = s.initial_seq {
                     sa.replay.set_top(q);
                 }
@@ -105,12 +121,20 @@ pub fn build(cfg: &Config, port_mac: impl Fn(u16) -> Mac) -> Result<Provision, C
             tunnel: t.name.clone(),
             algorithm: s.keymat.algorithm(),
             esn: s.esn,
-            replay_window: if s.direction == Direction::In { s.replay_window } else { 0 },
+            replay_window: if s.direction == Direction::In {
+                s.replay_window
+            } else {
+                0
+            },
             local: t.encap.local,
             remote: t.encap.remote,
             udp_encap: t.encap.udp,
             counters,
         });
     }
-    Ok(Provision { interfaces, commands, sas })
+    Ok(Provision {
+        interfaces,
+        commands,
+        sas,
+    })
 }

@@ -101,7 +101,11 @@ impl OutboundSa {
     /// 2^64 - 1 with it. The counter never wraps (RFC 4303 section 3.3.3).
     #[inline]
     pub fn next_seq(&mut self) -> Option<u64> {
-        let limit = if self.esn { u64::MAX } else { u64::from(u32::MAX) };
+        let limit = if self.esn {
+            u64::MAX
+        } else {
+            u64::from(u32::MAX)
+        };
         if self.last_seq >= limit {
             return None;
         }
@@ -153,7 +157,11 @@ pub struct InboundParams {
 }
 
 impl InboundSa {
-    pub fn new(p: InboundParams, keymat: &Keymat, counters: Arc<SaCounters>) -> Result<InboundSa, CryptoError> {
+    pub fn new(
+        p: InboundParams,
+        keymat: &Keymat,
+        counters: Arc<SaCounters>,
+    ) -> Result<InboundSa, CryptoError> {
         Ok(InboundSa {
             spi: p.spi,
             esn: p.esn,
@@ -212,7 +220,10 @@ mod tests {
         let a = Ipv4Addr::new(10, 2, 0, 10);
         let b = Ipv4Addr::new(10, 1, 0, 10);
         assert!(any.admits_inbound(a, b));
-        let s = Selectors { local: vec!["10.1.0.0/16".parse().unwrap()], remote: vec!["10.2.0.0/24".parse().unwrap()] };
+        let s = Selectors {
+            local: vec!["10.1.0.0/16".parse().unwrap()],
+            remote: vec!["10.2.0.0/24".parse().unwrap()],
+        };
         assert!(s.admits_inbound(a, b));
         assert!(!s.admits_inbound(b, a));
         assert!(!s.admits_inbound(Ipv4Addr::new(10, 2, 1, 1), b));

@@ -106,7 +106,10 @@ impl Sources {
     }
 
     pub fn global(&self) -> BTreeMap<&'static str, u64> {
-        Stat::ALL.iter().map(|&s| (s.name(), self.total(s))).collect()
+        Stat::ALL
+            .iter()
+            .map(|&s| (s.name(), self.total(s)))
+            .collect()
     }
 
     pub fn sa_snapshots(&self) -> Vec<SaSnapshot> {
@@ -135,7 +138,10 @@ impl Sources {
                 lcore: w.lcore,
                 run_seconds: w.run_time.nanos.load(Ordering::Relaxed) as f64 / 1e9,
                 active_seconds: w.run_time.active_nanos.load(Ordering::Relaxed) as f64 / 1e9,
-                counters: Stat::ALL.iter().map(|&s| (s.name(), w.stats.get(s))).collect(),
+                counters: Stat::ALL
+                    .iter()
+                    .map(|&s| (s.name(), w.stats.get(s)))
+                    .collect(),
             })
             .collect();
         Snapshot {
@@ -147,7 +153,11 @@ impl Sources {
             ports: self
                 .ports
                 .iter()
-                .map(|(p, name)| PortSnapshot { port: *p, interface: name.clone(), counters: port_counters(*p) })
+                .map(|(p, name)| PortSnapshot {
+                    port: *p,
+                    interface: name.clone(),
+                    counters: port_counters(*p),
+                })
                 .collect(),
             sas: self.sa_snapshots(),
         }
@@ -177,16 +187,48 @@ impl Snapshot {
             g("esp_auth_failures"),
             g("replay_errors")
         );
-        let _ = writeln!(s, "  Bad headers: {}, Bad trailers: {}", g("bad_headers"), g("bad_trailers"));
-        let _ = writeln!(s, "  Invalid SPI: {}, TS check fail: {}", g("invalid_spi"), g("ts_check_fail"));
-        let _ = writeln!(s, "  Exceeds tunnel MTU: {}, Sequence exhausted: {}", g("exceeds_tunnel_mtu"), g("seq_exhausted"));
+        let _ = writeln!(
+            s,
+            "  Bad headers: {}, Bad trailers: {}",
+            g("bad_headers"),
+            g("bad_trailers")
+        );
+        let _ = writeln!(
+            s,
+            "  Invalid SPI: {}, TS check fail: {}",
+            g("invalid_spi"),
+            g("ts_check_fail")
+        );
+        let _ = writeln!(
+            s,
+            "  Exceeds tunnel MTU: {}, Sequence exhausted: {}",
+            g("exceeds_tunnel_mtu"),
+            g("seq_exhausted")
+        );
         let shown = [
-            "encrypted_bytes", "decrypted_bytes", "encrypted_packets", "decrypted_packets", "esp_auth_failures",
-            "replay_errors", "bad_headers", "bad_trailers", "invalid_spi", "ts_check_fail", "exceeds_tunnel_mtu",
-            "seq_exhausted", "rx_packets", "tx_packets", "forwarded_packets", "decrypted_bytes",
+            "encrypted_bytes",
+            "decrypted_bytes",
+            "encrypted_packets",
+            "decrypted_packets",
+            "esp_auth_failures",
+            "replay_errors",
+            "bad_headers",
+            "bad_trailers",
+            "invalid_spi",
+            "ts_check_fail",
+            "exceeds_tunnel_mtu",
+            "seq_exhausted",
+            "rx_packets",
+            "tx_packets",
+            "forwarded_packets",
+            "decrypted_bytes",
         ];
-        let others: Vec<String> =
-            self.global.iter().filter(|(k, v)| **v > 0 && !shown.contains(k)).map(|(k, v)| format!("{k} {v}")).collect();
+        let others: Vec<String> = self
+            .global
+            .iter()
+            .filter(|(k, v)| **v > 0 && !shown.contains(k))
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         let _ = writeln!(
             s,
             "Forwarding: rx {} tx {} forwarded in clear {} in {:.3} s active ({:.3} s polling)",
@@ -199,15 +241,28 @@ impl Snapshot {
         if !others.is_empty() {
             let _ = writeln!(s, "Other counters: {}", others.join(", "));
         }
-        let main: Vec<String> = self.main.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k} {v}")).collect();
+        let main: Vec<String> = self
+            .main
+            .iter()
+            .filter(|(_, v)| **v > 0)
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         if !main.is_empty() {
             let _ = writeln!(s, "Main lcore: {}", main.join(", "));
         }
         let _ = writeln!(s, "SAs:");
-        let _ = writeln!(s, "  {:<12}{:<5}{:<10}{:<13}{:>12}{:>14}  errors", "SPI", "dir", "tunnel", "algorithm", "packets", "bytes");
+        let _ = writeln!(
+            s,
+            "  {:<12}{:<5}{:<10}{:<13}{:>12}{:>14}  errors",
+            "SPI", "dir", "tunnel", "algorithm", "packets", "bytes"
+        );
         for sa in &self.sas {
             let c = |k: &str| sa.counters.get(k).copied().unwrap_or(0);
-            let errors = c("auth_failures") + c("replay_errors") + c("bad_trailers") + c("ts_check_fail") + c("seq_exhausted");
+            let errors = c("auth_failures")
+                + c("replay_errors")
+                + c("bad_trailers")
+                + c("ts_check_fail")
+                + c("seq_exhausted");
             let dir = match sa.direction {
                 crate::sa::Direction::In => "in",
                 crate::sa::Direction::Out => "out",
@@ -230,7 +285,14 @@ impl Snapshot {
             let _ = writeln!(
                 s,
                 "  {} (port {}): rx {} tx {} missed {} rx errors {} tx errors {} no mbuf {}",
-                p.interface, p.port, c.rx_packets, c.tx_packets, c.rx_missed, c.rx_errors, c.tx_errors, c.rx_nombuf
+                p.interface,
+                p.port,
+                c.rx_packets,
+                c.tx_packets,
+                c.rx_missed,
+                c.rx_errors,
+                c.tx_errors,
+                c.rx_nombuf
             );
         }
         s

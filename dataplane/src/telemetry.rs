@@ -15,16 +15,30 @@ pub fn install(sources: Arc<Sources>) -> dpdk_sys::Result<()> {
     if SOURCES.set(sources).is_err() {
         return Ok(());
     }
-    telemetry::register(c"/espgw/stats", c"espgw global counters, summed over workers", stats)?;
-    telemetry::register(c"/espgw/sa/list", c"espgw SAs: settings and counters, by SPI", sa_list)
+    telemetry::register(
+        c"/espgw/stats",
+        c"espgw global counters, summed over workers",
+        stats,
+    )?;
+    telemetry::register(
+        c"/espgw/sa/list",
+        c"espgw SAs: settings and counters, by SPI",
+        sa_list,
+    )
 }
 
-extern "C" fn stats(_cmd: *const c_char, params: *const c_char, d: *mut sys::rte_tel_data) -> c_int {
+extern "C" fn stats(
+    _cmd: *const c_char,
+    params: *const c_char,
+    d: *mut sys::rte_tel_data,
+) -> c_int {
     // SAFETY: these are the arguments DPDK passed to this handler.
     unsafe {
         respond(params, d, |_, t| {
             t.start_dict()?;
-            let Some(s) = SOURCES.get() else { return Ok(()) };
+            let Some(s) = SOURCES.get() else {
+                return Ok(());
+            };
             for (k, v) in s.global() {
                 t.add_dict_u64(k, v)?;
             }
@@ -36,15 +50,28 @@ extern "C" fn stats(_cmd: *const c_char, params: *const c_char, d: *mut sys::rte
     }
 }
 
-extern "C" fn sa_list(_cmd: *const c_char, params: *const c_char, d: *mut sys::rte_tel_data) -> c_int {
+extern "C" fn sa_list(
+    _cmd: *const c_char,
+    params: *const c_char,
+    d: *mut sys::rte_tel_data,
+) -> c_int {
     // SAFETY: these are the arguments DPDK passed to this handler.
     unsafe {
         respond(params, d, |_, t| {
             t.start_dict()?;
-            let Some(s) = SOURCES.get() else { return Ok(()) };
+            let Some(s) = SOURCES.get() else {
+                return Ok(());
+            };
             for sa in &s.sas {
                 let mut c = TelContainer::new_dict()?;
-                c.add_dict_string("direction", if sa.direction == crate::sa::Direction::In { "in" } else { "out" })?;
+                c.add_dict_string(
+                    "direction",
+                    if sa.direction == crate::sa::Direction::In {
+                        "in"
+                    } else {
+                        "out"
+                    },
+                )?;
                 c.add_dict_string("tunnel", &sa.tunnel)?;
                 c.add_dict_string("algorithm", sa.algorithm.name())?;
                 c.add_dict_u64("esn", u64::from(sa.esn))?;

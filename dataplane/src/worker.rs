@@ -61,7 +61,12 @@ impl Worker {
     /// The loop; returns when `stop` is set. Runs on its own lcore.
     pub fn run(mut self) -> i32 {
         let max_port = self.ports.iter().copied().max().map_or(0, usize::from);
-        let mut tx: Vec<TxBuf> = (0..=max_port).map(|_| TxBuf { bufs: [ptr::null_mut(); MAX_BURST], n: 0 }).collect();
+        let mut tx: Vec<TxBuf> = (0..=max_port)
+            .map(|_| TxBuf {
+                bufs: [ptr::null_mut(); MAX_BURST],
+                n: 0,
+            })
+            .collect();
         let mut rx = [ptr::null_mut::<rte_mbuf>(); MAX_BURST];
         let hz = dpdk_sys::eal::tsc_hz().max(1000);
         let ms = hz / 1000;
@@ -111,21 +116,33 @@ impl Worker {
                 std::thread::sleep(self.poll_sleep);
             }
         }
-        self.run_time.nanos.store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.run_time
+            .nanos
+            .store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         let active = u128::from(last_rx - first_rx) * 1_000_000_000 / u128::from(hz);
-        self.run_time.active_nanos.store(active as u64, Ordering::Relaxed);
+        self.run_time
+            .active_nanos
+            .store(active as u64, Ordering::Relaxed);
         for (port, t) in tx.iter_mut().enumerate() {
             self.flush(port as u16, t);
         }
         0
     }
 
-    fn drain_inject(&mut self, scratch: &mut [*mut rte_mbuf; MAX_BURST], tx: &mut [TxBuf]) -> usize {
+    fn drain_inject(
+        &mut self,
+        scratch: &mut [*mut rte_mbuf; MAX_BURST],
+        tx: &mut [TxBuf],
+    ) -> usize {
         let n = self.inject.dequeue_mbufs(scratch);
         for &raw in &scratch[..n] {
             // SAFETY: the main lcore gave up ownership when it enqueued the mbuf.
             let mut m = unsafe { Mbuf::from_raw(raw) };
-            let v = if m.port() == INJECT_ROUTE { self.fwd.output_ip(&mut m) } else { Verdict::Tx(m.port()) };
+            let v = if m.port() == INJECT_ROUTE {
+                self.fwd.output_ip(&mut m)
+            } else {
+                Verdict::Tx(m.port())
+            };
             self.dispatch(m, v, tx);
         }
         n

@@ -16,17 +16,33 @@ fn a_config_error_names_the_field_and_starts_nothing() {
                             "algorithm": "aes-256-gcm", "key": "00112233445566778899aabbccddeeff00112233"}]}"#,
     )
     .unwrap();
-    let out = Command::new(common::dataplane_bin()).arg("--config").arg(&cfg).output().unwrap();
+    let out = Command::new(common::dataplane_bin())
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("manual_sas[0].key: aes-256-gcm needs 36 bytes"), "{err}");
-    assert!(!err.contains("00112233445566"), "key material in the error: {err}");
-    assert!(!err.contains("EAL"), "EAL must not start on a bad config: {err}");
+    assert!(
+        err.contains("manual_sas[0].key: aes-256-gcm needs 36 bytes"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("00112233445566"),
+        "key material in the error: {err}"
+    );
+    assert!(
+        !err.contains("EAL"),
+        "EAL must not start on a bad config: {err}"
+    );
 }
 
 #[test]
 fn a_missing_file_is_reported() {
-    let out = Command::new(common::dataplane_bin()).args(["--config", "/nonexistent/espgw.json"]).output().unwrap();
+    let out = Command::new(common::dataplane_bin())
+        .args(["--config", "/nonexistent/espgw.json"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/espgw.json"));
 }

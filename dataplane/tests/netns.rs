@@ -19,7 +19,9 @@ struct Topology {
 
 impl Drop for Topology {
     fn drop(&mut self) {
-        let _ = Command::new(repo_root().join("scripts/topology.sh")).args(["down", &self.name]).status();
+        let _ = Command::new(repo_root().join("scripts/topology.sh"))
+            .args(["down", &self.name])
+            .status();
     }
 }
 
@@ -50,7 +52,10 @@ fn wait_for(path: &std::path::Path, text: &str, what: &str) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("{what} did not start: {}", std::fs::read_to_string(path).unwrap_or_default());
+    panic!(
+        "{what} did not start: {}",
+        std::fs::read_to_string(path).unwrap_or_default()
+    );
 }
 
 fn in_ns(ns: &str, args: &[&str]) -> Command {
@@ -61,7 +66,14 @@ fn in_ns(ns: &str, args: &[&str]) -> Command {
 
 fn ping(ns: &str, to: &str, count: usize, size: usize) -> String {
     let (c, s) = (count.to_string(), size.to_string());
-    let out = in_ns(ns, &["ping", "-n", "-q", "-c", &c, "-s", &s, "-i", "0.02", "-W", "2", to]).output().unwrap();
+    let out = in_ns(
+        ns,
+        &[
+            "ping", "-n", "-q", "-c", &c, "-s", &s, "-i", "0.02", "-W", "2", to,
+        ],
+    )
+    .output()
+    .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -74,7 +86,10 @@ fn e2e(mode: &str) {
     let dir = TempDir::new(&format!("netns-{mode}"));
     let scripts = repo_root().join("scripts");
     let _topo = Topology { name: name.clone() };
-    sh(Command::new(scripts.join("topology.sh")).args(["up", &name]).arg(&dir.0).arg(mode));
+    sh(Command::new(scripts.join("topology.sh"))
+        .args(["up", &name])
+        .arg(&dir.0)
+        .arg(mode));
 
     let mut gws = Vec::new();
     for g in ["gw1", "gw2"] {
@@ -97,12 +112,24 @@ fn e2e(mode: &str) {
     let cap_log = std::fs::File::create(dir.path("tshark.log")).unwrap();
     let pcap = dir.path("wan.pcap");
     let mut cap = Proc(
-        in_ns(&format!("{name}-gw2"), &["tshark", "-n", "-q", "-i", "wan", "-a", "duration:120", "-w"])
-            .arg(&pcap)
-            .stdout(Stdio::null())
-            .stderr(cap_log)
-            .spawn()
-            .unwrap(),
+        in_ns(
+            &format!("{name}-gw2"),
+            &[
+                "tshark",
+                "-n",
+                "-q",
+                "-i",
+                "wan",
+                "-a",
+                "duration:120",
+                "-w",
+            ],
+        )
+        .arg(&pcap)
+        .stdout(Stdio::null())
+        .stderr(cap_log)
+        .spawn()
+        .unwrap(),
     );
     wait_for(&dir.path("tshark.log"), "Capturing on", "tshark");
 
@@ -111,9 +138,15 @@ fn e2e(mode: &str) {
     assert!(ping(&format!("{name}-b"), "10.2.0.1", 2, 56).contains(" 0% packet loss"));
     // Then across the tunnel, small and large packets.
     let small = ping(&format!("{name}-a"), "10.2.0.10", 40, 56);
-    assert!(small.contains("40 packets transmitted, 40 received"), "{small}");
+    assert!(
+        small.contains("40 packets transmitted, 40 received"),
+        "{small}"
+    );
     let large = ping(&format!("{name}-a"), "10.2.0.10", 20, 1300);
-    assert!(large.contains("20 packets transmitted, 20 received"), "{large}");
+    assert!(
+        large.contains("20 packets transmitted, 20 received"),
+        "{large}"
+    );
     // Host b pings gw1's LAN address: the reply is originated by gw1 and goes into the tunnel.
     let far = ping(&format!("{name}-b"), "10.1.0.1", 3, 56);
     assert!(far.contains("3 packets transmitted, 3 received"), "{far}");
@@ -128,13 +161,30 @@ fn e2e(mode: &str) {
     let mut dec = Command::new(scripts.join("decode.sh"))
         .arg(&pcap)
         .arg(&dir.0)
-        .args(["-Y", "esp", "-T", "fields", "-e", "esp.spi", "-e", "esp.sequence", "-e", "ip.dst", "-e", "icmp.type"])
+        .args([
+            "-Y",
+            "esp",
+            "-T",
+            "fields",
+            "-e",
+            "esp.spi",
+            "-e",
+            "esp.sequence",
+            "-e",
+            "ip.dst",
+            "-e",
+            "icmp.type",
+        ])
         .args(["-e", "icmp.seq", "-e", "data.len"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    dec.stdout.take().unwrap().read_to_string(&mut fields).unwrap();
+    dec.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut fields)
+        .unwrap();
     assert!(dec.wait().unwrap().success());
 
     let mut seqs: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
@@ -144,7 +194,9 @@ fn e2e(mode: &str) {
     for row in fields.lines() {
         let c: Vec<&str> = row.split('\t').collect();
         assert!(c.len() >= 5, "undecoded row {row:?}");
-        seqs.entry(c[0].to_string()).or_default().push(c[1].parse().unwrap());
+        seqs.entry(c[0].to_string())
+            .or_default()
+            .push(c[1].parse().unwrap());
         let inner_dst = c[2].rsplit(',').next().unwrap_or("");
         match (c[3], inner_dst) {
             ("8", "10.2.0.10") => requests.push(c[4].parse::<u32>().unwrap()),
@@ -155,25 +207,42 @@ fn e2e(mode: &str) {
         }
     }
     let expect: Vec<u32> = (1..=40).chain(1..=20).collect();
-    assert_eq!(requests, expect, "tshark found exactly the echo requests host a sent");
+    assert_eq!(
+        requests, expect,
+        "tshark found exactly the echo requests host a sent"
+    );
     assert_eq!(replies, expect, "and exactly host b's replies");
     assert_eq!(to_gw1, (3, 3));
     for (spi, s) in &seqs {
         let want: Vec<u64> = (1..=s.len() as u64).collect();
-        assert_eq!(s, &want, "SA {spi}: sequence numbers on the wire 1, 2, 3, ... without gap or repeat");
+        assert_eq!(
+            s, &want,
+            "SA {spi}: sequence numbers on the wire 1, 2, 3, ... without gap or repeat"
+        );
     }
     assert_eq!(seqs.len(), 2, "{seqs:?}");
 
     for g in ["gw1", "gw2"] {
         let st = read_stats(&dir.path(&format!("{g}.stats.json")));
-        for bad in ["esp_auth_failures", "replay_errors", "invalid_spi", "bad_trailers", "bad_headers", "tx_drops"] {
+        for bad in [
+            "esp_auth_failures",
+            "replay_errors",
+            "invalid_spi",
+            "bad_trailers",
+            "bad_headers",
+            "tx_drops",
+        ] {
             assert_eq!(counter(&st, bad), 0, "{g} {bad}");
         }
         assert!(counter(&st, "encrypted_packets") >= 60, "{g}");
         assert!(counter(&st, "decrypted_packets") >= 60, "{g}");
     }
     let s1 = read_stats(&dir.path("gw1.stats.json"));
-    assert_eq!(s1["main"]["icmp_echo_replies"].as_u64(), Some(5), "2 from host a, 3 from host b through the tunnel");
+    assert_eq!(
+        s1["main"]["icmp_echo_replies"].as_u64(),
+        Some(5),
+        "2 from host a, 3 from host b through the tunnel"
+    );
 }
 
 #[test]

@@ -18,9 +18,20 @@ const HOST_B: [u8; 6] = [2, 0, 0, 0, 2, 0x10];
 const KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeff00dcafe";
 const N: usize = 200;
 
-fn frame(dst: [u8; 6], src: [u8; 6], from: Ipv4Addr, to: Ipv4Addr, ttl: u8, payload: &[u8]) -> Vec<u8> {
+fn frame(
+    dst: [u8; 6],
+    src: [u8; 6],
+    from: Ipv4Addr,
+    to: Ipv4Addr,
+    ttl: u8,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut f = vec![0u8; 34];
-    let eth = ethernet::Repr { dst: ethernet::Mac(dst), src: ethernet::Mac(src), ethertype: ethernet::ETHERTYPE_IPV4 };
+    let eth = ethernet::Repr {
+        dst: ethernet::Mac(dst),
+        src: ethernet::Mac(src),
+        ethertype: ethernet::ETHERTYPE_IPV4,
+    };
     eth.emit((&mut f[..14]).try_into().unwrap());
     let mut udp = vec![0x30, 0x39, 0x16, 0x2e, 0, 0, 0, 0];
     udp[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
@@ -47,11 +58,36 @@ fn payload(i: usize) -> Vec<u8> {
 }
 
 fn config(path: &Path, dir: &Path, gw: u8, rx_lan: &str, rx_wan: &str) {
-    let (lan, wan, lan_mac, wan_mac, peer, peer_mac, remote_net, host, host_mac, out_spi, in_spi) = if gw == 1 {
-        ("10.1.0.1/24", "192.0.2.1", GW1_LAN, GW1_WAN, "192.0.2.2", GW2_WAN, "10.2.0.0/16", "10.1.0.10", HOST_A, 0x1001, 0x2001)
-    } else {
-        ("10.2.0.1/24", "192.0.2.2", GW2_LAN, GW2_WAN, "192.0.2.1", GW1_WAN, "10.1.0.0/16", "10.2.0.10", HOST_B, 0x2001, 0x1001)
-    };
+    let (lan, wan, lan_mac, wan_mac, peer, peer_mac, remote_net, host, host_mac, out_spi, in_spi) =
+        if gw == 1 {
+            (
+                "10.1.0.1/24",
+                "192.0.2.1",
+                GW1_LAN,
+                GW1_WAN,
+                "192.0.2.2",
+                GW2_WAN,
+                "10.2.0.0/16",
+                "10.1.0.10",
+                HOST_A,
+                0x1001,
+                0x2001,
+            )
+        } else {
+            (
+                "10.2.0.1/24",
+                "192.0.2.2",
+                GW2_LAN,
+                GW2_WAN,
+                "192.0.2.1",
+                GW1_WAN,
+                "10.1.0.0/16",
+                "10.2.0.10",
+                HOST_B,
+                0x2001,
+                0x1001,
+            )
+        };
     let mac = |m: [u8; 6]| ethernet::Mac(m).to_string();
     let d = |f: &str| dir.join(f).display().to_string();
     let cfg = serde_json::json!({
@@ -84,7 +120,11 @@ fn run_gateway(dir: &TempDir, gw: u8) -> serde_json::Value {
         .arg(&stats)
         .output()
         .unwrap();
-    assert!(out.status.success(), "gw{gw}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "gw{gw}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     read_stats(&stats)
 }
 
@@ -96,7 +136,9 @@ fn encrypt_decode_with_tshark_and_decrypt_back() {
     let dir = TempDir::new("offline");
     let a = Ipv4Addr::new(10, 1, 0, 10);
     let b = Ipv4Addr::new(10, 2, 0, 10);
-    let sent: Vec<Vec<u8>> = (0..N).map(|i| frame(GW1_LAN, HOST_A, a, b, 64, &payload(i))).collect();
+    let sent: Vec<Vec<u8>> = (0..N)
+        .map(|i| frame(GW1_LAN, HOST_A, a, b, 64, &payload(i)))
+        .collect();
     let mut lan_in = sent.clone();
     // Malformed or unroutable: each dropped and counted by gw1.
     let mut bad_csum = sent[0].clone();
@@ -104,12 +146,25 @@ fn encrypt_decode_with_tshark_and_decrypt_back() {
     lan_in.push(bad_csum);
     lan_in.push(sent[0][..30].to_vec());
     lan_in.push(frame(GW1_LAN, HOST_A, a, b, 1, b"ttl"));
-    lan_in.push(frame(GW1_LAN, HOST_A, a, Ipv4Addr::new(172, 16, 0, 1), 64, b"nowhere"));
+    lan_in.push(frame(
+        GW1_LAN,
+        HOST_A,
+        a,
+        Ipv4Addr::new(172, 16, 0, 1),
+        64,
+        b"nowhere",
+    ));
     lan_in.push(frame([2, 0, 0, 0, 9, 9], HOST_A, a, b, 64, b"not for us"));
     write_pcap(&dir.path("lan-in.pcap"), &lan_in);
     write_pcap(&dir.path("empty.pcap"), &[]);
 
-    config(&dir.path("gw1.json"), &dir.0, 1, "lan-in.pcap", "empty.pcap");
+    config(
+        &dir.path("gw1.json"),
+        &dir.0,
+        1,
+        "lan-in.pcap",
+        "empty.pcap",
+    );
     let s1 = run_gateway(&dir, 1);
     assert_eq!(counter(&s1, "rx_packets"), (N + 5) as u64);
     assert_eq!(counter(&s1, "encrypted_packets"), N as u64);
@@ -128,17 +183,45 @@ fn encrypt_decode_with_tshark_and_decrypt_back() {
     let fields = sh(Command::new("tshark")
         .args(["-n", "-r"])
         .arg(&wan)
-        .args(["-o", "esp.enable_encryption_decode:TRUE", "-o", &sa, "-Y", "esp", "-T", "fields"])
-        .args(["-e", "esp.spi", "-e", "esp.sequence", "-e", "ip.src", "-e", "ip.dst", "-e", "udp.payload"]));
+        .args([
+            "-o",
+            "esp.enable_encryption_decode:TRUE",
+            "-o",
+            &sa,
+            "-Y",
+            "esp",
+            "-T",
+            "fields",
+        ])
+        .args([
+            "-e",
+            "esp.spi",
+            "-e",
+            "esp.sequence",
+            "-e",
+            "ip.src",
+            "-e",
+            "ip.dst",
+            "-e",
+            "udp.payload",
+        ]));
     let rows: Vec<&str> = fields.lines().collect();
     assert_eq!(rows.len(), N, "{fields}");
     for (i, row) in rows.iter().enumerate() {
         let cols: Vec<&str> = row.split('\t').collect();
         assert_eq!(cols[0], "0x00001001");
-        assert_eq!(cols[1], (i + 1).to_string(), "sequence numbers 1, 2, 3, ...");
+        assert_eq!(
+            cols[1],
+            (i + 1).to_string(),
+            "sequence numbers 1, 2, 3, ..."
+        );
         assert_eq!(cols[2], "192.0.2.1,10.1.0.10");
         assert_eq!(cols[3], "192.0.2.2,10.2.0.10");
-        assert_eq!(cols[4].replace(':', ""), hex::encode(payload(i)), "inner payload {i}");
+        assert_eq!(
+            cols[4].replace(':', ""),
+            hex::encode(payload(i)),
+            "inner payload {i}"
+        );
     }
 
     // gw2 decrypts it back, with a replay, a forgery and an unknown SPI mixed in.
@@ -151,20 +234,47 @@ fn encrypt_decode_with_tshark_and_decrypt_back() {
     unknown[34..38].copy_from_slice(&0xdeadu32.to_be_bytes());
     esp_in.extend([esp_in[5].clone(), forged, unknown]);
     write_pcap(&dir.path("wan-in.pcap"), &esp_in);
-    config(&dir.path("gw2.json"), &dir.0, 2, "empty.pcap", "wan-in.pcap");
+    config(
+        &dir.path("gw2.json"),
+        &dir.0,
+        2,
+        "empty.pcap",
+        "wan-in.pcap",
+    );
     let s2 = run_gateway(&dir, 2);
     assert_eq!(counter(&s2, "decrypted_packets"), N as u64);
     assert_eq!(counter(&s2, "replay_errors"), 1);
     assert_eq!(counter(&s2, "esp_auth_failures"), 1);
     assert_eq!(counter(&s2, "invalid_spi"), 1);
-    let sa_in = &s2["sas"].as_array().unwrap().iter().find(|s| s["direction"] == "in").unwrap().clone();
-    assert_eq!((sa_in["packets"].as_u64(), sa_in["replay_errors"].as_u64(), sa_in["auth_failures"].as_u64()), (Some(N as u64), Some(1), Some(1)));
+    let sa_in = &s2["sas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["direction"] == "in")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            sa_in["packets"].as_u64(),
+            sa_in["replay_errors"].as_u64(),
+            sa_in["auth_failures"].as_u64()
+        ),
+        (Some(N as u64), Some(1), Some(1))
+    );
 
     let got = read_pcap(&dir.path("gw2-lan-out.pcap"));
     assert_eq!(got.len(), N);
     for (i, (g, s)) in got.iter().zip(&sent).enumerate() {
-        assert_eq!(&g[..12], &[HOST_B, GW2_LAN].concat()[..], "frame {i} addressed to host b");
+        assert_eq!(
+            &g[..12],
+            &[HOST_B, GW2_LAN].concat()[..],
+            "frame {i} addressed to host b"
+        );
         assert_eq!(g[14 + 8], 62, "two router hops");
-        assert_eq!((&g[12..22], &g[26..]), (&s[12..22], &s[26..]), "frame {i} otherwise as sent");
+        assert_eq!(
+            (&g[12..22], &g[26..]),
+            (&s[12..22], &s[26..]),
+            "frame {i} otherwise as sent"
+        );
     }
 }

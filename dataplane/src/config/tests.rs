@@ -45,10 +45,22 @@ fn the_documented_example_parses() {
     assert_eq!(c.tunnels[0].encap.udp, Some((4500, 4500)));
     assert_eq!(c.tunnels[0].encap.df, DfPolicy::Copy);
     assert_eq!(c.routes[0].via, RouteVia::Tunnel(0));
-    assert_eq!(c.routes[1].via, RouteVia::Gateway { port: 1, via: Ipv4Addr::new(192, 0, 2, 254) });
+    assert_eq!(
+        c.routes[1].via,
+        RouteVia::Gateway {
+            port: 1,
+            via: Ipv4Addr::new(192, 0, 2, 254)
+        }
+    );
     let (o, i) = (&c.manual_sas[0], &c.manual_sas[1]);
-    assert_eq!((o.spi, o.direction, o.esn, o.replay_window), (0x1001, Direction::Out, false, DEFAULT_WINDOW));
-    assert_eq!((i.spi, i.direction, i.esn, i.replay_window), (0x2001, Direction::In, true, 4096));
+    assert_eq!(
+        (o.spi, o.direction, o.esn, o.replay_window),
+        (0x1001, Direction::Out, false, DEFAULT_WINDOW)
+    );
+    assert_eq!(
+        (i.spi, i.direction, i.esn, i.replay_window),
+        (0x2001, Direction::In, true, 4096)
+    );
     assert_eq!(i.keymat.salt(), [0x20, 0x21, 0x22, 0x23]);
 }
 
@@ -61,29 +73,91 @@ fn spi_as_number_or_string() {
     assert_eq!((c.manual_sas[0].spi, c.manual_sas[1].spi), (4097, 8193));
 }
 
+type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+
 #[test]
 fn errors_name_the_field() {
-    let cases: Vec<(Box<dyn FnOnce(&mut serde_json::Value)>, &str)> = vec![
-        (Box::new(|v| v["manual_sas"][0]["spi"] = "0xff".into()), "manual_sas[0].spi"),
-        (Box::new(|v| v["manual_sas"][0]["spi"] = "zz".into()), "manual_sas[0].spi"),
-        (Box::new(|v| v["manual_sas"][1]["key"] = K128.into()), "manual_sas[1].key"),
-        (Box::new(|v| v["manual_sas"][1]["key"] = "xyz".into()), "manual_sas[1].key"),
-        (Box::new(|v| v["manual_sas"][1]["replay_window"] = 65537.into()), "manual_sas[1].replay_window"),
-        (Box::new(|v| v["manual_sas"][0]["replay_window"] = 64.into()), "manual_sas[0].replay_window"),
-        (Box::new(|v| v["manual_sas"][0]["tunnel"] = "st0.9".into()), "manual_sas[0].tunnel"),
-        (Box::new(|v| v["manual_sas"][1]["direction"] = "out".into()), "manual_sas[1].tunnel"),
-        (Box::new(|v| v["routes"][0]["prefix"] = "10.2.0.1/16".into()), "routes[0].prefix"),
-        (Box::new(|v| v["routes"][1]["via"] = "172.16.0.1".into()), "routes[1].via"),
-        (Box::new(|v| v["routes"][1]["via"] = "st9".into()), "routes[1].via"),
-        (Box::new(|v| v["interfaces"][1]["port"] = 0.into()), "interfaces[1].port"),
-        (Box::new(|v| v["interfaces"][1]["address"] = "10.1.0.2/24".into()), "interfaces[1].address"),
-        (Box::new(|v| v["interfaces"][0]["mac"] = "01:00:5e:00:00:01".into()), "interfaces[0].mac"),
-        (Box::new(|v| v["interfaces"][0]["mtu"] = 100.into()), "interfaces[0].mtu"),
-        (Box::new(|v| v["neighbors"][0]["address"] = "172.16.0.1".into()), "neighbors[0].address"),
-        (Box::new(|v| v["tunnels"][0]["local"] = "192.0.2.9".into()), "tunnels[0].local"),
-        (Box::new(|v| v["tunnels"][0]["dscp"] = 64.into()), "tunnels[0].dscp"),
-        (Box::new(|v| v["tunnels"][0]["udp_encap"]["local_port"] = 0.into()), "tunnels[0].udp_encap"),
-        (Box::new(|v| v["dataplane"]["workers"] = serde_json::json!([])), "dataplane.workers"),
+    let cases: Vec<(Edit, &str)> = vec![
+        (
+            Box::new(|v| v["manual_sas"][0]["spi"] = "0xff".into()),
+            "manual_sas[0].spi",
+        ),
+        (
+            Box::new(|v| v["manual_sas"][0]["spi"] = "zz".into()),
+            "manual_sas[0].spi",
+        ),
+        (
+            Box::new(|v| v["manual_sas"][1]["key"] = K128.into()),
+            "manual_sas[1].key",
+        ),
+        (
+            Box::new(|v| v["manual_sas"][1]["key"] = "xyz".into()),
+            "manual_sas[1].key",
+        ),
+        (
+            Box::new(|v| v["manual_sas"][1]["replay_window"] = 65537.into()),
+            "manual_sas[1].replay_window",
+        ),
+        (
+            Box::new(|v| v["manual_sas"][0]["replay_window"] = 64.into()),
+            "manual_sas[0].replay_window",
+        ),
+        (
+            Box::new(|v| v["manual_sas"][0]["tunnel"] = "st0.9".into()),
+            "manual_sas[0].tunnel",
+        ),
+        (
+            Box::new(|v| v["manual_sas"][1]["direction"] = "out".into()),
+            "manual_sas[1].tunnel",
+        ),
+        (
+            Box::new(|v| v["routes"][0]["prefix"] = "10.2.0.1/16".into()),
+            "routes[0].prefix",
+        ),
+        (
+            Box::new(|v| v["routes"][1]["via"] = "172.16.0.1".into()),
+            "routes[1].via",
+        ),
+        (
+            Box::new(|v| v["routes"][1]["via"] = "st9".into()),
+            "routes[1].via",
+        ),
+        (
+            Box::new(|v| v["interfaces"][1]["port"] = 0.into()),
+            "interfaces[1].port",
+        ),
+        (
+            Box::new(|v| v["interfaces"][1]["address"] = "10.1.0.2/24".into()),
+            "interfaces[1].address",
+        ),
+        (
+            Box::new(|v| v["interfaces"][0]["mac"] = "01:00:5e:00:00:01".into()),
+            "interfaces[0].mac",
+        ),
+        (
+            Box::new(|v| v["interfaces"][0]["mtu"] = 100.into()),
+            "interfaces[0].mtu",
+        ),
+        (
+            Box::new(|v| v["neighbors"][0]["address"] = "172.16.0.1".into()),
+            "neighbors[0].address",
+        ),
+        (
+            Box::new(|v| v["tunnels"][0]["local"] = "192.0.2.9".into()),
+            "tunnels[0].local",
+        ),
+        (
+            Box::new(|v| v["tunnels"][0]["dscp"] = 64.into()),
+            "tunnels[0].dscp",
+        ),
+        (
+            Box::new(|v| v["tunnels"][0]["udp_encap"]["local_port"] = 0.into()),
+            "tunnels[0].udp_encap",
+        ),
+        (
+            Box::new(|v| v["dataplane"]["workers"] = serde_json::json!([])),
+            "dataplane.workers",
+        ),
         (Box::new(|v| v["dataplane"]["bogus"] = 1.into()), "config"),
         (
             Box::new(|v| {
@@ -97,7 +171,10 @@ fn errors_name_the_field() {
         let e = error_of(edit);
         assert_eq!(e.field, field, "{e}");
         assert!(!e.reason.is_empty());
-        assert!(!e.to_string().contains("0001020304"), "key material leaked into {e}");
+        assert!(
+            !e.to_string().contains("0001020304"),
+            "key material leaked into {e}"
+        );
     }
 }
 

@@ -91,7 +91,12 @@ pub trait Aead: Send + Sync {
 
     /// Verifies and decrypts `ciphertext || tag` in place; returns the plaintext length.
     /// On failure the buffer content is unspecified and must be dropped.
-    fn open(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], in_out: &mut [u8]) -> Result<usize, CryptoError>;
+    fn open(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        in_out: &mut [u8],
+    ) -> Result<usize, CryptoError>;
 }
 
 /// AES-GCM from `ring` (BoringSSL's assembly): the portable backend.
@@ -106,7 +111,8 @@ impl RingGcm {
             Algorithm::Aes128Gcm => &ring::aead::AES_128_GCM,
             Algorithm::Aes256Gcm => &ring::aead::AES_256_GCM,
         };
-        let unbound = ring::aead::UnboundKey::new(ring_alg, key).map_err(|_| CryptoError::KeyLength)?;
+        let unbound =
+            ring::aead::UnboundKey::new(ring_alg, key).map_err(|_| CryptoError::KeyLength)?;
         Ok(RingGcm(ring::aead::LessSafeKey::new(unbound)))
     }
 }
@@ -130,7 +136,12 @@ impl Aead for RingGcm {
     }
 
     #[inline]
-    fn open(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], in_out: &mut [u8]) -> Result<usize, CryptoError> {
+    fn open(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        in_out: &mut [u8],
+    ) -> Result<usize, CryptoError> {
         if in_out.len() < ICV_LEN {
             return Err(CryptoError::Short);
         }

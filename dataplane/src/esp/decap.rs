@@ -28,7 +28,11 @@ pub enum DecapError {
 /// Verifies, decrypts and strips the ESP packet that starts `esp_off` bytes into `buf`
 /// (which holds the whole outer packet). On success `buf` holds exactly the inner IPv4
 /// packet. The replay window advances only once the ICV has verified.
-pub fn decap<B: PacketBuf>(sa: &mut InboundSa, buf: &mut B, esp_off: usize) -> Result<(), DecapError> {
+pub fn decap<B: PacketBuf>(
+    sa: &mut InboundSa,
+    buf: &mut B,
+    esp_off: usize,
+) -> Result<(), DecapError> {
     let data = buf.data_mut();
     let esp_bytes = data.get_mut(esp_off..).ok_or(DecapError::BadHeader)?;
     let (seql, iv) = {
@@ -40,7 +44,10 @@ pub fn decap<B: PacketBuf>(sa: &mut InboundSa, buf: &mut B, esp_off: usize) -> R
     let (a, alen) = aad(sa.spi, seq, sa.esn);
     let n = nonce(sa.salt(), &iv);
     let ct = &mut esp_bytes[esp::HEADER_LEN + IV_LEN..];
-    let pt_len = sa.cipher.open(&n, &a[..alen], ct).map_err(|_| DecapError::Auth)?;
+    let pt_len = sa
+        .cipher
+        .open(&n, &a[..alen], ct)
+        .map_err(|_| DecapError::Auth)?;
     sa.replay.accept(seq).map_err(DecapError::Replay)?;
 
     let pt = &ct[..pt_len];
@@ -48,9 +55,15 @@ pub fn decap<B: PacketBuf>(sa: &mut InboundSa, buf: &mut B, esp_off: usize) -> R
         [.., p, nh] => (usize::from(*p), *nh),
         _ => return Err(DecapError::BadTrailer),
     };
-    let body_len = pt_len.checked_sub(TRAILER_LEN + pad_len).ok_or(DecapError::BadTrailer)?;
+    let body_len = pt_len
+        .checked_sub(TRAILER_LEN + pad_len)
+        .ok_or(DecapError::BadTrailer)?;
     let padding = &pt[body_len..body_len + pad_len];
-    if padding.iter().enumerate().any(|(i, &b)| usize::from(b) != i + 1) {
+    if padding
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| usize::from(b) != i + 1)
+    {
         return Err(DecapError::BadTrailer);
     }
     match next_header {

@@ -20,7 +20,14 @@ pub enum EncapError {
 
 /// Bytes encapsulation adds in front of the inner packet.
 pub fn overhead_front(sa: &OutboundSa) -> usize {
-    ipv4::MIN_HEADER_LEN + if sa.encap.udp.is_some() { udp::HEADER_LEN } else { 0 } + esp::HEADER_LEN + IV_LEN
+    ipv4::MIN_HEADER_LEN
+        + if sa.encap.udp.is_some() {
+            udp::HEADER_LEN
+        } else {
+            0
+        }
+        + esp::HEADER_LEN
+        + IV_LEN
 }
 
 /// The outer packet's length for an inner packet of `inner_len` bytes.
@@ -72,14 +79,22 @@ pub fn encap<B: PacketBuf>(sa: &mut OutboundSa, buf: &mut B) -> Result<(), Encap
         ident: seq as u16,
         dont_frag,
         ttl: e.ttl,
-        protocol: if e.udp.is_some() { ipv4::PROTO_UDP } else { ipv4::PROTO_ESP },
+        protocol: if e.udp.is_some() {
+            ipv4::PROTO_UDP
+        } else {
+            ipv4::PROTO_ESP
+        },
         src: e.local,
         dst: e.remote,
         payload_len: udp_len + esp_len,
     };
     let udp_port = e.udp;
     let iv = seq.to_be_bytes();
-    let esp_hdr = esp::Repr { spi: sa.spi, seq: seq as u32, iv };
+    let esp_hdr = esp::Repr {
+        spi: sa.spi,
+        seq: seq as u32,
+        iv,
+    };
 
     let h = buf.prepend(front).ok_or(EncapError::NoRoom)?;
     let (ip_hdr, rest) = h.split_first_chunk_mut().ok_or(EncapError::NoRoom)?;
@@ -87,7 +102,12 @@ pub fn encap<B: PacketBuf>(sa: &mut OutboundSa, buf: &mut B) -> Result<(), Encap
     let rest = match udp_port {
         Some((src_port, dst_port)) => {
             let (u, r) = rest.split_first_chunk_mut().ok_or(EncapError::NoRoom)?;
-            udp::Repr { src_port, dst_port, payload_len: esp_len }.emit(u);
+            udp::Repr {
+                src_port,
+                dst_port,
+                payload_len: esp_len,
+            }
+            .emit(u);
             r
         }
         None => rest,
@@ -100,9 +120,10 @@ pub fn encap<B: PacketBuf>(sa: &mut OutboundSa, buf: &mut B) -> Result<(), Encap
     let payload = &mut buf.data_mut()[front..];
     let (ct, icv) = payload.split_at_mut(inner_len + pad + TRAILER_LEN);
     let icv = icv.first_chunk_mut().ok_or(EncapError::NoRoom)?;
-    sa.cipher.seal(&n, &a[..alen], ct, icv).map_err(|_| EncapError::Crypto)?;
+    sa.cipher
+        .seal(&n, &a[..alen], ct, icv)
+        .map_err(|_| EncapError::Crypto)?;
     sa.counters.packets.inc();
     sa.counters.bytes.add(inner_len as u64);
     Ok(())
 }
-

@@ -33,7 +33,11 @@ impl ReplayWindow {
         let size = size.min(MAX_WINDOW);
         // One spare word so that the bits of the word being advanced into can be cleared
         // without touching any bit still inside the window.
-        let words = if size == 0 { 0 } else { (size as usize).div_ceil(64) + 1 };
+        let words = if size == 0 {
+            0
+        } else {
+            (size as usize).div_ceil(64) + 1
+        };
         ReplayWindow {
             size,
             esn,
@@ -53,12 +57,20 @@ impl ReplayWindow {
     /// Infers the full sequence number for the low 32 bits received (RFC 4303 A2.2).
     fn infer(&self, seql: u32) -> Option<u64> {
         if !self.esn {
-            return if seql == 0 { None } else { Some(u64::from(seql)) };
+            return if seql == 0 {
+                None
+            } else {
+                Some(u64::from(seql))
+            };
         }
         let tl = self.top as u32;
         let th = (self.top >> 32) as u32;
         // With the window off, any packet within half the space behind the top counts as old.
-        let w = if self.size == 0 { 1u32 << 31 } else { self.size };
+        let w = if self.size == 0 {
+            1u32 << 31
+        } else {
+            self.size
+        };
         let seqh = if tl >= w - 1 {
             // Case A: the window lies within one 2^32 subspace.
             if seql >= tl - (w - 1) {
@@ -216,7 +228,11 @@ mod tests {
         assert_eq!(rx(&mut w, 0xffff_fff5), Err(Duplicate));
         // Now top = 2^32 + 5: Case B. A high low-part is from the previous subspace.
         assert_eq!(rx(&mut w, 0xffff_ffff), Ok(0xffff_ffff));
-        assert_eq!(rx(&mut w, 0), Ok(1 << 32), "ESN sequence 2^32 has low bits 0");
+        assert_eq!(
+            rx(&mut w, 0),
+            Ok(1 << 32),
+            "ESN sequence 2^32 has low bits 0"
+        );
         assert_eq!(w.check(0xffff_fff5), Err(Duplicate));
         // 2^32 + 5 - 1023 = 0xffff_fc06 is the oldest inside the window.
         assert_eq!(rx(&mut w, 0xffff_fc06), Ok(0xffff_fc06));

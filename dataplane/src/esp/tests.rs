@@ -16,7 +16,15 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 fn keymat(alg: Algorithm) -> Keymat {
-    Keymat::new(alg, Zeroizing::new((0..alg.keymat_len() as u8).map(|b| b.wrapping_mul(37)).collect())).unwrap()
+    Keymat::new(
+        alg,
+        Zeroizing::new(
+            (0..alg.keymat_len() as u8)
+                .map(|b| b.wrapping_mul(37))
+                .collect(),
+        ),
+    )
+    .unwrap()
 }
 
 fn tunnel(udp: Option<(u16, u16)>) -> TunnelEncap {
@@ -50,7 +58,15 @@ pub(crate) fn inner_packet(len: usize, tos: u8, df: bool) -> Vec<u8> {
 }
 
 fn outbound(alg: Algorithm, esn: bool, t: TunnelEncap) -> OutboundSa {
-    OutboundSa::new(0x1001, esn, 0, &keymat(alg), t, Arc::new(SaCounters::default())).unwrap()
+    OutboundSa::new(
+        0x1001,
+        esn,
+        0,
+        &keymat(alg),
+        t,
+        Arc::new(SaCounters::default()),
+    )
+    .unwrap()
 }
 
 fn inbound(alg: Algorithm, esn: bool, udp: bool, window: u32) -> InboundSa {
@@ -72,18 +88,12 @@ fn oracle_open(alg: Algorithm, nonce: &[u8], aad: &[u8], ct_and_tag: &[u8]) -> O
     let (ct, tag) = ct_and_tag.split_at(ct_and_tag.len() - 16);
     let mut buf = ct.to_vec();
     let ok = match alg {
-        Algorithm::Aes128Gcm => Aes128Gcm::new_from_slice(km.key()).ok()?.decrypt_in_place_detached(
-            nonce.into(),
-            aad,
-            &mut buf,
-            tag.into(),
-        ),
-        Algorithm::Aes256Gcm => Aes256Gcm::new_from_slice(km.key()).ok()?.decrypt_in_place_detached(
-            nonce.into(),
-            aad,
-            &mut buf,
-            tag.into(),
-        ),
+        Algorithm::Aes128Gcm => Aes128Gcm::new_from_slice(km.key())
+            .ok()?
+            .decrypt_in_place_detached(nonce.into(), aad, &mut buf, tag.into()),
+        Algorithm::Aes256Gcm => Aes256Gcm::new_from_slice(km.key())
+            .ok()?
+            .decrypt_in_place_detached(nonce.into(), aad, &mut buf, tag.into()),
     };
     ok.ok().map(|_| buf)
 }
@@ -139,7 +149,11 @@ fn outer_packet(esp: &[u8], udp: bool) -> Vec<u8> {
         ident: 1,
         dont_frag: false,
         ttl: 64,
-        protocol: if udp { ipv4::PROTO_UDP } else { ipv4::PROTO_ESP },
+        protocol: if udp {
+            ipv4::PROTO_UDP
+        } else {
+            ipv4::PROTO_ESP
+        },
         src: Ipv4Addr::new(192, 0, 2, 1),
         dst: Ipv4Addr::new(192, 0, 2, 2),
         payload_len: udp_len + esp.len(),
@@ -174,12 +188,19 @@ fn encap_layout_and_ciphertext_match_the_oracle() {
             assert_eq!(checksum::sum(&out[..20]), 0xffff);
             assert_eq!(&out[12..20], &[192, 0, 2, 1, 192, 0, 2, 2]);
             // ESP: SPI, sequence 1, IV = 64-bit sequence.
-            assert_eq!(&out[20..36], &[0, 0, 0x10, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]);
+            assert_eq!(
+                &out[20..36],
+                &[0, 0, 0x10, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]
+            );
             let mut nonce = keymat(alg).salt().to_vec();
             nonce.extend_from_slice(&out[28..36]);
-            let pt = oracle_open(alg, &nonce, &out[20..28], &out[36..]).expect("oracle verifies the ICV");
+            let pt = oracle_open(alg, &nonce, &out[20..28], &out[36..])
+                .expect("oracle verifies the ICV");
             assert_eq!(pt, trailer(&inner, 4));
-            assert_eq!((sa.counters.packets.get(), sa.counters.bytes.get()), (1, len as u64));
+            assert_eq!(
+                (sa.counters.packets.get(), sa.counters.bytes.get()),
+                (1, len as u64)
+            );
         }
     }
 }
@@ -210,13 +231,20 @@ fn esn_uses_high_bits_in_aad_but_not_on_the_wire() {
     let out = buf.data();
     let seq: u64 = 1 << 32;
     assert_eq!(&out[24..28], &[0, 0, 0, 0], "low 32 bits on the wire");
-    assert_eq!(&out[28..36], &seq.to_be_bytes(), "IV is the full 64-bit sequence");
+    assert_eq!(
+        &out[28..36],
+        &seq.to_be_bytes(),
+        "IV is the full 64-bit sequence"
+    );
     let mut aad = 0x1001u32.to_be_bytes().to_vec();
     aad.extend_from_slice(&seq.to_be_bytes());
     let mut nonce = keymat(Algorithm::Aes256Gcm).salt().to_vec();
     nonce.extend_from_slice(&out[28..36]);
     assert!(oracle_open(Algorithm::Aes256Gcm, &nonce, &aad, &out[36..]).is_some());
-    assert!(oracle_open(Algorithm::Aes256Gcm, &nonce, &out[20..28], &out[36..]).is_none(), "8-byte AAD must fail");
+    assert!(
+        oracle_open(Algorithm::Aes256Gcm, &nonce, &out[20..28], &out[36..]).is_none(),
+        "8-byte AAD must fail"
+    );
 }
 
 #[test]
@@ -269,7 +297,10 @@ fn decap_of_oracle_packets_raw_and_udp() {
         let mut sa = inbound(alg, esn, udp, 64);
         decap(&mut sa, &mut buf, if udp { 28 } else { 20 }).unwrap();
         assert_eq!(buf.data(), &inner[..], "{alg:?} esn={esn} udp={udp}");
-        assert_eq!((sa.counters.packets.get(), sa.counters.bytes.get()), (1, 77));
+        assert_eq!(
+            (sa.counters.packets.get(), sa.counters.bytes.get()),
+            (1, 77)
+        );
         assert_eq!(sa.replay.top(), 5);
     }
 }
@@ -281,7 +312,12 @@ fn decap_accepts_tfc_padding_after_the_inner_packet() {
     padded.extend_from_slice(&[0xaa; 30]);
     let esp = oracle_esp(Algorithm::Aes128Gcm, 0x1001, 1, false, &trailer(&padded, 4));
     let mut buf = VecBuf::new(&outer_packet(&esp, false));
-    decap(&mut inbound(Algorithm::Aes128Gcm, false, false, 64), &mut buf, 20).unwrap();
+    decap(
+        &mut inbound(Algorithm::Aes128Gcm, false, false, 64),
+        &mut buf,
+        20,
+    )
+    .unwrap();
     assert_eq!(buf.data(), &inner[..]);
 }
 
@@ -307,7 +343,11 @@ fn bad_trailers_dummies_and_bad_inner_packets() {
         let mut buf = VecBuf::new(&outer_packet(&esp, false));
         let mut sa = inbound(Algorithm::Aes128Gcm, false, false, 64);
         assert_eq!(decap(&mut sa, &mut buf, 20), Err(want));
-        assert_eq!(sa.counters.packets.get(), 0, "errors do not count toward the SA's lifetime");
+        assert_eq!(
+            sa.counters.packets.get(),
+            0,
+            "errors do not count toward the SA's lifetime"
+        );
     }
 }
 
@@ -327,7 +367,10 @@ fn tampering_fails_authentication_without_moving_the_window() {
     }
     assert_eq!(sa.replay.top(), 0, "window untouched by forgeries");
     assert_eq!(decap(&mut sa, &mut VecBuf::new(&good), 20), Ok(()));
-    assert_eq!(decap(&mut sa, &mut VecBuf::new(&good), 20), Err(DecapError::Replay(ReplayError::Duplicate)));
+    assert_eq!(
+        decap(&mut sa, &mut VecBuf::new(&good), 20),
+        Err(DecapError::Replay(ReplayError::Duplicate))
+    );
     assert_eq!(sa.counters.packets.get(), 1);
 }
 
@@ -335,8 +378,14 @@ fn tampering_fails_authentication_without_moving_the_window() {
 fn short_esp_is_a_bad_header() {
     let mut sa = inbound(Algorithm::Aes128Gcm, false, false, 64);
     let pkt = outer_packet(&[0, 0, 0x10, 1, 0, 0, 0, 1, 0, 0], false);
-    assert_eq!(decap(&mut sa, &mut VecBuf::new(&pkt), 20), Err(DecapError::BadHeader));
-    assert_eq!(decap(&mut sa, &mut VecBuf::new(&pkt), 5000), Err(DecapError::BadHeader));
+    assert_eq!(
+        decap(&mut sa, &mut VecBuf::new(&pkt), 20),
+        Err(DecapError::BadHeader)
+    );
+    assert_eq!(
+        decap(&mut sa, &mut VecBuf::new(&pkt), 5000),
+        Err(DecapError::BadHeader)
+    );
 }
 
 proptest! {

@@ -31,7 +31,10 @@ pub fn handle(frame: &mut [u8], iface: &Interface) -> Outcome {
     }
     let learned = Some((a.sender_ip, a.sender_mac));
     if a.op != OP_REQUEST {
-        return Outcome { reply: false, learned };
+        return Outcome {
+            reply: false,
+            learned,
+        };
     }
     let reply = Repr {
         op: OP_REPLY,
@@ -41,15 +44,27 @@ pub fn handle(frame: &mut [u8], iface: &Interface) -> Outcome {
         target_ip: a.sender_ip,
     };
     if emit_frame(frame, a.sender_mac, iface.mac, &reply) {
-        Outcome { reply: true, learned }
+        Outcome {
+            reply: true,
+            learned,
+        }
     } else {
-        Outcome { reply: false, learned }
+        Outcome {
+            reply: false,
+            learned,
+        }
     }
 }
 
 /// Writes a broadcast who-has for `target` from `iface` into `out` (at least `FRAME_LEN`).
 pub fn request(out: &mut [u8], iface: &Interface, target: Ipv4Addr) -> bool {
-    let r = Repr { op: OP_REQUEST, sender_mac: iface.mac, sender_ip: iface.addr, target_mac: Mac::default(), target_ip: target };
+    let r = Repr {
+        op: OP_REQUEST,
+        sender_mac: iface.mac,
+        sender_ip: iface.addr,
+        target_mac: Mac::default(),
+        target_ip: target,
+    };
     emit_frame(out, BROADCAST, iface.mac, &r)
 }
 
@@ -60,7 +75,12 @@ fn emit_frame(out: &mut [u8], dst: Mac, src: Mac, r: &Repr) -> bool {
     let Some(body) = rest.first_chunk_mut() else {
         return false;
     };
-    ethernet::Repr { dst, src, ethertype: ethernet::ETHERTYPE_ARP }.emit(eth);
+    ethernet::Repr {
+        dst,
+        src,
+        ethertype: ethernet::ETHERTYPE_ARP,
+    }
+    .emit(eth);
     r.emit(body);
     true
 }
@@ -70,7 +90,13 @@ mod tests {
     use super::*;
 
     fn iface() -> Interface {
-        Interface { port: 0, mac: Mac([2, 0, 0, 0, 1, 1]), addr: Ipv4Addr::new(10, 1, 0, 1), prefix_len: 24, mtu: 1500 }
+        Interface {
+            port: 0,
+            mac: Mac([2, 0, 0, 0, 1, 1]),
+            addr: Ipv4Addr::new(10, 1, 0, 1),
+            prefix_len: 24,
+            mtu: 1500,
+        }
     }
 
     #[test]
@@ -78,19 +104,36 @@ mod tests {
         let host = Mac([2, 0, 0, 0, 1, 0x10]);
         let hip = Ipv4Addr::new(10, 1, 0, 10);
         let mut f = [0u8; FRAME_LEN];
-        let asker = Interface { mac: host, addr: hip, ..iface() };
+        let asker = Interface {
+            mac: host,
+            addr: hip,
+            ..iface()
+        };
         assert!(request(&mut f, &asker, Ipv4Addr::new(10, 1, 0, 1)));
         let o = handle(&mut f, &iface());
-        assert_eq!(o, Outcome { reply: true, learned: Some((hip, host)) });
+        assert_eq!(
+            o,
+            Outcome {
+                reply: true,
+                learned: Some((hip, host))
+            }
+        );
         assert_eq!(&f[0..6], &host.0, "unicast back to the asker");
         let r = Repr::parse(&f[14..]).unwrap();
-        assert_eq!((r.op, r.sender_mac, r.sender_ip, r.target_ip), (OP_REPLY, iface().mac, iface().addr, hip));
+        assert_eq!(
+            (r.op, r.sender_mac, r.sender_ip, r.target_ip),
+            (OP_REPLY, iface().mac, iface().addr, hip)
+        );
     }
 
     #[test]
     fn ignores_arp_for_other_addresses_and_garbage() {
         let mut f = [0u8; FRAME_LEN];
-        let other = Interface { addr: Ipv4Addr::new(10, 1, 0, 20), mac: Mac([2, 0, 0, 0, 1, 0x20]), ..iface() };
+        let other = Interface {
+            addr: Ipv4Addr::new(10, 1, 0, 20),
+            mac: Mac([2, 0, 0, 0, 1, 0x20]),
+            ..iface()
+        };
         assert!(request(&mut f, &other, Ipv4Addr::new(10, 1, 0, 30)));
         assert_eq!(handle(&mut f, &iface()), Outcome::default());
         assert_eq!(handle(&mut [0u8; 20], &iface()), Outcome::default());

@@ -28,7 +28,7 @@ pub enum LpmError {
 pub struct Lpm {
     root: Box<[u32]>,
     /// Child tables of 256 entries for levels two and three.
-    children: Vec<Box<[u32; 256]>>,
+    children: Vec<[u32; 256]>,
     /// The rules, by (masked address, length), for deletes and listing.
     rules: BTreeMap<(u32, u8), u32>,
 }
@@ -57,7 +57,11 @@ fn depth_of(e: u32) -> u8 {
 
 impl Lpm {
     pub fn new() -> Lpm {
-        Lpm { root: vec![0u32; 1 << 16].into_boxed_slice(), children: Vec::new(), rules: BTreeMap::new() }
+        Lpm {
+            root: vec![0u32; 1 << 16].into_boxed_slice(),
+            children: Vec::new(),
+            rules: BTreeMap::new(),
+        }
     }
 
     /// The next hop of the longest matching prefix.
@@ -88,7 +92,12 @@ impl Lpm {
         }
         let a = u32::from(addr) & mask(len);
         self.rules.insert((a, len), nh);
-        self.write(a, len, |e| e & VALID == 0 || depth_of(e) <= len, leaf(len, nh));
+        self.write(
+            a,
+            len,
+            |e| e & VALID == 0 || depth_of(e) <= len,
+            leaf(len, nh),
+        );
         Ok(())
     }
 
@@ -120,7 +129,9 @@ impl Lpm {
 
     /// All rules as (prefix, length, next hop).
     pub fn rules(&self) -> impl Iterator<Item = (Ipv4Addr, u8, u32)> + '_ {
-        self.rules.iter().map(|(&(a, l), &nh)| (Ipv4Addr::from(a), l, nh))
+        self.rules
+            .iter()
+            .map(|(&(a, l), &nh)| (Ipv4Addr::from(a), l, nh))
     }
 
     /// Sets every entry covered by a/len for which `replace` holds to `value`, descending
@@ -148,7 +159,7 @@ impl Lpm {
                 (e & PAYLOAD) as usize
             } else {
                 // Expand: the new child starts as copies of the entry it replaces.
-                self.children.push(Box::new([e; 256]));
+                self.children.push([e; 256]);
                 let c = self.children.len() - 1;
                 self.set_entry(table, idx, CHILD | c as u32);
                 c
@@ -216,7 +227,11 @@ mod tests {
     }
 
     fn naive(rules: &BTreeMap<(u32, u8), u32>, a: u32) -> Option<u32> {
-        rules.iter().filter(|((p, l), _)| a & mask(*l) == *p).max_by_key(|((_, l), _)| *l).map(|(_, nh)| *nh)
+        rules
+            .iter()
+            .filter(|((p, l), _)| a & mask(*l) == *p)
+            .max_by_key(|((_, l), _)| *l)
+            .map(|(_, nh)| *nh)
     }
 
     proptest! {

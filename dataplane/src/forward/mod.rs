@@ -32,10 +32,17 @@ pub struct Interface {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     /// On the subnet of the interface on this port: the destination is the next hop.
-    Connected { port: u16 },
-    Gateway { port: u16, via: Ipv4Addr },
+    Connected {
+        port: u16,
+    },
+    Gateway {
+        port: u16,
+        via: Ipv4Addr,
+    },
     /// Into a route-based VPN (`st0.N`).
-    Tunnel { tunnel: u16 },
+    Tunnel {
+        tunnel: u16,
+    },
     /// One of the gateway's own addresses.
     Local,
 }
@@ -43,13 +50,26 @@ pub enum Target {
 /// A change to a worker's state, applied between bursts.
 pub enum Command {
     SetInterface(Interface),
-    AddRoute { prefix: Ipv4Net, target: Target },
-    DelRoute { prefix: Ipv4Net },
-    SetNeighbor { addr: Ipv4Addr, mac: Mac, permanent: bool },
+    AddRoute {
+        prefix: Ipv4Net,
+        target: Target,
+    },
+    DelRoute {
+        prefix: Ipv4Net,
+    },
+    SetNeighbor {
+        addr: Ipv4Addr,
+        mac: Mac,
+        permanent: bool,
+    },
     AddInboundSa(Box<InboundSa>),
-    DelInboundSa { spi: u32 },
+    DelInboundSa {
+        spi: u32,
+    },
     SetOutboundSa(Box<OutboundSa>),
-    DelOutboundSa { tunnel: u16 },
+    DelOutboundSa {
+        tunnel: u16,
+    },
     /// A UDP port on which ESP-in-UDP (RFC 3948) is accepted.
     AddNattPort(u16),
 }
@@ -120,12 +140,18 @@ impl Forwarder {
                     }
                 };
                 // The config layer bounds the number of routes far below 2^24.
-                let _ = self.routes.insert(prefix.addr(), prefix.prefix_len(), nh as u32);
+                let _ = self
+                    .routes
+                    .insert(prefix.addr(), prefix.prefix_len(), nh as u32);
             }
             Command::DelRoute { prefix } => {
                 self.routes.remove(prefix.addr(), prefix.prefix_len());
             }
-            Command::SetNeighbor { addr, mac, permanent } => self.neighbors.set(addr, mac, permanent),
+            Command::SetNeighbor {
+                addr,
+                mac,
+                permanent,
+            } => self.neighbors.set(addr, mac, permanent),
             Command::AddInboundSa(sa) => {
                 self.inbound.insert(sa.spi, sa);
             }
@@ -194,11 +220,22 @@ impl Forwarder {
     fn ip_input<B: PacketBuf>(&mut self, buf: &mut B, from_wire: bool) -> Verdict {
         let (dst, ttl, total, proto, ihl, frag) = match ipv4::Packet::new_checked(buf.data()) {
             Ok(p) if !p.verify_checksum() => return self.drop(Stat::BadIpChecksum),
-            Ok(p) => (p.dst(), p.ttl(), p.total_len(), p.protocol(), p.header_len(), p.is_fragment()),
+            Ok(p) => (
+                p.dst(),
+                p.ttl(),
+                p.total_len(),
+                p.protocol(),
+                p.header_len(),
+                p.is_fragment(),
+            ),
             Err(_) => return self.drop(Stat::Malformed),
         };
         buf.truncate(total); // Ethernet padding
-        let Some(target) = self.routes.lookup(dst).and_then(|i| self.targets.get(i as usize).copied()) else {
+        let Some(target) = self
+            .routes
+            .lookup(dst)
+            .and_then(|i| self.targets.get(i as usize).copied())
+        else {
             return self.drop(Stat::NoRoute);
         };
         if target != Target::Local {
@@ -214,7 +251,13 @@ impl Forwarder {
         }
     }
 
-    fn udp_input<B: PacketBuf>(&mut self, buf: &mut B, dst: Ipv4Addr, ihl: usize, from_wire: bool) -> Verdict {
+    fn udp_input<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        dst: Ipv4Addr,
+        ihl: usize,
+        from_wire: bool,
+    ) -> Verdict {
         let (dport, udp_len, kind) = match udp::Datagram::new_checked(&buf.data()[ihl..]) {
             Ok(d) => (d.dst_port(), d.len(), classify_udp(d.payload())),
             Err(_) => return self.drop(Stat::Malformed),
@@ -246,14 +289,24 @@ impl Forwarder {
         if !from_wire {
             // Decrypted or originated packets have no frame of their own: give them a blank one.
             if let Some(h) = h.first_chunk_mut() {
-                ethernet::Repr { dst: Mac::default(), src: Mac::default(), ethertype: ethernet::ETHERTYPE_IPV4 }
-                    .emit(h);
+                ethernet::Repr {
+                    dst: Mac::default(),
+                    src: Mac::default(),
+                    ethertype: ethernet::ETHERTYPE_IPV4,
+                }
+                .emit(h);
             }
         }
         self.punt()
     }
 
-    fn esp_input<B: PacketBuf>(&mut self, buf: &mut B, dst: Ipv4Addr, esp_off: usize, udp: bool) -> Verdict {
+    fn esp_input<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        dst: Ipv4Addr,
+        esp_off: usize,
+        udp: bool,
+    ) -> Verdict {
         let spi = match esp_wire::Packet::new_checked(&buf.data()[esp_off..]) {
             Ok(p) => p.spi(),
             Err(_) => return self.drop(Stat::BadHeaders),
@@ -321,11 +374,20 @@ impl Forwarder {
     }
 
     fn tunnel_output<B: PacketBuf>(&mut self, buf: &mut B, tunnel: u16) -> Verdict {
-        let Some(remote) = self.tunnels.get(usize::from(tunnel)).and_then(|s| s.as_ref()).map(|s| s.encap.remote) else {
+        let Some(remote) = self
+            .tunnels
+            .get(usize::from(tunnel))
+            .and_then(|s| s.as_ref())
+            .map(|s| s.encap.remote)
+        else {
             return self.drop(Stat::NoSa);
         };
         // Resolve the outer next hop first: no crypto for a packet that cannot leave.
-        let (port, next_hop) = match self.routes.lookup(remote).and_then(|i| self.targets.get(i as usize)) {
+        let (port, next_hop) = match self
+            .routes
+            .lookup(remote)
+            .and_then(|i| self.targets.get(i as usize))
+        {
             Some(Target::Connected { port }) => (*port, remote),
             Some(Target::Gateway { port, via }) => (*port, *via),
             _ => return self.drop(Stat::NoRoute),
@@ -333,8 +395,17 @@ impl Forwarder {
         let Some(mac) = self.neighbor(port, next_hop) else {
             return self.drop(Stat::NoNeighbor);
         };
-        let mtu = self.ifaces.get(usize::from(port)).copied().flatten().map_or(0, |i| usize::from(i.mtu));
-        let Some(sa) = self.tunnels.get_mut(usize::from(tunnel)).and_then(|s| s.as_deref_mut()) else {
+        let mtu = self
+            .ifaces
+            .get(usize::from(port))
+            .copied()
+            .flatten()
+            .map_or(0, |i| usize::from(i.mtu));
+        let Some(sa) = self
+            .tunnels
+            .get_mut(usize::from(tunnel))
+            .and_then(|s| s.as_deref_mut())
+        else {
             return self.drop(Stat::NoSa);
         };
         let inner_len = buf.len();
@@ -367,10 +438,18 @@ impl Forwarder {
         let Some(Some(iface)) = self.ifaces.get(usize::from(port)).copied() else {
             return self.drop(Stat::NoRoute);
         };
-        let Some(h) = buf.prepend(ethernet::HEADER_LEN).and_then(|h| h.first_chunk_mut()) else {
+        let Some(h) = buf
+            .prepend(ethernet::HEADER_LEN)
+            .and_then(|h| h.first_chunk_mut())
+        else {
             return self.drop(Stat::NoBufferRoom);
         };
-        ethernet::Repr { dst, src: iface.mac, ethertype: ethernet::ETHERTYPE_IPV4 }.emit(h);
+        ethernet::Repr {
+            dst,
+            src: iface.mac,
+            ethertype: ethernet::ETHERTYPE_IPV4,
+        }
+        .emit(h);
         Verdict::Tx(port)
     }
 
@@ -381,7 +460,9 @@ impl Forwarder {
 
     /// Test and tooling hook: the outbound SA of a tunnel.
     pub fn outbound_sa_mut(&mut self, tunnel: u16) -> Option<&mut OutboundSa> {
-        self.tunnels.get_mut(usize::from(tunnel)).and_then(|s| s.as_deref_mut())
+        self.tunnels
+            .get_mut(usize::from(tunnel))
+            .and_then(|s| s.as_deref_mut())
     }
 
     /// Test and tooling hook: an inbound SA by SPI.

@@ -54,7 +54,10 @@ impl NeighborTable {
     /// Learned entries never replace static ones.
     pub fn set(&mut self, ip: Ipv4Addr, mac: Mac, permanent: bool) {
         let k = u32::from(ip);
-        if let Some(Entry::Known { permanent: true, .. }) = self.map.get(&k) {
+        if let Some(Entry::Known {
+            permanent: true, ..
+        }) = self.map.get(&k)
+        {
             if !permanent {
                 return;
             }

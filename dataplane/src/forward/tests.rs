@@ -22,10 +22,33 @@ fn ip(s: &str) -> Ipv4Addr {
 
 /// gw1 (10.1.0.1 | 192.0.2.1) and gw2 (192.0.2.2 | 10.2.0.1), mirrored SAs.
 fn gateway(first: bool, udp: bool, extra: impl FnOnce(&mut serde_json::Value)) -> Forwarder {
-    let (lan, lan_net, wan, peer, remote_net, host, host_mac, peer_mac, lan_mac, wan_mac) = if first {
-        ("10.1.0.1/24", "10.1", "192.0.2.1", "192.0.2.2", "10.2.0.0/16", "10.1.0.10", HOST_A, GW2_WAN, GW1_LAN, GW1_WAN)
+    let (lan, lan_net, wan, peer, remote_net, host, host_mac, peer_mac, lan_mac, wan_mac) = if first
+    {
+        (
+            "10.1.0.1/24",
+            "10.1",
+            "192.0.2.1",
+            "192.0.2.2",
+            "10.2.0.0/16",
+            "10.1.0.10",
+            HOST_A,
+            GW2_WAN,
+            GW1_LAN,
+            GW1_WAN,
+        )
     } else {
-        ("10.2.0.1/24", "10.2", "192.0.2.2", "192.0.2.1", "10.1.0.0/16", "10.2.0.10", HOST_B, GW1_WAN, GW2_LAN, GW2_WAN)
+        (
+            "10.2.0.1/24",
+            "10.2",
+            "192.0.2.2",
+            "192.0.2.1",
+            "10.1.0.0/16",
+            "10.2.0.10",
+            HOST_B,
+            GW1_WAN,
+            GW2_LAN,
+            GW2_WAN,
+        )
     };
     let _ = lan_net;
     let (out_spi, in_spi, out_key, in_key, out_alg, in_alg) = if first {
@@ -59,13 +82,34 @@ fn gateway(first: bool, udp: bool, extra: impl FnOnce(&mut serde_json::Value)) -
 }
 
 /// An Ethernet frame carrying IPv4 `proto` from `src` to `dst` with `payload`.
-fn frame(dst_mac: Mac, src_mac: Mac, src: &str, dst: &str, ttl: u8, proto: u8, payload: &[u8]) -> Vec<u8> {
+fn frame(
+    dst_mac: Mac,
+    src_mac: Mac,
+    src: &str,
+    dst: &str,
+    ttl: u8,
+    proto: u8,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut v = vec![0u8; 14];
-    ethernet::Repr { dst: dst_mac, src: src_mac, ethertype: ethernet::ETHERTYPE_IPV4 }
-        .emit((&mut v[..14]).try_into().unwrap());
+    ethernet::Repr {
+        dst: dst_mac,
+        src: src_mac,
+        ethertype: ethernet::ETHERTYPE_IPV4,
+    }
+    .emit((&mut v[..14]).try_into().unwrap());
     let mut h = [0u8; 20];
-    ipv4::Repr { tos: 0, ident: 7, dont_frag: true, ttl, protocol: proto, src: ip(src), dst: ip(dst), payload_len: payload.len() }
-        .emit(&mut h);
+    ipv4::Repr {
+        tos: 0,
+        ident: 7,
+        dont_frag: true,
+        ttl,
+        protocol: proto,
+        src: ip(src),
+        dst: ip(dst),
+        payload_len: payload.len(),
+    }
+    .emit(&mut h);
     v.extend_from_slice(&h);
     v.extend_from_slice(payload);
     v
@@ -79,7 +123,15 @@ fn udp_payload(n: usize) -> Vec<u8> {
 }
 
 fn a_to_b(ttl: u8, n: usize) -> Vec<u8> {
-    frame(GW1_LAN, HOST_A, "10.1.0.10", "10.2.0.10", ttl, ipv4::PROTO_UDP, &udp_payload(n))
+    frame(
+        GW1_LAN,
+        HOST_A,
+        "10.1.0.10",
+        "10.2.0.10",
+        ttl,
+        ipv4::PROTO_UDP,
+        &udp_payload(n),
+    )
 }
 
 fn run(f: &mut Forwarder, port: u16, bytes: &[u8]) -> (Verdict, Vec<u8>) {
@@ -96,8 +148,18 @@ fn host_to_host_through_both_gateways_raw_and_natt() {
         let sent = a_to_b(64, 100);
         let (v, wire) = run(&mut gw1, 0, &sent);
         assert_eq!(v, Verdict::Tx(1));
-        assert_eq!((&wire[0..6], &wire[6..12]), (&GW2_WAN.0[..], &GW1_WAN.0[..]));
-        assert_eq!(wire[14 + 9], if udp { ipv4::PROTO_UDP } else { ipv4::PROTO_ESP });
+        assert_eq!(
+            (&wire[0..6], &wire[6..12]),
+            (&GW2_WAN.0[..], &GW1_WAN.0[..])
+        );
+        assert_eq!(
+            wire[14 + 9],
+            if udp {
+                ipv4::PROTO_UDP
+            } else {
+                ipv4::PROTO_ESP
+            }
+        );
         let (v, got) = run(&mut gw2, 1, &wire);
         assert_eq!(v, Verdict::Tx(0), "udp={udp}");
         assert_eq!((&got[0..6], &got[6..12]), (&HOST_B.0[..], &GW2_LAN.0[..]));
@@ -111,7 +173,15 @@ fn host_to_host_through_both_gateways_raw_and_natt() {
         assert_eq!(gw2.stats.get(Stat::DecryptedBytes), 128);
 
         // And back.
-        let back = frame(GW2_LAN, HOST_B, "10.2.0.10", "10.1.0.10", 64, ipv4::PROTO_UDP, &udp_payload(3));
+        let back = frame(
+            GW2_LAN,
+            HOST_B,
+            "10.2.0.10",
+            "10.1.0.10",
+            64,
+            ipv4::PROTO_UDP,
+            &udp_payload(3),
+        );
         let (v, wire) = run(&mut gw2, 0, &back);
         assert_eq!(v, Verdict::Tx(1));
         let (v, got) = run(&mut gw1, 1, &wire);
@@ -149,9 +219,19 @@ fn every_malformed_or_unroutable_frame_is_dropped_and_counted() {
     let mut not_us = good.clone();
     not_us[0..6].copy_from_slice(&[2, 0, 0, 0, 9, 9]);
     // A fragment of an ESP packet for us: we do not reassemble.
-    let mut frag = frame(GW1_LAN, HOST_A, "10.1.0.10", "10.1.0.1", 64, ipv4::PROTO_ESP, &[0; 40]);
+    let mut frag = frame(
+        GW1_LAN,
+        HOST_A,
+        "10.1.0.10",
+        "10.1.0.1",
+        64,
+        ipv4::PROTO_ESP,
+        &[0; 40],
+    );
     frag[14 + 6] = 0x20; // MF
-    ipv4::Packet::new_checked(&mut frag[14..]).unwrap().fill_checksum();
+    ipv4::Packet::new_checked(&mut frag[14..])
+        .unwrap()
+        .fill_checksum();
     let cases: Vec<(Vec<u8>, Stat)> = vec![
         (good[..10].to_vec(), Stat::Malformed),
         (good[..14 + 19].to_vec(), Stat::Malformed),
@@ -160,9 +240,31 @@ fn every_malformed_or_unroutable_frame_is_dropped_and_counted() {
         (ipv6, Stat::UnsupportedEthertype),
         (not_us, Stat::NotForUs),
         (a_to_b(1, 10), Stat::TtlExceeded),
-        (frame(GW1_LAN, HOST_A, "10.1.0.10", "172.16.0.1", 64, 17, &udp_payload(1)), Stat::NoRoute),
+        (
+            frame(
+                GW1_LAN,
+                HOST_A,
+                "10.1.0.10",
+                "172.16.0.1",
+                64,
+                17,
+                &udp_payload(1),
+            ),
+            Stat::NoRoute,
+        ),
         (frag, Stat::Fragments),
-        (frame(GW1_LAN, HOST_A, "10.1.0.10", "10.1.0.99", 64, 17, &udp_payload(1)), Stat::NoNeighbor),
+        (
+            frame(
+                GW1_LAN,
+                HOST_A,
+                "10.1.0.10",
+                "10.1.0.99",
+                64,
+                17,
+                &udp_payload(1),
+            ),
+            Stat::NoNeighbor,
+        ),
     ];
     for (i, (bytes, stat)) in cases.into_iter().enumerate() {
         let before = gw1.stats.get(stat);
@@ -170,13 +272,25 @@ fn every_malformed_or_unroutable_frame_is_dropped_and_counted() {
         assert_eq!(v, Verdict::Drop(stat), "case {i}");
         assert_eq!(gw1.stats.get(stat), before + 1, "case {i} counted");
     }
-    assert_eq!(run(&mut gw1, 5, &good).0, Verdict::Drop(Stat::NotForUs), "port without interface");
+    assert_eq!(
+        run(&mut gw1, 5, &good).0,
+        Verdict::Drop(Stat::NotForUs),
+        "port without interface"
+    );
 }
 
 #[test]
 fn unresolved_next_hop_asks_the_main_lcore_once_a_second() {
     let mut gw1 = gateway(true, false, |_| {});
-    let to = frame(GW1_LAN, HOST_A, "10.1.0.10", "10.1.0.99", 64, 17, &udp_payload(1));
+    let to = frame(
+        GW1_LAN,
+        HOST_A,
+        "10.1.0.10",
+        "10.1.0.99",
+        64,
+        17,
+        &udp_payload(1),
+    );
     gw1.now_ms = 5_000;
     run(&mut gw1, 0, &to);
     run(&mut gw1, 0, &to);
@@ -185,7 +299,11 @@ fn unresolved_next_hop_asks_the_main_lcore_once_a_second() {
     gw1.now_ms = 6_000;
     run(&mut gw1, 0, &to);
     assert_eq!(gw1.resolve.len(), 1);
-    gw1.apply(Command::SetNeighbor { addr: ip("10.1.0.99"), mac: HOST_B, permanent: false });
+    gw1.apply(Command::SetNeighbor {
+        addr: ip("10.1.0.99"),
+        mac: HOST_B,
+        permanent: false,
+    });
     assert_eq!(run(&mut gw1, 0, &to).0, Verdict::Tx(0));
 }
 
@@ -194,7 +312,13 @@ fn local_traffic_goes_to_the_main_lcore_and_natt_specials_are_recognised() {
     let mut gw2 = gateway(false, true, |_| {});
     let arp = {
         let mut f = vec![0u8; arp::FRAME_LEN];
-        let asker = Interface { port: 1, mac: GW1_WAN, addr: ip("192.0.2.1"), prefix_len: 24, mtu: 1500 };
+        let asker = Interface {
+            port: 1,
+            mac: GW1_WAN,
+            addr: ip("192.0.2.1"),
+            prefix_len: 24,
+            mtu: 1500,
+        };
         arp::request(&mut f, &asker, ip("192.0.2.2"));
         f
     };
@@ -202,7 +326,15 @@ fn local_traffic_goes_to_the_main_lcore_and_natt_specials_are_recognised() {
     let mut echo = vec![8u8, 0, 0, 0, 0, 1, 0, 1];
     let c = checksum::checksum(&echo);
     echo[2..4].copy_from_slice(&c.to_be_bytes());
-    let ping = frame(GW2_WAN, GW1_WAN, "192.0.2.1", "192.0.2.2", 64, ipv4::PROTO_ICMP, &echo);
+    let ping = frame(
+        GW2_WAN,
+        GW1_WAN,
+        "192.0.2.1",
+        "192.0.2.2",
+        64,
+        ipv4::PROTO_ICMP,
+        &echo,
+    );
     let (v, punted) = run(&mut gw2, 1, &ping);
     assert_eq!(v, Verdict::Punt);
     assert_eq!(punted, ping, "punted with its own Ethernet header");
@@ -214,19 +346,62 @@ fn local_traffic_goes_to_the_main_lcore_and_natt_specials_are_recognised() {
         u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
         u.extend_from_slice(&[0, 0]);
         u.extend_from_slice(payload);
-        frame(GW2_WAN, GW1_WAN, "192.0.2.1", "192.0.2.2", 64, ipv4::PROTO_UDP, &u)
+        frame(
+            GW2_WAN,
+            GW1_WAN,
+            "192.0.2.1",
+            "192.0.2.2",
+            64,
+            ipv4::PROTO_UDP,
+            &u,
+        )
     };
-    assert_eq!(run(&mut gw2, 1, &udp(&[0xff], 4500)).0, Verdict::Drop(Stat::NattKeepalives));
-    assert_eq!(run(&mut gw2, 1, &udp(&[0, 0, 0, 0, 1, 2, 3], 4500)).0, Verdict::Punt);
+    assert_eq!(
+        run(&mut gw2, 1, &udp(&[0xff], 4500)).0,
+        Verdict::Drop(Stat::NattKeepalives)
+    );
+    assert_eq!(
+        run(&mut gw2, 1, &udp(&[0, 0, 0, 0, 1, 2, 3], 4500)).0,
+        Verdict::Punt
+    );
     assert_eq!(run(&mut gw2, 1, &udp(&[1, 2, 3, 4], 500)).0, Verdict::Punt);
     assert_eq!(gw2.stats.get(Stat::IkePackets), 2);
-    let unknown_spi = [0u8, 0, 0x99, 0x99, 0, 0, 0, 1].iter().copied().chain([0u8; 40]).collect::<Vec<_>>();
-    assert_eq!(run(&mut gw2, 1, &udp(&unknown_spi, 4500)).0, Verdict::Drop(Stat::InvalidSpi));
-    let known_spi = [0u8, 0, 0x10, 0x01, 0, 0, 0, 1].iter().copied().chain([0u8; 40]).collect::<Vec<_>>();
-    assert_eq!(run(&mut gw2, 1, &udp(&known_spi, 4500)).0, Verdict::Drop(Stat::EspAuthFailures));
-    let raw = frame(GW2_WAN, GW1_WAN, "192.0.2.1", "192.0.2.2", 64, ipv4::PROTO_ESP, &known_spi);
-    assert_eq!(run(&mut gw2, 1, &raw).0, Verdict::Drop(Stat::BadHeaders), "raw ESP on a NAT-T SA");
-    assert_eq!(run(&mut gw2, 1, &udp(&known_spi[..20], 4500)).0, Verdict::Drop(Stat::BadHeaders));
+    let unknown_spi = [0u8, 0, 0x99, 0x99, 0, 0, 0, 1]
+        .iter()
+        .copied()
+        .chain([0u8; 40])
+        .collect::<Vec<_>>();
+    assert_eq!(
+        run(&mut gw2, 1, &udp(&unknown_spi, 4500)).0,
+        Verdict::Drop(Stat::InvalidSpi)
+    );
+    let known_spi = [0u8, 0, 0x10, 0x01, 0, 0, 0, 1]
+        .iter()
+        .copied()
+        .chain([0u8; 40])
+        .collect::<Vec<_>>();
+    assert_eq!(
+        run(&mut gw2, 1, &udp(&known_spi, 4500)).0,
+        Verdict::Drop(Stat::EspAuthFailures)
+    );
+    let raw = frame(
+        GW2_WAN,
+        GW1_WAN,
+        "192.0.2.1",
+        "192.0.2.2",
+        64,
+        ipv4::PROTO_ESP,
+        &known_spi,
+    );
+    assert_eq!(
+        run(&mut gw2, 1, &raw).0,
+        Verdict::Drop(Stat::BadHeaders),
+        "raw ESP on a NAT-T SA"
+    );
+    assert_eq!(
+        run(&mut gw2, 1, &udp(&known_spi[..20], 4500)).0,
+        Verdict::Drop(Stat::BadHeaders)
+    );
 }
 
 #[test]
@@ -239,7 +414,11 @@ fn tunnel_limits_sequence_exhaustion_mtu_and_selectors() {
     assert_eq!(v, Verdict::Tx(1), "the last sequence number is used");
     let (v, _) = run(&mut gw1, 0, &a_to_b(64, 10));
     assert_eq!(v, Verdict::Drop(Stat::SeqExhausted));
-    assert_eq!(gw1.outbound_sa_mut(0).map(|s| s.counters.seq_exhausted.get()), Some(1));
+    assert_eq!(
+        gw1.outbound_sa_mut(0)
+            .map(|s| s.counters.seq_exhausted.get()),
+        Some(1)
+    );
 
     let mut gw1 = gateway(true, false, |_| {});
     let (v, _) = run(&mut gw1, 0, &a_to_b(64, 1500 - 28));
@@ -249,12 +428,21 @@ fn tunnel_limits_sequence_exhaustion_mtu_and_selectors() {
 
     // gw2 only admits 10.1.0.0/24 -> 10.2.0.0/24 from this tunnel.
     let mut gw2 = gateway(false, false, |v| {
-        v["tunnels"][0]["traffic_selectors"] = serde_json::json!({"local": ["10.2.0.0/24"], "remote": ["10.1.0.0/24"]});
+        v["tunnels"][0]["traffic_selectors"] =
+            serde_json::json!({"local": ["10.2.0.0/24"], "remote": ["10.1.0.0/24"]});
     });
     let mut gw1 = gateway(true, false, |_| {});
     let (_, ok) = run(&mut gw1, 0, &a_to_b(64, 10));
     assert_eq!(run(&mut gw2, 1, &ok).0, Verdict::Tx(0));
-    let outside = frame(GW1_LAN, HOST_A, "10.1.0.10", "10.2.5.10", 64, 17, &udp_payload(1));
+    let outside = frame(
+        GW1_LAN,
+        HOST_A,
+        "10.1.0.10",
+        "10.2.5.10",
+        64,
+        17,
+        &udp_payload(1),
+    );
     let (_, wire) = run(&mut gw1, 0, &outside);
     assert_eq!(run(&mut gw2, 1, &wire).0, Verdict::Drop(Stat::TsCheckFail));
 }
@@ -263,9 +451,17 @@ fn tunnel_limits_sequence_exhaustion_mtu_and_selectors() {
 fn deleting_an_sa_or_route_takes_effect_between_packets() {
     let mut gw1 = gateway(true, false, |_| {});
     gw1.apply(Command::DelOutboundSa { tunnel: 0 });
-    assert_eq!(run(&mut gw1, 0, &a_to_b(64, 10)).0, Verdict::Drop(Stat::NoSa));
-    gw1.apply(Command::DelRoute { prefix: "10.2.0.0/16".parse().unwrap() });
-    assert_eq!(run(&mut gw1, 0, &a_to_b(64, 10)).0, Verdict::Drop(Stat::NoRoute));
+    assert_eq!(
+        run(&mut gw1, 0, &a_to_b(64, 10)).0,
+        Verdict::Drop(Stat::NoSa)
+    );
+    gw1.apply(Command::DelRoute {
+        prefix: "10.2.0.0/16".parse().unwrap(),
+    });
+    assert_eq!(
+        run(&mut gw1, 0, &a_to_b(64, 10)).0,
+        Verdict::Drop(Stat::NoRoute)
+    );
 }
 
 proptest! {

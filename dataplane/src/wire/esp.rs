@@ -67,13 +67,24 @@ mod tests {
     #[test]
     fn header_bytes_and_padding() {
         let mut b = [0u8; 16];
-        Repr { spi: 0x1001, seq: 7, iv: [0, 0, 0, 0, 0, 0, 0, 7] }.emit(&mut b);
+        Repr {
+            spi: 0x1001,
+            seq: 7,
+            iv: [0, 0, 0, 0, 0, 0, 0, 7],
+        }
+        .emit(&mut b);
         assert_eq!(b, [0, 0, 0x10, 1, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 7]);
         let mut full = [0u8; MIN_LEN];
         full[..16].copy_from_slice(&b);
         let p = Packet::new_checked(&full[..]).unwrap();
         assert_eq!((p.spi(), p.seq(), p.iv()[7]), (0x1001, 7, 7));
-        assert_eq!(Packet::new_checked(&full[..MIN_LEN - 1]).err(), Some(WireError::Truncated));
-        assert_eq!([pad_len(84), pad_len(85), pad_len(86), pad_len(87)], [2, 1, 0, 3]);
+        assert_eq!(
+            Packet::new_checked(&full[..MIN_LEN - 1]).err(),
+            Some(WireError::Truncated)
+        );
+        assert_eq!(
+            [pad_len(84), pad_len(85), pad_len(86), pad_len(87)],
+            [2, 1, 0, 3]
+        );
     }
 }

@@ -119,13 +119,25 @@ mod tests {
             "exact bytes"
         );
         let f = Frame::new_checked(&b[..]).unwrap();
-        assert_eq!((f.dst(), f.src(), f.ethertype()), (r.dst, r.src, r.ethertype));
-        assert_eq!(Frame::new_checked(&b[..13]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            (f.dst(), f.src(), f.ethertype()),
+            (r.dst, r.src, r.ethertype)
+        );
+        assert_eq!(
+            Frame::new_checked(&b[..13]).err(),
+            Some(WireError::Truncated)
+        );
     }
 
     #[test]
     fn mac_parse_rejects_garbage() {
-        for bad in ["", "02:00:00:00:01", "02:00:00:00:01:01:03", "zz:00:00:00:01:01", "2:0:0:0:1:1"] {
+        for bad in [
+            "",
+            "02:00:00:00:01",
+            "02:00:00:00:01:01:03",
+            "zz:00:00:00:01:01",
+            "2:0:0:0:1:1",
+        ] {
             assert!(bad.parse::<Mac>().is_err(), "{bad}");
         }
         assert_eq!("ff:ff:ff:ff:ff:ff".parse::<Mac>().unwrap(), BROADCAST);

@@ -207,17 +207,32 @@ mod tests {
         let good = sample();
         let mut b = good;
         b[0] = 0x65;
-        assert_eq!(Packet::new_checked(&b[..]).err(), Some(WireError::Malformed));
+        assert_eq!(
+            Packet::new_checked(&b[..]).err(),
+            Some(WireError::Malformed)
+        );
         b = good;
         b[0] = 0x44; // IHL 16 bytes
-        assert_eq!(Packet::new_checked(&b[..]).err(), Some(WireError::Malformed));
+        assert_eq!(
+            Packet::new_checked(&b[..]).err(),
+            Some(WireError::Malformed)
+        );
         b = good;
         b[2..4].copy_from_slice(&19u16.to_be_bytes());
-        assert_eq!(Packet::new_checked(&b[..]).err(), Some(WireError::Malformed));
+        assert_eq!(
+            Packet::new_checked(&b[..]).err(),
+            Some(WireError::Malformed)
+        );
         b = good;
         b[2..4].copy_from_slice(&29u16.to_be_bytes());
-        assert_eq!(Packet::new_checked(&b[..]).err(), Some(WireError::Truncated));
-        assert_eq!(Packet::new_checked(&good[..19]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            Packet::new_checked(&b[..]).err(),
+            Some(WireError::Truncated)
+        );
+        assert_eq!(
+            Packet::new_checked(&good[..19]).err(),
+            Some(WireError::Truncated)
+        );
         b = good;
         b[10] ^= 1;
         assert!(!Packet::new_checked(&b[..]).unwrap().verify_checksum());

@@ -33,3 +33,43 @@ pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
 pub(crate) fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Every view accepts any bytes without panicking, and once a view is built, every
+        /// accessor is in bounds.
+        #[test]
+        fn parsers_never_panic(b in prop::collection::vec(any::<u8>(), 0..200)) {
+            if let Ok(f) = ethernet::Frame::new_checked(&b[..]) {
+                let _ = (f.dst(), f.src(), f.ethertype(), f.payload().len());
+            }
+            let _ = arp::Repr::parse(&b);
+            if let Ok(p) = ipv4::Packet::new_checked(&b[..]) {
+                let _ = (p.header_len(), p.tos(), p.ident(), p.dont_frag(), p.is_fragment(), p.ttl());
+                let _ = (p.protocol(), p.checksum_field(), p.src(), p.dst(), p.verify_checksum());
+                prop_assert!(p.payload().len() + p.header_len() == p.total_len());
+            }
+            if let Ok(d) = udp::Datagram::new_checked(&b[..]) {
+                let _ = (d.src_port(), d.dst_port(), d.is_empty());
+                prop_assert_eq!(d.payload().len() + udp::HEADER_LEN, d.len());
+            }
+            if let Ok(e) = esp::Packet::new_checked(&b[..]) {
+                let _ = (e.spi(), e.seq(), e.iv());
+            }
+            let mut c = b.clone();
+            let _ = icmp::echo_request_to_reply(&mut c);
+            let iface = crate::forward::Interface {
+                port: 0,
+                mac: ethernet::Mac([2, 0, 0, 0, 0, 1]),
+                addr: std::net::Ipv4Addr::new(10, 0, 0, 1),
+                prefix_len: 24,
+                mtu: 1500,
+            };
+            let _ = crate::forward::arp::handle(&mut c, &iface);
+        }
+    }
+}

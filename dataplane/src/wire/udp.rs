@@ -68,13 +68,27 @@ mod tests {
     fn roundtrip_and_length_checks() {
         let mut b = [0u8; 12];
         let mut h = [0u8; HEADER_LEN];
-        Repr { src_port: 4500, dst_port: 4501, payload_len: 4 }.emit(&mut h);
+        Repr {
+            src_port: 4500,
+            dst_port: 4501,
+            payload_len: 4,
+        }
+        .emit(&mut h);
         assert_eq!(h, [0x11, 0x94, 0x11, 0x95, 0, 12, 0, 0]);
         b[..8].copy_from_slice(&h);
         let d = Datagram::new_checked(&b[..]).unwrap();
-        assert_eq!((d.src_port(), d.dst_port(), d.payload().len()), (4500, 4501, 4));
-        assert_eq!(Datagram::new_checked(&b[..11]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            (d.src_port(), d.dst_port(), d.payload().len()),
+            (4500, 4501, 4)
+        );
+        assert_eq!(
+            Datagram::new_checked(&b[..11]).err(),
+            Some(WireError::Truncated)
+        );
         b[5] = 7;
-        assert_eq!(Datagram::new_checked(&b[..]).err(), Some(WireError::Malformed));
+        assert_eq!(
+            Datagram::new_checked(&b[..]).err(),
+            Some(WireError::Malformed)
+        );
     }
 }

@@ -18,7 +18,10 @@ pub fn require_root(test: &str) -> bool {
 }
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 pub fn dataplane_bin() -> PathBuf {
@@ -73,7 +76,9 @@ pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
 /// net_pcap writes the latter).
 pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
     let b = std::fs::read(path).unwrap();
-    let magic = b.get(..4).map(|m| u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
+    let magic = b
+        .get(..4)
+        .map(|m| u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
     assert!(
         b.len() >= 24 && matches!(magic, Some(0xa1b2c3d4 | 0xa1b23c4d)),
         "not a pcap: {}",
@@ -93,7 +98,11 @@ pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
 pub fn sh(cmd: &mut std::process::Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{cmd:?} failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
 }
 
@@ -104,5 +113,7 @@ pub fn read_stats(path: &Path) -> serde_json::Value {
 }
 
 pub fn counter(stats: &serde_json::Value, name: &str) -> u64 {
-    stats["global"][name].as_u64().unwrap_or_else(|| panic!("no counter {name}"))
+    stats["global"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no counter {name}"))
 }
