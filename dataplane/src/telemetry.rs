@@ -3,7 +3,7 @@
 
 use crate::stats::Sources;
 use dpdk_sys::telemetry::{self, respond};
-use dpdk_sys::{sys, TelContainer};
+use dpdk_sys::{sys, TelContainer, TelData};
 use std::ffi::c_char;
 use std::os::raw::c_int;
 use std::sync::{Arc, OnceLock};
@@ -27,6 +27,27 @@ pub fn install(sources: Arc<Sources>) -> dpdk_sys::Result<()> {
     )
 }
 
+/// Answers a telemetry command with a dict that `fill` writes from the counters.
+///
+/// # Safety
+/// `params` and `d` must be the arguments DPDK passed to the handler.
+unsafe fn reply_dict(
+    params: *const c_char,
+    d: *mut sys::rte_tel_data,
+    fill: impl FnOnce(&Sources, &mut TelData<'_>) -> dpdk_sys::Result<()>,
+) -> c_int {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe {
+        respond(params, d, |_, t| {
+            t.start_dict()?;
+            match SOURCES.get() {
+                Some(s) => fill(s, t),
+                None => Ok(()),
+            }
+        })
+    }
+}
+
 extern "C" fn stats(
     _cmd: *const c_char,
     params: *const c_char,
@@ -34,15 +55,8 @@ extern "C" fn stats(
 ) -> c_int {
     // SAFETY: these are the arguments DPDK passed to this handler.
     unsafe {
-        respond(params, d, |_, t| {
-            t.start_dict()?;
-            let Some(s) = SOURCES.get() else {
-                return Ok(());
-            };
-            for (k, v) in s.global() {
-                t.add_dict_u64(k, v)?;
-            }
-            for (k, v) in s.main.fields() {
+        reply_dict(params, d, |s, t| {
+            for (k, v) in s.global().into_iter().chain(s.main.fields()) {
                 t.add_dict_u64(k, v)?;
             }
             Ok(())
@@ -57,11 +71,7 @@ extern "C" fn sa_list(
 ) -> c_int {
     // SAFETY: these are the arguments DPDK passed to this handler.
     unsafe {
-        respond(params, d, |_, t| {
-            t.start_dict()?;
-            let Some(s) = SOURCES.get() else {
-                return Ok(());
-            };
+        reply_dict(params, d, |s, t| {
             for sa in &s.sas {
                 let mut c = TelContainer::new_dict()?;
                 c.add_dict_string(

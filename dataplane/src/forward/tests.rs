@@ -366,20 +366,14 @@ fn local_traffic_goes_to_the_main_lcore_and_natt_specials_are_recognised() {
     );
     assert_eq!(run(&mut gw2, 1, &udp(&[1, 2, 3, 4], 500)).0, Verdict::Punt);
     assert_eq!(gw2.stats.get(Stat::IkePackets), 2);
-    let unknown_spi = [0u8, 0, 0x99, 0x99, 0, 0, 0, 1]
-        .iter()
-        .copied()
-        .chain([0u8; 40])
-        .collect::<Vec<_>>();
+    // SPI, sequence 1, then 40 bytes that are no valid ciphertext.
+    let esp = |spi: u32| [&spi.to_be_bytes()[..], &[0, 0, 0, 1], &[0u8; 40]].concat();
+    let unknown_spi = esp(0x9999);
     assert_eq!(
         run(&mut gw2, 1, &udp(&unknown_spi, 4500)).0,
         Verdict::Drop(Stat::InvalidSpi)
     );
-    let known_spi = [0u8, 0, 0x10, 0x01, 0, 0, 0, 1]
-        .iter()
-        .copied()
-        .chain([0u8; 40])
-        .collect::<Vec<_>>();
+    let known_spi = esp(0x1001);
     assert_eq!(
         run(&mut gw2, 1, &udp(&known_spi, 4500)).0,
         Verdict::Drop(Stat::EspAuthFailures)
