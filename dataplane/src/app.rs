@@ -149,8 +149,11 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
     }
 
     let stop = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
-    signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // The first signal stops cleanly; a second one, if the stop hangs, exits at once.
+        signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone())?;
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
 
     let (ev_tx, ev_rx) = crossbeam::channel::bounded(4096);
     let mut links = Vec::new();

@@ -17,8 +17,8 @@ pub struct Outcome {
     pub learned: Option<(Ipv4Addr, Mac)>,
 }
 
-/// Handles an ARP frame received on `iface`. Only frames that concern our address teach us
-/// anything, so a flood of foreign ARP cannot fill the neighbor table.
+/// Handles an ARP frame received on `iface`. Only frames for our address from a sender on our
+/// subnet teach us anything, so foreign or spoofed ARP cannot fill the neighbor table.
 pub fn handle(frame: &mut [u8], iface: &Interface) -> Outcome {
     let Some(body) = frame.get(ethernet::HEADER_LEN..) else {
         return Outcome::default();
@@ -26,7 +26,13 @@ pub fn handle(frame: &mut [u8], iface: &Interface) -> Outcome {
     let Ok(a) = Repr::parse(body) else {
         return Outcome::default();
     };
-    if a.target_ip != iface.addr || a.sender_ip.is_unspecified() {
+    let on_link =
+        ipnet::Ipv4Net::new(iface.addr, iface.prefix_len).is_ok_and(|n| n.contains(&a.sender_ip));
+    if a.target_ip != iface.addr
+        || !on_link
+        || a.sender_ip == iface.addr
+        || a.sender_mac.0[0] & 1 != 0
+    {
         return Outcome::default();
     }
     let learned = Some((a.sender_ip, a.sender_mac));
@@ -137,5 +143,15 @@ mod tests {
         assert!(request(&mut f, &other, Ipv4Addr::new(10, 1, 0, 30)));
         assert_eq!(handle(&mut f, &iface()), Outcome::default());
         assert_eq!(handle(&mut [0u8; 20], &iface()), Outcome::default());
+        let off_link = Interface {
+            addr: Ipv4Addr::new(172, 16, 0, 9),
+            ..other
+        };
+        assert!(request(&mut f, &off_link, iface().addr));
+        assert_eq!(
+            handle(&mut f, &iface()),
+            Outcome::default(),
+            "sender not on our subnet"
+        );
     }
 }

@@ -29,7 +29,7 @@ pub struct Interface {
 }
 
 /// Where a route sends a packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Target {
     /// On the subnet of the interface on this port: the destination is the next hop.
     Connected {
@@ -92,7 +92,9 @@ pub struct Forwarder {
     /// By port id; one interface per port.
     ifaces: Vec<Option<Interface>>,
     routes: Lpm,
+    /// Next hops by LPM index, and the index of each, so that a route add is O(1).
     targets: Vec<Target>,
+    target_index: std::collections::HashMap<Target, u32>,
     neighbors: NeighborTable,
     /// Current outbound SA by tunnel id.
     tunnels: Vec<Option<Box<OutboundSa>>>,
@@ -111,6 +113,7 @@ impl Forwarder {
             ifaces: Vec::new(),
             routes: Lpm::new(),
             targets: Vec::new(),
+            target_index: Default::default(),
             neighbors: NeighborTable::default(),
             tunnels: Vec::new(),
             inbound: IdMap::default(),
@@ -131,18 +134,14 @@ impl Forwarder {
                 self.ifaces[p] = Some(i);
             }
             Command::AddRoute { prefix, target } => {
-                // Reuse an identical target so that repeated adds do not grow the table.
-                let nh = match self.targets.iter().position(|t| *t == target) {
-                    Some(i) => i,
-                    None => {
-                        self.targets.push(target);
-                        self.targets.len() - 1
-                    }
-                };
-                // The config layer bounds the number of routes far below 2^24.
-                let _ = self
-                    .routes
-                    .insert(prefix.addr(), prefix.prefix_len(), nh as u32);
+                // Routes sharing a next hop share its entry, so the table grows with next hops.
+                let next = self.targets.len() as u32;
+                let nh = *self.target_index.entry(target).or_insert(next);
+                if nh == next {
+                    self.targets.push(target);
+                }
+                // The config layer bounds the number of routes far below 2^24 next hops.
+                let _ = self.routes.insert(prefix.addr(), prefix.prefix_len(), nh);
             }
             Command::DelRoute { prefix } => {
                 self.routes.remove(prefix.addr(), prefix.prefix_len());
@@ -193,12 +192,13 @@ impl Forwarder {
             Ok(f) => (f.dst(), f.ethertype()),
             Err(_) => return self.drop(Stat::Malformed),
         };
-        if dst != iface.mac && !dst.is_broadcast() {
-            return self.drop(Stat::NotForUs);
-        }
+        // ARP may be broadcast; anything routed must be unicast to us, as a router does.
         match ethertype {
-            ethernet::ETHERTYPE_IPV4 => {}
-            ethernet::ETHERTYPE_ARP => return self.punt(),
+            ethernet::ETHERTYPE_ARP if dst == iface.mac || dst.is_broadcast() => {
+                return self.punt()
+            }
+            ethernet::ETHERTYPE_IPV4 if dst == iface.mac => {}
+            ethernet::ETHERTYPE_ARP | ethernet::ETHERTYPE_IPV4 => return self.drop(Stat::NotForUs),
             _ => return self.drop(Stat::UnsupportedEthertype),
         }
         buf.adj(ethernet::HEADER_LEN);
@@ -231,6 +231,9 @@ impl Forwarder {
             Err(_) => return self.drop(Stat::Malformed),
         };
         buf.truncate(total); // Ethernet padding
+        if dst.is_broadcast() || dst.is_multicast() {
+            return self.drop(Stat::NotForUs);
+        }
         let Some(target) = self
             .routes
             .lookup(dst)

@@ -51,16 +51,15 @@ impl Default for NeighborTable {
 }
 
 impl NeighborTable {
-    /// Learned entries never replace static ones.
+    /// Learned entries never replace static ones, and are not added to a full table.
     pub fn set(&mut self, ip: Ipv4Addr, mac: Mac, permanent: bool) {
         let k = u32::from(ip);
-        if let Some(Entry::Known {
-            permanent: true, ..
-        }) = self.map.get(&k)
-        {
-            if !permanent {
-                return;
-            }
+        match self.map.get(&k) {
+            Some(Entry::Known {
+                permanent: true, ..
+            }) if !permanent => return,
+            None if !permanent && self.map.len() >= MAX_NEIGHBORS => return,
+            _ => {}
         }
         self.map.insert(k, Entry::Known { mac, permanent });
     }
@@ -109,5 +108,27 @@ mod tests {
         t.set(ip, m, true);
         t.set(ip, Mac([2, 0, 0, 0, 9, 9]), false);
         assert_eq!(t.lookup(ip, 1020), (Some(m), false));
+    }
+
+    #[test]
+    fn learned_entries_stop_at_the_cap() {
+        let mut t = NeighborTable::default();
+        let m = Mac([2, 0, 0, 0, 0, 1]);
+        for i in 0..MAX_NEIGHBORS as u32 {
+            t.set(Ipv4Addr::from(0x0a00_0000 + i), m, false);
+        }
+        let extra = Ipv4Addr::new(11, 0, 0, 1);
+        t.set(extra, m, false);
+        assert_eq!(
+            t.lookup(extra, 0),
+            (None, false),
+            "neither learned nor queued for resolution"
+        );
+        t.set(extra, m, true);
+        assert_eq!(
+            t.lookup(extra, 0),
+            (Some(m), false),
+            "static entries always fit"
+        );
     }
 }

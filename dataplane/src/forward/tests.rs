@@ -218,6 +218,8 @@ fn every_malformed_or_unroutable_frame_is_dropped_and_counted() {
     ipv6[12..14].copy_from_slice(&[0x86, 0xdd]);
     let mut not_us = good.clone();
     not_us[0..6].copy_from_slice(&[2, 0, 0, 0, 9, 9]);
+    let mut l2_broadcast = good.clone();
+    l2_broadcast[0..6].copy_from_slice(&[0xff; 6]);
     // A fragment of an ESP packet for us: we do not reassemble.
     let mut frag = frame(
         GW1_LAN,
@@ -239,6 +241,31 @@ fn every_malformed_or_unroutable_frame_is_dropped_and_counted() {
         (bad_csum, Stat::BadIpChecksum),
         (ipv6, Stat::UnsupportedEthertype),
         (not_us, Stat::NotForUs),
+        (l2_broadcast, Stat::NotForUs),
+        (
+            frame(
+                GW1_LAN,
+                HOST_A,
+                "10.1.0.10",
+                "255.255.255.255",
+                64,
+                17,
+                &udp_payload(1),
+            ),
+            Stat::NotForUs,
+        ),
+        (
+            frame(
+                GW1_LAN,
+                HOST_A,
+                "10.1.0.10",
+                "239.1.1.1",
+                64,
+                17,
+                &udp_payload(1),
+            ),
+            Stat::NotForUs,
+        ),
         (a_to_b(1, 10), Stat::TtlExceeded),
         (
             frame(
