@@ -13,6 +13,7 @@ pub mod provision;
 pub mod sa;
 pub mod wire;
 
+pub mod anchor;
 pub mod app;
 pub mod main_lcore;
 pub mod mbuf;
