@@ -24,7 +24,10 @@ pub type Lcore = u32;
 /// Who a tunnel talks to, for the affinity rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Peer {
-    Site { local: Ipv4Addr, remote: Ipv4Addr },
+    Site {
+        local: Ipv4Addr,
+        remote: Ipv4Addr,
+    },
     /// A dial-up peer (remote `any`): no affinity, round-robin.
     Dynamic,
 }
@@ -75,7 +78,12 @@ pub struct Anchors {
 impl Anchors {
     /// Groups as lists of worker lcores.
     pub fn new(groups: &[Vec<Lcore>]) -> Result<Anchors, AnchorError> {
-        let mut a = Anchors { groups: Vec::new(), tunnels: HashMap::new(), affinity: HashMap::new(), next_dynamic: 0 };
+        let mut a = Anchors {
+            groups: Vec::new(),
+            tunnels: HashMap::new(),
+            affinity: HashMap::new(),
+            next_dynamic: 0,
+        };
         if groups.is_empty() {
             return Err(AnchorError::NoGroups);
         }
@@ -95,7 +103,10 @@ impl Anchors {
                 return Err(AnchorError::DuplicateWorker(w));
             }
         }
-        self.groups.push(Group { workers: workers.iter().map(|&w| (w, 0)).collect(), tunnels: 0 });
+        self.groups.push(Group {
+            workers: workers.iter().map(|&w| (w, 0)).collect(),
+            tunnels: 0,
+        });
         Ok(self.groups.len() - 1)
     }
 
@@ -114,7 +125,9 @@ impl Anchors {
     }
 
     fn contains_worker(&self, lcore: Lcore) -> bool {
-        self.groups.iter().any(|g| g.workers.iter().any(|&(w, _)| w == lcore))
+        self.groups
+            .iter()
+            .any(|g| g.workers.iter().any(|&(w, _)| w == lcore))
     }
 
     /// Anchors a tunnel (identified by `tunnel`), or returns where it already is: SAs of a
@@ -192,7 +205,9 @@ impl Anchors {
 
     /// Tunnels per worker over workers in the group.
     pub fn load_factor(&self, group: usize) -> f64 {
-        self.groups.get(group).map_or(0.0, |g| f64::from(g.tunnels) / g.workers.len() as f64)
+        self.groups
+            .get(group)
+            .map_or(0.0, |g| f64::from(g.tunnels) / g.workers.len() as f64)
     }
 
     /// (lcore, tunnels) of each worker of a group, in configuration order.
@@ -206,7 +221,9 @@ impl Anchors {
 
     /// The group a worker belongs to.
     pub fn group_of(&self, lcore: Lcore) -> Option<usize> {
-        self.groups.iter().position(|g| g.workers.iter().any(|&(w, _)| w == lcore))
+        self.groups
+            .iter()
+            .position(|g| g.workers.iter().any(|&(w, _)| w == lcore))
     }
 }
 

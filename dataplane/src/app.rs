@@ -1,6 +1,7 @@
 //! Brings the dataplane up from a validated configuration, runs it until it is told to stop
 //! (signal or idle timeout), and takes it down, leaving a stats snapshot.
 
+use crate::anchor::Anchors;
 use crate::config::{Config, RouteVia};
 use crate::counters::{Stat, StatBlock};
 use crate::forward::Forwarder;
@@ -9,7 +10,7 @@ use crate::provision;
 use crate::stats::{PortCounters, Snapshot, Sources, WorkerSource};
 use crate::telemetry;
 use crate::wire::ethernet::Mac;
-use crate::worker::{RunTime, Worker};
+use crate::worker::{HandoffStats, RunTime, TxPath, Worker};
 use dpdk_sys::{Eal, Mempool, Port, PortConfig, Ring};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -78,7 +79,8 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
             ));
         }
     }
-    let nworkers = cfg.dataplane.workers.len() as u16;
+    let workers = &cfg.dataplane.workers;
+    let nworkers = workers.len() as u16;
     let pool = Mempool::pktmbuf(
         "espgw_mbufs",
         cfg.dataplane.mbufs,
@@ -87,8 +89,9 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
         eal.lcore_socket(main_lcore),
     )?;
 
+    // One RX and one TX queue per worker where the PMD allows; fewer queues are shared out.
     let mut ports: Vec<Port> = Vec::new();
-    for (i, ifc) in cfg.interfaces.iter().enumerate() {
+    for ifc in &cfg.interfaces {
         let pc = PortConfig {
             rx_queues: nworkers,
             tx_queues: nworkers,
@@ -98,17 +101,6 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
             mtu: None,
         };
         let mut port = Port::configure(ifc.port, &pc, &pool)?;
-        if port.rx_queues() < nworkers || port.tx_queues() < nworkers {
-            return Err(config_err(
-                format!("interfaces[{i}].port"),
-                format!(
-                    "port {} offers {} RX / {} TX queues, {nworkers} needed",
-                    ifc.port,
-                    port.rx_queues(),
-                    port.tx_queues()
-                ),
-            ));
-        }
         if let Some(mac) = ifc.mac {
             // Where the PMD cannot take the address, receive everything and filter in software.
             if let Err(e) = port.set_mac(mac.0) {
@@ -130,21 +122,30 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
             .map(Mac)
             .unwrap_or_default()
     };
-    let prov = provision::build(cfg, port_mac)?;
+
+    let groups = match &cfg.dataplane.anchor_groups {
+        Some(g) => g.clone(),
+        None => groups_by_socket(&eal, workers),
+    };
+    let mut anchors =
+        Anchors::new(&groups).map_err(|e| config_err("dataplane.anchor_groups", e.to_string()))?;
+    let prov = provision::build(cfg, port_mac, &mut anchors, workers)?;
     for i in &prov.interfaces {
         let name = cfg
             .interfaces
             .iter()
             .find(|c| c.port == i.port)
             .map_or("?", |c| c.name.as_str());
+        let q = ports
+            .iter()
+            .find(|p| p.id() == i.port)
+            .map_or((0, 0), |p| (p.rx_queues(), p.tx_queues()));
+        let net = ipnet::Ipv4Net::new(i.addr, i.prefix_len)
+            .map(|n| n.to_string())
+            .unwrap_or_default();
         eprintln!(
-            "espgw: {name}: port {} {} mac {} mtu {}",
-            i.port,
-            ipnet::Ipv4Net::new(i.addr, i.prefix_len)
-                .map(|n| n.to_string())
-                .unwrap_or_default(),
-            i.mac,
-            i.mtu
+            "espgw: {name}: port {} {net} mac {} mtu {} queues rx {} tx {}",
+            i.port, i.mac, i.mtu, q.0, q.1
         );
     }
 
@@ -155,12 +156,37 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
         signal_hook::flag::register(sig, stop.clone())?;
     }
 
+    // Handoff rings: one per ordered pair of workers, on the receiver's socket.
+    let n = workers.len();
+    let mut rings: Vec<Vec<Option<Arc<Ring>>>> = vec![vec![None; n]; n];
+    for (from, row) in rings.iter_mut().enumerate() {
+        for (to, slot) in row.iter_mut().enumerate() {
+            if from != to {
+                let name = format!("espgw_ho_{}_{}", workers[from], workers[to]);
+                let socket = eal.lcore_socket(workers[to]);
+                *slot = Some(Arc::new(Ring::new(
+                    &name,
+                    cfg.dataplane.handoff_ring_size,
+                    socket,
+                    true,
+                    true,
+                )?));
+            }
+        }
+    }
+
+    let max_port = cfg
+        .interfaces
+        .iter()
+        .map(|i| usize::from(i.port))
+        .max()
+        .unwrap_or(0);
     let (ev_tx, ev_rx) = crossbeam::channel::bounded(4096);
     let mut links = Vec::new();
-    let mut workers = Vec::new();
+    let mut runners = Vec::new();
     let mut sources = Vec::new();
-    let mut commands = Some(prov.commands);
-    for (q, &lcore) in cfg.dataplane.workers.iter().enumerate() {
+    let mut handoff_sources = Vec::new();
+    for ((index, &lcore), initial) in workers.iter().enumerate().zip(prov.commands) {
         let socket = eal.lcore_socket(lcore);
         let punt = Arc::new(Ring::new(
             &format!("espgw_punt_{lcore}"),
@@ -176,34 +202,55 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
             true,
             true,
         )?);
-        let initial = commands.take().unwrap_or_default();
         let (cmd_tx, cmd_rx) = crossbeam::channel::bounded(initial.len() + 4096);
         for c in initial {
             cmd_tx
                 .try_send(c)
                 .map_err(|_| AppError::Other("command channel full at start".into()))?;
         }
+        let q = index as u16;
+        let rx = ports
+            .iter()
+            .filter(|p| q < p.rx_queues())
+            .map(|p| (p.id(), q))
+            .collect();
+        let mut tx = vec![TxPath::None; max_port + 1];
+        for p in &ports {
+            let ntx = p.tx_queues().max(1);
+            tx[usize::from(p.id())] = if q < ntx {
+                TxPath::Queue(q)
+            } else {
+                TxPath::Via(q % ntx)
+            };
+        }
         let stats = Arc::new(StatBlock::default());
         let run_time = Arc::new(RunTime::default());
+        let handoff_stats = Arc::new(HandoffStats::new(n));
         sources.push(WorkerSource {
             lcore,
             stats: stats.clone(),
             run_time: run_time.clone(),
         });
+        handoff_sources.push(handoff_stats.clone());
         links.push(WorkerLink {
             commands: cmd_tx,
             punt: punt.clone(),
             inject: inject.clone(),
         });
-        workers.push(Worker {
+        runners.push(Worker {
             lcore,
-            queue: q as u16,
-            ports: cfg.interfaces.iter().map(|i| i.port).collect(),
-            fwd: Forwarder::new(stats),
+            rx,
+            tx,
+            fwd: Forwarder::new(q, stats),
             commands: cmd_rx,
             events: ev_tx.clone(),
             punt,
             inject,
+            handoff_out: rings[index].clone(),
+            handoff_in: (0..n)
+                .filter_map(|from| rings[from][index].clone())
+                .collect(),
+            handoff_stats,
             stop: stop.clone(),
             poll_sleep: Duration::from_micros(u64::from(cfg.dataplane.poll_sleep_us)),
             run_time,
@@ -212,8 +259,10 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
     let mut main = MainLcore::new(prov.interfaces.clone(), links, ev_rx);
     let sources = Arc::new(Sources {
         workers: sources,
+        handoff: handoff_sources,
         main: main.stats.clone(),
         sas: prov.sas,
+        anchors,
         ports: cfg
             .interfaces
             .iter()
@@ -222,7 +271,7 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
     });
     telemetry::install(sources.clone())?;
 
-    for w in workers {
+    for w in runners {
         let lcore = w.lcore;
         dpdk_sys::lcore::launch(lcore, move || w.run())?;
     }
@@ -288,4 +337,13 @@ fn write_stats(path: &std::path::Path, snap: &Snapshot) -> Result<(), AppError> 
     let json = serde_json::to_string_pretty(snap).map_err(|e| AppError::Other(e.to_string()))?;
     std::fs::write(path, json + "\n")?;
     Ok(())
+}
+
+/// The default anchor groups: one per NUMA socket, holding that socket's workers.
+fn groups_by_socket(eal: &Eal, workers: &[u32]) -> Vec<Vec<u32>> {
+    let mut by_socket: std::collections::BTreeMap<i32, Vec<u32>> = Default::default();
+    for &w in workers {
+        by_socket.entry(eal.lcore_socket(w)).or_default().push(w);
+    }
+    by_socket.into_values().collect()
 }

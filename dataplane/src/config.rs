@@ -52,6 +52,8 @@ struct DataplaneFile {
     #[serde(default)]
     eal: Vec<String>,
     workers: Vec<u32>,
+    anchor_groups: Option<Vec<Vec<u32>>>,
+    handoff_ring_size: Option<u32>,
     mbufs: Option<u32>,
     rx_descriptors: Option<u16>,
     tx_descriptors: Option<u16>,
@@ -181,6 +183,10 @@ pub struct Config {
 pub struct Dataplane {
     pub eal: Vec<String>,
     pub workers: Vec<u32>,
+    /// Lists of worker lcores; `None`: one group per NUMA socket, decided at start.
+    pub anchor_groups: Option<Vec<Vec<u32>>>,
+    /// Slots in each worker-to-worker handoff ring.
+    pub handoff_ring_size: u32,
     pub mbufs: u32,
     pub rx_descriptors: u16,
     pub tx_descriptors: u16,
@@ -239,6 +245,7 @@ pub struct ManualSa {
 }
 
 pub const DEFAULT_MBUFS: u32 = 16383;
+pub const DEFAULT_HANDOFF_RING: u32 = 1024;
 pub const DEFAULT_DESCRIPTORS: u16 = 1024;
 pub const DEFAULT_MTU: u16 = 1500;
 pub const DEFAULT_TUNNEL_TTL: u8 = 64;
@@ -324,15 +331,52 @@ fn validate(f: File) -> Result<Config, ConfigError> {
     if dp.workers.is_empty() {
         return err("dataplane.workers", "list at least one worker lcore");
     }
-    if dp.workers.len() > 1 {
+    for (i, w) in dp.workers.iter().enumerate() {
+        if dp.workers[..i].contains(w) {
+            return err(
+                format!("dataplane.workers[{i}]"),
+                format!("lcore {w} is listed twice"),
+            );
+        }
+    }
+    if let Some(groups) = &dp.anchor_groups {
+        for (g, group) in groups.iter().enumerate() {
+            if group.is_empty() {
+                return err(format!("dataplane.anchor_groups[{g}]"), "empty group");
+            }
+            for (j, w) in group.iter().enumerate() {
+                let field = format!("dataplane.anchor_groups[{g}][{j}]");
+                if !dp.workers.contains(w) {
+                    return err(field, format!("lcore {w} is not in dataplane.workers"));
+                }
+                if groups.iter().flatten().filter(|x| *x == w).count() > 1 {
+                    return err(field, format!("lcore {w} is in more than one group"));
+                }
+            }
+        }
+        if let Some(w) = dp
+            .workers
+            .iter()
+            .find(|w| !groups.iter().flatten().any(|x| x == *w))
+        {
+            return err(
+                "dataplane.anchor_groups",
+                format!("worker lcore {w} is in no group"),
+            );
+        }
+    }
+    let handoff_ring_size = dp.handoff_ring_size.unwrap_or(DEFAULT_HANDOFF_RING);
+    if !(64..=65536).contains(&handoff_ring_size) || !handoff_ring_size.is_power_of_two() {
         return err(
-            "dataplane.workers",
-            "more than one worker needs SA anchoring, which this build does not have yet; list one lcore",
+            "dataplane.handoff_ring_size",
+            "a power of two from 64 to 65536",
         );
     }
     let dataplane = Dataplane {
         eal: dp.eal.clone(),
         workers: dp.workers.clone(),
+        anchor_groups: dp.anchor_groups.clone(),
+        handoff_ring_size,
         mbufs: dp.mbufs.unwrap_or(DEFAULT_MBUFS),
         rx_descriptors: dp.rx_descriptors.unwrap_or(DEFAULT_DESCRIPTORS),
         tx_descriptors: dp.tx_descriptors.unwrap_or(DEFAULT_DESCRIPTORS),

@@ -1,9 +1,13 @@
-//! Turns a validated configuration into the `Command`s that build a worker's state, so that
+//! Turns a validated configuration into the `Command`s that build each worker's state, so that
 //! start-up and later changes (from the control process) take the same path.
+//!
+//! Every worker learns the interfaces, routes, neighbors and which worker owns each tunnel and
+//! inbound SPI; only a tunnel's anchor worker (see `anchor`) receives its SAs.
 
+use crate::anchor::{Anchors, Peer, Placement};
 use crate::config::{Config, ConfigError, RouteVia};
 use crate::counters::SaCounters;
-use crate::esp::crypto::Algorithm;
+use crate::esp::crypto::{Algorithm, CryptoError};
 use crate::forward::{Command, Interface, Target};
 use crate::sa::{Direction, InboundParams, InboundSa, OutboundSa};
 use crate::wire::ethernet::Mac;
@@ -11,8 +15,8 @@ use ipnet::Ipv4Net;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-/// What the main lcore keeps about an SA: names and settings for display, and the counters
-/// the owning worker writes. No keys.
+/// What the main lcore keeps about an SA: names and settings for display, its anchor, and the
+/// counters the owning worker writes. No keys.
 #[derive(Debug, Clone)]
 pub struct SaInfo {
     pub spi: u32,
@@ -24,70 +28,122 @@ pub struct SaInfo {
     pub local: Ipv4Addr,
     pub remote: Ipv4Addr,
     pub udp_encap: Option<(u16, u16)>,
+    /// The worker lcore that owns the SA, and its anchor group.
+    pub worker: u32,
+    pub group: usize,
     pub counters: Arc<SaCounters>,
 }
 
 pub struct Provision {
     pub interfaces: Vec<Interface>,
-    pub commands: Vec<Command>,
+    /// By worker index (the order of `workers`).
+    pub commands: Vec<Vec<Command>>,
     pub sas: Vec<SaInfo>,
 }
 
-/// Builds the start-up commands. `port_mac` gives a port's own MAC for interfaces that do
-/// not set one.
-pub fn build(cfg: &Config, port_mac: impl Fn(u16) -> Mac) -> Result<Provision, ConfigError> {
-    let mut commands = Vec::new();
-    let mut interfaces = Vec::new();
-    for i in &cfg.interfaces {
-        let iface = Interface {
+/// Builds the start-up commands for the worker lcores `workers`, anchoring every tunnel in
+/// `anchors`. `port_mac` gives a port's own MAC for interfaces that do not set one.
+pub fn build(
+    cfg: &Config,
+    port_mac: impl Fn(u16) -> Mac,
+    anchors: &mut Anchors,
+    workers: &[u32],
+) -> Result<Provision, ConfigError> {
+    let interfaces: Vec<Interface> = cfg
+        .interfaces
+        .iter()
+        .map(|i| Interface {
             port: i.port,
             mac: i.mac.unwrap_or_else(|| port_mac(i.port)),
             addr: i.addr,
             prefix_len: i.prefix_len,
             mtu: i.mtu,
-        };
-        interfaces.push(iface);
-        commands.push(Command::SetInterface(iface));
-        commands.push(Command::AddRoute {
-            prefix: i.subnet(),
-            target: Target::Connected { port: i.port },
-        });
-        commands.push(Command::AddRoute {
-            prefix: Ipv4Net::from(i.addr),
-            target: Target::Local,
-        });
-    }
-    for r in &cfg.routes {
-        let target = match r.via {
-            RouteVia::Tunnel(tunnel) => Target::Tunnel { tunnel },
-            RouteVia::Gateway { port, via } => Target::Gateway { port, via },
-        };
-        commands.push(Command::AddRoute {
-            prefix: r.prefix,
-            target,
-        });
-    }
-    for &(addr, mac) in &cfg.neighbors {
-        commands.push(Command::SetNeighbor {
-            addr,
-            mac,
-            permanent: true,
-        });
-    }
+        })
+        .collect();
+
+    // Anchor every tunnel: (worker index, placement) by tunnel id.
+    let mut owners: Vec<(u16, Placement)> = Vec::new();
     for t in &cfg.tunnels {
-        if let Some((local_port, _)) = t.encap.udp {
-            commands.push(Command::AddNattPort(local_port));
-        }
+        let p = anchors.place(
+            u32::from(t.id),
+            Peer::Site {
+                local: t.encap.local,
+                remote: t.encap.remote,
+            },
+        );
+        let Some(w) = workers.iter().position(|&l| l == p.worker) else {
+            return Err(ConfigError {
+                field: "dataplane.anchor_groups".into(),
+                reason: format!("lcore {} is not a worker", p.worker),
+            });
+        };
+        owners.push((w as u16, p));
     }
+
+    // What every worker needs to know. Built once per worker, as commands own their data.
+    let shared = || {
+        let mut c = Vec::new();
+        for (i, ifc) in interfaces.iter().zip(&cfg.interfaces) {
+            c.push(Command::SetInterface(*i));
+            c.push(Command::AddRoute {
+                prefix: ifc.subnet(),
+                target: Target::Connected { port: i.port },
+            });
+            c.push(Command::AddRoute {
+                prefix: Ipv4Net::from(i.addr),
+                target: Target::Local,
+            });
+        }
+        for r in &cfg.routes {
+            let target = match r.via {
+                RouteVia::Tunnel(tunnel) => Target::Tunnel { tunnel },
+                RouteVia::Gateway { port, via } => Target::Gateway { port, via },
+            };
+            c.push(Command::AddRoute {
+                prefix: r.prefix,
+                target,
+            });
+        }
+        for &(addr, mac) in &cfg.neighbors {
+            c.push(Command::SetNeighbor {
+                addr,
+                mac,
+                permanent: true,
+            });
+        }
+        for t in &cfg.tunnels {
+            if let Some((local_port, _)) = t.encap.udp {
+                c.push(Command::AddNattPort(local_port));
+            }
+            c.push(Command::SetTunnelOwner {
+                tunnel: t.id,
+                worker: owners[usize::from(t.id)].0,
+            });
+        }
+        for s in cfg
+            .manual_sas
+            .iter()
+            .filter(|s| s.direction == Direction::In)
+        {
+            c.push(Command::SetSpiOwner {
+                spi: s.spi,
+                worker: owners[usize::from(s.tunnel)].0,
+            });
+        }
+        c
+    };
+    let mut commands: Vec<Vec<Command>> = (0..workers.len()).map(|_| shared()).collect();
+
     let mut sas = Vec::new();
     for (i, s) in cfg.manual_sas.iter().enumerate() {
         let t = &cfg.tunnels[usize::from(s.tunnel)];
+        let (w, placement) = owners[usize::from(s.tunnel)];
         let counters = Arc::new(SaCounters::default());
-        let key_err = |e: crate::esp::crypto::CryptoError| ConfigError {
+        let key_err = |e: CryptoError| ConfigError {
             field: format!("manual_sas[{i}].key"),
             reason: e.to_string(),
         };
-        match s.direction {
+        let cmd = match s.direction {
             Direction::Out => {
                 let mut sa =
                     OutboundSa::new(s.spi, s.esn, t.id, &s.keymat, t.encap, counters.clone())
@@ -95,7 +151,7 @@ pub fn build(cfg: &Config, port_mac: impl Fn(u16) -> Mac) -> Result<Provision, C
                 if let Some(q) = s.initial_seq {
                     sa.set_last_seq(q.saturating_sub(1));
                 }
-                commands.push(Command::SetOutboundSa(Box::new(sa)));
+                Command::SetOutboundSa(Box::new(sa))
             }
             Direction::In => {
                 let params = InboundParams {
@@ -112,9 +168,10 @@ pub fn build(cfg: &Config, port_mac: impl Fn(u16) -> Mac) -> Result<Provision, C
                 if let Some(q) = s.initial_seq {
                     sa.replay.set_top(q);
                 }
-                commands.push(Command::AddInboundSa(Box::new(sa)));
+                Command::AddInboundSa(Box::new(sa))
             }
-        }
+        };
+        commands[usize::from(w)].push(cmd);
         sas.push(SaInfo {
             spi: s.spi,
             direction: s.direction,
@@ -129,6 +186,8 @@ pub fn build(cfg: &Config, port_mac: impl Fn(u16) -> Mac) -> Result<Provision, C
             local: t.encap.local,
             remote: t.encap.remote,
             udp_encap: t.encap.udp,
+            worker: placement.worker,
+            group: placement.group,
             counters,
         });
     }

@@ -1,20 +1,24 @@
 //! Where the counters are, and their snapshot as JSON (the `--stats-file` written at every
 //! clean stop, and what telemetry shows).
 
+use crate::anchor::Anchors;
 use crate::counters::{Stat, StatBlock};
 use crate::main_lcore::MainStats;
 use crate::provision::SaInfo;
-use crate::worker::RunTime;
+use crate::worker::{HandoffStats, RunTime};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Every counter of a running dataplane, by owner. Readers only; the owners write.
 pub struct Sources {
     pub workers: Vec<WorkerSource>,
+    /// By worker index, as `workers`.
+    pub handoff: Vec<Arc<HandoffStats>>,
     pub main: Arc<MainStats>,
     pub sas: Vec<SaInfo>,
+    pub anchors: Anchors,
     /// (port id, interface name)
     pub ports: Vec<(u16, String)>,
 }
@@ -66,6 +70,7 @@ pub struct Snapshot {
     pub main: BTreeMap<&'static str, u64>,
     pub ports: Vec<PortSnapshot>,
     pub sas: Vec<SaSnapshot>,
+    pub tunnel_map: Vec<GroupMap>,
 }
 
 #[derive(Debug, Serialize)]
@@ -73,7 +78,38 @@ pub struct WorkerSnapshot {
     pub lcore: u32,
     pub run_seconds: f64,
     pub active_seconds: f64,
+    /// Time spent in rounds that had packets: the worker's share of the work.
+    pub busy_seconds: f64,
     pub counters: BTreeMap<&'static str, u64>,
+    pub handoff: HandoffSnapshot,
+}
+
+/// Handoffs from one worker, by destination worker lcore.
+#[derive(Debug, Serialize)]
+pub struct HandoffSnapshot {
+    pub sent: BTreeMap<String, u64>,
+    pub congestion_drops: BTreeMap<String, u64>,
+    pub received: u64,
+}
+
+/// One anchor group in the tunnel map (as Junos `show security ike tunnel-map`).
+#[derive(Debug, Serialize)]
+pub struct GroupMap {
+    pub group: usize,
+    /// Tunnels anchored on the group per worker in it.
+    pub load_factor: f64,
+    pub tunnels: u32,
+    pub workers: Vec<WorkerMap>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WorkerMap {
+    pub lcore: u32,
+    pub tunnels: u32,
+    pub sas: usize,
+    /// Packets and bytes through the SAs this worker owns.
+    pub packets: u64,
+    pub bytes: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -130,18 +166,71 @@ impl Sources {
             .collect()
     }
 
+    /// The tunnel map: per anchor group and worker, load factor, tunnels, SAs and traffic.
+    pub fn tunnel_map(&self) -> Vec<GroupMap> {
+        (0..self.anchors.groups())
+            .map(|g| GroupMap {
+                group: g,
+                load_factor: self.anchors.load_factor(g),
+                tunnels: self.anchors.tunnels_in(g),
+                workers: self
+                    .anchors
+                    .workers(g)
+                    .iter()
+                    .map(|&(lcore, tunnels)| {
+                        let owned = || self.sas.iter().filter(move |s| s.worker == lcore);
+                        WorkerMap {
+                            lcore,
+                            tunnels,
+                            sas: owned().count(),
+                            packets: owned().map(|s| s.counters.packets.get()).sum(),
+                            bytes: owned().map(|s| s.counters.bytes.get()).sum(),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    fn handoff_snapshot(&self, index: usize) -> HandoffSnapshot {
+        let per = |c: &[crate::counters::Counter]| -> BTreeMap<String, u64> {
+            self.workers
+                .iter()
+                .zip(c)
+                .filter(|(_, c)| c.get() > 0)
+                .map(|(w, c)| (w.lcore.to_string(), c.get()))
+                .collect()
+        };
+        match self.handoff.get(index) {
+            Some(h) => HandoffSnapshot {
+                sent: per(&h.sent),
+                congestion_drops: per(&h.congestion_drops),
+                received: h.received.get(),
+            },
+            None => HandoffSnapshot {
+                sent: BTreeMap::new(),
+                congestion_drops: BTreeMap::new(),
+                received: 0,
+            },
+        }
+    }
+
     pub fn snapshot(&self, port_counters: impl Fn(u16) -> PortCounters) -> Snapshot {
+        let secs = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 / 1e9;
         let workers: Vec<WorkerSnapshot> = self
             .workers
             .iter()
-            .map(|w| WorkerSnapshot {
+            .enumerate()
+            .map(|(i, w)| WorkerSnapshot {
                 lcore: w.lcore,
-                run_seconds: w.run_time.nanos.load(Ordering::Relaxed) as f64 / 1e9,
-                active_seconds: w.run_time.active_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+                run_seconds: secs(&w.run_time.nanos),
+                active_seconds: secs(&w.run_time.active_nanos),
+                busy_seconds: secs(&w.run_time.busy_nanos),
                 counters: Stat::ALL
                     .iter()
                     .map(|&s| (s.name(), w.stats.get(s)))
                     .collect(),
+                handoff: self.handoff_snapshot(i),
             })
             .collect();
         Snapshot {
@@ -160,6 +249,7 @@ impl Sources {
                 })
                 .collect(),
             sas: self.sa_snapshots(),
+            tunnel_map: self.tunnel_map(),
         }
     }
 }
@@ -278,6 +368,40 @@ impl Snapshot {
                 c("bytes"),
                 errors
             );
+        }
+        let _ = writeln!(s, "Tunnel map:");
+        let _ = writeln!(
+            s,
+            "  {:<7}{:<8}{:>12}{:>9}{:>6}{:>12}{:>14}",
+            "group", "worker", "load factor", "tunnels", "SAs", "packets", "bytes"
+        );
+        for g in &self.tunnel_map {
+            for w in &g.workers {
+                let _ = writeln!(
+                    s,
+                    "  {:<7}{:<8}{:>12.2}{:>9}{:>6}{:>12}{:>14}",
+                    g.group, w.lcore, g.load_factor, w.tunnels, w.sas, w.packets, w.bytes
+                );
+            }
+        }
+        for w in &self.workers {
+            let h = &w.handoff;
+            if h.received > 0 || !h.sent.is_empty() || !h.congestion_drops.is_empty() {
+                let list = |m: &BTreeMap<String, u64>| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}:{v}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                let _ = writeln!(
+                    s,
+                    "Handoff from worker {}: sent [{}] congestion drops [{}]; received {}",
+                    w.lcore,
+                    list(&h.sent),
+                    list(&h.congestion_drops),
+                    h.received
+                );
+            }
         }
         let _ = writeln!(s, "Ports:");
         for p in &self.ports {

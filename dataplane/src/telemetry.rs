@@ -1,5 +1,6 @@
 //! DPDK telemetry commands, so `dpdk-telemetry.py` shows the gateway's counters live:
-//! `/espgw/stats` (global counters) and `/espgw/sa/list` (per-SA settings and counters).
+//! `/espgw/stats` (global counters), `/espgw/sa/list` (per-SA settings and counters) and
+//! `/espgw/tunnel_map` (anchor groups and workers).
 
 use crate::stats::Sources;
 use dpdk_sys::telemetry::{self, respond};
@@ -24,6 +25,11 @@ pub fn install(sources: Arc<Sources>) -> dpdk_sys::Result<()> {
         c"/espgw/sa/list",
         c"espgw SAs: settings and counters, by SPI",
         sa_list,
+    )?;
+    telemetry::register(
+        c"/espgw/tunnel_map",
+        c"espgw anchor groups and workers: load factor, tunnels, SAs, packets, bytes",
+        tunnel_map,
     )
 }
 
@@ -91,6 +97,34 @@ extern "C" fn sa_list(
                     c.add_dict_u64(k, v)?;
                 }
                 t.add_dict_container(&format!("{:#x}", sa.spi), c)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+extern "C" fn tunnel_map(
+    _cmd: *const c_char,
+    params: *const c_char,
+    d: *mut sys::rte_tel_data,
+) -> c_int {
+    // SAFETY: these are the arguments DPDK passed to this handler.
+    unsafe {
+        reply_dict(params, d, |s, t| {
+            for g in s.tunnel_map() {
+                let mut gc = TelContainer::new_dict()?;
+                // Telemetry has no floats in 22.11: the load factor as text.
+                gc.add_dict_string("load_factor", &format!("{:.2}", g.load_factor))?;
+                gc.add_dict_u64("tunnels", u64::from(g.tunnels))?;
+                for w in &g.workers {
+                    let mut wc = TelContainer::new_dict()?;
+                    wc.add_dict_u64("tunnels", u64::from(w.tunnels))?;
+                    wc.add_dict_u64("sas", w.sas as u64)?;
+                    wc.add_dict_u64("packets", w.packets)?;
+                    wc.add_dict_u64("bytes", w.bytes)?;
+                    gc.add_dict_container(&format!("worker_{}", w.lcore), wc)?;
+                }
+                t.add_dict_container(&format!("group_{}", g.group), gc)?;
             }
             Ok(())
         })

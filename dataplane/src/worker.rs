@@ -1,11 +1,16 @@
-//! A worker lcore's poll loop: apply commands between bursts, receive a burst on every port,
-//! run each packet through its `Forwarder` in place, transmit in bursts.
+//! A worker lcore's poll loop: apply commands between bursts, receive a burst on each of its
+//! RX queues, run each packet through its `Forwarder` in place, and transmit in bursts.
+//!
+//! A packet that needs an SA another worker owns is handed to that worker through a bounded
+//! single-producer single-consumer ring per (from, to) pair, in bursts; the owner resumes it
+//! where this worker stopped. A full ring drops and counts (handoff congestion). A worker with
+//! no TX queue on a port (a PMD with fewer queues than workers) hands the frame to one that has.
 //!
 //! Nothing here takes a lock, allocates or makes a system call per packet; the optional
 //! `poll_sleep` only runs when a whole round found no packet.
 
-use crate::counters::Stat;
-use crate::forward::{Command, Forwarder, Verdict};
+use crate::counters::{Counter, Stat};
+use crate::forward::{Command, Forwarder, Resume, Verdict};
 use crossbeam::channel::{Receiver, Sender};
 use dpdk_sys::{sys::rte_mbuf, Mbuf, Ring, MAX_BURST};
 use std::net::Ipv4Addr;
@@ -27,19 +32,51 @@ pub enum Event {
 }
 
 /// How long a worker polled, and how long it had traffic, for rates computed from the stats
-/// file: `active` runs from the first burst received to the end of the last one, so an offline
-/// run's idle wait does not dilute its rate.
+/// file. `active` runs from the first burst received to the end of the last, so an offline
+/// run's idle wait does not dilute its rate; `busy` sums the rounds that had packets.
 #[derive(Default, Debug)]
 pub struct RunTime {
     pub nanos: AtomicU64,
     pub active_nanos: AtomicU64,
+    pub busy_nanos: AtomicU64,
+}
+
+/// One worker's handoff counters, by destination worker index.
+#[derive(Debug)]
+pub struct HandoffStats {
+    pub sent: Vec<Counter>,
+    /// The ring to that worker was full ("handoff congestion drops").
+    pub congestion_drops: Vec<Counter>,
+    pub received: Counter,
+}
+
+impl HandoffStats {
+    pub fn new(workers: usize) -> HandoffStats {
+        HandoffStats {
+            sent: (0..workers).map(|_| Counter::default()).collect(),
+            congestion_drops: (0..workers).map(|_| Counter::default()).collect(),
+            received: Counter::default(),
+        }
+    }
+}
+
+/// How this worker transmits on a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxPath {
+    /// On its own TX queue.
+    Queue(u16),
+    /// Through the worker with this index, which has a queue there.
+    Via(u16),
+    /// Not a port of ours.
+    None,
 }
 
 pub struct Worker {
     pub lcore: u32,
-    /// This worker's RX and TX queue index on every port.
-    pub queue: u16,
-    pub ports: Vec<u16>,
+    /// (port, RX queue) pairs this worker polls.
+    pub rx: Vec<(u16, u16)>,
+    /// By port id.
+    pub tx: Vec<TxPath>,
     pub fwd: Forwarder,
     pub commands: Receiver<Command>,
     pub events: Sender<Event>,
@@ -47,42 +84,63 @@ pub struct Worker {
     pub punt: Arc<Ring>,
     /// Frames and packets from the main lcore to send or route.
     pub inject: Arc<Ring>,
+    /// Handoff rings to each worker by index (`None` for itself and when alone).
+    pub handoff_out: Vec<Option<Arc<Ring>>>,
+    /// Handoff rings from the other workers.
+    pub handoff_in: Vec<Arc<Ring>>,
+    pub handoff_stats: Arc<HandoffStats>,
     pub stop: Arc<AtomicBool>,
     pub poll_sleep: Duration,
     pub run_time: Arc<RunTime>,
 }
 
-struct TxBuf {
+/// A burst being gathered for one destination (TX queue or handoff ring).
+struct Burst {
     bufs: [*mut rte_mbuf; MAX_BURST],
     n: usize,
+}
+
+impl Burst {
+    fn new() -> Burst {
+        Burst {
+            bufs: [ptr::null_mut(); MAX_BURST],
+            n: 0,
+        }
+    }
+}
+
+/// Where this round's packets are going.
+struct Out {
+    /// By port id.
+    tx: Vec<Burst>,
+    /// By worker index.
+    handoff: Vec<Burst>,
 }
 
 impl Worker {
     /// The loop; returns when `stop` is set. Runs on its own lcore.
     pub fn run(mut self) -> i32 {
-        let max_port = self.ports.iter().copied().max().map_or(0, usize::from);
-        let mut tx: Vec<TxBuf> = (0..=max_port)
-            .map(|_| TxBuf {
-                bufs: [ptr::null_mut(); MAX_BURST],
-                n: 0,
-            })
-            .collect();
+        let mut out = Out {
+            tx: self.tx.iter().map(|_| Burst::new()).collect(),
+            handoff: self.handoff_out.iter().map(|_| Burst::new()).collect(),
+        };
         let mut rx = [ptr::null_mut::<rte_mbuf>(); MAX_BURST];
         let hz = dpdk_sys::eal::tsc_hz().max(1000);
         let ms = hz / 1000;
         let started = Instant::now();
-        let (mut first_rx, mut last_rx) = (0u64, 0u64);
+        let (mut first_rx, mut last_rx, mut busy) = (0u64, 0u64, 0u64);
         while !self.stop.load(Ordering::Relaxed) {
             let now = dpdk_sys::eal::tsc();
             self.fwd.now_ms = now / ms;
             for cmd in self.commands.try_iter().take(COMMANDS_PER_ROUND) {
                 self.fwd.apply(cmd);
             }
-            let mut got = self.drain_inject(&mut rx, &mut tx);
-            for i in 0..self.ports.len() {
-                let port = self.ports[i];
-                // SAFETY: rx has room for MAX_BURST pointers; the PMD fills the first n.
-                let n = unsafe { dpdk_sys::rx_burst(port, self.queue, &mut rx) };
+            let mut got = self.drain_inject(&mut rx, &mut out);
+            got += self.drain_handoff(&mut rx, &mut out);
+            for i in 0..self.rx.len() {
+                let (port, queue) = self.rx[i];
+                // SAFETY: rx has room for MAX_BURST pointers; only this worker polls this queue.
+                let n = unsafe { dpdk_sys::rx_burst(port, queue, &mut rx) };
                 if n == 0 {
                     continue;
                 }
@@ -97,12 +155,10 @@ impl Worker {
                         self.fwd.stats.inc(Stat::Segmented);
                         Verdict::Drop(Stat::Segmented)
                     };
-                    self.dispatch(m, v, &mut tx);
+                    self.dispatch(m, v, &mut out);
                 }
             }
-            for (port, t) in tx.iter_mut().enumerate() {
-                self.flush(port as u16, t);
-            }
+            self.flush_all(&mut out);
             for (port, addr) in self.fwd.resolve.drain(..) {
                 // A full channel only delays resolution; the next miss asks again.
                 let _ = self.events.try_send(Event::Resolve { port, addr });
@@ -112,28 +168,26 @@ impl Worker {
                     first_rx = now;
                 }
                 last_rx = dpdk_sys::eal::tsc();
+                busy += last_rx - now;
             } else if !self.poll_sleep.is_zero() {
                 std::thread::sleep(self.poll_sleep);
             }
         }
+        self.flush_all(&mut out);
+        let nanos = |cycles: u64| (u128::from(cycles) * 1_000_000_000 / u128::from(hz)) as u64;
         self.run_time
             .nanos
             .store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        let active = u128::from(last_rx - first_rx) * 1_000_000_000 / u128::from(hz);
         self.run_time
             .active_nanos
-            .store(active as u64, Ordering::Relaxed);
-        for (port, t) in tx.iter_mut().enumerate() {
-            self.flush(port as u16, t);
-        }
+            .store(nanos(last_rx - first_rx), Ordering::Relaxed);
+        self.run_time
+            .busy_nanos
+            .store(nanos(busy), Ordering::Relaxed);
         0
     }
 
-    fn drain_inject(
-        &mut self,
-        scratch: &mut [*mut rte_mbuf; MAX_BURST],
-        tx: &mut [TxBuf],
-    ) -> usize {
+    fn drain_inject(&mut self, scratch: &mut [*mut rte_mbuf; MAX_BURST], out: &mut Out) -> usize {
         let n = self.inject.dequeue_mbufs(scratch);
         for &raw in &scratch[..n] {
             // SAFETY: the main lcore gave up ownership when it enqueued the mbuf.
@@ -143,24 +197,75 @@ impl Worker {
             } else {
                 Verdict::Tx(m.port())
             };
-            self.dispatch(m, v, tx);
+            self.dispatch(m, v, out);
         }
         n
     }
 
-    #[inline]
-    fn dispatch(&mut self, m: Mbuf, v: Verdict, tx: &mut [TxBuf]) {
-        match v {
-            Verdict::Tx(port) => match tx.get_mut(usize::from(port)) {
-                Some(t) => {
-                    if t.n == MAX_BURST {
-                        self.flush(port, t);
+    fn drain_handoff(&mut self, scratch: &mut [*mut rte_mbuf; MAX_BURST], out: &mut Out) -> usize {
+        let mut total = 0;
+        for r in 0..self.handoff_in.len() {
+            let n = self.handoff_in[r].dequeue_mbufs(scratch);
+            total += n;
+            self.handoff_stats.received.add(n as u64);
+            for &raw in &scratch[..n] {
+                // SAFETY: the sending worker gave up ownership when it enqueued the mbuf.
+                let mut m = unsafe { Mbuf::from_raw(raw) };
+                let v = match Resume::from_tag(m.tag()) {
+                    Some(resume) => self.fwd.resume(&mut m, resume),
+                    None => {
+                        self.fwd.stats.inc(Stat::Malformed);
+                        Verdict::Drop(Stat::Malformed)
                     }
-                    t.bufs[t.n] = m.into_raw();
-                    t.n += 1;
+                };
+                self.dispatch(m, v, out);
+            }
+        }
+        total
+    }
+
+    #[inline]
+    fn dispatch(&mut self, mut m: Mbuf, v: Verdict, out: &mut Out) {
+        match v {
+            Verdict::Tx(port) => match self
+                .tx
+                .get(usize::from(port))
+                .copied()
+                .unwrap_or(TxPath::None)
+            {
+                TxPath::Queue(queue) => {
+                    let b = &mut out.tx[usize::from(port)];
+                    if b.n == MAX_BURST {
+                        self.flush_tx(port, queue, b);
+                    }
+                    b.bufs[b.n] = m.into_raw();
+                    b.n += 1;
                 }
-                None => self.fwd.stats.inc(Stat::TxDrops),
+                TxPath::Via(worker) => self.dispatch(
+                    m,
+                    Verdict::Handoff {
+                        worker,
+                        resume: Resume::Transmit(port),
+                    },
+                    out,
+                ),
+                TxPath::None => self.fwd.stats.inc(Stat::TxDrops),
             },
+            Verdict::Handoff { worker, resume } => {
+                let w = usize::from(worker);
+                if self.handoff_out.get(w).is_none_or(|r| r.is_none()) {
+                    // No ring to that worker: a bug in provisioning, but never a crash.
+                    self.fwd.stats.inc(Stat::TxDrops);
+                    return;
+                }
+                m.set_tag(resume.tag());
+                if out.handoff[w].n == MAX_BURST {
+                    self.flush_handoff(w, &mut out.handoff[w]);
+                }
+                let b = &mut out.handoff[w];
+                b.bufs[b.n] = m.into_raw();
+                b.n += 1;
+            }
             Verdict::Punt => {
                 let raw = m.into_raw();
                 if self.punt.enqueue_mbufs(&[raw]) == 0 {
@@ -173,18 +278,49 @@ impl Worker {
         }
     }
 
-    fn flush(&self, port: u16, t: &mut TxBuf) {
-        if t.n == 0 {
+    fn flush_all(&self, out: &mut Out) {
+        // Handoffs first: a handed-off frame may come back to us for nothing, but the TX
+        // bursts are ours alone.
+        for (w, b) in out.handoff.iter_mut().enumerate() {
+            self.flush_handoff(w, b);
+        }
+        for (port, b) in out.tx.iter_mut().enumerate() {
+            if let Some(TxPath::Queue(q)) = self.tx.get(port) {
+                self.flush_tx(port as u16, *q, b);
+            }
+        }
+    }
+
+    fn flush_tx(&self, port: u16, queue: u16, b: &mut Burst) {
+        if b.n == 0 {
             return;
         }
-        // SAFETY: the first t.n entries are mbufs we own; tx_burst takes those it sends.
-        let sent = unsafe { dpdk_sys::tx_burst(port, self.queue, &mut t.bufs[..t.n]) };
+        // SAFETY: the first b.n entries are mbufs we own; tx_burst takes those it sends, and
+        // only this worker uses this TX queue.
+        let sent = unsafe { dpdk_sys::tx_burst(port, queue, &mut b.bufs[..b.n]) };
         self.fwd.stats.add(Stat::TxPackets, sent as u64);
-        if sent < t.n {
-            self.fwd.stats.add(Stat::TxDrops, (t.n - sent) as u64);
+        if sent < b.n {
+            self.fwd.stats.add(Stat::TxDrops, (b.n - sent) as u64);
             // SAFETY: the unsent mbufs are still ours.
-            unsafe { dpdk_sys::mbuf::free_bulk(&mut t.bufs[sent..t.n]) };
+            unsafe { dpdk_sys::mbuf::free_bulk(&mut b.bufs[sent..b.n]) };
         }
-        t.n = 0;
+        b.n = 0;
+    }
+
+    fn flush_handoff(&self, w: usize, b: &mut Burst) {
+        if b.n == 0 {
+            return;
+        }
+        let Some(ring) = self.handoff_out.get(w).and_then(|r| r.as_ref()) else {
+            return;
+        };
+        let sent = ring.enqueue_mbufs(&b.bufs[..b.n]);
+        self.handoff_stats.sent[w].add(sent as u64);
+        if sent < b.n {
+            self.handoff_stats.congestion_drops[w].add((b.n - sent) as u64);
+            // SAFETY: the ring did not take these; they are still ours.
+            unsafe { dpdk_sys::mbuf::free_bulk(&mut b.bufs[sent..b.n]) };
+        }
+        b.n = 0;
     }
 }

@@ -81,6 +81,16 @@ uint32_t espgw_pktmbuf_rss_hash(const struct rte_mbuf *m)
 	return m->hash.rss;
 }
 
+uint32_t espgw_pktmbuf_tag(const struct rte_mbuf *m)
+{
+	return m->hash.usr;
+}
+
+void espgw_pktmbuf_set_tag(struct rte_mbuf *m, uint32_t tag)
+{
+	m->hash.usr = tag;
+}
+
 unsigned int espgw_ring_enqueue_burst(struct rte_ring *r,
 				      void *const *obj_table, unsigned int n)
 {

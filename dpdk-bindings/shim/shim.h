@@ -36,6 +36,9 @@ uint16_t espgw_pktmbuf_tailroom(const struct rte_mbuf *m);
 /* hash.rss lives in nested anonymous unions; bindgen's names for them are
  * not stable, so read it here. */
 uint32_t espgw_pktmbuf_rss_hash(const struct rte_mbuf *m);
+/* A 32-bit application tag in hash.usr (shares storage with hash.rss). */
+uint32_t espgw_pktmbuf_tag(const struct rte_mbuf *m);
+void espgw_pktmbuf_set_tag(struct rte_mbuf *m, uint32_t tag);
 
 /* ring */
 unsigned int espgw_ring_enqueue_burst(struct rte_ring *r,

@@ -183,6 +183,20 @@ impl Mbuf {
         unsafe { sys::espgw_pktmbuf_rss_hash(self.0.as_ptr()) }
     }
 
+    /// An application tag carried with the mbuf (stored in `hash.usr`, so it replaces the
+    /// RSS hash): how the dataplane tells a worker what to do with a handed-off packet.
+    #[inline]
+    pub fn tag(&self) -> u32 {
+        // SAFETY: valid mbuf; read-only.
+        unsafe { sys::espgw_pktmbuf_tag(self.0.as_ptr()) }
+    }
+
+    #[inline]
+    pub fn set_tag(&mut self, tag: u32) {
+        // SAFETY: valid mbuf owned by us (&mut self).
+        unsafe { sys::espgw_pktmbuf_set_tag(self.0.as_ptr(), tag) }
+    }
+
     /// Offload flags (`RTE_MBUF_F_*`).
     #[inline]
     pub fn ol_flags(&self) -> u64 {

@@ -2,7 +2,10 @@ use super::*;
 use proptest::prelude::*;
 
 fn site(l: u8, r: u8) -> Peer {
-    Peer::Site { local: Ipv4Addr::new(192, 0, 2, l), remote: Ipv4Addr::new(198, 51, 100, r) }
+    Peer::Site {
+        local: Ipv4Addr::new(192, 0, 2, l),
+        remote: Ipv4Addr::new(198, 51, 100, r),
+    }
 }
 
 fn tunnels_per_group(a: &Anchors) -> Vec<u32> {
@@ -15,17 +18,41 @@ fn tunnels_per_group(a: &Anchors) -> Vec<u32> {
 fn juniper_three_spus_three_gateways_seven_tunnels() {
     let gateways = [(site(1, 1), 3), (site(1, 2), 3), (site(1, 3), 1)];
     // In gateway order, and interleaved as tunnels come up in real life.
-    let in_order: Vec<Peer> = gateways.iter().flat_map(|&(p, n)| std::iter::repeat(p).take(n)).collect();
-    let interleaved = vec![site(1, 1), site(1, 2), site(1, 3), site(1, 1), site(1, 2), site(1, 1), site(1, 2)];
+    let in_order: Vec<Peer> = gateways
+        .iter()
+        .flat_map(|&(p, n)| std::iter::repeat(p).take(n))
+        .collect();
+    let interleaved = vec![
+        site(1, 1),
+        site(1, 2),
+        site(1, 3),
+        site(1, 1),
+        site(1, 2),
+        site(1, 1),
+        site(1, 2),
+    ];
     for order in [in_order, interleaved] {
         let mut a = Anchors::new(&[vec![1], vec![2], vec![3]]).unwrap();
-        let placed: Vec<Placement> = order.iter().enumerate().map(|(t, &p)| a.place(t as u32, p)).collect();
+        let placed: Vec<Placement> = order
+            .iter()
+            .enumerate()
+            .map(|(t, &p)| a.place(t as u32, p))
+            .collect();
         assert_eq!(tunnels_per_group(&a), vec![3, 3, 1]);
         for (t, &p) in order.iter().enumerate() {
-            let same_gw: Vec<usize> = (0..order.len()).filter(|&u| order[u] == p).map(|u| placed[u].group).collect();
-            assert!(same_gw.iter().all(|&g| g == placed[t].group), "one gateway, one SPU");
+            let same_gw: Vec<usize> = (0..order.len())
+                .filter(|&u| order[u] == p)
+                .map(|u| placed[u].group)
+                .collect();
+            assert!(
+                same_gw.iter().all(|&g| g == placed[t].group),
+                "one gateway, one SPU"
+            );
         }
-        assert_eq!([a.load_factor(0), a.load_factor(1), a.load_factor(2)], [3.0, 3.0, 1.0]);
+        assert_eq!(
+            [a.load_factor(0), a.load_factor(1), a.load_factor(2)],
+            [3.0, 3.0, 1.0]
+        );
     }
 }
 
@@ -36,7 +63,13 @@ fn one_gateway_pair_spreads_over_the_workers_of_its_group() {
     assert_eq!(w, vec![1, 2, 1, 2]);
     assert_eq!(tunnels_per_group(&a), vec![4, 0]);
     // Another pair goes to the lighter group.
-    assert_eq!(a.place(10, site(1, 2)), Placement { group: 1, worker: 3 });
+    assert_eq!(
+        a.place(10, site(1, 2)),
+        Placement {
+            group: 1,
+            worker: 3
+        }
+    );
 }
 
 #[test]
@@ -66,11 +99,19 @@ fn placements_never_move() {
     a.add_group(&[7, 8]).unwrap();
     for t in 0..6 {
         assert_eq!(a.placement(t), Some(before[t as usize]));
-        assert_eq!(a.place(t, site(9, 9)), before[t as usize], "placing again (rekey) changes nothing");
+        assert_eq!(
+            a.place(t, site(9, 9)),
+            before[t as usize],
+            "placing again (rekey) changes nothing"
+        );
     }
     // New work goes to the new, empty capacity.
     assert_eq!(a.place(50, site(3, 3)).group, 1);
-    assert_eq!(a.place(51, site(1, 0)).worker, 5, "same pair: group 0, its idle new worker");
+    assert_eq!(
+        a.place(51, site(1, 0)).worker,
+        5,
+        "same pair: group 0, its idle new worker"
+    );
 }
 
 #[test]
@@ -80,7 +121,11 @@ fn removing_the_last_tunnel_of_a_pair_drops_its_affinity() {
     assert_eq!(a.place(1, site(1, 2)).group, 1);
     assert_eq!(a.place(2, site(1, 1)).group, 0);
     assert_eq!(a.remove(0).map(|p| p.group), Some(0));
-    assert_eq!(a.place(3, site(1, 1)).group, 0, "tunnel 2 still holds the pair on group 0");
+    assert_eq!(
+        a.place(3, site(1, 1)).group,
+        0,
+        "tunnel 2 still holds the pair on group 0"
+    );
     a.remove(2);
     a.remove(3);
     assert_eq!(a.remove(3), None);
@@ -88,15 +133,28 @@ fn removing_the_last_tunnel_of_a_pair_drops_its_affinity() {
     // go back to group 0, a forgotten one goes by load to group 1.
     assert_eq!(a.place(4, site(2, 2)).group, 0);
     assert_eq!(a.place(6, site(2, 2)).group, 0);
-    assert_eq!(a.place(5, site(1, 1)).group, 1, "pair forgotten: placed by load again");
+    assert_eq!(
+        a.place(5, site(1, 1)).group,
+        1,
+        "pair forgotten: placed by load again"
+    );
 }
 
 #[test]
 fn bad_groups_are_rejected() {
     assert_eq!(Anchors::new(&[]).err(), Some(AnchorError::NoGroups));
-    assert_eq!(Anchors::new(&[vec![1], vec![]]).err(), Some(AnchorError::EmptyGroup(1)));
-    assert_eq!(Anchors::new(&[vec![1], vec![1]]).err(), Some(AnchorError::DuplicateWorker(1)));
-    assert_eq!(Anchors::new(&[vec![2, 2]]).err(), Some(AnchorError::DuplicateWorker(2)));
+    assert_eq!(
+        Anchors::new(&[vec![1], vec![]]).err(),
+        Some(AnchorError::EmptyGroup(1))
+    );
+    assert_eq!(
+        Anchors::new(&[vec![1], vec![1]]).err(),
+        Some(AnchorError::DuplicateWorker(1))
+    );
+    assert_eq!(
+        Anchors::new(&[vec![2, 2]]).err(),
+        Some(AnchorError::DuplicateWorker(2))
+    );
 }
 
 proptest! {

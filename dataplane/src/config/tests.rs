@@ -65,6 +65,16 @@ fn the_documented_example_parses() {
 }
 
 #[test]
+fn several_workers_and_anchor_groups() {
+    let mut v = example();
+    v["dataplane"]["workers"] = serde_json::json!([1, 2, 3]);
+    v["dataplane"]["anchor_groups"] = serde_json::json!([[1, 3], [2]]);
+    let c = parse(&v).unwrap();
+    assert_eq!(c.dataplane.anchor_groups, Some(vec![vec![1, 3], vec![2]]));
+    assert_eq!(c.dataplane.handoff_ring_size, DEFAULT_HANDOFF_RING);
+}
+
+#[test]
 fn spi_as_number_or_string() {
     let mut v = example();
     v["manual_sas"][0]["spi"] = serde_json::json!(4097);

@@ -72,6 +72,52 @@ pub enum Command {
     },
     /// A UDP port on which ESP-in-UDP (RFC 3948) is accepted.
     AddNattPort(u16),
+    /// The worker (by index) that owns a tunnel's outbound SA.
+    SetTunnelOwner {
+        tunnel: u16,
+        worker: u16,
+    },
+    /// The worker (by index) that owns an inbound SPI.
+    SetSpiOwner {
+        spi: u32,
+        worker: u16,
+    },
+    DelSpiOwner {
+        spi: u32,
+    },
+}
+
+/// Where a packet handed to its SA's owner resumes there. The packet path stops at the first
+/// step that needs an SA it does not own, so the owner continues from exactly that step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// The buffer holds the outer IPv4 packet of ESP, or ESP in UDP, for us.
+    EspInput,
+    /// The buffer holds an inner IPv4 packet already routed (TTL decremented) into this tunnel.
+    TunnelOutput(u16),
+    /// The buffer holds a frame to send on this port, from a worker with no TX queue there.
+    Transmit(u16),
+}
+
+impl Resume {
+    /// As a 32-bit tag carried in the mbuf across the handoff ring.
+    pub fn tag(self) -> u32 {
+        match self {
+            Resume::EspInput => 1 << 16,
+            Resume::TunnelOutput(t) => (2 << 16) | u32::from(t),
+            Resume::Transmit(p) => (3 << 16) | u32::from(p),
+        }
+    }
+
+    pub fn from_tag(tag: u32) -> Option<Resume> {
+        let v = tag as u16;
+        match tag >> 16 {
+            1 => Some(Resume::EspInput),
+            2 => Some(Resume::TunnelOutput(v)),
+            3 => Some(Resume::Transmit(v)),
+            _ => None,
+        }
+    }
 }
 
 /// What to do with a packet once the pipeline is done with it.
@@ -83,12 +129,21 @@ pub enum Verdict {
     Punt,
     /// Free it; the counter has been incremented.
     Drop(Stat),
+    /// Give it to the worker (by index) that owns its SA, to resume there.
+    Handoff { worker: u16, resume: Resume },
 }
+
+/// No worker owns this tunnel (yet).
+const NO_OWNER: u16 = u16::MAX;
 
 /// Most resolution requests one burst can queue for the main lcore.
 pub const MAX_RESOLVE_PER_BURST: usize = 32;
 
 pub struct Forwarder {
+    /// This worker's index: SAs owned by another index are handed off.
+    me: u16,
+    tunnel_owner: Vec<u16>,
+    spi_owner: IdMap<u32, u16>,
     /// By port id; one interface per port.
     ifaces: Vec<Option<Interface>>,
     routes: Lpm,
@@ -108,8 +163,12 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    pub fn new(stats: Arc<StatBlock>) -> Forwarder {
+    /// The state of worker number `me` (its index in `dataplane.workers`).
+    pub fn new(me: u16, stats: Arc<StatBlock>) -> Forwarder {
         Forwarder {
+            me,
+            tunnel_owner: Vec::new(),
+            spi_owner: IdMap::default(),
             ifaces: Vec::new(),
             routes: Lpm::new(),
             targets: Vec::new(),
@@ -173,6 +232,36 @@ impl Forwarder {
                 if !self.natt_ports.contains(&p) {
                     self.natt_ports.push(p);
                 }
+            }
+            Command::SetTunnelOwner { tunnel, worker } => {
+                let t = usize::from(tunnel);
+                if self.tunnel_owner.len() <= t {
+                    self.tunnel_owner.resize(t + 1, NO_OWNER);
+                }
+                self.tunnel_owner[t] = worker;
+            }
+            Command::SetSpiOwner { spi, worker } => {
+                self.spi_owner.insert(spi, worker);
+            }
+            Command::DelSpiOwner { spi } => {
+                self.spi_owner.remove(&spi);
+            }
+        }
+    }
+
+    /// Continues a packet another worker handed to this one, which owns its SA.
+    pub fn resume<B: PacketBuf>(&mut self, buf: &mut B, r: Resume) -> Verdict {
+        match r {
+            Resume::Transmit(port) => Verdict::Tx(port),
+            Resume::TunnelOutput(tunnel) => self.tunnel_output(buf, tunnel),
+            Resume::EspInput => {
+                let (dst, ihl, proto) = match ipv4::Packet::new_checked(buf.data()) {
+                    Ok(p) => (p.dst(), p.header_len(), p.protocol()),
+                    Err(_) => return self.drop(Stat::Malformed),
+                };
+                let udp = proto == ipv4::PROTO_UDP;
+                let esp_off = if udp { ihl + udp::HEADER_LEN } else { ihl };
+                self.esp_input(buf, dst, esp_off, udp)
             }
         }
     }
@@ -314,6 +403,16 @@ impl Forwarder {
             Ok(p) => p.spi(),
             Err(_) => return self.drop(Stat::BadHeaders),
         };
+        match self.spi_owner.get(&spi) {
+            None => return self.drop(Stat::InvalidSpi),
+            Some(&worker) if worker != self.me => {
+                return Verdict::Handoff {
+                    worker,
+                    resume: Resume::EspInput,
+                };
+            }
+            Some(_) => {}
+        }
         let Some(sa) = self.inbound.get_mut(&spi) else {
             return self.drop(Stat::InvalidSpi);
         };
@@ -377,6 +476,21 @@ impl Forwarder {
     }
 
     fn tunnel_output<B: PacketBuf>(&mut self, buf: &mut B, tunnel: u16) -> Verdict {
+        match self
+            .tunnel_owner
+            .get(usize::from(tunnel))
+            .copied()
+            .unwrap_or(NO_OWNER)
+        {
+            NO_OWNER => return self.drop(Stat::NoSa),
+            w if w != self.me => {
+                return Verdict::Handoff {
+                    worker: w,
+                    resume: Resume::TunnelOutput(tunnel),
+                }
+            }
+            _ => {}
+        }
         let Some(remote) = self
             .tunnels
             .get(usize::from(tunnel))

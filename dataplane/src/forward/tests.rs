@@ -20,8 +20,19 @@ fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
 
-/// gw1 (10.1.0.1 | 192.0.2.1) and gw2 (192.0.2.2 | 10.2.0.1), mirrored SAs.
+/// gw1 (10.1.0.1 | 192.0.2.1) and gw2 (192.0.2.2 | 10.2.0.1), mirrored SAs, one worker.
 fn gateway(first: bool, udp: bool, extra: impl FnOnce(&mut serde_json::Value)) -> Forwarder {
+    let mut w = gateway_workers(first, udp, 1, extra);
+    w.remove(0)
+}
+
+/// The same gateway with `n` workers in one anchor group: one `Forwarder` per worker.
+fn gateway_workers(
+    first: bool,
+    udp: bool,
+    n: u32,
+    extra: impl FnOnce(&mut serde_json::Value),
+) -> Vec<Forwarder> {
     let (lan, lan_net, wan, peer, remote_net, host, host_mac, peer_mac, lan_mac, wan_mac) = if first
     {
         (
@@ -73,12 +84,20 @@ fn gateway(first: bool, udp: bool, extra: impl FnOnce(&mut serde_json::Value)) -
     }
     extra(&mut v);
     let cfg = Config::parse(&v.to_string()).unwrap();
-    let p = provision::build(&cfg, |_| Mac([2, 0, 0, 0, 0, 0])).unwrap();
-    let mut f = Forwarder::new(Arc::new(StatBlock::default()));
-    for c in p.commands {
-        f.apply(c);
-    }
-    f
+    let lcores: Vec<u32> = (1..=n).collect();
+    let mut anchors = crate::anchor::Anchors::new(&[lcores.clone()]).unwrap();
+    let p = provision::build(&cfg, |_| Mac([2, 0, 0, 0, 0, 0]), &mut anchors, &lcores).unwrap();
+    p.commands
+        .into_iter()
+        .enumerate()
+        .map(|(i, cmds)| {
+            let mut f = Forwarder::new(i as u16, Arc::new(StatBlock::default()));
+            for c in cmds {
+                f.apply(c);
+            }
+            f
+        })
+        .collect()
 }
 
 /// An Ethernet frame carrying IPv4 `proto` from `src` to `dst` with `payload`.
@@ -483,6 +502,125 @@ fn deleting_an_sa_or_route_takes_effect_between_packets() {
         run(&mut gw1, 0, &a_to_b(64, 10)).0,
         Verdict::Drop(Stat::NoRoute)
     );
+}
+
+/// A second tunnel between the same gateways, SPIs 0x1002/0x2002: gw1 routes 10.2.0.0/25 (host
+/// b) into it, the rest of 10.2.0.0/16 (say 10.2.0.200, also on gw2's LAN) into st0.0.
+fn second_tunnel(first: bool) -> impl FnOnce(&mut serde_json::Value) {
+    move |v| {
+        let (local, remote) = if first {
+            ("192.0.2.1", "192.0.2.2")
+        } else {
+            ("192.0.2.2", "192.0.2.1")
+        };
+        v["tunnels"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"name": "st0.1", "local": local, "remote": remote}));
+        if first {
+            v["routes"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({"prefix": "10.2.0.0/25", "via": "st0.1"}));
+        } else {
+            let n = serde_json::json!({"address": "10.2.0.200", "mac": HOST_B.to_string()});
+            v["neighbors"].as_array_mut().unwrap().push(n);
+        }
+        let (out_spi, in_spi) = if first {
+            ("0x1002", "0x2002")
+        } else {
+            ("0x2002", "0x1002")
+        };
+        let sas = v["manual_sas"].as_array_mut().unwrap();
+        sas.push(serde_json::json!({"tunnel": "st0.1", "direction": "out", "spi": out_spi, "algorithm": "aes-128-gcm", "key": K1}));
+        sas.push(serde_json::json!({"tunnel": "st0.1", "direction": "in", "spi": in_spi, "algorithm": "aes-128-gcm", "key": K1}));
+    }
+}
+
+#[test]
+fn packets_for_an_sa_owned_elsewhere_go_to_its_owner_and_resume_there() {
+    // One gateway pair, two tunnels, two workers in one group: st0.0 on worker 0, st0.1 on 1.
+    let mut gw1 = gateway_workers(true, true, 2, second_tunnel(true));
+    let mut gw2 = gateway_workers(false, true, 2, second_tunnel(false));
+    let via_st0_0 = frame(
+        GW1_LAN,
+        HOST_A,
+        "10.1.0.10",
+        "10.2.0.200",
+        64,
+        17,
+        &udp_payload(20),
+    );
+    let via_st0_1 = frame(
+        GW1_LAN,
+        HOST_A,
+        "10.1.0.10",
+        "10.2.0.10",
+        64,
+        17,
+        &udp_payload(30),
+    );
+    for (bytes, tunnel, owner) in [(&via_st0_0, 0u16, 0usize), (&via_st0_1, 1, 1)] {
+        let other = 1 - owner;
+        // Outbound: received by the other worker, which stops before touching the SA.
+        let mut b = VecBuf::new(bytes);
+        let before = gw1[other].stats.get(Stat::EncryptedPackets);
+        let v = gw1[other].receive(0, &mut b);
+        assert_eq!(
+            v,
+            Verdict::Handoff {
+                worker: owner as u16,
+                resume: Resume::TunnelOutput(tunnel)
+            }
+        );
+        assert_eq!(gw1[other].stats.get(Stat::EncryptedPackets), before);
+        assert!(
+            gw1[other].outbound_sa_mut(tunnel).is_none(),
+            "the non-owner does not even hold the SA"
+        );
+        let before = gw1[owner].stats.get(Stat::EncryptedPackets);
+        assert_eq!(
+            gw1[owner].resume(&mut b, Resume::TunnelOutput(tunnel)),
+            Verdict::Tx(1)
+        );
+        assert_eq!(gw1[owner].stats.get(Stat::EncryptedPackets), before + 1);
+
+        // Inbound at gw2: the ESP lands on the non-owner, goes to the owner by SPI.
+        let mut e = VecBuf::new(b.data());
+        let before = gw2[other].stats.get(Stat::DecryptedPackets);
+        assert_eq!(
+            gw2[other].receive(1, &mut e),
+            Verdict::Handoff {
+                worker: owner as u16,
+                resume: Resume::EspInput
+            }
+        );
+        assert_eq!(gw2[other].stats.get(Stat::DecryptedPackets), before);
+        assert_eq!(gw2[owner].resume(&mut e, Resume::EspInput), Verdict::Tx(0));
+        assert_eq!(&e.data()[34..], &bytes[34..], "inner packet intact");
+
+        // Received directly by the owner: no handoff.
+        let mut d = VecBuf::new(bytes);
+        assert_eq!(gw1[owner].receive(0, &mut d), Verdict::Tx(1));
+    }
+}
+
+#[test]
+fn resume_tags_round_trip() {
+    for r in [
+        Resume::EspInput,
+        Resume::TunnelOutput(0),
+        Resume::TunnelOutput(65535),
+        Resume::Transmit(7),
+    ] {
+        assert_eq!(Resume::from_tag(r.tag()), Some(r));
+    }
+    assert_eq!(
+        Resume::from_tag(0),
+        None,
+        "an RSS hash left in the mbuf is not a tag"
+    );
+    assert_eq!(Resume::from_tag(9 << 16), None);
 }
 
 proptest! {
