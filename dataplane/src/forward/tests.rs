@@ -85,7 +85,7 @@ fn gateway_workers(
     extra(&mut v);
     let cfg = Config::parse(&v.to_string()).unwrap();
     let lcores: Vec<u32> = (1..=n).collect();
-    let mut anchors = crate::anchor::Anchors::new(&[lcores.clone()]).unwrap();
+    let mut anchors = crate::anchor::Anchors::new(std::slice::from_ref(&lcores)).unwrap();
     let p = provision::build(&cfg, |_| Mac([2, 0, 0, 0, 0, 0]), &mut anchors, &lcores).unwrap();
     p.commands
         .into_iter()
