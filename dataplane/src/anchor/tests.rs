@@ -20,7 +20,7 @@ fn juniper_three_spus_three_gateways_seven_tunnels() {
     // In gateway order, and interleaved as tunnels come up in real life.
     let in_order: Vec<Peer> = gateways
         .iter()
-        .flat_map(|&(p, n)| std::iter::repeat(p).take(n))
+        .flat_map(|&(p, n)| std::iter::repeat_n(p, n))
         .collect();
     let interleaved = vec![
         site(1, 1),
