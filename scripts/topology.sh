@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # Two gateways back to back in network namespaces, a host behind each:
 #
-#   NAME-a            NAME-gw1                          NAME-gw2             NAME-b
-#   eth0 10.1.0.10 -- lan [espgw 10.1.0.1 | 192.0.2.1] wan -- wan [192.0.2.2 | 10.2.0.1] lan -- eth0 10.2.0.10
+#   NAME-a              NAME-gw1                          NAME-gw2             NAME-b
+#   eth0 10.1.0.10/16 -- lan [espgw 10.1.0.1 | 192.0.2.1] wan -- wan [192.0.2.2 | 10.2.0.1] lan -- eth0 10.2.0.10/16
+#
+# With TUNNELS > 1 the hosts also get 10.1.i.10 and 10.2.i.10 (i = 1 .. TUNNELS-1), and tunnel
+# st0.i carries 10.1.i.0/24 <-> 10.2.i.0/24. All tunnels join the same two gateways. Each gateway
+# runs WORKERS worker lcores, and its af_packet ports get that many queue pairs.
 #
 # The gateways' interfaces carry no kernel addresses: espgw-dataplane owns them through
 # net_af_packet (qdisc_bypass=0, so a capture on a port also sees what espgw sends). `up` also
 # writes the two gateways' configurations (mirrored manual SAs with fresh random keys, mode
-# 0600) and tunnel.env (the SPIs and keys, for decoding captures with decode.sh).
+# 0600), and tunnel.env (the SAs and keys, for decoding captures with decode.sh).
 #
-#   topology.sh up NAME DIR [raw|natt]
+#   topology.sh up NAME DIR [raw|natt] [TUNNELS] [WORKERS]
 #   topology.sh down NAME
 set -euo pipefail
 
 cmd=${1:-}
 name=${2:-}
-[ -n "$cmd" ] && [ -n "$name" ] || { echo "usage: $0 up NAME DIR [raw|natt] | down NAME" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$name" ] || { echo "usage: $0 up NAME DIR [raw|natt] [TUNNELS] [WORKERS] | down NAME" >&2; exit 2; }
 
 ns() { ip netns exec "$name-$1" "${@:2}"; }
 
@@ -33,7 +37,11 @@ fi
 [ "$cmd" = up ] || { echo "unknown command $cmd" >&2; exit 2; }
 dir=${3:?DIR}
 mode=${4:-raw}
+tunnels=${5:-1}
+workers=${6:-1}
 case "$mode" in raw|natt) ;; *) echo "mode must be raw or natt" >&2; exit 2 ;; esac
+[ "$tunnels" -ge 1 ] && [ "$tunnels" -le 200 ] || { echo "TUNNELS must be 1..200" >&2; exit 2; }
+[ "$workers" -ge 1 ] && [ "$workers" -le 8 ] || { echo "WORKERS must be 1..8" >&2; exit 2; }
 
 down
 for n in a gw1 gw2 b; do
@@ -52,50 +60,71 @@ for g in gw1 gw2; do
         ns "$g" ethtool -K "$i" gro off >/dev/null 2>&1 || true
     done
 done
-host() { # ns addr gw
+host() { # ns net gw
     ns "$1" sysctl -qw net.ipv6.conf.eth0.disable_ipv6=1
-    ns "$1" ip addr add "$2" dev eth0
+    for i in $(seq 0 $((tunnels - 1))); do
+        ns "$1" ip addr add "$2.$i.10/16" dev eth0
+    done
     ns "$1" ip link set eth0 up
     ns "$1" ip route add default via "$3"
     # Complete checksums in the frames the gateway reads (veth leaves them partial).
     ns "$1" ethtool -K eth0 tx off >/dev/null 2>&1 || true
 }
-host a 10.1.0.10/24 10.1.0.1
-host b 10.2.0.10/24 10.2.0.1
-
-key() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
-K1=$(key 20) # gw1 -> gw2, aes-128-gcm: 16-byte key || 4-byte salt
-K2=$(key 36) # gw2 -> gw1, aes-256-gcm: 32-byte key || 4-byte salt
+host a 10.1 10.1.0.1
+host b 10.2 10.2.0.1
 
 # Hugepages if there are enough free, else plain memory (slower, but works anywhere).
 free_pages=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
-if [ "${free_pages:-0}" -ge 128 ]; then mem='"--in-memory"'; else mem='"--no-huge", "-m", "256"'; fi
-udp=""
-[ "$mode" = natt ] && udp=', "udp_encap": {"local_port": 4500, "remote_port": 4500}'
+mem=hugepages
+[ "${free_pages:-0}" -ge 128 ] || mem=none
 
-gateway() { # file prefix main-lcore worker lan-addr wan-addr peer remote-net out-spi out-alg out-key in-spi in-alg in-key
-    umask 077
-    cat > "$1" <<JSON
-{
-  "dataplane": {
-    "eal": ["-l", "0,1", "--main-lcore", "$3", $mem, "--no-pci", "--file-prefix", "$2",
-            "--vdev", "net_af_packet0,iface=lan,qdisc_bypass=0", "--vdev", "net_af_packet1,iface=wan,qdisc_bypass=0"],
-    "workers": [$4],
-    "poll_sleep_us": 20
-  },
-  "interfaces": [{"name": "lan0", "port": 0, "address": "$5"},
-                 {"name": "wan0", "port": 1, "address": "$6/24"}],
-  "tunnels": [{"name": "st0.0", "local": "$6", "remote": "$7"$udp}],
-  "routes": [{"prefix": "$8", "via": "st0.0"}],
-  "manual_sas": [
-    {"tunnel": "st0.0", "direction": "out", "spi": "$9", "algorithm": "${10}", "key": "${11}", "esn": ${15}},
-    {"tunnel": "st0.0", "direction": "in", "spi": "${12}", "algorithm": "${13}", "key": "${14}", "esn": ${16}, "replay_window": 4096}
-  ]
-}
-JSON
-}
 mkdir -p "$dir"
-# Each gateway's worker gets its own CPU: gw1 polls on 1, gw2 on 0.
-gateway "$dir/gw1.json" "$name-gw1" 0 1 10.1.0.1/24 192.0.2.1 192.0.2.2 10.2.0.0/16 0x1001 aes-128-gcm "$K1" 0x2001 aes-256-gcm "$K2" false true
-gateway "$dir/gw2.json" "$name-gw2" 1 0 10.2.0.1/24 192.0.2.2 192.0.2.1 10.1.0.0/16 0x2001 aes-256-gcm "$K2" 0x1001 aes-128-gcm "$K1" true false
-(umask 077; printf 'MODE=%s\nSPI_1TO2=0x1001\nKEY_1TO2=%s\nSPI_2TO1=0x2001\nKEY_2TO1=%s\n' "$mode" "$K1" "$K2" > "$dir/tunnel.env")
+(umask 077; python3 - "$dir" "$name" "$mode" "$tunnels" "$workers" "$mem" <<'PY'
+import json, os, sys
+out, name, mode, tunnels, workers, mem = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+key = lambda n: os.urandom(n).hex()
+# Per tunnel: gw1 -> gw2 with AES-128-GCM (no ESN), gw2 -> gw1 with AES-256-GCM (ESN).
+sas = [dict(i=i, spi12=0x1001 + i, key12=key(20), spi21=0x2001 + i, key21=key(36)) for i in range(tunnels)]
+def gateway(me):
+    first = me == "gw1"
+    local, remote = ("192.0.2.1", "192.0.2.2") if first else ("192.0.2.2", "192.0.2.1")
+    lan = "10.1" if first else "10.2"
+    far = "10.2" if first else "10.1"
+    # Each gateway's workers spread over the two CPUs, starting on the CPU its peer's main uses.
+    main_cpu = 0 if first else 1
+    lcores = [f"0@{main_cpu}"] + [f"{w}@{(main_cpu + w) % 2}" for w in range(1, workers + 1)]
+    eal = ["--lcores", ",".join(lcores), "--main-lcore", "0", "--no-pci", "--file-prefix", f"{name}-{me}"]
+    eal += ["--in-memory"] if mem == "hugepages" else ["--no-huge", "-m", "256"]
+    for port, iface in enumerate(["lan", "wan"]):
+        eal += ["--vdev", f"net_af_packet{port},iface={iface},qpairs={workers},qdisc_bypass=0"]
+    tun = []
+    for s in sas:
+        t = {"name": f"st0.{s['i']}", "local": local, "remote": remote}
+        if mode == "natt":
+            t["udp_encap"] = {"local_port": 4500, "remote_port": 4500}
+        tun.append(t)
+    out_alg, in_alg = ("aes-128-gcm", "aes-256-gcm") if first else ("aes-256-gcm", "aes-128-gcm")
+    manual = []
+    for s in sas:
+        o = (s["spi12"], s["key12"], False) if first else (s["spi21"], s["key21"], True)
+        i = (s["spi21"], s["key21"], True) if first else (s["spi12"], s["key12"], False)
+        manual.append({"tunnel": f"st0.{s['i']}", "direction": "out", "spi": hex(o[0]), "algorithm": out_alg, "key": o[1], "esn": o[2]})
+        manual.append({"tunnel": f"st0.{s['i']}", "direction": "in", "spi": hex(i[0]), "algorithm": in_alg, "key": i[1], "esn": i[2], "replay_window": 4096})
+    return {
+        "dataplane": {"eal": eal, "workers": list(range(1, workers + 1)), "poll_sleep_us": 20},
+        "interfaces": [{"name": "lan0", "port": 0, "address": f"{lan}.0.1/16"},
+                       {"name": "wan0", "port": 1, "address": f"{local}/24"}],
+        "tunnels": tun,
+        "routes": [{"prefix": f"{far}.{s['i']}.0/24", "via": f"st0.{s['i']}"} for s in sas],
+        "manual_sas": manual,
+    }
+for g in ("gw1", "gw2"):
+    with open(os.path.join(out, f"{g}.json"), "w") as f:
+        json.dump(gateway(g), f, indent=2)
+with open(os.path.join(out, "tunnel.env"), "w") as f:
+    f.write(f"MODE={mode}\n")
+    # src,dst,spi,key for every SA, for decode.sh.
+    f.write("SAS='" + " ".join(
+        f"192.0.2.1,192.0.2.2,{s['spi12']:#x},{s['key12']} 192.0.2.2,192.0.2.1,{s['spi21']:#x},{s['key21']}" for s in sas) + "'\n")
+PY
+)
