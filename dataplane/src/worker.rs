@@ -127,6 +127,11 @@ impl Worker {
         let mut rx = [ptr::null_mut::<rte_mbuf>(); MAX_BURST];
         let hz = dpdk_sys::eal::tsc_hz().max(1000);
         let ms = hz / 1000;
+        // The start-up state (interfaces, routes, SAs) is in the channel already: apply all of
+        // it before the first poll, so that no early packet meets a half-built table.
+        for cmd in self.commands.try_iter() {
+            self.fwd.apply(cmd);
+        }
         let started = Instant::now();
         let (mut first_rx, mut last_rx, mut busy) = (0u64, 0u64, 0u64);
         while !self.stop.load(Ordering::Relaxed) {
