@@ -32,6 +32,9 @@ fn main() {
              install it with `apt-get install libdpdk-dev` (Debian/Ubuntu)"
         ));
     }
+    // rte_vdev_init (creating a crypto vdev at run time) lives in the vdev bus driver, which
+    // `pkg-config --libs libdpdk` does not list.
+    println!("cargo:rustc-link-lib=dylib=rte_bus_vdev");
     let cflags = dpdk_cflags();
     build_shim(&cflags);
     generate_bindings(&cflags);

@@ -2,8 +2,10 @@
 //! (signal or idle timeout), and takes it down, leaving a stats snapshot.
 
 use crate::anchor::Anchors;
-use crate::config::{Config, RouteVia};
+use crate::config::{Config, CryptoChoice, RouteVia};
 use crate::counters::{Stat, StatBlock};
+use crate::esp::crypto::Backend;
+use crate::esp::cryptodev;
 use crate::forward::Forwarder;
 use crate::main_lcore::{MainLcore, WorkerLink};
 use crate::provision;
@@ -129,7 +131,9 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
     };
     let mut anchors =
         Anchors::new(&groups).map_err(|e| config_err("dataplane.anchor_groups", e.to_string()))?;
-    let prov = provision::build(cfg, port_mac, &mut anchors, workers)?;
+    let backend = crypto_backend(cfg)?;
+    eprintln!("espgw: crypto: {}", backend.name());
+    let prov = provision::build(cfg, port_mac, &mut anchors, workers, &backend)?;
     for i in &prov.interfaces {
         let name = cfg
             .interfaces
@@ -346,4 +350,26 @@ fn groups_by_socket(eal: &Eal, workers: &[u32]) -> Vec<Vec<u32>> {
         by_socket.entry(eal.lcore_socket(w)).or_default().push(w);
     }
     by_socket.into_values().collect()
+}
+
+/// Sessions beyond the configured SAs, for SAs added while running (rekeys).
+const SPARE_SESSIONS: u32 = 1024;
+
+/// The AEAD backend the configuration asks for: the `crypto_aesni_gcm` device where it can be
+/// had (`auto` falls back to `ring` and says why), or `ring`.
+fn crypto_backend(cfg: &Config) -> Result<Backend, AppError> {
+    let sessions = (cfg.manual_sas.len() as u32).saturating_add(SPARE_SESSIONS);
+    match cfg.dataplane.crypto {
+        CryptoChoice::Ring => Ok(Backend::Ring),
+        CryptoChoice::Cryptodev => cryptodev::Device::open(sessions)
+            .map(|d| Backend::Cryptodev(Arc::new(d)))
+            .map_err(|e| config_err("dataplane.crypto", e)),
+        CryptoChoice::Auto => match cryptodev::Device::open(sessions) {
+            Ok(d) => Ok(Backend::Cryptodev(Arc::new(d))),
+            Err(e) => {
+                eprintln!("espgw: no {}: {e}; using ring", cryptodev::DRIVER);
+                Ok(Backend::Ring)
+            }
+        },
+    }
 }

@@ -59,6 +59,21 @@ struct DataplaneFile {
     tx_descriptors: Option<u16>,
     #[serde(default)]
     poll_sleep_us: u32,
+    #[serde(default)]
+    crypto: CryptoChoice,
+}
+
+/// Which AEAD backend the SAs use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CryptoChoice {
+    /// The `crypto_aesni_gcm` device if it can be had, else `ring`.
+    #[default]
+    Auto,
+    /// The `crypto_aesni_gcm` device, or do not start.
+    Cryptodev,
+    /// `ring` in software.
+    Ring,
 }
 
 #[derive(Deserialize)]
@@ -191,6 +206,7 @@ pub struct Dataplane {
     pub rx_descriptors: u16,
     pub tx_descriptors: u16,
     pub poll_sleep_us: u32,
+    pub crypto: CryptoChoice,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,14 +232,14 @@ impl InterfaceConfig {
 pub struct Tunnel {
     pub name: String,
     /// Index in `tunnels`, the id workers know it by.
-    pub id: u16,
+    pub id: u32,
     pub encap: TunnelEncap,
     pub selectors: Selectors,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteVia {
-    Tunnel(u16),
+    Tunnel(u32),
     Gateway { port: u16, via: Ipv4Addr },
 }
 
@@ -235,7 +251,7 @@ pub struct Route {
 
 #[derive(Debug, Clone)]
 pub struct ManualSa {
-    pub tunnel: u16,
+    pub tunnel: u32,
     pub direction: Direction,
     pub spi: u32,
     pub keymat: Keymat,
@@ -249,7 +265,8 @@ pub const DEFAULT_HANDOFF_RING: u32 = 1024;
 pub const DEFAULT_DESCRIPTORS: u16 = 1024;
 pub const DEFAULT_MTU: u16 = 1500;
 pub const DEFAULT_TUNNEL_TTL: u8 = 64;
-const MAX_TUNNELS: usize = 65535;
+/// Tunnel ids travel in 30 bits of a handoff tag; this is far below.
+const MAX_TUNNELS: usize = 1 << 20;
 const MAX_ROUTES: usize = 1 << 20;
 
 impl Config {
@@ -381,6 +398,7 @@ fn validate(f: File) -> Result<Config, ConfigError> {
         rx_descriptors: dp.rx_descriptors.unwrap_or(DEFAULT_DESCRIPTORS),
         tx_descriptors: dp.tx_descriptors.unwrap_or(DEFAULT_DESCRIPTORS),
         poll_sleep_us: dp.poll_sleep_us,
+        crypto: dp.crypto,
     };
     if dataplane.mbufs < 1024 {
         return err("dataplane.mbufs", "at least 1024");
@@ -464,13 +482,14 @@ fn validate(f: File) -> Result<Config, ConfigError> {
     if f.tunnels.len() > MAX_TUNNELS {
         return err("tunnels", format!("at most {MAX_TUNNELS}"));
     }
-    let mut tunnels: Vec<Tunnel> = Vec::new();
+    let mut tunnels: Vec<Tunnel> = Vec::with_capacity(f.tunnels.len());
+    let mut tunnel_names: HashSet<&str> = HashSet::with_capacity(f.tunnels.len());
     for (i, t) in f.tunnels.iter().enumerate() {
         let field = |x: &str| format!("tunnels[{i}].{x}");
         if t.name.is_empty() {
             return err(field("name"), "empty");
         }
-        if tunnels.iter().any(|o| o.name == t.name) || interfaces.iter().any(|o| o.name == t.name) {
+        if !tunnel_names.insert(&t.name) || interfaces.iter().any(|o| o.name == t.name) {
             return err(
                 field("name"),
                 format!("{:?} is already the name of a tunnel or interface", t.name),
@@ -525,7 +544,7 @@ fn validate(f: File) -> Result<Config, ConfigError> {
         }
         tunnels.push(Tunnel {
             name: t.name.clone(),
-            id: i as u16,
+            id: i as u32,
             encap: TunnelEncap {
                 local,
                 remote,
@@ -537,16 +556,17 @@ fn validate(f: File) -> Result<Config, ConfigError> {
             selectors,
         });
     }
-    let tunnel_by_name: HashMap<&str, u16> =
+    let tunnel_by_name: HashMap<&str, u32> =
         tunnels.iter().map(|t| (t.name.as_str(), t.id)).collect();
 
     if f.routes.len() > MAX_ROUTES {
         return err("routes", format!("at most {MAX_ROUTES}"));
     }
-    let mut routes: Vec<Route> = Vec::new();
+    let mut routes: Vec<Route> = Vec::with_capacity(f.routes.len());
+    let mut route_by_prefix: HashMap<Ipv4Net, RouteVia> = HashMap::with_capacity(f.routes.len());
     for (i, r) in f.routes.iter().enumerate() {
         let prefix = parse_prefix(&format!("routes[{i}].prefix"), &r.prefix)?;
-        if routes.iter().any(|o| o.prefix == prefix) {
+        if route_by_prefix.contains_key(&prefix) {
             return err(
                 format!("routes[{i}].prefix"),
                 format!("{prefix} is routed twice"),
@@ -576,22 +596,27 @@ fn validate(f: File) -> Result<Config, ConfigError> {
                 via: a,
             }
         };
+        route_by_prefix.insert(prefix, via);
         routes.push(Route { prefix, via });
     }
 
-    // The peer of every tunnel must be reachable without going through a tunnel.
+    // The peer of every tunnel must be reachable without going through a tunnel. Many tunnels
+    // share a peer: look each peer up once, by longest prefix first.
+    let mut reachable_peers: HashMap<Ipv4Addr, bool> = HashMap::new();
     for (i, t) in tunnels.iter().enumerate() {
         let r = t.encap.remote;
-        let best = routes
-            .iter()
-            .filter(|x| x.prefix.contains(&r))
-            .max_by_key(|x| x.prefix.prefix_len());
-        let connected = on_subnet(r).map(|x| x.prefix_len);
-        let reachable = match (best, connected) {
-            (Some(b), Some(c)) if c >= b.prefix.prefix_len() => true,
-            (Some(b), _) => matches!(b.via, RouteVia::Gateway { .. }),
-            (None, c) => c.is_some(),
-        };
+        let reachable = *reachable_peers.entry(r).or_insert_with(|| {
+            let best = (0..=32u8).rev().find_map(|len| {
+                let net = Ipv4Net::new(r, len).ok()?.trunc();
+                route_by_prefix.get(&net).map(|via| (len, *via))
+            });
+            let connected = on_subnet(r).map(|x| x.prefix_len);
+            match (best, connected) {
+                (Some((len, _)), Some(c)) if c >= len => true,
+                (Some((_, via)), _) => matches!(via, RouteVia::Gateway { .. }),
+                (None, c) => c.is_some(),
+            }
+        });
         if !reachable {
             return err(
                 format!("tunnels[{i}].remote"),

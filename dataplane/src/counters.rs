@@ -95,6 +95,8 @@ stats! {
         PuntDrops = "punt_drops",
         /// The TX queue was full.
         TxDrops = "tx_drops",
+        /// The crypto backend failed to seal a packet (a device error, never a packet's fault).
+        CryptoErrors = "crypto_errors",
     }
 }
 

@@ -7,7 +7,7 @@
 use crate::anchor::{Anchors, Peer, Placement};
 use crate::config::{Config, ConfigError, RouteVia};
 use crate::counters::SaCounters;
-use crate::esp::crypto::{Algorithm, CryptoError};
+use crate::esp::crypto::{Algorithm, Backend, CryptoError};
 use crate::forward::{Command, Interface, Target};
 use crate::sa::{Direction, InboundParams, InboundSa, OutboundSa};
 use crate::wire::ethernet::Mac;
@@ -42,12 +42,14 @@ pub struct Provision {
 }
 
 /// Builds the start-up commands for the worker lcores `workers`, anchoring every tunnel in
-/// `anchors`. `port_mac` gives a port's own MAC for interfaces that do not set one.
+/// `anchors` and making each SA's cipher on `backend`. `port_mac` gives a port's own MAC for
+/// interfaces that do not set one.
 pub fn build(
     cfg: &Config,
     port_mac: impl Fn(u16) -> Mac,
     anchors: &mut Anchors,
     workers: &[u32],
+    backend: &Backend,
 ) -> Result<Provision, ConfigError> {
     let interfaces: Vec<Interface> = cfg
         .interfaces
@@ -65,7 +67,7 @@ pub fn build(
     let mut owners: Vec<(u16, Placement)> = Vec::new();
     for t in &cfg.tunnels {
         let p = anchors.place(
-            u32::from(t.id),
+            t.id,
             Peer::Site {
                 local: t.encap.local,
                 remote: t.encap.remote,
@@ -117,7 +119,7 @@ pub fn build(
             }
             c.push(Command::SetTunnelOwner {
                 tunnel: t.id,
-                worker: owners[usize::from(t.id)].0,
+                worker: owners[t.id as usize].0,
             });
         }
         for s in cfg
@@ -127,7 +129,7 @@ pub fn build(
         {
             c.push(Command::SetSpiOwner {
                 spi: s.spi,
-                worker: owners[usize::from(s.tunnel)].0,
+                worker: owners[s.tunnel as usize].0,
             });
         }
         c
@@ -136,8 +138,8 @@ pub fn build(
 
     let mut sas = Vec::new();
     for (i, s) in cfg.manual_sas.iter().enumerate() {
-        let t = &cfg.tunnels[usize::from(s.tunnel)];
-        let (w, placement) = owners[usize::from(s.tunnel)];
+        let t = &cfg.tunnels[s.tunnel as usize];
+        let (w, placement) = owners[s.tunnel as usize];
         let counters = Arc::new(SaCounters::default());
         let key_err = |e: CryptoError| ConfigError {
             field: format!("manual_sas[{i}].key"),
@@ -145,9 +147,16 @@ pub fn build(
         };
         let cmd = match s.direction {
             Direction::Out => {
-                let mut sa =
-                    OutboundSa::new(s.spi, s.esn, t.id, &s.keymat, t.encap, counters.clone())
-                        .map_err(key_err)?;
+                let mut sa = OutboundSa::with_backend(
+                    s.spi,
+                    s.esn,
+                    t.id,
+                    &s.keymat,
+                    t.encap,
+                    counters.clone(),
+                    backend,
+                )
+                .map_err(key_err)?;
                 if let Some(q) = s.initial_seq {
                     sa.set_last_seq(q.saturating_sub(1));
                 }
@@ -163,8 +172,8 @@ pub fn build(
                     replay_window: s.replay_window,
                     selectors: t.selectors.clone(),
                 };
-                let mut sa =
-                    InboundSa::new(params, &s.keymat, counters.clone()).map_err(key_err)?;
+                let mut sa = InboundSa::with_backend(params, &s.keymat, counters.clone(), backend)
+                    .map_err(key_err)?;
                 if let Some(q) = s.initial_seq {
                     sa.replay.set_top(q);
                 }

@@ -3,7 +3,7 @@
 //! live with the main lcore (`registry`).
 
 use crate::counters::SaCounters;
-use crate::esp::crypto::{self, Aead, CryptoError, Keymat, SALT_LEN};
+use crate::esp::crypto::{self, Aead, Backend, CryptoError, Keymat, Op, SALT_LEN};
 use crate::esp::replay::ReplayWindow;
 use ipnet::Ipv4Net;
 use std::net::Ipv4Addr;
@@ -67,7 +67,7 @@ impl Selectors {
 pub struct OutboundSa {
     pub spi: u32,
     pub esn: bool,
-    pub tunnel: u16,
+    pub tunnel: u32,
     salt: [u8; SALT_LEN],
     /// Last sequence number sent; the first packet carries 1.
     last_seq: u64,
@@ -77,13 +77,26 @@ pub struct OutboundSa {
 }
 
 impl OutboundSa {
+    /// An SA whose cipher runs on `ring`.
     pub fn new(
         spi: u32,
         esn: bool,
-        tunnel: u16,
+        tunnel: u32,
         keymat: &Keymat,
         encap: TunnelEncap,
         counters: Arc<SaCounters>,
+    ) -> Result<OutboundSa, CryptoError> {
+        Self::with_backend(spi, esn, tunnel, keymat, encap, counters, &Backend::Ring)
+    }
+
+    pub fn with_backend(
+        spi: u32,
+        esn: bool,
+        tunnel: u32,
+        keymat: &Keymat,
+        encap: TunnelEncap,
+        counters: Arc<SaCounters>,
+        backend: &Backend,
     ) -> Result<OutboundSa, CryptoError> {
         Ok(OutboundSa {
             spi,
@@ -92,9 +105,16 @@ impl OutboundSa {
             salt: keymat.salt(),
             last_seq: 0,
             encap,
-            cipher: crypto::cipher(keymat)?,
+            cipher: crypto::cipher(keymat, Op::Seal, esn, backend)?,
             counters,
         })
+    }
+
+    /// Counts a packet of `inner_len` bytes sent under this SA.
+    #[inline]
+    pub fn count(&self, inner_len: usize) {
+        self.counters.packets.inc();
+        self.counters.bytes.add(inner_len as u64);
     }
 
     /// The next sequence number, or `None` once the space is used up: 2^32 - 1 without ESN,
@@ -132,7 +152,7 @@ impl OutboundSa {
 pub struct InboundSa {
     pub spi: u32,
     pub esn: bool,
-    pub tunnel: u16,
+    pub tunnel: u32,
     salt: [u8; SALT_LEN],
     /// Our address the SA's packets must be sent to.
     pub local: Ipv4Addr,
@@ -149,7 +169,7 @@ pub struct InboundSa {
 pub struct InboundParams {
     pub spi: u32,
     pub esn: bool,
-    pub tunnel: u16,
+    pub tunnel: u32,
     pub local: Ipv4Addr,
     pub udp_encap: bool,
     pub replay_window: u32,
@@ -157,10 +177,20 @@ pub struct InboundParams {
 }
 
 impl InboundSa {
+    /// An SA whose cipher runs on `ring`.
     pub fn new(
         p: InboundParams,
         keymat: &Keymat,
         counters: Arc<SaCounters>,
+    ) -> Result<InboundSa, CryptoError> {
+        Self::with_backend(p, keymat, counters, &Backend::Ring)
+    }
+
+    pub fn with_backend(
+        p: InboundParams,
+        keymat: &Keymat,
+        counters: Arc<SaCounters>,
+        backend: &Backend,
     ) -> Result<InboundSa, CryptoError> {
         Ok(InboundSa {
             spi: p.spi,
@@ -170,10 +200,17 @@ impl InboundSa {
             local: p.local,
             udp_encap: p.udp_encap,
             replay: ReplayWindow::new(p.replay_window, p.esn),
-            cipher: crypto::cipher(keymat)?,
+            cipher: crypto::cipher(keymat, Op::Open, p.esn, backend)?,
             selectors: p.selectors,
             counters,
         })
+    }
+
+    /// Counts a packet of `inner_len` bytes received under this SA.
+    #[inline]
+    pub fn count(&self, inner_len: usize) {
+        self.counters.packets.inc();
+        self.counters.bytes.add(inner_len as u64);
     }
 
     pub(crate) fn salt(&self) -> &[u8; SALT_LEN] {

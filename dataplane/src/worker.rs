@@ -11,6 +11,7 @@
 
 use crate::counters::{Counter, Stat};
 use crate::forward::{Command, Forwarder, Resume, Verdict};
+use arrayvec::ArrayVec;
 use crossbeam::channel::{Receiver, Sender};
 use dpdk_sys::{sys::rte_mbuf, Mbuf, Ring, MAX_BURST};
 use std::net::Ipv4Addr;
@@ -115,6 +116,8 @@ struct Out {
     tx: Vec<Burst>,
     /// By worker index.
     handoff: Vec<Burst>,
+    /// Packets of the current burst parked for batched crypto, in the order parked.
+    parked: ArrayVec<Mbuf, MAX_BURST>,
 }
 
 impl Worker {
@@ -123,7 +126,9 @@ impl Worker {
         let mut out = Out {
             tx: self.tx.iter().map(|_| Burst::new()).collect(),
             handoff: self.handoff_out.iter().map(|_| Burst::new()).collect(),
+            parked: ArrayVec::new(),
         };
+        self.fwd.set_batching(true);
         let mut rx = [ptr::null_mut::<rte_mbuf>(); MAX_BURST];
         let hz = dpdk_sys::eal::tsc_hz().max(1000);
         let ms = hz / 1000;
@@ -162,6 +167,7 @@ impl Worker {
                     };
                     self.dispatch(m, v, &mut out);
                 }
+                self.complete(&mut out);
             }
             self.flush_all(&mut out);
             for (port, addr) in self.fwd.resolve.drain(..) {
@@ -204,6 +210,7 @@ impl Worker {
             };
             self.dispatch(m, v, out);
         }
+        self.complete(out);
         n
     }
 
@@ -225,8 +232,25 @@ impl Worker {
                 };
                 self.dispatch(m, v, out);
             }
+            self.complete(out);
         }
         total
+    }
+
+    /// Runs the crypto of the packets parked during a burst, per SA, and sends them on.
+    fn complete(&mut self, out: &mut Out) {
+        if out.parked.is_empty() {
+            return;
+        }
+        let mut verdicts = [Verdict::Drop(Stat::CryptoErrors); MAX_BURST];
+        let n = out.parked.len();
+        self.fwd.complete(&mut out.parked, &mut verdicts[..n]);
+        let mut parked = std::mem::take(&mut out.parked);
+        for (m, v) in parked.drain(..).zip(verdicts) {
+            // Nothing parks again here: after the batch, crypto runs per packet.
+            self.dispatch(m, v, out);
+        }
+        out.parked = parked;
     }
 
     #[inline]
@@ -280,6 +304,13 @@ impl Worker {
                 }
             }
             Verdict::Drop(_) => drop(m),
+            Verdict::Crypto => {
+                if let Err(e) = out.parked.try_push(m) {
+                    // The forwarder parks at most a burst; never a leak if that changes.
+                    drop(e.element());
+                    self.fwd.stats.inc(Stat::CryptoErrors);
+                }
+            }
         }
     }
 

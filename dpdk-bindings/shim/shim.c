@@ -61,11 +61,6 @@ int espgw_pktmbuf_trim(struct rte_mbuf *m, uint16_t len)
 	return rte_pktmbuf_trim(m, len);
 }
 
-void *espgw_pktmbuf_mtod(const struct rte_mbuf *m)
-{
-	return rte_pktmbuf_mtod(m, void *);
-}
-
 uint16_t espgw_pktmbuf_headroom(const struct rte_mbuf *m)
 {
 	return rte_pktmbuf_headroom(m);

@@ -30,7 +30,6 @@ char *espgw_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len);
 char *espgw_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
 char *espgw_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
 int espgw_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
-void *espgw_pktmbuf_mtod(const struct rte_mbuf *m);
 uint16_t espgw_pktmbuf_headroom(const struct rte_mbuf *m);
 uint16_t espgw_pktmbuf_tailroom(const struct rte_mbuf *m);
 /* hash.rss lives in nested anonymous unions; bindgen's names for them are

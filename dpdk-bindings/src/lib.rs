@@ -1,6 +1,6 @@
 //! DPDK 22.11 for espgw: raw bindings in [`sys`] and a thin safe layer for
 //! what the dataplane uses (EAL, mempools, mbufs, ports, rings, lcores,
-//! telemetry).
+//! crypto devices, telemetry).
 //!
 //! Fast-path calls (`rx_burst`, `tx_burst`, ring bursts) are thin wrappers
 //! over the `espgw_*` C shim, without allocation.
@@ -9,6 +9,7 @@
 
 pub mod sys;
 
+pub mod cryptodev;
 pub mod eal;
 pub mod error;
 pub mod lcore;
@@ -18,6 +19,7 @@ pub mod port;
 pub mod ring;
 pub mod telemetry;
 
+pub use cryptodev::{AeadDirection, AeadOp, AeadSession, Cryptodev, SessionPool};
 pub use eal::Eal;
 pub use error::{Error, Result};
 pub use mbuf::Mbuf;

@@ -59,6 +59,21 @@ impl Mbuf {
         unsafe { self.0.as_ref() }
     }
 
+    #[inline]
+    fn raw_mut(&mut self) -> &mut sys::rte_mbuf {
+        // SAFETY: self owns the mbuf exclusively (&mut self).
+        unsafe { self.0.as_mut() }
+    }
+
+    /// `rte_pktmbuf_mtod`: the first data byte of the first segment. Computed here rather than
+    /// through the shim, since the fast path asks for it several times per packet.
+    #[inline]
+    fn mtod(&self) -> *mut u8 {
+        let m = self.raw();
+        // SAFETY: data_off is within the segment's buffer by the mbuf invariants.
+        unsafe { m.buf_addr.cast::<u8>().add(usize::from(m.data_off)) }
+    }
+
     /// Bytes of the first segment (`data_off .. data_off + data_len`).
     #[inline]
     pub fn data(&self) -> &[u8] {
@@ -66,7 +81,7 @@ impl Mbuf {
         // SAFETY: mtod points at data_len initialized bytes inside the
         // segment's buffer (DPDK memory is zero-filled when mapped and only
         // ever written by code), borrowed immutably through &self.
-        unsafe { slice::from_raw_parts(sys::espgw_pktmbuf_mtod(self.0.as_ptr()).cast::<u8>(), len) }
+        unsafe { slice::from_raw_parts(self.mtod(), len) }
     }
 
     /// Mutable bytes of the first segment.
@@ -74,9 +89,7 @@ impl Mbuf {
     pub fn data_mut(&mut self) -> &mut [u8] {
         let len = usize::from(self.raw().data_len);
         // SAFETY: as in `data`, and &mut self gives exclusive access.
-        unsafe {
-            slice::from_raw_parts_mut(sys::espgw_pktmbuf_mtod(self.0.as_ptr()).cast::<u8>(), len)
-        }
+        unsafe { slice::from_raw_parts_mut(self.mtod(), len) }
     }
 
     /// Total packet length over all segments (`pkt_len`).
@@ -112,23 +125,31 @@ impl Mbuf {
     /// Free bytes in front of the data of the first segment.
     #[inline]
     pub fn headroom(&self) -> u16 {
-        // SAFETY: valid mbuf; read-only.
-        unsafe { sys::espgw_pktmbuf_headroom(self.0.as_ptr()) }
+        self.raw().data_off
     }
 
     /// Free bytes after the data of the first segment.
     #[inline]
     pub fn tailroom(&self) -> u16 {
-        // SAFETY: valid mbuf; read-only.
-        unsafe { sys::espgw_pktmbuf_tailroom(self.0.as_ptr()) }
+        let m = self.raw();
+        m.buf_len
+            .saturating_sub(m.data_off)
+            .saturating_sub(m.data_len)
     }
 
     /// Grows the packet at the front by `n` bytes and returns that new
     /// region (contents unspecified); `None`, unchanged, if headroom is short.
     #[inline]
     pub fn prepend(&mut self, n: u16) -> Option<&mut [u8]> {
-        // SAFETY: valid, exclusively owned mbuf.
-        let p = unsafe { sys::espgw_pktmbuf_prepend(self.0.as_ptr(), n) };
+        // rte_pktmbuf_prepend, in Rust: plain field arithmetic on the first segment.
+        let m = self.raw_mut();
+        if n > m.data_off {
+            return None;
+        }
+        m.data_off -= n;
+        m.data_len = m.data_len.wrapping_add(n);
+        m.pkt_len = m.pkt_len.wrapping_add(u32::from(n));
+        let p = self.mtod();
         // SAFETY: on success p points at n bytes of this mbuf's buffer,
         // initialized memory (see `data`), borrowed via &mut self.
         NonNull::new(p)
@@ -139,8 +160,21 @@ impl Mbuf {
     /// returns that new region; `None`, unchanged, if tailroom is short.
     #[inline]
     pub fn append(&mut self, n: u16) -> Option<&mut [u8]> {
-        // SAFETY: valid, exclusively owned mbuf.
-        let p = unsafe { sys::espgw_pktmbuf_append(self.0.as_ptr(), n) };
+        let p = if self.is_contiguous() {
+            // rte_pktmbuf_append on a single segment, in Rust.
+            if n > self.tailroom() {
+                return None;
+            }
+            let m = self.raw_mut();
+            let at = usize::from(m.data_off) + usize::from(m.data_len);
+            m.data_len += n;
+            m.pkt_len = m.pkt_len.wrapping_add(u32::from(n));
+            // SAFETY: at + n is within buf_len (tailroom checked above).
+            unsafe { m.buf_addr.cast::<u8>().add(at) }.cast()
+        } else {
+            // SAFETY: valid, exclusively owned mbuf.
+            unsafe { sys::espgw_pktmbuf_append(self.0.as_ptr(), n) }
+        };
         // SAFETY: as in `prepend`.
         NonNull::new(p)
             .map(|p| unsafe { slice::from_raw_parts_mut(p.as_ptr().cast::<u8>(), usize::from(n)) })
@@ -150,16 +184,32 @@ impl Mbuf {
     /// segment is shorter than `n`.
     #[inline]
     pub fn adj(&mut self, n: u16) -> bool {
-        // SAFETY: valid, exclusively owned mbuf.
-        !unsafe { sys::espgw_pktmbuf_adj(self.0.as_ptr(), n) }.is_null()
+        // rte_pktmbuf_adj, in Rust.
+        let m = self.raw_mut();
+        if n > m.data_len {
+            return false;
+        }
+        m.data_len -= n;
+        m.data_off += n;
+        m.pkt_len = m.pkt_len.wrapping_sub(u32::from(n));
+        true
     }
 
     /// Removes `n` bytes from the back; false, unchanged, if the last
     /// segment is shorter than `n`.
     #[inline]
     pub fn trim(&mut self, n: u16) -> bool {
-        // SAFETY: valid, exclusively owned mbuf.
-        unsafe { sys::espgw_pktmbuf_trim(self.0.as_ptr(), n) == 0 }
+        if !self.is_contiguous() {
+            // SAFETY: valid, exclusively owned mbuf.
+            return unsafe { sys::espgw_pktmbuf_trim(self.0.as_ptr(), n) == 0 };
+        }
+        let m = self.raw_mut();
+        if n > m.data_len {
+            return false;
+        }
+        m.data_len -= n;
+        m.pkt_len = m.pkt_len.wrapping_sub(u32::from(n));
+        true
     }
 
     /// Input port set by the receiving PMD.

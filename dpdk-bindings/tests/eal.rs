@@ -204,6 +204,57 @@ fn check_mbuf_editing(pool: &Mempool) {
     assert!(!m.trim(10));
     assert_eq!(m.len(), 9);
 
+    // The Rust edits match DPDK's own inline functions (through the shim), field by field.
+    let mut ours = pool.alloc().expect("alloc");
+    let theirs = pool.alloc().expect("alloc").into_raw();
+    let fields = |p: *mut dpdk_sys::sys::rte_mbuf| {
+        // SAFETY: p is a valid mbuf we own for the duration of this test.
+        let r = unsafe { &*p };
+        (r.data_off, r.data_len, r.pkt_len)
+    };
+    for (op, n) in [
+        (0, 100u16),
+        (1, 20),
+        (2, 7),
+        (3, 11),
+        (1, 200),
+        (2, 500),
+        (3, 500),
+        (0, 60000),
+    ] {
+        // SAFETY: theirs is a valid single-segment mbuf owned by this test.
+        let dpdk_ok = unsafe {
+            match op {
+                0 => !dpdk_sys::sys::espgw_pktmbuf_append(theirs, n).is_null(),
+                1 => !dpdk_sys::sys::espgw_pktmbuf_prepend(theirs, n).is_null(),
+                2 => !dpdk_sys::sys::espgw_pktmbuf_adj(theirs, n).is_null(),
+                _ => dpdk_sys::sys::espgw_pktmbuf_trim(theirs, n) == 0,
+            }
+        };
+        let our_ok = match op {
+            0 => ours.append(n).is_some(),
+            1 => ours.prepend(n).is_some(),
+            2 => ours.adj(n),
+            _ => ours.trim(n),
+        };
+        assert_eq!(our_ok, dpdk_ok, "op {op} n {n}");
+        assert_eq!(fields(ours.as_ptr()), fields(theirs), "op {op} n {n}");
+        // SAFETY: as above; read-only queries.
+        unsafe {
+            assert_eq!(
+                ours.headroom(),
+                dpdk_sys::sys::espgw_pktmbuf_headroom(theirs)
+            );
+            assert_eq!(
+                ours.tailroom(),
+                dpdk_sys::sys::espgw_pktmbuf_tailroom(theirs)
+            );
+        }
+    }
+    drop(ours);
+    // SAFETY: theirs came from into_raw and is not used again.
+    drop(unsafe { dpdk_sys::Mbuf::from_raw(theirs) });
+
     m.set_port(7);
     assert_eq!(m.port(), 7);
     assert_eq!(m.ol_flags(), 0);

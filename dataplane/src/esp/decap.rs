@@ -1,11 +1,11 @@
 //! Tunnel-mode decapsulation (RFC 4303 section 3.4), in place.
 
-use super::aad;
 use super::crypto::nonce;
 use super::replay::ReplayError;
+use super::{aad, Prepared};
 use crate::packet::PacketBuf;
 use crate::sa::InboundSa;
-use crate::wire::esp::{self, IV_LEN, TRAILER_LEN};
+use crate::wire::esp::{self, ICV_LEN, IV_LEN, TRAILER_LEN};
 use crate::wire::ipv4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,30 +27,56 @@ pub enum DecapError {
 
 /// Verifies, decrypts and strips the ESP packet that starts `esp_off` bytes into `buf`
 /// (which holds the whole outer packet). On success `buf` holds exactly the inner IPv4
-/// packet. The replay window advances only once the ICV has verified.
+/// packet. The replay window advances only once the ICV has verified. The dataplane runs the
+/// same three steps with the open batched per SA.
 pub fn decap<B: PacketBuf>(
     sa: &mut InboundSa,
     buf: &mut B,
     esp_off: usize,
 ) -> Result<(), DecapError> {
-    let data = buf.data_mut();
-    let esp_bytes = data.get_mut(esp_off..).ok_or(DecapError::BadHeader)?;
-    let (seql, iv) = {
-        let p = esp::Packet::new_checked(&*esp_bytes).map_err(|_| DecapError::BadHeader)?;
-        (p.seq(), p.iv())
-    };
-    let seq = sa.replay.check(seql).map_err(DecapError::Replay)?;
+    let p = prepare(sa, buf, esp_off)?;
+    let mut job = p.job(buf.data_mut()).ok_or(DecapError::BadHeader)?;
+    sa.cipher.process(core::slice::from_mut(&mut job));
+    if !job.ok {
+        return Err(DecapError::Auth);
+    }
+    finish(sa, buf, esp_off, p.seq)
+}
 
-    let (a, alen) = aad(sa.spi, seq, sa.esn);
-    let n = nonce(sa.salt(), &iv);
-    let ct = &mut esp_bytes[esp::HEADER_LEN + IV_LEN..];
-    let pt_len = sa
-        .cipher
-        .open(&n, &a[..alen], ct)
-        .map_err(|_| DecapError::Auth)?;
+/// Before the open: header, replay pre-check (changes nothing), nonce and AAD.
+pub fn prepare<B: PacketBuf>(
+    sa: &InboundSa,
+    buf: &B,
+    esp_off: usize,
+) -> Result<Prepared, DecapError> {
+    let esp_bytes = buf.data().get(esp_off..).ok_or(DecapError::BadHeader)?;
+    let p = esp::Packet::new_checked(esp_bytes).map_err(|_| DecapError::BadHeader)?;
+    let seq = sa.replay.check(p.seq()).map_err(DecapError::Replay)?;
+    Ok(Prepared {
+        offset: esp_off + esp::HEADER_LEN + IV_LEN,
+        len: esp_bytes.len() - esp::HEADER_LEN - IV_LEN,
+        nonce: nonce(sa.salt(), &p.iv()),
+        aad: aad(sa.spi, seq, sa.esn),
+        seq,
+    })
+}
+
+/// After the ICV verified: advance the replay window, check the trailer, the inner packet and
+/// the selectors, and strip everything but the inner packet.
+pub fn finish<B: PacketBuf>(
+    sa: &mut InboundSa,
+    buf: &mut B,
+    esp_off: usize,
+    seq: u64,
+) -> Result<(), DecapError> {
     sa.replay.accept(seq).map_err(DecapError::Replay)?;
-
-    let pt = &ct[..pt_len];
+    let front = esp_off + esp::HEADER_LEN + IV_LEN;
+    let data = buf.data();
+    let pt_len = data
+        .len()
+        .checked_sub(front + ICV_LEN)
+        .ok_or(DecapError::BadHeader)?;
+    let pt = &data[front..front + pt_len];
     let (pad_len, next_header) = match pt {
         [.., p, nh] => (usize::from(*p), *nh),
         _ => return Err(DecapError::BadTrailer),
@@ -81,12 +107,10 @@ pub fn decap<B: PacketBuf>(
         return Err(DecapError::TsCheckFail);
     }
     let inner_len = inner.total_len();
-    let front = esp_off + esp::HEADER_LEN + IV_LEN;
     let back = buf.len() - front - inner_len;
     if !(buf.adj(front) && buf.trim(back)) {
         return Err(DecapError::BadHeader);
     }
-    sa.counters.packets.inc();
-    sa.counters.bytes.add(inner_len as u64);
+    sa.count(inner_len);
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Tunnel-mode encapsulation (RFC 4303 section 3.1.2), in place.
 
-use super::aad;
 use super::crypto::nonce;
+use super::{aad, Prepared};
 use crate::packet::PacketBuf;
 use crate::sa::{DfPolicy, DscpPolicy, OutboundSa};
 use crate::wire::esp::{self, ICV_LEN, IV_LEN, TRAILER_LEN};
@@ -37,8 +37,23 @@ pub fn outer_len(sa: &OutboundSa, inner_len: usize) -> usize {
 
 /// Wraps the IPv4 packet that fills `buf` into outer IPv4 [+ UDP] + ESP, encrypting it in
 /// place. On success `buf` holds the outer IPv4 packet; on error it is unchanged except for
-/// `Crypto`, after which it must be dropped.
+/// `Crypto`, after which it must be dropped. The dataplane itself runs `prepare` per packet and
+/// the seal per SA batch; this is the same for one packet.
 pub fn encap<B: PacketBuf>(sa: &mut OutboundSa, buf: &mut B) -> Result<(), EncapError> {
+    let inner_len = buf.len();
+    let p = prepare(sa, buf)?;
+    let mut job = p.job(buf.data_mut()).ok_or(EncapError::NoRoom)?;
+    sa.cipher.process(core::slice::from_mut(&mut job));
+    if !job.ok {
+        return Err(EncapError::Crypto);
+    }
+    sa.count(inner_len);
+    Ok(())
+}
+
+/// Everything of `encap` but the seal: sequence number, trailer, outer headers, and the AEAD
+/// job left to run. After `prepare`, the buffer must be sealed or dropped.
+pub fn prepare<B: PacketBuf>(sa: &mut OutboundSa, buf: &mut B) -> Result<Prepared, EncapError> {
     let inner_len = buf.len();
     let (inner_tos, inner_df) = {
         let d = buf.data();
@@ -115,15 +130,11 @@ pub fn encap<B: PacketBuf>(sa: &mut OutboundSa, buf: &mut B) -> Result<(), Encap
     let (esp_bytes, _) = rest.split_first_chunk_mut().ok_or(EncapError::NoRoom)?;
     esp_hdr.emit(esp_bytes);
 
-    let (a, alen) = aad(sa.spi, seq, sa.esn);
-    let n = nonce(sa.salt(), &iv);
-    let payload = &mut buf.data_mut()[front..];
-    let (ct, icv) = payload.split_at_mut(inner_len + pad + TRAILER_LEN);
-    let icv = icv.first_chunk_mut().ok_or(EncapError::NoRoom)?;
-    sa.cipher
-        .seal(&n, &a[..alen], ct, icv)
-        .map_err(|_| EncapError::Crypto)?;
-    sa.counters.packets.inc();
-    sa.counters.bytes.add(inner_len as u64);
-    Ok(())
+    Ok(Prepared {
+        offset: front,
+        len: inner_len + pad + TRAILER_LEN + ICV_LEN,
+        nonce: nonce(sa.salt(), &iv),
+        aad: aad(sa.spi, seq, sa.esn),
+        seq,
+    })
 }

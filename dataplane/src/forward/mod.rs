@@ -7,11 +7,13 @@ pub mod lpm;
 pub mod neighbor;
 
 use crate::counters::{Stat, StatBlock};
-use crate::esp::{self, DecapError, EncapError};
+use crate::esp::{self, DecapError, EncapError, Prepared};
 use crate::packet::PacketBuf;
 use crate::sa::{InboundSa, OutboundSa};
 use crate::wire::ethernet::{self, Mac};
 use crate::wire::{esp as esp_wire, ipv4, udp};
+use arrayvec::ArrayVec;
+use dpdk_sys::MAX_BURST;
 use ipnet::Ipv4Net;
 use lpm::Lpm;
 use neighbor::{IdMap, NeighborTable};
@@ -41,7 +43,7 @@ pub enum Target {
     },
     /// Into a route-based VPN (`st0.N`).
     Tunnel {
-        tunnel: u16,
+        tunnel: u32,
     },
     /// One of the gateway's own addresses.
     Local,
@@ -68,13 +70,13 @@ pub enum Command {
     },
     SetOutboundSa(Box<OutboundSa>),
     DelOutboundSa {
-        tunnel: u16,
+        tunnel: u32,
     },
     /// A UDP port on which ESP-in-UDP (RFC 3948) is accepted.
     AddNattPort(u16),
     /// The worker (by index) that owns a tunnel's outbound SA.
     SetTunnelOwner {
-        tunnel: u16,
+        tunnel: u32,
         worker: u16,
     },
     /// The worker (by index) that owns an inbound SPI.
@@ -93,28 +95,33 @@ pub enum Command {
 pub enum Resume {
     /// The buffer holds the outer IPv4 packet of ESP, or ESP in UDP, for us.
     EspInput,
-    /// The buffer holds an inner IPv4 packet already routed (TTL decremented) into this tunnel.
-    TunnelOutput(u16),
+    /// The buffer holds an inner IPv4 packet already routed (TTL decremented) into this tunnel
+    /// (id below 2^30, which the configuration guarantees).
+    TunnelOutput(u32),
     /// The buffer holds a frame to send on this port, from a worker with no TX queue there.
     Transmit(u16),
 }
 
+/// Low bits of a resume tag that carry its argument; the top two say which step.
+const RESUME_ARG: u32 = (1 << 30) - 1;
+
 impl Resume {
-    /// As a 32-bit tag carried in the mbuf across the handoff ring.
+    /// As a 32-bit tag carried in the mbuf across the handoff ring. A zero tag is none (a
+    /// fresh mbuf has 0 there).
     pub fn tag(self) -> u32 {
         match self {
-            Resume::EspInput => 1 << 16,
-            Resume::TunnelOutput(t) => (2 << 16) | u32::from(t),
-            Resume::Transmit(p) => (3 << 16) | u32::from(p),
+            Resume::EspInput => 1 << 30,
+            Resume::TunnelOutput(t) => (2 << 30) | (t & RESUME_ARG),
+            Resume::Transmit(p) => (3 << 30) | u32::from(p),
         }
     }
 
     pub fn from_tag(tag: u32) -> Option<Resume> {
-        let v = tag as u16;
-        match tag >> 16 {
-            1 => Some(Resume::EspInput),
+        let v = tag & RESUME_ARG;
+        match tag >> 30 {
+            1 if v == 0 => Some(Resume::EspInput),
             2 => Some(Resume::TunnelOutput(v)),
-            3 => Some(Resume::Transmit(v)),
+            3 => u16::try_from(v).ok().map(Resume::Transmit),
             _ => None,
         }
     }
@@ -131,6 +138,48 @@ pub enum Verdict {
     Drop(Stat),
     /// Give it to the worker (by index) that owns its SA, to resume there.
     Handoff { worker: u16, resume: Resume },
+    /// Parked until its SA's batch is sealed or opened: keep the buffer and pass it, in the
+    /// order parked, to `Forwarder::complete`.
+    Crypto,
+}
+
+/// A tunnel's outer next hop, as resolved (VPP would call it the SA's adjacency).
+#[derive(Debug, Clone, Copy, Default)]
+struct Adjacency {
+    /// 0 never matches: the forwarder's generation starts at 1.
+    generation: u32,
+    port: u16,
+    mtu: u16,
+    mac: Mac,
+}
+
+/// A parked packet: its prepared AEAD job and what follows the crypto.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    prep: Prepared,
+    step: AfterCrypto,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum AfterCrypto {
+    /// Sealed: count and send the frame (Ethernet header already written) on `port`.
+    Seal {
+        tunnel: u32,
+        port: u16,
+        inner_len: u32,
+    },
+    /// Opened: finish the decapsulation of the ESP at `esp_off`, then route the inner packet.
+    Open { spi: u32, esp_off: u16 },
+}
+
+impl AfterCrypto {
+    /// One value per SA, so a batch can be grouped by SA.
+    fn sa_key(self) -> u64 {
+        match self {
+            AfterCrypto::Seal { tunnel, .. } => (1 << 32) | u64::from(tunnel),
+            AfterCrypto::Open { spi, .. } => u64::from(spi),
+        }
+    }
 }
 
 /// No worker owns this tunnel (yet).
@@ -142,6 +191,7 @@ pub const MAX_RESOLVE_PER_BURST: usize = 32;
 pub struct Forwarder {
     /// This worker's index: SAs owned by another index are handed off.
     me: u16,
+    /// By tunnel id.
     tunnel_owner: Vec<u16>,
     spi_owner: IdMap<u32, u16>,
     /// By port id; one interface per port.
@@ -160,6 +210,14 @@ pub struct Forwarder {
     pub now_ms: u64,
     /// Next hops to resolve, as (port, address), drained by the worker after each burst.
     pub resolve: Vec<(u16, Ipv4Addr)>,
+    /// Each tunnel's resolved outer next hop, valid while its generation is current.
+    tunnel_adj: Vec<Adjacency>,
+    /// Bumped by every change of interfaces, routes or neighbors.
+    generation: u32,
+    /// Packets parked for batched crypto, in arrival order.
+    pending: ArrayVec<Pending, MAX_BURST>,
+    /// Park packets that need crypto (`Verdict::Crypto`) instead of running it one by one.
+    batching: bool,
 }
 
 impl Forwarder {
@@ -180,10 +238,29 @@ impl Forwarder {
             stats,
             now_ms: 0,
             resolve: Vec::with_capacity(MAX_RESOLVE_PER_BURST),
+            tunnel_adj: Vec::new(),
+            generation: 1,
+            pending: ArrayVec::new(),
+            batching: false,
         }
     }
 
+    /// With batching on, packets that need crypto come back as `Verdict::Crypto` and the caller
+    /// runs them with `complete` after the burst (the workers do). Off, crypto runs per packet.
+    pub fn set_batching(&mut self, on: bool) {
+        self.batching = on;
+    }
+
     pub fn apply(&mut self, cmd: Command) {
+        if matches!(
+            cmd,
+            Command::SetInterface(_)
+                | Command::AddRoute { .. }
+                | Command::DelRoute { .. }
+                | Command::SetNeighbor { .. }
+        ) {
+            self.generation = self.generation.wrapping_add(1).max(1);
+        }
         match cmd {
             Command::SetInterface(i) => {
                 let p = usize::from(i.port);
@@ -217,14 +294,14 @@ impl Forwarder {
                 self.inbound.remove(&spi);
             }
             Command::SetOutboundSa(sa) => {
-                let t = usize::from(sa.tunnel);
+                let t = sa.tunnel as usize;
                 if self.tunnels.len() <= t {
                     self.tunnels.resize_with(t + 1, || None);
                 }
                 self.tunnels[t] = Some(sa);
             }
             Command::DelOutboundSa { tunnel } => {
-                if let Some(s) = self.tunnels.get_mut(usize::from(tunnel)) {
+                if let Some(s) = self.tunnels.get_mut(tunnel as usize) {
                     *s = None;
                 }
             }
@@ -234,7 +311,7 @@ impl Forwarder {
                 }
             }
             Command::SetTunnelOwner { tunnel, worker } => {
-                let t = usize::from(tunnel);
+                let t = tunnel as usize;
                 if self.tunnel_owner.len() <= t {
                     self.tunnel_owner.resize(t + 1, NO_OWNER);
                 }
@@ -422,36 +499,167 @@ impl Forwarder {
         if sa.udp_encap != udp {
             return self.drop(Stat::BadHeaders);
         }
-        let result = esp::decap(sa, buf, esp_off);
-        let c = &sa.counters;
-        let stat = match result {
-            Ok(()) => None,
-            Err(DecapError::BadHeader) => Some(Stat::BadHeaders),
-            Err(DecapError::Replay(_)) => {
-                c.replay_errors.inc();
-                Some(Stat::ReplayErrors)
+        let prep = match esp::decap::prepare(sa, buf, esp_off) {
+            Ok(p) => p,
+            Err(e) => return self.decap_failed(spi, e),
+        };
+        // esp_off is within a frame, far below 2^16.
+        let step = AfterCrypto::Open {
+            spi,
+            esp_off: esp_off as u16,
+        };
+        self.park_or_run(buf, Pending { prep, step })
+    }
+
+    /// Counts a decapsulation failure (per SA where the SA is at fault) and drops.
+    fn decap_failed(&mut self, spi: u32, e: DecapError) -> Verdict {
+        let c = self.inbound.get(&spi).map(|sa| &sa.counters);
+        let stat = match e {
+            DecapError::BadHeader => Stat::BadHeaders,
+            DecapError::Replay(_) => {
+                c.inspect(|c| c.replay_errors.inc());
+                Stat::ReplayErrors
             }
-            Err(DecapError::Auth) => {
-                c.auth_failures.inc();
-                Some(Stat::EspAuthFailures)
+            DecapError::Auth => {
+                c.inspect(|c| c.auth_failures.inc());
+                Stat::EspAuthFailures
             }
-            Err(DecapError::BadTrailer) => {
-                c.bad_trailers.inc();
-                Some(Stat::BadTrailers)
+            DecapError::BadTrailer => {
+                c.inspect(|c| c.bad_trailers.inc());
+                Stat::BadTrailers
             }
-            Err(DecapError::Dummy) => Some(Stat::DummyPackets),
-            Err(DecapError::BadInner) => Some(Stat::BadInnerPackets),
-            Err(DecapError::TsCheckFail) => {
-                c.ts_check_fail.inc();
-                Some(Stat::TsCheckFail)
+            DecapError::Dummy => Stat::DummyPackets,
+            DecapError::BadInner => Stat::BadInnerPackets,
+            DecapError::TsCheckFail => {
+                c.inspect(|c| c.ts_check_fail.inc());
+                Stat::TsCheckFail
             }
         };
-        if let Some(s) = stat {
-            return self.drop(s);
+        self.drop(stat)
+    }
+
+    /// Parks a prepared packet for its SA's batch, or, when not batching (or the batch is
+    /// full), runs its crypto now.
+    fn park_or_run<B: PacketBuf>(&mut self, buf: &mut B, p: Pending) -> Verdict {
+        if self.batching && !self.pending.is_full() {
+            self.pending.push(p);
+            return Verdict::Crypto;
         }
-        self.stats.inc(Stat::DecryptedPackets);
-        self.stats.add(Stat::DecryptedBytes, buf.len() as u64);
-        self.ip_input(buf, false)
+        let ok = match (p.prep.job(buf.data_mut()), self.cipher(p.step)) {
+            (Some(mut job), Some(c)) => {
+                c.process(core::slice::from_mut(&mut job));
+                job.ok
+            }
+            _ => false,
+        };
+        self.after_crypto(buf, p, ok)
+    }
+
+    /// The cipher of the SA a parked packet belongs to.
+    fn cipher(&self, step: AfterCrypto) -> Option<&dyn esp::crypto::Aead> {
+        match step {
+            AfterCrypto::Seal { tunnel, .. } => self
+                .tunnels
+                .get(tunnel as usize)
+                .and_then(|s| s.as_deref())
+                .map(|s| &*s.cipher),
+            AfterCrypto::Open { spi, .. } => self.inbound.get(&spi).map(|s| &*s.cipher),
+        }
+    }
+
+    /// Runs the crypto of every packet parked since the last call, one backend call per SA,
+    /// then finishes each in the order parked. `bufs[i]` is the buffer of the i-th packet
+    /// that got `Verdict::Crypto`; `verdicts[i]` receives its final verdict.
+    pub fn complete<B: PacketBuf>(&mut self, bufs: &mut [B], verdicts: &mut [Verdict]) {
+        let n = self.pending.len();
+        if bufs.len() != n || verdicts.len() < n {
+            // A caller bug; never a crash, and no packet goes out unprocessed.
+            for v in verdicts.iter_mut() {
+                *v = self.drop(Stat::CryptoErrors);
+            }
+            self.pending.clear();
+            return;
+        }
+        let mut ok = [false; MAX_BURST];
+        {
+            // Group by SA; within an SA, keep arrival order (the slot breaks ties).
+            let mut order: ArrayVec<(u64, usize), MAX_BURST> = self
+                .pending
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.step.sa_key(), i))
+                .collect();
+            if order.windows(2).any(|w| w[0].0 > w[1].0) {
+                order.sort_unstable();
+            }
+            let mut refs: ArrayVec<Option<&mut B>, MAX_BURST> = bufs.iter_mut().map(Some).collect();
+            let mut jobs: ArrayVec<esp::crypto::Job<'_>, MAX_BURST> = ArrayVec::new();
+            let mut slots: ArrayVec<(u64, usize), MAX_BURST> = ArrayVec::new();
+            for &(key, i) in &order {
+                let job = refs[i]
+                    .take()
+                    .and_then(|b| self.pending[i].prep.job(b.data_mut()));
+                if let Some(job) = job {
+                    jobs.push(job);
+                    slots.push((key, i));
+                }
+            }
+            let mut start = 0;
+            while start < jobs.len() {
+                let key = slots[start].0;
+                let end = start + slots[start..].iter().take_while(|s| s.0 == key).count();
+                if let Some(c) = self.cipher(self.pending[slots[start].1].step) {
+                    c.process(&mut jobs[start..end]);
+                }
+                start = end;
+            }
+            for (job, &(_, i)) in jobs.iter().zip(&slots) {
+                ok[i] = job.ok;
+            }
+        }
+        // What follows the crypto may need crypto again (a decrypted packet routed into a
+        // tunnel): that runs at once, not in a batch.
+        self.batching = false;
+        for i in 0..n {
+            let p = self.pending[i];
+            verdicts[i] = self.after_crypto(&mut bufs[i], p, ok[i]);
+        }
+        self.batching = true;
+        self.pending.clear();
+    }
+
+    fn after_crypto<B: PacketBuf>(&mut self, buf: &mut B, p: Pending, ok: bool) -> Verdict {
+        match p.step {
+            AfterCrypto::Seal {
+                tunnel,
+                port,
+                inner_len,
+            } => {
+                if !ok {
+                    return self.drop(Stat::CryptoErrors);
+                }
+                if let Some(sa) = self.tunnels.get(tunnel as usize).and_then(|s| s.as_deref()) {
+                    sa.count(inner_len as usize);
+                }
+                self.stats.inc(Stat::EncryptedPackets);
+                self.stats.add(Stat::EncryptedBytes, u64::from(inner_len));
+                Verdict::Tx(port)
+            }
+            AfterCrypto::Open { spi, esp_off } => {
+                if !ok {
+                    return self.decap_failed(spi, DecapError::Auth);
+                }
+                let Some(sa) = self.inbound.get_mut(&spi) else {
+                    return self.drop(Stat::InvalidSpi);
+                };
+                if let Err(e) = esp::decap::finish(sa, buf, usize::from(esp_off), p.prep.seq) {
+                    return self.decap_failed(spi, e);
+                }
+                self.stats.inc(Stat::DecryptedPackets);
+                self.stats.add(Stat::DecryptedBytes, buf.len() as u64);
+                self.ip_input(buf, false)
+            }
+        }
     }
 
     fn forward<B: PacketBuf>(&mut self, buf: &mut B, target: Target, ttl: u8) -> Verdict {
@@ -475,10 +683,10 @@ impl Forwarder {
         self.ether_output(buf, port, mac)
     }
 
-    fn tunnel_output<B: PacketBuf>(&mut self, buf: &mut B, tunnel: u16) -> Verdict {
+    fn tunnel_output<B: PacketBuf>(&mut self, buf: &mut B, tunnel: u32) -> Verdict {
         match self
             .tunnel_owner
-            .get(usize::from(tunnel))
+            .get(tunnel as usize)
             .copied()
             .unwrap_or(NO_OWNER)
         {
@@ -491,36 +699,18 @@ impl Forwarder {
             }
             _ => {}
         }
-        let Some(remote) = self
-            .tunnels
-            .get(usize::from(tunnel))
-            .and_then(|s| s.as_ref())
-            .map(|s| s.encap.remote)
-        else {
-            return self.drop(Stat::NoSa);
-        };
         // Resolve the outer next hop first: no crypto for a packet that cannot leave.
-        let (port, next_hop) = match self
-            .routes
-            .lookup(remote)
-            .and_then(|i| self.targets.get(i as usize))
-        {
-            Some(Target::Connected { port }) => (*port, remote),
-            Some(Target::Gateway { port, via }) => (*port, *via),
-            _ => return self.drop(Stat::NoRoute),
+        let adj = match self.tunnel_adj.get(tunnel as usize) {
+            Some(a) if a.generation == self.generation => *a,
+            _ => match self.resolve_tunnel(tunnel) {
+                Ok(a) => a,
+                Err(s) => return self.drop(s),
+            },
         };
-        let Some(mac) = self.neighbor(port, next_hop) else {
-            return self.drop(Stat::NoNeighbor);
-        };
-        let mtu = self
-            .ifaces
-            .get(usize::from(port))
-            .copied()
-            .flatten()
-            .map_or(0, |i| usize::from(i.mtu));
+        let (port, mac, mtu) = (adj.port, adj.mac, usize::from(adj.mtu));
         let Some(sa) = self
             .tunnels
-            .get_mut(usize::from(tunnel))
+            .get_mut(tunnel as usize)
             .and_then(|s| s.as_deref_mut())
         else {
             return self.drop(Stat::NoSa);
@@ -529,18 +719,66 @@ impl Forwarder {
         if esp::encap::outer_len(sa, inner_len) > mtu {
             return self.drop(Stat::ExceedsTunnelMtu);
         }
-        match esp::encap(sa, buf) {
-            Ok(()) => {}
+        // Room for the Ethernet header too, so that no sequence number is spent on a packet
+        // that could not leave.
+        if buf.headroom() < esp::encap::overhead_front(sa) + ethernet::HEADER_LEN {
+            return self.drop(Stat::NoBufferRoom);
+        }
+        let mut prep = match esp::encap::prepare(sa, buf) {
+            Ok(p) => p,
             Err(EncapError::SeqExhausted) => {
                 sa.counters.seq_exhausted.inc();
                 return self.drop(Stat::SeqExhausted);
             }
             Err(EncapError::NoRoom) => return self.drop(Stat::NoBufferRoom),
-            Err(EncapError::NotIpv4 | EncapError::Crypto) => return self.drop(Stat::Malformed),
+            Err(EncapError::NotIpv4) => return self.drop(Stat::Malformed),
+            Err(EncapError::Crypto) => return self.drop(Stat::CryptoErrors),
+        };
+        let port = match self.ether_output(buf, port, mac) {
+            Verdict::Tx(port) => port,
+            other => return other,
+        };
+        prep.offset += ethernet::HEADER_LEN;
+        let step = AfterCrypto::Seal {
+            tunnel,
+            port,
+            inner_len: inner_len as u32,
+        };
+        self.park_or_run(buf, Pending { prep, step })
+    }
+
+    /// Where a tunnel's ESP leaves: the outer route to its peer, the next hop's MAC and the
+    /// egress MTU. Remembered until the next change of routes, neighbors or interfaces.
+    fn resolve_tunnel(&mut self, tunnel: u32) -> Result<Adjacency, Stat> {
+        let remote = self
+            .tunnels
+            .get(tunnel as usize)
+            .and_then(|s| s.as_ref())
+            .map(|s| s.encap.remote)
+            .ok_or(Stat::NoSa)?;
+        let (port, next_hop) = match self
+            .routes
+            .lookup(remote)
+            .and_then(|i| self.targets.get(i as usize))
+        {
+            Some(Target::Connected { port }) => (*port, remote),
+            Some(Target::Gateway { port, via }) => (*port, *via),
+            _ => return Err(Stat::NoRoute),
+        };
+        let mac = self.neighbor(port, next_hop).ok_or(Stat::NoNeighbor)?;
+        let mtu = self.interface(port).ok_or(Stat::NoRoute)?.mtu;
+        let adj = Adjacency {
+            generation: self.generation,
+            port,
+            mtu,
+            mac,
+        };
+        let t = tunnel as usize;
+        if self.tunnel_adj.len() <= t {
+            self.tunnel_adj.resize(t + 1, Adjacency::default());
         }
-        self.stats.inc(Stat::EncryptedPackets);
-        self.stats.add(Stat::EncryptedBytes, inner_len as u64);
-        self.ether_output(buf, port, mac)
+        self.tunnel_adj[t] = adj;
+        Ok(adj)
     }
 
     fn neighbor(&mut self, port: u16, ip: Ipv4Addr) -> Option<Mac> {
@@ -576,9 +814,9 @@ impl Forwarder {
     }
 
     /// Test and tooling hook: the outbound SA of a tunnel.
-    pub fn outbound_sa_mut(&mut self, tunnel: u16) -> Option<&mut OutboundSa> {
+    pub fn outbound_sa_mut(&mut self, tunnel: u32) -> Option<&mut OutboundSa> {
         self.tunnels
-            .get_mut(usize::from(tunnel))
+            .get_mut(tunnel as usize)
             .and_then(|s| s.as_deref_mut())
     }
 

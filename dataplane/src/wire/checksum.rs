@@ -19,6 +19,13 @@ pub fn sum(data: &[u8]) -> u16 {
     fold(acc)
 }
 
+/// Ones'-complement sum of 16-bit words given as values, folded, not yet inverted.
+#[inline]
+pub fn fold_words(words: &[u16]) -> u16 {
+    fold(words.iter().map(|&w| u64::from(w)).sum())
+}
+
+#[inline]
 fn fold(mut acc: u64) -> u16 {
     while acc >> 16 != 0 {
         acc = (acc & 0xffff) + (acc >> 16);

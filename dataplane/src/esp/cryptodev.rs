@@ -1,0 +1,92 @@
+//! The fast-path AEAD backend: a DPDK crypto device (`crypto_aesni_gcm`, intel-ipsec-mb) driven
+//! by synchronous CPU crypto, one call per SA batch. Where no such device can be had, the
+//! dataplane falls back to `ring` (see `Backend`).
+
+use super::crypto::{Aead, CryptoError, Job, Keymat, Op};
+use dpdk_sys::{AeadDirection, AeadOp, AeadSession, Cryptodev, SessionPool, MAX_BURST};
+use std::sync::Arc;
+
+/// The driver we look for, and the name under which we create it when EAL has none.
+pub const DRIVER: &str = "crypto_aesni_gcm";
+const OWN_VDEV: &str = "crypto_aesni_gcm_espgw";
+
+/// A started crypto device with a pool of sessions for the SAs.
+pub struct Device {
+    dev: Cryptodev,
+    driver: String,
+    pool: Arc<SessionPool>,
+}
+
+impl Device {
+    /// Uses a `crypto_aesni_gcm` device given on the EAL command line (`--vdev
+    /// crypto_aesni_gcm0`), or creates one, with room for `sessions` sessions. Call after EAL
+    /// init, on the main lcore.
+    pub fn open(sessions: u32) -> Result<Device, String> {
+        let dev = match Cryptodev::all()
+            .into_iter()
+            .find(|d| d.driver() == DRIVER && d.supports_cpu_crypto())
+        {
+            Some(d) => d,
+            None => Cryptodev::create_vdev(OWN_VDEV, "max_nb_queue_pairs=1")
+                .map_err(|e| format!("cannot create {DRIVER}: {e}"))?,
+        };
+        if !dev.supports_cpu_crypto() {
+            return Err(format!("{} cannot do CPU crypto", dev.driver()));
+        }
+        let pool = SessionPool::new("espgw_sessions", &dev, sessions)
+            .map_err(|e| format!("session pool of {sessions}: {e}"))?;
+        dev.start(&pool)
+            .map_err(|e| format!("starting {}: {e}", dev.driver()))?;
+        Ok(Device {
+            driver: dev.driver(),
+            dev,
+            pool,
+        })
+    }
+
+    pub fn driver(&self) -> &str {
+        &self.driver
+    }
+
+    /// Sessions left in the pool.
+    pub fn free_sessions(&self) -> u32 {
+        self.pool.available()
+    }
+
+    /// A session for one SA.
+    pub fn session(&self, keymat: &Keymat, op: Op, esn: bool) -> Result<CryptodevGcm, CryptoError> {
+        let dir = match op {
+            Op::Seal => AeadDirection::Encrypt,
+            Op::Open => AeadDirection::Decrypt,
+        };
+        let aad_len = if esn { 12 } else { 8 };
+        AeadSession::aes_gcm(&self.dev, &self.pool, dir, keymat.key(), aad_len)
+            .map(CryptodevGcm)
+            .map_err(|e| CryptoError::Device(e.to_string()))
+    }
+}
+
+/// An SA's cipher on the crypto device.
+pub struct CryptodevGcm(AeadSession);
+
+impl Aead for CryptodevGcm {
+    fn process(&self, jobs: &mut [Job<'_>]) {
+        for chunk in jobs.chunks_mut(MAX_BURST) {
+            let mut ok = [false; MAX_BURST];
+            let n = chunk.len();
+            {
+                let mut ops: arrayvec::ArrayVec<AeadOp<'_>, MAX_BURST> = chunk
+                    .iter_mut()
+                    .map(|j| {
+                        let (iv, aad, buf) = j.parts();
+                        AeadOp { iv, aad, buf }
+                    })
+                    .collect();
+                self.0.process(&mut ops, &mut ok[..n]);
+            }
+            for (j, ok) in chunk.iter_mut().zip(ok) {
+                j.ok = ok;
+            }
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! Symmetric crypto devices (`rte_cryptodev`) used for synchronous CPU crypto: an AEAD session
+//! processes a whole vector of buffers in one call on the calling lcore
+//! (`rte_cryptodev_sym_cpu_crypto_process`), with no queue pair and no `rte_crypto_op` on the
+//! fast path. This is how a software PMD such as `crypto_aesni_gcm` (intel-ipsec-mb) is
+//! cheapest to drive.
+
+use std::ffi::{c_void, CStr, CString};
+use std::ptr::{self, NonNull};
+use std::sync::Arc;
+
+use crate::eal;
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// Most operations one `process` call hands to the PMD; longer slices are cut into chunks.
+pub const MAX_VEC: usize = 32;
+
+/// A crypto device by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cryptodev {
+    id: u8,
+}
+
+impl Cryptodev {
+    /// The device created under `name` (by `--vdev` or [`Cryptodev::create_vdev`]).
+    pub fn find(name: &str) -> Option<Cryptodev> {
+        let c = CString::new(name).ok()?;
+        if !eal::is_running() {
+            return None;
+        }
+        // SAFETY: EAL is running; c is a valid C string DPDK only reads.
+        let id = unsafe { sys::rte_cryptodev_get_dev_id(c.as_ptr()) };
+        u8::try_from(id).ok().map(|id| Cryptodev { id })
+    }
+
+    /// Every crypto device the EAL knows.
+    pub fn all() -> Vec<Cryptodev> {
+        if !eal::is_running() {
+            return Vec::new();
+        }
+        // SAFETY: plain query of the device table.
+        let n = unsafe { sys::rte_cryptodev_count() };
+        (0..n).map(|id| Cryptodev { id }).collect()
+    }
+
+    /// Creates a virtual crypto device, as `--vdev NAME,ARGS` would.
+    pub fn create_vdev(name: &str, args: &str) -> Result<Cryptodev> {
+        const OP: &str = "rte_vdev_init";
+        eal::ensure_running(OP)?;
+        let n = CString::new(name).map_err(|_| Error::new(OP, libc::EINVAL))?;
+        let a = CString::new(args).map_err(|_| Error::new(OP, libc::EINVAL))?;
+        // SAFETY: EAL is running; both strings are valid and copied by DPDK.
+        Error::check(OP, unsafe { sys::rte_vdev_init(n.as_ptr(), a.as_ptr()) })?;
+        Cryptodev::find(name).ok_or(Error::new(OP, libc::ENODEV))
+    }
+
+    pub fn id(&self) -> u8 {
+        self.id
+    }
+
+    fn info(&self) -> sys::rte_cryptodev_info {
+        let mut info = sys::rte_cryptodev_info::default();
+        // SAFETY: info is a valid out-parameter; an invalid id leaves it zeroed.
+        unsafe { sys::rte_cryptodev_info_get(self.id, &mut info) };
+        info
+    }
+
+    /// The PMD's driver name, such as `crypto_aesni_gcm`.
+    pub fn driver(&self) -> String {
+        let info = self.info();
+        if info.driver_name.is_null() {
+            return String::new();
+        }
+        // SAFETY: a non-NULL driver_name is a static NUL-terminated string of the PMD.
+        unsafe { CStr::from_ptr(info.driver_name) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// Whether the device can process synchronously on the CPU (`RTE_CRYPTODEV_FF_SYM_CPU_CRYPTO`).
+    pub fn supports_cpu_crypto(&self) -> bool {
+        self.info().feature_flags & u64::from(sys::RTE_CRYPTODEV_FF_SYM_CPU_CRYPTO) != 0
+    }
+
+    pub fn socket(&self) -> i32 {
+        // SAFETY: plain query; an invalid id returns an error value, not UB.
+        unsafe { sys::rte_cryptodev_socket_id(self.id) }
+    }
+
+    /// Configures one queue pair and starts the device. CPU crypto does not use the queue
+    /// pair, but the generic layer wants a started device.
+    pub fn start(&self, sessions: &SessionPool) -> Result<()> {
+        let socket = self.socket();
+        let conf = sys::rte_cryptodev_config {
+            socket_id: socket,
+            nb_queue_pairs: 1,
+            ff_disable: 0,
+        };
+        // SAFETY: conf is a valid configuration for this device id.
+        Error::check("rte_cryptodev_configure", unsafe {
+            sys::rte_cryptodev_configure(self.id, &conf as *const _ as *mut _)
+        })?;
+        let qp = sys::rte_cryptodev_qp_conf {
+            nb_descriptors: 128,
+            mp_session: sessions.as_ptr(),
+        };
+        // SAFETY: qp is valid; the session pool outlives the device's use of it.
+        Error::check("rte_cryptodev_queue_pair_setup", unsafe {
+            sys::rte_cryptodev_queue_pair_setup(self.id, 0, &qp, socket)
+        })?;
+        // SAFETY: the device is configured.
+        Error::check("rte_cryptodev_start", unsafe {
+            sys::rte_cryptodev_start(self.id)
+        })
+    }
+}
+
+/// A mempool of symmetric sessions sized for one device's private session data.
+#[derive(Debug)]
+pub struct SessionPool(NonNull<sys::rte_mempool>);
+
+// SAFETY: mempool get/put are MT-safe; we only create and free sessions from the main thread.
+unsafe impl Send for SessionPool {}
+// SAFETY: as above; &self methods only read the pointer.
+unsafe impl Sync for SessionPool {}
+
+impl SessionPool {
+    /// A pool of `n` sessions for `dev`, on the device's socket.
+    pub fn new(name: &str, dev: &Cryptodev, n: u32) -> Result<Arc<SessionPool>> {
+        const OP: &str = "rte_cryptodev_sym_session_pool_create";
+        eal::ensure_running(OP)?;
+        let c = CString::new(name).map_err(|_| Error::new(OP, libc::EINVAL))?;
+        // SAFETY: valid device id; returns 0 for an invalid one, which the pool call rejects.
+        let size = unsafe { sys::rte_cryptodev_sym_get_private_session_size(dev.id) };
+        // SAFETY: valid arguments; DPDK copies the name. No per-lcore cache: sessions are
+        // created and freed by the main lcore only.
+        let mp = unsafe {
+            sys::rte_cryptodev_sym_session_pool_create(
+                c.as_ptr(),
+                n.max(1),
+                size,
+                0,
+                0,
+                dev.socket(),
+            )
+        };
+        NonNull::new(mp)
+            .map(|p| Arc::new(SessionPool(p)))
+            .ok_or_else(|| Error::from_rte_errno(OP))
+    }
+
+    pub fn as_ptr(&self) -> *mut sys::rte_mempool {
+        self.0.as_ptr()
+    }
+
+    /// Sessions still free.
+    pub fn available(&self) -> u32 {
+        // SAFETY: valid pool; racy snapshot.
+        unsafe { sys::rte_mempool_avail_count(self.0.as_ptr()) }
+    }
+}
+
+impl Drop for SessionPool {
+    fn drop(&mut self) {
+        // Sessions hold an Arc of their pool, so none is left when this runs.
+        if eal::is_running() {
+            // SAFETY: no session of this pool is alive (see above).
+            unsafe { sys::rte_mempool_free(self.0.as_ptr()) };
+        }
+    }
+}
+
+/// Which way an AEAD session works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AeadDirection {
+    Encrypt,
+    Decrypt,
+}
+
+/// One AEAD operation in place: `buf` holds the text followed by the tag (written when
+/// encrypting, checked when decrypting). `iv` and `aad` must have the session's lengths.
+pub struct AeadOp<'a> {
+    pub iv: &'a [u8],
+    pub aad: &'a [u8],
+    pub buf: &'a mut [u8],
+}
+
+/// An AES-GCM session on a crypto device. The PMD derives and keeps the key schedule; the key
+/// bytes given here are not retained by us.
+#[derive(Debug)]
+pub struct AeadSession {
+    dev: u8,
+    sess: NonNull<c_void>,
+    iv_len: usize,
+    aad_len: usize,
+    tag_len: usize,
+    _pool: Arc<SessionPool>,
+}
+
+// SAFETY: a session is immutable after creation; cpu_crypto_process keeps its per-call state
+// on the calling thread (the PMD's per-lcore manager), so one owner thread at a time may use it.
+unsafe impl Send for AeadSession {}
+// SAFETY: as above: processing reads the session only.
+unsafe impl Sync for AeadSession {}
+
+/// ESP's GCM tag (RFC 4106 with a 16-byte ICV).
+const TAG_LEN: u16 = 16;
+/// RFC 4106 nonce: 4-byte salt || 8-byte explicit IV.
+const IV_LEN: u16 = 12;
+
+impl AeadSession {
+    /// An AES-GCM session (key of 16 or 32 bytes) with a 12-byte IV, `aad_len` bytes of AAD and
+    /// a 16-byte tag.
+    pub fn aes_gcm(
+        dev: &Cryptodev,
+        pool: &Arc<SessionPool>,
+        dir: AeadDirection,
+        key: &[u8],
+        aad_len: u16,
+    ) -> Result<AeadSession> {
+        const OP: &str = "rte_cryptodev_sym_session_create";
+        eal::ensure_running(OP)?;
+        let key_len = u16::try_from(key.len()).map_err(|_| Error::new(OP, libc::EINVAL))?;
+        let mut xform = sys::rte_crypto_sym_xform {
+            next: ptr::null_mut(),
+            type_: sys::rte_crypto_sym_xform_type_RTE_CRYPTO_SYM_XFORM_AEAD,
+            ..Default::default()
+        };
+        xform.__bindgen_anon_1.aead = sys::rte_crypto_aead_xform {
+            op: match dir {
+                AeadDirection::Encrypt => sys::rte_crypto_aead_operation_RTE_CRYPTO_AEAD_OP_ENCRYPT,
+                AeadDirection::Decrypt => sys::rte_crypto_aead_operation_RTE_CRYPTO_AEAD_OP_DECRYPT,
+            },
+            algo: sys::rte_crypto_aead_algorithm_RTE_CRYPTO_AEAD_AES_GCM,
+            key: sys::rte_crypto_aead_xform__bindgen_ty_1 {
+                data: key.as_ptr(),
+                length: key_len,
+            },
+            // With CPU crypto the IV is passed by pointer; the offset is unused.
+            iv: sys::rte_crypto_aead_xform__bindgen_ty_2 {
+                offset: 0,
+                length: IV_LEN,
+            },
+            digest_length: TAG_LEN,
+            aad_length: aad_len,
+        };
+        // SAFETY: xform is fully initialised and only read during the call (the PMD copies
+        // what it needs from the key); the pool is a session pool for this device.
+        let sess =
+            unsafe { sys::rte_cryptodev_sym_session_create(dev.id, &mut xform, pool.as_ptr()) };
+        let sess = NonNull::new(sess).ok_or_else(|| Error::from_rte_errno(OP))?;
+        Ok(AeadSession {
+            dev: dev.id,
+            sess,
+            iv_len: usize::from(IV_LEN),
+            aad_len: usize::from(aad_len),
+            tag_len: usize::from(TAG_LEN),
+            _pool: pool.clone(),
+        })
+    }
+
+    /// Processes every operation in place, in chunks of [`MAX_VEC`] per call to the PMD, and
+    /// sets `ok[i]` for operation `i`: encrypted, or decrypted with a tag that verified. An
+    /// operation whose IV, AAD or buffer does not fit the session fails without reaching the PMD.
+    pub fn process(&self, ops: &mut [AeadOp<'_>], ok: &mut [bool]) {
+        for (ops, ok) in ops.chunks_mut(MAX_VEC).zip(ok.chunks_mut(MAX_VEC)) {
+            self.process_chunk(ops, ok);
+        }
+    }
+
+    fn process_chunk(&self, ops: &mut [AeadOp<'_>], ok: &mut [bool]) {
+        let mut vecs = [sys::rte_crypto_vec::default(); MAX_VEC];
+        let mut sgls = [sys::rte_crypto_sgl::default(); MAX_VEC];
+        let mut ivs = [sys::rte_crypto_va_iova_ptr::default(); MAX_VEC];
+        let mut aads = [sys::rte_crypto_va_iova_ptr::default(); MAX_VEC];
+        let mut tags = [sys::rte_crypto_va_iova_ptr::default(); MAX_VEC];
+        let mut status = [0i32; MAX_VEC];
+        // Index in `ops` of each entry handed to the PMD.
+        let mut which = [0usize; MAX_VEC];
+        let mut n = 0;
+        for (i, op) in ops.iter_mut().enumerate() {
+            ok[i] = false;
+            if op.iv.len() != self.iv_len
+                || op.aad.len() != self.aad_len
+                || op.buf.len() < self.tag_len
+                || op.buf.len() > u32::MAX as usize
+            {
+                continue;
+            }
+            let text_len = op.buf.len() - self.tag_len;
+            let base = op.buf.as_mut_ptr();
+            vecs[n] = sys::rte_crypto_vec {
+                base: base.cast(),
+                iova: 0,
+                len: text_len as u32,
+                tot_len: text_len as u32,
+            };
+            ivs[n].va = op.iv.as_ptr().cast_mut().cast();
+            aads[n].va = op.aad.as_ptr().cast_mut().cast();
+            // SAFETY: text_len + tag_len == buf.len(), so the tag lies inside buf.
+            tags[n].va = unsafe { base.add(text_len) }.cast();
+            which[n] = i;
+            n += 1;
+        }
+        if n == 0 {
+            return;
+        }
+        for i in 0..n {
+            sgls[i] = sys::rte_crypto_sgl {
+                vec: &mut vecs[i],
+                num: 1,
+            };
+        }
+        let mut vec = sys::rte_crypto_sym_vec {
+            num: n as u32,
+            src_sgl: sgls.as_mut_ptr(),
+            dest_sgl: ptr::null_mut(),
+            iv: ivs.as_mut_ptr(),
+            digest: tags.as_mut_ptr(),
+            status: status.as_mut_ptr(),
+            ..Default::default()
+        };
+        vec.__bindgen_anon_1.aad = aads.as_mut_ptr();
+        // The SGLs cover exactly the text to process: no head or tail offsets.
+        let ofs = sys::rte_crypto_sym_ofs { raw: 0 };
+        // SAFETY: every pointer in vec refers to live memory for the call: the SGL vectors
+        // describe text_len bytes of a buffer we borrow mutably, IV/AAD/tag pointers have the
+        // lengths the session was created with (checked above), and status has n entries.
+        unsafe {
+            sys::rte_cryptodev_sym_cpu_crypto_process(self.dev, self.sess.as_ptr(), ofs, &mut vec)
+        };
+        for j in 0..n {
+            ok[which[j]] = status[j] == 0;
+        }
+    }
+}
+
+impl Drop for AeadSession {
+    fn drop(&mut self) {
+        if eal::is_running() {
+            // SAFETY: the session came from this device and is used by nobody else now.
+            unsafe { sys::rte_cryptodev_sym_session_free(self.dev, self.sess.as_ptr()) };
+        }
+    }
+}
