@@ -4,7 +4,9 @@
 
 use crate::counters::SaCounters;
 use crate::esp::crypto::{self, Aead, Backend, CryptoError, Keymat, Op, SALT_LEN};
+use crate::esp::encap::OuterTemplate;
 use crate::esp::replay::ReplayWindow;
+use crate::esp::Keying;
 use ipnet::Ipv4Net;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -72,6 +74,8 @@ pub struct OutboundSa {
     /// Last sequence number sent; the first packet carries 1.
     last_seq: u64,
     pub encap: TunnelEncap,
+    /// The outer headers, prebuilt from `encap` and the SPI.
+    pub(crate) outer: OuterTemplate,
     pub(crate) cipher: Box<dyn Aead>,
     pub counters: Arc<SaCounters>,
 }
@@ -104,10 +108,22 @@ impl OutboundSa {
             tunnel,
             salt: keymat.salt(),
             last_seq: 0,
+            outer: OuterTemplate::new(&encap, spi),
             encap,
             cipher: crypto::cipher(keymat, Op::Seal, esn, backend)?,
             counters,
         })
+    }
+
+    /// What this SA brings to its packets' AEAD jobs.
+    #[inline]
+    pub fn keying(&self) -> Keying<'_> {
+        Keying {
+            cipher: &*self.cipher,
+            salt: self.salt,
+            spi: self.spi,
+            esn: self.esn,
+        }
     }
 
     /// Counts a packet of `inner_len` bytes sent under this SA.
@@ -140,10 +156,6 @@ impl OutboundSa {
     /// Test and tooling hook: continue from `seq` (e.g. just below 2^32).
     pub fn set_last_seq(&mut self, seq: u64) {
         self.last_seq = seq;
-    }
-
-    pub(crate) fn salt(&self) -> &[u8; SALT_LEN] {
-        &self.salt
     }
 }
 
@@ -206,15 +218,22 @@ impl InboundSa {
         })
     }
 
+    /// What this SA brings to its packets' AEAD jobs.
+    #[inline]
+    pub fn keying(&self) -> Keying<'_> {
+        Keying {
+            cipher: &*self.cipher,
+            salt: self.salt,
+            spi: self.spi,
+            esn: self.esn,
+        }
+    }
+
     /// Counts a packet of `inner_len` bytes received under this SA.
     #[inline]
     pub fn count(&self, inner_len: usize) {
         self.counters.packets.inc();
         self.counters.bytes.add(inner_len as u64);
-    }
-
-    pub(crate) fn salt(&self) -> &[u8; SALT_LEN] {
-        &self.salt
     }
 }
 

@@ -6,9 +6,8 @@ use super::crypto::{Aead, CryptoError, Job, Keymat, Op};
 use dpdk_sys::{AeadDirection, AeadOp, AeadSession, Cryptodev, SessionPool, MAX_BURST};
 use std::sync::Arc;
 
-/// The driver we look for, and the name under which we create it when EAL has none.
+/// The driver we use by default: intel-ipsec-mb's GCM, the fastest on these machines.
 pub const DRIVER: &str = "crypto_aesni_gcm";
-const OWN_VDEV: &str = "crypto_aesni_gcm_espgw";
 
 /// A started crypto device with a pool of sessions for the SAs.
 pub struct Device {
@@ -22,18 +21,23 @@ impl Device {
     /// crypto_aesni_gcm0`), or creates one, with room for `sessions` sessions. Call after EAL
     /// init, on the main lcore.
     pub fn open(sessions: u32) -> Result<Device, String> {
+        Self::open_driver(DRIVER, sessions)
+    }
+
+    /// The same with another CPU-crypto driver (`crypto_aesni_mb`), for comparisons.
+    pub fn open_driver(driver: &str, sessions: u32) -> Result<Device, String> {
         let dev = match Cryptodev::all()
             .into_iter()
-            .find(|d| d.driver() == DRIVER && d.supports_cpu_crypto())
+            .find(|d| d.driver() == driver && d.supports_cpu_crypto())
         {
             Some(d) => d,
-            None => Cryptodev::create_vdev(OWN_VDEV, "max_nb_queue_pairs=1")
-                .map_err(|e| format!("cannot create {DRIVER}: {e}"))?,
+            None => Cryptodev::create_vdev(&format!("{driver}_espgw"), "max_nb_queue_pairs=1")
+                .map_err(|e| format!("cannot create {driver}: {e}"))?,
         };
         if !dev.supports_cpu_crypto() {
             return Err(format!("{} cannot do CPU crypto", dev.driver()));
         }
-        let pool = SessionPool::new("espgw_sessions", &dev, sessions)
+        let pool = SessionPool::new(&format!("espgw_sess_{}", dev.id()), &dev, sessions)
             .map_err(|e| format!("session pool of {sessions}: {e}"))?;
         dev.start(&pool)
             .map_err(|e| format!("starting {}: {e}", dev.driver()))?;

@@ -1,8 +1,7 @@
 //! Tunnel-mode decapsulation (RFC 4303 section 3.4), in place.
 
-use super::crypto::nonce;
 use super::replay::ReplayError;
-use super::{aad, Prepared};
+use super::Prepared;
 use crate::packet::PacketBuf;
 use crate::sa::InboundSa;
 use crate::wire::esp::{self, ICV_LEN, IV_LEN, TRAILER_LEN};
@@ -35,7 +34,9 @@ pub fn decap<B: PacketBuf>(
     esp_off: usize,
 ) -> Result<(), DecapError> {
     let p = prepare(sa, buf, esp_off)?;
-    let mut job = p.job(buf.data_mut()).ok_or(DecapError::BadHeader)?;
+    let mut job = p
+        .job(buf.data_mut(), &sa.keying())
+        .ok_or(DecapError::BadHeader)?;
     sa.cipher.process(core::slice::from_mut(&mut job));
     if !job.ok {
         return Err(DecapError::Auth);
@@ -44,6 +45,7 @@ pub fn decap<B: PacketBuf>(
 }
 
 /// Before the open: header, replay pre-check (changes nothing), nonce and AAD.
+#[inline]
 pub fn prepare<B: PacketBuf>(
     sa: &InboundSa,
     buf: &B,
@@ -52,17 +54,19 @@ pub fn prepare<B: PacketBuf>(
     let esp_bytes = buf.data().get(esp_off..).ok_or(DecapError::BadHeader)?;
     let p = esp::Packet::new_checked(esp_bytes).map_err(|_| DecapError::BadHeader)?;
     let seq = sa.replay.check(p.seq()).map_err(DecapError::Replay)?;
+    // A frame is far shorter than 2^16 bytes (an mbuf segment cannot be longer).
+    let len = u16::try_from(esp_bytes.len() - esp::HEADER_LEN - IV_LEN)
+        .map_err(|_| DecapError::BadHeader)?;
     Ok(Prepared {
-        offset: esp_off + esp::HEADER_LEN + IV_LEN,
-        len: esp_bytes.len() - esp::HEADER_LEN - IV_LEN,
-        nonce: nonce(sa.salt(), &p.iv()),
-        aad: aad(sa.spi, seq, sa.esn),
+        offset: (esp_off + esp::HEADER_LEN + IV_LEN) as u16,
+        len,
         seq,
     })
 }
 
 /// After the ICV verified: advance the replay window, check the trailer, the inner packet and
 /// the selectors, and strip everything but the inner packet.
+#[inline]
 pub fn finish<B: PacketBuf>(
     sa: &mut InboundSa,
     buf: &mut B,

@@ -10,34 +10,49 @@ pub mod replay;
 pub use decap::{decap, DecapError};
 pub use encap::{encap, EncapError};
 
-use crypto::{Job, MAX_AAD_LEN, NONCE_LEN};
+use crate::wire::esp::IV_LEN;
+use crypto::{nonce, Aead, Job, SALT_LEN};
 
 /// The AEAD work one packet needs once `encap::prepare` or `decap::prepare` has readied it: the
-/// crypto itself runs later, batched per SA (as librte_ipsec's prepare/process).
+/// crypto itself runs later, batched per SA (as librte_ipsec's prepare/process). Kept small,
+/// since a worker parks a burst of them: nonce and AAD are derived when the job is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Prepared {
-    /// Where text || ICV starts in the buffer, and its length.
-    pub offset: usize,
-    pub len: usize,
-    pub nonce: [u8; NONCE_LEN],
-    pub aad: ([u8; MAX_AAD_LEN], usize),
+    /// Where text || ICV starts in the buffer (just after the 8-byte IV), and its length.
+    pub offset: u16,
+    pub len: u16,
     /// The full (64-bit) sequence number.
     pub seq: u64,
 }
 
+/// What an SA brings to each of its packets' AEAD jobs.
+pub struct Keying<'a> {
+    pub cipher: &'a dyn Aead,
+    pub salt: [u8; SALT_LEN],
+    pub spi: u32,
+    pub esn: bool,
+}
+
 impl Prepared {
-    /// The job over this packet's bytes; `None` if the buffer no longer holds them.
+    /// The job over this packet's bytes: nonce from the SA's salt and the IV in the packet,
+    /// AAD from the SPI and sequence number. `None` if the buffer no longer holds them.
     #[inline]
-    pub fn job<'a>(&self, data: &'a mut [u8]) -> Option<Job<'a>> {
-        let d = data.get_mut(self.offset..self.offset.checked_add(self.len)?)?;
-        Some(Job::new(self.nonce, self.aad, d))
+    pub fn job<'a>(&self, data: &'a mut [u8], k: &Keying<'_>) -> Option<Job<'a>> {
+        let off = usize::from(self.offset);
+        let iv: [u8; IV_LEN] = data.get(off.checked_sub(IV_LEN)?..off)?.try_into().ok()?;
+        let d = data.get_mut(off..off + usize::from(self.len))?;
+        Some(Job::new(
+            nonce(&k.salt, &iv),
+            aad(k.spi, self.seq, k.esn),
+            d,
+        ))
     }
 }
 
 /// Additional authenticated data: SPI || seq (|| with ESN: SPI || seq high || seq low).
 /// Returns the buffer and the length used.
 #[inline]
-pub(crate) fn aad(spi: u32, seq: u64, esn: bool) -> ([u8; 12], usize) {
+pub fn aad(spi: u32, seq: u64, esn: bool) -> ([u8; 12], usize) {
     let mut a = [0u8; 12];
     a[..4].copy_from_slice(&spi.to_be_bytes());
     if esn {

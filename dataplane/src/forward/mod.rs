@@ -540,30 +540,35 @@ impl Forwarder {
 
     /// Parks a prepared packet for its SA's batch, or, when not batching (or the batch is
     /// full), runs its crypto now.
+    #[inline]
     fn park_or_run<B: PacketBuf>(&mut self, buf: &mut B, p: Pending) -> Verdict {
         if self.batching && !self.pending.is_full() {
             self.pending.push(p);
             return Verdict::Crypto;
         }
-        let ok = match (p.prep.job(buf.data_mut()), self.cipher(p.step)) {
-            (Some(mut job), Some(c)) => {
-                c.process(core::slice::from_mut(&mut job));
-                job.ok
-            }
-            _ => false,
+        let ok = match self.keying(p.step) {
+            Some(k) => match p.prep.job(buf.data_mut(), &k) {
+                Some(mut job) => {
+                    k.cipher.process(core::slice::from_mut(&mut job));
+                    job.ok
+                }
+                None => false,
+            },
+            None => false,
         };
         self.after_crypto(buf, p, ok)
     }
 
-    /// The cipher of the SA a parked packet belongs to.
-    fn cipher(&self, step: AfterCrypto) -> Option<&dyn esp::crypto::Aead> {
+    /// The keys of the SA a parked packet belongs to.
+    #[inline]
+    fn keying(&self, step: AfterCrypto) -> Option<esp::Keying<'_>> {
         match step {
             AfterCrypto::Seal { tunnel, .. } => self
                 .tunnels
                 .get(tunnel as usize)
                 .and_then(|s| s.as_deref())
-                .map(|s| &*s.cipher),
-            AfterCrypto::Open { spi, .. } => self.inbound.get(&spi).map(|s| &*s.cipher),
+                .map(|s| s.keying()),
+            AfterCrypto::Open { spi, .. } => self.inbound.get(&spi).map(|s| s.keying()),
         }
     }
 
@@ -581,53 +586,51 @@ impl Forwarder {
             return;
         }
         let mut ok = [false; MAX_BURST];
-        {
-            // Group by SA; within an SA, keep arrival order (the slot breaks ties).
-            let mut order: ArrayVec<(u64, usize), MAX_BURST> = self
-                .pending
-                .iter()
-                .enumerate()
-                .map(|(i, p)| (p.step.sa_key(), i))
-                .collect();
-            if order.windows(2).any(|w| w[0].0 > w[1].0) {
-                order.sort_unstable();
-            }
-            let mut refs: ArrayVec<Option<&mut B>, MAX_BURST> = bufs.iter_mut().map(Some).collect();
+        // One backend call per SA: take the SAs in order of first appearance, and each SA's
+        // packets in arrival order. A burst usually holds one SA, or runs of one.
+        let mut done: u32 = 0;
+        let all: u32 = if n == 32 { u32::MAX } else { (1 << n) - 1 };
+        while done != all {
+            let first = (!done).trailing_zeros() as usize;
+            let key = self.pending[first].step.sa_key();
+            let Some(k) = self.keying(self.pending[first].step) else {
+                // The SA went away: its packets fail (and are dropped as crypto errors).
+                for (i, p) in self.pending.iter().enumerate() {
+                    if p.step.sa_key() == key {
+                        done |= 1 << i;
+                    }
+                }
+                continue;
+            };
             let mut jobs: ArrayVec<esp::crypto::Job<'_>, MAX_BURST> = ArrayVec::new();
-            let mut slots: ArrayVec<(u64, usize), MAX_BURST> = ArrayVec::new();
-            for &(key, i) in &order {
-                let job = refs[i]
-                    .take()
-                    .and_then(|b| self.pending[i].prep.job(b.data_mut()));
-                if let Some(job) = job {
-                    jobs.push(job);
-                    slots.push((key, i));
+            let mut slots: ArrayVec<u8, MAX_BURST> = ArrayVec::new();
+            for (i, (b, p)) in bufs.iter_mut().zip(&self.pending).enumerate().skip(first) {
+                if done & (1 << i) != 0 || p.step.sa_key() != key {
+                    continue;
+                }
+                done |= 1 << i;
+                if let Some(j) = p.prep.job(b.data_mut(), &k) {
+                    jobs.push(j);
+                    slots.push(i as u8);
                 }
             }
-            let mut start = 0;
-            while start < jobs.len() {
-                let key = slots[start].0;
-                let end = start + slots[start..].iter().take_while(|s| s.0 == key).count();
-                if let Some(c) = self.cipher(self.pending[slots[start].1].step) {
-                    c.process(&mut jobs[start..end]);
-                }
-                start = end;
-            }
-            for (job, &(_, i)) in jobs.iter().zip(&slots) {
-                ok[i] = job.ok;
+            k.cipher.process(&mut jobs);
+            for (j, &i) in jobs.iter().zip(&slots) {
+                ok[usize::from(i)] = j.ok;
             }
         }
         // What follows the crypto may need crypto again (a decrypted packet routed into a
         // tunnel): that runs at once, not in a batch.
         self.batching = false;
-        for i in 0..n {
+        for (i, (b, v)) in bufs.iter_mut().zip(verdicts.iter_mut()).enumerate() {
             let p = self.pending[i];
-            verdicts[i] = self.after_crypto(&mut bufs[i], p, ok[i]);
+            *v = self.after_crypto(b, p, ok[i]);
         }
         self.batching = true;
         self.pending.clear();
     }
 
+    #[inline]
     fn after_crypto<B: PacketBuf>(&mut self, buf: &mut B, p: Pending, ok: bool) -> Verdict {
         match p.step {
             AfterCrypto::Seal {
@@ -662,13 +665,15 @@ impl Forwarder {
         }
     }
 
+    #[inline]
     fn forward<B: PacketBuf>(&mut self, buf: &mut B, target: Target, ttl: u8) -> Verdict {
         if ttl <= 1 {
             return self.drop(Stat::TtlExceeded);
         }
-        match ipv4::Packet::new_checked(buf.data_mut()) {
-            Ok(mut p) => p.decrement_ttl(),
-            Err(_) => return self.drop(Stat::Malformed),
+        // ip_input validated the header.
+        match buf.data_mut().first_chunk_mut() {
+            Some(h) => ipv4::decrement_ttl(h),
+            None => return self.drop(Stat::Malformed),
         }
         let (port, next_hop) = match target {
             Target::Tunnel { tunnel } => return self.tunnel_output(buf, tunnel),
@@ -683,6 +688,7 @@ impl Forwarder {
         self.ether_output(buf, port, mac)
     }
 
+    #[inline]
     fn tunnel_output<B: PacketBuf>(&mut self, buf: &mut B, tunnel: u32) -> Verdict {
         match self
             .tunnel_owner
@@ -738,7 +744,7 @@ impl Forwarder {
             Verdict::Tx(port) => port,
             other => return other,
         };
-        prep.offset += ethernet::HEADER_LEN;
+        prep.offset += ethernet::HEADER_LEN as u16;
         let step = AfterCrypto::Seal {
             tunnel,
             port,
@@ -789,6 +795,7 @@ impl Forwarder {
         mac
     }
 
+    #[inline]
     fn ether_output<B: PacketBuf>(&mut self, buf: &mut B, port: u16, dst: Mac) -> Verdict {
         let Some(Some(iface)) = self.ifaces.get(usize::from(port)).copied() else {
             return self.drop(Stat::NoRoute);

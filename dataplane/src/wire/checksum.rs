@@ -19,6 +19,12 @@ pub fn sum(data: &[u8]) -> u16 {
     fold(acc)
 }
 
+/// A 32-bit ones'-complement accumulator folded to 16 bits, not yet inverted.
+#[inline]
+pub fn fold32(acc: u32) -> u16 {
+    fold(u64::from(acc))
+}
+
 /// Ones'-complement sum of 16-bit words given as values, folded, not yet inverted.
 #[inline]
 pub fn fold_words(words: &[u16]) -> u16 {

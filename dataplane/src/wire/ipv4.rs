@@ -95,12 +95,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Decrements TTL by one with an incremental checksum update, as a router does.
     /// The caller has checked `ttl() > 1`.
     pub fn decrement_ttl(&mut self) {
-        let b = self.buf.as_mut();
-        let old = be16(b, 8);
-        b[8] = b[8].wrapping_sub(1);
-        let new = be16(b, 8);
-        let c = checksum::update(be16(b, 10), old, new);
-        b[10..12].copy_from_slice(&c.to_be_bytes());
+        if let Some(h) = self.buf.as_mut().first_chunk_mut() {
+            decrement_ttl(h);
+        }
     }
 
     pub fn set_dst(&mut self, a: Ipv4Addr) {
@@ -127,6 +124,17 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 }
 
+/// Decrements the TTL of the header at the front of a packet already validated, updating the
+/// checksum incrementally (RFC 1624); the forwarding path uses it without a second view.
+#[inline]
+pub fn decrement_ttl(h: &mut [u8; MIN_HEADER_LEN]) {
+    let old = be16(h, 8);
+    h[8] = h[8].wrapping_sub(1);
+    let new = be16(h, 8);
+    let c = checksum::update(be16(h, 10), old, new);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+}
+
 /// A 20-byte IPv4 header without options, to build outer headers and test packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Repr {
@@ -144,6 +152,7 @@ pub struct Repr {
 impl Repr {
     /// Writes the header (checksum included) into `out`; `payload_len` must keep the total
     /// under 65536, which callers ensure by their MTU checks.
+    #[inline]
     pub fn emit(&self, out: &mut [u8; MIN_HEADER_LEN]) {
         let total = (MIN_HEADER_LEN + self.payload_len) as u16;
         let ff: u16 = if self.dont_frag { FLAG_DF } else { 0 };
