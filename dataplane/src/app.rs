@@ -272,6 +272,7 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
             .iter()
             .map(|i| (i.port, i.name.clone()))
             .collect(),
+        crypto: backend.name(),
     });
     telemetry::install(sources.clone())?;
 

@@ -21,6 +21,8 @@ pub struct Sources {
     pub anchors: Anchors,
     /// (port id, interface name)
     pub ports: Vec<(u16, String)>,
+    /// The AEAD backend the SAs run on, for the record.
+    pub crypto: String,
 }
 
 pub struct WorkerSource {
@@ -59,6 +61,8 @@ impl From<dpdk_sys::PortStats> for PortCounters {
 
 #[derive(Debug, Serialize)]
 pub struct Snapshot {
+    /// The AEAD backend: `cryptodev crypto_aesni_gcm` or `ring`.
+    pub crypto: String,
     /// Longest worker poll time, seconds.
     pub run_seconds: f64,
     /// Longest time a worker had traffic (first burst received to end of last), seconds:
@@ -131,6 +135,9 @@ pub struct SaSnapshot {
     pub local: String,
     pub remote: String,
     pub udp_encap: Option<(u16, u16)>,
+    /// The owning worker lcore and its anchor group.
+    pub worker: u32,
+    pub group: usize,
     #[serde(flatten)]
     pub counters: BTreeMap<&'static str, u64>,
 }
@@ -161,6 +168,8 @@ impl Sources {
                 local: s.local.to_string(),
                 remote: s.remote.to_string(),
                 udp_encap: s.udp_encap,
+                worker: s.worker,
+                group: s.group,
                 counters: s.counters.fields().into_iter().collect(),
             })
             .collect()
@@ -234,6 +243,7 @@ impl Sources {
             })
             .collect();
         Snapshot {
+            crypto: self.crypto.clone(),
             run_seconds: workers.iter().map(|w| w.run_seconds).fold(0.0, f64::max),
             active_seconds: workers.iter().map(|w| w.active_seconds).fold(0.0, f64::max),
             global: self.global(),

@@ -116,8 +116,17 @@ struct Out {
     tx: Vec<Burst>,
     /// By worker index.
     handoff: Vec<Burst>,
-    /// Packets of the current burst parked for batched crypto, in the order parked.
-    parked: ArrayVec<Mbuf, MAX_BURST>,
+}
+
+/// Where a burst comes from, which decides each packet's first step.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// Received on this port.
+    Port(u16),
+    /// From the main lcore: a frame to send, or a packet to route.
+    Inject,
+    /// From another worker, resuming where it stopped.
+    Handoff,
 }
 
 impl Worker {
@@ -126,7 +135,6 @@ impl Worker {
         let mut out = Out {
             tx: self.tx.iter().map(|_| Burst::new()).collect(),
             handoff: self.handoff_out.iter().map(|_| Burst::new()).collect(),
-            parked: ArrayVec::new(),
         };
         self.fwd.set_batching(true);
         let mut rx = [ptr::null_mut::<rte_mbuf>(); MAX_BURST];
@@ -156,18 +164,8 @@ impl Worker {
                 }
                 got += n;
                 self.fwd.stats.add(Stat::RxPackets, n as u64);
-                for &raw in &rx[..n] {
-                    // SAFETY: the PMD handed us ownership of each received mbuf.
-                    let mut m = unsafe { Mbuf::from_raw(raw) };
-                    let v = if m.is_contiguous() {
-                        self.fwd.receive(port, &mut m)
-                    } else {
-                        self.fwd.stats.inc(Stat::Segmented);
-                        Verdict::Drop(Stat::Segmented)
-                    };
-                    self.dispatch(m, v, &mut out);
-                }
-                self.complete(&mut out);
+                // SAFETY: the PMD handed us ownership of each received mbuf.
+                unsafe { self.process_burst(&rx[..n], Source::Port(port), &mut out) };
             }
             self.flush_all(&mut out);
             for (port, addr) in self.fwd.resolve.drain(..) {
@@ -200,17 +198,8 @@ impl Worker {
 
     fn drain_inject(&mut self, scratch: &mut [*mut rte_mbuf; MAX_BURST], out: &mut Out) -> usize {
         let n = self.inject.dequeue_mbufs(scratch);
-        for &raw in &scratch[..n] {
-            // SAFETY: the main lcore gave up ownership when it enqueued the mbuf.
-            let mut m = unsafe { Mbuf::from_raw(raw) };
-            let v = if m.port() == INJECT_ROUTE {
-                self.fwd.output_ip(&mut m)
-            } else {
-                Verdict::Tx(m.port())
-            };
-            self.dispatch(m, v, out);
-        }
-        self.complete(out);
+        // SAFETY: the main lcore gave up ownership when it enqueued the mbufs.
+        unsafe { self.process_burst(&scratch[..n], Source::Inject, out) };
         n
     }
 
@@ -220,37 +209,48 @@ impl Worker {
             let n = self.handoff_in[r].dequeue_mbufs(scratch);
             total += n;
             self.handoff_stats.received.add(n as u64);
-            for &raw in &scratch[..n] {
-                // SAFETY: the sending worker gave up ownership when it enqueued the mbuf.
-                let mut m = unsafe { Mbuf::from_raw(raw) };
-                let v = match Resume::from_tag(m.tag()) {
+            // SAFETY: the sending worker gave up ownership when it enqueued the mbufs.
+            unsafe { self.process_burst(&scratch[..n], Source::Handoff, out) };
+        }
+        total
+    }
+
+    /// Runs a burst through the pipeline: every packet up to its crypto, then the crypto per
+    /// SA, then each packet on its way, in the order received.
+    ///
+    /// # Safety
+    /// Each entry of `raws` (at most `MAX_BURST`) is a valid mbuf whose ownership passes here.
+    unsafe fn process_burst(&mut self, raws: &[*mut rte_mbuf], src: Source, out: &mut Out) {
+        let mut burst: ArrayVec<Mbuf, MAX_BURST> = ArrayVec::new();
+        let mut verdicts = [Verdict::Punt; MAX_BURST];
+        for (&raw, v) in raws.iter().zip(verdicts.iter_mut()) {
+            // SAFETY: the caller passes ownership of each mbuf.
+            let mut m = unsafe { Mbuf::from_raw(raw) };
+            *v = match src {
+                Source::Port(port) if m.is_contiguous() => self.fwd.receive(port, &mut m),
+                Source::Port(_) => {
+                    self.fwd.stats.inc(Stat::Segmented);
+                    Verdict::Drop(Stat::Segmented)
+                }
+                Source::Inject if m.port() == INJECT_ROUTE => self.fwd.output_ip(&mut m),
+                Source::Inject => Verdict::Tx(m.port()),
+                Source::Handoff => match Resume::from_tag(m.tag()) {
                     Some(resume) => self.fwd.resume(&mut m, resume),
                     None => {
                         self.fwd.stats.inc(Stat::Malformed);
                         Verdict::Drop(Stat::Malformed)
                     }
-                };
-                self.dispatch(m, v, out);
-            }
-            self.complete(out);
+                },
+            };
+            burst.push(m);
         }
-        total
-    }
-
-    /// Runs the crypto of the packets parked during a burst, per SA, and sends them on.
-    fn complete(&mut self, out: &mut Out) {
-        if out.parked.is_empty() {
-            return;
+        let n = burst.len();
+        if self.fwd.has_parked() {
+            self.fwd.complete(&mut burst, &mut verdicts[..n]);
         }
-        let mut verdicts = [Verdict::Drop(Stat::CryptoErrors); MAX_BURST];
-        let n = out.parked.len();
-        self.fwd.complete(&mut out.parked, &mut verdicts[..n]);
-        let mut parked = std::mem::take(&mut out.parked);
-        for (m, v) in parked.drain(..).zip(verdicts) {
-            // Nothing parks again here: after the batch, crypto runs per packet.
+        for (m, v) in burst.into_iter().zip(verdicts) {
             self.dispatch(m, v, out);
         }
-        out.parked = parked;
     }
 
     #[inline]
@@ -304,12 +304,10 @@ impl Worker {
                 }
             }
             Verdict::Drop(_) => drop(m),
+            // `complete` replaced every one of these; never a leak if that changes.
             Verdict::Crypto => {
-                if let Err(e) = out.parked.try_push(m) {
-                    // The forwarder parks at most a burst; never a leak if that changes.
-                    drop(e.element());
-                    self.fwd.stats.inc(Stat::CryptoErrors);
-                }
+                drop(m);
+                self.fwd.stats.inc(Stat::CryptoErrors);
             }
         }
     }

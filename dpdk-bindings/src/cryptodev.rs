@@ -177,12 +177,14 @@ pub enum AeadDirection {
     Decrypt,
 }
 
-/// One AEAD operation in place: `buf` holds the text followed by the tag (written when
-/// encrypting, checked when decrypting). `iv` and `aad` must have the session's lengths.
-pub struct AeadOp<'a> {
-    pub iv: &'a [u8],
-    pub aad: &'a [u8],
-    pub buf: &'a mut [u8],
+/// A batch of AEAD operations in place, read by [`AeadSession::process`] where they lie.
+pub trait AeadBatch {
+    fn count(&self) -> usize;
+    /// Operation `i` as (IV, AAD, text followed by the tag). The tag is written when
+    /// encrypting and checked when decrypting; IV and AAD must have the session's lengths.
+    fn op(&mut self, i: usize) -> (&[u8], &[u8], &mut [u8]);
+    /// Records whether operation `i` succeeded.
+    fn set_ok(&mut self, i: usize, ok: bool);
 }
 
 /// An AES-GCM session on a crypto device. The PMD derives and keeps the key schedule; the key
@@ -259,78 +261,89 @@ impl AeadSession {
         })
     }
 
-    /// Processes every operation in place, in chunks of [`MAX_VEC`] per call to the PMD, and
-    /// sets `ok[i]` for operation `i`: encrypted, or decrypted with a tag that verified. An
-    /// operation whose IV, AAD or buffer does not fit the session fails without reaching the PMD.
-    pub fn process(&self, ops: &mut [AeadOp<'_>], ok: &mut [bool]) {
-        for (ops, ok) in ops.chunks_mut(MAX_VEC).zip(ok.chunks_mut(MAX_VEC)) {
-            self.process_chunk(ops, ok);
+    /// Processes every operation of `batch` in place, in chunks of [`MAX_VEC`] per call to the
+    /// PMD, and records for each whether it was encrypted, or decrypted with a tag that
+    /// verified. An operation whose IV, AAD or buffer does not fit the session fails without
+    /// reaching the PMD.
+    pub fn process<B: AeadBatch + ?Sized>(&self, batch: &mut B) {
+        let total = batch.count();
+        let mut start = 0;
+        while start < total {
+            let end = total.min(start + MAX_VEC);
+            self.process_chunk(batch, start, end);
+            start = end;
         }
     }
 
-    fn process_chunk(&self, ops: &mut [AeadOp<'_>], ok: &mut [bool]) {
-        let mut vecs = [sys::rte_crypto_vec::default(); MAX_VEC];
-        let mut sgls = [sys::rte_crypto_sgl::default(); MAX_VEC];
-        let mut ivs = [sys::rte_crypto_va_iova_ptr::default(); MAX_VEC];
-        let mut aads = [sys::rte_crypto_va_iova_ptr::default(); MAX_VEC];
-        let mut tags = [sys::rte_crypto_va_iova_ptr::default(); MAX_VEC];
+    fn process_chunk<B: AeadBatch + ?Sized>(&self, batch: &mut B, start: usize, end: usize) {
+        use std::mem::MaybeUninit;
+        // Only the first n entries are written and handed to the PMD.
+        let mut vecs = [const { MaybeUninit::<sys::rte_crypto_vec>::uninit() }; MAX_VEC];
+        let mut sgls = [const { MaybeUninit::<sys::rte_crypto_sgl>::uninit() }; MAX_VEC];
+        let mut ivs = [const { MaybeUninit::<sys::rte_crypto_va_iova_ptr>::uninit() }; MAX_VEC];
+        let mut aads = [const { MaybeUninit::<sys::rte_crypto_va_iova_ptr>::uninit() }; MAX_VEC];
+        let mut tags = [const { MaybeUninit::<sys::rte_crypto_va_iova_ptr>::uninit() }; MAX_VEC];
         let mut status = [0i32; MAX_VEC];
-        // Index in `ops` of each entry handed to the PMD.
+        // Index in the batch of each entry handed to the PMD.
         let mut which = [0usize; MAX_VEC];
         let mut n = 0;
-        for (i, op) in ops.iter_mut().enumerate() {
-            ok[i] = false;
-            if op.iv.len() != self.iv_len
-                || op.aad.len() != self.aad_len
-                || op.buf.len() < self.tag_len
-                || op.buf.len() > u32::MAX as usize
+        for i in start..end {
+            let (iv, aad, buf) = batch.op(i);
+            if iv.len() != self.iv_len
+                || aad.len() != self.aad_len
+                || buf.len() < self.tag_len
+                || buf.len() > u32::MAX as usize
             {
+                batch.set_ok(i, false);
                 continue;
             }
-            let text_len = op.buf.len() - self.tag_len;
-            let base = op.buf.as_mut_ptr();
-            vecs[n] = sys::rte_crypto_vec {
+            let text_len = buf.len() - self.tag_len;
+            let base = buf.as_mut_ptr();
+            let va = |p: *const u8| sys::rte_crypto_va_iova_ptr {
+                va: p.cast_mut().cast(),
+                iova: 0,
+            };
+            vecs[n].write(sys::rte_crypto_vec {
                 base: base.cast(),
                 iova: 0,
                 len: text_len as u32,
                 tot_len: text_len as u32,
-            };
-            ivs[n].va = op.iv.as_ptr().cast_mut().cast();
-            aads[n].va = op.aad.as_ptr().cast_mut().cast();
+            });
+            ivs[n].write(va(iv.as_ptr()));
+            aads[n].write(va(aad.as_ptr()));
             // SAFETY: text_len + tag_len == buf.len(), so the tag lies inside buf.
-            tags[n].va = unsafe { base.add(text_len) }.cast();
+            tags[n].write(va(unsafe { base.add(text_len) }));
+            sgls[n].write(sys::rte_crypto_sgl {
+                vec: vecs[n].as_mut_ptr(),
+                num: 1,
+            });
             which[n] = i;
             n += 1;
         }
         if n == 0 {
             return;
         }
-        for i in 0..n {
-            sgls[i] = sys::rte_crypto_sgl {
-                vec: &mut vecs[i],
-                num: 1,
-            };
-        }
         let mut vec = sys::rte_crypto_sym_vec {
             num: n as u32,
-            src_sgl: sgls.as_mut_ptr(),
+            src_sgl: sgls.as_mut_ptr().cast(),
             dest_sgl: ptr::null_mut(),
-            iv: ivs.as_mut_ptr(),
-            digest: tags.as_mut_ptr(),
+            iv: ivs.as_mut_ptr().cast(),
+            digest: tags.as_mut_ptr().cast(),
             status: status.as_mut_ptr(),
             ..Default::default()
         };
-        vec.__bindgen_anon_1.aad = aads.as_mut_ptr();
+        vec.__bindgen_anon_1.aad = aads.as_mut_ptr().cast();
         // The SGLs cover exactly the text to process: no head or tail offsets.
         let ofs = sys::rte_crypto_sym_ofs { raw: 0 };
-        // SAFETY: every pointer in vec refers to live memory for the call: the SGL vectors
-        // describe text_len bytes of a buffer we borrow mutably, IV/AAD/tag pointers have the
-        // lengths the session was created with (checked above), and status has n entries.
+        // SAFETY: the first n entries of every array are initialised and describe memory the
+        // batch lends us for the call: text_len bytes of each buffer, IV/AAD/tag of the
+        // session's lengths (checked above); status has n entries. The batch is not touched
+        // until the call returns.
         unsafe {
             sys::rte_cryptodev_sym_cpu_crypto_process(self.dev, self.sess.as_ptr(), ofs, &mut vec)
         };
         for j in 0..n {
-            ok[which[j]] = status[j] == 0;
+            batch.set_ok(which[j], status[j] == 0);
         }
     }
 }

@@ -19,7 +19,7 @@ pub mod port;
 pub mod ring;
 pub mod telemetry;
 
-pub use cryptodev::{AeadDirection, AeadOp, AeadSession, Cryptodev, SessionPool};
+pub use cryptodev::{AeadBatch, AeadDirection, AeadSession, Cryptodev, SessionPool};
 pub use eal::Eal;
 pub use error::{Error, Result};
 pub use mbuf::Mbuf;

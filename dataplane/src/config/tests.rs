@@ -193,3 +193,40 @@ fn unknown_fields_are_reported_by_name() {
     let e = error_of(|v| v["tunnels"][0]["remtoe"] = "1.2.3.4".into());
     assert!(e.reason.contains("remtoe"), "{e}");
 }
+
+/// 100 000 tunnels with an SA pair each validate (in linear time: the checks that compare
+/// tunnels, routes and SPIs use hash sets), and the ids go past the old 16-bit limit.
+#[test]
+fn a_hundred_thousand_tunnels() {
+    let n = 100_000u32;
+    let mut v = example();
+    v["tunnels"] = (0..n)
+        .map(|t| serde_json::json!({"name": format!("st0.{t}"), "local": "192.0.2.1", "remote": "192.0.2.2"}))
+        .collect();
+    v["routes"] = (0..n)
+        .map(|t| {
+            let a = std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(10, 128, 0, 0)) + t);
+            serde_json::json!({"prefix": format!("{a}/32"), "via": format!("st0.{t}")})
+        })
+        .collect();
+    v["manual_sas"] = (0..n)
+        .flat_map(|t| {
+            [("out", 0x1000 + t), ("in", 0x10_0000 + t)].map(|(d, spi)| {
+                serde_json::json!({"tunnel": format!("st0.{t}"), "direction": d, "spi": spi,
+                                   "algorithm": "aes-128-gcm", "key": K128})
+            })
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let c = parse(&v).unwrap();
+    assert_eq!((c.tunnels.len(), c.manual_sas.len()), (100_000, 200_000));
+    assert_eq!(c.tunnels[99_999].id, 99_999);
+    assert_eq!(c.routes[99_999].via, RouteVia::Tunnel(99_999));
+    // Quadratic checks would take minutes here.
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+
+    // A duplicate name deep in the list is still found, by position.
+    v["tunnels"][77_777]["name"] = serde_json::json!("st0.5");
+    let e = parse(&v).err().unwrap();
+    assert_eq!(e.field, "tunnels[77777].name");
+}

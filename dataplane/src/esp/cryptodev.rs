@@ -3,7 +3,7 @@
 //! dataplane falls back to `ring` (see `Backend`).
 
 use super::crypto::{Aead, CryptoError, Job, Keymat, Op};
-use dpdk_sys::{AeadDirection, AeadOp, AeadSession, Cryptodev, SessionPool, MAX_BURST};
+use dpdk_sys::{AeadBatch, AeadDirection, AeadSession, Cryptodev, SessionPool};
 use std::sync::Arc;
 
 /// The driver we use by default: intel-ipsec-mb's GCM, the fastest on these machines.
@@ -74,23 +74,26 @@ impl Device {
 pub struct CryptodevGcm(AeadSession);
 
 impl Aead for CryptodevGcm {
+    #[inline]
     fn process(&self, jobs: &mut [Job<'_>]) {
-        for chunk in jobs.chunks_mut(MAX_BURST) {
-            let mut ok = [false; MAX_BURST];
-            let n = chunk.len();
-            {
-                let mut ops: arrayvec::ArrayVec<AeadOp<'_>, MAX_BURST> = chunk
-                    .iter_mut()
-                    .map(|j| {
-                        let (iv, aad, buf) = j.parts();
-                        AeadOp { iv, aad, buf }
-                    })
-                    .collect();
-                self.0.process(&mut ops, &mut ok[..n]);
-            }
-            for (j, ok) in chunk.iter_mut().zip(ok) {
-                j.ok = ok;
-            }
-        }
+        self.0.process(&mut JobBatch(jobs));
+    }
+}
+
+/// Jobs as the device reads them, in place.
+struct JobBatch<'s, 'a>(&'s mut [Job<'a>]);
+
+impl AeadBatch for JobBatch<'_, '_> {
+    #[inline]
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+    #[inline]
+    fn op(&mut self, i: usize) -> (&[u8], &[u8], &mut [u8]) {
+        self.0[i].parts()
+    }
+    #[inline]
+    fn set_ok(&mut self, i: usize, ok: bool) {
+        self.0[i].ok = ok;
     }
 }

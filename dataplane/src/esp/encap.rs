@@ -87,7 +87,7 @@ impl OuterTemplate {
 
     /// Writes the headers and IV into `h` (exactly `len` + IV bytes), for an ESP payload of
     /// `esp_len` bytes (header to ICV). `None` if `h` has another length.
-    #[inline]
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn write(
         &self,
@@ -159,7 +159,7 @@ pub fn encap<B: PacketBuf>(sa: &mut OutboundSa, buf: &mut B) -> Result<(), Encap
 
 /// Everything of `encap` but the seal: sequence number, trailer, outer headers, and the AEAD
 /// job left to run. After `prepare`, the buffer must be sealed or dropped.
-#[inline]
+#[inline(always)]
 pub fn prepare<B: PacketBuf>(sa: &mut OutboundSa, buf: &mut B) -> Result<Prepared, EncapError> {
     let inner_len = buf.len();
     let (inner_tos, inner_df) = {

@@ -138,8 +138,8 @@ pub enum Verdict {
     Drop(Stat),
     /// Give it to the worker (by index) that owns its SA, to resume there.
     Handoff { worker: u16, resume: Resume },
-    /// Parked until its SA's batch is sealed or opened: keep the buffer and pass it, in the
-    /// order parked, to `Forwarder::complete`.
+    /// Parked until its SA's batch is sealed or opened: keep the buffer where it is in the
+    /// burst and pass the burst to `Forwarder::complete`.
     Crypto,
 }
 
@@ -540,7 +540,7 @@ impl Forwarder {
 
     /// Parks a prepared packet for its SA's batch, or, when not batching (or the batch is
     /// full), runs its crypto now.
-    #[inline]
+    #[inline(always)]
     fn park_or_run<B: PacketBuf>(&mut self, buf: &mut B, p: Pending) -> Verdict {
         if self.batching && !self.pending.is_full() {
             self.pending.push(p);
@@ -556,7 +556,27 @@ impl Forwarder {
             },
             None => false,
         };
+        if let (
+            AfterCrypto::Seal {
+                tunnel, inner_len, ..
+            },
+            true,
+        ) = (p.step, ok)
+        {
+            self.count_sealed(tunnel, 1, u64::from(inner_len));
+        }
         self.after_crypto(buf, p, ok)
+    }
+
+    /// Counts packets sealed under a tunnel's SA, per SA and globally, once per batch.
+    #[inline]
+    fn count_sealed(&self, tunnel: u32, packets: u64, bytes: u64) {
+        if let Some(sa) = self.tunnels.get(tunnel as usize).and_then(|s| s.as_deref()) {
+            sa.counters.packets.add(packets);
+            sa.counters.bytes.add(bytes);
+        }
+        self.stats.add(Stat::EncryptedPackets, packets);
+        self.stats.add(Stat::EncryptedBytes, bytes);
     }
 
     /// The keys of the SA a parked packet belongs to.
@@ -572,20 +592,36 @@ impl Forwarder {
         }
     }
 
+    /// Whether packets are parked, waiting for `complete`.
+    #[inline]
+    pub fn has_parked(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// Runs the crypto of every packet parked since the last call, one backend call per SA,
-    /// then finishes each in the order parked. `bufs[i]` is the buffer of the i-th packet
-    /// that got `Verdict::Crypto`; `verdicts[i]` receives its final verdict.
+    /// then finishes each in the order parked. `bufs` and `verdicts` are the whole burst: the
+    /// k-th `Verdict::Crypto` in `verdicts` is the k-th packet parked, and is replaced by its
+    /// final verdict.
     pub fn complete<B: PacketBuf>(&mut self, bufs: &mut [B], verdicts: &mut [Verdict]) {
         let n = self.pending.len();
-        if bufs.len() != n || verdicts.len() < n {
+        // Where each parked packet sits in the burst.
+        let mut slot = [0u8; MAX_BURST];
+        let mut k = 0;
+        for (i, v) in verdicts.iter().enumerate().take(bufs.len()) {
+            if *v == Verdict::Crypto && k < n {
+                slot[k] = i as u8;
+                k += 1;
+            }
+        }
+        if k != n {
             // A caller bug; never a crash, and no packet goes out unprocessed.
-            for v in verdicts.iter_mut() {
+            for v in verdicts.iter_mut().filter(|v| **v == Verdict::Crypto) {
                 *v = self.drop(Stat::CryptoErrors);
             }
             self.pending.clear();
             return;
         }
-        let mut ok = [false; MAX_BURST];
+        let mut ok: u32 = 0;
         // One backend call per SA: take the SAs in order of first appearance, and each SA's
         // packets in arrival order. A burst usually holds one SA, or runs of one.
         let mut done: u32 = 0;
@@ -593,38 +629,60 @@ impl Forwarder {
         while done != all {
             let first = (!done).trailing_zeros() as usize;
             let key = self.pending[first].step.sa_key();
-            let Some(k) = self.keying(self.pending[first].step) else {
-                // The SA went away: its packets fail (and are dropped as crypto errors).
-                for (i, p) in self.pending.iter().enumerate() {
-                    if p.step.sa_key() == key {
-                        done |= 1 << i;
-                    }
-                }
-                continue;
-            };
-            let mut jobs: ArrayVec<esp::crypto::Job<'_>, MAX_BURST> = ArrayVec::new();
-            let mut slots: ArrayVec<u8, MAX_BURST> = ArrayVec::new();
-            for (i, (b, p)) in bufs.iter_mut().zip(&self.pending).enumerate().skip(first) {
-                if done & (1 << i) != 0 || p.step.sa_key() != key {
-                    continue;
-                }
-                done |= 1 << i;
-                if let Some(j) = p.prep.job(b.data_mut(), &k) {
-                    jobs.push(j);
-                    slots.push(i as u8);
+            let mut members: u32 = 0;
+            for (j, p) in self.pending.iter().enumerate().skip(first) {
+                if p.step.sa_key() == key {
+                    members |= 1 << j;
                 }
             }
-            k.cipher.process(&mut jobs);
-            for (j, &i) in jobs.iter().zip(&slots) {
-                ok[usize::from(i)] = j.ok;
+            done |= members;
+            let Some(keys) = self.keying(self.pending[first].step) else {
+                continue; // The SA went away: its packets fail.
+            };
+            let mut jobs: ArrayVec<esp::crypto::Job<'_>, MAX_BURST> = ArrayVec::new();
+            let mut which: ArrayVec<u8, MAX_BURST> = ArrayVec::new();
+            let mut rest = members;
+            // Walk the burst once, front to back, taking this SA's packets.
+            let mut tail: &mut [B] = bufs;
+            let mut base = 0;
+            while rest != 0 {
+                let j = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                let at = usize::from(slot[j]);
+                let Some((b, after)) = std::mem::take(&mut tail)[at - base..].split_first_mut()
+                else {
+                    break;
+                };
+                tail = after;
+                base = at + 1;
+                if let Some(job) = self.pending[j].prep.job(b.data_mut(), &keys) {
+                    jobs.push(job);
+                    which.push(j as u8);
+                }
+            }
+            keys.cipher.process(&mut jobs);
+            let (mut packets, mut bytes) = (0, 0);
+            for (job, &j) in jobs.iter().zip(&which) {
+                if job.ok {
+                    ok |= 1 << j;
+                    if let AfterCrypto::Seal { inner_len, .. } = self.pending[usize::from(j)].step {
+                        packets += 1;
+                        bytes += u64::from(inner_len);
+                    }
+                }
+            }
+            drop(jobs);
+            if let AfterCrypto::Seal { tunnel, .. } = self.pending[first].step {
+                self.count_sealed(tunnel, packets, bytes);
             }
         }
         // What follows the crypto may need crypto again (a decrypted packet routed into a
         // tunnel): that runs at once, not in a batch.
         self.batching = false;
-        for (i, (b, v)) in bufs.iter_mut().zip(verdicts.iter_mut()).enumerate() {
-            let p = self.pending[i];
-            *v = self.after_crypto(b, p, ok[i]);
+        for j in 0..n {
+            let at = usize::from(slot[j]);
+            let p = self.pending[j];
+            verdicts[at] = self.after_crypto(&mut bufs[at], p, ok & (1 << j) != 0);
         }
         self.batching = true;
         self.pending.clear();
@@ -633,21 +691,9 @@ impl Forwarder {
     #[inline]
     fn after_crypto<B: PacketBuf>(&mut self, buf: &mut B, p: Pending, ok: bool) -> Verdict {
         match p.step {
-            AfterCrypto::Seal {
-                tunnel,
-                port,
-                inner_len,
-            } => {
-                if !ok {
-                    return self.drop(Stat::CryptoErrors);
-                }
-                if let Some(sa) = self.tunnels.get(tunnel as usize).and_then(|s| s.as_deref()) {
-                    sa.count(inner_len as usize);
-                }
-                self.stats.inc(Stat::EncryptedPackets);
-                self.stats.add(Stat::EncryptedBytes, u64::from(inner_len));
-                Verdict::Tx(port)
-            }
+            // Counted with its batch (`count_sealed`).
+            AfterCrypto::Seal { port, .. } if ok => Verdict::Tx(port),
+            AfterCrypto::Seal { .. } => self.drop(Stat::CryptoErrors),
             AfterCrypto::Open { spi, esp_off } => {
                 if !ok {
                     return self.decap_failed(spi, DecapError::Auth);

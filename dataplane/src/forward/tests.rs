@@ -706,28 +706,23 @@ fn batched_crypto_matches_packet_by_packet() {
 
         let mut batched = gateway(true, udp, |_| {});
         batched.set_batching(true);
-        let mut got: Vec<Option<(Verdict, Vec<u8>)>> = vec![None; burst.len()];
-        let (mut parked, mut at) = (Vec::new(), Vec::new());
-        for (i, (port, b)) in burst.iter().enumerate() {
-            let mut buf = VecBuf::new(b);
-            match batched.receive(*port, &mut buf) {
-                Verdict::Crypto => {
-                    parked.push(buf);
-                    at.push(i);
-                }
-                v => got[i] = Some((v, buf.data().to_vec())),
-            }
-        }
+        let mut bufs: Vec<VecBuf> = burst.iter().map(|(_, b)| VecBuf::new(b)).collect();
+        let mut verdicts: Vec<Verdict> = bufs
+            .iter_mut()
+            .zip(&burst)
+            .map(|(b, (port, _))| batched.receive(*port, b))
+            .collect();
         assert_eq!(
-            parked.len(),
+            verdicts.iter().filter(|v| **v == Verdict::Crypto).count(),
             9,
             "every ESP and tunnel packet waits for its batch"
         );
-        let mut verdicts = vec![Verdict::Punt; parked.len()];
-        batched.complete(&mut parked, &mut verdicts);
-        for ((buf, v), i) in parked.iter().zip(verdicts).zip(at) {
-            got[i] = Some((v, buf.data().to_vec()));
-        }
+        batched.complete(&mut bufs, &mut verdicts);
+        let got: Vec<Option<(Verdict, Vec<u8>)>> = verdicts
+            .into_iter()
+            .zip(&bufs)
+            .map(|(v, b)| Some((v, b.data().to_vec())))
+            .collect();
         for (i, (g, w)) in got.into_iter().zip(&want).enumerate() {
             let g = g.unwrap();
             assert_eq!(g.0, w.0, "packet {i} udp={udp}");

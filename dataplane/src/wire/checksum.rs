@@ -32,11 +32,12 @@ pub fn fold_words(words: &[u16]) -> u16 {
 }
 
 #[inline]
-fn fold(mut acc: u64) -> u16 {
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
+fn fold(acc: u64) -> u16 {
+    // Four fixed rounds bring any u64 to 16 bits: no loop, no branch.
+    let a = (acc >> 32) + (acc & 0xffff_ffff);
+    let a = (a >> 16) + (a & 0xffff);
+    let a = (a >> 16) + (a & 0xffff);
+    ((a >> 16) + (a & 0xffff)) as u16
 }
 
 /// The checksum field value for `data` (with its checksum field zeroed).
