@@ -679,8 +679,8 @@ impl Forwarder {
         // What follows the crypto may need crypto again (a decrypted packet routed into a
         // tunnel): that runs at once, not in a batch.
         self.batching = false;
-        for j in 0..n {
-            let at = usize::from(slot[j]);
+        for (j, &at) in slot.iter().enumerate().take(n) {
+            let at = usize::from(at);
             let p = self.pending[j];
             verdicts[at] = self.after_crypto(&mut bufs[at], p, ok & (1 << j) != 0);
         }
