@@ -153,6 +153,19 @@ struct Adjacency {
     mac: Mac,
 }
 
+/// Entries of the next-hop cache.
+const NH_CACHE: usize = 64;
+
+/// A resolved next hop in the cache.
+#[derive(Debug, Clone, Copy, Default)]
+struct NextHop {
+    /// 0 never matches: the forwarder's generation starts at 1.
+    generation: u32,
+    addr: u32,
+    port: u16,
+    mac: Mac,
+}
+
 /// A parked packet: its prepared AEAD job and what follows the crypto.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
@@ -212,6 +225,8 @@ pub struct Forwarder {
     pub resolve: Vec<(u16, Ipv4Addr)>,
     /// Each tunnel's resolved outer next hop, valid while its generation is current.
     tunnel_adj: Vec<Adjacency>,
+    /// Next hops of cleartext forwarding, by a hash of address and port.
+    nh_cache: [NextHop; NH_CACHE],
     /// Bumped by every change of interfaces, routes or neighbors.
     generation: u32,
     /// Packets parked for batched crypto, in arrival order.
@@ -239,6 +254,7 @@ impl Forwarder {
             now_ms: 0,
             resolve: Vec::with_capacity(MAX_RESOLVE_PER_BURST),
             tunnel_adj: Vec::new(),
+            nh_cache: [NextHop::default(); NH_CACHE],
             generation: 1,
             pending: ArrayVec::new(),
             batching: false,
@@ -727,11 +743,31 @@ impl Forwarder {
             Target::Gateway { port, via } => (port, via),
             Target::Local => return self.drop(Stat::NoRoute),
         };
-        let Some(mac) = self.neighbor(port, next_hop) else {
+        let Some(mac) = self.next_hop_mac(port, next_hop) else {
             return self.drop(Stat::NoNeighbor);
         };
         self.stats.inc(Stat::ForwardedPackets);
         self.ether_output(buf, port, mac)
+    }
+
+    /// A next hop's MAC through a small direct-mapped cache in front of the neighbor table,
+    /// valid until the next change of interfaces, routes or neighbors.
+    #[inline]
+    fn next_hop_mac(&mut self, port: u16, ip: Ipv4Addr) -> Option<Mac> {
+        let a = u32::from(ip);
+        let slot = (a ^ (a >> 8) ^ u32::from(port)) as usize % NH_CACHE;
+        let e = self.nh_cache[slot];
+        if e.generation == self.generation && e.addr == a && e.port == port {
+            return Some(e.mac);
+        }
+        let mac = self.neighbor(port, ip)?;
+        self.nh_cache[slot] = NextHop {
+            generation: self.generation,
+            addr: a,
+            port,
+            mac,
+        };
+        Some(mac)
     }
 
     #[inline]
