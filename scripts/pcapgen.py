@@ -3,6 +3,13 @@
 tunnels T = 0 .. TUNNELS-1, for replaying into a gateway (net_pcap rx_pcap=..., infinite_rx=1).
 
   pcapgen.py OUT --size 64 --tunnels 64 [--only even|odd] [--count 1024] [--dst-mac MAC]
+  pcapgen.py OUT --imix ...
+
+--size is the frame as stored in the pcap: Ethernet header to the end of the payload, without
+the 4-byte FCS. --imix writes the simple IMIX, 7:4:1 of 64/570/1518-byte frames counted with the
+FCS (so 60/566/1514 bytes in the pcap, 349.8 bytes on average), interleaved in a 12-frame
+pattern so that every burst of 32 the gateway receives is mixed. The count is then rounded up
+to a multiple of 12 so the file keeps the exact ratio.
 """
 import argparse
 import struct
@@ -24,10 +31,15 @@ def frame(dst_mac: bytes, tunnel: int, sport: int, size: int) -> bytes:
     return dst_mac + bytes([2, 0, 0, 0, 1, 0x10]) + b"\x08\x00" + ip + udp
 
 
+# 7 small, 4 medium, 1 large per 12 frames, spread out (S M S S M S L S M S S M).
+IMIX_PATTERN = [60, 566, 60, 60, 566, 60, 1514, 60, 566, 60, 60, 566]
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("out")
     p.add_argument("--size", type=int, default=64, help="Ethernet frame size without FCS (60..1514)")
+    p.add_argument("--imix", action="store_true", help="7:4:1 IMIX of 60/566/1514-byte frames instead of --size")
     p.add_argument("--tunnels", type=int, default=64)
     p.add_argument("--only", choices=["even", "odd"], help="only tunnels with an even/odd number")
     p.add_argument("--count", type=int, default=1024)
@@ -36,11 +48,15 @@ def main() -> None:
     if not 60 <= a.size <= 1514 or not 1 <= a.tunnels <= 256:
         p.error("size must be 60..1514 and tunnels 1..256")
     mac = bytes(int(x, 16) for x in a.dst_mac.split(":"))
+    sizes = IMIX_PATTERN if a.imix else [a.size]
+    count = -(-a.count // len(sizes)) * len(sizes)
     tunnels = [t for t in range(a.tunnels) if a.only is None or t % 2 == (0 if a.only == "even" else 1)]
     with open(a.out, "wb") as f:
         f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-        for i in range(a.count):
-            fr = frame(mac, tunnels[i % len(tunnels)], 1024 + i % 4096, a.size)
+        for i in range(count):
+            # With IMIX, shift the tunnel by one every pattern so that every tunnel sees every size.
+            t = i + (i // len(sizes) if a.imix else 0)
+            fr = frame(mac, tunnels[t % len(tunnels)], 1024 + i % 4096, sizes[i % len(sizes)])
             f.write(struct.pack("<IIII", 0, 0, len(fr), len(fr)) + fr)
 
 
