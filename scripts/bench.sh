@@ -13,6 +13,8 @@
 # (e.g. "ring,cryptodev": extra espgw runs with dataplane.crypto set; a binary without that
 # field rejects the config, and those runs are reported as failed).
 #
+# Frame sizes count the 4-byte FCS (RFC 2544, pktgen): 64 is a 60-byte frame in the pcap; imix
+# is 7:4:1 of 64/570/1518.
 # Every case: one forwarding lcore on CPU 1, a pcap replayed by net_pcap (infinite_rx=1) into
 # port 0, port 1 a net_null sink (no-rx=1); the null port's TX packet counter is read over DPDK
 # telemetry after a warm-up, twice, WINDOW seconds apart. Median of REPS runs. Exit status 1 if
@@ -54,8 +56,8 @@ IFS=, read -ra sizes <<<"$SIZES"
 IFS=, read -ra algos <<<"$ALGOS"
 IFS=, read -ra dirs <<<"$DIRS"
 for s in "${sizes[@]}"; do
-    [ "$s" = imix ] || { [ "$s" -ge 60 ] 2>/dev/null && [ "$s" -le 1514 ]; } ||
-        { echo "bench.sh: size $s: 60..1514 or imix" >&2; exit 2; }
+    [ "$s" = imix ] || { [ "$s" -ge 64 ] 2>/dev/null && [ "$s" -le 1518 ]; } ||
+        { echo "bench.sh: size $s: 64..1518 or imix" >&2; exit 2; }
 done
 for a in "${algos[@]}"; do
     case $a in aes-128-gcm | aes-256-gcm) ;; *) echo "bench.sh: algorithm $a: aes-128-gcm or aes-256-gcm" >&2; exit 2 ;; esac
@@ -218,11 +220,12 @@ python3 "$tool" configs "$work" ${ESPGW_BACKENDS:+--backends "$ESPGW_BACKENDS"}
 IFS=, read -ra backends <<<"$ESPGW_BACKENDS"
 
 # Cleartext pcaps, one per size (1024 frames; IMIX 1032), and per algorithm the ESP pcap that
-# espgw makes of it offline: the decrypt runs of both gateways replay that same file.
+# espgw makes of it offline: the decrypt runs of both gateways replay that same file. Sizes
+# count the FCS, which a pcap does not hold: a 64-byte frame is 60 bytes in the file.
 clear_pcap() { echo "$work/clear-$1.pcap"; }
 esp_pcap() { echo "$work/$2/esp-$1.pcap"; }
 for size in "${sizes[@]}"; do
-    if [ "$size" = imix ]; then gen=(--imix); else gen=(--size "$size"); fi
+    if [ "$size" = imix ]; then gen=(--imix); else gen=(--size $((size - 4))); fi
     scripts/pcapgen.py "$(clear_pcap "$size")" "${gen[@]}" --tunnels 1
     if [[ " ${dirs[*]} " == *" decrypt "* ]]; then
         for algo in "${algos[@]}"; do

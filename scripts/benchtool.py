@@ -42,7 +42,10 @@ from dpdk_telemetry import Telemetry  # noqa: E402
 ALGOS = {"aes-128-gcm": 20, "aes-256-gcm": 36}  # KEYMAT bytes: key || 4-byte salt (RFC 4106)
 SPI_G_OUT = 0x1001
 SPI_P_OUT = 0x2001
-IMIX = [(60, 7), (566, 4), (1514, 1)]  # pcap frame bytes (no FCS), weight
+# Frame sizes count the 4-byte FCS, as RFC 2544, IMIX and pktgen do: a 64-byte frame is 60 bytes
+# in the pcap. (frame bytes, weight)
+IMIX = [(64, 7), (570, 4), (1518, 1)]
+FCS = 4
 
 MAC = {
     "g_lan": "02:00:00:00:01:01", "g_wan": "02:00:00:00:0a:01",
@@ -225,8 +228,8 @@ def cmd_sample(a) -> None:
         "seconds": round(secs, 4), "tx_packets": pkts, "rx_packets": rx,
         "rx_bytes": rx1["ibytes"] - rx0["ibytes"],
         "mpps": pkts / secs / 1e6,
-        # net_null keeps no byte counter, so Gbps is the cleartext frames (without FCS) that
-        # went through: the packets sent times the mean cleartext frame of the replayed pcap.
+        # net_null keeps no byte counter, so Gbps is the cleartext frames (with FCS, without
+        # preamble and gap) that went through: packets sent times the mean cleartext frame.
         "gbps": pkts * mean_frame(a.size) * 8 / secs / 1e9,
         # Packets the gateway took from the replay but did not send (dropped inside it).
         "loss": 1 - pkts / rx if rx else 1.0,
@@ -291,9 +294,9 @@ def cmd_compare_esp(a) -> None:
 # ---- crypto-perf ----
 
 def esp_payload_len(frame: int) -> int:
-    """What AES-GCM encrypts for a frame of FRAME bytes (no FCS) in tunnel mode: the inner IPv4
+    """What AES-GCM encrypts for a frame of FRAME bytes (with FCS) in tunnel mode: the inner IPv4
     packet, padding to 4 bytes and the 2-byte trailer (RFC 4303 2.4; GCM needs no block padding)."""
-    inner = frame - 14
+    inner = frame - FCS - 14
     return (inner + 2 + 3) // 4 * 4
 
 
@@ -440,7 +443,7 @@ def main() -> None:
     s.add_argument("--warmup", type=float, default=1.0)
     s.add_argument("--window", type=float, default=3.0)
     s.add_argument("--startup-timeout", type=float, default=20.0)
-    s.add_argument("--size", required=True, help="frame size of the cleartext pcap, or imix")
+    s.add_argument("--size", required=True, help="cleartext frame size with FCS, or imix")
     s.add_argument("--meta", default="{}", help="JSON object merged into the output line")
     s.add_argument("--rx-port", type=int, default=0)
     s.add_argument("--tx-port", type=int, default=1)
