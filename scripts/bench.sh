@@ -5,7 +5,7 @@
 #
 #   scripts/bench.sh [--sizes 64,512,1400,imix] [--algos aes-128-gcm,aes-256-gcm]
 #                    [--dirs encrypt,decrypt] [--reps N] [--window S] [--warmup S]
-#                    [--markdown FILE] [--json FILE] [--no-check] [--no-io] [--keep]
+#                    [--markdown FILE] [--json FILE] [--no-check] [--no-io] [--no-huge] [--keep]
 #
 # The same options as environment variables: SIZES ALGOS DIRS REPS WINDOW WARMUP (flags win).
 # Also: CRYPTO_OPS (dpdk-test-crypto-perf ops per size, default 4000000), SECGW_ARGS (extra
@@ -33,7 +33,7 @@ WARMUP=${WARMUP:-1}
 CRYPTO_OPS=${CRYPTO_OPS:-4000000}
 SECGW_ARGS=${SECGW_ARGS:-}
 ESPGW_BACKENDS=${ESPGW_BACKENDS:-}
-markdown="" json="" check=1 io=1 keep=0
+markdown="" json="" check=1 io=1 keep=0 nohuge=0
 cmdline="scripts/bench.sh $*"
 while [ $# -gt 0 ]; do
     case $1 in
@@ -47,6 +47,7 @@ while [ $# -gt 0 ]; do
     --json) json=$2; shift 2 ;;
     --no-check) check=0; shift ;;
     --no-io) io=0; shift ;;
+    --no-huge) nohuge=1; shift ;;
     --keep) keep=1; shift ;;
     -h | --help) usage ;;
     *) echo "bench.sh: unknown argument $1" >&2; usage ;;
@@ -76,21 +77,40 @@ tool=$PWD/scripts/benchtool.py
 work=$(mktemp -d /tmp/espgw-sbs.XXXXXX) # mode 0700: it holds the keys
 mkdir "$work/logs"
 declare -A live=() # PIDs this script started and has not reaped yet
+failed=0
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {
     local pid
     for pid in "${!live[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-    if [ "$keep" = 1 ]; then echo "bench.sh: kept $work" >&2; else rm -rf "$work"; fi
+    if [ "$keep" = 1 ]; then
+        echo "bench.sh: kept $work" >&2
+    else
+        if [ "$failed" = 1 ]; then # the logs (no keys in them) say why
+            logs=$(mktemp -d /tmp/espgw-sbs-logs.XXXXXX)
+            mv "$work/logs" "$work/results.jsonl" "$logs/" && echo "bench.sh: logs of this run in $logs" >&2
+        fi
+        rm -rf "$work"
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Hugepages when enough are free (all runs are sequential); else --no-huge for every run, so
-# both sides always get the same memory.
-free=$(awk '/^HugePages_Free/ {print $2}' /proc/meminfo)
-if [ "${free:-0}" -ge 200 ]; then mem=(--in-memory); else mem=(--no-huge -m 1024); fi
+# Hugepages (--in-memory) when enough are free, else --no-huge for every run, so both sides
+# always get the same kind of memory. ipsec-secgw alone takes about 155 2-MiB pages (its LPM6,
+# SA and session tables); the runs are sequential, so 200 free pages are enough. Like setup.sh,
+# raise the reservation when other processes hold too many. --no-huge forces the fallback.
+need=200
+hp_free() { awk '/^HugePages_Free/ {print $2}' /proc/meminfo; }
+if [ "$nohuge" = 0 ] && [ "$(hp_free)" -lt $need ]; then
+    echo $(($(cat /proc/sys/vm/nr_hugepages) + need - $(hp_free))) >/proc/sys/vm/nr_hugepages 2>/dev/null || true
+fi
+if [ "$nohuge" = 0 ] && [ "$(hp_free)" -ge $need ]; then
+    mem=(--in-memory)
+else
+    mem=(--no-huge -m 1024)
+    [ "$nohuge" = 1 ] || echo "bench.sh: fewer than $need free hugepages; every run uses ${mem[*]} (slower)" >&2
+fi
 
-failed=0
 runs=0
 results=$work/results.jsonl
 : >"$results"
@@ -172,7 +192,9 @@ testpmd_cmd() { # pcap
     # The I/O floor: the same replay forwarded as is (io mode, port 0 -> port 1), no lookup.
     # --stats-period keeps testpmd running without a terminal until SIGINT.
     eal_common PREFIX "$1"
-    cmd=(dpdk-testpmd --lcores 0@0,1@1 --main-lcore 0 "${eal[@]}" -- --forward-mode=io --nb-cores=1 --stats-period 10)
+    # A pool of espgw's size (its default one takes 370 MB of hugepages).
+    cmd=(dpdk-testpmd --lcores 0@0,1@1 --main-lcore 0 "${eal[@]}" -- --forward-mode=io --nb-cores=1
+         --total-num-mbufs=16384 --stats-period 10)
 }
 
 # espgw offline over net_pcap (no replay): encrypts pcap $2 with config $1 into $3.
@@ -213,7 +235,7 @@ secgw_offline() { # config in out
     echo "# $(date -u +%Y-%m-%dT%H:%MZ) on $(hostname): $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
     echo "# command: REPS=$REPS WINDOW=$WINDOW WARMUP=$WARMUP ${ESPGW_BACKENDS:+ESPGW_BACKENDS=$ESPGW_BACKENDS }${SECGW_ARGS:+SECGW_ARGS=\"$SECGW_ARGS\" }$cmdline"
     echo "# sizes $SIZES; algorithms $ALGOS; directions $DIRS; EAL memory: ${mem[*]}"
-    echo "# espgw $(git rev-parse --short HEAD 2>/dev/null || echo '?'); DPDK $(dpkg-query -W -f='${Version}' dpdk 2>/dev/null); ipsec-secgw from dpdk-doc + scripts/secgw/vdev.patch"
+    echo "# espgw $(git describe --always --dirty 2>/dev/null || echo '?'); DPDK $(dpkg-query -W -f='${Version}' dpdk 2>/dev/null); ipsec-secgw from dpdk-doc + scripts/secgw/vdev.patch"
 } | tee "$work/header.txt"
 
 python3 "$tool" configs "$work" ${ESPGW_BACKENDS:+--backends "$ESPGW_BACKENDS"}

@@ -188,6 +188,13 @@ def cmd_sample(a) -> None:
         print(json.dumps(meta | {"error": msg}))
         sys.exit(1)
 
+    try:
+        sample(a, meta, fail)
+    except (OSError, ValueError, RuntimeError) as e:  # socket errors and timeouts, bad replies
+        fail(f"telemetry: {type(e).__name__}: {e}")
+
+
+def sample(a, meta: dict, fail) -> None:
     deadline = time.monotonic() + a.startup_timeout
     t = None
     while t is None:
@@ -211,14 +218,19 @@ def cmd_sample(a) -> None:
         # Both ports, timed at the midpoint of the two queries.
         t0 = time.monotonic()
         rx, tx = port_stats(t, a.rx_port), port_stats(t, a.tx_port)
-        return (t0 + time.monotonic()) / 2, rx, tx
+        t1 = time.monotonic()
+        return (t0 + t1) / 2, t1 - t0, rx, tx
 
-    s0, rx0, tx0 = snap()
+    s0, d0, rx0, tx0 = snap()
     time.sleep(a.window)
-    s1, rx1, tx1 = snap()
+    s1, d1, rx1, tx1 = snap()
     t.close()
     if not alive(a.pid):
         fail("process exited during the measurement window")
+    # The telemetry thread answers between polls of the machine's other threads; on an
+    # overloaded machine a reply can take long enough to blur the window's edges.
+    if max(d0, d1) > 0.1 * a.window:
+        fail(f"telemetry took {max(d0, d1):.2f} s to answer (machine overloaded?)")
     secs = s1 - s0
     pkts = tx1["opackets"] - tx0["opackets"]
     rx = rx1["ipackets"] - rx0["ipackets"]

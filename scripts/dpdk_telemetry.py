@@ -31,7 +31,7 @@ class Telemetry:
         while True:
             try:
                 self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-                self.sock.settimeout(2.0)
+                self.sock.settimeout(10.0)  # generous: the machine may be busy
                 self.sock.connect(path)
                 break
             except OSError:
