@@ -80,14 +80,16 @@ declare -A live=() # PIDs this script started and has not reaped yet
 failed=0
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {
-    local pid
+    local rc=$? pid
     for pid in "${!live[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
     if [ "$keep" = 1 ]; then
         echo "bench.sh: kept $work" >&2
     else
-        if [ "$failed" = 1 ]; then # the logs (no keys in them) say why
+        if [ "$failed" = 1 ] || [ "$rc" != 0 ]; then # the logs (no keys in them) say why
             logs=$(mktemp -d /tmp/espgw-sbs-logs.XXXXXX)
-            mv "$work/logs" "$work/results.jsonl" "$logs/" && echo "bench.sh: logs of this run in $logs" >&2
+            mv "$work/logs" "$logs/"
+            [ ! -f "$work/results.jsonl" ] || mv "$work/results.jsonl" "$logs/"
+            echo "bench.sh: logs of this run in $logs" >&2
         fi
         rm -rf "$work"
     fi
@@ -263,8 +265,9 @@ if [ "$check" = 1 ]; then
     for algo in "${algos[@]}"; do
         espgw_offline "$work/$algo/espgw-encrypt.json" "$work/check.pcap" "$work/$algo/check-espgw.pcap"
         secgw_offline "$work/$algo/secgw-encrypt.cfg" "$work/check.pcap" "$work/$algo/check-secgw.pcap"
-        echo "# check $algo: $(python3 "$tool" compare-esp "$work/$algo/check-espgw.pcap" "$work/$algo/check-secgw.pcap")" |
-            tee -a "$work/header.txt"
+        same=$(python3 "$tool" compare-esp "$work/$algo/check-espgw.pcap" "$work/$algo/check-secgw.pcap") ||
+            { echo "bench.sh: espgw and ipsec-secgw disagree on $algo ESP (above); not benchmarking" >&2; exit 1; }
+        echo "# check $algo: $same" | tee -a "$work/header.txt"
     done
 fi
 
