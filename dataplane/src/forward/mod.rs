@@ -181,8 +181,9 @@ enum AfterCrypto {
         port: u16,
         inner_len: u32,
     },
-    /// Opened: finish the decapsulation of the ESP at `esp_off`, then route the inner packet.
-    Open { spi: u32, esp_off: u16 },
+    /// Opened: finish the decapsulation of the ESP at `esp_off` with the inbound SA in
+    /// `slot`, then route the inner packet.
+    Open { slot: u32, esp_off: u16 },
 }
 
 impl AfterCrypto {
@@ -190,13 +191,33 @@ impl AfterCrypto {
     fn sa_key(self) -> u64 {
         match self {
             AfterCrypto::Seal { tunnel, .. } => (1 << 32) | u64::from(tunnel),
-            AfterCrypto::Open { spi, .. } => u64::from(spi),
+            AfterCrypto::Open { slot, .. } => u64::from(slot),
         }
     }
 }
 
-/// No worker owns this tunnel (yet).
+/// Where an IPv4 packet entering `ip_input` comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// Received in a frame: the headroom still holds its Ethernet header.
+    Wire,
+    /// Just decapsulated: its header and checksum are already verified.
+    Decrypted,
+    /// Originated by the gateway (the main lcore).
+    Local,
+}
+
+/// No worker owns this tunnel or SPI (yet).
 const NO_OWNER: u16 = u16::MAX;
+/// This worker holds no SA for the SPI.
+const NO_SLOT: u32 = u32::MAX;
+
+/// What a worker knows of an inbound SPI.
+#[derive(Debug, Clone, Copy)]
+struct SpiEntry {
+    owner: u16,
+    slot: u32,
+}
 
 /// Most resolution requests one burst can queue for the main lcore.
 pub const MAX_RESOLVE_PER_BURST: usize = 32;
@@ -206,7 +227,8 @@ pub struct Forwarder {
     me: u16,
     /// By tunnel id.
     tunnel_owner: Vec<u16>,
-    spi_owner: IdMap<u32, u16>,
+    /// Inbound SPIs: the owning worker, and where this worker keeps the SA if it owns it.
+    spis: IdMap<u32, SpiEntry>,
     /// By port id; one interface per port.
     ifaces: Vec<Option<Interface>>,
     routes: Lpm,
@@ -216,7 +238,9 @@ pub struct Forwarder {
     neighbors: NeighborTable,
     /// Current outbound SA by tunnel id.
     tunnels: Vec<Option<Box<OutboundSa>>>,
-    inbound: IdMap<u32, Box<InboundSa>>,
+    /// Inbound SAs by slot; `spis` says which slot. Free slots are reused.
+    inbound: Vec<Option<Box<InboundSa>>>,
+    free_slots: Vec<u32>,
     natt_ports: Vec<u16>,
     pub stats: Arc<StatBlock>,
     /// Milliseconds on the worker's clock, set once per burst.
@@ -241,14 +265,15 @@ impl Forwarder {
         Forwarder {
             me,
             tunnel_owner: Vec::new(),
-            spi_owner: IdMap::default(),
+            spis: IdMap::default(),
             ifaces: Vec::new(),
             routes: Lpm::new(),
             targets: Vec::new(),
             target_index: Default::default(),
             neighbors: NeighborTable::default(),
             tunnels: Vec::new(),
-            inbound: IdMap::default(),
+            inbound: Vec::new(),
+            free_slots: Vec::new(),
             natt_ports: Vec::new(),
             stats,
             now_ms: 0,
@@ -304,10 +329,32 @@ impl Forwarder {
                 permanent,
             } => self.neighbors.set(addr, mac, permanent),
             Command::AddInboundSa(sa) => {
-                self.inbound.insert(sa.spi, sa);
+                let e = self.spis.entry(sa.spi).or_insert(SpiEntry {
+                    owner: NO_OWNER,
+                    slot: NO_SLOT,
+                });
+                if e.slot == NO_SLOT {
+                    e.slot = match self.free_slots.pop() {
+                        Some(s) => s,
+                        None => {
+                            self.inbound.push(None);
+                            (self.inbound.len() - 1) as u32
+                        }
+                    };
+                }
+                self.inbound[e.slot as usize] = Some(sa);
             }
             Command::DelInboundSa { spi } => {
-                self.inbound.remove(&spi);
+                if let Some(e) = self.spis.get_mut(&spi) {
+                    if e.slot != NO_SLOT {
+                        self.inbound[e.slot as usize] = None;
+                        self.free_slots.push(e.slot);
+                        e.slot = NO_SLOT;
+                    }
+                    if e.owner == NO_OWNER {
+                        self.spis.remove(&spi);
+                    }
+                }
             }
             Command::SetOutboundSa(sa) => {
                 let t = sa.tunnel as usize;
@@ -334,10 +381,21 @@ impl Forwarder {
                 self.tunnel_owner[t] = worker;
             }
             Command::SetSpiOwner { spi, worker } => {
-                self.spi_owner.insert(spi, worker);
+                self.spis
+                    .entry(spi)
+                    .or_insert(SpiEntry {
+                        owner: NO_OWNER,
+                        slot: NO_SLOT,
+                    })
+                    .owner = worker;
             }
             Command::DelSpiOwner { spi } => {
-                self.spi_owner.remove(&spi);
+                if let Some(e) = self.spis.get_mut(&spi) {
+                    e.owner = NO_OWNER;
+                    if e.slot == NO_SLOT {
+                        self.spis.remove(&spi);
+                    }
+                }
             }
         }
     }
@@ -384,13 +442,13 @@ impl Forwarder {
             _ => return self.drop(Stat::UnsupportedEthertype),
         }
         buf.adj(ethernet::HEADER_LEN);
-        self.ip_input(buf, true)
+        self.ip_input(buf, Origin::Wire)
     }
 
     /// Routes an IPv4 packet that fills `buf` (no Ethernet header), as for packets the main
     /// lcore originates (ICMP replies).
     pub fn output_ip<B: PacketBuf>(&mut self, buf: &mut B) -> Verdict {
-        self.ip_input(buf, false)
+        self.ip_input(buf, Origin::Local)
     }
 
     fn punt(&self) -> Verdict {
@@ -398,10 +456,13 @@ impl Forwarder {
         Verdict::Punt
     }
 
-    /// `from_wire`: the buffer's headroom still holds the frame's own Ethernet header.
-    fn ip_input<B: PacketBuf>(&mut self, buf: &mut B, from_wire: bool) -> Verdict {
+    fn ip_input<B: PacketBuf>(&mut self, buf: &mut B, origin: Origin) -> Verdict {
+        let from_wire = origin == Origin::Wire;
         let (dst, ttl, total, proto, ihl, frag) = match ipv4::Packet::new_checked(buf.data()) {
-            Ok(p) if !p.verify_checksum() => return self.drop(Stat::BadIpChecksum),
+            // decap::finish verified a decrypted packet's checksum already.
+            Ok(p) if origin != Origin::Decrypted && !p.verify_checksum() => {
+                return self.drop(Stat::BadIpChecksum)
+            }
             Ok(p) => (
                 p.dst(),
                 p.ttl(),
@@ -496,17 +557,23 @@ impl Forwarder {
             Ok(p) => p.spi(),
             Err(_) => return self.drop(Stat::BadHeaders),
         };
-        match self.spi_owner.get(&spi) {
+        // One lookup per packet: the owner, and the SA's slot if it is ours.
+        let slot = match self.spis.get(&spi) {
             None => return self.drop(Stat::InvalidSpi),
-            Some(&worker) if worker != self.me => {
+            Some(e) if e.owner == NO_OWNER => return self.drop(Stat::InvalidSpi),
+            Some(e) if e.owner != self.me => {
                 return Verdict::Handoff {
-                    worker,
+                    worker: e.owner,
                     resume: Resume::EspInput,
                 };
             }
-            Some(_) => {}
-        }
-        let Some(sa) = self.inbound.get_mut(&spi) else {
+            Some(e) => e.slot,
+        };
+        let Some(sa) = self
+            .inbound
+            .get_mut(slot as usize)
+            .and_then(|s| s.as_deref_mut())
+        else {
             return self.drop(Stat::InvalidSpi);
         };
         if sa.local != dst {
@@ -517,19 +584,23 @@ impl Forwarder {
         }
         let prep = match esp::decap::prepare(sa, buf, esp_off) {
             Ok(p) => p,
-            Err(e) => return self.decap_failed(spi, e),
+            Err(e) => return self.decap_failed(slot, e),
         };
         // esp_off is within a frame, far below 2^16.
         let step = AfterCrypto::Open {
-            spi,
+            slot,
             esp_off: esp_off as u16,
         };
         self.park_or_run(buf, Pending { prep, step })
     }
 
     /// Counts a decapsulation failure (per SA where the SA is at fault) and drops.
-    fn decap_failed(&mut self, spi: u32, e: DecapError) -> Verdict {
-        let c = self.inbound.get(&spi).map(|sa| &sa.counters);
+    fn decap_failed(&mut self, slot: u32, e: DecapError) -> Verdict {
+        let c = self
+            .inbound
+            .get(slot as usize)
+            .and_then(|s| s.as_deref())
+            .map(|sa| &sa.counters);
         let stat = match e {
             DecapError::BadHeader => Stat::BadHeaders,
             DecapError::Replay(_) => {
@@ -604,7 +675,11 @@ impl Forwarder {
                 .get(tunnel as usize)
                 .and_then(|s| s.as_deref())
                 .map(|s| s.keying()),
-            AfterCrypto::Open { spi, .. } => self.inbound.get(&spi).map(|s| s.keying()),
+            AfterCrypto::Open { slot, .. } => self
+                .inbound
+                .get(slot as usize)
+                .and_then(|s| s.as_deref())
+                .map(|s| s.keying()),
         }
     }
 
@@ -710,19 +785,23 @@ impl Forwarder {
             // Counted with its batch (`count_sealed`).
             AfterCrypto::Seal { port, .. } if ok => Verdict::Tx(port),
             AfterCrypto::Seal { .. } => self.drop(Stat::CryptoErrors),
-            AfterCrypto::Open { spi, esp_off } => {
+            AfterCrypto::Open { slot, esp_off } => {
                 if !ok {
-                    return self.decap_failed(spi, DecapError::Auth);
+                    return self.decap_failed(slot, DecapError::Auth);
                 }
-                let Some(sa) = self.inbound.get_mut(&spi) else {
+                let Some(sa) = self
+                    .inbound
+                    .get_mut(slot as usize)
+                    .and_then(|s| s.as_deref_mut())
+                else {
                     return self.drop(Stat::InvalidSpi);
                 };
                 if let Err(e) = esp::decap::finish(sa, buf, usize::from(esp_off), p.prep.seq) {
-                    return self.decap_failed(spi, e);
+                    return self.decap_failed(slot, e);
                 }
                 self.stats.inc(Stat::DecryptedPackets);
                 self.stats.add(Stat::DecryptedBytes, buf.len() as u64);
-                self.ip_input(buf, false)
+                self.ip_input(buf, Origin::Decrypted)
             }
         }
     }
@@ -911,7 +990,10 @@ impl Forwarder {
 
     /// Test and tooling hook: an inbound SA by SPI.
     pub fn inbound_sa_mut(&mut self, spi: u32) -> Option<&mut InboundSa> {
-        self.inbound.get_mut(&spi).map(|b| &mut **b)
+        let slot = self.spis.get(&spi)?.slot;
+        self.inbound
+            .get_mut(slot as usize)
+            .and_then(|s| s.as_deref_mut())
     }
 }
 
