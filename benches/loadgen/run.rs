@@ -1,0 +1,70 @@
+//! The load generator's loop, on one lcore: send what the pacer allows, receive, and stop by
+//! itself once the packet or time bound is reached and the replies have drained.
+
+use crate::latency::Latency;
+use crate::rx::{self, Receiver};
+use crate::tx::{Pacer, Sender, Source};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    /// Stop sending after this many packets (0: no packet bound).
+    pub packets: u64,
+    /// Stop sending after this long.
+    pub duration: Duration,
+    /// Then receive for at most this long, or until everything sent came back.
+    pub grace: Duration,
+}
+
+/// Runs until the bounds are met or `stop` is set (then the grace period still runs).
+pub fn run(
+    tx: &mut Sender,
+    rx: &mut Receiver,
+    idle_port: u16,
+    rate: u64,
+    bounds: Bounds,
+    stop: &AtomicBool,
+    lat: &mut Latency,
+) {
+    let hz = dpdk_sys::eal::tsc_hz().max(1);
+    let cycles = |d: Duration| (d.as_secs_f64() * hz as f64) as u64;
+    let start = dpdk_sys::eal::tsc();
+    let pacer = Pacer::new(rate, hz, start);
+    let end = start.saturating_add(cycles(bounds.duration));
+    let grace = cycles(bounds.grace);
+    let mut tx_done: Option<u64> = None;
+    loop {
+        let now = dpdk_sys::eal::tsc();
+        match tx_done {
+            None => {
+                let reached = bounds.packets > 0 && tx.stats.packets >= bounds.packets;
+                if now >= end || reached || stop.load(Ordering::Relaxed) {
+                    tx.discard_pending();
+                    tx_done = Some(now);
+                } else {
+                    let left = if bounds.packets > 0 {
+                        bounds.packets.saturating_sub(tx.offered())
+                    } else {
+                        u64::MAX
+                    };
+                    let new = pacer.allowance(now, tx.offered()).min(left);
+                    if new > 0 || tx.offered() > tx.stats.packets {
+                        tx.round(new, now);
+                    }
+                }
+            }
+            Some(done) => {
+                if rx.stats.packets >= tx.stats.packets || now.saturating_sub(done) >= grace {
+                    break;
+                }
+            }
+        }
+        let tx_tsc: &[u64] = match &tx.source {
+            Source::Esp(p) => &p.tx_tsc,
+            Source::Clear(_) => &[],
+        };
+        rx.poll(tx_tsc, lat);
+        rx::drain(idle_port);
+    }
+}
