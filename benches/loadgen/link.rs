@@ -14,8 +14,9 @@ pub fn default_prefix() -> String {
 }
 
 /// EAL arguments: `user`'s if given, else one lcore on CPU 0 with hugepages if enough are free
-/// (else plain memory); then the two memif vdevs.
-pub fn eal_args(user: &[String], lan: &Side, wan: &Side) -> Vec<String> {
+/// (else plain memory); then the two memif vdevs with rings of 2^`ring_log2` slots (the client
+/// sets the ring size of both directions).
+pub fn eal_args(user: &[String], lan: &Side, wan: &Side, ring_log2: u8) -> Vec<String> {
     let mut a: Vec<String> = if user.is_empty() {
         let mut d = [
             "--lcores",
@@ -39,7 +40,7 @@ pub fn eal_args(user: &[String], lan: &Side, wan: &Side) -> Vec<String> {
     for (port, side) in [(LAN_PORT, lan), (WAN_PORT, wan)] {
         let l = &side.link;
         let mut v = format!(
-            "net_memif{port},role=client,socket={},id={},mac={}",
+            "net_memif{port},role=client,socket={},id={},mac={},rsize={ring_log2}",
             l.socket, l.id, side.my_mac
         );
         if let Some(s) = &l.socket_abstract {
@@ -70,13 +71,20 @@ pub fn start_ports(pool: &Mempool, timeout: Duration) -> Result<Vec<Port>, Strin
             "expected the 2 memif ports, EAL has {n}: pass no --vdev in the EAL arguments"
         ));
     }
+    let deadline = Instant::now() + timeout;
     let mut ports = Vec::new();
     for id in [LAN_PORT, WAN_PORT] {
         let mut p = Port::configure(id, &PortConfig::default(), pool).map_err(|e| e.to_string())?;
-        p.start().map_err(|e| e.to_string())?;
+        // A memif client's start connects to the server's socket. Right after a previous client
+        // left, the server may refuse for a moment: retry until the deadline.
+        while let Err(e) = p.start() {
+            if Instant::now() >= deadline {
+                return Err(format!("port {id} ({}): {e}", p.name()));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         ports.push(p);
     }
-    let deadline = Instant::now() + timeout;
     while !ports.iter().all(Port::link_up) {
         if Instant::now() >= deadline {
             let down: Vec<String> = ports

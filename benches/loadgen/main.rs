@@ -85,6 +85,10 @@ struct Cli {
     /// The gateway's interface facing our port 1.
     #[arg(long, default_value = "wan0")]
     wan: String,
+    /// Memif rings of 2^N slots, both directions (the client decides): room for the gateway's
+    /// output while this process is briefly descheduled.
+    #[arg(long, default_value_t = 12)]
+    ring_log2: u8,
     /// Seconds to wait for the memif links to come up.
     #[arg(long, default_value_t = 10)]
     link_timeout: u64,
@@ -125,6 +129,9 @@ fn check(cli: &Cli) -> Result<(), String> {
     }
     if cli.sample_every == 0 {
         return Err("--sample-every must be at least 1".into());
+    }
+    if !(8..=14).contains(&cli.ring_log2) {
+        return Err("--ring-log2 must be 8..14".into());
     }
     if !(1024..=1 << 22).contains(&cli.pool) {
         return Err("--pool must be 1024..4194304".into());
@@ -271,7 +278,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             (tx::Source::Esp(pool), rx::Expect::Clear)
         }
     };
-    let eal_args = link::eal_args(&cli.eal, &setup.lan, &setup.wan);
+    let eal_args = link::eal_args(&cli.eal, &setup.lan, &setup.wan, cli.ring_log2);
     let ntunnels = tunnels.len();
     drop(tunnels);
     drop(setup);

@@ -7,6 +7,9 @@ use crate::tx::{Pacer, Sender, Source};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+/// At most this many RX bursts per TX round.
+const RX_BURSTS_PER_ROUND: usize = 4;
+
 #[derive(Debug, Clone, Copy)]
 pub struct Bounds {
     /// Stop sending after this many packets (0: no packet bound).
@@ -64,7 +67,14 @@ pub fn run(
             Source::Esp(p) => &p.tx_tsc,
             Source::Clear(_) => &[],
         };
-        rx.poll(tx_tsc, lat);
+        // Receive first: while replies keep coming in full bursts, take a few more before the
+        // next TX round, so that a moment of delay on our side does not overflow the ring the
+        // gateway sends into.
+        for _ in 0..RX_BURSTS_PER_ROUND {
+            if rx.poll(tx_tsc, lat) < dpdk_sys::MAX_BURST {
+                break;
+            }
+        }
         rx::drain(idle_port);
     }
 }

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Tunnel scale and latency under load, in one run (docs/performance.md).
+#
+# For each tunnel count N: a fresh gateway (one worker, scripts/loadgen.sh's memif setup) with
+# N tunnels, each an outbound and an inbound SA; espgw-loadgen sends SIZE-byte frames as fast
+# as the gateway takes them, spread round-robin over all N tunnels, REPS times per direction.
+# Throughput = the median of the received rates. Then, on the 1-tunnel gateway, latency at 50 %
+# and 90 % of its measured maximum rate.
+#
+# Memory per SA: the gateway's VmRSS + HugetlbPages (/proc/PID/status), read after its
+# throughput runs (steady state, every SA touched), minus the same for the 1-tunnel gateway,
+# divided by the 2 (N - 1) extra SAs. It counts everything the process holds for a tunnel: the
+# two SAs, their keys and counters, the tunnel, its route and its share of the configuration the
+# process keeps, and whatever the allocator kept from parsing the file: an upper bound.
+#
+#   scripts/bench-scale.sh [N...]          (default 1 1000 10000 100000; 1 is always run first)
+#   REPS=3 SECONDS_PER_RUN=3 SIZE=64|imix DIRECTIONS="encrypt decrypt" LAT_SECONDS=3
+set -euo pipefail
+cd "$(dirname "$0")/.."
+counts=("$@")
+[ ${#counts[@]} -gt 0 ] || counts=(1 1000 10000 100000)
+REPS=${REPS:-3}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-3}
+SIZE=${SIZE:-64}
+DIRECTIONS=${DIRECTIONS:-encrypt decrypt}
+LAT_SECONDS=${LAT_SECONDS:-3}
+
+[ "$(id -u)" = 0 ] || { echo "bench-scale.sh: run as root (EAL)" >&2; exit 1; }
+[ "${SKIP_SETUP:-}" = 1 ] || scripts/setup.sh >/dev/null
+lg=$PWD/target/release/espgw-loadgen
+work=$(mktemp -d /tmp/espgw-scale.XXXXXX)
+current=
+cleanup() {
+    [ -z "$current" ] || scripts/loadgen.sh stop "$current"
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+size_args=(--size "$SIZE")
+[ "$SIZE" != imix ] || size_args=(--imix)
+
+median() { sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
+field() { python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); [v:=v[k] for k in sys.argv[2].split(".")]; print(v)' "$@"; }
+
+loadgen() { # dir json direction extra-args...
+    local dir=$1 out=$2 direction=$3
+    shift 3
+    "$lg" --gw-config "$dir/gw.json" --direction "$direction" "${size_args[@]}" \
+        --json "$out" "$@" >"$out.log" 2>&1 || { cat "$out.log" >&2; return 1; }
+}
+
+# Results: results[N.direction] = "mpps gbps"; mem[N] = "rss_kB huge_kB"; up[N] = start seconds.
+declare -A results=() mem=() up=() failed=() maxrate=()
+# 1 first: it is the reference for the others.
+ordered=(1)
+for n in "${counts[@]}"; do [ "$n" = 1 ] || ordered+=("$n"); done
+
+for n in "${ordered[@]}"; do
+    dir=$work/$n
+    echo "== $n tunnel(s)" >&2
+    scripts/loadgen.sh config "$dir" "$n"
+    t0=$(date +%s.%N)
+    if ! scripts/loadgen.sh start "$dir" 2>"$dir/start.err"; then
+        failed[$n]=$(grep -m1 'espgw-dataplane:' "$dir/gw.log" 2>/dev/null || head -n1 "$dir/start.err")
+        echo "   $n tunnels: ${failed[$n]}" >&2
+        continue
+    fi
+    current=$dir
+    up[$n]=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
+    for d in $DIRECTIONS; do
+        : >"$dir/$d.mpps"
+        : >"$dir/$d.gbps"
+        for r in $(seq "$REPS"); do
+            loadgen "$dir" "$dir/$d.$r.json" "$d" --duration "$SECONDS_PER_RUN"
+            field "$dir/$d.$r.json" received.mpps >>"$dir/$d.mpps"
+            field "$dir/$d.$r.json" received.gbps >>"$dir/$d.gbps"
+            loss=$(field "$dir/$d.$r.json" loss_packets)
+            fails=$(field "$dir/$d.$r.json" rx.samples_failed)
+            [ "$loss" = 0 ] && [ "$fails" = 0 ] ||
+                echo "   warning: $n tunnels $d run $r: loss $loss, failed samples $fails" >&2
+        done
+        results[$n.$d]="$(median <"$dir/$d.mpps") $(median <"$dir/$d.gbps")"
+        echo "   $d: ${results[$n.$d]% *} Mpps" >&2
+    done
+    mem[$n]=$(scripts/loadgen.sh mem "$dir")
+    if [ "$n" = 1 ]; then
+        for d in $DIRECTIONS; do
+            max=$(awk -v m="${results[1.$d]% *}" 'BEGIN {printf "%d", m * 1e6}')
+            maxrate[$d]=$max
+            for pct in 50 90; do
+                rate=$((max * pct / 100))
+                loadgen "$dir" "$dir/$d.lat$pct.json" "$d" --rate "$rate" --duration "$LAT_SECONDS"
+            done
+        done
+    fi
+    scripts/loadgen.sh stop "$dir"
+    current=
+done
+
+echo
+echo "Throughput through one worker, ${SIZE}-byte frames (Ethernet without FCS), median of $REPS x ${SECONDS_PER_RUN}s:"
+printf '%-8s %-8s %10s %10s %12s %10s %10s %12s %8s\n' tunnels dir Mpps Gbps "% of 1 tun" "RSS MB" "huge MB" "bytes/SA" "start s"
+for n in "${ordered[@]}"; do
+    if [ -n "${failed[$n]:-}" ]; then
+        printf '%-8s %s\n' "$n" "${failed[$n]}"
+        continue
+    fi
+    read -r rss huge <<<"${mem[$n]}"
+    read -r rss1 huge1 <<<"${mem[1]}"
+    per_sa=$(awk -v n="$n" -v a="$rss" -v b="$huge" -v c="$rss1" -v d="$huge1" \
+        'BEGIN {if (n > 1) printf "%.0f", (a + b - c - d) * 1024 / (2 * (n - 1)); else print "-"}')
+    for d in $DIRECTIONS; do
+        read -r mpps gbps <<<"${results[$n.$d]}"
+        pct=$(awk -v a="$mpps" -v b="${results[1.$d]% *}" 'BEGIN {if (b > 0) printf "%.1f", 100 * a / b; else print "-"}')
+        printf '%-8s %-8s %10s %10.3f %12s %10.1f %10.1f %12s %8s\n' "$n" "$d" "$mpps" "$gbps" "$pct" \
+            "$(awk -v k="$rss" 'BEGIN {print k / 1024}')" "$(awk -v k="$huge" 'BEGIN {print k / 1024}')" \
+            "$per_sa" "${up[$n]}"
+    done
+done
+if [ -n "${results[10000.encrypt]:-}" ]; then
+    for d in $DIRECTIONS; do
+        awk -v a="${results[10000.$d]% *}" -v b="${results[1.$d]% *}" -v d="$d" \
+            'BEGIN {p = 100 * a / b; printf "acceptance (%s): 10000 tunnels keep %.1f %% of the 1-tunnel rate (>= 85 %%): %s\n", d, p, p >= 85 ? "PASS" : "FAIL"}'
+    done
+fi
+
+echo
+echo "Latency through one tunnel at 50 % and 90 % of its maximum rate (${LAT_SECONDS}s):"
+printf '%-8s %6s %12s %10s %10s %10s %10s %10s\n' dir load "rate pps" "rx Mpps" "p50 us" "p99 us" "p99.9 us" "max us"
+for d in $DIRECTIONS; do
+    for pct in 50 90; do
+        f=$work/1/$d.lat$pct.json
+        [ -f "$f" ] || continue
+        python3 - "$f" "$d" "$pct" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+l = r["latency"]
+print(f"{sys.argv[2]:<8} {sys.argv[3] + ' %':>6} {r['params']['rate_pps']:>12} {r['received']['mpps']:>10.3f} "
+      f"{l['p50_ns'] / 1e3:>10.1f} {l['p99_ns'] / 1e3:>10.1f} {l['p999_ns'] / 1e3:>10.1f} {l['max_ns'] / 1e3:>10.1f}")
+PY
+    done
+done
