@@ -146,11 +146,19 @@ impl Report {
                 self.rx.samples_ok, self.rx.samples_failed, self.rx.auth_failures
             );
         }
+        let full = if self.tx.rounds > 0 {
+            100.0 * self.tx.partial_bursts as f64 / self.tx.rounds as f64
+        } else {
+            0.0
+        };
         let _ = writeln!(
             s,
-            "  (bytes: Ethernet frames without FCS; TX partial bursts {}, no mbuf {}, not ours {}, bad stamps {})",
-            self.tx.partial_bursts, self.tx.no_mbuf, self.rx.not_ours, self.rx.bad_stamps + self.latency_invalid
+            "  TX queue full in {full:.1} % of rounds; no mbuf {}, not ours {}, bad stamps {}",
+            self.tx.no_mbuf,
+            self.rx.not_ours,
+            self.rx.bad_stamps + self.latency_invalid
         );
+        let _ = writeln!(s, "  (bytes: Ethernet frames without FCS)");
         s
     }
 }

@@ -23,7 +23,10 @@ pub struct TxStats {
     /// Packets and frame bytes accepted by the TX queue.
     pub packets: u64,
     pub bytes: u64,
-    /// Rounds in which the queue took fewer packets than offered (backpressure).
+    /// Rounds that offered packets to the queue, and those in which it took fewer than
+    /// offered (backpressure: at rate 0, a high share means the gateway, not this process,
+    /// set the pace).
+    pub rounds: u64,
     pub partial_bursts: u64,
     /// Times the mempool was empty.
     pub no_mbuf: u64,
@@ -111,6 +114,7 @@ impl<'a> Sender<'a> {
         for i in 0..self.npend {
             self.stamp(i, now);
         }
+        self.stats.rounds += 1;
         // SAFETY: port 0 queue 0 of a started port, polled by this thread only; the first
         // npend entries are mbufs we own.
         let sent = unsafe { dpdk_sys::tx_burst(self.port, 0, &mut self.pending[..self.npend]) };
