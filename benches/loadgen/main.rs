@@ -76,7 +76,8 @@ struct Cli {
     /// Encrypt direction: decrypt one received packet in N for latency and verification.
     #[arg(long, default_value_t = 16)]
     sample_every: u64,
-    /// Decrypt direction: prepared ESP packets, replayed in order (at least one per tunnel).
+    /// Decrypt direction: prepared ESP packets, replayed in order (at least one per tunnel, and
+    /// four times the memif ring).
     #[arg(long, default_value_t = 16384)]
     pool: usize,
     /// The gateway's interface facing our port 0.
@@ -245,9 +246,12 @@ fn run(cli: &Cli) -> Result<(), String> {
             )
         }
         Direction::Decrypt => {
-            // A whole number of size patterns, and every tunnel at least once.
+            // A whole number of size patterns, every tunnel at least once, and more entries
+            // than the memif rings can hold in flight, so that an entry is never sent again
+            // (and its TX time overwritten) before its previous copy came back or was lost.
             let plen = pattern.len();
-            pool_len = cli.pool.max(tunnels.len()).div_ceil(plen) * plen;
+            let in_flight = 4usize << cli.ring_log2;
+            pool_len = cli.pool.max(tunnels.len()).max(in_flight).div_ceil(plen) * plen;
             let replays = cli.packets == 0 || cli.packets > pool_len as u64;
             if let Some(t) = tunnels
                 .iter()
