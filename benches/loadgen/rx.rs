@@ -65,6 +65,10 @@ impl Receiver {
         }
     }
 
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// One RX burst. `tx_tsc` holds the pool's send times (decrypt direction).
     pub fn poll(&mut self, tx_tsc: &[u64], lat: &mut Latency) -> usize {
         let mut raw = [std::ptr::null_mut::<rte_mbuf>(); MAX_BURST];
