@@ -320,7 +320,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             duration: Duration::from_secs_f64(cli.duration),
             grace: Duration::from_millis(cli.grace_ms),
         };
-        run::run(
+        let cpu_share = run::run(
             &mut sender,
             &mut receiver,
             tx_port,
@@ -347,7 +347,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             sample_every: cli.sample_every,
             pool: pool_len,
         };
-        let report = Report::new(
+        let mut report = Report::new(
             params,
             sender.stats,
             receiver.stats,
@@ -355,6 +355,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             lat.invalid,
             hz,
         );
+        report.cpu_share = cpu_share;
         drop(sender);
         for p in &mut ports {
             let _ = p.stop();

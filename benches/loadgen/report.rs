@@ -65,6 +65,9 @@ pub struct Report {
     pub latency_invalid: u64,
     pub tx: TxStats,
     pub rx: RxStats,
+    /// Share (0..1) of the run the load generator's thread was on its CPU; below 1, something
+    /// else ran there and the latency tail shows it.
+    pub cpu_share: f64,
 }
 
 impl Report {
@@ -94,6 +97,7 @@ impl Report {
             latency_invalid: invalid,
             tx,
             rx,
+            cpu_share: 0.0,
         }
     }
 
@@ -158,7 +162,11 @@ impl Report {
             self.rx.not_ours,
             self.rx.bad_stamps + self.latency_invalid
         );
-        let _ = writeln!(s, "  (bytes: Ethernet frames without FCS)");
+        let _ = writeln!(
+            s,
+            "  this process had its CPU {:.1} % of the run (bytes: Ethernet frames without FCS)",
+            self.cpu_share * 100.0
+        );
         s
     }
 }

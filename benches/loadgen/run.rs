@@ -21,6 +21,8 @@ pub struct Bounds {
 }
 
 /// Runs until the bounds are met or `stop` is set (then the grace period still runs).
+/// Returns the share (0..1) of the loop's wall time this thread was on a CPU: below 1, something
+/// else ran on our CPU and the figures carry that noise.
 pub fn run(
     tx: &mut Sender,
     rx: &mut Receiver,
@@ -29,7 +31,7 @@ pub fn run(
     bounds: Bounds,
     stop: &AtomicBool,
     lat: &mut Latency,
-) {
+) -> f64 {
     // A memif client hands its receive buffers to the server in its first RX burst: until
     // then the gateway has no room to send us anything and would drop its first replies.
     rx::drain(rx.port());
@@ -41,6 +43,7 @@ pub fn run(
     let end = start.saturating_add(cycles(bounds.duration));
     let grace = cycles(bounds.grace);
     let mut tx_done: Option<u64> = None;
+    let (wall, cpu) = (std::time::Instant::now(), thread_cpu());
     loop {
         let now = dpdk_sys::eal::tsc();
         match tx_done {
@@ -81,4 +84,26 @@ pub fn run(
         }
         rx::drain(idle_port);
     }
+    let secs = wall.elapsed().as_secs_f64();
+    if secs > 0.0 {
+        (thread_cpu() - cpu).as_secs_f64() / secs
+    } else {
+        0.0
+    }
+}
+
+/// CPU time (user + system) of the calling thread.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec to write into; the clock id is a constant.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
 }
