@@ -52,6 +52,16 @@ pub fn eal_args(user: &[String], lan: &Side, wan: &Side, ring_log2: u8) -> Vec<S
     a
 }
 
+/// The EAL's runtime directory for our default file prefix: the EAL leaves it behind even with
+/// `--in-memory`, so it is removed when this is dropped (after the EAL).
+pub struct RuntimeDir(pub String);
+
+impl Drop for RuntimeDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn free_hugepages() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -79,7 +89,10 @@ pub fn start_ports(pool: &Mempool, timeout: Duration) -> Result<Vec<Port>, Strin
         // left, the server may refuse for a moment: retry until the deadline.
         while let Err(e) = p.start() {
             if Instant::now() >= deadline {
-                return Err(format!("port {id} ({}): {e}", p.name()));
+                return Err(format!(
+                    "port {id} ({}): {e}: no memif server to connect to; is the gateway running?",
+                    p.name()
+                ));
             }
             std::thread::sleep(Duration::from_millis(100));
         }

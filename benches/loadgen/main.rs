@@ -295,6 +295,11 @@ fn run(cli: &Cli) -> Result<(), String> {
         signal_hook::flag::register(sig, stop.clone()).map_err(|e| e.to_string())?;
     }
 
+    // Declared before the EAL, so dropped after it, on every path out of here.
+    let _runtime_dir = cli
+        .eal
+        .is_empty()
+        .then(|| link::RuntimeDir(format!("/var/run/dpdk/{}", link::default_prefix())));
     let eal = Eal::init(&eal_args).map_err(|e| format!("EAL: {e}"))?;
     let socket = eal.lcore_socket(eal.main_lcore());
     let report = {
@@ -363,10 +368,6 @@ fn run(cli: &Cli) -> Result<(), String> {
         report
     };
     drop(eal);
-    if cli.eal.is_empty() {
-        // The EAL leaves its runtime directory behind even with --in-memory.
-        let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{}", link::default_prefix()));
-    }
 
     print!("{}", report.render());
     if let Some(path) = &cli.json {
