@@ -78,9 +78,7 @@ impl Receiver {
             return 0;
         }
         let now = dpdk_sys::eal::tsc();
-        if self.stats.first_tsc == 0 {
-            self.stats.first_tsc = now;
-        }
+        let before = self.stats.packets;
         for &r in &raw[..n] {
             // SAFETY: the PMD handed us ownership of each received mbuf; dropped (freed) below.
             let mut m = unsafe { Mbuf::from_raw(r) };
@@ -111,7 +109,13 @@ impl Receiver {
                 self.stats.not_ours += 1;
             }
         }
-        self.stats.last_tsc = now;
+        // The receive window spans the bursts that brought our packets.
+        if self.stats.packets > before {
+            if self.stats.first_tsc == 0 {
+                self.stats.first_tsc = now;
+            }
+            self.stats.last_tsc = now;
+        }
         n
     }
 }
