@@ -216,3 +216,90 @@ fn clear_packet(m: &Mbuf, tx_tsc: &[u64], now: u64, lat: &mut Latency, st: &mut 
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::traffic::ClearFrames;
+    use dataplane::esp::crypto::{Algorithm, Keymat};
+    use dataplane::esp::encap;
+    use dataplane::packet::{PacketBuf, VecBuf};
+    use dataplane::sa::{DfPolicy, DscpPolicy, InboundParams, OutboundSa, TunnelEncap};
+    use std::net::Ipv4Addr;
+
+    /// An ESP frame as the gateway sends it (Ethernet + outer IPv4 [+ UDP] + ESP), carrying a
+    /// cleartext frame stamped with (seq 7, TSC 1234), and the SA that opens it.
+    fn esp_frame(udp: Option<(u16, u16)>) -> (Vec<u8>, InboundSa) {
+        let km = Keymat::new(Algorithm::Aes128Gcm, (0u8..20).collect::<Vec<_>>().into()).unwrap();
+        let tunnel = TunnelEncap {
+            local: Ipv4Addr::new(192, 0, 2, 1),
+            remote: Ipv4Addr::new(192, 0, 2, 2),
+            udp,
+            df: DfPolicy::Copy,
+            dscp: DscpPolicy::Copy,
+            ttl: 64,
+        };
+        let mut out = OutboundSa::new(0x100000, false, 0, &km, tunnel, Default::default()).unwrap();
+        let mut clear = vec![0u8; 60];
+        let (src, dst) = (Ipv4Addr::new(10, 1, 0, 10), Ipv4Addr::new(10, 128, 0, 0));
+        assert!(ClearFrames::build_to(
+            &mut clear, &[0; 14], src, dst, 1024, 7, 7
+        ));
+        clear[crate::traffic::TSC_OFF..crate::traffic::TSC_OFF + 8]
+            .copy_from_slice(&1234u64.to_be_bytes());
+        let mut b = VecBuf::new(&clear[ethernet::HEADER_LEN..]);
+        encap(&mut out, &mut b).unwrap();
+        b.prepend(14)
+            .unwrap()
+            .copy_from_slice(&[2, 0, 0, 0, 2, 2, 2, 0, 0, 0, 2, 1, 8, 0]);
+        let p = InboundParams {
+            spi: 0x100000,
+            esn: false,
+            tunnel: 0,
+            local: tunnel.remote,
+            udp_encap: udp.is_some(),
+            replay_window: 0,
+            selectors: Default::default(),
+        };
+        (
+            b.data().to_vec(),
+            InboundSa::new(p, &km, Default::default()).unwrap(),
+        )
+    }
+
+    #[test]
+    fn finds_esp_and_opens_the_stamp() {
+        for udp in [None, Some((4500, 4500))] {
+            let (frame, mut sa) = esp_frame(udp);
+            let (off, spi) = esp_offset(&frame).unwrap();
+            assert_eq!(
+                (off, spi),
+                (34 + if udp.is_some() { 8 } else { 0 }, 0x100000)
+            );
+            let mut b = VecBuf::new(&frame);
+            decap(&mut sa, &mut b, off).unwrap();
+            assert_eq!(stamp_of(b.data()), Some((7, 1234)));
+            // A flipped ciphertext bit fails authentication.
+            let mut bad = VecBuf::new(&frame);
+            bad.data_mut()[off + 20] ^= 1;
+            assert_eq!(decap(&mut sa, &mut bad, off), Err(DecapError::Auth));
+        }
+    }
+
+    #[test]
+    fn never_panics_on_truncated_or_foreign_frames() {
+        let (frame, _) = esp_frame(None);
+        for n in 0..frame.len() {
+            let _ = esp_offset(&frame[..n]);
+            let _ = stamp_of(&frame[..n]);
+            let _ = stamp_of(&frame[14..n.max(14)]);
+        }
+        let mut arp = frame.clone();
+        arp[12..14].copy_from_slice(&[8, 6]);
+        assert_eq!(esp_offset(&arp), None);
+        let mut icmp = frame;
+        icmp[14 + 9] = 1;
+        assert_eq!(esp_offset(&icmp), None);
+        assert_eq!(stamp_of(&icmp[14..]), None);
+    }
+}
