@@ -45,7 +45,7 @@ pub fn decap<B: PacketBuf>(
 }
 
 /// Before the open: header, replay pre-check (changes nothing), nonce and AAD.
-#[inline]
+#[inline(always)]
 pub fn prepare<B: PacketBuf>(
     sa: &InboundSa,
     buf: &B,

@@ -166,6 +166,110 @@ struct NextHop {
     mac: Mac,
 }
 
+/// The packets of a burst parked for batched crypto, in arrival order, kept field by field:
+/// writing each field in place (rather than moving a built struct in) spares the store
+/// forwarding stalls a per-packet struct copy costs.
+struct Parked {
+    len: usize,
+    prep: [Prepared; MAX_BURST],
+    /// `AfterCrypto` taken apart: seal or open, the tunnel or inbound slot, the egress port,
+    /// and the inner length (seal) or ESP offset (open).
+    seal: [bool; MAX_BURST],
+    sa: [u32; MAX_BURST],
+    port: [u16; MAX_BURST],
+    extra: [u32; MAX_BURST],
+}
+
+impl Default for Parked {
+    fn default() -> Self {
+        Parked {
+            len: 0,
+            prep: [Prepared {
+                offset: 0,
+                len: 0,
+                seq: 0,
+            }; MAX_BURST],
+            seal: [false; MAX_BURST],
+            sa: [0; MAX_BURST],
+            port: [0; MAX_BURST],
+            extra: [0; MAX_BURST],
+        }
+    }
+}
+
+impl Parked {
+    /// Parks one more packet; false when the burst is full.
+    #[inline(always)]
+    fn push(&mut self, prep: Prepared, step: AfterCrypto) -> bool {
+        let i = self.len;
+        if i >= MAX_BURST {
+            return false;
+        }
+        let p = &mut self.prep[i];
+        p.offset = prep.offset;
+        p.len = prep.len;
+        p.seq = prep.seq;
+        match step {
+            AfterCrypto::Seal {
+                tunnel,
+                port,
+                inner_len,
+            } => {
+                self.seal[i] = true;
+                self.sa[i] = tunnel;
+                self.port[i] = port;
+                self.extra[i] = inner_len;
+            }
+            AfterCrypto::Open { slot, esp_off } => {
+                self.seal[i] = false;
+                self.sa[i] = slot;
+                self.extra[i] = u32::from(esp_off);
+            }
+        }
+        self.len = i + 1;
+        true
+    }
+    #[inline]
+    fn len(&self) -> usize {
+        self.len
+    }
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    #[inline]
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+    /// One value per SA, so a batch can be grouped by SA.
+    #[inline]
+    fn sa_key(&self, j: usize) -> u64 {
+        (u64::from(self.seal[j]) << 32) | u64::from(self.sa[j])
+    }
+    #[inline]
+    fn step(&self, j: usize) -> AfterCrypto {
+        if self.seal[j] {
+            AfterCrypto::Seal {
+                tunnel: self.sa[j],
+                port: self.port[j],
+                inner_len: self.extra[j],
+            }
+        } else {
+            AfterCrypto::Open {
+                slot: self.sa[j],
+                esp_off: self.extra[j] as u16,
+            }
+        }
+    }
+    #[inline]
+    fn get(&self, j: usize) -> Pending {
+        Pending {
+            prep: self.prep[j],
+            step: self.step(j),
+        }
+    }
+}
+
 /// A parked packet: its prepared AEAD job and what follows the crypto.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
@@ -184,16 +288,6 @@ enum AfterCrypto {
     /// Opened: finish the decapsulation of the ESP at `esp_off` with the inbound SA in
     /// `slot`, then route the inner packet.
     Open { slot: u32, esp_off: u16 },
-}
-
-impl AfterCrypto {
-    /// One value per SA, so a batch can be grouped by SA.
-    fn sa_key(self) -> u64 {
-        match self {
-            AfterCrypto::Seal { tunnel, .. } => (1 << 32) | u64::from(tunnel),
-            AfterCrypto::Open { slot, .. } => u64::from(slot),
-        }
-    }
 }
 
 /// Where an IPv4 packet entering `ip_input` comes from.
@@ -254,7 +348,7 @@ pub struct Forwarder {
     /// Bumped by every change of interfaces, routes or neighbors.
     generation: u32,
     /// Packets parked for batched crypto, in arrival order.
-    pending: ArrayVec<Pending, MAX_BURST>,
+    pending: Parked,
     /// Park packets that need crypto (`Verdict::Crypto`) instead of running it one by one.
     batching: bool,
 }
@@ -281,7 +375,7 @@ impl Forwarder {
             tunnel_adj: Vec::new(),
             nh_cache: [NextHop::default(); NH_CACHE],
             generation: 1,
-            pending: ArrayVec::new(),
+            pending: Parked::default(),
             batching: false,
         }
     }
@@ -629,8 +723,7 @@ impl Forwarder {
     /// full), runs its crypto now.
     #[inline(always)]
     fn park_or_run<B: PacketBuf>(&mut self, buf: &mut B, p: Pending) -> Verdict {
-        if self.batching && !self.pending.is_full() {
-            self.pending.push(p);
+        if self.batching && self.pending.push(p.prep, p.step) {
             return Verdict::Crypto;
         }
         let ok = match self.keying(p.step) {
@@ -719,15 +812,15 @@ impl Forwarder {
         let all: u32 = if n == 32 { u32::MAX } else { (1 << n) - 1 };
         while done != all {
             let first = (!done).trailing_zeros() as usize;
-            let key = self.pending[first].step.sa_key();
+            let key = self.pending.sa_key(first);
             let mut members: u32 = 0;
-            for (j, p) in self.pending.iter().enumerate().skip(first) {
-                if p.step.sa_key() == key {
+            for j in first..n {
+                if self.pending.sa_key(j) == key {
                     members |= 1 << j;
                 }
             }
             done |= members;
-            let Some(keys) = self.keying(self.pending[first].step) else {
+            let Some(keys) = self.keying(self.pending.step(first)) else {
                 continue; // The SA went away: its packets fail.
             };
             let mut jobs: ArrayVec<esp::crypto::Job<'_>, MAX_BURST> = ArrayVec::new();
@@ -746,7 +839,7 @@ impl Forwarder {
                 };
                 tail = after;
                 base = at + 1;
-                if let Some(job) = self.pending[j].prep.job(b.data_mut(), &keys) {
+                if let Some(job) = self.pending.prep[j].job(b.data_mut(), &keys) {
                     jobs.push(job);
                     which.push(j as u8);
                 }
@@ -756,14 +849,14 @@ impl Forwarder {
             for (job, &j) in jobs.iter().zip(&which) {
                 if job.ok {
                     ok |= 1 << j;
-                    if let AfterCrypto::Seal { inner_len, .. } = self.pending[usize::from(j)].step {
+                    if let AfterCrypto::Seal { inner_len, .. } = self.pending.step(usize::from(j)) {
                         packets += 1;
                         bytes += u64::from(inner_len);
                     }
                 }
             }
             drop(jobs);
-            if let AfterCrypto::Seal { tunnel, .. } = self.pending[first].step {
+            if let AfterCrypto::Seal { tunnel, .. } = self.pending.step(first) {
                 self.count_sealed(tunnel, packets, bytes);
             }
         }
@@ -772,7 +865,7 @@ impl Forwarder {
         self.batching = false;
         for (j, &at) in slot.iter().enumerate().take(n) {
             let at = usize::from(at);
-            let p = self.pending[j];
+            let p = self.pending.get(j);
             verdicts[at] = self.after_crypto(&mut bufs[at], p, ok & (1 << j) != 0);
         }
         self.batching = true;
