@@ -140,6 +140,36 @@ fn bench(c: &mut Criterion) {
                 },
             );
 
+            // The same 32 packets, each under its own SA (its own key): one backend call per
+            // packet, as when a burst spreads over many tunnels.
+            let sealers: Vec<_> = (0..BATCH as u8)
+                .map(|i| {
+                    let mut k: Vec<u8> = (0u8..20).collect();
+                    k[0] = i;
+                    let km = Keymat::new(Algorithm::Aes128Gcm, k.into()).unwrap();
+                    crypto::cipher(&km, Op::Seal, false, &backend).unwrap()
+                })
+                .collect();
+            g.bench_with_input(
+                BenchmarkId::new(format!("seal-32-sas/{name}"), size),
+                &size,
+                |b, _| {
+                    b.iter_batched_ref(
+                        || per_packet(text + 16, &blank),
+                        |bufs| {
+                            let mut ok = true;
+                            for (d, c) in bufs.iter_mut().zip(&sealers) {
+                                let mut job = [Job::new(nonce, aad, &mut d[..])];
+                                c.process(&mut job);
+                                ok &= job[0].ok;
+                            }
+                            ok
+                        },
+                        BatchSize::SmallInput,
+                    )
+                },
+            );
+
             let mut sa = OutboundSa::with_backend(
                 0x1001,
                 false,

@@ -27,7 +27,7 @@ macro_rules! stats {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $s:literal,)* }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        #[repr(usize)]
+        #[repr(u8)]
         pub enum $name { $($(#[$vm])* $v,)* }
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$v,)*];

@@ -274,7 +274,7 @@ impl Worker {
                     m,
                     Verdict::Handoff {
                         worker,
-                        resume: Resume::Transmit(port),
+                        resume: Resume::Transmit(port).into(),
                     },
                     out,
                 ),
@@ -287,7 +287,7 @@ impl Worker {
                     self.fwd.stats.inc(Stat::TxDrops);
                     return;
                 }
-                m.set_tag(resume.tag());
+                m.set_tag(resume.0);
                 if out.handoff[w].n == MAX_BURST {
                     self.flush_handoff(w, &mut out.handoff[w]);
                 }

@@ -102,6 +102,19 @@ pub enum Resume {
     Transmit(u16),
 }
 
+/// A `Resume` as the 32-bit tag it travels as. Verdicts carry it in this form, which keeps a
+/// `Verdict` to 8 bytes: returned in a register, not through memory, at every step of the
+/// pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResumeTag(pub u32);
+
+impl From<Resume> for ResumeTag {
+    #[inline]
+    fn from(r: Resume) -> ResumeTag {
+        ResumeTag(r.tag())
+    }
+}
+
 /// Low bits of a resume tag that carry its argument; the top two say which step.
 const RESUME_ARG: u32 = (1 << 30) - 1;
 
@@ -137,7 +150,7 @@ pub enum Verdict {
     /// Free it; the counter has been incremented.
     Drop(Stat),
     /// Give it to the worker (by index) that owns its SA, to resume there.
-    Handoff { worker: u16, resume: Resume },
+    Handoff { worker: u16, resume: ResumeTag },
     /// Parked until its SA's batch is sealed or opened: keep the buffer where it is in the
     /// burst and pass the burst to `Forwarder::complete`.
     Crypto,
@@ -658,7 +671,7 @@ impl Forwarder {
             Some(e) if e.owner != self.me => {
                 return Verdict::Handoff {
                     worker: e.owner,
-                    resume: Resume::EspInput,
+                    resume: Resume::EspInput.into(),
                 };
             }
             Some(e) => e.slot,
@@ -872,7 +885,7 @@ impl Forwarder {
         self.pending.clear();
     }
 
-    #[inline]
+    #[inline(always)]
     fn after_crypto<B: PacketBuf>(&mut self, buf: &mut B, p: Pending, ok: bool) -> Verdict {
         match p.step {
             // Counted with its batch (`count_sealed`).
@@ -954,7 +967,7 @@ impl Forwarder {
             w if w != self.me => {
                 return Verdict::Handoff {
                     worker: w,
-                    resume: Resume::TunnelOutput(tunnel),
+                    resume: Resume::TunnelOutput(tunnel).into(),
                 }
             }
             _ => {}
@@ -1113,6 +1126,9 @@ fn dst_of(b: &[u8]) -> Ipv4Addr {
         _ => Ipv4Addr::UNSPECIFIED,
     }
 }
+
+// A verdict fits a register (see `ResumeTag`).
+const _: () = assert!(std::mem::size_of::<Verdict>() <= 8);
 
 #[cfg(test)]
 mod tests;

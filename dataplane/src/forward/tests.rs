@@ -577,7 +577,7 @@ fn packets_for_an_sa_owned_elsewhere_go_to_its_owner_and_resume_there() {
             v,
             Verdict::Handoff {
                 worker: owner as u16,
-                resume: Resume::TunnelOutput(tunnel)
+                resume: Resume::TunnelOutput(tunnel).into()
             }
         );
         assert_eq!(gw1[other].stats.get(Stat::EncryptedPackets), before);
@@ -599,7 +599,7 @@ fn packets_for_an_sa_owned_elsewhere_go_to_its_owner_and_resume_there() {
             gw2[other].receive(1, &mut e),
             Verdict::Handoff {
                 worker: owner as u16,
-                resume: Resume::EspInput
+                resume: Resume::EspInput.into()
             }
         );
         assert_eq!(gw2[other].stats.get(Stat::DecryptedPackets), before);
