@@ -3,6 +3,9 @@
 //! must authenticate, the latency must be sane, the JSON report must be written, and the
 //! gateway's own counters must agree. Needs root (EAL); under CI=true it fails without it.
 
+#[path = "../../dataplane/tests/common/host.rs"]
+mod host;
+use host::{repo_root, require_root, wait_for};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,27 +13,6 @@ use std::time::{Duration, Instant};
 const TUNNELS: usize = 4;
 const RATE: u64 = 20_000;
 const SECONDS: u64 = 2;
-
-/// Tests that need root run when root. When not root they are skipped with a message, except
-/// under CI (`CI=true`), where they must fail instead (as dataplane/tests/common does).
-fn require_root(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test} needs root, and CI=true: refusing to skip");
-    }
-    eprintln!("SKIPPED {test}: needs root");
-    false
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-}
 
 fn loadgen_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_espgw-loadgen"))
@@ -124,20 +106,6 @@ impl Drop for Proc {
             let _ = std::fs::remove_dir_all(d);
         }
     }
-}
-
-fn wait_for_text(path: &Path, text: &str, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if std::fs::read_to_string(path).is_ok_and(|s| s.contains(text)) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!(
-        "{what} did not start: {}",
-        std::fs::read_to_string(path).unwrap_or_default()
-    );
 }
 
 fn json(path: &Path) -> serde_json::Value {
@@ -258,7 +226,7 @@ fn loadgen_through_a_memif_gateway_both_directions() {
         child,
         runtime_dir: Some(PathBuf::from(format!("/var/run/dpdk/espgw-lg-{base}"))),
     };
-    wait_for_text(&dir.path("gw.log"), "forwarding on", "the gateway");
+    wait_for(&dir.path("gw.log"), "forwarding on", "the gateway");
 
     let enc = loadgen(&dir, "encrypt");
     check_report(&enc, "encrypt");

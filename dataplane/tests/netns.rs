@@ -9,7 +9,7 @@ use common::*;
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The gateways of both tests would share the same two CPUs: run one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -43,20 +43,6 @@ impl Drop for Proc {
             self.stop(libc::SIGTERM);
         }
     }
-}
-
-fn wait_for(path: &std::path::Path, text: &str, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if std::fs::read_to_string(path).is_ok_and(|s| s.contains(text)) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!(
-        "{what} did not start: {}",
-        std::fs::read_to_string(path).unwrap_or_default()
-    );
 }
 
 fn in_ns(ns: &str, args: &[&str]) -> Command {

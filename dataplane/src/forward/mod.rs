@@ -338,6 +338,8 @@ pub struct Forwarder {
     spis: IdMap<u32, SpiEntry>,
     /// By port id; one interface per port.
     ifaces: Vec<Option<Interface>>,
+    /// The interfaces' addresses, for the local check before the route lookup.
+    own: Vec<Ipv4Addr>,
     routes: Lpm,
     /// Next hops by LPM index, and the index of each, so that a route add is O(1).
     targets: Vec<Target>,
@@ -374,6 +376,7 @@ impl Forwarder {
             tunnel_owner: Vec::new(),
             spis: IdMap::default(),
             ifaces: Vec::new(),
+            own: Vec::new(),
             routes: Lpm::new(),
             targets: Vec::new(),
             target_index: Default::default(),
@@ -415,7 +418,10 @@ impl Forwarder {
                 if self.ifaces.len() <= p {
                     self.ifaces.resize(p + 1, None);
                 }
-                self.ifaces[p] = Some(i);
+                if let Some(old) = self.ifaces[p].replace(i) {
+                    self.own.retain(|a| *a != old.addr);
+                }
+                self.own.push(i.addr);
             }
             Command::AddRoute { prefix, target } => {
                 // Routes sharing a next hop share its entry, so the table grows with next hops.
@@ -584,12 +590,19 @@ impl Forwarder {
         if dst.is_broadcast() || dst.is_multicast() {
             return self.drop(Stat::NotForUs);
         }
-        let Some(target) = self
-            .routes
-            .lookup(dst)
-            .and_then(|i| self.targets.get(i as usize).copied())
-        else {
-            return self.drop(Stat::NoRoute);
+        // Our own addresses first: every ESP packet is for one of them, and their /32 routes
+        // are the deepest (three levels) in the trie.
+        let target = if self.own.contains(&dst) {
+            Target::Local
+        } else {
+            match self
+                .routes
+                .lookup(dst)
+                .and_then(|i| self.targets.get(i as usize).copied())
+            {
+                Some(t) => t,
+                None => return self.drop(Stat::NoRoute),
+            }
         };
         if target != Target::Local {
             return self.forward(buf, target, ttl);
@@ -676,11 +689,7 @@ impl Forwarder {
             }
             Some(e) => e.slot,
         };
-        let Some(sa) = self
-            .inbound
-            .get_mut(slot as usize)
-            .and_then(|s| s.as_deref_mut())
-        else {
+        let Some(sa) = self.inbound_at(slot) else {
             return self.drop(Stat::InvalidSpi);
         };
         if sa.local != dst {
@@ -895,11 +904,7 @@ impl Forwarder {
                 if !ok {
                     return self.decap_failed(slot, DecapError::Auth);
                 }
-                let Some(sa) = self
-                    .inbound
-                    .get_mut(slot as usize)
-                    .and_then(|s| s.as_deref_mut())
-                else {
+                let Some(sa) = self.inbound_at(slot) else {
                     return self.drop(Stat::InvalidSpi);
                 };
                 if let Err(e) = esp::decap::finish(sa, buf, usize::from(esp_off), p.prep.seq) {
@@ -1097,6 +1102,12 @@ impl Forwarder {
     /// Test and tooling hook: an inbound SA by SPI.
     pub fn inbound_sa_mut(&mut self, spi: u32) -> Option<&mut InboundSa> {
         let slot = self.spis.get(&spi)?.slot;
+        self.inbound_at(slot)
+    }
+
+    /// The inbound SA in a slot.
+    #[inline]
+    fn inbound_at(&mut self, slot: u32) -> Option<&mut InboundSa> {
         self.inbound
             .get_mut(slot as usize)
             .and_then(|s| s.as_deref_mut())

@@ -1,28 +1,11 @@
 //! Shared helpers for the integration tests: root/CI gating, pcap files, paths.
 #![allow(dead_code)]
 
+mod host;
+#[allow(unused_imports)] // not every test binary uses every helper
+pub use host::*;
+
 use std::path::{Path, PathBuf};
-
-/// Tests that need root (EAL, namespaces) run when root. When not root they are skipped with
-/// a message, except under CI (`CI=true`), where they must fail instead.
-pub fn require_root(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test} needs root, and CI=true: refusing to skip");
-    }
-    eprintln!("SKIPPED {test}: needs root");
-    false
-}
-
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-}
 
 pub fn dataplane_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_espgw-dataplane"))
