@@ -47,6 +47,8 @@ done
 ip netns exec "$name-gw1" tshark -q -n -i wan -a duration:60 -w "$dir/wan.pcap" 2>"$dir/tshark.log" &
 cap_pid=$!
 for _ in $(seq 50); do grep -q "Capturing on" "$dir/tshark.log" 2>/dev/null && break; sleep 0.2; done
+# dumpcap announces the capture a moment before its socket sees packets.
+sleep 0.5
 
 step "each host pings its own gateway (answered by espgw's main lcore)"
 ip netns exec "$name-a" ping -n -c 2 -i 0.2 -W 2 10.1.0.1 | tail -2
@@ -57,8 +59,17 @@ ok=0
 ip netns exec "$name-a" ping -n -c 5 -i 0.2 -W 2 10.2.0.10 && ok=1
 
 step "live counters from DPDK telemetry: /espgw/stats on gw1"
-echo /espgw/stats | dpdk-telemetry.py -f "$name-gw1" 2>/dev/null | python3 -m json.tool | head -40 || true
+# The non-zero counters, one per line (the full set is in the report at exit).
+echo /espgw/stats | dpdk-telemetry.py -f "$name-gw1" 2>/dev/null | python3 -c '
+import json, sys
+for line in sys.stdin:
+    if line.lstrip().startswith("{") and "/espgw/stats" in line:
+        for k, v in json.loads(line)["/espgw/stats"].items():
+            if v:
+                print(f"  {k:24} {v}")' || true
 echo
+step "the tunnel map on gw1 (/espgw/tunnel_map)"
+echo /espgw/tunnel_map | dpdk-telemetry.py -f "$name-gw1" 2>/dev/null | grep -o '{"/espgw/tunnel_map.*' || true
 
 kill -INT "$cap_pid" 2>/dev/null || true
 wait "$cap_pid" 2>/dev/null || true
