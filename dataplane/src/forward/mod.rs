@@ -166,6 +166,18 @@ struct Adjacency {
     mac: Mac,
 }
 
+/// Entries of the route cache.
+const ROUTE_CACHE: usize = 256;
+
+/// A destination's route in the cache.
+#[derive(Debug, Clone, Copy)]
+struct CachedRoute {
+    /// 0 never matches: the forwarder's generation starts at 1.
+    generation: u32,
+    addr: u32,
+    target: Target,
+}
+
 /// Entries of the next-hop cache.
 const NH_CACHE: usize = 64;
 
@@ -358,6 +370,8 @@ pub struct Forwarder {
     pub resolve: Vec<(u16, Ipv4Addr)>,
     /// Each tunnel's resolved outer next hop, valid while its generation is current.
     tunnel_adj: Vec<Adjacency>,
+    /// Recent destinations' routes.
+    route_cache: Box<[CachedRoute; ROUTE_CACHE]>,
     /// Next hops of cleartext forwarding, by a hash of address and port.
     nh_cache: [NextHop; NH_CACHE],
     /// Bumped by every change of interfaces, routes or neighbors.
@@ -389,6 +403,13 @@ impl Forwarder {
             now_ms: 0,
             resolve: Vec::with_capacity(MAX_RESOLVE_PER_BURST),
             tunnel_adj: Vec::new(),
+            route_cache: Box::new(
+                [CachedRoute {
+                    generation: 0,
+                    addr: 0,
+                    target: Target::Local,
+                }; ROUTE_CACHE],
+            ),
             nh_cache: [NextHop::default(); NH_CACHE],
             generation: 1,
             pending: Parked::default(),
@@ -595,11 +616,7 @@ impl Forwarder {
         let target = if self.own.contains(&dst) {
             Target::Local
         } else {
-            match self
-                .routes
-                .lookup(dst)
-                .and_then(|i| self.targets.get(i as usize).copied())
-            {
+            match self.route(dst) {
                 Some(t) => t,
                 None => return self.drop(Stat::NoRoute),
             }
@@ -938,6 +955,29 @@ impl Forwarder {
         };
         self.stats.inc(Stat::ForwardedPackets);
         self.ether_output(buf, port, mac)
+    }
+
+    /// The route to `dst`: a small direct-mapped cache of recent destinations in front of the
+    /// trie (whose host routes take three dependent loads), valid until the next change of
+    /// interfaces, routes or neighbors.
+    #[inline]
+    fn route(&mut self, dst: Ipv4Addr) -> Option<Target> {
+        let a = u32::from(dst);
+        let slot = (a ^ (a >> 12) ^ (a >> 20)) as usize % ROUTE_CACHE;
+        let e = self.route_cache[slot];
+        if e.generation == self.generation && e.addr == a {
+            return Some(e.target);
+        }
+        let target = self
+            .routes
+            .lookup(dst)
+            .and_then(|i| self.targets.get(i as usize).copied())?;
+        self.route_cache[slot] = CachedRoute {
+            generation: self.generation,
+            addr: a,
+            target,
+        };
+        Some(target)
     }
 
     /// A next hop's MAC through a small direct-mapped cache in front of the neighbor table,
