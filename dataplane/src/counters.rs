@@ -136,6 +136,13 @@ pub struct SaCounters {
 }
 
 impl SaCounters {
+    /// Counts packets (and their inner bytes) carried under the SA; only its owner calls this.
+    #[inline]
+    pub fn carried(&self, packets: u64, bytes: u64) {
+        self.packets.add(packets);
+        self.bytes.add(bytes);
+    }
+
     /// Name/value pairs in a stable order, for JSON and telemetry.
     pub fn fields(&self) -> [(&'static str, u64); 7] {
         [

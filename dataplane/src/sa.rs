@@ -126,13 +126,6 @@ impl OutboundSa {
         }
     }
 
-    /// Counts a packet of `inner_len` bytes sent under this SA.
-    #[inline]
-    pub fn count(&self, inner_len: usize) {
-        self.counters.packets.inc();
-        self.counters.bytes.add(inner_len as u64);
-    }
-
     /// The next sequence number, or `None` once the space is used up: 2^32 - 1 without ESN,
     /// 2^64 - 1 with it. The counter never wraps (RFC 4303 section 3.3.3).
     #[inline]
@@ -227,13 +220,6 @@ impl InboundSa {
             spi: self.spi,
             esn: self.esn,
         }
-    }
-
-    /// Counts a packet of `inner_len` bytes received under this SA.
-    #[inline]
-    pub fn count(&self, inner_len: usize) {
-        self.counters.packets.inc();
-        self.counters.bytes.add(inner_len as u64);
     }
 }
 

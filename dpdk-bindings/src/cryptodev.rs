@@ -152,12 +152,6 @@ impl SessionPool {
     pub fn as_ptr(&self) -> *mut sys::rte_mempool {
         self.0.as_ptr()
     }
-
-    /// Sessions still free.
-    pub fn available(&self) -> u32 {
-        // SAFETY: valid pool; racy snapshot.
-        unsafe { sys::rte_mempool_avail_count(self.0.as_ptr()) }
-    }
 }
 
 impl Drop for SessionPool {

@@ -116,10 +116,6 @@ impl<'a> Job<'a> {
         }
     }
 
-    pub fn aad(&self) -> &[u8] {
-        &self.aad[..usize::from(self.aad_len)]
-    }
-
     /// (nonce, AAD, text || ICV), borrowed apart for a backend.
     pub fn parts(&mut self) -> (&[u8], &[u8], &mut [u8]) {
         (
@@ -164,13 +160,14 @@ impl RingGcm {
     #[inline]
     fn one(&self, job: &mut Job<'_>) -> bool {
         let n = ring::aead::Nonce::assume_unique_for_key(job.nonce);
-        let aad = ring::aead::Aad::from(&job.aad[..usize::from(job.aad_len)]);
-        let Some(text_len) = job.data.len().checked_sub(ICV_LEN) else {
+        let (_, aad, data) = job.parts();
+        let aad = ring::aead::Aad::from(aad);
+        let Some(text_len) = data.len().checked_sub(ICV_LEN) else {
             return false;
         };
         match self.op {
             Op::Seal => {
-                let (text, icv) = job.data.split_at_mut(text_len);
+                let (text, icv) = data.split_at_mut(text_len);
                 match self.key.seal_in_place_separate_tag(n, aad, text) {
                     Ok(t) => {
                         icv.copy_from_slice(t.as_ref());
@@ -179,7 +176,7 @@ impl RingGcm {
                     Err(_) => false,
                 }
             }
-            Op::Open => self.key.open_in_place(n, aad, job.data).is_ok(),
+            Op::Open => self.key.open_in_place(n, aad, data).is_ok(),
         }
     }
 }

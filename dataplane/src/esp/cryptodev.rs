@@ -52,11 +52,6 @@ impl Device {
         &self.driver
     }
 
-    /// Sessions left in the pool.
-    pub fn free_sessions(&self) -> u32 {
-        self.pool.available()
-    }
-
     /// A session for one SA.
     pub fn session(&self, keymat: &Keymat, op: Op, esn: bool) -> Result<CryptodevGcm, CryptoError> {
         let dir = match op {

@@ -115,6 +115,6 @@ pub fn finish<B: PacketBuf>(
     if !(buf.adj(front) && buf.trim(back)) {
         return Err(DecapError::BadHeader);
     }
-    sa.count(inner_len);
+    sa.counters.carried(1, inner_len as u64);
     Ok(())
 }

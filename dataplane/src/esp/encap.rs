@@ -153,7 +153,7 @@ pub fn encap<B: PacketBuf>(sa: &mut OutboundSa, buf: &mut B) -> Result<(), Encap
     if !job.ok {
         return Err(EncapError::Crypto);
     }
-    sa.count(inner_len);
+    sa.counters.carried(1, inner_len as u64);
     Ok(())
 }
 

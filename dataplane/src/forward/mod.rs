@@ -495,6 +495,10 @@ impl Forwarder {
                 if self.tunnels.len() <= t {
                     self.tunnels.resize_with(t + 1, || None);
                 }
+                // The new SA may have another peer: resolve its next hop afresh.
+                if let Some(a) = self.tunnel_adj.get_mut(t) {
+                    a.generation = 0;
+                }
                 self.tunnels[t] = Some(sa);
             }
             Command::DelOutboundSa { tunnel } => {
@@ -791,8 +795,7 @@ impl Forwarder {
     #[inline]
     fn count_sealed(&self, tunnel: u32, packets: u64, bytes: u64) {
         if let Some(sa) = self.tunnels.get(tunnel as usize).and_then(|s| s.as_deref()) {
-            sa.counters.packets.add(packets);
-            sa.counters.bytes.add(bytes);
+            sa.counters.carried(packets, bytes);
         }
         self.stats.add(Stat::EncryptedPackets, packets);
         self.stats.add(Stat::EncryptedBytes, bytes);

@@ -511,6 +511,37 @@ fn deleting_an_sa_or_route_takes_effect_between_packets() {
     );
 }
 
+/// A replacement outbound SA towards another peer takes effect at once, even though nothing
+/// else changed: the tunnel's cached next hop is resolved again.
+#[test]
+fn a_new_outbound_sa_with_another_peer_is_followed() {
+    let mut gw1 = gateway(true, false, |_| {});
+    let other = Mac([2, 0, 0, 0, 0xa, 3]);
+    gw1.apply(Command::SetNeighbor {
+        addr: ip("192.0.2.3"),
+        mac: other,
+        permanent: true,
+    });
+    let (v, wire) = run(&mut gw1, 0, &a_to_b(64, 10));
+    assert_eq!((v, &wire[..6]), (Verdict::Tx(1), &GW2_WAN.0[..]));
+    let km = crate::esp::crypto::Keymat::new(
+        crate::esp::crypto::Algorithm::Aes128Gcm,
+        hex::decode(K1).unwrap().into(),
+    )
+    .unwrap();
+    let mut encap = gw1.outbound_sa_mut(0).unwrap().encap;
+    encap.remote = ip("192.0.2.3");
+    let sa = OutboundSa::new(0x1009, false, 0, &km, encap, Default::default()).unwrap();
+    gw1.apply(Command::SetOutboundSa(Box::new(sa)));
+    let (v, wire) = run(&mut gw1, 0, &a_to_b(64, 10));
+    assert_eq!((v, &wire[..6]), (Verdict::Tx(1), &other.0[..]));
+    assert_eq!(
+        &wire[14 + 16..14 + 20],
+        &[192, 0, 2, 3],
+        "outer destination"
+    );
+}
+
 /// A second tunnel between the same gateways, SPIs 0x1002/0x2002: gw1 routes 10.2.0.0/25 (host
 /// b) into it, the rest of 10.2.0.0/16 (say 10.2.0.200, also on gw2's LAN) into st0.0.
 fn second_tunnel(first: bool) -> impl FnOnce(&mut serde_json::Value) {
