@@ -4,35 +4,35 @@ use crate::packet::PacketBuf;
 use dpdk_sys::Mbuf;
 
 impl PacketBuf for Mbuf {
-    #[inline]
+    #[inline(always)]
     fn data(&self) -> &[u8] {
         Mbuf::data(self)
     }
-    #[inline]
+    #[inline(always)]
     fn data_mut(&mut self) -> &mut [u8] {
         Mbuf::data_mut(self)
     }
-    #[inline]
+    #[inline(always)]
     fn headroom(&self) -> usize {
         usize::from(Mbuf::headroom(self))
     }
-    #[inline]
+    #[inline(always)]
     fn tailroom(&self) -> usize {
         usize::from(Mbuf::tailroom(self))
     }
-    #[inline]
+    #[inline(always)]
     fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
         Mbuf::prepend(self, u16::try_from(n).ok()?)
     }
-    #[inline]
+    #[inline(always)]
     fn append(&mut self, n: usize) -> Option<&mut [u8]> {
         Mbuf::append(self, u16::try_from(n).ok()?)
     }
-    #[inline]
+    #[inline(always)]
     fn adj(&mut self, n: usize) -> bool {
         u16::try_from(n).is_ok_and(|n| Mbuf::adj(self, n))
     }
-    #[inline]
+    #[inline(always)]
     fn trim(&mut self, n: usize) -> bool {
         u16::try_from(n).is_ok_and(|n| Mbuf::trim(self, n))
     }

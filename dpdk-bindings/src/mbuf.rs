@@ -33,14 +33,14 @@ impl Mbuf {
     /// # Safety
     /// `m` must be a valid, non-NULL mbuf that nobody else owns or frees,
     /// with refcnt 1, from a pool that outlives it.
-    #[inline]
+    #[inline(always)]
     pub unsafe fn from_raw(m: *mut sys::rte_mbuf) -> Mbuf {
         // SAFETY: the caller guarantees m is non-NULL.
         Mbuf(unsafe { NonNull::new_unchecked(m) })
     }
 
     /// Gives up ownership without freeing (e.g. before `tx_burst`).
-    #[inline]
+    #[inline(always)]
     pub fn into_raw(self) -> *mut sys::rte_mbuf {
         let p = self.0.as_ptr();
         std::mem::forget(self);
@@ -48,18 +48,18 @@ impl Mbuf {
     }
 
     /// Raw pointer, still owned by `self`.
-    #[inline]
+    #[inline(always)]
     pub fn as_ptr(&self) -> *mut sys::rte_mbuf {
         self.0.as_ptr()
     }
 
-    #[inline]
+    #[inline(always)]
     fn raw(&self) -> &sys::rte_mbuf {
         // SAFETY: self owns a valid mbuf for its whole lifetime.
         unsafe { self.0.as_ref() }
     }
 
-    #[inline]
+    #[inline(always)]
     fn raw_mut(&mut self) -> &mut sys::rte_mbuf {
         // SAFETY: self owns the mbuf exclusively (&mut self).
         unsafe { self.0.as_mut() }
@@ -67,7 +67,7 @@ impl Mbuf {
 
     /// `rte_pktmbuf_mtod`: the first data byte of the first segment. Computed here rather than
     /// through the shim, since the fast path asks for it several times per packet.
-    #[inline]
+    #[inline(always)]
     fn mtod(&self) -> *mut u8 {
         let m = self.raw();
         // SAFETY: data_off is within the segment's buffer by the mbuf invariants.
@@ -75,7 +75,7 @@ impl Mbuf {
     }
 
     /// Bytes of the first segment (`data_off .. data_off + data_len`).
-    #[inline]
+    #[inline(always)]
     pub fn data(&self) -> &[u8] {
         let len = usize::from(self.raw().data_len);
         // SAFETY: mtod points at data_len initialized bytes inside the
@@ -85,7 +85,7 @@ impl Mbuf {
     }
 
     /// Mutable bytes of the first segment.
-    #[inline]
+    #[inline(always)]
     pub fn data_mut(&mut self) -> &mut [u8] {
         let len = usize::from(self.raw().data_len);
         // SAFETY: as in `data`, and &mut self gives exclusive access.
@@ -93,43 +93,43 @@ impl Mbuf {
     }
 
     /// Total packet length over all segments (`pkt_len`).
-    #[inline]
+    #[inline(always)]
     pub fn len(&self) -> usize {
         self.raw().pkt_len as usize
     }
 
     /// Whether the packet holds no bytes.
-    #[inline]
+    #[inline(always)]
     pub fn is_empty(&self) -> bool {
         self.raw().pkt_len == 0
     }
 
     /// Length of the first segment (`data_len`).
-    #[inline]
+    #[inline(always)]
     pub fn data_len(&self) -> u16 {
         self.raw().data_len
     }
 
     /// Number of segments.
-    #[inline]
+    #[inline(always)]
     pub fn segments(&self) -> u16 {
         self.raw().nb_segs
     }
 
     /// True for a single-segment mbuf, where [`Mbuf::data`] is the packet.
-    #[inline]
+    #[inline(always)]
     pub fn is_contiguous(&self) -> bool {
         self.raw().nb_segs == 1
     }
 
     /// Free bytes in front of the data of the first segment.
-    #[inline]
+    #[inline(always)]
     pub fn headroom(&self) -> u16 {
         self.raw().data_off
     }
 
     /// Free bytes after the data of the first segment.
-    #[inline]
+    #[inline(always)]
     pub fn tailroom(&self) -> u16 {
         let m = self.raw();
         m.buf_len
@@ -139,7 +139,7 @@ impl Mbuf {
 
     /// Grows the packet at the front by `n` bytes and returns that new
     /// region (contents unspecified); `None`, unchanged, if headroom is short.
-    #[inline]
+    #[inline(always)]
     pub fn prepend(&mut self, n: u16) -> Option<&mut [u8]> {
         // rte_pktmbuf_prepend, in Rust: plain field arithmetic on the first segment.
         let m = self.raw_mut();
@@ -158,7 +158,7 @@ impl Mbuf {
 
     /// Grows the packet at the back by `n` bytes (in the last segment) and
     /// returns that new region; `None`, unchanged, if tailroom is short.
-    #[inline]
+    #[inline(always)]
     pub fn append(&mut self, n: u16) -> Option<&mut [u8]> {
         let p = if self.is_contiguous() {
             // rte_pktmbuf_append on a single segment, in Rust.
@@ -182,7 +182,7 @@ impl Mbuf {
 
     /// Removes `n` bytes from the front; false, unchanged, if the first
     /// segment is shorter than `n`.
-    #[inline]
+    #[inline(always)]
     pub fn adj(&mut self, n: u16) -> bool {
         // rte_pktmbuf_adj, in Rust.
         let m = self.raw_mut();
@@ -197,7 +197,7 @@ impl Mbuf {
 
     /// Removes `n` bytes from the back; false, unchanged, if the last
     /// segment is shorter than `n`.
-    #[inline]
+    #[inline(always)]
     pub fn trim(&mut self, n: u16) -> bool {
         if !self.is_contiguous() {
             // SAFETY: valid, exclusively owned mbuf.
@@ -213,13 +213,13 @@ impl Mbuf {
     }
 
     /// Input port set by the receiving PMD.
-    #[inline]
+    #[inline(always)]
     pub fn port(&self) -> u16 {
         self.raw().port
     }
 
     /// Sets the port field (metadata only; does not route the packet).
-    #[inline]
+    #[inline(always)]
     pub fn set_port(&mut self, port: u16) {
         // SAFETY: exclusive access through &mut self.
         unsafe { self.0.as_mut().port = port };
@@ -227,7 +227,7 @@ impl Mbuf {
 
     /// RSS hash from the NIC; meaningful only if `ol_flags` has
     /// `RTE_MBUF_F_RX_RSS_HASH`.
-    #[inline]
+    #[inline(always)]
     pub fn rss_hash(&self) -> u32 {
         // SAFETY: valid mbuf; read-only.
         unsafe { sys::espgw_pktmbuf_rss_hash(self.0.as_ptr()) }
@@ -235,27 +235,27 @@ impl Mbuf {
 
     /// An application tag carried with the mbuf (stored in `hash.usr`, so it replaces the
     /// RSS hash): how the dataplane tells a worker what to do with a handed-off packet.
-    #[inline]
+    #[inline(always)]
     pub fn tag(&self) -> u32 {
         // SAFETY: valid mbuf; read-only.
         unsafe { sys::espgw_pktmbuf_tag(self.0.as_ptr()) }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn set_tag(&mut self, tag: u32) {
         // SAFETY: valid mbuf owned by us (&mut self).
         unsafe { sys::espgw_pktmbuf_set_tag(self.0.as_ptr(), tag) }
     }
 
     /// Offload flags (`RTE_MBUF_F_*`).
-    #[inline]
+    #[inline(always)]
     pub fn ol_flags(&self) -> u64 {
         self.raw().ol_flags
     }
 }
 
 impl Drop for Mbuf {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         // After rte_eal_cleanup the buffer memory is unmapped: leak instead.
         if eal::is_running() {

@@ -774,3 +774,49 @@ fn batched_crypto_matches_packet_by_packet() {
         }
     }
 }
+
+/// A burst's parked packets group by SA in order of first appearance, each group holding
+/// exactly its SA's packets; a tunnel and an inbound slot with the same number are different
+/// SAs; 32 packets of 32 SAs make 32 groups.
+#[test]
+fn parked_packets_group_by_sa() {
+    let prep = Prepared {
+        offset: 0,
+        len: 0,
+        seq: 0,
+    };
+    let seal = |tunnel| AfterCrypto::Seal {
+        tunnel,
+        port: 0,
+        inner_len: 0,
+    };
+    let open = |slot| AfterCrypto::Open { slot, esp_off: 0 };
+    let mut p = Parked::default();
+    for step in [
+        seal(7),
+        open(7),
+        seal(3),
+        seal(7),
+        open(7),
+        seal(3),
+        seal(9),
+    ] {
+        assert!(p.push(prep, step));
+    }
+    let groups = p.groups();
+    assert_eq!(
+        groups.as_slice(),
+        &[(0, 0b1001), (1, 0b10010), (2, 0b100100), (6, 0b1000000)]
+    );
+
+    let mut p = Parked::default();
+    for t in 0..MAX_BURST as u32 {
+        assert!(p.push(prep, seal(t * 1024)));
+    }
+    assert!(!p.push(prep, seal(0)), "a full burst takes no more");
+    let groups = p.groups();
+    assert_eq!(groups.len(), MAX_BURST);
+    for (j, &(first, members)) in groups.iter().enumerate() {
+        assert_eq!((first, members), (j, 1 << j));
+    }
+}

@@ -20,25 +20,25 @@ pub fn sum(data: &[u8]) -> u16 {
 }
 
 /// `sum` of a 20-byte IPv4 header without options, unrolled: it runs for every packet.
-#[inline]
+#[inline(always)]
 pub fn sum20(h: &[u8; 20]) -> u16 {
     let w = |i: usize| u64::from(u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
     fold(w(0) + w(4) + w(8) + w(12) + w(16))
 }
 
 /// A 32-bit ones'-complement accumulator folded to 16 bits, not yet inverted.
-#[inline]
+#[inline(always)]
 pub fn fold32(acc: u32) -> u16 {
     fold(u64::from(acc))
 }
 
 /// Ones'-complement sum of 16-bit words given as values, folded, not yet inverted.
-#[inline]
+#[inline(always)]
 pub fn fold_words(words: &[u16]) -> u16 {
     fold(words.iter().map(|&w| u64::from(w)).sum())
 }
 
-#[inline]
+#[inline(always)]
 fn fold(acc: u64) -> u16 {
     // Four fixed rounds bring any u64 to 16 bits: no loop, no branch.
     let a = (acc >> 32) + (acc & 0xffff_ffff);

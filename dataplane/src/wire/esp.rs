@@ -19,19 +19,23 @@ pub struct Packet<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
+    #[inline(always)]
     pub fn new_checked(buf: T) -> Result<Self> {
         if buf.as_ref().len() < MIN_LEN {
             return Err(WireError::Truncated);
         }
         Ok(Packet { buf })
     }
+    #[inline(always)]
     pub fn spi(&self) -> u32 {
         be32(self.buf.as_ref(), 0)
     }
     /// The low 32 bits of the sequence number, as carried on the wire.
+    #[inline(always)]
     pub fn seq(&self) -> u32 {
         be32(self.buf.as_ref(), 4)
     }
+    #[inline(always)]
     pub fn iv(&self) -> [u8; IV_LEN] {
         let mut iv = [0; IV_LEN];
         iv.copy_from_slice(&self.buf.as_ref()[HEADER_LEN..HEADER_LEN + IV_LEN]);
@@ -48,6 +52,7 @@ pub struct Repr {
 }
 
 impl Repr {
+    #[inline(always)]
     pub fn emit(&self, out: &mut [u8; HEADER_LEN + IV_LEN]) {
         out[0..4].copy_from_slice(&self.spi.to_be_bytes());
         out[4..8].copy_from_slice(&self.seq.to_be_bytes());
@@ -56,6 +61,7 @@ impl Repr {
 }
 
 /// RFC 4303 padding for a 4-byte-aligned trailer (GCM has a block size of 1).
+#[inline(always)]
 pub fn pad_len(payload_len: usize) -> usize {
     (4 - (payload_len + TRAILER_LEN) % 4) % 4
 }

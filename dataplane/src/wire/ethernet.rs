@@ -12,6 +12,7 @@ pub const BROADCAST: Mac = Mac([0xff; 6]);
 pub struct Mac(pub [u8; 6]);
 
 impl Mac {
+    #[inline(always)]
     pub fn is_broadcast(&self) -> bool {
         *self == BROADCAST
     }
@@ -59,25 +60,30 @@ pub struct Frame<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Frame<T> {
+    #[inline(always)]
     pub fn new_checked(buf: T) -> Result<Self> {
         if buf.as_ref().len() < HEADER_LEN {
             return Err(WireError::Truncated);
         }
         Ok(Frame { buf })
     }
+    #[inline(always)]
     pub fn dst(&self) -> Mac {
         let mut m = [0; 6];
         m.copy_from_slice(&self.buf.as_ref()[0..6]);
         Mac(m)
     }
+    #[inline(always)]
     pub fn src(&self) -> Mac {
         let mut m = [0; 6];
         m.copy_from_slice(&self.buf.as_ref()[6..12]);
         Mac(m)
     }
+    #[inline(always)]
     pub fn ethertype(&self) -> u16 {
         be16(self.buf.as_ref(), 12)
     }
+    #[inline(always)]
     pub fn payload(&self) -> &[u8] {
         &self.buf.as_ref()[HEADER_LEN..]
     }
@@ -93,6 +99,7 @@ pub struct Repr {
 
 impl Repr {
     /// Writes the header into the first 14 bytes of `out`.
+    #[inline(always)]
     pub fn emit(&self, out: &mut [u8; HEADER_LEN]) {
         out[0..6].copy_from_slice(&self.dst.0);
         out[6..12].copy_from_slice(&self.src.0);

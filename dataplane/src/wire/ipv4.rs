@@ -23,6 +23,7 @@ pub struct Packet<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Validates version, IHL and total length against the buffer. The buffer may be longer
     /// than the packet (Ethernet padding); `total_len()` tells how much of it is the packet.
+    #[inline(always)]
     pub fn new_checked(buf: T) -> Result<Self> {
         let b = buf.as_ref();
         if b.len() < MIN_HEADER_LEN {
@@ -42,60 +43,60 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(Packet { buf })
     }
 
-    #[inline]
+    #[inline(always)]
     fn b(&self) -> &[u8] {
         self.buf.as_ref()
     }
-    #[inline]
+    #[inline(always)]
     pub fn header_len(&self) -> usize {
         usize::from(self.b()[0] & 0x0f) * 4
     }
-    #[inline]
+    #[inline(always)]
     pub fn tos(&self) -> u8 {
         self.b()[1]
     }
-    #[inline]
+    #[inline(always)]
     pub fn total_len(&self) -> usize {
         usize::from(be16(self.b(), 2))
     }
-    #[inline]
+    #[inline(always)]
     pub fn ident(&self) -> u16 {
         be16(self.b(), 4)
     }
-    #[inline]
+    #[inline(always)]
     pub fn flags_frag(&self) -> u16 {
         be16(self.b(), 6)
     }
-    #[inline]
+    #[inline(always)]
     pub fn dont_frag(&self) -> bool {
         self.flags_frag() & FLAG_DF != 0
     }
     /// True for any fragment but a whole datagram.
-    #[inline]
+    #[inline(always)]
     pub fn is_fragment(&self) -> bool {
         self.flags_frag() & (FLAG_MF | FRAG_OFFSET_MASK) != 0
     }
-    #[inline]
+    #[inline(always)]
     pub fn ttl(&self) -> u8 {
         self.b()[8]
     }
-    #[inline]
+    #[inline(always)]
     pub fn protocol(&self) -> u8 {
         self.b()[9]
     }
-    #[inline]
+    #[inline(always)]
     pub fn checksum_field(&self) -> u16 {
         be16(self.b(), 10)
     }
-    #[inline]
+    #[inline(always)]
     pub fn src(&self) -> Ipv4Addr {
         Ipv4Addr::from(be32(self.b(), 12))
     }
-    #[inline]
+    #[inline(always)]
     pub fn dst(&self) -> Ipv4Addr {
         Ipv4Addr::from(be32(self.b(), 16))
     }
-    #[inline]
+    #[inline(always)]
     pub fn verify_checksum(&self) -> bool {
         let b = self.b();
         match b.first_chunk::<MIN_HEADER_LEN>() {
@@ -105,7 +106,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         }
     }
     /// The payload, up to the total length (Ethernet padding excluded).
-    #[inline]
+    #[inline(always)]
     pub fn payload(&self) -> &[u8] {
         &self.b()[self.header_len()..self.total_len()]
     }
@@ -146,7 +147,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
 /// Decrements the TTL of the header at the front of a packet already validated, updating the
 /// checksum incrementally (RFC 1624); the forwarding path uses it without a second view.
-#[inline]
+#[inline(always)]
 pub fn decrement_ttl(h: &mut [u8; MIN_HEADER_LEN]) {
     let old = be16(h, 8);
     h[8] = h[8].wrapping_sub(1);
@@ -172,7 +173,7 @@ pub struct Repr {
 impl Repr {
     /// Writes the header (checksum included) into `out`; `payload_len` must keep the total
     /// under 65536, which callers ensure by their MTU checks.
-    #[inline]
+    #[inline(always)]
     pub fn emit(&self, out: &mut [u8; MIN_HEADER_LEN]) {
         let total = (MIN_HEADER_LEN + self.payload_len) as u16;
         let ff: u16 = if self.dont_frag { FLAG_DF } else { 0 };

@@ -12,6 +12,7 @@ pub struct Datagram<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Datagram<T> {
+    #[inline(always)]
     pub fn new_checked(buf: T) -> Result<Self> {
         let b = buf.as_ref();
         if b.len() < HEADER_LEN {
@@ -26,18 +27,22 @@ impl<T: AsRef<[u8]>> Datagram<T> {
         }
         Ok(Datagram { buf })
     }
+    #[inline(always)]
     pub fn src_port(&self) -> u16 {
         be16(self.buf.as_ref(), 0)
     }
+    #[inline(always)]
     pub fn dst_port(&self) -> u16 {
         be16(self.buf.as_ref(), 2)
     }
+    #[inline(always)]
     pub fn len(&self) -> usize {
         usize::from(be16(self.buf.as_ref(), 4))
     }
     pub fn is_empty(&self) -> bool {
         self.len() == HEADER_LEN
     }
+    #[inline(always)]
     pub fn payload(&self) -> &[u8] {
         &self.buf.as_ref()[HEADER_LEN..self.len()]
     }
@@ -52,6 +57,7 @@ pub struct Repr {
 }
 
 impl Repr {
+    #[inline(always)]
     pub fn emit(&self, out: &mut [u8; HEADER_LEN]) {
         out[0..2].copy_from_slice(&self.src_port.to_be_bytes());
         out[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
