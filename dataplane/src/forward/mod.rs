@@ -961,7 +961,7 @@ impl Forwarder {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn forward<B: PacketBuf>(&mut self, buf: &mut B, target: Target, ttl: u8) -> Verdict {
         if ttl <= 1 {
             return self.drop(Stat::TtlExceeded);
@@ -987,7 +987,7 @@ impl Forwarder {
     /// The route to `dst`: a small direct-mapped cache of recent destinations in front of the
     /// trie (whose host routes take three dependent loads), valid until the next change of
     /// interfaces, routes or neighbors.
-    #[inline]
+    #[inline(always)]
     fn route(&mut self, dst: Ipv4Addr) -> Option<Target> {
         let a = u32::from(dst);
         let slot = (a ^ (a >> 12) ^ (a >> 20)) as usize % ROUTE_CACHE;
@@ -1009,7 +1009,7 @@ impl Forwarder {
 
     /// A next hop's MAC through a small direct-mapped cache in front of the neighbor table,
     /// valid until the next change of interfaces, routes or neighbors.
-    #[inline]
+    #[inline(always)]
     fn next_hop_mac(&mut self, port: u16, ip: Ipv4Addr) -> Option<Mac> {
         let a = u32::from(ip);
         let slot = (a ^ (a >> 8) ^ u32::from(port)) as usize % NH_CACHE;
@@ -1134,7 +1134,7 @@ impl Forwarder {
         mac
     }
 
-    #[inline]
+    #[inline(always)]
     fn ether_output<B: PacketBuf>(&mut self, buf: &mut B, port: u16, dst: Mac) -> Verdict {
         let Some(Some(iface)) = self.ifaces.get(usize::from(port)).copied() else {
             return self.drop(Stat::NoRoute);
