@@ -14,6 +14,7 @@ use crate::sys;
 
 /// Most operations one `process` call hands to the PMD; longer slices are cut into chunks.
 pub const MAX_VEC: usize = 32;
+const _: () = assert!(MAX_VEC <= 256, "chunk indices are kept in a u8");
 
 /// A crypto device by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,8 +279,9 @@ impl AeadSession {
         let mut aads = [const { MaybeUninit::<sys::rte_crypto_va_iova_ptr>::uninit() }; MAX_VEC];
         let mut tags = [const { MaybeUninit::<sys::rte_crypto_va_iova_ptr>::uninit() }; MAX_VEC];
         let mut status = [0i32; MAX_VEC];
-        // Index in the batch of each entry handed to the PMD.
-        let mut which = [0usize; MAX_VEC];
+        // Index in the chunk of each entry handed to the PMD (a small array: this runs once per
+        // SA and burst, and with many tunnels that is once per packet).
+        let mut which = [0u8; MAX_VEC];
         let mut n = 0;
         for i in start..end {
             let (iv, aad, buf) = batch.op(i);
@@ -311,7 +313,8 @@ impl AeadSession {
                 vec: vecs[n].as_mut_ptr(),
                 num: 1,
             });
-            which[n] = i;
+            // i - start < MAX_VEC <= 256.
+            which[n] = (i - start) as u8;
             n += 1;
         }
         if n == 0 {
@@ -337,7 +340,7 @@ impl AeadSession {
             sys::rte_cryptodev_sym_cpu_crypto_process(self.dev, self.sess.as_ptr(), ofs, &mut vec)
         };
         for j in 0..n {
-            batch.set_ok(which[j], status[j] == 0);
+            batch.set_ok(start + usize::from(which[j]), status[j] == 0);
         }
     }
 }
