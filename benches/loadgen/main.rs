@@ -10,6 +10,7 @@
 mod gwconfig;
 mod latency;
 mod link;
+mod pcap;
 mod report;
 mod run;
 mod rx;
@@ -96,6 +97,11 @@ struct Cli {
     /// Also write the report as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Write the traffic to a pcap instead of sending it, and exit (no EAL, no links): --pool
+    /// packets (at least one per tunnel, a whole number of IMIX patterns), for the gateway to
+    /// replay with net_pcap (scripts/bench-scale.sh --replay).
+    #[arg(long, value_name = "FILE")]
+    write_pcap: Option<PathBuf>,
     /// EAL arguments (without --vdev: the memif ports are added). Default: one lcore on CPU 0.
     #[arg(last = true, value_name = "EAL ARGS")]
     eal: Vec<String>,
@@ -204,6 +210,20 @@ fn warn_mtu(setup: &Setup, tunnels: &[TunnelPlan], pattern: &[u16]) -> Result<()
     Ok(())
 }
 
+/// The mirror of one SA of every tunnel that has it (`mirror` picks which).
+fn mirror_sas<S>(
+    tunnels: &[TunnelPlan],
+    mirror: fn(&TunnelPlan) -> Option<Result<S, dataplane::esp::crypto::CryptoError>>,
+) -> Result<Vec<S>, String> {
+    let mut sas = Vec::with_capacity(tunnels.len());
+    for t in tunnels {
+        if let Some(sa) = mirror(t) {
+            sas.push(sa.map_err(|e| format!("{}: {e}", t.name))?);
+        }
+    }
+    Ok(sas)
+}
+
 fn run(cli: &Cli) -> Result<(), String> {
     check(cli)?;
     let setup = gwconfig::load(&cli.gw_config, &cli.lan, &cli.wan)?;
@@ -221,6 +241,43 @@ fn run(cli: &Cli) -> Result<(), String> {
     };
 
     // Everything that needs keys is built now; the configuration (and its keys) goes after.
+    if let Some(path) = &cli.write_pcap {
+        let n = cli.pool.max(tunnels.len()).div_ceil(pattern.len()) * pattern.len();
+        let frames = match cli.direction {
+            Direction::Encrypt => {
+                let dests = tunnels.iter().map(|t| t.dest).collect();
+                let clear = ClearFrames::new(schedule, &setup.lan, setup.lan.my_addr, dests);
+                (0..n as u64)
+                    .map(|k| {
+                        let mut f = vec![0u8; clear.size(k)];
+                        clear
+                            .build(k, &mut f)
+                            .then_some(f)
+                            .ok_or_else(|| format!("packet {k} does not fit its frame"))
+                    })
+                    .collect::<Result<Vec<_>, String>>()?
+            }
+            Direction::Decrypt => {
+                let mut sas = mirror_sas(&tunnels, gwconfig::mirror_gw_in)?;
+                let pool = EspPool::build(
+                    &schedule,
+                    n,
+                    &setup.wan,
+                    setup.lan.my_addr,
+                    &tunnels,
+                    &mut sas,
+                )?;
+                (0..pool.len()).map(|i| pool.frame(i).to_vec()).collect()
+            }
+        };
+        pcap::write(path, &frames).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!(
+            "espgw-loadgen: wrote {} frames to {}",
+            frames.len(),
+            path.display()
+        );
+        return Ok(());
+    }
     let mut pool_len = 0;
     let (source, expect) = match cli.direction {
         Direction::Encrypt => {
@@ -265,12 +322,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                     ));
                 }
             }
-            let mut sas = Vec::with_capacity(tunnels.len());
-            for t in &tunnels {
-                if let Some(sa) = gwconfig::mirror_gw_in(t) {
-                    sas.push(sa.map_err(|e| format!("{}: {e}", t.name))?);
-                }
-            }
+            let mut sas = mirror_sas(&tunnels, gwconfig::mirror_gw_in)?;
             let pool = EspPool::build(
                 &schedule,
                 pool_len,
