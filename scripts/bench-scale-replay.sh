@@ -5,13 +5,13 @@
 # and the generator's own cost and CPU share are part of what is measured. This script gives
 # the same gateways the same traffic in one process, as scripts/bench.sh does: for each tunnel
 # count N, scripts/loadgen.sh writes the N-tunnel gateway configuration, espgw-loadgen
-# --write-pcap writes its traffic (packet k to tunnel k mod N, --pool packets) to a pcap, and
+# --write-pcap writes its traffic (packet k to tunnel k mod N, POOL packets) to a pcap, and
 # the gateway replays it (net_pcap infinite_rx) into net_null, its worker alone on CPU 1.
 # Throughput = packets out of the null port over WINDOW seconds (scripts/benchtool.py sample),
-# median of REPS runs, each with a fresh gateway; the runs of the tunnel counts alternate.
+# the median of REPS runs, each with a fresh gateway; the runs of all tunnel counts alternate.
 #
 #   scripts/bench-scale-replay.sh [N...]     (default 1 32 1000 10000 100000; 1 is always run first)
-#   REPS=3 WINDOW=3 WARMUP=1 SIZE=64|imix DIRECTIONS="encrypt decrypt" POOL=16384
+#   REPS=3 WINDOW=3 WARMUP=1 SIZE=64|imix DIRECTIONS="encrypt decrypt" POOL=16384 KEEP=1
 #   SKIP_SETUP=1 skips scripts/setup.sh (packages, hugepages, release build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,10 +33,21 @@ gw=$PWD/target/release/espgw-dataplane
 lg=$PWD/target/release/espgw-loadgen
 tool=$PWD/scripts/benchtool.py
 work=$(mktemp -d /tmp/espgw-scale-replay.XXXXXX)
-pid=
+pid="" prefix=""
+
+# Stops the running gateway by its PID: SIGINT, then SIGKILL after 10 s.
+stop_gw() {
+    [ -n "$pid" ] || return 0
+    kill -INT "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    rm -rf "/var/run/dpdk/$prefix"
+    pid=
+}
 cleanup() {
-    if [ -n "$pid" ]; then kill -INT "$pid" 2>/dev/null || true; fi
-    rm -rf "$work"
+    stop_gw
+    if [ "${KEEP:-}" = 1 ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
@@ -46,65 +57,74 @@ size_args=(--size "$SIZE")
 fcs_size=imix
 [ "$SIZE" = imix ] || fcs_size=$((SIZE + 4))
 
-# Per N and direction: the pcap and a configuration replaying it (the EAL's memif vdevs
-# replaced: port 0 = LAN, port 1 = WAN; the pcap feeds the side the traffic enters).
+# Per N and direction: the pcap, and a configuration replaying it. A case that cannot be
+# prepared is reported and left out; the others still run.
+declare -A ready=()
 for n in "${counts[@]}"; do
     dir=$work/$n
-    scripts/loadgen.sh config "$dir" "$n"
+    if ! scripts/loadgen.sh config "$dir" "$n" 2>"$work/config-$n.err"; then
+        echo "   $n tunnels: $(head -n1 "$work/config-$n.err")" >&2
+        continue
+    fi
     for d in $DIRECTIONS; do
-        "$lg" --gw-config "$dir/gw.json" --direction "$d" "${size_args[@]}" --pool "$POOL" \
-            --write-pcap "$dir/$d.pcap" >/dev/null
+        if ! "$lg" --gw-config "$dir/gw.json" --direction "$d" "${size_args[@]}" --pool "$POOL" \
+            --write-pcap "$dir/$d.pcap" >"$dir/$d.pcap.log" 2>&1; then
+            echo "   $n tunnels $d: $(tail -n1 "$dir/$d.pcap.log")" >&2
+            continue
+        fi
+        # The EAL's memif vdevs replaced: port 0 = LAN, port 1 = WAN (vdevs take port ids in
+        # command-line order), the pcap on the side the traffic enters. net_pcap holds the
+        # whole file in mbufs of the gateway's pool, so the pool and the memory grow with it.
         (umask 077; python3 - "$dir" "$d" "$n" "$POOL" <<'PY'
 import json, sys
-d, direction, n, pool = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+d, direction, n, pool = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 cfg = json.load(open(f"{d}/gw.json"))
-eal = cfg["dataplane"]["eal"]
-keep, i = [], 0
+eal, keep, i = cfg["dataplane"]["eal"], [], 0
 while i < len(eal):
-    if eal[i] == "--vdev":
+    if eal[i] in ("--vdev", "--file-prefix", "-m"):
         i += 2
-        continue
-    if eal[i] == "--no-telemetry":
+    elif eal[i] in ("--no-telemetry", "--in-memory", "--no-huge"):
         i += 1
-        continue
-    if eal[i] == "--file-prefix":
-        keep += ["--file-prefix", f"espgw-scale-replay-{n}-{direction}"]
-        i += 2
-        continue
-    keep.append(eal[i])
-    i += 1
+    else:
+        keep.append(eal[i])
+        i += 1
+# Whole IMIX patterns of at least one packet per tunnel, as the load generator writes them.
+mbufs = 16383 + max(pool, n) + 12
+need_mb = mbufs * 2500 // 2**20 + 128
+free_mb = 2 * int(next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("HugePages_Free")))
+mem = ["--in-memory"] if free_mb >= need_mb + 64 else ["--no-huge", "-m", str(need_mb + 256)]
 pcap = ["--vdev", f"net_pcap0,rx_pcap={d}/{direction}.pcap,infinite_rx=1"]
 null = ["--vdev", "net_null0,no-rx=1"]
-cfg["dataplane"]["eal"] = keep + (pcap + null if direction == "encrypt" else null + pcap)
-# net_pcap holds the whole file in mbufs of the gateway's pool: max(POOL, N) frames, rounded up
-# to a whole IMIX pattern.
-cfg["dataplane"]["mbufs"] = 16383 + max(pool, int(n)) + 12
+cfg["dataplane"]["eal"] = keep + ["--file-prefix", f"espgw-scale-replay-{n}-{direction}"] + mem + (
+    pcap + null if direction == "encrypt" else null + pcap)
+cfg["dataplane"]["mbufs"] = mbufs
 json.dump(cfg, open(f"{d}/{direction}.json", "w"))
 PY
-        )
+        ) && ready[$n.$d]=1
     done
 done
-
-median() { sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 for r in $(seq "$REPS"); do
     for n in "${counts[@]}"; do
         for d in $DIRECTIONS; do
+            [ -n "${ready[$n.$d]:-}" ] || continue
             dir=$work/$n
             rx=0 tx=1
             [ "$d" = encrypt ] || { rx=1 tx=0; }
+            prefix=espgw-scale-replay-$n-$d
             "$gw" --config "$dir/$d.json" >"$dir/$d.$r.log" 2>&1 &
             pid=$!
-            python3 "$tool" sample "espgw-scale-replay-$n-$d" --pid "$pid" --size "$fcs_size" \
+            # The sampler on CPU 0, away from the worker.
+            if out=$(taskset -c 0 python3 "$tool" sample "$prefix" --pid "$pid" --size "$fcs_size" \
                 --warmup "$WARMUP" --window "$WINDOW" --startup-timeout 300 --rx-port "$rx" \
-                --tx-port "$tx" --meta "{\"tunnels\": $n, \"dir\": \"$d\", \"rep\": $r}" \
-                >>"$work/results.jsonl" || echo "   $n tunnels $d run $r failed: $(tail -n1 "$work/results.jsonl")" >&2
-            kill -INT "$pid" 2>/dev/null || true
-            for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -KILL "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-            pid=
+                --tx-port "$tx" --meta "{\"tunnels\": $n, \"dir\": \"$d\", \"rep\": $r}"); then
+                echo "$out" | head -n1 >>"$work/results.jsonl"
+            else
+                echo "   $n tunnels $d run $r failed: ${out:-sampler error}" >&2
+                tail -n 15 "$dir/$d.$r.log" >&2
+            fi
+            stop_gw
         done
     done
 done
@@ -112,11 +132,11 @@ done
 echo
 echo "load average at start $load_start, at end $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "Throughput through one worker, replayed in one process, ${SIZE}-byte frames (without FCS), median of $REPS x ${WINDOW}s:"
-python3 - "$work/results.jsonl" "$DIRECTIONS" "${counts[@]}" <<'PY'
-import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-dirs, counts = sys.argv[2].split(), [int(c) for c in sys.argv[3:]]
-print(f"{'tunnels':>8} {'dir':<8} {'Mpps':>8} {'ns/pkt':>8} {'% of 1 tun':>11} {'runs (Mpps)':<}")
+python3 - "$work/results.jsonl" "$REPS" "$DIRECTIONS" "${counts[@]}" <<'PY'
+import json, os, statistics, sys
+path, reps, dirs, counts = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), [int(c) for c in sys.argv[4:]]
+rows = [json.loads(l) for l in open(path) if l.strip()] if os.path.exists(path) else []
+print(f"{'tunnels':>8} {'dir':<8} {'Mpps':>8} {'ns/pkt':>8} {'% of 1 tun':>11}  runs (Mpps)")
 base = {}
 for n in counts:
     for d in dirs:
@@ -124,9 +144,11 @@ for n in counts:
         if not ms:
             print(f"{n:>8} {d:<8} failed")
             continue
-        m = statistics.median(ms)
+        # The lower middle, as scripts/bench-scale.sh takes it.
+        m = statistics.median_low(ms)
         if n == 1:
             base[d] = m
-        pct = f"{100 * m / base[d]:.1f}" if base.get(d) else "-"
-        print(f"{n:>8} {d:<8} {m:>8.3f} {1e3 / m:>8.1f} {pct:>11} {' '.join(f'{x:.3f}' for x in ms)}")
+        pct = f"{100 * m / base[d]:.1f}" if d in base else "-"
+        runs = " ".join(f"{x:.3f}" for x in ms) + ("" if len(ms) == reps else f" ({len(ms)}/{reps} runs)")
+        print(f"{n:>8} {d:<8} {m:>8.3f} {1e3 / m:>8.1f} {pct:>11}  {runs}")
 PY

@@ -82,6 +82,8 @@ failed=0
 cleanup() {
     local rc=$? pid
     for pid in "${!live[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    # Each process left its EAL runtime directory (telemetry socket) behind.
+    rm -rf /var/run/dpdk/espgw-sbs-$$-*
     if [ "$keep" = 1 ]; then
         echo "bench.sh: kept $work" >&2
     else

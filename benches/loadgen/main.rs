@@ -22,7 +22,6 @@ use dataplane::esp::encap::outer_len;
 use dpdk_sys::{Eal, Mempool};
 use gwconfig::{Setup, TunnelPlan};
 use report::{Params, Report};
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -78,7 +77,7 @@ struct Cli {
     #[arg(long, default_value_t = 16)]
     sample_every: u64,
     /// Decrypt direction: prepared ESP packets, replayed in order (at least one per tunnel, and
-    /// four times the memif ring).
+    /// four times the memif ring). With --write-pcap, the packets written, either direction.
     #[arg(long, default_value_t = 16384)]
     pool: usize,
     /// The gateway's interface facing our port 0.
@@ -99,7 +98,7 @@ struct Cli {
     json: Option<PathBuf>,
     /// Write the traffic to a pcap instead of sending it, and exit (no EAL, no links): --pool
     /// packets (at least one per tunnel, a whole number of IMIX patterns), for the gateway to
-    /// replay with net_pcap (scripts/bench-scale.sh --replay).
+    /// replay with net_pcap (scripts/bench-scale-replay.sh).
     #[arg(long, value_name = "FILE")]
     write_pcap: Option<PathBuf>,
     /// EAL arguments (without --vdev: the memif ports are added). Default: one lcore on CPU 0.
@@ -210,6 +209,21 @@ fn warn_mtu(setup: &Setup, tunnels: &[TunnelPlan], pattern: &[u16]) -> Result<()
     Ok(())
 }
 
+/// Refuses to replay a pool of `pool_len` ESP packets into a tunnel whose inbound SA has an
+/// anti-replay window: it would drop every round after the first.
+fn refuse_replays(tunnels: &[TunnelPlan], pool_len: usize) -> Result<(), String> {
+    match tunnels
+        .iter()
+        .find_map(|t| t.gw_in.as_ref().filter(|s| s.replay_window > 0).map(|s| (t, s)))
+    {
+        Some((t, s)) => Err(format!(
+            "decrypt replays a pool of {pool_len} prepared ESP packets, which tunnel {}'s inbound SA (replay_window {}) would drop as replays: give the gateway's inbound SAs \"replay_window\": 0, or send at most --packets {pool_len}",
+            t.name, s.replay_window
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The mirror of one SA of every tunnel that has it (`mirror` picks which).
 fn mirror_sas<S>(
     tunnels: &[TunnelPlan],
@@ -240,9 +254,12 @@ fn run(cli: &Cli) -> Result<(), String> {
         flows: cli.flows,
     };
 
-    // Everything that needs keys is built now; the configuration (and its keys) goes after.
     if let Some(path) = &cli.write_pcap {
         let n = cli.pool.max(tunnels.len()).div_ceil(pattern.len()) * pattern.len();
+        if cli.direction == Direction::Decrypt {
+            // net_pcap replays the file without end.
+            refuse_replays(&tunnels, n)?;
+        }
         let frames = match cli.direction {
             Direction::Encrypt => {
                 let dests = tunnels.iter().map(|t| t.dest).collect();
@@ -278,18 +295,12 @@ fn run(cli: &Cli) -> Result<(), String> {
         );
         return Ok(());
     }
+    // Everything that needs keys is built now; the configuration (and its keys) goes after.
     let mut pool_len = 0;
     let (source, expect) = match cli.direction {
         Direction::Encrypt => {
-            let mut sas = Vec::with_capacity(tunnels.len());
-            let mut by_spi = HashMap::with_capacity(tunnels.len());
-            for t in &tunnels {
-                if let Some(sa) = gwconfig::mirror_gw_out(t) {
-                    let sa = sa.map_err(|e| format!("{}: {e}", t.name))?;
-                    by_spi.insert(sa.spi, sas.len());
-                    sas.push(sa);
-                }
-            }
+            let sas = mirror_sas(&tunnels, gwconfig::mirror_gw_out)?;
+            let by_spi = sas.iter().enumerate().map(|(i, sa)| (sa.spi, i)).collect();
             let dests = tunnels.iter().map(|t| t.dest).collect();
             let frames = ClearFrames::new(schedule, &setup.lan, setup.lan.my_addr, dests);
             (
@@ -309,18 +320,8 @@ fn run(cli: &Cli) -> Result<(), String> {
             let plen = pattern.len();
             let in_flight = 4usize << cli.ring_log2;
             pool_len = cli.pool.max(tunnels.len()).max(in_flight).div_ceil(plen) * plen;
-            let replays = cli.packets == 0 || cli.packets > pool_len as u64;
-            if let Some(t) = tunnels
-                .iter()
-                .find(|t| t.gw_in.as_ref().is_some_and(|s| s.replay_window > 0))
-            {
-                if replays {
-                    return Err(format!(
-                        "decrypt replays a pool of {pool_len} prepared ESP packets, which tunnel {}'s inbound SA (replay_window {}) would drop as replays: give the gateway's inbound SAs \"replay_window\": 0, or send at most --packets {pool_len}",
-                        t.name,
-                        t.gw_in.as_ref().map_or(0, |s| s.replay_window)
-                    ));
-                }
+            if cli.packets == 0 || cli.packets > pool_len as u64 {
+                refuse_replays(&tunnels, pool_len)?;
             }
             let mut sas = mirror_sas(&tunnels, gwconfig::mirror_gw_in)?;
             let pool = EspPool::build(

@@ -120,6 +120,11 @@ fn run_gateway(dir: &TempDir, gw: u8) -> serde_json::Value {
         .arg(&stats)
         .output()
         .unwrap();
+    // The EAL leaves its runtime directory behind.
+    let _ = std::fs::remove_dir_all(format!(
+        "/var/run/dpdk/espgw-offline-{}-{gw}",
+        std::process::id()
+    ));
     assert!(
         out.status.success(),
         "gw{gw}: {}",

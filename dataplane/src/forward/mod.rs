@@ -272,36 +272,44 @@ impl Parked {
         (u64::from(self.seal[j]) << 32) | u64::from(self.sa[j])
     }
     /// The parked packets grouped by SA, in order of first appearance: each group's first
-    /// packet and the set of its packets (bit j = packet j). One pass with a small
-    /// open-addressed table from SA to group, so a burst spread over 32 tunnels costs 32
-    /// probes rather than 32 x 32 compares.
+    /// packet and the set of its packets (bit j = packet j). A packet of the same SA as the
+    /// one before joins its group at once (a burst is usually one SA, or runs of one); any
+    /// other is looked up in a small open-addressed table from SA to group, so a burst spread
+    /// over many tunnels costs one probe sequence per packet, not a rescan of the burst per SA.
     fn groups(&self) -> ArrayVec<(usize, u32), MAX_BURST> {
         const SLOTS: usize = 2 * MAX_BURST;
         const EMPTY: u8 = u8::MAX;
+        // The u32 member sets, the u8 group numbers and the hash's shift rely on these.
+        const _: () = assert!(MAX_BURST.is_power_of_two() && MAX_BURST <= 32);
         let mut groups: ArrayVec<(usize, u32), MAX_BURST> = ArrayVec::new();
-        let mut keys = [0u64; MAX_BURST];
         let mut table = [EMPTY; SLOTS];
+        let mut last: Option<(u64, usize)> = None;
         for j in 0..self.len.min(MAX_BURST) {
             let key = self.sa_key(j);
+            if let Some((k, g)) = last {
+                if k == key {
+                    groups[g].1 |= 1 << j;
+                    continue;
+                }
+            }
             // Fibonacci hashing: the top bits of the product index the table.
-            let mut h = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SLOTS.trailing_zeros()))
-                as usize
-                % SLOTS;
-            loop {
+            let mut h =
+                (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SLOTS.trailing_zeros())) as usize;
+            let g = loop {
                 let g = usize::from(table[h]);
                 if table[h] == EMPTY {
                     // At most MAX_BURST packets, so at most MAX_BURST groups.
                     table[h] = groups.len() as u8;
-                    keys[groups.len()] = key;
-                    let _ = groups.try_push((j, 1 << j));
-                    break;
+                    let _ = groups.try_push((j, 0));
+                    break groups.len() - 1;
                 }
-                if keys[g] == key {
-                    groups[g].1 |= 1 << j;
-                    break;
+                if self.sa_key(groups[g].0) == key {
+                    break g;
                 }
                 h = (h + 1) % SLOTS;
-            }
+            };
+            groups[g].1 |= 1 << j;
+            last = Some((key, g));
         }
         groups
     }

@@ -820,3 +820,35 @@ fn parked_packets_group_by_sa() {
         assert_eq!((first, members), (j, 1 << j));
     }
 }
+
+proptest! {
+    /// `groups` agrees with the obvious scan on any burst: colliding and wrapping probes,
+    /// runs, interleavings and full bursts alike.
+    #[test]
+    fn groups_match_a_plain_scan(
+        sas in prop::collection::vec((any::<bool>(), 0u32..6), 0..=MAX_BURST),
+        spread in any::<u32>(),
+    ) {
+        let mut p = Parked::default();
+        for &(seal, sa) in &sas {
+            // A few SAs, spread far apart or packed, so that probes collide and wrap.
+            let sa = sa.wrapping_mul(spread | 1);
+            let step = if seal {
+                AfterCrypto::Seal { tunnel: sa, port: 0, inner_len: 0 }
+            } else {
+                AfterCrypto::Open { slot: sa, esp_off: 0 }
+            };
+            let prep = Prepared { offset: 0, len: 0, seq: 0 };
+            prop_assert!(p.push(prep, step));
+        }
+        let mut expect: Vec<(usize, u32)> = Vec::new();
+        for j in 0..sas.len() {
+            match expect.iter_mut().find(|(first, _)| p.sa_key(*first) == p.sa_key(j)) {
+                Some(g) => g.1 |= 1 << j,
+                None => expect.push((j, 1 << j)),
+            }
+        }
+        let got = p.groups();
+        prop_assert_eq!(got.as_slice(), expect.as_slice());
+    }
+}
