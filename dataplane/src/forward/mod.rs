@@ -639,7 +639,7 @@ impl Forwarder {
     fn ip_input<B: PacketBuf>(&mut self, buf: &mut B, origin: Origin) -> Verdict {
         let from_wire = origin == Origin::Wire;
         let (dst, ttl, total, proto, ihl, frag) = match ipv4::Packet::new_checked(buf.data()) {
-            // decap::finish verified a decrypted packet's checksum already.
+            // A decrypted packet was authenticated by its ICV: its checksum is as the peer sent it.
             Ok(p) if origin != Origin::Decrypted && !p.verify_checksum() => {
                 return self.drop(Stat::BadIpChecksum)
             }
