@@ -14,49 +14,14 @@ use dataplane::esp::{crypto, cryptodev, decap, encap};
 use dataplane::forward::{Forwarder, Verdict};
 use dataplane::packet::{PacketBuf, VecBuf};
 use dataplane::provision;
-use dataplane::sa::{
-    DfPolicy, DscpPolicy, InboundParams, InboundSa, OutboundSa, Selectors, TunnelEncap,
-};
+use dataplane::sa::{InboundParams, InboundSa, OutboundSa, Selectors};
+use dataplane::testkit;
+use dataplane::wire::esp as esp_wire;
 use dataplane::wire::ethernet::Mac;
-use dataplane::wire::{esp as esp_wire, ipv4};
-use std::net::Ipv4Addr;
 use std::sync::Arc;
-
-fn keymat() -> Keymat {
-    Keymat::new(Algorithm::Aes128Gcm, (0u8..20).collect::<Vec<_>>().into()).unwrap()
-}
 
 const SIZES: [usize; 3] = [64, 512, 1420];
 const BATCH: usize = 32;
-
-fn inner_packet(len: usize) -> Vec<u8> {
-    let mut p = vec![0u8; len];
-    let mut h = [0u8; 20];
-    ipv4::Repr {
-        tos: 0,
-        ident: 1,
-        dont_frag: false,
-        ttl: 64,
-        protocol: ipv4::PROTO_UDP,
-        src: Ipv4Addr::new(10, 1, 0, 10),
-        dst: Ipv4Addr::new(10, 2, 0, 10),
-        payload_len: len - 20,
-    }
-    .emit(&mut h);
-    p[..20].copy_from_slice(&h);
-    p
-}
-
-fn tunnel() -> TunnelEncap {
-    TunnelEncap {
-        local: Ipv4Addr::new(192, 0, 2, 1),
-        remote: Ipv4Addr::new(192, 0, 2, 2),
-        udp: None,
-        df: DfPolicy::Copy,
-        dscp: DscpPolicy::Copy,
-        ttl: 64,
-    }
-}
 
 /// The backends to compare: ring always, the crypto device when the EAL can start.
 fn backends() -> Vec<(&'static str, Backend)> {
@@ -67,18 +32,7 @@ fn backends() -> Vec<(&'static str, Backend)> {
 
 fn start_backends() -> Vec<(&'static str, Backend)> {
     let mut v = vec![("ring", Backend::Ring)];
-    let eal: Vec<String> = [
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-pci",
-        "--no-shconf",
-        "--no-telemetry",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    match dpdk_sys::Eal::init(&eal) {
+    match dpdk_sys::Eal::init(&testkit::crypto_only_eal()) {
         Ok(e) => {
             // The EAL lives as long as the process; criterion exits without dropping it.
             std::mem::forget(e);
@@ -105,7 +59,7 @@ fn per_packet(len: usize, proto: &[u8]) -> Vec<Vec<u8>> {
 }
 
 fn bench(c: &mut Criterion) {
-    let km = keymat();
+    let km = testkit::keymat(Algorithm::Aes128Gcm, 0);
     let nonce = [7u8; 12];
     let aad = ([1u8; 12], 8);
     let mut g = c.benchmark_group("esp");
@@ -114,7 +68,7 @@ fn bench(c: &mut Criterion) {
     for (name, backend) in backends() {
         for size in SIZES {
             g.throughput(Throughput::Elements(BATCH as u64));
-            let inner = inner_packet(size);
+            let inner = testkit::inner_packet(size, 0, false);
             // The bytes the AEAD covers in an ESP packet: inner + padding + trailer, then ICV.
             let text = size + esp_wire::pad_len(size) + esp_wire::TRAILER_LEN;
             let sealer = crypto::cipher(&km, Op::Seal, false, &backend).unwrap();
@@ -175,7 +129,7 @@ fn bench(c: &mut Criterion) {
                 false,
                 0,
                 &km,
-                tunnel(),
+                testkit::tunnel(None),
                 Default::default(),
                 &backend,
             )
@@ -235,7 +189,7 @@ fn bench(c: &mut Criterion) {
                 spi: 0x1001,
                 esn: false,
                 tunnel: 0,
-                local: tunnel().local,
+                local: testkit::tunnel(None).local,
                 udp_encap: false,
                 replay_window: 0,
                 selectors: Selectors::default(),
@@ -306,7 +260,7 @@ fn gateway(backend: &Backend, esn: bool) -> Forwarder {
 /// A frame from 10.1.0.10 to 10.2.0.10 of `size` bytes on the wire (no FCS).
 fn lan_frame(size: usize) -> Vec<u8> {
     let mut f = vec![2, 0, 0, 0, 1, 1, 2, 0, 0, 0, 1, 0x10, 8, 0];
-    let mut ip = inner_packet(size - 14);
+    let mut ip = testkit::inner_packet(size - 14, 0, false);
     ip[8] = 64;
     ip[10] = 0;
     ip[11] = 0;
@@ -352,10 +306,17 @@ fn pipeline(c: &mut Criterion) {
             ip[10..12].copy_from_slice(&[0, 0]);
             let c = dataplane::wire::checksum::checksum(&ip[..20]);
             ip[10..12].copy_from_slice(&c.to_be_bytes());
-            let mut peer = tunnel();
+            let mut peer = testkit::tunnel(None);
             std::mem::swap(&mut peer.local, &mut peer.remote);
-            let mut peer_sa =
-                OutboundSa::new(4097, false, 0, &keymat(), peer, Default::default()).unwrap();
+            let mut peer_sa = OutboundSa::new(
+                4097,
+                false,
+                0,
+                &testkit::keymat(Algorithm::Aes128Gcm, 0),
+                peer,
+                Default::default(),
+            )
+            .unwrap();
             let mut pkt = VecBuf::new(&ip);
             encap(&mut peer_sa, &mut pkt).unwrap();
             let mut esp = vec![2, 0, 0, 0, 0xa, 1, 2, 0, 0, 0, 0xa, 2, 8, 0];

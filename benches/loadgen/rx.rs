@@ -221,24 +221,18 @@ fn clear_packet(m: &Mbuf, tx_tsc: &[u64], now: u64, lat: &mut Latency, st: &mut 
 mod tests {
     use super::*;
     use crate::traffic::ClearFrames;
-    use dataplane::esp::crypto::{Algorithm, Keymat};
+    use dataplane::esp::crypto::Algorithm;
     use dataplane::esp::encap;
     use dataplane::packet::{PacketBuf, VecBuf};
-    use dataplane::sa::{DfPolicy, DscpPolicy, InboundParams, OutboundSa, TunnelEncap};
+    use dataplane::sa::{InboundParams, OutboundSa};
+    use dataplane::testkit;
     use std::net::Ipv4Addr;
 
     /// An ESP frame as the gateway sends it (Ethernet + outer IPv4 [+ UDP] + ESP), carrying a
     /// cleartext frame stamped with (seq 7, TSC 1234), and the SA that opens it.
     fn esp_frame(udp: Option<(u16, u16)>) -> (Vec<u8>, InboundSa) {
-        let km = Keymat::new(Algorithm::Aes128Gcm, (0u8..20).collect::<Vec<_>>().into()).unwrap();
-        let tunnel = TunnelEncap {
-            local: Ipv4Addr::new(192, 0, 2, 1),
-            remote: Ipv4Addr::new(192, 0, 2, 2),
-            udp,
-            df: DfPolicy::Copy,
-            dscp: DscpPolicy::Copy,
-            ttl: 64,
-        };
+        let km = testkit::keymat(Algorithm::Aes128Gcm, 0);
+        let tunnel = testkit::tunnel(udp);
         let mut out = OutboundSa::new(0x100000, false, 0, &km, tunnel, Default::default()).unwrap();
         let mut clear = vec![0u8; 60];
         let (src, dst) = (Ipv4Addr::new(10, 1, 0, 10), Ipv4Addr::new(10, 128, 0, 0));

@@ -19,4 +19,5 @@ pub mod main_lcore;
 pub mod mbuf;
 pub mod stats;
 pub mod telemetry;
+pub mod testkit;
 pub mod worker;

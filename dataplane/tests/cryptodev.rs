@@ -10,46 +10,9 @@ use dataplane::esp::crypto::{self, Algorithm, Backend, Job, Keymat, Op};
 use dataplane::esp::{cryptodev, decap, encap, DecapError};
 use dataplane::packet::{PacketBuf, VecBuf};
 use dataplane::sa::*;
-use dataplane::wire::ipv4;
+use dataplane::testkit::{crypto_only_eal, inner_packet, keymat, tunnel};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use zeroize::Zeroizing;
-
-fn keymat(alg: Algorithm, seed: u8) -> Keymat {
-    let bytes = (0..alg.keymat_len() as u8)
-        .map(|b| b.wrapping_mul(31).wrapping_add(seed))
-        .collect();
-    Keymat::new(alg, Zeroizing::new(bytes)).unwrap()
-}
-
-fn encap_params(udp: bool) -> TunnelEncap {
-    TunnelEncap {
-        local: Ipv4Addr::new(192, 0, 2, 1),
-        remote: Ipv4Addr::new(192, 0, 2, 2),
-        udp: udp.then_some((4500, 4500)),
-        df: DfPolicy::Copy,
-        dscp: DscpPolicy::Copy,
-        ttl: 64,
-    }
-}
-
-fn inner(len: usize) -> Vec<u8> {
-    let mut p: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
-    let mut h = [0u8; 20];
-    ipv4::Repr {
-        tos: 0x28,
-        ident: 9,
-        dont_frag: true,
-        ttl: 63,
-        protocol: ipv4::PROTO_UDP,
-        src: Ipv4Addr::new(10, 1, 0, 10),
-        dst: Ipv4Addr::new(10, 2, 0, 10),
-        payload_len: len - 20,
-    }
-    .emit(&mut h);
-    p[..20].copy_from_slice(&h);
-    p
-}
 
 fn inbound(km: &Keymat, esn: bool, udp: bool, backend: &Backend) -> InboundSa {
     let p = InboundParams {
@@ -70,7 +33,7 @@ fn outbound(km: &Keymat, esn: bool, udp: bool, backend: &Backend) -> OutboundSa 
         esn,
         0,
         km,
-        encap_params(udp),
+        tunnel(udp.then_some((4500, 4500))),
         Arc::new(SaCounters::default()),
         backend,
     )
@@ -82,18 +45,7 @@ fn cryptodev_and_ring_agree() {
     if !require_root("cryptodev backend") {
         return;
     }
-    let eal: Vec<String> = [
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-pci",
-        "--no-shconf",
-        "--no-telemetry",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let _eal = dpdk_sys::Eal::init(&eal).expect("EAL");
+    let _eal = dpdk_sys::Eal::init(&crypto_only_eal()).expect("EAL");
     let dev = cryptodev::Device::open(256).expect("crypto_aesni_gcm");
     assert_eq!(dev.driver(), cryptodev::DRIVER);
     let fast = Backend::Cryptodev(Arc::new(dev));
@@ -119,7 +71,7 @@ fn cryptodev_and_ring_agree() {
                 let esp_off = if udp { 28 } else { 20 };
                 for len in [20, 21, 22, 23, 64, 511, 1400] {
                     let what = format!("{alg:?} esn={esn} udp={udp} len={len}");
-                    let pkt = inner(len);
+                    let pkt = inner_packet(len, 0x28, true);
                     let mut a = VecBuf::new(&pkt);
                     let mut b = VecBuf::new(&pkt);
                     encap(&mut out_ring, &mut a).unwrap();

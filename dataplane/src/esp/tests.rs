@@ -4,65 +4,23 @@
 use super::replay::ReplayError;
 use super::*;
 use crate::counters::SaCounters;
-use crate::esp::crypto::{Algorithm, Keymat};
+use crate::esp::crypto::Algorithm;
 use crate::packet::{PacketBuf, VecBuf};
 use crate::sa::*;
+use crate::testkit::{inner_packet, keymat, tunnel};
 use crate::wire::{checksum, ipv4};
 use aes_gcm::aead::AeadInPlace;
 use aes_gcm::{Aes128Gcm, Aes256Gcm, KeyInit};
 use proptest::prelude::*;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use zeroize::Zeroizing;
-
-fn keymat(alg: Algorithm) -> Keymat {
-    Keymat::new(
-        alg,
-        Zeroizing::new(
-            (0..alg.keymat_len() as u8)
-                .map(|b| b.wrapping_mul(37))
-                .collect(),
-        ),
-    )
-    .unwrap()
-}
-
-fn tunnel(udp: Option<(u16, u16)>) -> TunnelEncap {
-    TunnelEncap {
-        local: Ipv4Addr::new(192, 0, 2, 1),
-        remote: Ipv4Addr::new(192, 0, 2, 2),
-        udp,
-        df: DfPolicy::Copy,
-        dscp: DscpPolicy::Copy,
-        ttl: 64,
-    }
-}
-
-/// An inner IPv4/UDP packet of `len` bytes with a recognisable payload.
-pub(crate) fn inner_packet(len: usize, tos: u8, df: bool) -> Vec<u8> {
-    let mut p: Vec<u8> = (0..len).map(|i| i as u8).collect();
-    let mut h = [0u8; 20];
-    ipv4::Repr {
-        tos,
-        ident: 0x4242,
-        dont_frag: df,
-        ttl: 63,
-        protocol: ipv4::PROTO_UDP,
-        src: Ipv4Addr::new(10, 1, 0, 10),
-        dst: Ipv4Addr::new(10, 2, 0, 10),
-        payload_len: len - 20,
-    }
-    .emit(&mut h);
-    p[..20].copy_from_slice(&h);
-    p
-}
 
 fn outbound(alg: Algorithm, esn: bool, t: TunnelEncap) -> OutboundSa {
     OutboundSa::new(
         0x1001,
         esn,
         0,
-        &keymat(alg),
+        &keymat(alg, 0),
         t,
         Arc::new(SaCounters::default()),
     )
@@ -79,12 +37,12 @@ fn inbound(alg: Algorithm, esn: bool, udp: bool, window: u32) -> InboundSa {
         replay_window: window,
         selectors: Selectors::default(),
     };
-    InboundSa::new(p, &keymat(alg), Arc::new(SaCounters::default())).unwrap()
+    InboundSa::new(p, &keymat(alg, 0), Arc::new(SaCounters::default())).unwrap()
 }
 
 /// The oracle: decrypts `ct_and_tag` with aes-gcm.
 fn oracle_open(alg: Algorithm, nonce: &[u8], aad: &[u8], ct_and_tag: &[u8]) -> Option<Vec<u8>> {
-    let km = keymat(alg);
+    let km = keymat(alg, 0);
     let (ct, tag) = ct_and_tag.split_at(ct_and_tag.len() - 16);
     let mut buf = ct.to_vec();
     let ok = match alg {
@@ -100,7 +58,7 @@ fn oracle_open(alg: Algorithm, nonce: &[u8], aad: &[u8], ct_and_tag: &[u8]) -> O
 
 /// The oracle: an ESP payload (inner || trailer bytes as given) sealed with aes-gcm.
 fn oracle_esp(alg: Algorithm, spi: u32, seq: u64, esn: bool, plaintext: &[u8]) -> Vec<u8> {
-    let km = keymat(alg);
+    let km = keymat(alg, 0);
     let iv = seq.to_be_bytes();
     let mut nonce = km.salt().to_vec();
     nonce.extend_from_slice(&iv);
@@ -192,7 +150,7 @@ fn encap_layout_and_ciphertext_match_the_oracle() {
                 &out[20..36],
                 &[0, 0, 0x10, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]
             );
-            let mut nonce = keymat(alg).salt().to_vec();
+            let mut nonce = keymat(alg, 0).salt().to_vec();
             nonce.extend_from_slice(&out[28..36]);
             let pt = oracle_open(alg, &nonce, &out[20..28], &out[36..])
                 .expect("oracle verifies the ICV");
@@ -238,7 +196,7 @@ fn esn_uses_high_bits_in_aad_but_not_on_the_wire() {
     );
     let mut aad = 0x1001u32.to_be_bytes().to_vec();
     aad.extend_from_slice(&seq.to_be_bytes());
-    let mut nonce = keymat(Algorithm::Aes256Gcm).salt().to_vec();
+    let mut nonce = keymat(Algorithm::Aes256Gcm, 0).salt().to_vec();
     nonce.extend_from_slice(&out[28..36]);
     assert!(oracle_open(Algorithm::Aes256Gcm, &nonce, &aad, &out[36..]).is_some());
     assert!(

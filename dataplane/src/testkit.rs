@@ -1,0 +1,65 @@
+//! Fixtures shared by the workspace's tests and benchmarks; the gateway itself uses none of
+//! them. One way to build a test SA's keys, its tunnel, an inner packet and the EAL of a
+//! process that only needs a crypto device, so that every test builds them alike.
+
+use crate::esp::crypto::{Algorithm, Keymat};
+use crate::sa::{DfPolicy, DscpPolicy, TunnelEncap};
+use crate::wire::ipv4;
+use std::net::Ipv4Addr;
+use zeroize::Zeroizing;
+
+/// Key material for `alg`; different seeds give different keys.
+pub fn keymat(alg: Algorithm, seed: u8) -> Keymat {
+    let bytes = (0..alg.keymat_len() as u8)
+        .map(|b| b.wrapping_mul(31).wrapping_add(seed))
+        .collect();
+    // The length is the algorithm's own, so this cannot fail.
+    Keymat::new(alg, Zeroizing::new(bytes)).expect("keymat of the algorithm's length")
+}
+
+/// A tunnel 192.0.2.1 -> 192.0.2.2, in UDP (NAT-T) between `udp`'s ports if given.
+pub fn tunnel(udp: Option<(u16, u16)>) -> TunnelEncap {
+    TunnelEncap {
+        local: Ipv4Addr::new(192, 0, 2, 1),
+        remote: Ipv4Addr::new(192, 0, 2, 2),
+        udp,
+        df: DfPolicy::Copy,
+        dscp: DscpPolicy::Copy,
+        ttl: 64,
+    }
+}
+
+/// An inner IPv4/UDP packet 10.1.0.10 -> 10.2.0.10 of `len` (>= 20) bytes, with a
+/// recognisable payload (byte i is i mod 256).
+pub fn inner_packet(len: usize, tos: u8, df: bool) -> Vec<u8> {
+    let mut p: Vec<u8> = (0..len).map(|i| i as u8).collect();
+    let mut h = [0u8; ipv4::MIN_HEADER_LEN];
+    ipv4::Repr {
+        tos,
+        ident: 0x4242,
+        dont_frag: df,
+        ttl: 63,
+        protocol: ipv4::PROTO_UDP,
+        src: Ipv4Addr::new(10, 1, 0, 10),
+        dst: Ipv4Addr::new(10, 2, 0, 10),
+        payload_len: len - ipv4::MIN_HEADER_LEN,
+    }
+    .emit(&mut h);
+    p[..ipv4::MIN_HEADER_LEN].copy_from_slice(&h);
+    p
+}
+
+/// EAL arguments for a process that needs a crypto device and no port: no hugepages, no PCI,
+/// no shared config, no telemetry.
+pub fn crypto_only_eal() -> Vec<String> {
+    [
+        "--no-huge",
+        "-m",
+        "256",
+        "--no-pci",
+        "--no-shconf",
+        "--no-telemetry",
+    ]
+    .map(String::from)
+    .to_vec()
+}
