@@ -11,7 +11,9 @@
 # Also: CRYPTO_OPS (dpdk-test-crypto-perf ops per size, default 4000000), SECGW_ARGS (extra
 # ipsec-secgw application options, e.g. "-l" for its librte_ipsec code path), ESPGW_BACKENDS
 # (e.g. "ring,cryptodev": extra espgw runs with dataplane.crypto set; a binary without that
-# field rejects the config, and those runs are reported as failed).
+# field rejects the config, and those runs are reported as failed), ESPGW_BASELINE (another
+# espgw-dataplane binary, e.g. an earlier commit's, measured beside the current one in every
+# repetition: an A/B of a change in the same minutes).
 #
 # Frame sizes count the 4-byte FCS (RFC 2544, pktgen): 64 is a 60-byte frame in the pcap; imix
 # is 7:4:1 of 64/570/1518.
@@ -33,6 +35,7 @@ WARMUP=${WARMUP:-1}
 CRYPTO_OPS=${CRYPTO_OPS:-4000000}
 SECGW_ARGS=${SECGW_ARGS:-}
 ESPGW_BACKENDS=${ESPGW_BACKENDS:-}
+ESPGW_BASELINE=${ESPGW_BASELINE:-}
 markdown="" json="" check=1 io=1 keep=0 nohuge=0
 cmdline="scripts/bench.sh $*"
 while [ $# -gt 0 ]; do
@@ -177,9 +180,9 @@ eal_common() { # prefix pcap
 }
 
 # The commands of the measured runs, in cmd=(...). PREFIX stands for the run's EAL file prefix.
-espgw_cmd() { # config pcap
+espgw_cmd() { # config pcap [binary]
     eal_common PREFIX "$2"
-    cmd=("$espgw" --config "$1" -- --lcores 0@0,1@1 --main-lcore 0 "${eal[@]}")
+    cmd=("${3:-$espgw}" --config "$1" -- --lcores 0@0,1@1 --main-lcore 0 "${eal[@]}")
 }
 secgw_cmd() { # config pcap unprotected-port-mask
     # One lcore (0, on CPU 1) polls both ports and does the crypto; ipsec-secgw needs no separate
@@ -237,7 +240,7 @@ secgw_offline() { # config in out
 # ---- header ----
 {
     echo "# $(date -u +%Y-%m-%dT%H:%MZ) on $(hostname): $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-    echo "# command: REPS=$REPS WINDOW=$WINDOW WARMUP=$WARMUP ${ESPGW_BACKENDS:+ESPGW_BACKENDS=$ESPGW_BACKENDS }${SECGW_ARGS:+SECGW_ARGS=\"$SECGW_ARGS\" }$cmdline"
+    echo "# command: REPS=$REPS WINDOW=$WINDOW WARMUP=$WARMUP ${ESPGW_BACKENDS:+ESPGW_BACKENDS=$ESPGW_BACKENDS }${ESPGW_BASELINE:+ESPGW_BASELINE=$ESPGW_BASELINE }${SECGW_ARGS:+SECGW_ARGS=\"$SECGW_ARGS\" }$cmdline"
     echo "# sizes $SIZES; algorithms $ALGOS; directions $DIRS; EAL memory: ${mem[*]}"
     echo "# espgw $(git describe --always --dirty 2>/dev/null || echo '?'); DPDK $(dpkg-query -W -f='${Version}' dpdk 2>/dev/null); ipsec-secgw from dpdk-doc + scripts/secgw/vdev.patch"
 } | tee "$work/header.txt"
@@ -293,8 +296,12 @@ for dir in "${dirs[@]}"; do
                 measure espgw "$dir" "$algo" "$size" "$rep" "${cmd[@]}"
                 for b in "${backends[@]}"; do
                     espgw_cmd "$work/$algo/espgw-$role.$b.json" "$pcap"
-                    measure "espgw:$b" "$dir" "$algo" "$size" "$rep" "${cmd[@]}"
+                    measure "espgw:crypto=$b" "$dir" "$algo" "$size" "$rep" "${cmd[@]}"
                 done
+                if [ -n "$ESPGW_BASELINE" ]; then
+                    espgw_cmd "$work/$algo/espgw-$role.json" "$pcap" "$ESPGW_BASELINE"
+                    measure "espgw:baseline" "$dir" "$algo" "$size" "$rep" "${cmd[@]}"
+                fi
                 secgw_cmd "$work/$algo/secgw-$role.cfg" "$pcap" "$umask"
                 measure secgw "$dir" "$algo" "$size" "$rep" "${cmd[@]}"
             done

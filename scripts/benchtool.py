@@ -421,11 +421,16 @@ def cmd_table(a) -> None:
             f(r["espgw_ns_left"], ".1f"), f(r["secgw_ns_left"], ".1f"), f(r["crypto_ns"], ".1f")]) + " |")
     variants = sorted({v for r in out for v in r["variants"]})
     if variants:
-        lines += ["", "| dir | algo | frame | " + " | ".join(f"espgw crypto={v} Mpps" for v in variants) + " |",
-                  "|---|---|---|" + "---:|" * len(variants)]
+        # Each variant (another crypto backend, or a baseline binary) beside espgw's own rate.
+        lines += ["", "| dir | algo | frame | espgw Mpps | " + " | ".join(f"espgw {v} Mpps" for v in variants)
+                  + " | " + " | ".join(f"espgw / {v}" for v in variants) + " |",
+                  "|---|---|---|" + "---:|" * (1 + 2 * len(variants))]
         for r in out:
-            lines.append(f"| {r['dir']} | {r['algo']} | {r['size']} | "
-                         + " | ".join(f(r["variants"].get(v), ".2f") for v in variants) + " |")
+            e = r["espgw_mpps"]
+            vs = [r["variants"].get(v) for v in variants]
+            lines.append(f"| {r['dir']} | {r['algo']} | {r['size']} | {f(e, '.2f')} | "
+                         + " | ".join(f(x, ".2f") for x in vs) + " | "
+                         + " | ".join(f(e / x if e and x else None, ".3f") for x in vs) + " |")
     warn = []
     for r in out:
         for side in ("espgw", "secgw"):
