@@ -41,7 +41,7 @@ pub fn decap<B: PacketBuf>(
     if !job.ok {
         return Err(DecapError::Auth);
     }
-    finish(sa, buf, esp_off, p.seq)
+    finish(sa, buf, esp_off, p.seq).map(|_| ())
 }
 
 /// Before the open: header, replay pre-check (changes nothing), nonce and AAD.
@@ -65,14 +65,14 @@ pub fn prepare<B: PacketBuf>(
 }
 
 /// After the ICV verified: advance the replay window, check the trailer, the inner packet and
-/// the selectors, and strip everything but the inner packet.
+/// the selectors, and strip everything but the inner packet, whose checked header it returns.
 #[inline]
 pub fn finish<B: PacketBuf>(
     sa: &mut InboundSa,
     buf: &mut B,
     esp_off: usize,
     seq: u64,
-) -> Result<(), DecapError> {
+) -> Result<ipv4::Summary, DecapError> {
     sa.replay.accept(seq).map_err(DecapError::Replay)?;
     let front = esp_off + esp::HEADER_LEN + IV_LEN;
     let data = buf.data();
@@ -110,10 +110,11 @@ pub fn finish<B: PacketBuf>(
         return Err(DecapError::TsCheckFail);
     }
     let inner_len = inner.total_len();
+    let summary = inner.summary();
     let back = buf.len() - front - inner_len;
     if !(buf.adj(front) && buf.trim(back)) {
         return Err(DecapError::BadHeader);
     }
     sa.counters.carried(1, inner_len as u64);
-    Ok(())
+    Ok(summary)
 }

@@ -636,24 +636,28 @@ impl Forwarder {
         Verdict::Punt
     }
 
+    /// IPv4 input (VPP's ip4-input): the header checked, Ethernet padding cut, then routed.
     fn ip_input<B: PacketBuf>(&mut self, buf: &mut B, origin: Origin) -> Verdict {
-        let from_wire = origin == Origin::Wire;
-        let (dst, ttl, total, proto, ihl, frag) = match ipv4::Packet::new_checked(buf.data()) {
-            // A decrypted packet was authenticated by its ICV: its checksum is as the peer sent it.
-            Ok(p) if origin != Origin::Decrypted && !p.verify_checksum() => {
-                return self.drop(Stat::BadIpChecksum)
-            }
-            Ok(p) => (
-                p.dst(),
-                p.ttl(),
-                p.total_len(),
-                p.protocol(),
-                p.header_len(),
-                p.is_fragment(),
-            ),
+        let (h, total) = match ipv4::Packet::new_checked(buf.data()) {
+            Ok(p) if !p.verify_checksum() => return self.drop(Stat::BadIpChecksum),
+            Ok(p) => (p.summary(), p.total_len()),
             Err(_) => return self.drop(Stat::Malformed),
         };
         buf.truncate(total); // Ethernet padding
+        self.ip_lookup(buf, h, origin)
+    }
+
+    /// Routes a packet whose header is checked and which fills `buf` exactly: to a tunnel, a
+    /// next hop, or the gateway itself (VPP's ip4-lookup and local delivery).
+    #[inline(always)]
+    fn ip_lookup<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        h: ipv4::Summary,
+        origin: Origin,
+    ) -> Verdict {
+        let from_wire = origin == Origin::Wire;
+        let dst = h.dst;
         if dst.is_broadcast() || dst.is_multicast() {
             return self.drop(Stat::NotForUs);
         }
@@ -668,12 +672,13 @@ impl Forwarder {
             }
         };
         if target != Target::Local {
-            return self.forward(buf, target, ttl);
+            return self.forward(buf, target, h.ttl);
         }
-        if frag {
+        if h.fragment {
             return self.drop(Stat::Fragments);
         }
-        match proto {
+        let ihl = h.header_len();
+        match h.protocol {
             ipv4::PROTO_ESP => self.esp_input(buf, dst, ihl, false),
             ipv4::PROTO_UDP => self.udp_input(buf, dst, ihl, from_wire),
             _ => self.punt_local(buf, from_wire),
@@ -959,12 +964,14 @@ impl Forwarder {
                 let Some(sa) = self.inbound_at(slot) else {
                     return self.drop(Stat::InvalidSpi);
                 };
-                if let Err(e) = esp::decap::finish(sa, buf, usize::from(esp_off), p.prep.seq) {
-                    return self.decap_failed(slot, e);
-                }
+                let inner = match esp::decap::finish(sa, buf, usize::from(esp_off), p.prep.seq) {
+                    Ok(h) => h,
+                    Err(e) => return self.decap_failed(slot, e),
+                };
                 self.stats.inc(Stat::DecryptedPackets);
                 self.stats.add(Stat::DecryptedBytes, buf.len() as u64);
-                self.ip_input(buf, Origin::Decrypted)
+                // Checked by the decapsulation, its checksum authenticated by the ICV.
+                self.ip_lookup(buf, inner, Origin::Decrypted)
             }
         }
     }

@@ -105,6 +105,17 @@ impl<T: AsRef<[u8]>> Packet<T> {
             _ => checksum::sum(&b[..self.header_len()]) == 0xffff,
         }
     }
+    /// What routing reads of the header.
+    #[inline(always)]
+    pub fn summary(&self) -> Summary {
+        Summary {
+            dst: self.dst(),
+            ttl: self.ttl(),
+            protocol: self.protocol(),
+            header_len: self.b()[0] & 0x0f,
+            fragment: self.is_fragment(),
+        }
+    }
     /// The payload, up to the total length (Ethernet padding excluded).
     #[inline(always)]
     pub fn payload(&self) -> &[u8] {
@@ -154,6 +165,26 @@ pub fn decrement_ttl(h: &mut [u8; MIN_HEADER_LEN]) {
     let new = be16(h, 8);
     let c = checksum::update(be16(h, 10), old, new);
     h[10..12].copy_from_slice(&c.to_be_bytes());
+}
+
+/// The fields of a checked header that routing and local delivery read, taken once so that
+/// a header checked by its producer (the decapsulation) is not parsed again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub dst: Ipv4Addr,
+    pub ttl: u8,
+    pub protocol: u8,
+    /// In 32-bit words, as in the header.
+    header_len: u8,
+    pub fragment: bool,
+}
+
+impl Summary {
+    /// The header length in bytes.
+    #[inline(always)]
+    pub fn header_len(&self) -> usize {
+        usize::from(self.header_len) * 4
+    }
 }
 
 /// A 20-byte IPv4 header without options, to build outer headers and test packets.
@@ -278,6 +309,24 @@ mod tests {
         b = good;
         b[10] ^= 1;
         assert!(!Packet::new_checked(&b[..]).unwrap().verify_checksum());
+    }
+
+    #[test]
+    fn summary_has_what_routing_reads() {
+        let b = sample();
+        let s = Packet::new_checked(&b[..]).unwrap().summary();
+        assert_eq!(
+            (s.dst, s.ttl, s.protocol, s.header_len(), s.fragment),
+            (Ipv4Addr::new(10, 2, 0, 10), 64, PROTO_UDP, 20, false)
+        );
+        // A later fragment, with 4 bytes of options: the length and the offset show.
+        let mut o = [0u8; 32];
+        o[..20].copy_from_slice(&b[..20]);
+        o[0] = 0x46;
+        o[2..4].copy_from_slice(&32u16.to_be_bytes());
+        o[6..8].copy_from_slice(&0x0010u16.to_be_bytes());
+        let s = Packet::new_checked(&o[..]).unwrap().summary();
+        assert_eq!((s.header_len(), s.fragment), (24, true));
     }
 
     #[test]
