@@ -198,8 +198,10 @@ impl Worker {
 
     fn drain_inject(&mut self, scratch: &mut [*mut rte_mbuf; MAX_BURST], out: &mut Out) -> usize {
         let n = self.inject.dequeue_mbufs(scratch);
-        // SAFETY: the main lcore gave up ownership when it enqueued the mbufs.
-        unsafe { self.process_burst(&scratch[..n], Source::Inject, out) };
+        if n > 0 {
+            // SAFETY: the main lcore gave up ownership when it enqueued the mbufs.
+            unsafe { self.process_burst(&scratch[..n], Source::Inject, out) };
+        }
         n
     }
 
@@ -207,6 +209,9 @@ impl Worker {
         let mut total = 0;
         for r in 0..self.handoff_in.len() {
             let n = self.handoff_in[r].dequeue_mbufs(scratch);
+            if n == 0 {
+                continue;
+            }
             total += n;
             self.handoff_stats.received.add(n as u64);
             // SAFETY: the sending worker gave up ownership when it enqueued the mbufs.
