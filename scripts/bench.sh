@@ -4,10 +4,13 @@
 # (method and columns: docs/performance.md, "Side by side with DPDK's ipsec-secgw").
 #
 #   scripts/bench.sh [--sizes 64,512,1400,imix] [--algos aes-128-gcm,aes-256-gcm]
-#                    [--dirs encrypt,decrypt] [--reps N] [--window S] [--warmup S]
+#                    [--dirs encrypt,decrypt] [--reps N] [--window S] [--warmup S] [--tunnels N]
 #                    [--markdown FILE] [--json FILE] [--no-check] [--no-io] [--no-huge] [--keep]
 #
-# The same options as environment variables: SIZES ALGOS DIRS REPS WINDOW WARMUP (flags win).
+# The same options as environment variables: SIZES ALGOS DIRS REPS WINDOW WARMUP TUNNELS (flags
+# win). --tunnels N (1..256, default 1): N tunnels (SA pairs) on both gateways, one per
+# destination subnet, and the frames go to them in turn, so every packet of a burst has another
+# SA than the one before it.
 # Also: CRYPTO_OPS (dpdk-test-crypto-perf ops per size, default 4000000), SECGW_ARGS (extra
 # ipsec-secgw application options, e.g. "-l" for its librte_ipsec code path), ESPGW_BACKENDS
 # (e.g. "ring,cryptodev": extra espgw runs with dataplane.crypto set; a binary without that
@@ -32,6 +35,7 @@ DIRS=${DIRS:-encrypt,decrypt}
 REPS=${REPS:-3}
 WINDOW=${WINDOW:-3}
 WARMUP=${WARMUP:-1}
+TUNNELS=${TUNNELS:-1}
 CRYPTO_OPS=${CRYPTO_OPS:-4000000}
 SECGW_ARGS=${SECGW_ARGS:-}
 ESPGW_BACKENDS=${ESPGW_BACKENDS:-}
@@ -46,6 +50,7 @@ while [ $# -gt 0 ]; do
     --reps) REPS=$2; shift 2 ;;
     --window) WINDOW=$2; shift 2 ;;
     --warmup) WARMUP=$2; shift 2 ;;
+    --tunnels) TUNNELS=$2; shift 2 ;;
     --markdown) markdown=$2; shift 2 ;;
     --json) json=$2; shift 2 ;;
     --no-check) check=0; shift ;;
@@ -70,6 +75,8 @@ for d in "${dirs[@]}"; do
     case $d in encrypt | decrypt) ;; *) echo "bench.sh: direction $d: encrypt or decrypt" >&2; exit 2 ;; esac
 done
 [[ $REPS =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --reps must be a positive integer" >&2; exit 2; }
+{ [[ $TUNNELS =~ ^[1-9][0-9]*$ ]] && [ "$TUNNELS" -le 256 ]; } ||
+    { echo "bench.sh: --tunnels must be 1..256" >&2; exit 2; }
 
 [ "$(id -u)" = 0 ] || { echo "bench.sh: run as root (EAL)" >&2; exit 1; }
 scripts/setup.sh >/dev/null
@@ -241,11 +248,11 @@ secgw_offline() { # config in out
 {
     echo "# $(date -u +%Y-%m-%dT%H:%MZ) on $(hostname): $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
     echo "# command: REPS=$REPS WINDOW=$WINDOW WARMUP=$WARMUP ${ESPGW_BACKENDS:+ESPGW_BACKENDS=$ESPGW_BACKENDS }${ESPGW_BASELINE:+ESPGW_BASELINE=$ESPGW_BASELINE }${SECGW_ARGS:+SECGW_ARGS=\"$SECGW_ARGS\" }$cmdline"
-    echo "# sizes $SIZES; algorithms $ALGOS; directions $DIRS; EAL memory: ${mem[*]}"
+    echo "# sizes $SIZES; algorithms $ALGOS; directions $DIRS; tunnels $TUNNELS; EAL memory: ${mem[*]}"
     echo "# espgw $(git describe --always --dirty 2>/dev/null || echo '?'); DPDK $(dpkg-query -W -f='${Version}' dpdk 2>/dev/null); ipsec-secgw from dpdk-doc + scripts/secgw/vdev.patch"
 } | tee "$work/header.txt"
 
-python3 "$tool" configs "$work" ${ESPGW_BACKENDS:+--backends "$ESPGW_BACKENDS"}
+python3 "$tool" configs "$work" --tunnels "$TUNNELS" ${ESPGW_BACKENDS:+--backends "$ESPGW_BACKENDS"}
 IFS=, read -ra backends <<<"$ESPGW_BACKENDS"
 
 # Cleartext pcaps, one per size (1024 frames; IMIX 1032), and per algorithm the ESP pcap that
@@ -255,7 +262,7 @@ clear_pcap() { echo "$work/clear-$1.pcap"; }
 esp_pcap() { echo "$work/$2/esp-$1.pcap"; }
 for size in "${sizes[@]}"; do
     if [ "$size" = imix ]; then gen=(--imix); else gen=(--size $((size - 4))); fi
-    scripts/pcapgen.py "$(clear_pcap "$size")" "${gen[@]}" --tunnels 1
+    scripts/pcapgen.py "$(clear_pcap "$size")" "${gen[@]}" --tunnels "$TUNNELS"
     if [[ " ${dirs[*]} " == *" decrypt "* ]]; then
         for algo in "${algos[@]}"; do
             espgw_offline "$work/$algo/espgw-encrypt.json" "$(clear_pcap "$size")" "$(esp_pcap "$size" "$algo")"
@@ -266,7 +273,7 @@ done
 # The cross-check: ipsec-secgw encrypts an IMIX pcap with the same SA; both must produce the
 # same ESP bytes (same keys, IV = sequence number in both, from 1).
 if [ "$check" = 1 ]; then
-    scripts/pcapgen.py "$work/check.pcap" --imix --count 120 --tunnels 1
+    scripts/pcapgen.py "$work/check.pcap" --imix --count 120 --tunnels "$TUNNELS"
     for algo in "${algos[@]}"; do
         espgw_offline "$work/$algo/espgw-encrypt.json" "$work/check.pcap" "$work/$algo/check-espgw.pcap"
         secgw_offline "$work/$algo/secgw-encrypt.cfg" "$work/check.pcap" "$work/$algo/check-secgw.pcap"

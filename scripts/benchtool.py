@@ -62,34 +62,44 @@ def write_private(path: str, text: str) -> None:
 
 # ---- configs ----
 
+def remote_net(role: str, tunnels: int, t: int) -> str:
+    """What tunnel t carries, seen from `role`: the far site's /16 with one tunnel, else its
+    10.x.t.0/24 (pcapgen.py sends frame k to host 10.2.(k mod N).10)."""
+    site = 2 if role == "g" else 1
+    return f"10.{site}.0.0/16" if tunnels == 1 else f"10.{site}.{t}.0/24"
+
+
 def espgw_gateway(role: str, algo: str, keys: dict, tunnels: int, crypto: str | None) -> dict:
     """g: encrypts 10.1/16 -> 10.2/16 (pcap on lan0 = port 0); p: decrypts (pcap on wan0 = port 0).
+    One tunnel (an SA pair) per destination subnet: tunnel t has SAs 0x1001 + t and 0x2001 + t.
     The EAL arguments come from bench.sh's command line (after --), identical for both sides."""
     if role == "g":
         ifs = [{"name": "lan0", "port": 0, "address": "10.1.0.1/16", "mac": MAC["g_lan"]},
                {"name": "wan0", "port": 1, "address": "192.0.2.1/24", "mac": MAC["g_wan"], "mtu": 9000}]
-        local, remote, remote_net, out_spi, in_spi = "192.0.2.1", "192.0.2.2", "10.2.0.0/16", SPI_G_OUT, SPI_P_OUT
+        local, remote, out_spi, in_spi = "192.0.2.1", "192.0.2.2", SPI_G_OUT, SPI_P_OUT
         neigh = [{"address": "192.0.2.2", "mac": MAC["p_wan"]}]
     else:
         ifs = [{"name": "wan0", "port": 0, "address": "192.0.2.2/24", "mac": MAC["p_wan"], "mtu": 9000},
                {"name": "lan0", "port": 1, "address": "10.2.0.1/16", "mac": MAC["p_lan"]}]
-        local, remote, remote_net, out_spi, in_spi = "192.0.2.2", "192.0.2.1", "10.1.0.0/16", SPI_P_OUT, SPI_G_OUT
+        local, remote, out_spi, in_spi = "192.0.2.2", "192.0.2.1", SPI_P_OUT, SPI_G_OUT
         neigh = [{"address": "192.0.2.1", "mac": MAC["g_wan"]}]
         neigh += [{"address": f"10.2.{t}.10", "mac": MAC["host_b"]} for t in range(tunnels)]
     dp = {"eal": [], "workers": [1]}
     if crypto:
         dp["crypto"] = crypto
+    sas = []
+    for t in range(tunnels):
+        sas += [{"tunnel": f"st0.{t}", "direction": "out", "spi": out_spi + t, "algorithm": algo,
+                 "key": keys[out_spi + t]},
+                {"tunnel": f"st0.{t}", "direction": "in", "spi": in_spi + t, "algorithm": algo,
+                 "key": keys[in_spi + t], "replay_window": 0}]
     return {
         "dataplane": dp,
         "interfaces": ifs,
         "neighbors": neigh,
-        "tunnels": [{"name": "st0.0", "local": local, "remote": remote}],
-        "routes": [{"prefix": remote_net, "via": "st0.0"}],
-        "manual_sas": [
-            {"tunnel": "st0.0", "direction": "out", "spi": out_spi, "algorithm": algo, "key": keys[out_spi]},
-            {"tunnel": "st0.0", "direction": "in", "spi": in_spi, "algorithm": algo, "key": keys[in_spi],
-             "replay_window": 0},
-        ],
+        "tunnels": [{"name": f"st0.{t}", "local": local, "remote": remote} for t in range(tunnels)],
+        "routes": [{"prefix": remote_net(role, tunnels, t), "via": f"st0.{t}"} for t in range(tunnels)],
+        "manual_sas": sas,
     }
 
 
@@ -111,9 +121,9 @@ def espgw_route(role: str, tunnels: int) -> dict:
     return {"dataplane": {"eal": [], "workers": [1]}, "interfaces": ifs, "neighbors": neigh, "routes": routes}
 
 
-def secgw_cfg(role: str, algo: str, keys: dict) -> str:
-    """ipsec-secgw's ep0.cfg syntax. Its 'unprotected' ports face the ESP side (-u mask in
-    bench.sh): port 1 for g, port 0 for p."""
+def secgw_cfg(role: str, algo: str, keys: dict, tunnels: int) -> str:
+    """ipsec-secgw's ep0.cfg syntax, the same SAs and subnets as espgw_gateway. Its
+    'unprotected' ports face the ESP side (-u mask in bench.sh): port 1 for g, port 0 for p."""
     def key(spi: int) -> str:
         return ":".join(keys[spi][i:i + 2] for i in range(0, len(keys[spi]), 2))
 
@@ -121,24 +131,29 @@ def secgw_cfg(role: str, algo: str, keys: dict) -> str:
         return f"sa {d} {spi} aead_algo {algo} aead_key {key(spi)} mode ipv4-tunnel src {src} dst {dst}"
 
     ports = "sport 0:65535 dport 0:65535"
+    lines = []
+    for t in range(tunnels):
+        to_p, to_g = remote_net("g", tunnels, t), remote_net("p", tunnels, t)
+        if role == "g":
+            lines += [f"sp ipv4 out esp protect {SPI_G_OUT + t} pri 1 dst {to_p} {ports}",
+                      f"sp ipv4 in esp protect {SPI_P_OUT + t} pri 1 dst {to_g} {ports}",
+                      sa("out", SPI_G_OUT + t, "192.0.2.1", "192.0.2.2"),
+                      sa("in", SPI_P_OUT + t, "192.0.2.2", "192.0.2.1")]
+        else:
+            lines += [f"sp ipv4 in esp protect {SPI_G_OUT + t} pri 1 dst {to_p} {ports}",
+                      f"sp ipv4 out esp protect {SPI_P_OUT + t} pri 1 dst {to_g} {ports}",
+                      sa("in", SPI_G_OUT + t, "192.0.2.1", "192.0.2.2"),
+                      sa("out", SPI_P_OUT + t, "192.0.2.2", "192.0.2.1")]
     if role == "g":
-        lines = [f"sp ipv4 out esp protect {SPI_G_OUT} pri 1 dst 10.2.0.0/16 {ports}",
-                 f"sp ipv4 in esp protect {SPI_P_OUT} pri 1 dst 10.1.0.0/16 {ports}",
-                 sa("out", SPI_G_OUT, "192.0.2.1", "192.0.2.2"),
-                 sa("in", SPI_P_OUT, "192.0.2.2", "192.0.2.1"),
-                 "rt ipv4 dst 192.0.2.2/32 port 1",
-                 "rt ipv4 dst 10.1.0.0/16 port 0",
-                 f"neigh port 1 {MAC['p_wan']}",
-                 f"neigh port 0 {MAC['host_a']}"]
+        lines += ["rt ipv4 dst 192.0.2.2/32 port 1",
+                  "rt ipv4 dst 10.1.0.0/16 port 0",
+                  f"neigh port 1 {MAC['p_wan']}",
+                  f"neigh port 0 {MAC['host_a']}"]
     else:
-        lines = [f"sp ipv4 in esp protect {SPI_G_OUT} pri 1 dst 10.2.0.0/16 {ports}",
-                 f"sp ipv4 out esp protect {SPI_P_OUT} pri 1 dst 10.1.0.0/16 {ports}",
-                 sa("in", SPI_G_OUT, "192.0.2.1", "192.0.2.2"),
-                 sa("out", SPI_P_OUT, "192.0.2.2", "192.0.2.1"),
-                 "rt ipv4 dst 10.2.0.0/16 port 1",
-                 "rt ipv4 dst 192.0.2.1/32 port 0",
-                 f"neigh port 1 {MAC['host_b']}",
-                 f"neigh port 0 {MAC['g_wan']}"]
+        lines += ["rt ipv4 dst 10.2.0.0/16 port 1",
+                  "rt ipv4 dst 192.0.2.1/32 port 0",
+                  f"neigh port 1 {MAC['host_b']}",
+                  f"neigh port 0 {MAC['g_wan']}"]
     return "\n".join(lines) + "\n"
 
 
@@ -147,17 +162,18 @@ def cmd_configs(a) -> None:
     for algo, keylen in ALGOS.items():
         d = os.path.join(a.dir, algo)
         os.makedirs(d, mode=0o700, exist_ok=True)
-        keys = {SPI_G_OUT: os.urandom(keylen).hex(), SPI_P_OUT: os.urandom(keylen).hex()}
+        keys = {spi + t: os.urandom(keylen).hex()
+                for spi in (SPI_G_OUT, SPI_P_OUT) for t in range(a.tunnels)}
         for role, name in (("g", "encrypt"), ("p", "decrypt")):
             for b in [None] + backends:
                 suffix = f".{b}" if b else ""
                 write_private(os.path.join(d, f"espgw-{name}{suffix}.json"),
                               json.dumps(espgw_gateway(role, algo, keys, a.tunnels, b), indent=1))
-            write_private(os.path.join(d, f"secgw-{name}.cfg"), secgw_cfg(role, algo, keys))
+            write_private(os.path.join(d, f"secgw-{name}.cfg"), secgw_cfg(role, algo, keys, a.tunnels))
         # tshark's view of the same SAs, for checking captures by hand (scripts/decode.sh format).
-        write_private(os.path.join(d, "tunnel.env"),
-                      f"SAS='192.0.2.1,192.0.2.2,{SPI_G_OUT:#010x},{keys[SPI_G_OUT]} "
-                      f"192.0.2.2,192.0.2.1,{SPI_P_OUT:#010x},{keys[SPI_P_OUT]}'\n")
+        sas = [f"192.0.2.1,192.0.2.2,{SPI_G_OUT + t:#010x},{keys[SPI_G_OUT + t]} "
+               f"192.0.2.2,192.0.2.1,{SPI_P_OUT + t:#010x},{keys[SPI_P_OUT + t]}" for t in range(a.tunnels)]
+        write_private(os.path.join(d, "tunnel.env"), f"SAS='{' '.join(sas)}'\n")
     for role, name in (("g", "encrypt"), ("p", "decrypt")):
         write_private(os.path.join(a.dir, f"espgw-route-{name}.json"), json.dumps(espgw_route(role, a.tunnels), indent=1))
 
