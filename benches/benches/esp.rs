@@ -42,7 +42,7 @@ fn start_backends() -> Vec<(&'static str, Backend)> {
                 ("aesni_gcm", "crypto_aesni_gcm"),
                 ("aesni_mb", "crypto_aesni_mb"),
             ] {
-                match cryptodev::Device::open_driver(driver, 64) {
+                match cryptodev::Device::open_driver(driver, 64, 1) {
                     Ok(d) => v.push((name, Backend::Cryptodev(Arc::new(d)))),
                     Err(e) => eprintln!("no {driver}: {e}"),
                 }
@@ -51,6 +51,80 @@ fn start_backends() -> Vec<(&'static str, Backend)> {
         Err(e) => eprintln!("no EAL ({e}): cryptodev rows left out; run as root"),
     }
     v
+}
+
+/// Jobs in place, each under one of `sessions` (packet i under session i mod their number).
+struct QueueJobs<'s, 'a> {
+    jobs: Vec<Job<'a>>,
+    sessions: &'s [dpdk_sys::AeadSession],
+}
+
+impl dpdk_sys::AeadBatch for QueueJobs<'_, '_> {
+    fn count(&self) -> usize {
+        self.jobs.len()
+    }
+    fn op(&mut self, i: usize) -> (&[u8], &[u8], &mut [u8]) {
+        self.jobs[i].parts()
+    }
+    fn set_ok(&mut self, i: usize, ok: bool) {
+        self.jobs[i].ok = ok;
+    }
+}
+
+impl dpdk_sys::MixedAeadBatch for QueueJobs<'_, '_> {
+    fn session(&self, i: usize) -> &dpdk_sys::AeadSession {
+        &self.sessions[i % self.sessions.len()]
+    }
+}
+
+/// `seal-queue` and `seal-32-sas-queue`: the seal through `AeadQueue` on `crypto_aesni_gcm`.
+fn queue_rows(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    size: usize,
+    text: usize,
+    blank: &[u8],
+    nonce: [u8; 12],
+    aad: ([u8; 12], usize),
+) {
+    use dpdk_sys::{AeadDirection, AeadQueue, AeadSession, Cryptodev, SessionPool};
+    let Some(dev) = Cryptodev::all()
+        .into_iter()
+        .find(|d| d.driver() == "crypto_aesni_gcm")
+    else {
+        return;
+    };
+    let pool = SessionPool::new(&format!("bench_q_sess_{size}"), &dev, 64).unwrap();
+    let sessions: Vec<AeadSession> = (0..BATCH as u8)
+        .map(|i| {
+            let mut k: Vec<u8> = (0u8..16).collect();
+            k[0] = i;
+            AeadSession::aes_gcm(&dev, &pool, AeadDirection::Encrypt, &k, 8).unwrap()
+        })
+        .collect();
+    let mut q = AeadQueue::new(&dev, 0, &format!("bench_q_ops_{size}")).unwrap();
+    for (row, n) in [("seal-queue", 1), ("seal-32-sas-queue", BATCH)] {
+        g.bench_with_input(
+            BenchmarkId::new(format!("{row}/aesni_gcm"), size),
+            &size,
+            |b, _| {
+                b.iter_batched_ref(
+                    || per_packet(text + 16, blank),
+                    |bufs| {
+                        let mut batch = QueueJobs {
+                            jobs: bufs
+                                .iter_mut()
+                                .map(|d| Job::new(nonce, aad, &mut d[..]))
+                                .collect(),
+                            sessions: &sessions[..n],
+                        };
+                        q.process(&mut batch);
+                        batch.jobs.iter().all(|j| j.ok)
+                    },
+                    BatchSize::SmallInput,
+                )
+            },
+        );
+    }
 }
 
 /// Runs `f` over a batch of copies of `proto`, prepared outside the timing.
@@ -123,6 +197,13 @@ fn bench(c: &mut Criterion) {
                     )
                 },
             );
+
+            // The same two cases through the enqueue/dequeue API (one queue pair, an op per
+            // packet naming its session): the whole batch in one enqueue and one dequeue,
+            // whether it is under one session or 32.
+            if name == "aesni_gcm" {
+                queue_rows(&mut g, size, text, &blank, nonce, aad);
+            }
 
             let mut sa = OutboundSa::with_backend(
                 0x1001,

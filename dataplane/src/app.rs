@@ -241,11 +241,22 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
             punt: punt.clone(),
             inject: inject.clone(),
         });
+        let mut fwd = Forwarder::new(q, stats);
+        if let Backend::Cryptodev(dev) = &backend {
+            match dev.queue(q) {
+                Some(Ok(queue)) => fwd.set_crypto_queue(queue),
+                Some(Err(e)) => eprintln!("espgw: worker {lcore}: {e}; one CPU-crypto call per SA"),
+                None => eprintln!(
+                    "espgw: worker {lcore}: no queue pair left on {}; one CPU-crypto call per SA",
+                    dev.driver()
+                ),
+            }
+        }
         runners.push(Worker {
             lcore,
             rx,
             tx,
-            fwd: Forwarder::new(q, stats),
+            fwd,
             commands: cmd_rx,
             events: ev_tx.clone(),
             punt,
@@ -360,12 +371,13 @@ const SPARE_SESSIONS: u32 = 1024;
 /// had (`auto` falls back to `ring` and says why), or `ring`.
 fn crypto_backend(cfg: &Config) -> Result<Backend, AppError> {
     let sessions = (cfg.manual_sas.len() as u32).saturating_add(SPARE_SESSIONS);
+    let workers = u16::try_from(cfg.dataplane.workers.len()).unwrap_or(u16::MAX);
     match cfg.dataplane.crypto {
         CryptoChoice::Ring => Ok(Backend::Ring),
-        CryptoChoice::Cryptodev => cryptodev::Device::open(sessions)
+        CryptoChoice::Cryptodev => cryptodev::Device::open(sessions, workers)
             .map(|d| Backend::Cryptodev(Arc::new(d)))
             .map_err(|e| config_err("dataplane.crypto", e)),
-        CryptoChoice::Auto => match cryptodev::Device::open(sessions) {
+        CryptoChoice::Auto => match cryptodev::Device::open(sessions, workers) {
             Ok(d) => Ok(Backend::Cryptodev(Arc::new(d))),
             Err(e) => {
                 eprintln!("espgw: no {}: {e}; using ring", cryptodev::DRIVER);

@@ -46,7 +46,7 @@ fn cryptodev_and_ring_agree() {
         return;
     }
     let _eal = dpdk_sys::Eal::init(&crypto_only_eal()).expect("EAL");
-    let dev = cryptodev::Device::open(256).expect("crypto_aesni_gcm");
+    let dev = cryptodev::Device::open(256, 1).expect("crypto_aesni_gcm");
     assert_eq!(dev.driver(), cryptodev::DRIVER);
     let fast = Backend::Cryptodev(Arc::new(dev));
     let ring = Backend::Ring;
@@ -134,4 +134,208 @@ fn cryptodev_and_ring_agree() {
         "all but the short and the tampered one"
     );
     assert!(!ok[7] && !ok[40]);
+
+    // The same kind of jobs through a worker's queue pair, spread over three SAs (job i under
+    // SA i mod 3) as a burst over many tunnels is: the bytes of each SA's own CPU-crypto call,
+    // job by job, and opening them the same way fails only the short and a tampered job.
+    let Backend::Cryptodev(dev) = &fast else {
+        unreachable!()
+    };
+    let mut queue = dev.queue(0).expect("a queue pair").expect("queue");
+    let kms: Vec<Keymat> = (0..3)
+        .map(|i| keymat(Algorithm::Aes128Gcm, 20 + i))
+        .collect();
+    let ciphers = |op| {
+        kms.iter()
+            .map(|k| crypto::cipher(k, op, false, &fast).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let (sealers, openers) = (ciphers(Op::Seal), ciphers(Op::Open));
+    fn job(i: usize, t: &mut [u8]) -> Job<'_> {
+        Job::new([i as u8; 12], ([i as u8; 12], 8), t)
+    }
+    let mut by_call = proto.clone();
+    let mut by_queue = proto.clone();
+    by_call[40].truncate(10);
+    by_queue[40].truncate(10);
+    for (i, t) in by_call.iter_mut().enumerate() {
+        let mut j = [job(i, t)];
+        sealers[i % 3].process(&mut j);
+        assert_eq!(j[0].ok, i != 40);
+    }
+    let through_queue = |queue: &mut dpdk_sys::AeadQueue,
+                         texts: &mut [Vec<u8>],
+                         ciphers: &[Box<dyn crypto::Aead>],
+                         tamper: Option<usize>| {
+        let mut oks = Vec::new();
+        // MixedJobs holds a device vector's worth (32): 70 jobs take three trips.
+        for (c, chunk) in texts.chunks_mut(32).enumerate() {
+            let mut batch = cryptodev::MixedJobs::default();
+            for (k, t) in chunk.iter_mut().enumerate() {
+                let i = c * 32 + k;
+                if Some(i) == tamper {
+                    t[0] ^= 1;
+                }
+                let session = ciphers[i % 3].device_session().expect("a device cipher");
+                assert!(batch.push(job(i, t), session));
+            }
+            queue.process(&mut batch);
+            oks.extend(batch.jobs.iter().map(|j| j.ok));
+        }
+        oks
+    };
+    let ok = through_queue(&mut queue, &mut by_queue, &sealers, None);
+    assert_eq!(
+        ok.iter().filter(|&&o| o).count(),
+        69,
+        "all but the short one"
+    );
+    assert!(!ok[40]);
+    assert_eq!(
+        by_call, by_queue,
+        "70 jobs over 3 SAs through the queue match CPU crypto"
+    );
+    let ok = through_queue(&mut queue, &mut by_queue, &openers, Some(7));
+    assert_eq!(ok.iter().filter(|&&o| o).count(), 68);
+    assert!(!ok[7] && !ok[40]);
+    for (i, t) in by_queue.iter().enumerate() {
+        if i != 7 && i != 40 {
+            assert_eq!(
+                t[..t.len() - 16],
+                proto[i][..proto[i].len() - 16],
+                "job {i} opened"
+            );
+        }
+    }
+
+    a_burst_over_many_sas_through_the_queue_pair_matches_ring(&fast, queue);
+}
+
+/// A one-worker gateway with `n` tunnels to 192.0.2.2 (tunnel t carries 10.2.t.0/24, SPI
+/// 0x1000 + t both ways, key `keymat(aes-128-gcm, t)`), on `backend`.
+fn gateway(n: u8, backend: &Backend) -> dataplane::forward::Forwarder {
+    use dataplane::{anchor::Anchors, config::Config, counters::StatBlock, provision};
+    let hex = |t: u8| {
+        let km = keymat(Algorithm::Aes128Gcm, t);
+        hex::encode([km.key(), &km.salt()].concat())
+    };
+    let sas: Vec<_> = (0..n)
+        .flat_map(|t| {
+            let sa = |d: &str| {
+                serde_json::json!({"tunnel": format!("st0.{t}"), "direction": d,
+                    "spi": 0x1000 + u32::from(t), "algorithm": "aes-128-gcm", "key": hex(t)})
+            };
+            let mut inbound = sa("in");
+            inbound["replay_window"] = 0.into();
+            [sa("out"), inbound]
+        })
+        .collect();
+    let cfg = serde_json::json!({
+        "dataplane": {"workers": [1]},
+        "interfaces": [{"name": "lan0", "port": 0, "address": "10.1.0.1/16", "mac": "02:00:00:00:01:01"},
+                       {"name": "wan0", "port": 1, "address": "192.0.2.1/24", "mac": "02:00:00:00:0a:01", "mtu": 9000}],
+        "neighbors": [{"address": "192.0.2.2", "mac": "02:00:00:00:0a:02"},
+                      {"address": "10.1.0.10", "mac": "02:00:00:00:01:10"}],
+        "tunnels": (0..n).map(|t| serde_json::json!({"name": format!("st0.{t}"), "local": "192.0.2.1", "remote": "192.0.2.2"})).collect::<Vec<_>>(),
+        "routes": (0..n).map(|t| serde_json::json!({"prefix": format!("10.2.{t}.0/24"), "via": format!("st0.{t}")})).collect::<Vec<_>>(),
+        "manual_sas": sas,
+    });
+    let cfg = Config::parse(&cfg.to_string()).unwrap();
+    let mut anchors = Anchors::new(&[vec![1]]).unwrap();
+    let p = provision::build(&cfg, |_| Default::default(), &mut anchors, &[1], backend).unwrap();
+    let mut f = dataplane::forward::Forwarder::new(0, Arc::new(StatBlock::default()));
+    for c in p.commands.into_iter().flatten() {
+        f.apply(c);
+    }
+    f.set_batching(true);
+    f
+}
+
+/// Runs one burst through `f` as a worker does; the frames out, or None for a dropped one.
+fn burst(
+    f: &mut dataplane::forward::Forwarder,
+    port: u16,
+    frames: &[Vec<u8>],
+) -> Vec<Option<Vec<u8>>> {
+    use dataplane::forward::Verdict;
+    let mut bufs: Vec<VecBuf> = frames.iter().map(|fr| VecBuf::new(fr)).collect();
+    let mut verdicts: Vec<Verdict> = bufs.iter_mut().map(|b| f.receive(port, b)).collect();
+    if f.has_parked() {
+        f.complete(&mut bufs, &mut verdicts);
+    }
+    bufs.iter()
+        .zip(&verdicts)
+        .map(|(b, v)| matches!(v, Verdict::Tx(_)).then(|| b.data().to_vec()))
+        .collect()
+}
+
+/// A burst spread over 16 tunnels (more SAs than a third of its packets) goes through the
+/// worker's queue pair; what leaves must be what `ring` makes of the same burst, byte for
+/// byte, encrypting and decrypting, and a forged packet in it must be the only one dropped.
+/// (Run by `cryptodev_and_ring_agree`: one EAL and one device per process.)
+fn a_burst_over_many_sas_through_the_queue_pair_matches_ring(
+    fast: &Backend,
+    queue: dpdk_sys::AeadQueue,
+) {
+    let mut by_ring = gateway(16, &Backend::Ring);
+    let mut by_queue = gateway(16, fast);
+    by_queue.set_crypto_queue(queue);
+
+    // LAN frames 10.1.0.10 -> 10.2.(i mod 16).10, of varied lengths.
+    let lan: Vec<Vec<u8>> = (0..32)
+        .map(|i| {
+            let mut ip = inner_packet(40 + 37 * i, 0, false);
+            ip[18] = (i % 16) as u8;
+            ip[10..12].fill(0);
+            let c = dataplane::wire::checksum::checksum(&ip[..20]);
+            ip[10..12].copy_from_slice(&c.to_be_bytes());
+            let mut fr = vec![2, 0, 0, 0, 1, 1, 2, 0, 0, 0, 1, 0x10, 8, 0];
+            fr.extend_from_slice(&ip);
+            fr
+        })
+        .collect();
+    let sealed = burst(&mut by_queue, 0, &lan);
+    assert!(sealed.iter().all(Option::is_some), "every packet sealed");
+    assert_eq!(sealed, burst(&mut by_ring, 0, &lan), "ESP as ring makes it");
+
+    // ESP from the peer for the LAN host, one SA after another, and one forged.
+    let mut wan: Vec<Vec<u8>> = (0..32u8)
+        .map(|i| {
+            let t = i % 16;
+            let mut peer = tunnel(None);
+            std::mem::swap(&mut peer.local, &mut peer.remote);
+            let km = keymat(Algorithm::Aes128Gcm, t);
+            let mut sa = OutboundSa::new(
+                0x1000 + u32::from(t),
+                false,
+                0,
+                &km,
+                peer,
+                Default::default(),
+            )
+            .unwrap();
+            sa.set_last_seq(u64::from(i));
+            let mut ip = inner_packet(40 + 29 * usize::from(i), 0, false);
+            ip[12..16].copy_from_slice(&[10, 2, t, 10]);
+            ip[16..20].copy_from_slice(&[10, 1, 0, 10]);
+            ip[10..12].fill(0);
+            let c = dataplane::wire::checksum::checksum(&ip[..20]);
+            ip[10..12].copy_from_slice(&c.to_be_bytes());
+            let mut b = VecBuf::new(&ip);
+            encap(&mut sa, &mut b).unwrap();
+            let mut fr = vec![2, 0, 0, 0, 0xa, 1, 2, 0, 0, 0, 0xa, 2, 8, 0];
+            fr.extend_from_slice(b.data());
+            fr
+        })
+        .collect();
+    let last = wan[9].len() - 1;
+    wan[9][last] ^= 0x80;
+    let opened = burst(&mut by_queue, 1, &wan);
+    assert_eq!(
+        opened,
+        burst(&mut by_ring, 1, &wan),
+        "clear frames as ring makes them"
+    );
+    assert!(opened[9].is_none(), "the forged packet is dropped");
+    assert_eq!(opened.iter().filter(|o| o.is_some()).count(), 31);
 }

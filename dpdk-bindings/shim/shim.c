@@ -1,5 +1,8 @@
 /* See shim.h for why these exist. */
+#include <string.h>
 #include <rte_config.h>
+#include <rte_crypto.h>
+#include <rte_cryptodev.h>
 #include <rte_cycles.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
@@ -126,4 +129,63 @@ uint64_t espgw_rdtsc(void)
 uint64_t espgw_tsc_hz(void)
 {
 	return rte_get_tsc_hz();
+}
+
+uint16_t espgw_crypto_op_iv_offset(void)
+{
+	return sizeof(struct rte_crypto_op) + sizeof(struct rte_crypto_sym_op);
+}
+
+int espgw_crypto_op_bulk_alloc(struct rte_mempool *mp, struct rte_crypto_op **ops,
+			       uint16_t n)
+{
+	return rte_crypto_op_bulk_alloc(mp, RTE_CRYPTO_OP_TYPE_SYMMETRIC, ops, n);
+}
+
+void espgw_crypto_op_bulk_free(struct rte_crypto_op **ops, uint16_t n)
+{
+	for (uint16_t i = 0; i < n; i++)
+		rte_crypto_op_free(ops[i]);
+}
+
+void espgw_aead_op_fill(struct rte_crypto_op *op, struct rte_mbuf *desc, void *sess,
+			uint8_t *data, uint16_t len, const uint8_t *iv, uint8_t *aad)
+{
+	struct rte_crypto_sym_op *sym = op->sym;
+
+	desc->buf_addr = data;
+	desc->data_off = 0;
+	desc->data_len = len;
+	desc->pkt_len = len;
+	desc->nb_segs = 1;
+	desc->next = NULL;
+	op->status = RTE_CRYPTO_OP_STATUS_NOT_PROCESSED;
+	op->sess_type = RTE_CRYPTO_OP_WITH_SESSION;
+	sym->session = sess;
+	sym->m_src = desc;
+	sym->m_dst = NULL;
+	sym->aead.data.offset = 0;
+	sym->aead.data.length = len;
+	sym->aead.digest.data = data + len;
+	sym->aead.digest.phys_addr = 0;
+	sym->aead.aad.data = aad;
+	sym->aead.aad.phys_addr = 0;
+	memcpy(rte_crypto_op_ctod_offset(op, uint8_t *, espgw_crypto_op_iv_offset()), iv, 12);
+}
+
+uint8_t espgw_crypto_op_status(const struct rte_crypto_op *op)
+{
+	return op->status;
+}
+
+uint16_t espgw_cryptodev_enqueue_burst(uint8_t dev_id, uint16_t qp_id,
+				       struct rte_crypto_op **ops, uint16_t n)
+{
+	return rte_cryptodev_enqueue_burst(dev_id, qp_id, ops, n);
+}
+
+uint16_t espgw_cryptodev_dequeue_burst(uint8_t dev_id, uint16_t qp_id,
+				       struct rte_crypto_op **ops, uint16_t n)
+{
+	return rte_cryptodev_dequeue_burst(dev_id, qp_id, ops, n);
 }

@@ -47,6 +47,24 @@ unsigned int espgw_ring_dequeue_burst(struct rte_ring *r, void **obj_table,
 unsigned int espgw_ring_count(const struct rte_ring *r);
 unsigned int espgw_ring_free_count(const struct rte_ring *r);
 
+/* crypto operations (enqueue/dequeue API): all inline in DPDK */
+struct rte_crypto_op;
+/* Where the IV is kept in an operation: just after the op and its symmetric part. */
+uint16_t espgw_crypto_op_iv_offset(void);
+int espgw_crypto_op_bulk_alloc(struct rte_mempool *mp, struct rte_crypto_op **ops,
+			       uint16_t n);
+void espgw_crypto_op_bulk_free(struct rte_crypto_op **ops, uint16_t n);
+/* Readies op for an in-place AEAD over len bytes at data, the tag just after them, under
+ * sess. desc is a caller-owned mbuf header used only as the PMD's descriptor of that memory
+ * (never from a pool, never freed); the 12-byte IV is copied into the op. */
+void espgw_aead_op_fill(struct rte_crypto_op *op, struct rte_mbuf *desc, void *sess,
+			uint8_t *data, uint16_t len, const uint8_t *iv, uint8_t *aad);
+uint8_t espgw_crypto_op_status(const struct rte_crypto_op *op);
+uint16_t espgw_cryptodev_enqueue_burst(uint8_t dev_id, uint16_t qp_id,
+				       struct rte_crypto_op **ops, uint16_t n);
+uint16_t espgw_cryptodev_dequeue_burst(uint8_t dev_id, uint16_t qp_id,
+				       struct rte_crypto_op **ops, uint16_t n);
+
 /* per-thread state and timers */
 int espgw_errno(void);
 unsigned int espgw_lcore_id(void);

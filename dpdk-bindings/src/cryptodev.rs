@@ -1,8 +1,8 @@
-//! Symmetric crypto devices (`rte_cryptodev`) used for synchronous CPU crypto: an AEAD session
-//! processes a whole vector of buffers in one call on the calling lcore
-//! (`rte_cryptodev_sym_cpu_crypto_process`), with no queue pair and no `rte_crypto_op` on the
-//! fast path. This is how a software PMD such as `crypto_aesni_gcm` (intel-ipsec-mb) is
-//! cheapest to drive.
+//! Symmetric crypto devices (`rte_cryptodev`) and their AEAD sessions, driven by synchronous CPU
+//! crypto: a session processes a whole vector of buffers in one call on the calling lcore
+//! (`rte_cryptodev_sym_cpu_crypto_process`), with no queue pair and no `rte_crypto_op`. This
+//! is how a software PMD such as `crypto_aesni_gcm` (intel-ipsec-mb) is cheapest to drive for
+//! a batch under one session; `crypto_queue` drives a batch spread over many.
 
 use std::ffi::{c_void, CStr, CString};
 use std::ptr::{self, NonNull};
@@ -88,13 +88,20 @@ impl Cryptodev {
         unsafe { sys::rte_cryptodev_socket_id(self.id) }
     }
 
-    /// Configures one queue pair and starts the device. CPU crypto does not use the queue
-    /// pair, but the generic layer wants a started device.
-    pub fn start(&self, sessions: &SessionPool) -> Result<()> {
+    /// Most queue pairs the device offers.
+    pub fn max_queue_pairs(&self) -> u16 {
+        u16::try_from(self.info().max_nb_queue_pairs).unwrap_or(u16::MAX)
+    }
+
+    /// Configures `queue_pairs` queue pairs (at least one, at most what the device offers: see
+    /// the return value) and starts the device. CPU crypto uses none, but the generic layer
+    /// wants a started device; `AeadQueue` takes one per lcore.
+    pub fn start(&self, sessions: &SessionPool, queue_pairs: u16) -> Result<u16> {
         let socket = self.socket();
+        let n = queue_pairs.clamp(1, self.max_queue_pairs().max(1));
         let conf = sys::rte_cryptodev_config {
             socket_id: socket,
-            nb_queue_pairs: 1,
+            nb_queue_pairs: n,
             ff_disable: 0,
         };
         // SAFETY: conf is a valid configuration for this device id.
@@ -105,14 +112,17 @@ impl Cryptodev {
             nb_descriptors: 128,
             mp_session: sessions.as_ptr(),
         };
-        // SAFETY: qp is valid; the session pool outlives the device's use of it.
-        Error::check("rte_cryptodev_queue_pair_setup", unsafe {
-            sys::rte_cryptodev_queue_pair_setup(self.id, 0, &qp, socket)
-        })?;
+        for id in 0..n {
+            // SAFETY: qp is valid; the session pool outlives the device's use of it.
+            Error::check("rte_cryptodev_queue_pair_setup", unsafe {
+                sys::rte_cryptodev_queue_pair_setup(self.id, id, &qp, socket)
+            })?;
+        }
         // SAFETY: the device is configured.
         Error::check("rte_cryptodev_start", unsafe {
             sys::rte_cryptodev_start(self.id)
-        })
+        })?;
+        Ok(n)
     }
 }
 
@@ -206,6 +216,18 @@ const TAG_LEN: u16 = 16;
 const IV_LEN: u16 = 12;
 
 impl AeadSession {
+    pub(crate) fn as_ptr(&self) -> *mut c_void {
+        self.sess.as_ptr()
+    }
+
+    pub(crate) fn device(&self) -> u8 {
+        self.dev
+    }
+
+    pub(crate) fn lengths(&self) -> (usize, usize, usize) {
+        (self.iv_len, self.aad_len, self.tag_len)
+    }
+
     /// An AES-GCM session (key of 16 or 32 bytes) with a 12-byte IV, `aad_len` bytes of AAD and
     /// a 16-byte tag.
     pub fn aes_gcm(
@@ -233,9 +255,11 @@ impl AeadSession {
                 data: key.as_ptr(),
                 length: key_len,
             },
-            // With CPU crypto the IV is passed by pointer; the offset is unused.
+            // Where an operation of the enqueue/dequeue API carries its IV (`AeadQueue`);
+            // CPU crypto passes the IV by pointer instead.
             iv: sys::rte_crypto_aead_xform__bindgen_ty_2 {
-                offset: 0,
+                // SAFETY: a constant of the C layout.
+                offset: unsafe { sys::espgw_crypto_op_iv_offset() },
                 length: IV_LEN,
             },
             digest_length: TAG_LEN,

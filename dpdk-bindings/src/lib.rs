@@ -9,6 +9,7 @@
 
 pub mod sys;
 
+pub mod crypto_queue;
 pub mod cryptodev;
 pub mod eal;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod port;
 pub mod ring;
 pub mod telemetry;
 
+pub use crypto_queue::{AeadQueue, MixedAeadBatch};
 pub use cryptodev::{AeadBatch, AeadDirection, AeadSession, Cryptodev, SessionPool};
 pub use eal::Eal;
 pub use error::{Error, Result};

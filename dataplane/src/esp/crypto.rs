@@ -132,6 +132,11 @@ pub trait Aead: Send + Sync {
     /// Seals or opens every job and sets its `ok`. On a failed open the text is unspecified
     /// and the packet must be dropped.
     fn process(&self, jobs: &mut [Job<'_>]);
+    /// The crypto device's session behind this cipher, for a burst that goes through a queue
+    /// pair with other SAs' packets (`cryptodev::MixedJobs`); `None` for software backends.
+    fn device_session(&self) -> Option<&dpdk_sys::AeadSession> {
+        None
+    }
 }
 
 /// AES-GCM from `ring` (BoringSSL's assembly): the portable backend.

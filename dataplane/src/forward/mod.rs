@@ -3,6 +3,7 @@
 //! `Command`s applied between bursts.
 
 pub mod arp;
+mod crypto;
 pub mod lpm;
 pub mod neighbor;
 
@@ -420,6 +421,8 @@ pub struct Forwarder {
     generation: u32,
     /// Packets parked for batched crypto, in arrival order.
     pending: Parked,
+    /// This worker's queue pair on the crypto device, for bursts spread over many SAs.
+    queue: Option<Box<dpdk_sys::AeadQueue>>,
     /// Park packets that need crypto (`Verdict::Crypto`) instead of running it one by one.
     batching: bool,
 }
@@ -455,12 +458,19 @@ impl Forwarder {
             nh_cache: [NextHop::default(); NH_CACHE],
             generation: 1,
             pending: Parked::default(),
+            queue: None,
             batching: false,
         }
     }
 
     /// With batching on, packets that need crypto come back as `Verdict::Crypto` and the caller
     /// runs them with `complete` after the burst (the workers do). Off, crypto runs per packet.
+    /// Gives the worker its queue pair on the crypto device (bursts spread over many SAs go
+    /// through it in one trip).
+    pub fn set_crypto_queue(&mut self, q: dpdk_sys::AeadQueue) {
+        self.queue = Some(Box::new(q));
+    }
+
     pub fn set_batching(&mut self, on: bool) {
         self.batching = on;
     }
@@ -894,51 +904,27 @@ impl Forwarder {
             self.pending.clear();
             return;
         }
-        let mut ok: u32 = 0;
-        // One backend call per SA: the SAs in order of first appearance, each SA's packets in
-        // arrival order.
         let groups = self.pending.groups();
-        for &(first, members) in &groups {
-            let Some(keys) = self.keying(self.pending.step(first)) else {
-                continue; // The SA went away: its packets fail.
-            };
-            let mut jobs: ArrayVec<esp::crypto::Job<'_>, MAX_BURST> = ArrayVec::new();
-            let mut which: ArrayVec<u8, MAX_BURST> = ArrayVec::new();
-            let mut rest = members;
-            // Walk the burst once, front to back, taking this SA's packets.
-            let mut tail: &mut [B] = bufs;
-            let mut base = 0;
-            while rest != 0 {
-                let j = rest.trailing_zeros() as usize;
-                rest &= rest - 1;
-                let at = usize::from(slot[j]);
-                let Some((b, after)) = std::mem::take(&mut tail)[at - base..].split_first_mut()
-                else {
-                    break;
-                };
-                tail = after;
-                base = at + 1;
-                if let Some(job) = self.pending.prep[j].job(b.data_mut(), &keys) {
-                    jobs.push(job);
-                    which.push(j as u8);
+        // Spread over many SAs, the burst goes through the worker's queue pair in one trip;
+        // otherwise one CPU-crypto call per SA (see `esp::cryptodev::MixedJobs` for the cost).
+        let queued = if groups.len() * 3 > n {
+            self.queue.take().and_then(|mut q| {
+                let ok = self.run_queued(&mut q, bufs, &slot[..n]);
+                // A device that kept operations gets no more (a PMD bug; never seen).
+                if q.is_stuck() {
+                    Box::leak(q);
+                } else {
+                    self.queue = Some(q);
                 }
-            }
-            keys.cipher.process(&mut jobs);
-            let (mut packets, mut bytes) = (0, 0);
-            for (job, &j) in jobs.iter().zip(&which) {
-                if job.ok {
-                    ok |= 1 << j;
-                    if let AfterCrypto::Seal { inner_len, .. } = self.pending.step(usize::from(j)) {
-                        packets += 1;
-                        bytes += u64::from(inner_len);
-                    }
-                }
-            }
-            drop(jobs);
-            if let AfterCrypto::Seal { tunnel, .. } = self.pending.step(first) {
-                self.count_sealed(tunnel, packets, bytes);
-            }
-        }
+                ok
+            })
+        } else {
+            None
+        };
+        let ok = match queued {
+            Some(ok) => ok,
+            None => self.run_per_sa(bufs, &slot[..n], &groups),
+        };
         // What follows the crypto may need crypto again (a decrypted packet routed into a
         // tunnel): that runs at once, not in a batch.
         self.batching = false;

@@ -1,0 +1,191 @@
+//! The enqueue/dequeue side of a crypto device: a queue pair fed with `rte_crypto_op`s, each
+//! naming its own session. One enqueue and one dequeue carry a whole burst whatever SAs its
+//! packets belong to, where CPU crypto (`AeadSession::process`) takes one call per session.
+
+use std::ffi::CString;
+use std::ptr::{self, NonNull};
+
+use crate::cryptodev::{AeadBatch, AeadSession, Cryptodev, MAX_VEC};
+use crate::eal;
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// A batch of AEAD operations in place, each under its own session.
+pub trait MixedAeadBatch: AeadBatch {
+    fn session(&self, i: usize) -> &AeadSession;
+}
+
+/// One lcore's queue pair with the operations it reuses burst after burst: they are taken
+/// from their pool once, so a burst costs no allocation, and each is paired with an mbuf
+/// header that only describes where the packet's bytes lie (the PMD reads the data through
+/// `m_src`; nothing frees these headers or returns them to a pool).
+pub struct AeadQueue {
+    dev: u8,
+    qp: u16,
+    pool: NonNull<sys::rte_mempool>,
+    ops: [*mut sys::rte_crypto_op; MAX_VEC],
+    descs: Box<[sys::rte_mbuf; MAX_VEC]>,
+    /// The device kept operations it was given: they may still be read or written by it, so
+    /// they are never refilled (nor freed) again.
+    stuck: bool,
+}
+
+// SAFETY: the queue is used by one thread at a time (&mut self); ops and pool are plain DPDK
+// memory.
+unsafe impl Send for AeadQueue {}
+
+impl AeadQueue {
+    /// Queue pair `qp` of a started device, with an operation pool of its own.
+    pub fn new(dev: &Cryptodev, qp: u16, name: &str) -> Result<AeadQueue> {
+        const OP: &str = "rte_crypto_op_pool_create";
+        eal::ensure_running(OP)?;
+        let c = CString::new(name).map_err(|_| Error::new(OP, libc::EINVAL))?;
+        // SAFETY: valid arguments; 16 bytes of private area hold the IV.
+        let pool = unsafe {
+            sys::rte_crypto_op_pool_create(
+                c.as_ptr(),
+                sys::rte_crypto_op_type_RTE_CRYPTO_OP_TYPE_SYMMETRIC,
+                (2 * MAX_VEC) as u32,
+                0,
+                16,
+                dev.socket(),
+            )
+        };
+        let pool = NonNull::new(pool).ok_or_else(|| Error::from_rte_errno(OP))?;
+        let mut ops = [ptr::null_mut(); MAX_VEC];
+        // SAFETY: ops has room for MAX_VEC pointers; the pool holds 2 * MAX_VEC.
+        let got = unsafe {
+            sys::espgw_crypto_op_bulk_alloc(pool.as_ptr(), ops.as_mut_ptr(), MAX_VEC as u16)
+        };
+        if got != MAX_VEC as i32 {
+            // SAFETY: nothing was taken from the pool.
+            unsafe { sys::rte_mempool_free(pool.as_ptr()) };
+            return Err(Error::new("rte_crypto_op_bulk_alloc", libc::ENOMEM));
+        }
+        // SAFETY: an all-zero mbuf header is a valid (empty) C struct.
+        let descs = Box::new(unsafe { std::mem::zeroed::<[sys::rte_mbuf; MAX_VEC]>() });
+        Ok(AeadQueue {
+            dev: dev.id(),
+            qp,
+            pool,
+            ops,
+            descs,
+            stuck: false,
+        })
+    }
+
+    /// Processes every operation of `batch` in place, in chunks of [`MAX_VEC`] per enqueue, and
+    /// records for each whether it was encrypted, or decrypted with a tag that verified. An
+    /// operation whose lengths do not fit its session, or whose session is on another device,
+    /// fails without reaching the PMD.
+    pub fn process<B: MixedAeadBatch + ?Sized>(&mut self, batch: &mut B) {
+        let total = batch.count();
+        if self.stuck {
+            (0..total).for_each(|i| batch.set_ok(i, false));
+            return;
+        }
+        let mut start = 0;
+        while start < total {
+            let end = total.min(start + MAX_VEC);
+            self.process_chunk(batch, start, end);
+            start = end;
+        }
+    }
+
+    fn process_chunk<B: MixedAeadBatch + ?Sized>(
+        &mut self,
+        batch: &mut B,
+        start: usize,
+        end: usize,
+    ) {
+        let mut which = [0u8; MAX_VEC];
+        let mut n = 0;
+        for i in start..end {
+            let s = batch.session(i);
+            let (sess, dev, (iv_len, aad_len, tag_len)) = (s.as_ptr(), s.device(), s.lengths());
+            let (iv, aad, buf) = batch.op(i);
+            if dev != self.dev
+                || iv.len() != iv_len
+                || iv_len != 12
+                || aad.len() != aad_len
+                || buf.len() < tag_len
+                || buf.len() - tag_len > usize::from(u16::MAX)
+            {
+                batch.set_ok(i, false);
+                continue;
+            }
+            let len = (buf.len() - tag_len) as u16;
+            // SAFETY: ops[n] is ours (taken at creation, not in the device's queue now);
+            // descs[n] is ours; data, IV (12 bytes) and AAD outlive the call below, which
+            // is the only time the PMD reads them.
+            unsafe {
+                sys::espgw_aead_op_fill(
+                    self.ops[n],
+                    &mut self.descs[n],
+                    sess,
+                    buf.as_mut_ptr(),
+                    len,
+                    iv.as_ptr(),
+                    aad.as_ptr().cast_mut(),
+                )
+            };
+            which[n] = (i - start) as u8;
+            n += 1;
+        }
+        if n == 0 {
+            return;
+        }
+        // SAFETY: the first n ops are filled; a software PMD does the work in dequeue.
+        let queued = unsafe {
+            sys::espgw_cryptodev_enqueue_burst(self.dev, self.qp, self.ops.as_mut_ptr(), n as u16)
+        };
+        let mut back = [ptr::null_mut(); MAX_VEC];
+        let mut done = 0;
+        // Bounded: a software PMD completes everything it took in one dequeue.
+        for _ in 0..4 {
+            if done >= usize::from(queued) {
+                break;
+            }
+            // SAFETY: back has room for what is left.
+            done += usize::from(unsafe {
+                sys::espgw_cryptodev_dequeue_burst(
+                    self.dev,
+                    self.qp,
+                    back.as_mut_ptr(),
+                    (usize::from(queued) - done) as u16,
+                )
+            });
+        }
+        // A software PMD never keeps an operation past its dequeue; if one ever did, its
+        // slot could not be refilled safely.
+        self.stuck |= done < usize::from(queued);
+        for (j, (&op, &w)) in self.ops.iter().zip(&which).take(n).enumerate() {
+            // An op the device did not take, or did not give back, is still NOT_PROCESSED.
+            // SAFETY: op is a valid op of ours.
+            let st = unsafe { sys::espgw_crypto_op_status(op) };
+            let ok = j < done && st == sys::rte_crypto_op_status_RTE_CRYPTO_OP_STATUS_SUCCESS as u8;
+            batch.set_ok(start + usize::from(w), ok);
+        }
+    }
+}
+
+impl AeadQueue {
+    /// Whether the device kept operations (see `process`): the queue then fails every job,
+    /// and its owner should go back to CPU crypto.
+    pub fn is_stuck(&self) -> bool {
+        self.stuck
+    }
+}
+
+impl Drop for AeadQueue {
+    fn drop(&mut self) {
+        // Operations the device may still hold are left to it.
+        if eal::is_running() && !self.stuck {
+            // SAFETY: the ops are ours and idle; then the pool is empty of users.
+            unsafe {
+                sys::espgw_crypto_op_bulk_free(self.ops.as_mut_ptr(), MAX_VEC as u16);
+                sys::rte_mempool_free(self.pool.as_ptr());
+            }
+        }
+    }
+}
