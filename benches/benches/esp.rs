@@ -6,14 +6,10 @@
 //! cargo bench -p espgw-benches --bench esp
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use dataplane::anchor::Anchors;
-use dataplane::config::Config;
-use dataplane::counters::StatBlock;
 use dataplane::esp::crypto::{Algorithm, Backend, Job, Keymat, Op};
 use dataplane::esp::{crypto, cryptodev, decap, encap};
 use dataplane::forward::{Forwarder, Verdict};
 use dataplane::packet::{PacketBuf, VecBuf};
-use dataplane::provision;
 use dataplane::sa::{InboundParams, InboundSa, OutboundSa, Selectors};
 use dataplane::testkit;
 use dataplane::wire::esp as esp_wire;
@@ -327,13 +323,9 @@ fn gateway(backend: &Backend, esn: bool) -> Forwarder {
             {"tunnel": "st0.0", "direction": "in", "spi": 4097, "algorithm": "aes-128-gcm",
              "key": "000102030405060708090a0b0c0d0e0f10111213", "esn": esn, "replay_window": 0}]
     });
-    let cfg = Config::parse(&cfg.to_string()).unwrap();
-    let mut anchors = Anchors::new(&[vec![1]]).unwrap();
-    let p = provision::build(&cfg, |_| Mac::default(), &mut anchors, &[1], backend).unwrap();
-    let mut f = Forwarder::new(0, Arc::new(StatBlock::default()));
-    for c in p.commands.into_iter().flatten() {
-        f.apply(c);
-    }
+    let mut f = testkit::forwarders(&cfg.to_string(), &[1], |_| Mac::default(), backend)
+        .unwrap()
+        .remove(0);
     f.set_batching(true);
     f
 }

@@ -63,3 +63,31 @@ pub fn crypto_only_eal() -> Vec<String> {
     .map(String::from)
     .to_vec()
 }
+
+/// One provisioned `Forwarder` per worker lcore of `workers` (one anchor group), from a
+/// configuration in the file format, with `port_mac` for interfaces that name no MAC: the
+/// tables a running gateway's workers would hold, without DPDK ports.
+pub fn forwarders(
+    config: &str,
+    workers: &[u32],
+    port_mac: impl Fn(u16) -> crate::wire::ethernet::Mac,
+    backend: &crate::esp::crypto::Backend,
+) -> Result<Vec<crate::forward::Forwarder>, String> {
+    let cfg = crate::config::Config::parse(config).map_err(|e| e.to_string())?;
+    let mut anchors =
+        crate::anchor::Anchors::new(&[workers.to_vec()]).map_err(|e| format!("{e:?}"))?;
+    let p = crate::provision::build(&cfg, port_mac, &mut anchors, workers, backend)
+        .map_err(|e| e.to_string())?;
+    Ok(p.commands
+        .into_iter()
+        .enumerate()
+        .map(|(i, cmds)| {
+            let stats = std::sync::Arc::new(crate::counters::StatBlock::default());
+            let mut f = crate::forward::Forwarder::new(i as u16, stats);
+            for c in cmds {
+                f.apply(c);
+            }
+            f
+        })
+        .collect())
+}

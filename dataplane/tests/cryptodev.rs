@@ -214,7 +214,6 @@ fn cryptodev_and_ring_agree() {
 /// A one-worker gateway with `n` tunnels to 192.0.2.2 (tunnel t carries 10.2.t.0/24, SPI
 /// 0x1000 + t both ways, key `keymat(aes-128-gcm, t)`), on `backend`.
 fn gateway(n: u8, backend: &Backend) -> dataplane::forward::Forwarder {
-    use dataplane::{anchor::Anchors, config::Config, counters::StatBlock, provision};
     let hex = |t: u8| {
         let km = keymat(Algorithm::Aes128Gcm, t);
         hex::encode([km.key(), &km.salt()].concat())
@@ -240,13 +239,10 @@ fn gateway(n: u8, backend: &Backend) -> dataplane::forward::Forwarder {
         "routes": (0..n).map(|t| serde_json::json!({"prefix": format!("10.2.{t}.0/24"), "via": format!("st0.{t}")})).collect::<Vec<_>>(),
         "manual_sas": sas,
     });
-    let cfg = Config::parse(&cfg.to_string()).unwrap();
-    let mut anchors = Anchors::new(&[vec![1]]).unwrap();
-    let p = provision::build(&cfg, |_| Default::default(), &mut anchors, &[1], backend).unwrap();
-    let mut f = dataplane::forward::Forwarder::new(0, Arc::new(StatBlock::default()));
-    for c in p.commands.into_iter().flatten() {
-        f.apply(c);
-    }
+    let mut f =
+        dataplane::testkit::forwarders(&cfg.to_string(), &[1], |_| Default::default(), backend)
+            .unwrap()
+            .remove(0);
     f.set_batching(true);
     f
 }

@@ -1,9 +1,7 @@
 //! The whole pipeline between two gateways, frame in to frame out, with plain buffers.
 
 use super::*;
-use crate::config::Config;
 use crate::packet::VecBuf;
-use crate::provision;
 use crate::wire::{checksum, icmp};
 use proptest::prelude::*;
 
@@ -83,28 +81,14 @@ fn gateway_workers(
         v["tunnels"][0]["udp_encap"] = serde_json::json!({});
     }
     extra(&mut v);
-    let cfg = Config::parse(&v.to_string()).unwrap();
     let lcores: Vec<u32> = (1..=n).collect();
-    let mut anchors = crate::anchor::Anchors::new(std::slice::from_ref(&lcores)).unwrap();
-    let p = provision::build(
-        &cfg,
-        |_| Mac([2, 0, 0, 0, 0, 0]),
-        &mut anchors,
+    crate::testkit::forwarders(
+        &v.to_string(),
         &lcores,
+        |_| Mac([2, 0, 0, 0, 0, 0]),
         &crate::esp::crypto::Backend::Ring,
     )
-    .unwrap();
-    p.commands
-        .into_iter()
-        .enumerate()
-        .map(|(i, cmds)| {
-            let mut f = Forwarder::new(i as u16, Arc::new(StatBlock::default()));
-            for c in cmds {
-                f.apply(c);
-            }
-            f
-        })
-        .collect()
+    .unwrap()
 }
 
 /// An Ethernet frame carrying IPv4 `proto` from `src` to `dst` with `payload`.
