@@ -10,6 +10,9 @@ use crate::eal;
 use crate::error::{Error, Result};
 use crate::sys;
 
+// The shim copies 12 bytes of IV into each operation: every session's IV length.
+const _: () = assert!(crate::cryptodev::IV_LEN == 12);
+
 /// A batch of AEAD operations in place, each under its own session.
 pub trait MixedAeadBatch: AeadBatch {
     fn session(&self, i: usize) -> &AeadSession;
@@ -74,6 +77,12 @@ impl AeadQueue {
         })
     }
 
+    /// Whether the device kept operations (see `process`): the queue then fails every job,
+    /// and its owner should go back to CPU crypto.
+    pub fn is_stuck(&self) -> bool {
+        self.stuck
+    }
+
     /// Processes every operation of `batch` in place, in chunks of [`MAX_VEC`] per enqueue, and
     /// records for each whether it was encrypted, or decrypted with a tag that verified. An
     /// operation whose lengths do not fit its session, or whose session is on another device,
@@ -102,19 +111,16 @@ impl AeadQueue {
         let mut n = 0;
         for i in start..end {
             let s = batch.session(i);
-            let (sess, dev, (iv_len, aad_len, tag_len)) = (s.as_ptr(), s.device(), s.lengths());
+            let (sess, dev, lengths) = (s.as_ptr(), s.device(), s.lengths());
             let (iv, aad, buf) = batch.op(i);
-            if dev != self.dev
-                || iv.len() != iv_len
-                || iv_len != 12
-                || aad.len() != aad_len
-                || buf.len() < tag_len
-                || buf.len() - tag_len > usize::from(u16::MAX)
-            {
+            // The shim copies the session's 12-byte IV into the op; the text must fit the
+            // mbuf descriptor's 16 bits.
+            let text = lengths.text_len(iv, aad, buf, usize::from(u16::MAX));
+            let Some(len) = text.filter(|_| dev == self.dev) else {
                 batch.set_ok(i, false);
                 continue;
-            }
-            let len = (buf.len() - tag_len) as u16;
+            };
+            let len = len as u16;
             // SAFETY: ops[n] is ours (taken at creation, not in the device's queue now);
             // descs[n] is ours; data, IV (12 bytes) and AAD outlive the call below, which
             // is the only time the PMD reads them.
@@ -166,14 +172,6 @@ impl AeadQueue {
             let ok = j < done && st == sys::rte_crypto_op_status_RTE_CRYPTO_OP_STATUS_SUCCESS as u8;
             batch.set_ok(start + usize::from(w), ok);
         }
-    }
-}
-
-impl AeadQueue {
-    /// Whether the device kept operations (see `process`): the queue then fails every job,
-    /// and its owner should go back to CPU crypto.
-    pub fn is_stuck(&self) -> bool {
-        self.stuck
     }
 }
 

@@ -192,6 +192,31 @@ pub trait AeadBatch {
     fn set_ok(&mut self, i: usize, ok: bool);
 }
 
+/// A session's IV, AAD and tag lengths: what the PMD reads from an operation's buffers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lengths {
+    iv: usize,
+    aad: usize,
+    tag: usize,
+}
+
+impl Lengths {
+    /// The length of the text of an operation (IV, AAD, text followed by the tag) that fits
+    /// these lengths, with at most `max_text` bytes of text; `None` if it does not fit, and
+    /// then it must not reach the PMD.
+    #[inline]
+    pub(crate) fn text_len(
+        self,
+        iv: &[u8],
+        aad: &[u8],
+        buf: &[u8],
+        max_text: usize,
+    ) -> Option<usize> {
+        let text = buf.len().checked_sub(self.tag)?;
+        (iv.len() == self.iv && aad.len() == self.aad && text <= max_text).then_some(text)
+    }
+}
+
 /// An AES-GCM session on a crypto device. The PMD derives and keeps the key schedule; the key
 /// bytes given here are not retained by us.
 #[derive(Debug)]
@@ -213,7 +238,7 @@ unsafe impl Sync for AeadSession {}
 /// ESP's GCM tag (RFC 4106 with a 16-byte ICV).
 const TAG_LEN: u16 = 16;
 /// RFC 4106 nonce: 4-byte salt || 8-byte explicit IV.
-const IV_LEN: u16 = 12;
+pub(crate) const IV_LEN: u16 = 12;
 
 impl AeadSession {
     pub(crate) fn as_ptr(&self) -> *mut c_void {
@@ -224,8 +249,13 @@ impl AeadSession {
         self.dev
     }
 
-    pub(crate) fn lengths(&self) -> (usize, usize, usize) {
-        (self.iv_len, self.aad_len, self.tag_len)
+    #[inline]
+    pub(crate) fn lengths(&self) -> Lengths {
+        Lengths {
+            iv: self.iv_len,
+            aad: self.aad_len,
+            tag: self.tag_len,
+        }
     }
 
     /// An AES-GCM session (key of 16 or 32 bytes) with a 12-byte IV, `aad_len` bytes of AAD and
@@ -309,15 +339,10 @@ impl AeadSession {
         let mut n = 0;
         for i in start..end {
             let (iv, aad, buf) = batch.op(i);
-            if iv.len() != self.iv_len
-                || aad.len() != self.aad_len
-                || buf.len() < self.tag_len
-                || buf.len() > u32::MAX as usize
-            {
+            let Some(text_len) = self.lengths().text_len(iv, aad, buf, u32::MAX as usize) else {
                 batch.set_ok(i, false);
                 continue;
-            }
-            let text_len = buf.len() - self.tag_len;
+            };
             let base = buf.as_mut_ptr();
             let va = |p: *const u8| sys::rte_crypto_va_iova_ptr {
                 va: p.cast_mut().cast(),

@@ -108,18 +108,10 @@ impl Aead for CryptodevGcm {
 /// beyond the AEAD; an operation through the queue costs about 7 ns more than a job of a CPU
 /// crypto call (criterion's `seal-queue` and `seal-32-sas-queue` rows): the queue pays off
 /// once a burst holds more than about a third as many SAs as packets.
+#[derive(Default)]
 pub struct MixedJobs<'s, 'a> {
     pub jobs: arrayvec::ArrayVec<Job<'a>, MAX_VEC>,
     pub sessions: arrayvec::ArrayVec<&'s AeadSession, MAX_VEC>,
-}
-
-impl Default for MixedJobs<'_, '_> {
-    fn default() -> Self {
-        MixedJobs {
-            jobs: arrayvec::ArrayVec::new(),
-            sessions: arrayvec::ArrayVec::new(),
-        }
-    }
 }
 
 impl<'s, 'a> MixedJobs<'s, 'a> {

@@ -26,22 +26,13 @@ impl Forwarder {
             let mut jobs: ArrayVec<crate::esp::crypto::Job<'_>, MAX_BURST> = ArrayVec::new();
             let mut which: ArrayVec<u8, MAX_BURST> = ArrayVec::new();
             let mut rest = members;
-            // Walk the burst once, front to back, taking this SA's packets.
-            let mut tail: &mut [B] = bufs;
-            let mut base = 0;
+            let mut walk = Walk::new(bufs);
             while rest != 0 {
                 let j = rest.trailing_zeros() as usize;
                 rest &= rest - 1;
-                let Some(&at) = slot.get(j) else { break };
-                let at = usize::from(at);
-                let Some((b, after)) = std::mem::take(&mut tail)
-                    .get_mut(at - base..)
-                    .and_then(|t| t.split_first_mut())
-                else {
+                let Some(b) = slot.get(j).and_then(|&at| walk.take(usize::from(at))) else {
                     break;
                 };
-                tail = after;
-                base = at + 1;
                 if let Some(job) = self.pending.prep[j].job(b.data_mut(), &keys) {
                     jobs.push(job);
                     which.push(j as u8);
@@ -77,16 +68,9 @@ impl Forwarder {
     ) -> Option<u32> {
         let mut batch = MixedJobs::default();
         let mut which: ArrayVec<u8, MAX_BURST> = ArrayVec::new();
-        let mut tail: &mut [B] = bufs;
-        let mut base = 0;
-        // Parked packets are in arrival order, so their slots rise: one walk of the burst.
+        let mut walk = Walk::new(bufs);
         for (j, &at) in slot.iter().enumerate() {
-            let at = usize::from(at);
-            let (b, after) = std::mem::take(&mut tail)
-                .get_mut(at - base..)
-                .and_then(|t| t.split_first_mut())?;
-            tail = after;
-            base = at + 1;
+            let b = walk.take(usize::from(at))?;
             let Some(keys) = self.keying(self.pending.step(j)) else {
                 continue; // The SA went away: the packet fails.
             };
@@ -111,5 +95,35 @@ impl Forwarder {
             }
         }
         Some(ok)
+    }
+}
+
+/// One walk of a burst, front to back, lending out the packets at rising positions (parked
+/// packets are in arrival order, so their slots rise), each borrowed apart from the others.
+struct Walk<'b, B> {
+    rest: &'b mut [B],
+    /// Position in the burst of `rest[0]`.
+    base: usize,
+}
+
+impl<'b, B> Walk<'b, B> {
+    fn new(bufs: &'b mut [B]) -> Self {
+        Walk {
+            rest: bufs,
+            base: 0,
+        }
+    }
+
+    /// The packet at `at`; `None` if it is behind the walk or past the burst.
+    #[inline(always)]
+    fn take(&mut self, at: usize) -> Option<&'b mut B> {
+        let skip = at.checked_sub(self.base)?;
+        if skip >= self.rest.len() {
+            return None;
+        }
+        let (b, after) = std::mem::take(&mut self.rest)[skip..].split_first_mut()?;
+        self.rest = after;
+        self.base = at + 1;
+        Some(b)
     }
 }
