@@ -13,6 +13,7 @@
 #   scripts/bench-scale-replay.sh [N...]     (default 1 32 1000 10000 100000; 1 is always run first)
 #   REPS=3 WINDOW=3 WARMUP=1 SIZE=64|imix DIRECTIONS="encrypt decrypt" POOL=16384 KEEP=1
 #   SKIP_SETUP=1 skips scripts/setup.sh (packages, hugepages, release build).
+#   GATEWAY=<espgw-dataplane binary> runs another build (an A/B against an older commit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 args=("$@")
@@ -29,7 +30,7 @@ POOL=${POOL:-16384}
 
 [ "$(id -u)" = 0 ] || { echo "bench-scale-replay.sh: run as root (EAL)" >&2; exit 1; }
 [ "${SKIP_SETUP:-}" = 1 ] || scripts/setup.sh >/dev/null
-gw=$PWD/target/release/espgw-dataplane
+gw=${GATEWAY:-$PWD/target/release/espgw-dataplane}
 lg=$PWD/target/release/espgw-loadgen
 tool=$PWD/scripts/benchtool.py
 work=$(mktemp -d /tmp/espgw-scale-replay.XXXXXX)

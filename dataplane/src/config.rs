@@ -529,18 +529,16 @@ fn validate(f: File) -> Result<Config, ConfigError> {
         }
         let mut selectors = Selectors::default();
         if let Some(s) = &t.traffic_selectors {
-            for (j, p) in s.local.iter().enumerate() {
-                selectors.local.push(parse_prefix(
-                    &format!("tunnels[{i}].traffic_selectors.local[{j}]"),
-                    p,
-                )?);
-            }
-            for (j, p) in s.remote.iter().enumerate() {
-                selectors.remote.push(parse_prefix(
-                    &format!("tunnels[{i}].traffic_selectors.remote[{j}]"),
-                    p,
-                )?);
-            }
+            let parse = |side: &str, list: &[String]| {
+                list.iter()
+                    .enumerate()
+                    .map(|(j, p)| {
+                        parse_prefix(&format!("tunnels[{i}].traffic_selectors.{side}[{j}]"), p)
+                    })
+                    .collect::<Result<Box<[Ipv4Net]>, _>>()
+            };
+            selectors.local = parse("local", &s.local)?;
+            selectors.remote = parse("remote", &s.remote)?;
         }
         tunnels.push(Tunnel {
             name: t.name.clone(),

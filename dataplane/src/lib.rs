@@ -9,6 +9,7 @@ pub mod counters;
 pub mod esp;
 pub mod forward;
 pub mod packet;
+pub mod prefetch;
 pub mod provision;
 pub mod sa;
 pub mod wire;

@@ -3,7 +3,7 @@
 //! live with the main lcore (`registry`).
 
 use crate::counters::SaCounters;
-use crate::esp::crypto::{self, Aead, Backend, CryptoError, Keymat, Op, SALT_LEN};
+use crate::esp::crypto::{self, Backend, Cipher, CryptoError, Keymat, Op, SALT_LEN};
 use crate::esp::encap::OuterTemplate;
 use crate::esp::replay::ReplayWindow;
 use crate::esp::Keying;
@@ -51,8 +51,9 @@ pub struct TunnelEncap {
 /// Inner addresses a tunnel carries; an empty list means any.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selectors {
-    pub local: Vec<Ipv4Net>,
-    pub remote: Vec<Ipv4Net>,
+    /// Boxed slices, not vectors: 16 bytes each in the SA's cache lines.
+    pub local: Box<[Ipv4Net]>,
+    pub remote: Box<[Ipv4Net]>,
 }
 
 impl Selectors {
@@ -76,7 +77,7 @@ pub struct OutboundSa {
     pub encap: TunnelEncap,
     /// The outer headers, prebuilt from `encap` and the SPI.
     pub(crate) outer: OuterTemplate,
-    pub(crate) cipher: Box<dyn Aead>,
+    pub(crate) cipher: Cipher,
     pub counters: Arc<SaCounters>,
 }
 
@@ -119,7 +120,7 @@ impl OutboundSa {
     #[inline]
     pub fn keying(&self) -> Keying<'_> {
         Keying {
-            cipher: &*self.cipher,
+            cipher: &self.cipher,
             salt: self.salt,
             spi: self.spi,
             esn: self.esn,
@@ -164,7 +165,7 @@ pub struct InboundSa {
     /// Expect ESP in UDP (NAT-T) rather than raw ESP.
     pub udp_encap: bool,
     pub replay: ReplayWindow,
-    pub(crate) cipher: Box<dyn Aead>,
+    pub(crate) cipher: Cipher,
     pub selectors: Selectors,
     pub counters: Arc<SaCounters>,
 }
@@ -215,13 +216,17 @@ impl InboundSa {
     #[inline]
     pub fn keying(&self) -> Keying<'_> {
         Keying {
-            cipher: &*self.cipher,
+            cipher: &self.cipher,
             salt: self.salt,
             spi: self.spi,
             esn: self.esn,
         }
     }
 }
+
+// Two cache lines each, which the forwarder prefetches a stage ahead (`prefetch::object`).
+const _: () = assert!(std::mem::size_of::<OutboundSa>() <= 128);
+const _: () = assert!(std::mem::size_of::<InboundSa>() <= 128);
 
 #[cfg(test)]
 mod tests {
@@ -263,8 +268,8 @@ mod tests {
         let b = Ipv4Addr::new(10, 1, 0, 10);
         assert!(any.admits_inbound(a, b));
         let s = Selectors {
-            local: vec!["10.1.0.0/16".parse().unwrap()],
-            remote: vec!["10.2.0.0/24".parse().unwrap()],
+            local: Box::new(["10.1.0.0/16".parse().unwrap()]),
+            remote: Box::new(["10.2.0.0/24".parse().unwrap()]),
         };
         assert!(s.admits_inbound(a, b));
         assert!(!s.admits_inbound(b, a));

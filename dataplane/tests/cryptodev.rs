@@ -165,7 +165,7 @@ fn cryptodev_and_ring_agree() {
     }
     let through_queue = |queue: &mut dpdk_sys::AeadQueue,
                          texts: &mut [Vec<u8>],
-                         ciphers: &[Box<dyn crypto::Aead>],
+                         ciphers: &[crypto::Cipher],
                          tamper: Option<usize>| {
         let mut oks = Vec::new();
         // MixedJobs holds a device vector's worth (32): 70 jobs take three trips.

@@ -195,9 +195,9 @@ pub trait AeadBatch {
 /// A session's IV, AAD and tag lengths: what the PMD reads from an operation's buffers.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Lengths {
-    iv: usize,
-    aad: usize,
-    tag: usize,
+    iv: u8,
+    aad: u8,
+    tag: u8,
 }
 
 impl Lengths {
@@ -212,22 +212,24 @@ impl Lengths {
         buf: &[u8],
         max_text: usize,
     ) -> Option<usize> {
-        let text = buf.len().checked_sub(self.tag)?;
-        (iv.len() == self.iv && aad.len() == self.aad && text <= max_text).then_some(text)
+        let text = buf.len().checked_sub(usize::from(self.tag))?;
+        (iv.len() == usize::from(self.iv) && aad.len() == usize::from(self.aad) && text <= max_text)
+            .then_some(text)
     }
 }
 
 /// An AES-GCM session on a crypto device. The PMD derives and keeps the key schedule; the key
-/// bytes given here are not retained by us.
+/// bytes given here are not retained by us. Small (24 bytes), so that an SA can hold it in its
+/// own cache lines and a packet reaches the PMD's session in one step.
 #[derive(Debug)]
 pub struct AeadSession {
-    dev: u8,
     sess: NonNull<c_void>,
-    iv_len: usize,
-    aad_len: usize,
-    tag_len: usize,
+    dev: u8,
+    lengths: Lengths,
     _pool: Arc<SessionPool>,
 }
+
+const _: () = assert!(std::mem::size_of::<AeadSession>() <= 24);
 
 // SAFETY: a session is immutable after creation; cpu_crypto_process keeps its per-call state
 // on the calling thread (the PMD's per-lcore manager), so one owner thread at a time may use it.
@@ -251,11 +253,7 @@ impl AeadSession {
 
     #[inline]
     pub(crate) fn lengths(&self) -> Lengths {
-        Lengths {
-            iv: self.iv_len,
-            aad: self.aad_len,
-            tag: self.tag_len,
-        }
+        self.lengths
     }
 
     /// An AES-GCM session (key of 16 or 32 bytes) with a 12-byte IV, `aad_len` bytes of AAD and
@@ -270,6 +268,7 @@ impl AeadSession {
         const OP: &str = "rte_cryptodev_sym_session_create";
         eal::ensure_running(OP)?;
         let key_len = u16::try_from(key.len()).map_err(|_| Error::new(OP, libc::EINVAL))?;
+        let aad = u8::try_from(aad_len).map_err(|_| Error::new(OP, libc::EINVAL))?;
         let mut xform = sys::rte_crypto_sym_xform {
             next: ptr::null_mut(),
             type_: sys::rte_crypto_sym_xform_type_RTE_CRYPTO_SYM_XFORM_AEAD,
@@ -301,11 +300,13 @@ impl AeadSession {
             unsafe { sys::rte_cryptodev_sym_session_create(dev.id, &mut xform, pool.as_ptr()) };
         let sess = NonNull::new(sess).ok_or_else(|| Error::from_rte_errno(OP))?;
         Ok(AeadSession {
-            dev: dev.id,
             sess,
-            iv_len: usize::from(IV_LEN),
-            aad_len: usize::from(aad_len),
-            tag_len: usize::from(TAG_LEN),
+            dev: dev.id,
+            lengths: Lengths {
+                iv: IV_LEN as u8,
+                aad,
+                tag: TAG_LEN as u8,
+            },
             _pool: pool.clone(),
         })
     }

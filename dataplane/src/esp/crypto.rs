@@ -213,6 +213,34 @@ impl Backend {
     }
 }
 
+/// An SA's cipher on one of the backends. An enum rather than a boxed trait object: the
+/// device's session handle then lies in the SA's own cache lines, so a packet reaches the
+/// PMD's session in one step and the call is static.
+pub enum Cipher {
+    /// Boxed: ring's key schedule is large and only the ring backend reads it.
+    Ring(Box<RingGcm>),
+    Device(super::cryptodev::CryptodevGcm),
+}
+
+impl Cipher {
+    /// As [`Aead::process`], on whichever backend the SA has.
+    #[inline]
+    pub fn process(&self, jobs: &mut [Job<'_>]) {
+        match self {
+            Cipher::Ring(c) => c.process(jobs),
+            Cipher::Device(c) => c.process(jobs),
+        }
+    }
+    /// The device session, for the queue pair; `None` on `ring`.
+    #[inline]
+    pub fn device_session(&self) -> Option<&dpdk_sys::AeadSession> {
+        match self {
+            Cipher::Ring(_) => None,
+            Cipher::Device(c) => c.device_session(),
+        }
+    }
+}
+
 /// The cipher for an SA from its key material, on `backend`. `esn` fixes the AAD length
 /// (12 bytes with extended sequence numbers, else 8), as a device session needs it.
 pub fn cipher(
@@ -220,10 +248,14 @@ pub fn cipher(
     op: Op,
     esn: bool,
     backend: &Backend,
-) -> Result<Box<dyn Aead>, CryptoError> {
+) -> Result<Cipher, CryptoError> {
     Ok(match backend {
-        Backend::Ring => Box::new(RingGcm::new(keymat.algorithm(), keymat.key(), op)?),
-        Backend::Cryptodev(dev) => Box::new(dev.session(keymat, op, esn)?),
+        Backend::Ring => Cipher::Ring(Box::new(RingGcm::new(
+            keymat.algorithm(),
+            keymat.key(),
+            op,
+        )?)),
+        Backend::Cryptodev(dev) => Cipher::Device(dev.session(keymat, op, esn)?),
     })
 }
 

@@ -11,7 +11,7 @@ pub use decap::{decap, DecapError};
 pub use encap::{encap, EncapError};
 
 use crate::wire::esp::IV_LEN;
-use crypto::{nonce, Aead, Job, SALT_LEN};
+use crypto::{nonce, Cipher, Job, SALT_LEN};
 
 /// The AEAD work one packet needs once `encap::prepare` or `decap::prepare` has readied it: the
 /// crypto itself runs later, batched per SA (as librte_ipsec's prepare/process). Kept small,
@@ -27,7 +27,7 @@ pub struct Prepared {
 
 /// What an SA brings to each of its packets' AEAD jobs.
 pub struct Keying<'a> {
-    pub cipher: &'a dyn Aead,
+    pub cipher: &'a Cipher,
     pub salt: [u8; SALT_LEN],
     pub spi: u32,
     pub esn: bool,

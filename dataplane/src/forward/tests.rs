@@ -836,3 +836,102 @@ proptest! {
         prop_assert_eq!(got.as_slice(), expect.as_slice());
     }
 }
+
+/// The look ahead over a burst (`prefetch_sas`) is only a hint: over frames of every kind,
+/// malformed ones included, it counts nothing, asks for no resolution, and leaves every
+/// packet's verdict and bytes as a gateway without it gives them.
+#[test]
+fn the_look_ahead_changes_nothing() {
+    for udp in [false, true] {
+        let mut gw2 = gateway(false, udp, |_| {});
+        let (_, esp) = run(
+            &mut gw2,
+            0,
+            &frame(
+                GW2_LAN,
+                HOST_B,
+                "10.2.0.10",
+                "10.1.0.10",
+                64,
+                ipv4::PROTO_UDP,
+                &udp_payload(20),
+            ),
+        );
+        let good = a_to_b(64, 10);
+        let mut unknown_spi = esp.clone();
+        let spi_at = 14 + 20 + if udp { 8 } else { 0 };
+        unknown_spi[spi_at..spi_at + 4].copy_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+        let mut ipv6 = good.clone();
+        ipv6[12..14].copy_from_slice(&[0x86, 0xdd]);
+        let to_us = |proto, payload: &[u8]| {
+            frame(
+                GW1_WAN,
+                GW2_WAN,
+                "192.0.2.2",
+                "192.0.2.1",
+                64,
+                proto,
+                payload,
+            )
+        };
+        let natt = |payload: &[u8]| {
+            let mut p = vec![0x11, 0x94, 0x11, 0x94, 0, 0, 0, 0];
+            p[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+            p.extend_from_slice(payload);
+            to_us(ipv4::PROTO_UDP, &p)
+        };
+        let frames: Vec<(u16, Vec<u8>)> = vec![
+            (0, good.clone()),
+            (1, esp.clone()),
+            (1, esp[..14 + 20 + 2].to_vec()),
+            (1, unknown_spi),
+            (0, good[..10].to_vec()),
+            (0, good[..14 + 12].to_vec()),
+            (0, ipv6),
+            (1, to_us(ipv4::PROTO_ESP, &[0, 0])),
+            (1, natt(&[0xff])),
+            (1, natt(&[0, 0, 0, 0, 1, 2, 3, 4])),
+            (
+                0,
+                frame(
+                    GW1_LAN,
+                    HOST_A,
+                    "10.1.0.10",
+                    "172.16.0.1",
+                    64,
+                    17,
+                    &udp_payload(1),
+                ),
+            ),
+            (
+                0,
+                frame(
+                    GW1_LAN,
+                    HOST_A,
+                    "10.1.0.10",
+                    "10.1.0.99",
+                    64,
+                    17,
+                    &udp_payload(1),
+                ),
+            ),
+            (0, good),
+        ];
+        let mut plain = gateway(true, udp, |_| {});
+        let mut looked = gateway(true, udp, |_| {});
+        looked.spread = true;
+        let bufs: Vec<VecBuf> = frames.iter().map(|(_, b)| VecBuf::new(b)).collect();
+        looked.prefetch_sas(&bufs);
+        for s in Stat::ALL {
+            assert_eq!(looked.stats.get(*s), 0, "{s:?} counted by the look ahead");
+        }
+        assert!(looked.resolve.is_empty(), "no resolution asked");
+        for (i, (port, b)) in frames.iter().enumerate() {
+            assert_eq!(
+                run(&mut looked, *port, b),
+                run(&mut plain, *port, b),
+                "frame {i}"
+            );
+        }
+    }
+}
