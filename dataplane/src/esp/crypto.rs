@@ -231,6 +231,17 @@ impl Cipher {
             Cipher::Device(c) => c.process(jobs),
         }
     }
+    /// Asks for the lines of the key schedule the backend reads first (a device session's
+    /// `hot_lines`), ahead of the batch's crypto.
+    #[inline]
+    pub fn prefetch_key(&self) {
+        if let Cipher::Device(c) = self {
+            if let Some(s) = c.device_session() {
+                s.hot_lines().into_iter().for_each(crate::prefetch::line);
+            }
+        }
+    }
+
     /// The device session, for the queue pair; `None` on `ring`.
     #[inline]
     pub fn device_session(&self) -> Option<&dpdk_sys::AeadSession> {

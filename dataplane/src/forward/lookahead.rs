@@ -15,6 +15,8 @@ use std::net::Ipv4Addr;
 /// IPv4 for another address (routed, maybe into a tunnel).
 const SPI: u64 = 1 << 32;
 const DST: u64 = 2 << 32;
+/// A tunnel id, from `DST` once routed.
+const TUNNEL: u64 = 4 << 32;
 
 impl Forwarder {
     /// Prefetches the SA (both its cache lines) each frame of `bufs` will need, when the last
@@ -26,20 +28,39 @@ impl Forwarder {
         if !self.spread {
             return;
         }
-        // First each frame's key, asking for the SPI table's line: then the lookups below
-        // miss together, not one after the other. Frames of one flow or SA in a row need one
-        // look (0: none).
+        // First each frame's SPI or route, asking for the line of the SPI table or of the
+        // tunnel slot each leads to; then those lines' SAs. The misses of each stage then come
+        // together, not one after the other. Frames of one flow or SA in a row need one look.
         let mut keys = [0u64; MAX_BURST];
         let mut last = 0;
+        let mut last_key = 0;
         for (k, b) in keys.iter_mut().zip(bufs) {
             let key = self.sa_key(b.data());
             if key == last {
                 continue;
             }
             last = key;
-            *k = key;
-            if key & SPI != 0 {
+            *k = if key & SPI != 0 {
                 self.spis.prefetch(key as u32);
+                key
+            } else if key & DST != 0 {
+                match self.route(Ipv4Addr::from(key as u32)) {
+                    Some(Target::Tunnel { tunnel }) => {
+                        if let Some(t) = self.tunnels.get(tunnel as usize) {
+                            prefetch::line(t);
+                        }
+                        TUNNEL | u64::from(tunnel)
+                    }
+                    _ => 0,
+                }
+            } else {
+                0
+            };
+            // Two frames in a row into one tunnel from different flows need one look too.
+            if *k == last_key {
+                *k = 0;
+            } else {
+                last_key = *k;
             }
         }
         for &key in keys.iter().take(bufs.len()) {
@@ -52,19 +73,14 @@ impl Forwarder {
                 if let Some(Some(sa)) = self.inbound.get(slot as usize) {
                     prefetch::object(&**sa);
                 }
-            } else if key & DST != 0 {
-                let Some(Target::Tunnel { tunnel }) = self.route(Ipv4Addr::from(v)) else {
-                    continue;
-                };
-                let t = tunnel as usize;
-                if self.tunnel_owner.get(t) != Some(&self.me) {
-                    continue;
-                }
-                if let Some(Some(sa)) = self.tunnels.get(t) {
-                    prefetch::object(&**sa);
-                }
-                if let Some(adj) = self.tunnel_adj.get(t) {
-                    prefetch::line(adj);
+            } else if key & TUNNEL != 0 {
+                match self.tunnels.get(v as usize) {
+                    Some(t) if t.owner == self.me => {
+                        if let Some(sa) = &t.sa {
+                            prefetch::object(&**sa);
+                        }
+                    }
+                    _ => {}
                 }
             }
         }

@@ -170,6 +170,28 @@ struct Adjacency {
     mac: Mac,
 }
 
+/// What a worker keeps per tunnel, side by side, so that a packet into the tunnel finds its
+/// owner, its outer next hop and its SA through one cache line (two per line).
+struct TunnelSlot {
+    /// The worker (by index) that owns the tunnel's outbound SA.
+    owner: u16,
+    adj: Adjacency,
+    /// The current outbound SA, if this worker holds one.
+    sa: Option<Box<OutboundSa>>,
+}
+
+impl Default for TunnelSlot {
+    fn default() -> Self {
+        TunnelSlot {
+            owner: NO_OWNER,
+            adj: Adjacency::default(),
+            sa: None,
+        }
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<TunnelSlot>() <= 32);
+
 /// Entries of the route cache.
 const ROUTE_CACHE: usize = 256;
 
@@ -388,8 +410,6 @@ pub const MAX_RESOLVE_PER_BURST: usize = 32;
 pub struct Forwarder {
     /// This worker's index: SAs owned by another index are handed off.
     me: u16,
-    /// By tunnel id.
-    tunnel_owner: Vec<u16>,
     /// Inbound SPIs: the owning worker, and where this worker keeps the SA if it owns it.
     spis: SpiTable,
     /// By port id; one interface per port.
@@ -401,8 +421,8 @@ pub struct Forwarder {
     targets: Vec<Target>,
     target_index: std::collections::HashMap<Target, u32>,
     neighbors: NeighborTable,
-    /// Current outbound SA by tunnel id.
-    tunnels: Vec<Option<Box<OutboundSa>>>,
+    /// By tunnel id: owner, outer next hop, outbound SA.
+    tunnels: Vec<TunnelSlot>,
     /// Inbound SAs by slot; `spis` says which slot. Free slots are reused.
     inbound: Vec<Option<Box<InboundSa>>>,
     free_slots: Vec<u32>,
@@ -412,8 +432,6 @@ pub struct Forwarder {
     pub now_ms: u64,
     /// Next hops to resolve, as (port, address), drained by the worker after each burst.
     pub resolve: Vec<(u16, Ipv4Addr)>,
-    /// Each tunnel's resolved outer next hop, valid while its generation is current.
-    tunnel_adj: Vec<Adjacency>,
     /// Recent destinations' routes.
     route_cache: Box<[CachedRoute; ROUTE_CACHE]>,
     /// Next hops of cleartext forwarding, by a hash of address and port.
@@ -436,7 +454,6 @@ impl Forwarder {
     pub fn new(me: u16, stats: Arc<StatBlock>) -> Forwarder {
         Forwarder {
             me,
-            tunnel_owner: Vec::new(),
             spis: SpiTable::default(),
             ifaces: Vec::new(),
             own: Vec::new(),
@@ -451,7 +468,6 @@ impl Forwarder {
             stats,
             now_ms: 0,
             resolve: Vec::with_capacity(MAX_RESOLVE_PER_BURST),
-            tunnel_adj: Vec::new(),
             route_cache: Box::new(
                 [CachedRoute {
                     generation: 0,
@@ -551,19 +567,14 @@ impl Forwarder {
                 }
             }
             Command::SetOutboundSa(sa) => {
-                let t = sa.tunnel as usize;
-                if self.tunnels.len() <= t {
-                    self.tunnels.resize_with(t + 1, || None);
-                }
+                let t = self.tunnel_slot(sa.tunnel);
                 // The new SA may have another peer: resolve its next hop afresh.
-                if let Some(a) = self.tunnel_adj.get_mut(t) {
-                    a.generation = 0;
-                }
-                self.tunnels[t] = Some(sa);
+                t.adj.generation = 0;
+                t.sa = Some(sa);
             }
             Command::DelOutboundSa { tunnel } => {
-                if let Some(s) = self.tunnels.get_mut(tunnel as usize) {
-                    *s = None;
+                if let Some(t) = self.tunnels.get_mut(tunnel as usize) {
+                    t.sa = None;
                 }
             }
             Command::AddNattPort(p) => {
@@ -571,13 +582,7 @@ impl Forwarder {
                     self.natt_ports.push(p);
                 }
             }
-            Command::SetTunnelOwner { tunnel, worker } => {
-                let t = tunnel as usize;
-                if self.tunnel_owner.len() <= t {
-                    self.tunnel_owner.resize(t + 1, NO_OWNER);
-                }
-                self.tunnel_owner[t] = worker;
-            }
+            Command::SetTunnelOwner { tunnel, worker } => self.tunnel_slot(tunnel).owner = worker,
             Command::SetSpiOwner { spi, worker } => {
                 let slot = self.spis.get(spi).map_or(NO_SLOT, |e| e.slot);
                 self.spis.set(
@@ -604,6 +609,15 @@ impl Forwarder {
                 }
             }
         }
+    }
+
+    /// A tunnel's slot, made if it is not there yet.
+    fn tunnel_slot(&mut self, tunnel: u32) -> &mut TunnelSlot {
+        let t = tunnel as usize;
+        if self.tunnels.len() <= t {
+            self.tunnels.resize_with(t + 1, TunnelSlot::default);
+        }
+        &mut self.tunnels[t]
     }
 
     /// Continues a packet another worker handed to this one, which owns its SA.
@@ -796,8 +810,9 @@ impl Forwarder {
             Ok(p) => p,
             Err(e) => return self.decap_failed(slot, e),
         };
-        // Counted once the batch is opened (`decap::finish`): ask for the line now.
+        // Opened and counted with the batch (`decap::finish`): ask for those lines now.
         crate::prefetch::line(Arc::as_ptr(&sa.counters));
+        sa.cipher.prefetch_key();
         // esp_off is within a frame, far below 2^16.
         let step = AfterCrypto::Open {
             slot,
@@ -869,7 +884,7 @@ impl Forwarder {
     /// Counts packets sealed under a tunnel's SA, per SA and globally, once per batch.
     #[inline]
     fn count_sealed(&self, tunnel: u32, packets: u64, bytes: u64) {
-        if let Some(sa) = self.tunnels.get(tunnel as usize).and_then(|s| s.as_deref()) {
+        if let Some(sa) = self.outbound_sa(tunnel) {
             sa.counters.carried(packets, bytes);
         }
         self.stats.add(Stat::EncryptedPackets, packets);
@@ -880,11 +895,7 @@ impl Forwarder {
     #[inline]
     fn keying(&self, step: AfterCrypto) -> Option<esp::Keying<'_>> {
         match step {
-            AfterCrypto::Seal { tunnel, .. } => self
-                .tunnels
-                .get(tunnel as usize)
-                .and_then(|s| s.as_deref())
-                .map(|s| s.keying()),
+            AfterCrypto::Seal { tunnel, .. } => self.outbound_sa(tunnel).map(|s| s.keying()),
             AfterCrypto::Open { slot, .. } => self
                 .inbound
                 .get(slot as usize)
@@ -1050,12 +1061,11 @@ impl Forwarder {
 
     #[inline]
     fn tunnel_output<B: PacketBuf>(&mut self, buf: &mut B, tunnel: u32) -> Verdict {
-        match self
-            .tunnel_owner
-            .get(tunnel as usize)
-            .copied()
-            .unwrap_or(NO_OWNER)
-        {
+        let (owner, adj) = match self.tunnels.get(tunnel as usize) {
+            Some(t) => (t.owner, t.adj),
+            None => (NO_OWNER, Adjacency::default()),
+        };
+        match owner {
             NO_OWNER => return self.drop(Stat::NoSa),
             w if w != self.me => {
                 return Verdict::Handoff {
@@ -1066,19 +1076,16 @@ impl Forwarder {
             _ => {}
         }
         // Resolve the outer next hop first: no crypto for a packet that cannot leave.
-        let adj = match self.tunnel_adj.get(tunnel as usize) {
-            Some(a) if a.generation == self.generation => *a,
-            _ => match self.resolve_tunnel(tunnel) {
+        let adj = if adj.generation == self.generation {
+            adj
+        } else {
+            match self.resolve_tunnel(tunnel) {
                 Ok(a) => a,
                 Err(s) => return self.drop(s),
-            },
+            }
         };
         let (port, mac, mtu) = (adj.port, adj.mac, usize::from(adj.mtu));
-        let Some(sa) = self
-            .tunnels
-            .get_mut(tunnel as usize)
-            .and_then(|s| s.as_deref_mut())
-        else {
+        let Some(sa) = self.outbound_sa_mut(tunnel) else {
             return self.drop(Stat::NoSa);
         };
         let inner_len = buf.len();
@@ -1100,8 +1107,9 @@ impl Forwarder {
             Err(EncapError::NotIpv4) => return self.drop(Stat::Malformed),
             Err(EncapError::Crypto) => return self.drop(Stat::CryptoErrors),
         };
-        // Counted once the batch is sealed (`count_sealed`): ask for the line now.
+        // Sealed and counted with the batch (`count_sealed`): ask for those lines now.
         crate::prefetch::line(Arc::as_ptr(&sa.counters));
+        sa.cipher.prefetch_key();
         let port = match self.ether_output(buf, port, mac) {
             Verdict::Tx(port) => port,
             other => return other,
@@ -1119,9 +1127,7 @@ impl Forwarder {
     /// egress MTU. Remembered until the next change of routes, neighbors or interfaces.
     fn resolve_tunnel(&mut self, tunnel: u32) -> Result<Adjacency, Stat> {
         let remote = self
-            .tunnels
-            .get(tunnel as usize)
-            .and_then(|s| s.as_ref())
+            .outbound_sa(tunnel)
             .map(|s| s.encap.remote)
             .ok_or(Stat::NoSa)?;
         let (port, next_hop) = match self
@@ -1141,11 +1147,7 @@ impl Forwarder {
             mtu,
             mac,
         };
-        let t = tunnel as usize;
-        if self.tunnel_adj.len() <= t {
-            self.tunnel_adj.resize(t + 1, Adjacency::default());
-        }
-        self.tunnel_adj[t] = adj;
+        self.tunnel_slot(tunnel).adj = adj;
         Ok(adj)
     }
 
@@ -1182,11 +1184,20 @@ impl Forwarder {
         self.ifaces.get(usize::from(port)).copied().flatten()
     }
 
-    /// Test and tooling hook: the outbound SA of a tunnel.
+    /// The outbound SA of a tunnel, if this worker holds it.
+    #[inline]
+    fn outbound_sa(&self, tunnel: u32) -> Option<&OutboundSa> {
+        self.tunnels
+            .get(tunnel as usize)
+            .and_then(|t| t.sa.as_deref())
+    }
+
+    /// The same, to change (sequence numbers); a test and tooling hook too.
+    #[inline]
     pub fn outbound_sa_mut(&mut self, tunnel: u32) -> Option<&mut OutboundSa> {
         self.tunnels
             .get_mut(tunnel as usize)
-            .and_then(|s| s.as_deref_mut())
+            .and_then(|t| t.sa.as_deref_mut())
     }
 
     /// Test and tooling hook: an inbound SA by SPI.
