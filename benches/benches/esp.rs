@@ -6,7 +6,7 @@
 //! cargo bench -p espgw-benches --bench esp
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use dataplane::esp::crypto::{Algorithm, Backend, Job, Keymat, Op};
+use dataplane::esp::crypto::{Aead, Algorithm, Backend, Job, Keymat, Op};
 use dataplane::esp::{crypto, cryptodev, decap, encap};
 use dataplane::forward::{Forwarder, Verdict};
 use dataplane::packet::{PacketBuf, VecBuf};

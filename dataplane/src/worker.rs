@@ -226,6 +226,7 @@ impl Worker {
     /// # Safety
     /// Each entry of `raws` (at most `MAX_BURST`) is a valid mbuf whose ownership passes here.
     unsafe fn process_burst(&mut self, raws: &[*mut rte_mbuf], src: Source, out: &mut Out) {
+        debug_assert!(raws.len() <= MAX_BURST, "a burst is at most MAX_BURST");
         // SAFETY: the caller passes ownership of each mbuf.
         let mut burst: ArrayVec<Mbuf, MAX_BURST> = raws
             .iter()

@@ -6,7 +6,7 @@
 mod common;
 use common::require_root;
 use dataplane::counters::SaCounters;
-use dataplane::esp::crypto::{self, Algorithm, Backend, Job, Keymat, Op};
+use dataplane::esp::crypto::{self, Aead, Algorithm, Backend, Job, Keymat, Op};
 use dataplane::esp::{cryptodev, decap, encap, DecapError};
 use dataplane::packet::{PacketBuf, VecBuf};
 use dataplane::sa::*;

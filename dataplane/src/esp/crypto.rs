@@ -222,32 +222,30 @@ pub enum Cipher {
     Device(super::cryptodev::CryptodevGcm),
 }
 
-impl Cipher {
-    /// As [`Aead::process`], on whichever backend the SA has.
+impl Aead for Cipher {
     #[inline]
-    pub fn process(&self, jobs: &mut [Job<'_>]) {
+    fn process(&self, jobs: &mut [Job<'_>]) {
         match self {
             Cipher::Ring(c) => c.process(jobs),
             Cipher::Device(c) => c.process(jobs),
         }
     }
+    #[inline]
+    fn device_session(&self) -> Option<&dpdk_sys::AeadSession> {
+        match self {
+            Cipher::Ring(_) => None,
+            Cipher::Device(c) => c.device_session(),
+        }
+    }
+}
+
+impl Cipher {
     /// Asks for the lines of the key schedule the backend reads first (a device session's
     /// `hot_lines`), ahead of the batch's crypto.
     #[inline]
     pub fn prefetch_key(&self) {
-        if let Cipher::Device(c) = self {
-            if let Some(s) = c.device_session() {
-                s.hot_lines().into_iter().for_each(crate::prefetch::line);
-            }
-        }
-    }
-
-    /// The device session, for the queue pair; `None` on `ring`.
-    #[inline]
-    pub fn device_session(&self) -> Option<&dpdk_sys::AeadSession> {
-        match self {
-            Cipher::Ring(_) => None,
-            Cipher::Device(c) => c.device_session(),
+        if let Some(s) = self.device_session() {
+            s.hot_lines().into_iter().for_each(crate::prefetch::line);
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Tunnel-mode decapsulation (RFC 4303 section 3.4), in place.
 
+use super::crypto::Aead;
 use super::replay::ReplayError;
 use super::Prepared;
 use crate::packet::PacketBuf;

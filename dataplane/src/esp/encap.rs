@@ -1,5 +1,6 @@
 //! Tunnel-mode encapsulation (RFC 4303 section 3.1.2), in place.
 
+use super::crypto::Aead;
 use super::Prepared;
 use crate::packet::PacketBuf;
 use crate::sa::{DfPolicy, DscpPolicy, OutboundSa};

@@ -2,6 +2,7 @@
 //! group, or, when the burst is spread over many SAs, one trip through the worker's queue pair.
 
 use super::{AfterCrypto, Forwarder};
+use crate::esp::crypto::Aead;
 use crate::esp::cryptodev::MixedJobs;
 use crate::packet::PacketBuf;
 use arrayvec::ArrayVec;

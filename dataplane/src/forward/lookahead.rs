@@ -13,8 +13,8 @@ use std::net::Ipv4Addr;
 /// What finds a frame's SA, as one word so that the look stays in registers: the inbound SPI
 /// of ESP (or ESP in UDP on a NAT-T port) for one of our addresses, or the destination of
 /// IPv4 for another address (routed, maybe into a tunnel).
-const SPI: u64 = 1 << 32;
-const DST: u64 = 2 << 32;
+pub(super) const SPI: u64 = 1 << 32;
+pub(super) const DST: u64 = 2 << 32;
 /// A tunnel id, from `DST` once routed.
 const TUNNEL: u64 = 4 << 32;
 
@@ -88,40 +88,46 @@ impl Forwarder {
 
     /// A quick read of an Ethernet frame's IPv4 header (checked properly later, in the
     /// pipeline) for what leads to its SA: `SPI | spi`, `DST | address`, or 0 for nothing.
+    /// Frames the pipeline would drop before routing (not IPv4, a short or bad header,
+    /// broadcast or multicast) give nothing, so the look routes only what the pipeline would.
     #[inline(always)]
-    fn sa_key(&self, frame: &[u8]) -> u64 {
+    pub(super) fn sa_key(&self, frame: &[u8]) -> u64 {
         const IP: usize = ethernet::HEADER_LEN;
         let word = |at: usize| match frame.get(at..at + 4) {
-            Some(&[a, b, c, d]) => u64::from(u32::from_be_bytes([a, b, c, d])),
-            _ => 0,
+            Some(&[a, b, c, d]) => Some(u64::from(u32::from_be_bytes([a, b, c, d]))),
+            _ => None,
         };
-        let (Some(&[t0, t1]), Some(&[vihl]), Some(&[proto])) = (
-            frame.get(12..14),
-            frame.get(IP..IP + 1),
-            frame.get(IP + 9..IP + 10),
-        ) else {
+        let (Some(&[t0, t1]), Some(h)) =
+            (frame.get(12..14), frame.get(IP..IP + ipv4::MIN_HEADER_LEN))
+        else {
             return 0;
         };
-        if u16::from_be_bytes([t0, t1]) != ethernet::ETHERTYPE_IPV4 {
+        let ihl = usize::from(h[0] & 0x0f) * 4;
+        if u16::from_be_bytes([t0, t1]) != ethernet::ETHERTYPE_IPV4
+            || h[0] >> 4 != 4
+            || ihl < ipv4::MIN_HEADER_LEN
+        {
             return 0;
         }
-        let dst = word(IP + 16) as u32;
-        if !self.own.contains(&Ipv4Addr::from(dst)) {
-            return DST | u64::from(dst);
+        let dst = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
+        if dst.is_broadcast() || dst.is_multicast() {
+            return 0;
         }
-        let l4 = IP + usize::from(vihl & 0x0f) * 4;
-        let spi = match proto {
+        if !self.own.contains(&dst) {
+            return DST | u64::from(u32::from(dst));
+        }
+        let l4 = IP + ihl;
+        let spi = match h[9] {
             ipv4::PROTO_ESP => word(l4),
-            ipv4::PROTO_UDP if self.natt_ports.contains(&((word(l4) & 0xffff) as u16)) => {
-                // Zero: a non-ESP marker (IKE), no SA.
-                word(l4 + udp::HEADER_LEN)
-            }
-            _ => 0,
+            ipv4::PROTO_UDP => word(l4)
+                .filter(|w| self.natt_ports.contains(&((w & 0xffff) as u16)))
+                .and_then(|_| word(l4 + udp::HEADER_LEN)),
+            _ => None,
         };
-        if spi == 0 {
-            0
-        } else {
-            SPI | spi
+        // Zero: a non-ESP marker (IKE), no SA.
+        match spi {
+            Some(spi) if spi != 0 => SPI | spi,
+            _ => 0,
         }
     }
 }

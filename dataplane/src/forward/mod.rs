@@ -10,6 +10,7 @@ pub mod neighbor;
 mod spi_table;
 
 use crate::counters::{Stat, StatBlock};
+use crate::esp::crypto::Aead;
 use crate::esp::{self, DecapError, EncapError, Prepared};
 use crate::packet::PacketBuf;
 use crate::sa::{InboundSa, OutboundSa};
@@ -171,7 +172,8 @@ struct Adjacency {
 }
 
 /// What a worker keeps per tunnel, side by side, so that a packet into the tunnel finds its
-/// owner, its outer next hop and its SA through one cache line (two per line).
+/// owner, its outer next hop and its SA through one cache line (two per line, none across two).
+#[repr(align(32))]
 struct TunnelSlot {
     /// The worker (by index) that owns the tunnel's outbound SA.
     owner: u16,
@@ -190,7 +192,7 @@ impl Default for TunnelSlot {
     }
 }
 
-const _: () = assert!(std::mem::size_of::<TunnelSlot>() <= 32);
+const _: () = assert!(std::mem::size_of::<TunnelSlot>() == 32);
 
 /// Entries of the route cache.
 const ROUTE_CACHE: usize = 256;
@@ -394,7 +396,7 @@ enum Origin {
     Local,
 }
 
-/// Below this many SA slots (outbound and inbound), the SAs and their sessions stay in the
+/// Below this many SAs held (outbound and inbound), the SAs and their sessions stay in the
 /// caches, and the look ahead over a burst (`prefetch_sas`) costs more than it saves: about
 /// 4 ns a packet over 32 tunnels, for nothing.
 const LOOKAHEAD_MIN_SAS: usize = 256;
@@ -444,6 +446,8 @@ pub struct Forwarder {
     queue: Option<Box<dpdk_sys::AeadQueue>>,
     /// Park packets that need crypto (`Verdict::Crypto`) instead of running it one by one.
     batching: bool,
+    /// The SAs (outbound and inbound) this worker holds.
+    sas: usize,
     /// The last burst's parked packets were under more than one SA, of more SAs than the
     /// caches hold: the next burst's SAs are worth prefetching (`prefetch_sas`).
     spread: bool,
@@ -480,6 +484,7 @@ impl Forwarder {
             pending: Parked::default(),
             queue: None,
             batching: false,
+            sas: 0,
             spread: false,
         }
     }
@@ -550,12 +555,16 @@ impl Forwarder {
                     };
                     self.spis.set(sa.spi, e);
                 }
-                self.inbound[e.slot as usize] = Some(sa);
+                if self.inbound[e.slot as usize].replace(sa).is_none() {
+                    self.sas += 1;
+                }
             }
             Command::DelInboundSa { spi } => {
                 if let Some(mut e) = self.spis.get(spi) {
                     if e.slot != NO_SLOT {
-                        self.inbound[e.slot as usize] = None;
+                        if self.inbound[e.slot as usize].take().is_some() {
+                            self.sas -= 1;
+                        }
                         self.free_slots.push(e.slot);
                         e.slot = NO_SLOT;
                     }
@@ -570,11 +579,15 @@ impl Forwarder {
                 let t = self.tunnel_slot(sa.tunnel);
                 // The new SA may have another peer: resolve its next hop afresh.
                 t.adj.generation = 0;
-                t.sa = Some(sa);
+                if t.sa.replace(sa).is_none() {
+                    self.sas += 1;
+                }
             }
             Command::DelOutboundSa { tunnel } => {
                 if let Some(t) = self.tunnels.get_mut(tunnel as usize) {
-                    t.sa = None;
+                    if t.sa.take().is_some() {
+                        self.sas -= 1;
+                    }
                 }
             }
             Command::AddNattPort(p) => {
@@ -934,8 +947,7 @@ impl Forwarder {
             return;
         }
         let groups = self.pending.groups();
-        self.spread =
-            groups.len() > 1 && self.tunnels.len() + self.inbound.len() > LOOKAHEAD_MIN_SAS;
+        self.spread = groups.len() > 1 && self.sas > LOOKAHEAD_MIN_SAS;
         // Spread over many SAs, the burst goes through the worker's queue pair in one trip;
         // otherwise one CPU-crypto call per SA (see `esp::cryptodev::MixedJobs` for the cost).
         let queued = if groups.len() * 3 > n {

@@ -10,13 +10,17 @@ pub(super) struct SpiEntry {
     pub slot: u32,
 }
 
+/// 16 bytes and aligned to them: four to a cache line, none across two.
 #[derive(Debug, Clone, Copy, Default)]
+#[repr(align(16))]
 struct Bucket {
     spi: u32,
     used: bool,
     owner: u16,
     slot: u32,
 }
+
+const _: () = assert!(std::mem::size_of::<Bucket>() == 16);
 
 pub(super) struct SpiTable {
     buckets: Box<[Bucket]>,
@@ -83,11 +87,12 @@ impl SpiTable {
 
     /// Sets `spi`'s entry, adding it if absent.
     pub fn set(&mut self, spi: u32, e: SpiEntry) {
-        if (self.len + 1) * 2 > self.buckets.len() {
-            self.grow();
-        }
-        let (i, found) = self.find(spi);
+        let (mut i, found) = self.find(spi);
         if !found {
+            if (self.len + 1) * 2 > self.buckets.len() {
+                self.grow();
+                i = self.find(spi).0;
+            }
             self.len += 1;
         }
         self.buckets[i] = Bucket {
