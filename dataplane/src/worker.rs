@@ -228,31 +228,33 @@ impl Worker {
     unsafe fn process_burst(&mut self, raws: &[*mut rte_mbuf], src: Source, out: &mut Out) {
         debug_assert!(raws.len() <= MAX_BURST, "a burst is at most MAX_BURST");
         // SAFETY: the caller passes ownership of each mbuf.
-        let mut burst: ArrayVec<Mbuf, MAX_BURST> = raws
+        let received: ArrayVec<Mbuf, MAX_BURST> = raws
             .iter()
             .map(|&raw| unsafe { Mbuf::from_raw(raw) })
             .collect();
         if let Source::Port(_) = src {
-            self.fwd.prefetch_sas(&burst);
+            self.fwd.prefetch_sas(&received);
         }
+        let mut burst: ArrayVec<Mbuf, MAX_BURST> = ArrayVec::new();
         let mut verdicts = [Verdict::Punt; MAX_BURST];
-        for (m, v) in burst.iter_mut().zip(verdicts.iter_mut()) {
+        for (mut m, v) in received.into_iter().zip(verdicts.iter_mut()) {
             *v = match src {
-                Source::Port(port) if m.is_contiguous() => self.fwd.receive(port, m),
+                Source::Port(port) if m.is_contiguous() => self.fwd.receive(port, &mut m),
                 Source::Port(_) => {
                     self.fwd.stats.inc(Stat::Segmented);
                     Verdict::Drop(Stat::Segmented)
                 }
-                Source::Inject if m.port() == INJECT_ROUTE => self.fwd.output_ip(m),
+                Source::Inject if m.port() == INJECT_ROUTE => self.fwd.output_ip(&mut m),
                 Source::Inject => Verdict::Tx(m.port()),
                 Source::Handoff => match Resume::from_tag(m.tag()) {
-                    Some(resume) => self.fwd.resume(m, resume),
+                    Some(resume) => self.fwd.resume(&mut m, resume),
                     None => {
                         self.fwd.stats.inc(Stat::Malformed);
                         Verdict::Drop(Stat::Malformed)
                     }
                 },
             };
+            burst.push(m);
         }
         let n = burst.len();
         if self.fwd.has_parked() {
