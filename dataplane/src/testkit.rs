@@ -91,3 +91,44 @@ pub fn forwarders(
         })
         .collect())
 }
+
+/// A one-worker gateway that opens the ESP it seals, with batching on: LAN 10.1.0.1/16 on
+/// port 0 (host 10.1.0.10), WAN 192.0.2.1/24 on port 1 (MTU 9000, peer 192.0.2.2), and
+/// `tunnels` tunnels to the peer. Tunnel t carries 10.2.t.0/24, with SPI 0x1000 + t both ways,
+/// key `keymat(aes-128-gcm, t)`, and no replay window on the inbound SA, so that the same
+/// packets can be replayed.
+pub fn mirror_gateway(
+    tunnels: u8,
+    backend: &crate::esp::crypto::Backend,
+) -> Result<crate::forward::Forwarder, String> {
+    let key = |t: u8| {
+        let km = keymat(Algorithm::Aes128Gcm, t);
+        hex::encode([km.key(), &km.salt()].concat())
+    };
+    let sas: Vec<_> = (0..tunnels)
+        .flat_map(|t| {
+            let sa = |d: &str| {
+                serde_json::json!({"tunnel": format!("st0.{t}"), "direction": d,
+                    "spi": 0x1000 + u32::from(t), "algorithm": "aes-128-gcm", "key": key(t)})
+            };
+            let mut inbound = sa("in");
+            inbound["replay_window"] = 0.into();
+            [sa("out"), inbound]
+        })
+        .collect();
+    let cfg = serde_json::json!({
+        "dataplane": {"workers": [1]},
+        "interfaces": [{"name": "lan0", "port": 0, "address": "10.1.0.1/16", "mac": "02:00:00:00:01:01"},
+                       {"name": "wan0", "port": 1, "address": "192.0.2.1/24", "mac": "02:00:00:00:0a:01", "mtu": 9000}],
+        "neighbors": [{"address": "192.0.2.2", "mac": "02:00:00:00:0a:02"},
+                      {"address": "10.1.0.10", "mac": "02:00:00:00:01:10"}],
+        "tunnels": (0..tunnels).map(|t| serde_json::json!({"name": format!("st0.{t}"), "local": "192.0.2.1", "remote": "192.0.2.2"})).collect::<Vec<_>>(),
+        "routes": (0..tunnels).map(|t| serde_json::json!({"prefix": format!("10.2.{t}.0/24"), "via": format!("st0.{t}")})).collect::<Vec<_>>(),
+        "manual_sas": sas,
+    });
+    let mut f = forwarders(&cfg.to_string(), &[1], |_| Default::default(), backend)?
+        .pop()
+        .ok_or("no worker")?;
+    f.set_batching(true);
+    Ok(f)
+}

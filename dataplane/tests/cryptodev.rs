@@ -10,7 +10,7 @@ use dataplane::esp::crypto::{self, Aead, Algorithm, Backend, Job, Keymat, Op};
 use dataplane::esp::{cryptodev, decap, encap, DecapError};
 use dataplane::packet::{PacketBuf, VecBuf};
 use dataplane::sa::*;
-use dataplane::testkit::{crypto_only_eal, inner_packet, keymat, tunnel};
+use dataplane::testkit::{crypto_only_eal, inner_packet, keymat, mirror_gateway, tunnel};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -211,42 +211,6 @@ fn cryptodev_and_ring_agree() {
     a_burst_over_many_sas_through_the_queue_pair_matches_ring(&fast, queue);
 }
 
-/// A one-worker gateway with `n` tunnels to 192.0.2.2 (tunnel t carries 10.2.t.0/24, SPI
-/// 0x1000 + t both ways, key `keymat(aes-128-gcm, t)`), on `backend`.
-fn gateway(n: u8, backend: &Backend) -> dataplane::forward::Forwarder {
-    let hex = |t: u8| {
-        let km = keymat(Algorithm::Aes128Gcm, t);
-        hex::encode([km.key(), &km.salt()].concat())
-    };
-    let sas: Vec<_> = (0..n)
-        .flat_map(|t| {
-            let sa = |d: &str| {
-                serde_json::json!({"tunnel": format!("st0.{t}"), "direction": d,
-                    "spi": 0x1000 + u32::from(t), "algorithm": "aes-128-gcm", "key": hex(t)})
-            };
-            let mut inbound = sa("in");
-            inbound["replay_window"] = 0.into();
-            [sa("out"), inbound]
-        })
-        .collect();
-    let cfg = serde_json::json!({
-        "dataplane": {"workers": [1]},
-        "interfaces": [{"name": "lan0", "port": 0, "address": "10.1.0.1/16", "mac": "02:00:00:00:01:01"},
-                       {"name": "wan0", "port": 1, "address": "192.0.2.1/24", "mac": "02:00:00:00:0a:01", "mtu": 9000}],
-        "neighbors": [{"address": "192.0.2.2", "mac": "02:00:00:00:0a:02"},
-                      {"address": "10.1.0.10", "mac": "02:00:00:00:01:10"}],
-        "tunnels": (0..n).map(|t| serde_json::json!({"name": format!("st0.{t}"), "local": "192.0.2.1", "remote": "192.0.2.2"})).collect::<Vec<_>>(),
-        "routes": (0..n).map(|t| serde_json::json!({"prefix": format!("10.2.{t}.0/24"), "via": format!("st0.{t}")})).collect::<Vec<_>>(),
-        "manual_sas": sas,
-    });
-    let mut f =
-        dataplane::testkit::forwarders(&cfg.to_string(), &[1], |_| Default::default(), backend)
-            .unwrap()
-            .remove(0);
-    f.set_batching(true);
-    f
-}
-
 /// Runs one burst through `f` as a worker does; the frames out, or None for a dropped one.
 fn burst(
     f: &mut dataplane::forward::Forwarder,
@@ -273,8 +237,8 @@ fn a_burst_over_many_sas_through_the_queue_pair_matches_ring(
     fast: &Backend,
     queue: dpdk_sys::AeadQueue,
 ) {
-    let mut by_ring = gateway(16, &Backend::Ring);
-    let mut by_queue = gateway(16, fast);
+    let mut by_ring = mirror_gateway(16, &Backend::Ring).unwrap();
+    let mut by_queue = mirror_gateway(16, fast).unwrap();
     by_queue.set_crypto_queue(queue);
 
     // LAN frames 10.1.0.10 -> 10.2.(i mod 16).10, of varied lengths.

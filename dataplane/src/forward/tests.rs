@@ -837,6 +837,27 @@ proptest! {
     }
 }
 
+/// IPv4 `proto` from the peer gateway (192.0.2.2) to gw1's WAN address.
+fn to_us(proto: u8, payload: &[u8]) -> Vec<u8> {
+    frame(
+        GW1_WAN,
+        GW2_WAN,
+        "192.0.2.2",
+        "192.0.2.1",
+        64,
+        proto,
+        payload,
+    )
+}
+
+/// UDP 4500 to 4500 (NAT-T) carrying `payload`, from the peer gateway to gw1.
+fn natt(payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x11, 0x94, 0x11, 0x94, 0, 0, 0, 0];
+    p[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    p.extend_from_slice(payload);
+    to_us(ipv4::PROTO_UDP, &p)
+}
+
 /// The look ahead over a burst (`prefetch_sas`) is only a hint: over frames of every kind,
 /// malformed ones included, it counts nothing, asks for no resolution, and leaves every
 /// packet's verdict and bytes as a gateway without it gives them.
@@ -863,23 +884,6 @@ fn the_look_ahead_changes_nothing() {
         unknown_spi[spi_at..spi_at + 4].copy_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
         let mut ipv6 = good.clone();
         ipv6[12..14].copy_from_slice(&[0x86, 0xdd]);
-        let to_us = |proto, payload: &[u8]| {
-            frame(
-                GW1_WAN,
-                GW2_WAN,
-                "192.0.2.2",
-                "192.0.2.1",
-                64,
-                proto,
-                payload,
-            )
-        };
-        let natt = |payload: &[u8]| {
-            let mut p = vec![0x11, 0x94, 0x11, 0x94, 0, 0, 0, 0];
-            p[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-            p.extend_from_slice(payload);
-            to_us(ipv4::PROTO_UDP, &p)
-        };
         let frames: Vec<(u16, Vec<u8>)> = vec![
             (0, good.clone()),
             (1, esp.clone()),
@@ -943,22 +947,6 @@ fn the_look_ahead_changes_nothing() {
 fn the_look_ahead_reads_spis_and_destinations() {
     use super::lookahead::{DST, SPI};
     let gw = gateway(true, true, |_| {});
-    let to_us = |proto, payload: &[u8]| {
-        frame(
-            GW1_WAN,
-            GW2_WAN,
-            "192.0.2.2",
-            "192.0.2.1",
-            64,
-            proto,
-            payload,
-        )
-    };
-    let natt = |payload: &[u8]| {
-        let mut p = vec![0x11, 0x94, 0x11, 0x94, 0, 0, 0, 0];
-        p.extend_from_slice(payload);
-        to_us(ipv4::PROTO_UDP, &p)
-    };
     let esp = to_us(ipv4::PROTO_ESP, &[0, 0, 0x20, 0x01, 0, 0, 0, 1]);
     // The same with 4 bytes of IPv4 options (IHL 6): the SPI follows them.
     let mut with_options = esp[..34].to_vec();
