@@ -6,7 +6,7 @@
 //! cargo bench -p espgw-benches --bench esp
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use dataplane::esp::crypto::{Aead, Algorithm, Backend, Job, Keymat, Op};
+use dataplane::esp::crypto::{Aead, AeadOps, Algorithm, Backend, Keymat, Op};
 use dataplane::esp::{crypto, cryptodev, decap, encap};
 use dataplane::forward::{Forwarder, Verdict};
 use dataplane::packet::{PacketBuf, VecBuf};
@@ -48,28 +48,18 @@ fn start_backends() -> Vec<(&'static str, Backend)> {
     v
 }
 
-/// Jobs in place, each under one of `sessions` (packet i under session i mod their number).
-struct QueueJobs<'s, 'a> {
-    jobs: Vec<Job<'a>>,
-    sessions: &'s [dpdk_sys::AeadSession],
+/// One operation per buffer (text || tag), all with the same nonce and AAD.
+fn ops_over<'a>(bufs: &'a mut [Vec<u8>], nonce: &[u8; 12], aad: ([u8; 12], usize)) -> AeadOps<'a> {
+    let mut ops = AeadOps::new();
+    for d in bufs {
+        ops.push(d, nonce, &aad.0, aad.1).unwrap();
+    }
+    ops
 }
 
-impl dpdk_sys::AeadBatch for QueueJobs<'_, '_> {
-    fn count(&self) -> usize {
-        self.jobs.len()
-    }
-    fn op(&mut self, i: usize) -> (&[u8], &[u8], &mut [u8]) {
-        self.jobs[i].parts()
-    }
-    fn set_ok(&mut self, i: usize, ok: bool) {
-        self.jobs[i].ok = ok;
-    }
-}
-
-impl dpdk_sys::MixedAeadBatch for QueueJobs<'_, '_> {
-    fn session(&self, i: usize) -> &dpdk_sys::AeadSession {
-        &self.sessions[i % self.sessions.len()]
-    }
+/// Whether every operation succeeded.
+fn all_ok(ops: &AeadOps<'_>) -> bool {
+    (0..ops.len()).all(|i| ops.ok(i))
 }
 
 /// `seal-queue` and `seal-32-sas-queue`: the seal through `AeadQueue` on `crypto_aesni_gcm`.
@@ -105,15 +95,10 @@ fn queue_rows(
                 b.iter_batched_ref(
                     || per_packet(text + 16, blank),
                     |bufs| {
-                        let mut batch = QueueJobs {
-                            jobs: bufs
-                                .iter_mut()
-                                .map(|d| Job::new(nonce, aad, &mut d[..]))
-                                .collect(),
-                            sessions: &sessions[..n],
-                        };
-                        q.process(&mut batch);
-                        batch.jobs.iter().all(|j| j.ok)
+                        let by: Vec<&AeadSession> = (0..BATCH).map(|i| &sessions[i % n]).collect();
+                        let mut ops = ops_over(bufs, &nonce, aad);
+                        q.process(&mut ops, &by);
+                        all_ok(&ops)
                     },
                     BatchSize::SmallInput,
                 )
@@ -151,12 +136,9 @@ fn bench(c: &mut Criterion) {
                     b.iter_batched_ref(
                         || per_packet(text + 16, &blank),
                         |bufs| {
-                            let mut jobs: Vec<Job> = bufs
-                                .iter_mut()
-                                .map(|d| Job::new(nonce, aad, &mut d[..]))
-                                .collect();
-                            sealer.process(&mut jobs);
-                            jobs.iter().all(|j| j.ok)
+                            let mut ops = ops_over(bufs, &nonce, aad);
+                            sealer.process(&mut ops);
+                            all_ok(&ops)
                         },
                         BatchSize::SmallInput,
                     )
@@ -181,10 +163,10 @@ fn bench(c: &mut Criterion) {
                         || per_packet(text + 16, &blank),
                         |bufs| {
                             let mut ok = true;
-                            for (d, c) in bufs.iter_mut().zip(&sealers) {
-                                let mut job = [Job::new(nonce, aad, &mut d[..])];
-                                c.process(&mut job);
-                                ok &= job[0].ok;
+                            for (d, c) in bufs.chunks_mut(1).zip(&sealers) {
+                                let mut ops = ops_over(d, &nonce, aad);
+                                c.process(&mut ops);
+                                ok &= ops.ok(0);
                             }
                             ok
                         },
@@ -219,25 +201,24 @@ fn bench(c: &mut Criterion) {
                         |bufs| {
                             let prep: Vec<_> = bufs
                                 .iter_mut()
-                                .map(|b| encap::prepare(&mut sa, b).unwrap())
+                                .map(|b| encap::prepare(&mut sa, b, 0, usize::MAX).unwrap())
                                 .collect();
                             let keys = sa.keying();
-                            let mut jobs: Vec<Job> = bufs
-                                .iter_mut()
-                                .zip(&prep)
-                                .filter_map(|(b, p)| p.job(b.data_mut(), &keys))
-                                .collect();
-                            sealer.process(&mut jobs);
-                            jobs.iter().all(|j| j.ok)
+                            let mut ops = AeadOps::new();
+                            for (b, p) in bufs.iter_mut().zip(&prep) {
+                                p.push(b.data_mut(), &keys, &mut ops).unwrap();
+                            }
+                            sealer.process(&mut ops);
+                            all_ok(&ops)
                         },
                         BatchSize::SmallInput,
                     )
                 },
             );
 
-            let mut sealed = blank.clone();
-            let mut jobs = [Job::new(nonce, aad, &mut sealed[..])];
-            sealer.process(&mut jobs);
+            let mut sealed = [blank.clone()];
+            sealer.process(&mut ops_over(&mut sealed, &nonce, aad));
+            let [sealed] = sealed;
             g.bench_with_input(
                 BenchmarkId::new(format!("open/{name}"), size),
                 &size,
@@ -245,12 +226,9 @@ fn bench(c: &mut Criterion) {
                     b.iter_batched_ref(
                         || per_packet(text + 16, &sealed),
                         |bufs| {
-                            let mut jobs: Vec<Job> = bufs
-                                .iter_mut()
-                                .map(|d| Job::new(nonce, aad, &mut d[..]))
-                                .collect();
-                            opener.process(&mut jobs);
-                            jobs.iter().all(|j| j.ok)
+                            let mut ops = ops_over(bufs, &nonce, aad);
+                            opener.process(&mut ops);
+                            all_ok(&ops)
                         },
                         BatchSize::SmallInput,
                     )
@@ -286,12 +264,11 @@ fn bench(c: &mut Criterion) {
                                 .collect();
                             {
                                 let keys = isa.keying();
-                                let mut jobs: Vec<Job> = bufs
-                                    .iter_mut()
-                                    .zip(&prep)
-                                    .filter_map(|(b, p)| p.job(b.data_mut(), &keys))
-                                    .collect();
-                                opener.process(&mut jobs);
+                                let mut ops = AeadOps::new();
+                                for (b, p) in bufs.iter_mut().zip(&prep) {
+                                    p.push(b.data_mut(), &keys, &mut ops).unwrap();
+                                }
+                                opener.process(&mut ops);
                             }
                             for (b, p) in bufs.iter_mut().zip(&prep) {
                                 decap::finish(&mut isa, b, 20, p.seq).unwrap();

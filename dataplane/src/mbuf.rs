@@ -5,6 +5,10 @@ use dpdk_sys::Mbuf;
 
 impl PacketBuf for Mbuf {
     #[inline(always)]
+    fn len(&self) -> usize {
+        usize::from(self.data_len())
+    }
+    #[inline(always)]
     fn data(&self) -> &[u8] {
         Mbuf::data(self)
     }

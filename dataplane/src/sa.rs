@@ -131,11 +131,8 @@ impl OutboundSa {
     /// 2^64 - 1 with it. The counter never wraps (RFC 4303 section 3.3.3).
     #[inline]
     pub fn next_seq(&mut self) -> Option<u64> {
-        let limit = if self.esn {
-            u64::MAX
-        } else {
-            u64::from(u32::MAX)
-        };
+        // The limit as a mask: all ones in the low 32 bits, and in the high 32 with ESN.
+        let limit = u64::from(u32::MAX) | (u64::from(self.esn) * (u64::from(u32::MAX) << 32));
         if self.last_seq >= limit {
             return None;
         }

@@ -11,7 +11,6 @@
 
 use crate::counters::{Counter, Stat};
 use crate::forward::{Command, Forwarder, Resume, Verdict};
-use arrayvec::ArrayVec;
 use crossbeam::channel::{Receiver, Sender};
 use dpdk_sys::{sys::rte_mbuf, Mbuf, Ring, MAX_BURST};
 use std::net::Ipv4Addr;
@@ -165,7 +164,7 @@ impl Worker {
                 got += n;
                 self.fwd.stats.add(Stat::RxPackets, n as u64);
                 // SAFETY: the PMD handed us ownership of each received mbuf.
-                unsafe { self.process_burst(&rx[..n], Source::Port(port), &mut out) };
+                unsafe { self.process_burst(&mut rx[..n], Source::Port(port), &mut out) };
             }
             self.flush_all(&mut out);
             for (port, addr) in self.fwd.resolve.drain(..) {
@@ -200,7 +199,7 @@ impl Worker {
         let n = self.inject.dequeue_mbufs(scratch);
         if n > 0 {
             // SAFETY: the main lcore gave up ownership when it enqueued the mbufs.
-            unsafe { self.process_burst(&scratch[..n], Source::Inject, out) };
+            unsafe { self.process_burst(&mut scratch[..n], Source::Inject, out) };
         }
         n
     }
@@ -215,52 +214,65 @@ impl Worker {
             total += n;
             self.handoff_stats.received.add(n as u64);
             // SAFETY: the sending worker gave up ownership when it enqueued the mbufs.
-            unsafe { self.process_burst(&scratch[..n], Source::Handoff, out) };
+            unsafe { self.process_burst(&mut scratch[..n], Source::Handoff, out) };
         }
         total
     }
 
     /// Runs a burst through the pipeline: every packet up to its crypto, then the crypto per
-    /// SA, then each packet on its way, in the order received.
+    /// SA, then each packet on its way, in the order received. The packets are worked on where
+    /// they lie in `raws`, whose entries are stale once this returns.
     ///
     /// # Safety
     /// Each entry of `raws` (at most `MAX_BURST`) is a valid mbuf whose ownership passes here.
-    unsafe fn process_burst(&mut self, raws: &[*mut rte_mbuf], src: Source, out: &mut Out) {
+    unsafe fn process_burst(&mut self, raws: &mut [*mut rte_mbuf], src: Source, out: &mut Out) {
         debug_assert!(raws.len() <= MAX_BURST, "a burst is at most MAX_BURST");
-        // SAFETY: the caller passes ownership of each mbuf.
-        let received: ArrayVec<Mbuf, MAX_BURST> = raws
-            .iter()
-            .map(|&raw| unsafe { Mbuf::from_raw(raw) })
-            .collect();
-        if let Source::Port(_) = src {
-            self.fwd.prefetch_sas(&received);
-        }
-        let mut burst: ArrayVec<Mbuf, MAX_BURST> = ArrayVec::new();
+        let n = raws.len().min(MAX_BURST);
+        // SAFETY: `Mbuf` is a transparent non-null mbuf pointer, and every entry is a valid
+        // mbuf the caller gave us; the slice borrows `raws` for as long as it is used.
+        let burst: &mut [Mbuf] =
+            unsafe { &mut *ptr::slice_from_raw_parts_mut(raws.as_mut_ptr().cast::<Mbuf>(), n) };
         let mut verdicts = [Verdict::Punt; MAX_BURST];
-        for (mut m, v) in received.into_iter().zip(verdicts.iter_mut()) {
-            *v = match src {
-                Source::Port(port) if m.is_contiguous() => self.fwd.receive(port, &mut m),
-                Source::Port(_) => {
-                    self.fwd.stats.inc(Stat::Segmented);
-                    Verdict::Drop(Stat::Segmented)
+        let fwd = &mut self.fwd;
+        match src {
+            Source::Port(port) => {
+                fwd.prefetch_sas(burst);
+                for (m, v) in burst.iter_mut().zip(verdicts.iter_mut()) {
+                    *v = if m.is_contiguous() {
+                        fwd.receive(port, m)
+                    } else {
+                        fwd.stats.inc(Stat::Segmented);
+                        Verdict::Drop(Stat::Segmented)
+                    };
                 }
-                Source::Inject if m.port() == INJECT_ROUTE => self.fwd.output_ip(&mut m),
-                Source::Inject => Verdict::Tx(m.port()),
-                Source::Handoff => match Resume::from_tag(m.tag()) {
-                    Some(resume) => self.fwd.resume(&mut m, resume),
-                    None => {
-                        self.fwd.stats.inc(Stat::Malformed);
-                        Verdict::Drop(Stat::Malformed)
-                    }
-                },
-            };
-            burst.push(m);
+            }
+            Source::Inject => {
+                for (m, v) in burst.iter_mut().zip(verdicts.iter_mut()) {
+                    *v = match m.port() {
+                        INJECT_ROUTE => fwd.output_ip(m),
+                        port => Verdict::Tx(port),
+                    };
+                }
+            }
+            Source::Handoff => {
+                for (m, v) in burst.iter_mut().zip(verdicts.iter_mut()) {
+                    *v = match Resume::from_tag(m.tag()) {
+                        Some(resume) => fwd.resume(m, resume),
+                        None => {
+                            fwd.stats.inc(Stat::Malformed);
+                            Verdict::Drop(Stat::Malformed)
+                        }
+                    };
+                }
+            }
         }
-        let n = burst.len();
-        if self.fwd.has_parked() {
-            self.fwd.complete(&mut burst, &mut verdicts[..n]);
+        if fwd.has_parked() {
+            fwd.complete(burst, &mut verdicts[..n]);
         }
-        for (m, v) in burst.into_iter().zip(verdicts) {
+        for (i, &v) in verdicts.iter().enumerate().take(n) {
+            // SAFETY: each mbuf is taken out of the burst exactly once, here, and the burst is
+            // not used again (`raws` holds plain pointers: nothing frees them twice).
+            let m = unsafe { ptr::read(&burst[i]) };
             self.dispatch(m, v, out);
         }
     }

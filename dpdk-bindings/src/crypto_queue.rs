@@ -5,18 +5,14 @@
 use std::ffi::CString;
 use std::ptr::{self, NonNull};
 
-use crate::cryptodev::{AeadBatch, AeadSession, Cryptodev, MAX_VEC};
+use crate::aead_ops::{AeadOps, MAX_OPS};
+use crate::cryptodev::{AeadSession, Cryptodev};
 use crate::eal;
 use crate::error::{Error, Result};
 use crate::sys;
 
 // The shim copies 12 bytes of IV into each operation: every session's IV length.
 const _: () = assert!(crate::cryptodev::IV_LEN == 12);
-
-/// A batch of AEAD operations in place, each under its own session.
-pub trait MixedAeadBatch: AeadBatch {
-    fn session(&self, i: usize) -> &AeadSession;
-}
 
 /// One lcore's queue pair with the operations it reuses burst after burst: they are taken
 /// from their pool once, so a burst costs no allocation, and each is paired with an mbuf
@@ -26,8 +22,8 @@ pub struct AeadQueue {
     dev: u8,
     qp: u16,
     pool: NonNull<sys::rte_mempool>,
-    ops: [*mut sys::rte_crypto_op; MAX_VEC],
-    descs: Box<[sys::rte_mbuf; MAX_VEC]>,
+    ops: [*mut sys::rte_crypto_op; MAX_OPS],
+    descs: Box<[sys::rte_mbuf; MAX_OPS]>,
     /// The device kept operations it was given: they may still be read or written by it, so
     /// they are never refilled (nor freed) again.
     stuck: bool,
@@ -48,25 +44,25 @@ impl AeadQueue {
             sys::rte_crypto_op_pool_create(
                 c.as_ptr(),
                 sys::rte_crypto_op_type_RTE_CRYPTO_OP_TYPE_SYMMETRIC,
-                (2 * MAX_VEC) as u32,
+                (2 * MAX_OPS) as u32,
                 0,
                 16,
                 dev.socket(),
             )
         };
         let pool = NonNull::new(pool).ok_or_else(|| Error::from_rte_errno(OP))?;
-        let mut ops = [ptr::null_mut(); MAX_VEC];
-        // SAFETY: ops has room for MAX_VEC pointers; the pool holds 2 * MAX_VEC.
+        let mut ops = [ptr::null_mut(); MAX_OPS];
+        // SAFETY: ops has room for MAX_OPS pointers; the pool holds 2 * MAX_OPS.
         let got = unsafe {
-            sys::espgw_crypto_op_bulk_alloc(pool.as_ptr(), ops.as_mut_ptr(), MAX_VEC as u16)
+            sys::espgw_crypto_op_bulk_alloc(pool.as_ptr(), ops.as_mut_ptr(), MAX_OPS as u16)
         };
-        if got != MAX_VEC as i32 {
+        if got != MAX_OPS as i32 {
             // SAFETY: nothing was taken from the pool.
             unsafe { sys::rte_mempool_free(pool.as_ptr()) };
             return Err(Error::new("rte_crypto_op_bulk_alloc", libc::ENOMEM));
         }
         // SAFETY: an all-zero mbuf header is a valid (empty) C struct.
-        let descs = Box::new(unsafe { std::mem::zeroed::<[sys::rte_mbuf; MAX_VEC]>() });
+        let descs = Box::new(unsafe { std::mem::zeroed::<[sys::rte_mbuf; MAX_OPS]>() });
         Ok(AeadQueue {
             dev: dev.id(),
             qp,
@@ -83,69 +79,52 @@ impl AeadQueue {
         self.stuck
     }
 
-    /// Processes every operation of `batch` in place, in chunks of [`MAX_VEC`] per enqueue, and
-    /// records for each whether it was encrypted, or decrypted with a tag that verified. An
-    /// operation whose lengths do not fit its session, or whose session is on another device,
+    /// Seals or opens every operation of `ops`, operation `i` under `sessions[i]`, in one
+    /// enqueue and one dequeue, and records for each whether it was sealed, or opened with a
+    /// tag that verified. An operation without a session, whose session is on another device,
+    /// whose AAD length is not its session's, or whose text is longer than an mbuf segment,
     /// fails without reaching the PMD.
-    pub fn process<B: MixedAeadBatch + ?Sized>(&mut self, batch: &mut B) {
-        let total = batch.count();
+    pub fn process(&mut self, ops: &mut AeadOps<'_>, sessions: &[&AeadSession]) {
+        let n = ops.len();
         if self.stuck {
-            (0..total).for_each(|i| batch.set_ok(i, false));
+            (0..n).for_each(|i| ops.set_ok(i, false));
             return;
         }
-        let mut start = 0;
-        while start < total {
-            let end = total.min(start + MAX_VEC);
-            self.process_chunk(batch, start, end);
-            start = end;
-        }
-    }
-
-    fn process_chunk<B: MixedAeadBatch + ?Sized>(
-        &mut self,
-        batch: &mut B,
-        start: usize,
-        end: usize,
-    ) {
-        let mut which = [0u8; MAX_VEC];
-        let mut n = 0;
-        for i in start..end {
-            let s = batch.session(i);
-            let (sess, dev, lengths) = (s.as_ptr(), s.device(), s.lengths());
-            let (iv, aad, buf) = batch.op(i);
-            // The shim copies the session's 12-byte IV into the op; the text must fit the
-            // mbuf descriptor's 16 bits.
-            let text = lengths.text_len(iv, aad, buf, usize::from(u16::MAX));
-            let Some(len) = text.filter(|_| dev == self.dev) else {
-                batch.set_ok(i, false);
+        let mut which = [0u8; MAX_OPS];
+        let mut k = 0;
+        for (i, s) in sessions.iter().enumerate().take(n.min(MAX_OPS)) {
+            let (text, nonce, aad) = ops.raw(i);
+            let fits = s.device() == self.dev && ops.aad_len[i] == s.aad_len();
+            let Some(len) = u16::try_from(text.len).ok().filter(|_| fits) else {
+                ops.set_ok(i, false);
                 continue;
             };
-            let len = len as u16;
-            // SAFETY: ops[n] is ours (taken at creation, not in the device's queue now);
-            // descs[n] is ours; data, IV (12 bytes) and AAD outlive the call below, which
-            // is the only time the PMD reads them.
+            // SAFETY: ops[k] is ours (taken at creation, not in the device's queue now);
+            // descs[k] is ours; the text and tag (borrowed by `ops`), the 12-byte nonce and the
+            // AAD block (owned by `ops`) outlive the enqueue and dequeue below, the only time
+            // the PMD reads them.
             unsafe {
                 sys::espgw_aead_op_fill(
-                    self.ops[n],
-                    &mut self.descs[n],
-                    sess,
-                    buf.as_mut_ptr(),
+                    self.ops[k],
+                    &mut self.descs[k],
+                    s.as_ptr(),
+                    text.base.cast(),
                     len,
-                    iv.as_ptr(),
-                    aad.as_ptr().cast_mut(),
+                    nonce,
+                    aad.cast_mut(),
                 )
             };
-            which[n] = (i - start) as u8;
-            n += 1;
+            which[k] = i as u8;
+            k += 1;
         }
-        if n == 0 {
+        if k == 0 {
             return;
         }
-        // SAFETY: the first n ops are filled; a software PMD does the work in dequeue.
+        // SAFETY: the first k ops are filled; a software PMD does the work in dequeue.
         let queued = unsafe {
-            sys::espgw_cryptodev_enqueue_burst(self.dev, self.qp, self.ops.as_mut_ptr(), n as u16)
+            sys::espgw_cryptodev_enqueue_burst(self.dev, self.qp, self.ops.as_mut_ptr(), k as u16)
         };
-        let mut back = [ptr::null_mut(); MAX_VEC];
+        let mut back = [ptr::null_mut(); MAX_OPS];
         let mut done = 0;
         // Bounded: a software PMD completes everything it took in one dequeue.
         for _ in 0..4 {
@@ -165,13 +144,15 @@ impl AeadQueue {
         // A software PMD never keeps an operation past its dequeue; if one ever did, its
         // slot could not be refilled safely.
         self.stuck |= done < usize::from(queued);
-        for (j, (&op, &w)) in self.ops.iter().zip(&which).take(n).enumerate() {
+        for (j, (&op, &w)) in self.ops.iter().zip(&which).take(k).enumerate() {
             // An op the device did not take, or did not give back, is still NOT_PROCESSED.
             // SAFETY: op is a valid op of ours.
             let st = unsafe { sys::espgw_crypto_op_status(op) };
             let ok = j < done && st == sys::rte_crypto_op_status_RTE_CRYPTO_OP_STATUS_SUCCESS as u8;
-            batch.set_ok(start + usize::from(w), ok);
+            ops.set_ok(usize::from(w), ok);
         }
+        // Operations past the sessions given never ran.
+        (sessions.len()..n).for_each(|i| ops.set_ok(i, false));
     }
 }
 
@@ -181,7 +162,7 @@ impl Drop for AeadQueue {
         if eal::is_running() && !self.stuck {
             // SAFETY: the ops are ours and idle; then the pool is empty of users.
             unsafe {
-                sys::espgw_crypto_op_bulk_free(self.ops.as_mut_ptr(), MAX_VEC as u16);
+                sys::espgw_crypto_op_bulk_free(self.ops.as_mut_ptr(), MAX_OPS as u16);
                 sys::rte_mempool_free(self.pool.as_ptr());
             }
         }

@@ -12,9 +12,7 @@ use crate::eal;
 use crate::error::{Error, Result};
 use crate::sys;
 
-/// Most operations one `process` call hands to the PMD; longer slices are cut into chunks.
-pub const MAX_VEC: usize = 32;
-const _: () = assert!(MAX_VEC <= 256, "chunk indices are kept in a u8");
+use crate::aead_ops::{AeadOps, MAX_OPS};
 
 /// A crypto device by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,42 +180,6 @@ pub enum AeadDirection {
     Decrypt,
 }
 
-/// A batch of AEAD operations in place, read by [`AeadSession::process`] where they lie.
-pub trait AeadBatch {
-    fn count(&self) -> usize;
-    /// Operation `i` as (IV, AAD, text followed by the tag). The tag is written when
-    /// encrypting and checked when decrypting; IV and AAD must have the session's lengths.
-    fn op(&mut self, i: usize) -> (&[u8], &[u8], &mut [u8]);
-    /// Records whether operation `i` succeeded.
-    fn set_ok(&mut self, i: usize, ok: bool);
-}
-
-/// A session's IV, AAD and tag lengths: what the PMD reads from an operation's buffers.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Lengths {
-    iv: u8,
-    aad: u8,
-    tag: u8,
-}
-
-impl Lengths {
-    /// The length of the text of an operation (IV, AAD, text followed by the tag) that fits
-    /// these lengths, with at most `max_text` bytes of text; `None` if it does not fit, and
-    /// then it must not reach the PMD.
-    #[inline]
-    pub(crate) fn text_len(
-        self,
-        iv: &[u8],
-        aad: &[u8],
-        buf: &[u8],
-        max_text: usize,
-    ) -> Option<usize> {
-        let text = buf.len().checked_sub(usize::from(self.tag))?;
-        (iv.len() == usize::from(self.iv) && aad.len() == usize::from(self.aad) && text <= max_text)
-            .then_some(text)
-    }
-}
-
 /// An AES-GCM session on a crypto device. The PMD derives and keeps the key schedule; the key
 /// bytes given here are not retained by us. Small (24 bytes), so that an SA can hold it in its
 /// own cache lines and a packet reaches the PMD's session in one step.
@@ -225,7 +187,8 @@ impl Lengths {
 pub struct AeadSession {
     sess: NonNull<c_void>,
     dev: u8,
-    lengths: Lengths,
+    /// The AAD length the session was made for (8, or 12 with ESN).
+    aad_len: u8,
     _pool: Arc<SessionPool>,
 }
 
@@ -238,9 +201,9 @@ unsafe impl Send for AeadSession {}
 unsafe impl Sync for AeadSession {}
 
 /// ESP's GCM tag (RFC 4106 with a 16-byte ICV).
-const TAG_LEN: u16 = 16;
+const TAG_LEN: u16 = crate::aead_ops::TAG_LEN as u16;
 /// RFC 4106 nonce: 4-byte salt || 8-byte explicit IV.
-pub(crate) const IV_LEN: u16 = 12;
+pub(crate) const IV_LEN: u16 = crate::aead_ops::NONCE_LEN as u16;
 
 impl AeadSession {
     /// The session's lines the PMD reads first for each operation, which with thousands of
@@ -265,8 +228,8 @@ impl AeadSession {
     }
 
     #[inline]
-    pub(crate) fn lengths(&self) -> Lengths {
-        self.lengths
+    pub(crate) fn aad_len(&self) -> u8 {
+        self.aad_len
     }
 
     /// An AES-GCM session (key of 16 or 32 bytes) with a 12-byte IV, `aad_len` bytes of AAD and
@@ -315,73 +278,41 @@ impl AeadSession {
         Ok(AeadSession {
             sess,
             dev: dev.id,
-            lengths: Lengths {
-                iv: IV_LEN as u8,
-                aad,
-                tag: TAG_LEN as u8,
-            },
+            aad_len: aad,
             _pool: pool.clone(),
         })
     }
 
-    /// Processes every operation of `batch` in place, in chunks of [`MAX_VEC`] per call to the
-    /// PMD, and records for each whether it was encrypted, or decrypted with a tag that
-    /// verified. An operation whose IV, AAD or buffer does not fit the session fails without
-    /// reaching the PMD.
-    pub fn process<B: AeadBatch + ?Sized>(&self, batch: &mut B) {
-        let total = batch.count();
-        let mut start = 0;
-        while start < total {
-            let end = total.min(start + MAX_VEC);
-            self.process_chunk(batch, start, end);
-            start = end;
-        }
-    }
-
-    fn process_chunk<B: AeadBatch + ?Sized>(&self, batch: &mut B, start: usize, end: usize) {
+    /// Seals or opens every operation of `ops` in one call to the PMD, and records for each
+    /// whether it was sealed, or opened with a tag that verified. An operation whose AAD length
+    /// is not the session's fails (the PMD reads the session's length from the operation's
+    /// 16-byte AAD block, never past it).
+    pub fn process(&self, ops: &mut AeadOps<'_>) {
         use std::mem::MaybeUninit;
-        // Only the first n entries are written and handed to the PMD.
-        let mut vecs = [const { MaybeUninit::<sys::rte_crypto_vec>::uninit() }; MAX_VEC];
-        let mut sgls = [const { MaybeUninit::<sys::rte_crypto_sgl>::uninit() }; MAX_VEC];
-        let mut ivs = [const { MaybeUninit::<sys::rte_crypto_va_iova_ptr>::uninit() }; MAX_VEC];
-        let mut aads = [const { MaybeUninit::<sys::rte_crypto_va_iova_ptr>::uninit() }; MAX_VEC];
-        let mut tags = [const { MaybeUninit::<sys::rte_crypto_va_iova_ptr>::uninit() }; MAX_VEC];
-        let mut status = [0i32; MAX_VEC];
-        // Index in the chunk of each entry handed to the PMD (a small array: this runs once per
-        // SA and burst, and with many tunnels that is once per packet).
-        let mut which = [0u8; MAX_VEC];
-        let mut n = 0;
-        for i in start..end {
-            let (iv, aad, buf) = batch.op(i);
-            let Some(text_len) = self.lengths().text_len(iv, aad, buf, u32::MAX as usize) else {
-                batch.set_ok(i, false);
-                continue;
-            };
-            let base = buf.as_mut_ptr();
-            let va = |p: *const u8| sys::rte_crypto_va_iova_ptr {
-                va: p.cast_mut().cast(),
-                iova: 0,
-            };
-            vecs[n].write(sys::rte_crypto_vec {
-                base: base.cast(),
-                iova: 0,
-                len: text_len as u32,
-                tot_len: text_len as u32,
-            });
-            ivs[n].write(va(iv.as_ptr()));
-            aads[n].write(va(aad.as_ptr()));
-            // SAFETY: text_len + tag_len == buf.len(), so the tag lies inside buf.
-            tags[n].write(va(unsafe { base.add(text_len) }));
-            sgls[n].write(sys::rte_crypto_sgl {
-                vec: vecs[n].as_mut_ptr(),
-                num: 1,
-            });
-            // i - start < MAX_VEC <= 256.
-            which[n] = (i - start) as u8;
-            n += 1;
-        }
+        let n = ops.len();
         if n == 0 {
             return;
+        }
+        // Pointers into `ops`, made here where `ops` cannot move: the SGL of each operation
+        // (its one text segment), and where its nonce, AAD and tag lie.
+        let mut sgls = [const { MaybeUninit::<sys::rte_crypto_sgl>::uninit() }; MAX_OPS];
+        let mut ivs = [const { MaybeUninit::<sys::rte_crypto_va_iova_ptr>::uninit() }; MAX_OPS];
+        let mut aads = [const { MaybeUninit::<sys::rte_crypto_va_iova_ptr>::uninit() }; MAX_OPS];
+        let mut tags = [const { MaybeUninit::<sys::rte_crypto_va_iova_ptr>::uninit() }; MAX_OPS];
+        let va = |p: *const u8| sys::rte_crypto_va_iova_ptr {
+            va: p.cast_mut().cast(),
+            iova: 0,
+        };
+        for i in 0..n.min(MAX_OPS) {
+            let (text, nonce, aad) = ops.raw(i);
+            sgls[i].write(sys::rte_crypto_sgl {
+                vec: (text as *const sys::rte_crypto_vec).cast_mut(),
+                num: 1,
+            });
+            ivs[i].write(va(nonce));
+            aads[i].write(va(aad));
+            // SAFETY: `push` took text.len + TAG_LEN bytes at text.base: the tag is in them.
+            tags[i].write(va(unsafe { text.base.cast::<u8>().add(text.len as usize) }));
         }
         let mut vec = sys::rte_crypto_sym_vec {
             num: n as u32,
@@ -389,21 +320,23 @@ impl AeadSession {
             dest_sgl: ptr::null_mut(),
             iv: ivs.as_mut_ptr().cast(),
             digest: tags.as_mut_ptr().cast(),
-            status: status.as_mut_ptr(),
+            status: ops.status.as_mut_ptr(),
             ..Default::default()
         };
         vec.__bindgen_anon_1.aad = aads.as_mut_ptr().cast();
         // The SGLs cover exactly the text to process: no head or tail offsets.
         let ofs = sys::rte_crypto_sym_ofs { raw: 0 };
-        // SAFETY: the first n entries of every array are initialised and describe memory the
-        // batch lends us for the call: text_len bytes of each buffer, IV/AAD/tag of the
-        // session's lengths (checked above); status has n entries. The batch is not touched
-        // until the call returns.
+        // SAFETY: the first n entries of every array are initialised and describe memory `ops`
+        // holds borrowed (text and tag of each buffer) or owns (16-byte nonce and AAD blocks,
+        // of which the PMD reads the session's 12 and 8 or 12 bytes); status has n entries.
         unsafe {
             sys::rte_cryptodev_sym_cpu_crypto_process(self.dev, self.sess.as_ptr(), ofs, &mut vec)
         };
-        for j in 0..n {
-            batch.set_ok(start + usize::from(which[j]), status[j] == 0);
+        let aad = self.aad_len;
+        for i in 0..n.min(MAX_OPS) {
+            if ops.aad_len[i] != aad {
+                ops.status[i] = libc::EINVAL;
+            }
         }
     }
 }

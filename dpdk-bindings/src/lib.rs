@@ -9,6 +9,7 @@
 
 pub mod sys;
 
+pub mod aead_ops;
 pub mod crypto_queue;
 pub mod cryptodev;
 pub mod eal;
@@ -20,8 +21,9 @@ pub mod port;
 pub mod ring;
 pub mod telemetry;
 
-pub use crypto_queue::{AeadQueue, MixedAeadBatch};
-pub use cryptodev::{AeadBatch, AeadDirection, AeadSession, Cryptodev, SessionPool};
+pub use aead_ops::AeadOps;
+pub use crypto_queue::AeadQueue;
+pub use cryptodev::{AeadDirection, AeadSession, Cryptodev, SessionPool};
 pub use eal::Eal;
 pub use error::{Error, Result};
 pub use mbuf::Mbuf;

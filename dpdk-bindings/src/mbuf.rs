@@ -20,7 +20,10 @@ pub const HEADROOM: u16 = sys::RTE_PKTMBUF_HEADROOM as u16;
 ///
 /// Data accessors only cover the first segment. Callers that need the whole
 /// packet must reject multi-segment mbufs with [`Mbuf::is_contiguous`].
+/// Transparent over the pointer, so that a burst of raw pointers from `rx_burst` can be used as
+/// a slice of `Mbuf`s where it lies.
 #[derive(Debug)]
+#[repr(transparent)]
 pub struct Mbuf(NonNull<sys::rte_mbuf>);
 
 // SAFETY: an Mbuf is exclusively owned; mbufs may be freed from any thread

@@ -4,7 +4,7 @@
 use crate::wire::esp::ICV_LEN;
 use zeroize::Zeroizing;
 
-pub const NONCE_LEN: usize = 12;
+pub use dpdk_sys::aead_ops::NONCE_LEN;
 pub const SALT_LEN: usize = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,54 +86,19 @@ pub enum Op {
     Open,
 }
 
-/// Most AAD ESP uses: SPI || 64-bit sequence number (ESN).
-pub const MAX_AAD_LEN: usize = 12;
-
-/// One packet's AEAD work, in place: `data` is the text followed by the 16-byte ICV (written
-/// when sealing, verified when opening). Prepared by `encap`/`decap`, run by an [`Aead`] in
-/// batches, one batch per SA.
-pub struct Job<'a> {
-    pub nonce: [u8; NONCE_LEN],
-    aad: [u8; MAX_AAD_LEN],
-    aad_len: u8,
-    pub data: &'a mut [u8],
-    /// Set by the backend: sealed, or opened with an ICV that verified.
-    pub ok: bool,
-}
-
-impl<'a> Job<'a> {
-    pub fn new(
-        nonce: [u8; NONCE_LEN],
-        aad: ([u8; MAX_AAD_LEN], usize),
-        data: &'a mut [u8],
-    ) -> Job<'a> {
-        Job {
-            nonce,
-            aad: aad.0,
-            aad_len: aad.1.min(MAX_AAD_LEN) as u8,
-            data,
-            ok: false,
-        }
-    }
-
-    /// (nonce, AAD, text || ICV), borrowed apart for a backend.
-    pub fn parts(&mut self) -> (&[u8], &[u8], &mut [u8]) {
-        (
-            &self.nonce,
-            &self.aad[..usize::from(self.aad_len)],
-            self.data,
-        )
-    }
-}
+/// A batch of one SA's AEAD work, in place: each operation is a packet's text followed by its
+/// 16-byte ICV (written when sealing, verified when opening), with its nonce and AAD. Filled by
+/// `encap`/`decap` (through `Prepared::push`), run by an [`Aead`] in one call.
+pub use dpdk_sys::aead_ops::{AeadOps, MAX_AAD_LEN};
 
 /// An SA's AES-GCM key, sealing or opening ESP payloads in place. `process` takes a whole
 /// batch of the SA's packets at once, so a backend can amortise its per-call cost.
 pub trait Aead: Send + Sync {
-    /// Seals or opens every job and sets its `ok`. On a failed open the text is unspecified
-    /// and the packet must be dropped.
-    fn process(&self, jobs: &mut [Job<'_>]);
+    /// Seals or opens every operation and records whether it succeeded (`AeadOps::ok`). On a
+    /// failed open the text is unspecified and the packet must be dropped.
+    fn process(&self, ops: &mut AeadOps<'_>);
     /// The crypto device's session behind this cipher, for a burst that goes through a queue
-    /// pair with other SAs' packets (`cryptodev::MixedJobs`); `None` for software backends.
+    /// pair with other SAs' packets (`dpdk_sys::AeadQueue`); `None` for software backends.
     fn device_session(&self) -> Option<&dpdk_sys::AeadSession> {
         None
     }
@@ -163,9 +128,8 @@ impl RingGcm {
     }
 
     #[inline]
-    fn one(&self, job: &mut Job<'_>) -> bool {
-        let n = ring::aead::Nonce::assume_unique_for_key(job.nonce);
-        let (_, aad, data) = job.parts();
+    fn one(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], data: &mut [u8]) -> bool {
+        let n = ring::aead::Nonce::assume_unique_for_key(*nonce);
         let aad = ring::aead::Aad::from(aad);
         let Some(text_len) = data.len().checked_sub(ICV_LEN) else {
             return false;
@@ -187,9 +151,12 @@ impl RingGcm {
 }
 
 impl Aead for RingGcm {
-    fn process(&self, jobs: &mut [Job<'_>]) {
-        for j in jobs {
-            j.ok = self.one(j);
+    fn process(&self, ops: &mut AeadOps<'_>) {
+        for i in 0..ops.len() {
+            let ok = ops
+                .get_mut(i)
+                .is_some_and(|(nonce, aad, data)| self.one(nonce, aad, data));
+            ops.set_ok(i, ok);
         }
     }
 }
@@ -224,10 +191,10 @@ pub enum Cipher {
 
 impl Aead for Cipher {
     #[inline]
-    fn process(&self, jobs: &mut [Job<'_>]) {
+    fn process(&self, ops: &mut AeadOps<'_>) {
         match self {
-            Cipher::Ring(c) => c.process(jobs),
-            Cipher::Device(c) => c.process(jobs),
+            Cipher::Ring(c) => c.process(ops),
+            Cipher::Device(c) => c.process(ops),
         }
     }
     #[inline]
@@ -285,6 +252,14 @@ mod tests {
         hex::decode(s).unwrap()
     }
 
+    /// One operation with no AAD through the batch interface.
+    fn one(c: &impl Aead, iv: &[u8; NONCE_LEN], buf: &mut [u8]) -> bool {
+        let mut ops = AeadOps::new();
+        assert_eq!(ops.push(buf, iv, &[0; MAX_AAD_LEN], 0), Some(0));
+        c.process(&mut ops);
+        ops.ok(0)
+    }
+
     /// McGrew & Viega, "The Galois/Counter Mode of Operation", test cases 3 (AES-128) and
     /// 15 (AES-256): 64-byte plaintext, no AAD, 96-bit IV; run through the batch interface
     /// both ways, and a flipped bit must fail to open.
@@ -311,24 +286,25 @@ mod tests {
             let opener = RingGcm::new(alg, &h(key), Op::Open).unwrap();
             let mut buf = pt.clone();
             buf.extend_from_slice(&[0; ICV_LEN]);
-            let mut jobs = [Job::new(iv, ([0; MAX_AAD_LEN], 0), &mut buf)];
-            sealer.process(&mut jobs);
-            assert!(jobs[0].ok);
+            assert!(one(&sealer, &iv, &mut buf));
             assert_eq!(buf[..64], h(ct)[..], "{alg:?} ciphertext");
             assert_eq!(buf[64..], h(tag)[..], "{alg:?} tag");
-            let mut jobs = [Job::new(iv, ([0; MAX_AAD_LEN], 0), &mut buf)];
-            opener.process(&mut jobs);
-            assert!(jobs[0].ok);
+            assert!(one(&opener, &iv, &mut buf));
             assert_eq!(&buf[..64], &pt[..]);
             buf[..64].copy_from_slice(&h(ct));
             buf[3] ^= 0x80;
-            let mut jobs = [Job::new(iv, ([0; MAX_AAD_LEN], 0), &mut buf)];
-            opener.process(&mut jobs);
-            assert!(!jobs[0].ok, "{alg:?}: a flipped bit must not open");
+            assert!(
+                !one(&opener, &iv, &mut buf),
+                "{alg:?}: a flipped bit must not open"
+            );
             let mut short = [0u8; ICV_LEN - 1];
-            let mut jobs = [Job::new(iv, ([0; MAX_AAD_LEN], 0), &mut short)];
-            opener.process(&mut jobs);
-            assert!(!jobs[0].ok, "shorter than a tag");
+            let mut ops = AeadOps::new();
+            let aad = [0; MAX_AAD_LEN];
+            assert_eq!(
+                ops.push(&mut short, &iv, &aad, 0),
+                None,
+                "shorter than a tag"
+            );
         }
     }
 

@@ -1,14 +1,14 @@
 //! The fast-path AEAD backend: a DPDK crypto device (`crypto_aesni_gcm`, intel-ipsec-mb). A batch
 //! under one SA goes through synchronous CPU crypto, one call per SA batch; a burst spread over
-//! many SAs goes through a worker's queue pair, one enqueue and one dequeue for all of it (see
-//! `MixedJobs`). Where no such device can be had, the dataplane falls back to `ring` (see
-//! `Backend`).
+//! many SAs goes through a worker's queue pair (`AeadQueue`), one enqueue and one dequeue for
+//! all of it. CPU crypto costs about 20 ns a call beyond the AEAD on these machines, and an
+//! operation through the queue about 7 ns more than one of a CPU-crypto call (criterion's
+//! `seal-queue` and `seal-32-sas-queue` rows): the queue pays off once a burst holds more than
+//! about a third as many SAs as packets. Where no such device can be had, the dataplane falls
+//! back to `ring` (see `Backend`).
 
-use super::crypto::{Aead, CryptoError, Job, Keymat, Op};
-use dpdk_sys::cryptodev::MAX_VEC;
-use dpdk_sys::{
-    AeadBatch, AeadDirection, AeadQueue, AeadSession, Cryptodev, MixedAeadBatch, SessionPool,
-};
+use super::crypto::{Aead, AeadOps, CryptoError, Keymat, Op};
+use dpdk_sys::{AeadDirection, AeadQueue, AeadSession, Cryptodev, SessionPool};
 use std::sync::Arc;
 
 /// The driver we use by default: intel-ipsec-mb's GCM, the fastest on these machines.
@@ -94,75 +94,11 @@ pub struct CryptodevGcm(AeadSession);
 
 impl Aead for CryptodevGcm {
     #[inline]
-    fn process(&self, jobs: &mut [Job<'_>]) {
-        self.0.process(&mut JobBatch(jobs));
+    fn process(&self, ops: &mut AeadOps<'_>) {
+        self.0.process(ops);
     }
     #[inline]
     fn device_session(&self) -> Option<&AeadSession> {
         Some(&self.0)
-    }
-}
-
-/// Jobs of a burst under any number of SAs, each with its SA's session, for one trip through
-/// a worker's queue pair. CPU crypto takes a call per SA, about 20 ns each on these machines
-/// beyond the AEAD; an operation through the queue costs about 7 ns more than a job of a CPU
-/// crypto call (criterion's `seal-queue` and `seal-32-sas-queue` rows): the queue pays off
-/// once a burst holds more than about a third as many SAs as packets.
-#[derive(Default)]
-pub struct MixedJobs<'s, 'a> {
-    pub jobs: arrayvec::ArrayVec<Job<'a>, MAX_VEC>,
-    pub sessions: arrayvec::ArrayVec<&'s AeadSession, MAX_VEC>,
-}
-
-impl<'s, 'a> MixedJobs<'s, 'a> {
-    /// Adds a job under `session`; false when full.
-    #[inline]
-    pub fn push(&mut self, job: Job<'a>, session: &'s AeadSession) -> bool {
-        if self.jobs.is_full() {
-            return false;
-        }
-        self.jobs.push(job);
-        self.sessions.push(session);
-        true
-    }
-}
-
-impl AeadBatch for MixedJobs<'_, '_> {
-    #[inline]
-    fn count(&self) -> usize {
-        self.jobs.len()
-    }
-    #[inline]
-    fn op(&mut self, i: usize) -> (&[u8], &[u8], &mut [u8]) {
-        self.jobs[i].parts()
-    }
-    #[inline]
-    fn set_ok(&mut self, i: usize, ok: bool) {
-        self.jobs[i].ok = ok;
-    }
-}
-
-impl MixedAeadBatch for MixedJobs<'_, '_> {
-    #[inline]
-    fn session(&self, i: usize) -> &AeadSession {
-        self.sessions[i]
-    }
-}
-
-/// Jobs as the device reads them, in place.
-struct JobBatch<'s, 'a>(&'s mut [Job<'a>]);
-
-impl AeadBatch for JobBatch<'_, '_> {
-    #[inline]
-    fn count(&self) -> usize {
-        self.0.len()
-    }
-    #[inline]
-    fn op(&mut self, i: usize) -> (&[u8], &[u8], &mut [u8]) {
-        self.0[i].parts()
-    }
-    #[inline]
-    fn set_ok(&mut self, i: usize, ok: bool) {
-        self.0[i].ok = ok;
     }
 }

@@ -1,6 +1,6 @@
 //! Tunnel-mode decapsulation (RFC 4303 section 3.4), in place.
 
-use super::crypto::Aead;
+use super::crypto::{Aead, AeadOps};
 use super::replay::ReplayError;
 use super::Prepared;
 use crate::packet::PacketBuf;
@@ -35,11 +35,11 @@ pub fn decap<B: PacketBuf>(
     esp_off: usize,
 ) -> Result<(), DecapError> {
     let p = prepare(sa, buf, esp_off)?;
-    let mut job = p
-        .job(buf.data_mut(), &sa.keying())
+    let mut ops = AeadOps::new();
+    p.push(buf.data_mut(), &sa.keying(), &mut ops)
         .ok_or(DecapError::BadHeader)?;
-    sa.cipher.process(core::slice::from_mut(&mut job));
-    if !job.ok {
+    sa.cipher.process(&mut ops);
+    if !ops.ok(0) {
         return Err(DecapError::Auth);
     }
     finish(sa, buf, esp_off, p.seq).map(|_| ())

@@ -1,6 +1,6 @@
 //! Tunnel-mode encapsulation (RFC 4303 section 3.1.2), in place.
 
-use super::crypto::Aead;
+use super::crypto::{Aead, AeadOps};
 use super::Prepared;
 use crate::packet::PacketBuf;
 use crate::sa::{DfPolicy, DscpPolicy, OutboundSa};
@@ -16,6 +16,8 @@ pub enum EncapError {
     NoRoom,
     /// The buffer does not start with an IPv4 header.
     NotIpv4,
+    /// The outer packet would not fit the MTU of the way out.
+    ExceedsMtu,
     Crypto,
 }
 
@@ -25,22 +27,32 @@ pub fn overhead_front(sa: &OutboundSa) -> usize {
     usize::from(sa.outer.len) + IV_LEN
 }
 
+/// Outer IPv4 + ESP header (SPI, sequence number), and with UDP (NAT-T).
+const OUTER_ESP: usize = ipv4::MIN_HEADER_LEN + esp::HEADER_LEN;
+const OUTER_UDP: usize = OUTER_ESP + udp::HEADER_LEN;
+
 /// An SA's outer IPv4 [+ UDP] + ESP header, built once when the SA is made (as VPP keeps an
-/// IPv4 header template in its SA): per packet only the TOS, DF, identification, lengths,
-/// checksum, sequence number and IV are written.
+/// IPv4 header template in its SA), with the tunnel's DSCP and DF policies as masks: per packet
+/// only the TOS, DF, identification, lengths, checksum, sequence number and IV are written.
 #[derive(Debug, Clone, Copy)]
 pub struct OuterTemplate {
-    bytes: [u8; ipv4::MIN_HEADER_LEN + udp::HEADER_LEN + esp::HEADER_LEN],
+    bytes: [u8; OUTER_UDP],
     /// Bytes of `bytes` in use: 28 for raw ESP, 36 with UDP.
     len: u8,
     udp: bool,
+    /// Outer TOS = inner TOS & `tos_keep` | `tos_set` (DSCP copied or set; ECN copied).
+    tos_keep: u8,
+    tos_set: u8,
+    /// Outer flags byte = inner flags byte & `df_keep` | `df_set` (DF copied, set or clear).
+    df_keep: u8,
+    df_set: u8,
     /// Ones'-complement sum of the IPv4 header words that never change.
     fixed_sum: u32,
 }
 
 impl OuterTemplate {
     pub fn new(e: &crate::sa::TunnelEncap, spi: u32) -> OuterTemplate {
-        let mut bytes = [0u8; 36];
+        let mut bytes = [0u8; OUTER_UDP];
         let udp_len = if e.udp.is_some() { udp::HEADER_LEN } else { 0 };
         let ip = ipv4::Repr {
             tos: 0,
@@ -78,59 +90,99 @@ impl OuterTemplate {
             + (src & 0xffff)
             + (dst >> 16)
             + (dst & 0xffff);
+        let (tos_keep, tos_set) = match e.dscp {
+            DscpPolicy::Copy => (0xff, 0),
+            DscpPolicy::Set(d) => (0x03, d << 2),
+        };
+        let df = (ipv4::FLAG_DF >> 8) as u8;
+        let (df_keep, df_set) = match e.df {
+            DfPolicy::Copy => (df, 0),
+            DfPolicy::Set => (0, df),
+            DfPolicy::Clear => (0, 0),
+        };
         OuterTemplate {
             bytes,
             len: (at + esp::HEADER_LEN) as u8,
             udp: e.udp.is_some(),
+            tos_keep,
+            tos_set,
+            df_keep,
+            df_set,
             fixed_sum,
         }
     }
 
-    /// Writes the headers and IV into `h` (exactly `len` + IV bytes), for an ESP payload of
-    /// `esp_len` bytes (header to ICV). `None` if `h` has another length.
+    /// Writes the headers and IV into the front of `h`, for an inner packet whose TOS and
+    /// flags byte (the one holding DF) are given, and an ESP payload of `esp_len` bytes
+    /// (header to ICV). `None` if `h` is shorter than the headers and IV.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
     fn write(
         &self,
         h: &mut [u8],
-        tos: u8,
-        dont_frag: bool,
-        ident: u16,
+        inner_tos: u8,
+        inner_flags: u8,
         esp_len: usize,
-        seq: u32,
-        iv: &[u8; IV_LEN],
+        seq: u64,
     ) -> Option<()> {
-        let n = usize::from(self.len);
-        if h.len() != n + IV_LEN {
-            return None;
-        }
-        // Fixed-size copies: a variable-length copy would be a memcpy call per packet.
-        let (ip, rest) = h.split_at_mut(ipv4::MIN_HEADER_LEN);
-        let ip: &mut [u8; ipv4::MIN_HEADER_LEN] = ip.try_into().ok()?;
-        ip.copy_from_slice(&self.bytes[..ipv4::MIN_HEADER_LEN]);
-        let esp_at = n - esp::HEADER_LEN - ipv4::MIN_HEADER_LEN;
+        // One length check, then fixed-size writes: the two layouts are separate copies.
         if self.udp {
-            let u: &mut [u8; udp::HEADER_LEN] = rest.get_mut(..udp::HEADER_LEN)?.try_into().ok()?;
-            u.copy_from_slice(&self.bytes[20..28]);
+            self.write_n::<{ OUTER_UDP + IV_LEN }>(
+                h.first_chunk_mut()?,
+                inner_tos,
+                inner_flags,
+                esp_len,
+                seq,
+            );
+        } else {
+            self.write_n::<{ OUTER_ESP + IV_LEN }>(
+                h.first_chunk_mut()?,
+                inner_tos,
+                inner_flags,
+                esp_len,
+                seq,
+            );
         }
-        let e: &mut [u8; 4] = rest.get_mut(esp_at..esp_at + 4)?.try_into().ok()?;
-        e.copy_from_slice(&self.bytes[n - 8..n - 4]);
-        let ip_payload = if self.udp { udp::HEADER_LEN } else { 0 } + esp_len;
-        let total = (ipv4::MIN_HEADER_LEN + ip_payload) as u16;
-        let ff = if dont_frag { ipv4::FLAG_DF } else { 0 };
-        let sum =
-            self.fixed_sum + u32::from(tos) + u32::from(total) + u32::from(ident) + u32::from(ff);
-        h[1] = tos;
-        h[2..4].copy_from_slice(&total.to_be_bytes());
-        h[4..6].copy_from_slice(&ident.to_be_bytes());
-        h[6..8].copy_from_slice(&ff.to_be_bytes());
-        h[10..12].copy_from_slice(&(!checksum::fold32(sum)).to_be_bytes());
-        if self.udp {
+        Some(())
+    }
+
+    #[inline(always)]
+    fn write_n<const N: usize>(
+        &self,
+        h: &mut [u8; N],
+        inner_tos: u8,
+        inner_flags: u8,
+        esp_len: usize,
+        seq: u64,
+    ) {
+        const { assert!(N >= OUTER_ESP + IV_LEN && N <= OUTER_UDP + IV_LEN) };
+        let n = N - IV_LEN;
+        // The template (its last bytes past `n` land where the IV goes, written last), then
+        // the changing words of the IPv4 header whole.
+        h[..n].copy_from_slice(&self.bytes[..n]);
+        let udp_len = if n == OUTER_UDP { udp::HEADER_LEN } else { 0 };
+        if n == OUTER_UDP {
             h[24..26].copy_from_slice(&((udp::HEADER_LEN + esp_len) as u16).to_be_bytes());
         }
-        h[n - 4..n].copy_from_slice(&seq.to_be_bytes());
-        h[n..].copy_from_slice(iv);
-        Some(())
+        let tos = inner_tos & self.tos_keep | self.tos_set;
+        let flags = inner_flags & self.df_keep | self.df_set;
+        let total = (ipv4::MIN_HEADER_LEN + udp_len + esp_len) as u16;
+        // RFC 4303 leaves the identification to the sender: the low bits of the sequence
+        // number never repeat within a packet's lifetime at any rate ESP reaches.
+        let ident = seq as u16;
+        let sum = self.fixed_sum
+            + u32::from(tos)
+            + u32::from(total)
+            + u32::from(ident)
+            + (u32::from(flags) << 8);
+        let csum = !checksum::fold32(sum);
+        let [t0, t1] = total.to_be_bytes();
+        let [i0, i1] = ident.to_be_bytes();
+        let [c0, c1] = csum.to_be_bytes();
+        h[..4].copy_from_slice(&[0x45, tos, t0, t1]);
+        h[4..8].copy_from_slice(&[i0, i1, flags, 0]);
+        h[10..12].copy_from_slice(&[c0, c1]);
+        h[n - 4..n].copy_from_slice(&(seq as u32).to_be_bytes());
+        h[n..].copy_from_slice(&seq.to_be_bytes());
     }
 }
 
@@ -146,12 +198,12 @@ pub fn outer_len(sa: &OutboundSa, inner_len: usize) -> usize {
 /// the seal per SA batch; this is the same for one packet.
 pub fn encap<B: PacketBuf>(sa: &mut OutboundSa, buf: &mut B) -> Result<(), EncapError> {
     let inner_len = buf.len();
-    let p = prepare(sa, buf)?;
-    let mut job = p
-        .job(buf.data_mut(), &sa.keying())
+    let p = prepare(sa, buf, 0, usize::MAX)?;
+    let mut ops = AeadOps::new();
+    p.push(buf.data_mut(), &sa.keying(), &mut ops)
         .ok_or(EncapError::NoRoom)?;
-    sa.cipher.process(core::slice::from_mut(&mut job));
-    if !job.ok {
+    sa.cipher.process(&mut ops);
+    if !ops.ok(0) {
         return Err(EncapError::Crypto);
     }
     sa.counters.carried(1, inner_len as u64);
@@ -159,53 +211,61 @@ pub fn encap<B: PacketBuf>(sa: &mut OutboundSa, buf: &mut B) -> Result<(), Encap
 }
 
 /// Everything of `encap` but the seal: sequence number, trailer, outer headers, and the AEAD
-/// job left to run. After `prepare`, the buffer must be sealed or dropped.
+/// operation left to run. `link_len` bytes are left free in front of the outer header for the
+/// link layer (the forwarder writes its Ethernet header there: one move of the data start for
+/// both), and the outer IPv4 packet must fit `mtu`. Every check comes before the sequence
+/// number is taken, so none is spent on a packet that cannot leave; on error `buf` is
+/// unchanged. After `prepare`, the buffer must be sealed or dropped.
 #[inline(always)]
-pub fn prepare<B: PacketBuf>(sa: &mut OutboundSa, buf: &mut B) -> Result<Prepared, EncapError> {
-    let inner_len = buf.len();
-    let (inner_tos, inner_df) = {
-        let d = buf.data();
-        if inner_len < ipv4::MIN_HEADER_LEN || d[0] >> 4 != 4 {
-            return Err(EncapError::NotIpv4);
-        }
-        (d[1], u16::from_be_bytes([d[6], d[7]]) & ipv4::FLAG_DF != 0)
+pub fn prepare<B: PacketBuf>(
+    sa: &mut OutboundSa,
+    buf: &mut B,
+    link_len: usize,
+    mtu: usize,
+) -> Result<Prepared, EncapError> {
+    let (inner_len, inner_tos, inner_flags) = match *buf.data() {
+        [b0, tos, _, _, _, _, flags, ..] if b0 >> 4 == 4 => (buf.len(), tos, flags),
+        _ => return Err(EncapError::NotIpv4),
     };
+    if inner_len < ipv4::MIN_HEADER_LEN {
+        return Err(EncapError::NotIpv4);
+    }
     let pad = esp::pad_len(inner_len);
     let tail = pad + TRAILER_LEN + ICV_LEN;
     let front = overhead_front(sa);
+    if front + inner_len + tail > mtu {
+        return Err(EncapError::ExceedsMtu);
+    }
     // The ESP payload's length must fit the 16 bits of a prepared job (and of an mbuf).
-    if buf.headroom() < front || buf.tailroom() < tail || inner_len + tail > usize::from(u16::MAX) {
+    if buf.headroom() < front + link_len
+        || buf.tailroom() < tail
+        || inner_len + tail > usize::from(u16::MAX)
+    {
         return Err(EncapError::NoRoom);
     }
     let seq = sa.next_seq().ok_or(EncapError::SeqExhausted)?;
 
     let t = buf.append(tail).ok_or(EncapError::NoRoom)?;
-    for (i, b) in t[..pad].iter_mut().enumerate() {
-        *b = i as u8 + 1; // RFC 4303 section 2.4: 1, 2, 3, ...
+    // RFC 4303 section 2.4: padding 1, 2, 3, then its length and the next header. The tail is
+    // at least 18 bytes, so the four are written at once; the ICV's bytes come after.
+    if let Some(w) = t.first_chunk_mut::<4>() {
+        *w = [1, 2, 3, 0];
     }
-    t[pad] = pad as u8;
-    t[pad + 1] = ipv4::PROTO_IPV4;
+    if let Some([p, nh]) = t.get_mut(pad..pad + TRAILER_LEN) {
+        *p = pad as u8;
+        *nh = ipv4::PROTO_IPV4;
+    }
 
-    let e = &sa.encap;
-    let tos = match e.dscp {
-        DscpPolicy::Copy => inner_tos,
-        DscpPolicy::Set(d) => (d << 2) | (inner_tos & 0x03),
-    };
-    let dont_frag = match e.df {
-        DfPolicy::Copy => inner_df,
-        DfPolicy::Set => true,
-        DfPolicy::Clear => false,
-    };
-    let esp_len = esp::HEADER_LEN + IV_LEN + inner_len + pad + TRAILER_LEN + ICV_LEN;
-    let iv = seq.to_be_bytes();
-    let tpl = &sa.outer;
-    let h = buf.prepend(front).ok_or(EncapError::NoRoom)?;
-    tpl.write(h, tos, dont_frag, seq as u16, esp_len, seq as u32, &iv)
+    let esp_len = esp::HEADER_LEN + IV_LEN + inner_len + tail;
+    let h = buf.prepend(link_len + front).ok_or(EncapError::NoRoom)?;
+    let h = h.get_mut(link_len..).ok_or(EncapError::NoRoom)?;
+    sa.outer
+        .write(h, inner_tos, inner_flags, esp_len, seq)
         .ok_or(EncapError::NoRoom)?;
 
     Ok(Prepared {
-        offset: front as u16,
-        len: (inner_len + pad + TRAILER_LEN + ICV_LEN) as u16,
+        offset: (link_len + front) as u16,
+        len: (inner_len + tail) as u16,
         seq,
     })
 }

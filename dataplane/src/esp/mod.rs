@@ -11,7 +11,7 @@ pub use decap::{decap, DecapError};
 pub use encap::{encap, EncapError};
 
 use crate::wire::esp::IV_LEN;
-use crypto::{nonce, Cipher, Job, SALT_LEN};
+use crypto::{nonce, AeadOps, Cipher, SALT_LEN};
 
 /// The AEAD work one packet needs once `encap::prepare` or `decap::prepare` has readied it: the
 /// crypto itself runs later, batched per SA (as librte_ipsec's prepare/process). Kept small,
@@ -34,18 +34,22 @@ pub struct Keying<'a> {
 }
 
 impl Prepared {
-    /// The job over this packet's bytes: nonce from the SA's salt and the IV in the packet,
-    /// AAD from the SPI and sequence number. `None` if the buffer no longer holds them.
-    #[inline]
-    pub fn job<'a>(&self, data: &'a mut [u8], k: &Keying<'_>) -> Option<Job<'a>> {
+    /// Adds the AEAD operation over this packet's bytes to `ops`: nonce from the SA's salt and
+    /// the IV in the packet, AAD from the SPI and sequence number. Returns its index; `None`
+    /// (nothing added) if the buffer no longer holds them or `ops` is full.
+    #[inline(always)]
+    pub fn push<'a>(
+        &self,
+        data: &'a mut [u8],
+        k: &Keying<'_>,
+        ops: &mut AeadOps<'a>,
+    ) -> Option<usize> {
         let off = usize::from(self.offset);
-        let iv: [u8; IV_LEN] = data.get(off.checked_sub(IV_LEN)?..off)?.try_into().ok()?;
+        let iv: &[u8; IV_LEN] = data.get(off.checked_sub(IV_LEN)?..off)?.try_into().ok()?;
+        let nonce = nonce(&k.salt, iv);
+        let (aad, aad_len) = aad(k.spi, self.seq, k.esn);
         let d = data.get_mut(off..off + usize::from(self.len))?;
-        Some(Job::new(
-            nonce(&k.salt, &iv),
-            aad(k.spi, self.seq, k.esn),
-            d,
-        ))
+        ops.push(d, &nonce, &aad, aad_len)
     }
 }
 

@@ -2,11 +2,10 @@
 //! group, or, when the burst is spread over many SAs, one trip through the worker's queue pair.
 
 use super::{AfterCrypto, Forwarder};
-use crate::esp::crypto::Aead;
-use crate::esp::cryptodev::MixedJobs;
+use crate::esp::crypto::{Aead, AeadOps};
 use crate::packet::PacketBuf;
 use arrayvec::ArrayVec;
-use dpdk_sys::{AeadQueue, MAX_BURST};
+use dpdk_sys::{AeadQueue, AeadSession, MAX_BURST};
 
 impl Forwarder {
     /// One backend call per SA group (`groups`: each group's first parked packet and the set
@@ -21,11 +20,12 @@ impl Forwarder {
     ) -> u32 {
         let mut ok: u32 = 0;
         for &(first, members) in groups {
-            let Some(keys) = self.keying(self.pending.step(first)) else {
+            let step = self.pending.step(first);
+            let Some(keys) = self.keying(step) else {
                 continue; // The SA went away: its packets fail.
             };
-            let mut jobs: ArrayVec<crate::esp::crypto::Job<'_>, MAX_BURST> = ArrayVec::new();
-            let mut which: ArrayVec<u8, MAX_BURST> = ArrayVec::new();
+            let mut ops = AeadOps::new();
+            let mut pushed = 0;
             let mut rest = members;
             let mut walk = Walk::new(bufs);
             while rest != 0 {
@@ -34,25 +34,18 @@ impl Forwarder {
                 let Some(b) = slot.get(j).and_then(|&at| walk.take(usize::from(at))) else {
                     break;
                 };
-                if let Some(job) = self.pending.prep[j].job(b.data_mut(), &keys) {
-                    jobs.push(job);
-                    which.push(j as u8);
+                if self.pending.prep[j]
+                    .push(b.data_mut(), &keys, &mut ops)
+                    .is_some()
+                {
+                    pushed |= 1 << j;
                 }
             }
-            keys.cipher.process(&mut jobs);
-            let (mut packets, mut bytes) = (0, 0);
-            for (job, &j) in jobs.iter().zip(&which) {
-                if job.ok {
-                    ok |= 1 << j;
-                    if let AfterCrypto::Seal { inner_len, .. } = self.pending.step(usize::from(j)) {
-                        packets += 1;
-                        bytes += u64::from(inner_len);
-                    }
-                }
-            }
-            drop(jobs);
-            if let AfterCrypto::Seal { tunnel, .. } = self.pending.step(first) {
-                self.count_sealed(tunnel, packets, bytes);
+            keys.cipher.process(&mut ops);
+            let done = outcomes(&ops, pushed);
+            ok |= done;
+            if let AfterCrypto::Seal { tunnel, .. } = step {
+                self.count_sealed(tunnel, done.count_ones().into(), self.inner_bytes(done));
             }
         }
         ok
@@ -67,36 +60,67 @@ impl Forwarder {
         bufs: &mut [B],
         slot: &[u8],
     ) -> Option<u32> {
-        let mut batch = MixedJobs::default();
-        let mut which: ArrayVec<u8, MAX_BURST> = ArrayVec::new();
+        let mut ops = AeadOps::new();
+        let mut sessions: ArrayVec<&AeadSession, MAX_BURST> = ArrayVec::new();
+        let mut pushed = 0;
         let mut walk = Walk::new(bufs);
-        for (j, &at) in slot.iter().enumerate() {
+        for (j, &at) in slot.iter().enumerate().take(MAX_BURST) {
             let b = walk.take(usize::from(at))?;
             let Some(keys) = self.keying(self.pending.step(j)) else {
                 continue; // The SA went away: the packet fails.
             };
             let session = keys.cipher.device_session()?;
-            if let Some(job) = self.pending.prep[j].job(b.data_mut(), &keys) {
-                if batch.push(job, session) {
-                    which.push(j as u8);
-                }
+            if self.pending.prep[j]
+                .push(b.data_mut(), &keys, &mut ops)
+                .is_some()
+            {
+                sessions.push(session);
+                pushed |= 1 << j;
             }
         }
-        q.process(&mut batch);
-        let mut ok: u32 = 0;
-        for (job, &j) in batch.jobs.iter().zip(&which) {
-            if job.ok {
-                ok |= 1 << j;
-                if let AfterCrypto::Seal {
-                    tunnel, inner_len, ..
-                } = self.pending.step(usize::from(j))
-                {
-                    self.count_sealed(tunnel, 1, u64::from(inner_len));
-                }
+        q.process(&mut ops, &sessions);
+        let ok = outcomes(&ops, pushed);
+        let mut rest = ok;
+        while rest != 0 {
+            let j = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            if let AfterCrypto::Seal { tunnel, .. } = self.pending.step(j) {
+                self.count_sealed(tunnel, 1, self.inner_bytes(1 << j));
             }
         }
         Some(ok)
     }
+
+    /// The inner bytes of the parked packets in `set` that were sealed.
+    #[inline(always)]
+    fn inner_bytes(&self, set: u32) -> u64 {
+        let mut rest = set;
+        let mut bytes = 0;
+        while rest != 0 {
+            let j = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            if self.pending.seal[j] {
+                bytes += u64::from(self.pending.extra[j]);
+            }
+        }
+        bytes
+    }
+}
+
+/// Which parked packets of `pushed` (the set whose operations went into `ops`, in order)
+/// succeeded: the k-th operation is the k-th packet of the set.
+#[inline(always)]
+fn outcomes(ops: &AeadOps<'_>, pushed: u32) -> u32 {
+    let (mut ok, mut rest, mut k) = (0, pushed, 0);
+    while rest != 0 {
+        let j = rest.trailing_zeros();
+        rest &= rest - 1;
+        if ops.ok(k) {
+            ok |= 1 << j;
+        }
+        k += 1;
+    }
+    ok
 }
 
 /// One walk of a burst, front to back, lending out the packets at rising positions (parked

@@ -10,7 +10,7 @@ pub mod neighbor;
 mod spi_table;
 
 use crate::counters::{Stat, StatBlock};
-use crate::esp::crypto::Aead;
+use crate::esp::crypto::{Aead, AeadOps};
 use crate::esp::{self, DecapError, EncapError, Prepared};
 use crate::packet::PacketBuf;
 use crate::sa::{InboundSa, OutboundSa};
@@ -161,7 +161,8 @@ pub enum Verdict {
     Crypto,
 }
 
-/// A tunnel's outer next hop, as resolved (VPP would call it the SA's adjacency).
+/// A tunnel's outer next hop, as resolved (VPP would call it the SA's adjacency): the
+/// egress port and its MTU, and the Ethernet addresses of the frames that leave there.
 #[derive(Debug, Clone, Copy, Default)]
 struct Adjacency {
     /// 0 never matches: the forwarder's generation starts at 1.
@@ -169,6 +170,8 @@ struct Adjacency {
     port: u16,
     mtu: u16,
     mac: Mac,
+    /// The egress interface's own MAC.
+    src: Mac,
 }
 
 /// What a worker keeps per tunnel, side by side, so that a packet into the tunnel finds its
@@ -310,6 +313,17 @@ impl Parked {
         // The u32 member sets, the u8 group numbers and the hash's shift rely on these.
         const _: () = assert!(MAX_BURST.is_power_of_two() && MAX_BURST <= 32);
         let mut groups: ArrayVec<(usize, u32), MAX_BURST> = ArrayVec::new();
+        let n = self.len.min(MAX_BURST);
+        // All under one SA (the usual burst): one group, no table. A branch-free pass.
+        let mixed = (0..n).fold(0, |d, j| {
+            d | (self.sa[j] ^ self.sa[0]) | u32::from(self.seal[j] ^ self.seal[0])
+        });
+        if mixed == 0 {
+            if n > 0 {
+                groups.push((0, (u64::MAX >> (64 - n)) as u32));
+            }
+            return groups;
+        }
         let mut table = [EMPTY; SLOTS];
         let mut last: Option<(u64, usize)> = None;
         for j in 0..self.len.min(MAX_BURST) {
@@ -658,24 +672,31 @@ impl Forwarder {
 
     /// Runs one received frame through the pipeline, in place.
     pub fn receive<B: PacketBuf>(&mut self, port: u16, buf: &mut B) -> Verdict {
-        let Some(Some(iface)) = self.ifaces.get(usize::from(port)).copied() else {
+        let Some(Some(iface)) = self.ifaces.get(usize::from(port)) else {
             return self.drop(Stat::NotForUs);
         };
-        let (dst, ethertype) = match ethernet::Frame::new_checked(buf.data()) {
-            Ok(f) => (f.dst(), f.ethertype()),
-            Err(_) => return self.drop(Stat::Malformed),
+        let Some(h) = buf.data().first_chunk::<{ ethernet::HEADER_LEN }>() else {
+            return self.drop(Stat::Malformed);
         };
-        // ARP may be broadcast; anything routed must be unicast to us, as a router does.
-        match ethertype {
-            ethernet::ETHERTYPE_ARP if dst == iface.mac || dst.is_broadcast() => {
-                return self.punt()
-            }
-            ethernet::ETHERTYPE_IPV4 if dst == iface.mac => {}
-            ethernet::ETHERTYPE_ARP | ethernet::ETHERTYPE_IPV4 => return self.drop(Stat::NotForUs),
-            _ => return self.drop(Stat::UnsupportedEthertype),
+        // IPv4 unicast to us, as a router takes it: the frame's first 6 bytes are our MAC.
+        if h[..6] == iface.mac.0 && h[12..] == ethernet::ETHERTYPE_IPV4.to_be_bytes() {
+            buf.adj(ethernet::HEADER_LEN);
+            return self.ip_input(buf, Origin::Wire);
         }
-        buf.adj(ethernet::HEADER_LEN);
-        self.ip_input(buf, Origin::Wire)
+        let dst = ethernet::Mac([h[0], h[1], h[2], h[3], h[4], h[5]]);
+        let ethertype = u16::from_be_bytes([h[12], h[13]]);
+        self.receive_other(iface.mac, dst, ethertype)
+    }
+
+    /// Frames other than IPv4 to our MAC: ARP may be broadcast; anything routed must be
+    /// unicast to us, as a router does.
+    #[cold]
+    fn receive_other(&self, ours: Mac, dst: Mac, ethertype: u16) -> Verdict {
+        match ethertype {
+            ethernet::ETHERTYPE_ARP if dst == ours || dst.is_broadcast() => self.punt(),
+            ethernet::ETHERTYPE_ARP | ethernet::ETHERTYPE_IPV4 => self.drop(Stat::NotForUs),
+            _ => self.drop(Stat::UnsupportedEthertype),
+        }
     }
 
     /// Routes an IPv4 packet that fills `buf` (no Ethernet header), as for packets the main
@@ -714,15 +735,8 @@ impl Forwarder {
         if dst.is_broadcast() || dst.is_multicast() {
             return self.drop(Stat::NotForUs);
         }
-        // Our own addresses first: every ESP packet is for one of them, and their /32 routes
-        // are the deepest (three levels) in the trie.
-        let target = if self.own.contains(&dst) {
-            Target::Local
-        } else {
-            match self.route(dst) {
-                Some(t) => t,
-                None => return self.drop(Stat::NoRoute),
-            }
+        let Some(target) = self.route(dst) else {
+            return self.drop(Stat::NoRoute);
         };
         if target != Target::Local {
             return self.forward(buf, target, h.ttl);
@@ -872,16 +886,19 @@ impl Forwarder {
         if self.batching && self.pending.push(p.prep, p.step) {
             return Verdict::Crypto;
         }
-        let ok = match self.keying(p.step) {
-            Some(k) => match p.prep.job(buf.data_mut(), &k) {
-                Some(mut job) => {
-                    k.cipher.process(core::slice::from_mut(&mut job));
-                    job.ok
-                }
-                None => false,
-            },
-            None => false,
-        };
+        self.run_now(buf, p)
+    }
+
+    /// The crypto of one packet, at once (not batching, or the batch is full).
+    #[inline(never)]
+    fn run_now<B: PacketBuf>(&mut self, buf: &mut B, p: Pending) -> Verdict {
+        let ok = self.keying(p.step).is_some_and(|k| {
+            let mut ops = AeadOps::new();
+            p.prep.push(buf.data_mut(), &k, &mut ops).is_some() && {
+                k.cipher.process(&mut ops);
+                ops.ok(0)
+            }
+        });
         if let (
             AfterCrypto::Seal {
                 tunnel, inner_len, ..
@@ -1028,9 +1045,9 @@ impl Forwarder {
         self.ether_output(buf, port, mac)
     }
 
-    /// The route to `dst`: a small direct-mapped cache of recent destinations in front of the
-    /// trie (whose host routes take three dependent loads), valid until the next change of
-    /// interfaces, routes or neighbors.
+    /// The route to `dst`: a small direct-mapped cache of recent destinations (our own
+    /// addresses among them) in front of the trie (whose host routes take three dependent
+    /// loads), valid until the next change of interfaces, routes or neighbors.
     #[inline(always)]
     fn route(&mut self, dst: Ipv4Addr) -> Option<Target> {
         let a = u32::from(dst);
@@ -1039,10 +1056,15 @@ impl Forwarder {
         if e.generation == self.generation && e.addr == a {
             return Some(e.target);
         }
-        let target = self
-            .routes
-            .lookup(dst)
-            .and_then(|i| self.targets.get(i as usize).copied())?;
+        // Our own addresses before the trie: every ESP packet is for one of them, and their
+        // /32 routes are the deepest (three levels) there.
+        let target = if self.own.contains(&dst) {
+            Target::Local
+        } else {
+            self.routes
+                .lookup(dst)
+                .and_then(|i| self.targets.get(i as usize).copied())?
+        };
         self.route_cache[slot] = CachedRoute {
             generation: self.generation,
             addr: a,
@@ -1071,68 +1093,82 @@ impl Forwarder {
         Some(mac)
     }
 
-    #[inline]
+    #[inline(always)]
     fn tunnel_output<B: PacketBuf>(&mut self, buf: &mut B, tunnel: u32) -> Verdict {
-        let (owner, adj) = match self.tunnels.get(tunnel as usize) {
-            Some(t) => (t.owner, t.adj),
-            None => (NO_OWNER, Adjacency::default()),
-        };
-        match owner {
-            NO_OWNER => return self.drop(Stat::NoSa),
-            w if w != self.me => {
-                return Verdict::Handoff {
-                    worker: w,
-                    resume: Resume::TunnelOutput(tunnel).into(),
-                }
-            }
-            _ => {}
-        }
-        // Resolve the outer next hop first: no crypto for a packet that cannot leave.
-        let adj = if adj.generation == self.generation {
-            adj
-        } else {
-            match self.resolve_tunnel(tunnel) {
-                Ok(a) => a,
-                Err(s) => return self.drop(s),
-            }
-        };
-        let (port, mac, mtu) = (adj.port, adj.mac, usize::from(adj.mtu));
-        let Some(sa) = self.outbound_sa_mut(tunnel) else {
+        let (me, generation, many) = (self.me, self.generation, self.sas > LOOKAHEAD_MIN_SAS);
+        let Some(t) = self.tunnels.get_mut(tunnel as usize) else {
             return self.drop(Stat::NoSa);
         };
-        let inner_len = buf.len();
-        if esp::encap::outer_len(sa, inner_len) > mtu {
-            return self.drop(Stat::ExceedsTunnelMtu);
+        if t.owner != me {
+            return match t.owner {
+                NO_OWNER => self.drop(Stat::NoSa),
+                w => Verdict::Handoff {
+                    worker: w,
+                    resume: Resume::TunnelOutput(tunnel).into(),
+                },
+            };
         }
-        // Room for the Ethernet header too, so that no sequence number is spent on a packet
-        // that could not leave.
-        if buf.headroom() < esp::encap::overhead_front(sa) + ethernet::HEADER_LEN {
-            return self.drop(Stat::NoBufferRoom);
+        // Resolve the outer next hop first: no crypto for a packet that cannot leave.
+        if t.adj.generation != generation {
+            return self.resolve_and_output(buf, tunnel);
         }
-        let mut prep = match esp::encap::prepare(sa, buf) {
+        let adj = t.adj;
+        let Some(sa) = t.sa.as_deref_mut() else {
+            return self.drop(Stat::NoSa);
+        };
+        let inner_len = buf.len() as u32;
+        // The frame in one step: ESP, then the Ethernet header in front of it.
+        let prep = match esp::encap::prepare(sa, buf, ethernet::HEADER_LEN, adj.mtu.into()) {
             Ok(p) => p,
-            Err(EncapError::SeqExhausted) => {
-                sa.counters.seq_exhausted.inc();
-                return self.drop(Stat::SeqExhausted);
+            Err(e) => {
+                if e == EncapError::SeqExhausted {
+                    sa.counters.seq_exhausted.inc();
+                }
+                return self.encap_failed(e);
             }
-            Err(EncapError::NoRoom) => return self.drop(Stat::NoBufferRoom),
-            Err(EncapError::NotIpv4) => return self.drop(Stat::Malformed),
-            Err(EncapError::Crypto) => return self.drop(Stat::CryptoErrors),
         };
-        // Sealed and counted with the batch (`count_sealed`): ask for those lines now.
-        crate::prefetch::line(Arc::as_ptr(&sa.counters));
-        sa.cipher.prefetch_key();
-        let port = match self.ether_output(buf, port, mac) {
-            Verdict::Tx(port) => port,
-            other => return other,
-        };
-        prep.offset += ethernet::HEADER_LEN as u16;
+        if many {
+            // Sealed and counted with the batch (`count_sealed`): with this many SAs, ask for
+            // those lines now.
+            crate::prefetch::line(Arc::as_ptr(&sa.counters));
+            sa.cipher.prefetch_key();
+        }
+        if let Some(h) = buf.data_mut().first_chunk_mut() {
+            ethernet::Repr {
+                dst: adj.mac,
+                src: adj.src,
+                ethertype: ethernet::ETHERTYPE_IPV4,
+            }
+            .emit(h);
+        }
         let step = AfterCrypto::Seal {
             tunnel,
-            port,
-            inner_len: inner_len as u32,
+            port: adj.port,
+            inner_len,
         };
         self.park_or_run(buf, Pending { prep, step })
+    }
+
+    /// `tunnel_output` once the tunnel's outer next hop is resolved again (after a change of
+    /// routes, neighbors or interfaces).
+    #[cold]
+    #[inline(never)]
+    fn resolve_and_output<B: PacketBuf>(&mut self, buf: &mut B, tunnel: u32) -> Verdict {
+        match self.resolve_tunnel(tunnel) {
+            Ok(_) => self.tunnel_output(buf, tunnel),
+            Err(s) => self.drop(s),
+        }
+    }
+
+    #[cold]
+    fn encap_failed(&self, e: EncapError) -> Verdict {
+        self.drop(match e {
+            EncapError::SeqExhausted => Stat::SeqExhausted,
+            EncapError::ExceedsMtu => Stat::ExceedsTunnelMtu,
+            EncapError::NoRoom => Stat::NoBufferRoom,
+            EncapError::NotIpv4 => Stat::Malformed,
+            EncapError::Crypto => Stat::CryptoErrors,
+        })
     }
 
     /// Where a tunnel's ESP leaves: the outer route to its peer, the next hop's MAC and the
@@ -1152,12 +1188,13 @@ impl Forwarder {
             _ => return Err(Stat::NoRoute),
         };
         let mac = self.neighbor(port, next_hop).ok_or(Stat::NoNeighbor)?;
-        let mtu = self.interface(port).ok_or(Stat::NoRoute)?.mtu;
+        let iface = self.interface(port).ok_or(Stat::NoRoute)?;
         let adj = Adjacency {
             generation: self.generation,
             port,
-            mtu,
+            mtu: iface.mtu,
             mac,
+            src: iface.mac,
         };
         self.tunnel_slot(tunnel).adj = adj;
         Ok(adj)

@@ -19,11 +19,13 @@ pub fn sum(data: &[u8]) -> u16 {
     fold(acc)
 }
 
-/// `sum` of a 20-byte IPv4 header without options, unrolled: it runs for every packet.
+/// `sum` of a 20-byte IPv4 header without options, unrolled: it runs for every packet. The
+/// words are added in the machine's byte order and the result swapped once: the ones'
+/// complement sum commutes with byte swapping (RFC 1071 section 2.B).
 #[inline(always)]
 pub fn sum20(h: &[u8; 20]) -> u16 {
-    let w = |i: usize| u64::from(u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
-    fold(w(0) + w(4) + w(8) + w(12) + w(16))
+    let w = |i: usize| u64::from(u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+    u16::from_be(fold(w(0) + w(4) + w(8) + w(12) + w(16)))
 }
 
 /// A 32-bit ones'-complement accumulator folded to 16 bits, not yet inverted.

@@ -160,10 +160,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 /// checksum incrementally (RFC 1624); the forwarding path uses it without a second view.
 #[inline(always)]
 pub fn decrement_ttl(h: &mut [u8; MIN_HEADER_LEN]) {
-    let old = be16(h, 8);
     h[8] = h[8].wrapping_sub(1);
-    let new = be16(h, 8);
-    let c = checksum::update(be16(h, 10), old, new);
+    // RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'), with m' = m - 0x100 (TTL is the high byte of
+    // its word): ~m + m' is 0xfeff whatever the TTL and protocol, and one fold is enough.
+    let acc = u32::from(!be16(h, 10)) + 0xfeff;
+    let c = !((acc & 0xffff) + (acc >> 16)) as u16;
     h[10..12].copy_from_slice(&c.to_be_bytes());
 }
 
@@ -336,5 +337,30 @@ mod tests {
         p.decrement_ttl();
         assert_eq!(p.ttl(), 63);
         assert!(p.verify_checksum());
+    }
+
+    /// The specialised update agrees with RFC 1624's general one for every checksum value
+    /// and TTL, whatever the protocol.
+    #[test]
+    fn ttl_decrement_is_rfc1624() {
+        for hc in 0..=u16::MAX {
+            for (ttl, proto) in [(2u8, 50u8), (64, 17), (255, 1), (128, 255)] {
+                let mut h = [0u8; MIN_HEADER_LEN];
+                h[8] = ttl;
+                h[9] = proto;
+                h[10..12].copy_from_slice(&hc.to_be_bytes());
+                let want = checksum::update(
+                    hc,
+                    u16::from_be_bytes([ttl, proto]),
+                    u16::from_be_bytes([ttl - 1, proto]),
+                );
+                decrement_ttl(&mut h);
+                assert_eq!(
+                    (h[8], be16(&h, 10)),
+                    (ttl - 1, want),
+                    "hc {hc:#06x} ttl {ttl}"
+                );
+            }
+        }
     }
 }
