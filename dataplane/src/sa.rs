@@ -58,9 +58,15 @@ pub struct Selectors {
 
 impl Selectors {
     /// Does a decrypted packet from `src` to `dst` belong to this tunnel?
-    #[inline]
+    #[inline(always)]
     pub fn admits_inbound(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
-        let has = |l: &[Ipv4Net], a| l.is_empty() || l.iter().any(|n| n.contains(&a));
+        let has = |l: &[Ipv4Net], a: Ipv4Addr| {
+            // Ipv4Net::contains, on the integers: the address agrees with the network under the mask.
+            let a = u32::from(a);
+            l.is_empty()
+                || l.iter()
+                    .any(|n| (a ^ u32::from(n.network())) & u32::from(n.netmask()) == 0)
+        };
         has(&self.remote, src) && has(&self.local, dst)
     }
 }

@@ -808,6 +808,7 @@ impl Forwarder {
         esp_off: usize,
         udp: bool,
     ) -> Verdict {
+        let many = self.sas > LOOKAHEAD_MIN_SAS;
         let spi = match esp_wire::Packet::new_checked(&buf.data()[esp_off..]) {
             Ok(p) => p.spi(),
             Err(_) => return self.drop(Stat::BadHeaders),
@@ -837,9 +838,12 @@ impl Forwarder {
             Ok(p) => p,
             Err(e) => return self.decap_failed(slot, e),
         };
-        // Opened and counted with the batch (`decap::finish`): ask for those lines now.
-        crate::prefetch::line(Arc::as_ptr(&sa.counters));
-        sa.cipher.prefetch_key();
+        if many {
+            // Opened and counted with the batch (`decap::finish`): with this many SAs, ask
+            // for those lines now.
+            crate::prefetch::line(Arc::as_ptr(&sa.counters));
+            sa.cipher.prefetch_key();
+        }
         // esp_off is within a frame, far below 2^16.
         let step = AfterCrypto::Open {
             slot,
@@ -849,6 +853,7 @@ impl Forwarder {
     }
 
     /// Counts a decapsulation failure (per SA where the SA is at fault) and drops.
+    #[cold]
     fn decap_failed(&mut self, slot: u32, e: DecapError) -> Verdict {
         let c = self
             .inbound
@@ -949,11 +954,10 @@ impl Forwarder {
         // Where each parked packet sits in the burst.
         let mut slot = [0u8; MAX_BURST];
         let mut k = 0;
-        for (i, v) in verdicts.iter().enumerate().take(bufs.len()) {
-            if *v == Verdict::Crypto && k < n {
-                slot[k] = i as u8;
-                k += 1;
-            }
+        for (i, v) in verdicts.iter().enumerate().take(bufs.len().min(MAX_BURST)) {
+            // k <= i: always in range. Branch-free, since parked and others interleave.
+            slot[k] = i as u8;
+            k += usize::from(*v == Verdict::Crypto);
         }
         if k != n {
             // A caller bug; never a crash, and no packet goes out unprocessed.
@@ -990,36 +994,51 @@ impl Forwarder {
         self.batching = false;
         for (j, &at) in slot.iter().enumerate().take(n) {
             let at = usize::from(at);
-            let p = self.pending.get(j);
-            verdicts[at] = self.after_crypto(&mut bufs[at], p, ok & (1 << j) != 0);
+            let ok = ok & (1 << j) != 0;
+            // Sealed packets are counted with their batch (`count_sealed`).
+            verdicts[at] = match (self.pending.seal[j], ok) {
+                (true, true) => Verdict::Tx(self.pending.port[j]),
+                (true, false) => self.drop(Stat::CryptoErrors),
+                (false, _) => match bufs.get_mut(at) {
+                    Some(b) => self.opened(b, self.pending.get(j), ok),
+                    None => self.drop(Stat::CryptoErrors),
+                },
+            };
         }
         self.batching = true;
         self.pending.clear();
     }
 
-    #[inline(always)]
+    /// A packet after its crypto, outside a batch (`run_now`).
+    #[inline]
     fn after_crypto<B: PacketBuf>(&mut self, buf: &mut B, p: Pending, ok: bool) -> Verdict {
         match p.step {
-            // Counted with its batch (`count_sealed`).
             AfterCrypto::Seal { port, .. } if ok => Verdict::Tx(port),
             AfterCrypto::Seal { .. } => self.drop(Stat::CryptoErrors),
-            AfterCrypto::Open { slot, esp_off } => {
-                if !ok {
-                    return self.decap_failed(slot, DecapError::Auth);
-                }
-                let Some(sa) = self.inbound_at(slot) else {
-                    return self.drop(Stat::InvalidSpi);
-                };
-                let inner = match esp::decap::finish(sa, buf, usize::from(esp_off), p.prep.seq) {
-                    Ok(h) => h,
-                    Err(e) => return self.decap_failed(slot, e),
-                };
-                self.stats.inc(Stat::DecryptedPackets);
-                self.stats.add(Stat::DecryptedBytes, buf.len() as u64);
-                // Checked by the decapsulation, its checksum authenticated by the ICV.
-                self.ip_lookup(buf, inner, Origin::Decrypted)
-            }
+            AfterCrypto::Open { .. } => self.opened(buf, p, ok),
         }
+    }
+
+    /// An opened packet (`ok`: its ICV verified): decapsulated, then routed.
+    #[inline(never)]
+    fn opened<B: PacketBuf>(&mut self, buf: &mut B, p: Pending, ok: bool) -> Verdict {
+        let AfterCrypto::Open { slot, esp_off } = p.step else {
+            return self.drop(Stat::CryptoErrors);
+        };
+        if !ok {
+            return self.decap_failed(slot, DecapError::Auth);
+        }
+        let Some(sa) = self.inbound_at(slot) else {
+            return self.drop(Stat::InvalidSpi);
+        };
+        let inner = match esp::decap::finish(sa, buf, usize::from(esp_off), p.prep.seq) {
+            Ok(h) => h,
+            Err(e) => return self.decap_failed(slot, e),
+        };
+        self.stats.inc(Stat::DecryptedPackets);
+        self.stats.add(Stat::DecryptedBytes, buf.len() as u64);
+        // Checked by the decapsulation, its checksum authenticated by the ICV.
+        self.ip_lookup(buf, inner, Origin::Decrypted)
     }
 
     #[inline(always)]
