@@ -152,6 +152,32 @@ fn cryptodev_and_ring_agree() {
     );
     assert!(!ok[7] && !ok[40]);
 
+    // An operation whose AAD length is not its session's fails without reaching the device
+    // (its bytes stay as they were); the others of its batch are sealed as ring seals them.
+    // (Ring has no session AAD length: it takes each operation's own.)
+    let texts: Vec<Vec<u8>> = (0..3).map(|i| vec![0x40 + i as u8; 48]).collect();
+    let (mut dev_t, mut ring_t) = (texts.clone(), texts.clone());
+    let mut oks = Vec::new();
+    for (backend, t) in [(&fast, &mut dev_t), (&ring, &mut ring_t)] {
+        let c = crypto::cipher(&km, Op::Seal, false, backend).unwrap();
+        let mut ops = AeadOps::new();
+        for (i, b) in t.iter_mut().enumerate() {
+            let aad_len = if i == 1 { 12 } else { 8 };
+            assert_eq!(
+                ops.push(b, &[i as u8; 12], &[i as u8; 12], aad_len),
+                Some(i)
+            );
+        }
+        c.process(&mut ops);
+        oks.push((ops.ok(0), ops.ok(1), ops.ok(2)));
+    }
+    assert_eq!(oks[0], (true, false, true), "device");
+    assert_eq!(
+        dev_t[1], texts[1],
+        "the refused operation is untouched on the device"
+    );
+    assert_eq!((&dev_t[0], &dev_t[2]), (&ring_t[0], &ring_t[2]));
+
     // The same kind of operations through a worker's queue pair, spread over three SAs
     // (operation i under SA i mod 3) as a burst over many tunnels is: the bytes of each SA's
     // own CPU-crypto call, one by one, and opening them the same way fails only the short and

@@ -90,6 +90,8 @@ impl AeadQueue {
             (0..n).for_each(|i| ops.set_ok(i, false));
             return;
         }
+        // Operations past the sessions given never run.
+        (sessions.len()..n).for_each(|i| ops.set_ok(i, false));
         let mut which = [0u8; MAX_OPS];
         let mut k = 0;
         for (i, s) in sessions.iter().enumerate().take(n.min(MAX_OPS)) {
@@ -151,8 +153,6 @@ impl AeadQueue {
             let ok = j < done && st == sys::rte_crypto_op_status_RTE_CRYPTO_OP_STATUS_SUCCESS as u8;
             ops.set_ok(usize::from(w), ok);
         }
-        // Operations past the sessions given never ran.
-        (sessions.len()..n).for_each(|i| ops.set_ok(i, false));
     }
 }
 

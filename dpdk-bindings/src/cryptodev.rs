@@ -285,57 +285,71 @@ impl AeadSession {
 
     /// Seals or opens every operation of `ops` in one call to the PMD, and records for each
     /// whether it was sealed, or opened with a tag that verified. An operation whose AAD length
-    /// is not the session's fails (the PMD reads the session's length from the operation's
-    /// 16-byte AAD block, never past it).
+    /// is not the session's fails without reaching the PMD (its bytes are left as they were).
     pub fn process(&self, ops: &mut AeadOps<'_>) {
         use std::mem::MaybeUninit;
-        let n = ops.len();
-        if n == 0 {
-            return;
-        }
+        let n = ops.len().min(MAX_OPS);
         // Pointers into `ops`, made here where `ops` cannot move: the SGL of each operation
         // (its one text segment), and where its nonce, AAD and tag lie.
         let mut sgls = [const { MaybeUninit::<sys::rte_crypto_sgl>::uninit() }; MAX_OPS];
         let mut ivs = [const { MaybeUninit::<sys::rte_crypto_va_iova_ptr>::uninit() }; MAX_OPS];
         let mut aads = [const { MaybeUninit::<sys::rte_crypto_va_iova_ptr>::uninit() }; MAX_OPS];
         let mut tags = [const { MaybeUninit::<sys::rte_crypto_va_iova_ptr>::uninit() }; MAX_OPS];
+        // Which operation each entry handed to the PMD is (all of them, in order, as a rule).
+        let mut which = [0u8; MAX_OPS];
         let va = |p: *const u8| sys::rte_crypto_va_iova_ptr {
             va: p.cast_mut().cast(),
             iova: 0,
         };
-        for i in 0..n.min(MAX_OPS) {
+        let mut k = 0;
+        for i in 0..n {
+            if ops.aad_len[i] != self.aad_len {
+                ops.status[i] = libc::EINVAL;
+                continue;
+            }
             let (text, nonce, aad) = ops.raw(i);
-            sgls[i].write(sys::rte_crypto_sgl {
+            sgls[k].write(sys::rte_crypto_sgl {
                 vec: (text as *const sys::rte_crypto_vec).cast_mut(),
                 num: 1,
             });
-            ivs[i].write(va(nonce));
-            aads[i].write(va(aad));
+            ivs[k].write(va(nonce));
+            aads[k].write(va(aad));
             // SAFETY: `push` took text.len + TAG_LEN bytes at text.base: the tag is in them.
-            tags[i].write(va(unsafe { text.base.cast::<u8>().add(text.len as usize) }));
+            tags[k].write(va(unsafe { text.base.cast::<u8>().add(text.len as usize) }));
+            which[k] = i as u8;
+            k += 1;
         }
+        if k == 0 {
+            return;
+        }
+        // Statuses straight into `ops` when every operation went (the rule), else scattered.
+        let mut scattered = [0i32; MAX_OPS];
+        let status = if k == n {
+            ops.status.as_mut_ptr()
+        } else {
+            scattered.as_mut_ptr()
+        };
         let mut vec = sys::rte_crypto_sym_vec {
-            num: n as u32,
+            num: k as u32,
             src_sgl: sgls.as_mut_ptr().cast(),
             dest_sgl: ptr::null_mut(),
             iv: ivs.as_mut_ptr().cast(),
             digest: tags.as_mut_ptr().cast(),
-            status: ops.status.as_mut_ptr(),
+            status,
             ..Default::default()
         };
         vec.__bindgen_anon_1.aad = aads.as_mut_ptr().cast();
         // The SGLs cover exactly the text to process: no head or tail offsets.
         let ofs = sys::rte_crypto_sym_ofs { raw: 0 };
-        // SAFETY: the first n entries of every array are initialised and describe memory `ops`
+        // SAFETY: the first k entries of every array are initialised and describe memory `ops`
         // holds borrowed (text and tag of each buffer) or owns (16-byte nonce and AAD blocks,
-        // of which the PMD reads the session's 12 and 8 or 12 bytes); status has n entries.
+        // of which the PMD reads 12 and the session's AAD length); `status` has room for k.
         unsafe {
             sys::rte_cryptodev_sym_cpu_crypto_process(self.dev, self.sess.as_ptr(), ofs, &mut vec)
         };
-        let aad = self.aad_len;
-        for i in 0..n.min(MAX_OPS) {
-            if ops.aad_len[i] != aad {
-                ops.status[i] = libc::EINVAL;
+        if k != n {
+            for (j, &i) in which.iter().enumerate().take(k) {
+                ops.status[usize::from(i)] = scattered[j];
             }
         }
     }

@@ -236,10 +236,10 @@ pub fn prepare<B: PacketBuf>(
     if front + inner_len + tail > mtu {
         return Err(EncapError::ExceedsMtu);
     }
-    // The ESP payload's length must fit the 16 bits of a prepared job (and of an mbuf).
+    // The outer packet's length must fit the 16 bits of its IPv4 header (and of an mbuf).
     if buf.headroom() < front + link_len
         || buf.tailroom() < tail
-        || inner_len + tail > usize::from(u16::MAX)
+        || front + inner_len + tail > usize::from(u16::MAX)
     {
         return Err(EncapError::NoRoom);
     }

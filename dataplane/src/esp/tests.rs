@@ -205,6 +205,70 @@ fn esn_uses_high_bits_in_aad_but_not_on_the_wire() {
     );
 }
 
+/// Every DSCP and DF policy against an inner packet with DF, MF and a fragment offset set:
+/// the outer flags byte holds DF alone (or nothing), the offset is zero, ECN is copied, and
+/// the outer header's checksum verifies.
+#[test]
+fn dscp_and_df_policies_on_fragments() {
+    let mut inner = inner_packet(40, 0xb9, true);
+    inner[6] |= 0x20 | 0x05; // MF and offset bits beside DF
+    inner[7] = 0x55;
+    for (dscp, want_tos) in [
+        (DscpPolicy::Copy, 0xb9),
+        (DscpPolicy::Set(46), (46 << 2) | 1),
+    ] {
+        for (df, want_flags) in [
+            (DfPolicy::Copy, 0x40),
+            (DfPolicy::Set, 0x40),
+            (DfPolicy::Clear, 0),
+        ] {
+            let mut t = tunnel(None);
+            t.dscp = dscp;
+            t.df = df;
+            let mut sa = outbound(Algorithm::Aes128Gcm, false, t);
+            let mut buf = VecBuf::new(&inner);
+            encap(&mut sa, &mut buf).unwrap();
+            let d = buf.data();
+            assert_eq!(
+                (d[1], d[6], d[7]),
+                (want_tos, want_flags, 0),
+                "{dscp:?} {df:?}"
+            );
+            assert!(
+                ipv4::Packet::new_checked(d).unwrap().verify_checksum(),
+                "{dscp:?} {df:?}"
+            );
+        }
+    }
+}
+
+/// `prepare` takes an MTU and room for a link header: an outer packet of exactly the MTU
+/// passes, one byte over fails, as does a byte too little headroom, and neither failure
+/// spends a sequence number or touches the buffer.
+#[test]
+fn prepare_checks_mtu_and_link_room_before_the_sequence_number() {
+    let inner = inner_packet(40, 0, false);
+    let mut sa = outbound(Algorithm::Aes128Gcm, false, tunnel(None));
+    let outer = super::encap::outer_len(&sa, inner.len());
+    let front = super::encap::overhead_front(&sa);
+    let mut buf = VecBuf::new(&inner);
+    assert_eq!(
+        super::encap::prepare(&mut sa, &mut buf, 14, outer - 1),
+        Err(EncapError::ExceedsMtu)
+    );
+    let mut tight = VecBuf::with_room(front + 13, &inner, 100);
+    assert_eq!(
+        super::encap::prepare(&mut sa, &mut tight, 14, outer),
+        Err(EncapError::NoRoom)
+    );
+    assert_eq!((buf.data(), tight.data()), (&inner[..], &inner[..]));
+    assert_eq!(sa.last_seq(), 0, "no sequence number spent");
+    let mut fits = VecBuf::with_room(front + 14, &inner, 100);
+    let p = super::encap::prepare(&mut sa, &mut fits, 14, outer).unwrap();
+    assert_eq!((p.seq, usize::from(p.offset)), (1, 14 + front));
+    assert_eq!(fits.len(), 14 + outer, "the link header's room is in front");
+}
+
 #[test]
 fn dscp_and_df_policies() {
     let inner = inner_packet(40, 0xb9, false);

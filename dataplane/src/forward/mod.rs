@@ -671,6 +671,7 @@ impl Forwarder {
     }
 
     /// Runs one received frame through the pipeline, in place.
+    #[inline]
     pub fn receive<B: PacketBuf>(&mut self, port: u16, buf: &mut B) -> Verdict {
         let Some(Some(iface)) = self.ifaces.get(usize::from(port)) else {
             return self.drop(Stat::NotForUs);
@@ -801,6 +802,7 @@ impl Forwarder {
         self.punt()
     }
 
+    #[inline(always)]
     fn esp_input<B: PacketBuf>(
         &mut self,
         buf: &mut B,
@@ -952,11 +954,13 @@ impl Forwarder {
     pub fn complete<B: PacketBuf>(&mut self, bufs: &mut [B], verdicts: &mut [Verdict]) {
         let n = self.pending.len();
         // Where each parked packet sits in the burst.
-        let mut slot = [0u8; MAX_BURST];
+        // The k-th `Crypto` verdict is the k-th parked packet. Branch-free, since parked and
+        // other packets interleave unpredictably: the slot past a full burst takes the writes
+        // of any surplus, which the count check below then refuses.
+        let mut slot = [0u8; MAX_BURST + 1];
         let mut k = 0;
-        for (i, v) in verdicts.iter().enumerate().take(bufs.len().min(MAX_BURST)) {
-            // k <= i: always in range. Branch-free, since parked and others interleave.
-            slot[k] = i as u8;
+        for (i, v) in verdicts.iter().enumerate().take(bufs.len()) {
+            slot[k.min(MAX_BURST)] = i as u8;
             k += usize::from(*v == Verdict::Crypto);
         }
         if k != n {
@@ -970,7 +974,7 @@ impl Forwarder {
         let groups = self.pending.groups();
         self.spread = groups.len() > 1 && self.sas > LOOKAHEAD_MIN_SAS;
         // Spread over many SAs, the burst goes through the worker's queue pair in one trip;
-        // otherwise one CPU-crypto call per SA (see `esp::cryptodev::MixedJobs` for the cost).
+        // otherwise one CPU-crypto call per SA (see `esp::cryptodev` for the costs).
         let queued = if groups.len() * 3 > n {
             self.queue.take().and_then(|mut q| {
                 let ok = self.run_queued(&mut q, bufs, &slot[..n]);

@@ -759,6 +759,55 @@ fn batched_crypto_matches_packet_by_packet() {
     }
 }
 
+/// A full burst with the parked packets at every odd position (the last, 31, among them)
+/// leaves as packet by packet; and verdicts that claim more parked packets than there are
+/// (a caller bug) fail every one of them as crypto errors, never a wrong pairing.
+#[test]
+fn a_full_burst_maps_every_parked_packet_back() {
+    let ping = frame(
+        GW1_LAN,
+        HOST_A,
+        "10.1.0.10",
+        "10.1.0.1",
+        64,
+        ipv4::PROTO_ICMP,
+        &[8, 0, 0xf7, 0xff, 0, 0, 0, 0],
+    );
+    let burst: Vec<Vec<u8>> = (0..MAX_BURST)
+        .map(|i| {
+            if i % 2 == 0 {
+                ping.clone()
+            } else {
+                a_to_b(64, 10 + i)
+            }
+        })
+        .collect();
+    let mut one_by_one = gateway(true, false, |_| {});
+    let want: Vec<(Verdict, Vec<u8>)> = burst.iter().map(|b| run(&mut one_by_one, 0, b)).collect();
+    let mut batched = gateway(true, false, |_| {});
+    batched.set_batching(true);
+    let mut bufs: Vec<VecBuf> = burst.iter().map(|b| VecBuf::new(b)).collect();
+    let mut verdicts: Vec<Verdict> = bufs.iter_mut().map(|b| batched.receive(0, b)).collect();
+    assert_eq!(verdicts[MAX_BURST - 1], Verdict::Crypto);
+    batched.complete(&mut bufs, &mut verdicts);
+    for (i, ((v, b), (wv, wb))) in verdicts.iter().zip(&bufs).zip(&want).enumerate() {
+        assert_eq!(v, wv, "packet {i}");
+        assert_eq!(b.data(), &wb[..], "packet {i} bytes");
+    }
+    assert_eq!(want[1].0, Verdict::Tx(1));
+
+    let mut gw = gateway(true, false, |_| {});
+    gw.set_batching(true);
+    let mut bufs: Vec<VecBuf> = (0..3).map(|i| VecBuf::new(&a_to_b(64, 10 + i))).collect();
+    let mut verdicts: Vec<Verdict> = bufs.iter_mut().map(|b| gw.receive(0, b)).collect();
+    verdicts.push(Verdict::Crypto);
+    bufs.push(VecBuf::new(&ping));
+    gw.complete(&mut bufs, &mut verdicts);
+    assert_eq!(verdicts, vec![Verdict::Drop(Stat::CryptoErrors); 4]);
+    assert_eq!(gw.stats.get(Stat::CryptoErrors), 4);
+    assert!(!gw.has_parked(), "nothing is left parked");
+}
+
 /// A burst's parked packets group by SA in order of first appearance, each group holding
 /// exactly its SA's packets; a tunnel and an inbound slot with the same number are different
 /// SAs; 32 packets of 32 SAs make 32 groups.
@@ -803,6 +852,19 @@ fn parked_packets_group_by_sa() {
     for (j, &(first, members)) in groups.iter().enumerate() {
         assert_eq!((first, members), (j, 1 << j));
     }
+    // One SA: one group of everything parked, from 1 packet to a full burst.
+    for n in [1, 2, 31, MAX_BURST] {
+        let mut p = Parked::default();
+        for _ in 0..n {
+            assert!(p.push(prep, open(5)));
+        }
+        let all = (u64::MAX >> (64 - n)) as u32;
+        assert_eq!(p.groups().as_slice(), &[(0, all)], "{n} packets");
+    }
+    // The same number as a tunnel and as an inbound slot: two SAs.
+    let mut p = Parked::default();
+    assert!(p.push(prep, seal(3)) && p.push(prep, open(3)));
+    assert_eq!(p.groups().as_slice(), &[(0, 0b1), (1, 0b10)]);
 }
 
 proptest! {

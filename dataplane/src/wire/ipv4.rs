@@ -160,11 +160,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 /// checksum incrementally (RFC 1624); the forwarding path uses it without a second view.
 #[inline(always)]
 pub fn decrement_ttl(h: &mut [u8; MIN_HEADER_LEN]) {
-    h[8] = h[8].wrapping_sub(1);
+    let ttl = h[8];
+    h[8] = ttl.wrapping_sub(1);
     // RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'), with m' = m - 0x100 (TTL is the high byte of
-    // its word): ~m + m' is 0xfeff whatever the TTL and protocol, and one fold is enough.
-    let acc = u32::from(!be16(h, 10)) + 0xfeff;
-    let c = !((acc & 0xffff) + (acc >> 16)) as u16;
+    // its word): ~m + m' is 0xfeff whatever the TTL and protocol (0x1feff should a TTL of 0,
+    // which no router forwards, wrap to 255).
+    let delta = if ttl == 0 { 0x1_feff } else { 0xfeff };
+    let c = !checksum::fold32(u32::from(!be16(h, 10)) + delta);
     h[10..12].copy_from_slice(&c.to_be_bytes());
 }
 
@@ -344,22 +346,19 @@ mod tests {
     #[test]
     fn ttl_decrement_is_rfc1624() {
         for hc in 0..=u16::MAX {
-            for (ttl, proto) in [(2u8, 50u8), (64, 17), (255, 1), (128, 255)] {
+            for (ttl, proto) in [(0u8, 6u8), (1, 4), (2, 50), (64, 17), (255, 1), (128, 255)] {
                 let mut h = [0u8; MIN_HEADER_LEN];
                 h[8] = ttl;
                 h[9] = proto;
                 h[10..12].copy_from_slice(&hc.to_be_bytes());
+                let next = ttl.wrapping_sub(1);
                 let want = checksum::update(
                     hc,
                     u16::from_be_bytes([ttl, proto]),
-                    u16::from_be_bytes([ttl - 1, proto]),
+                    u16::from_be_bytes([next, proto]),
                 );
                 decrement_ttl(&mut h);
-                assert_eq!(
-                    (h[8], be16(&h, 10)),
-                    (ttl - 1, want),
-                    "hc {hc:#06x} ttl {ttl}"
-                );
+                assert_eq!((h[8], be16(&h, 10)), (next, want), "hc {hc:#06x} ttl {ttl}");
             }
         }
     }
