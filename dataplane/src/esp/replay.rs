@@ -55,6 +55,7 @@ impl ReplayWindow {
     }
 
     /// Infers the full sequence number for the low 32 bits received (RFC 4303 A2.2).
+    #[inline]
     fn infer(&self, seql: u32) -> Option<u64> {
         if !self.esn {
             return if seql == 0 {
@@ -100,7 +101,7 @@ impl ReplayWindow {
 
     /// Pre-decryption check: the full sequence number to authenticate with, or why the
     /// packet must be dropped. Changes nothing.
-    #[inline]
+    #[inline(always)]
     pub fn check(&self, seql: u32) -> Result<u64, ReplayError> {
         let seq = self.infer(seql).ok_or(ReplayError::Invalid)?;
         if self.size == 0 || seq > self.top {

@@ -45,7 +45,7 @@ impl Forwarder {
                 key
             } else if key & DST != 0 {
                 match self.route(Ipv4Addr::from(key as u32)) {
-                    Some(Target::Tunnel { tunnel }) => {
+                    Some((Target::Tunnel { tunnel }, _)) => {
                         if let Some(t) = self.tunnels.get(tunnel as usize) {
                             prefetch::line(t);
                         }

@@ -200,27 +200,20 @@ const _: () = assert!(std::mem::size_of::<TunnelSlot>() == 32);
 /// Entries of the route cache.
 const ROUTE_CACHE: usize = 256;
 
-/// A destination's route in the cache.
+/// A destination's forwarding as last resolved, as a FIB entry leads to its adjacency (VPP's
+/// ip4-lookup to the adjacency holding the rewrite): the route, and for a next hop on a port
+/// the Ethernet addresses of the frames to it once the neighbor is known.
 #[derive(Debug, Clone, Copy)]
 struct CachedRoute {
     /// 0 never matches: the forwarder's generation starts at 1.
     generation: u32,
     addr: u32,
     target: Target,
+    /// For `Connected` and `Gateway`: the next hop's MAC and the egress interface's.
+    rewrite: Option<(Mac, Mac)>,
 }
 
-/// Entries of the next-hop cache.
-const NH_CACHE: usize = 64;
-
-/// A resolved next hop in the cache.
-#[derive(Debug, Clone, Copy, Default)]
-struct NextHop {
-    /// 0 never matches: the forwarder's generation starts at 1.
-    generation: u32,
-    addr: u32,
-    port: u16,
-    mac: Mac,
-}
+const _: () = assert!(std::mem::size_of::<CachedRoute>() <= 32);
 
 /// The packets of a burst parked for batched crypto, in arrival order, kept field by field:
 /// writing each field in place (rather than moving a built struct in) spares the store
@@ -370,13 +363,6 @@ impl Parked {
             }
         }
     }
-    #[inline]
-    fn get(&self, j: usize) -> Pending {
-        Pending {
-            prep: self.prep[j],
-            step: self.step(j),
-        }
-    }
 }
 
 /// A parked packet: its prepared AEAD job and what follows the crypto.
@@ -448,10 +434,8 @@ pub struct Forwarder {
     pub now_ms: u64,
     /// Next hops to resolve, as (port, address), drained by the worker after each burst.
     pub resolve: Vec<(u16, Ipv4Addr)>,
-    /// Recent destinations' routes.
+    /// Recent destinations' routes, and their next hops' Ethernet addresses.
     route_cache: Box<[CachedRoute; ROUTE_CACHE]>,
-    /// Next hops of cleartext forwarding, by a hash of address and port.
-    nh_cache: [NextHop; NH_CACHE],
     /// Bumped by every change of interfaces, routes or neighbors.
     generation: u32,
     /// Packets parked for batched crypto, in arrival order.
@@ -491,9 +475,9 @@ impl Forwarder {
                     generation: 0,
                     addr: 0,
                     target: Target::Local,
+                    rewrite: None,
                 }; ROUTE_CACHE],
             ),
-            nh_cache: [NextHop::default(); NH_CACHE],
             generation: 1,
             pending: Parked::default(),
             queue: None,
@@ -736,11 +720,11 @@ impl Forwarder {
         if dst.is_broadcast() || dst.is_multicast() {
             return self.drop(Stat::NotForUs);
         }
-        let Some(target) = self.route(dst) else {
+        let Some((target, slot)) = self.route(dst) else {
             return self.drop(Stat::NoRoute);
         };
         if target != Target::Local {
-            return self.forward(buf, target, h.ttl);
+            return self.forward(buf, target, h.ttl, slot);
         }
         if h.fragment {
             return self.drop(Stat::Fragments);
@@ -1004,7 +988,10 @@ impl Forwarder {
                 (true, true) => Verdict::Tx(self.pending.port[j]),
                 (true, false) => self.drop(Stat::CryptoErrors),
                 (false, _) => match bufs.get_mut(at) {
-                    Some(b) => self.opened(b, self.pending.get(j), ok),
+                    Some(b) => {
+                        let (slot, esp_off) = (self.pending.sa[j], self.pending.extra[j] as u16);
+                        self.opened(b, slot, esp_off, self.pending.prep[j].seq, ok)
+                    }
                     None => self.drop(Stat::CryptoErrors),
                 },
             };
@@ -1019,23 +1006,27 @@ impl Forwarder {
         match p.step {
             AfterCrypto::Seal { port, .. } if ok => Verdict::Tx(port),
             AfterCrypto::Seal { .. } => self.drop(Stat::CryptoErrors),
-            AfterCrypto::Open { .. } => self.opened(buf, p, ok),
+            AfterCrypto::Open { slot, esp_off } => self.opened(buf, slot, esp_off, p.prep.seq, ok),
         }
     }
 
     /// An opened packet (`ok`: its ICV verified): decapsulated, then routed.
     #[inline(never)]
-    fn opened<B: PacketBuf>(&mut self, buf: &mut B, p: Pending, ok: bool) -> Verdict {
-        let AfterCrypto::Open { slot, esp_off } = p.step else {
-            return self.drop(Stat::CryptoErrors);
-        };
+    fn opened<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        slot: u32,
+        esp_off: u16,
+        seq: u64,
+        ok: bool,
+    ) -> Verdict {
         if !ok {
             return self.decap_failed(slot, DecapError::Auth);
         }
         let Some(sa) = self.inbound_at(slot) else {
             return self.drop(Stat::InvalidSpi);
         };
-        let inner = match esp::decap::finish(sa, buf, usize::from(esp_off), p.prep.seq) {
+        let inner = match esp::decap::finish(sa, buf, usize::from(esp_off), seq) {
             Ok(h) => h,
             Err(e) => return self.decap_failed(slot, e),
         };
@@ -1045,8 +1036,16 @@ impl Forwarder {
         self.ip_lookup(buf, inner, Origin::Decrypted)
     }
 
+    /// Forwards a routed packet (`slot`: its destination's entry in the route cache, just
+    /// looked up): into a tunnel, or to a next hop with the rewrite the entry keeps.
     #[inline(always)]
-    fn forward<B: PacketBuf>(&mut self, buf: &mut B, target: Target, ttl: u8) -> Verdict {
+    fn forward<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        target: Target,
+        ttl: u8,
+        slot: usize,
+    ) -> Verdict {
         if ttl <= 1 {
             return self.drop(Stat::TtlExceeded);
         }
@@ -1055,29 +1054,64 @@ impl Forwarder {
             Some(h) => ipv4::decrement_ttl(h),
             None => return self.drop(Stat::Malformed),
         }
-        let (port, next_hop) = match target {
+        let port = match target {
             Target::Tunnel { tunnel } => return self.tunnel_output(buf, tunnel),
-            Target::Connected { port } => (port, dst_of(buf.data())),
-            Target::Gateway { port, via } => (port, via),
+            Target::Connected { port } | Target::Gateway { port, .. } => port,
             Target::Local => return self.drop(Stat::NoRoute),
         };
-        let Some(mac) = self.next_hop_mac(port, next_hop) else {
-            return self.drop(Stat::NoNeighbor);
+        let (dst, src) = match self.route_cache.get(slot).and_then(|e| e.rewrite) {
+            Some(r) => r,
+            None => match self.resolve_rewrite(target, slot) {
+                Some(r) => r,
+                None => return self.drop(Stat::NoNeighbor),
+            },
         };
+        let Some(h) = buf
+            .prepend(ethernet::HEADER_LEN)
+            .and_then(|h| h.first_chunk_mut())
+        else {
+            return self.drop(Stat::NoBufferRoom);
+        };
+        ethernet::Repr {
+            dst,
+            src,
+            ethertype: ethernet::ETHERTYPE_IPV4,
+        }
+        .emit(h);
         self.stats.inc(Stat::ForwardedPackets);
-        self.ether_output(buf, port, mac)
+        Verdict::Tx(port)
     }
 
-    /// The route to `dst`: a small direct-mapped cache of recent destinations (our own
-    /// addresses among them) in front of the trie (whose host routes take three dependent
-    /// loads), valid until the next change of interfaces, routes or neighbors.
+    /// The Ethernet addresses for a route to a next hop (the destination itself on a connected
+    /// subnet), from the neighbor table, kept in the destination's route-cache entry once the
+    /// neighbor is known; `None` (and a resolution request) while it is not.
+    #[cold]
+    fn resolve_rewrite(&mut self, target: Target, slot: usize) -> Option<(Mac, Mac)> {
+        let e = *self.route_cache.get(slot)?;
+        let (port, next_hop) = match target {
+            Target::Connected { port } => (port, Ipv4Addr::from(e.addr)),
+            Target::Gateway { port, via } => (port, via),
+            Target::Tunnel { .. } | Target::Local => return None,
+        };
+        let src = self.interface(port)?.mac;
+        let mac = self.neighbor(port, next_hop)?;
+        if let Some(e) = self.route_cache.get_mut(slot) {
+            e.rewrite = Some((mac, src));
+        }
+        Some((mac, src))
+    }
+
+    /// The route to `dst` and its slot in the route cache: a small direct-mapped cache of
+    /// recent destinations (our own addresses among them) in front of the trie (whose host
+    /// routes take three dependent loads), valid until the next change of interfaces, routes
+    /// or neighbors.
     #[inline(always)]
-    fn route(&mut self, dst: Ipv4Addr) -> Option<Target> {
+    fn route(&mut self, dst: Ipv4Addr) -> Option<(Target, usize)> {
         let a = u32::from(dst);
         let slot = (a ^ (a >> 12) ^ (a >> 20)) as usize % ROUTE_CACHE;
         let e = self.route_cache[slot];
         if e.generation == self.generation && e.addr == a {
-            return Some(e.target);
+            return Some((e.target, slot));
         }
         // Our own addresses before the trie: every ESP packet is for one of them, and their
         // /32 routes are the deepest (three levels) there.
@@ -1092,28 +1126,9 @@ impl Forwarder {
             generation: self.generation,
             addr: a,
             target,
+            rewrite: None,
         };
-        Some(target)
-    }
-
-    /// A next hop's MAC through a small direct-mapped cache in front of the neighbor table,
-    /// valid until the next change of interfaces, routes or neighbors.
-    #[inline(always)]
-    fn next_hop_mac(&mut self, port: u16, ip: Ipv4Addr) -> Option<Mac> {
-        let a = u32::from(ip);
-        let slot = (a ^ (a >> 8) ^ u32::from(port)) as usize % NH_CACHE;
-        let e = self.nh_cache[slot];
-        if e.generation == self.generation && e.addr == a && e.port == port {
-            return Some(e.mac);
-        }
-        let mac = self.neighbor(port, ip)?;
-        self.nh_cache[slot] = NextHop {
-            generation: self.generation,
-            addr: a,
-            port,
-            mac,
-        };
-        Some(mac)
+        Some((target, slot))
     }
 
     #[inline(always)]
@@ -1231,26 +1246,6 @@ impl Forwarder {
         mac
     }
 
-    #[inline(always)]
-    fn ether_output<B: PacketBuf>(&mut self, buf: &mut B, port: u16, dst: Mac) -> Verdict {
-        let Some(Some(iface)) = self.ifaces.get(usize::from(port)).copied() else {
-            return self.drop(Stat::NoRoute);
-        };
-        let Some(h) = buf
-            .prepend(ethernet::HEADER_LEN)
-            .and_then(|h| h.first_chunk_mut())
-        else {
-            return self.drop(Stat::NoBufferRoom);
-        };
-        ethernet::Repr {
-            dst,
-            src: iface.mac,
-            ethertype: ethernet::ETHERTYPE_IPV4,
-        }
-        .emit(h);
-        Verdict::Tx(port)
-    }
-
     /// The interface on a port.
     pub fn interface(&self, port: u16) -> Option<Interface> {
         self.ifaces.get(usize::from(port)).copied().flatten()
@@ -1300,14 +1295,6 @@ fn classify_udp(payload: &[u8]) -> UdpKind {
         [0xff] => UdpKind::Keepalive,
         [0, 0, 0, 0, ..] => UdpKind::NonEspMarker,
         _ => UdpKind::Esp,
-    }
-}
-
-/// The destination of the IPv4 header at the front of `b` (already validated).
-fn dst_of(b: &[u8]) -> Ipv4Addr {
-    match b.get(16..20) {
-        Some(&[a, b, c, d]) => Ipv4Addr::new(a, b, c, d),
-        _ => Ipv4Addr::UNSPECIFIED,
     }
 }
 

@@ -341,7 +341,18 @@ fn unresolved_next_hop_asks_the_main_lcore_once_a_second() {
         mac: HOST_B,
         permanent: false,
     });
-    assert_eq!(run(&mut gw1, 0, &to).0, Verdict::Tx(0));
+    let (v, out) = run(&mut gw1, 0, &to);
+    assert_eq!(v, Verdict::Tx(0));
+    assert_eq!((&out[..6], &out[6..12]), (&HOST_B.0[..], &GW1_LAN.0[..]));
+    // The resolved rewrite is kept with the route, and follows the neighbor when it moves.
+    gw1.apply(Command::SetNeighbor {
+        addr: ip("10.1.0.99"),
+        mac: HOST_A,
+        permanent: false,
+    });
+    let (v, out) = run(&mut gw1, 0, &to);
+    assert_eq!(v, Verdict::Tx(0));
+    assert_eq!(&out[..6], &HOST_A.0[..], "the new MAC, not the cached one");
 }
 
 #[test]
