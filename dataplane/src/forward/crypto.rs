@@ -1,7 +1,7 @@
 //! The crypto of a burst's parked packets (librte_ipsec's "process" step): one call per SA
 //! group, or, when the burst is spread over many SAs, one trip through the worker's queue pair.
 
-use super::{AfterCrypto, Forwarder};
+use super::{AfterCrypto, Forwarder, Verdict};
 use crate::esp::crypto::{Aead, AeadOps};
 use crate::packet::PacketBuf;
 use arrayvec::ArrayVec;
@@ -10,14 +10,19 @@ use dpdk_sys::{AeadQueue, AeadSession, MAX_BURST};
 impl Forwarder {
     /// One backend call per SA group (`groups`: each group's first parked packet and the set
     /// of its packets), each group's packets in arrival order. `slot[j]` is where parked packet
-    /// j sits in `bufs`. Returns the set of parked packets sealed or opened.
+    /// j sits in `bufs`, and the k-th `Crypto` of `verdicts` is parked packet k. Returns the set
+    /// of parked packets sealed or opened.
     #[inline(always)]
     pub(super) fn run_per_sa<B: PacketBuf>(
         &self,
         bufs: &mut [B],
+        verdicts: &[Verdict],
         slot: &[u8],
         groups: &[(usize, u32)],
     ) -> u32 {
+        if let [(first, _)] = *groups {
+            return self.run_one_sa(bufs, verdicts, first);
+        }
         let mut ok: u32 = 0;
         for &(first, members) in groups {
             let step = self.pending.step(first);
@@ -49,6 +54,36 @@ impl Forwarder {
             }
         }
         ok
+    }
+
+    /// `run_per_sa` for a burst all under one SA (the usual one), whose parked packets are
+    /// met in one pass over the burst.
+    #[inline(always)]
+    fn run_one_sa<B: PacketBuf>(&self, bufs: &mut [B], verdicts: &[Verdict], first: usize) -> u32 {
+        let step = self.pending.step(first);
+        let Some(keys) = self.keying(step) else {
+            return 0; // The SA went away: its packets fail.
+        };
+        let mut ops = AeadOps::new();
+        let (mut pushed, mut j) = (0, 0);
+        for (b, v) in bufs.iter_mut().zip(verdicts) {
+            if *v != Verdict::Crypto || j >= MAX_BURST {
+                continue;
+            }
+            if self.pending.prep[j]
+                .push(b.data_mut(), &keys, &mut ops)
+                .is_some()
+            {
+                pushed |= 1 << j;
+            }
+            j += 1;
+        }
+        keys.cipher.process(&mut ops);
+        let done = outcomes(&ops, pushed);
+        if let AfterCrypto::Seal { tunnel, .. } = step {
+            self.count_sealed(tunnel, done.count_ones().into(), self.inner_bytes(done));
+        }
+        done
     }
 
     /// Every parked packet, each under its SA's device session, in one enqueue and one

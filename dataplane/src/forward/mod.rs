@@ -975,7 +975,7 @@ impl Forwarder {
         };
         let ok = match queued {
             Some(ok) => ok,
-            None => self.run_per_sa(bufs, &slot[..n], &groups),
+            None => self.run_per_sa(bufs, verdicts, &slot[..n], &groups),
         };
         // What follows the crypto may need crypto again (a decrypted packet routed into a
         // tunnel): that runs at once, not in a batch.
