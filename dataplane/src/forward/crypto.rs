@@ -10,19 +10,13 @@ use dpdk_sys::{AeadQueue, AeadSession, MAX_BURST};
 impl Forwarder {
     /// One backend call per SA group (`groups`: each group's first parked packet and the set
     /// of its packets), each group's packets in arrival order. `slot[j]` is where parked packet
-    /// j sits in `bufs`, and the k-th `Crypto` of `verdicts` is parked packet k. Returns the set
-    /// of parked packets sealed or opened.
-    #[inline(always)]
+    /// j sits in `bufs`. Returns the set of parked packets sealed or opened.
     pub(super) fn run_per_sa<B: PacketBuf>(
         &self,
         bufs: &mut [B],
-        verdicts: &[Verdict],
         slot: &[u8],
         groups: &[(usize, u32)],
     ) -> u32 {
-        if let [(first, _)] = *groups {
-            return self.run_one_sa(bufs, verdicts, first);
-        }
         let mut ok: u32 = 0;
         for &(first, members) in groups {
             let step = self.pending.step(first);
@@ -57,9 +51,14 @@ impl Forwarder {
     }
 
     /// `run_per_sa` for a burst all under one SA (the usual one), whose parked packets are
-    /// met in one pass over the burst.
+    /// met in one pass over the burst: the k-th `Crypto` of `verdicts` is parked packet k.
     #[inline(always)]
-    fn run_one_sa<B: PacketBuf>(&self, bufs: &mut [B], verdicts: &[Verdict], first: usize) -> u32 {
+    pub(super) fn run_one_sa<B: PacketBuf>(
+        &self,
+        bufs: &mut [B],
+        verdicts: &[Verdict],
+        first: usize,
+    ) -> u32 {
         let step = self.pending.step(first);
         let Some(keys) = self.keying(step) else {
             return 0; // The SA went away: its packets fail.

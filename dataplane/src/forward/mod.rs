@@ -937,16 +937,12 @@ impl Forwarder {
     /// final verdict.
     pub fn complete<B: PacketBuf>(&mut self, bufs: &mut [B], verdicts: &mut [Verdict]) {
         let n = self.pending.len();
-        // Where each parked packet sits in the burst.
-        // The k-th `Crypto` verdict is the k-th parked packet. Branch-free, since parked and
-        // other packets interleave unpredictably: the slot past a full burst takes the writes
-        // of any surplus, which the count check below then refuses.
-        let mut slot = [0u8; MAX_BURST + 1];
-        let mut k = 0;
-        for (i, v) in verdicts.iter().enumerate().take(bufs.len()) {
-            slot[k.min(MAX_BURST)] = i as u8;
-            k += usize::from(*v == Verdict::Crypto);
-        }
+        // The k-th `Crypto` verdict is the k-th parked packet.
+        let k = verdicts
+            .iter()
+            .take(bufs.len())
+            .filter(|v| **v == Verdict::Crypto)
+            .count();
         if k != n {
             // A caller bug; never a crash, and no packet goes out unprocessed.
             for v in verdicts.iter_mut().filter(|v| **v == Verdict::Crypto) {
@@ -957,44 +953,51 @@ impl Forwarder {
         }
         let groups = self.pending.groups();
         self.spread = groups.len() > 1 && self.sas > LOOKAHEAD_MIN_SAS;
-        // Spread over many SAs, the burst goes through the worker's queue pair in one trip;
-        // otherwise one CPU-crypto call per SA (see `esp::cryptodev` for the costs).
-        let queued = if groups.len() * 3 > n {
-            self.queue.take().and_then(|mut q| {
-                let ok = self.run_queued(&mut q, bufs, &slot[..n]);
-                // A device that kept operations gets no more (a PMD bug; never seen).
-                if q.is_stuck() {
-                    Box::leak(q);
-                } else {
-                    self.queue = Some(q);
-                }
-                ok
-            })
+        let ok = if let [(first, _)] = *groups {
+            // One SA (the usual burst): one CPU-crypto call.
+            self.run_one_sa(bufs, verdicts, first)
         } else {
-            None
-        };
-        let ok = match queued {
-            Some(ok) => ok,
-            None => self.run_per_sa(bufs, verdicts, &slot[..n], &groups),
+            let slot = parked_slots(verdicts, bufs.len());
+            // Spread over many SAs, the burst goes through the worker's queue pair in one
+            // trip; otherwise one CPU-crypto call per SA (see `esp::cryptodev` for the costs).
+            let queued = if groups.len() * 3 > n {
+                self.queue.take().and_then(|mut q| {
+                    let ok = self.run_queued(&mut q, bufs, &slot[..n]);
+                    // A device that kept operations gets no more (a PMD bug; never seen).
+                    if q.is_stuck() {
+                        Box::leak(q);
+                    } else {
+                        self.queue = Some(q);
+                    }
+                    ok
+                })
+            } else {
+                None
+            };
+            match queued {
+                Some(ok) => ok,
+                None => self.run_per_sa(bufs, &slot[..n], &groups),
+            }
         };
         // What follows the crypto may need crypto again (a decrypted packet routed into a
         // tunnel): that runs at once, not in a batch.
         self.batching = false;
-        for (j, &at) in slot.iter().enumerate().take(n) {
-            let at = usize::from(at);
+        let mut j = 0;
+        for (b, v) in bufs.iter_mut().zip(verdicts.iter_mut()) {
+            if *v != Verdict::Crypto || j >= MAX_BURST {
+                continue;
+            }
             let ok = ok & (1 << j) != 0;
             // Sealed packets are counted with their batch (`count_sealed`).
-            verdicts[at] = match (self.pending.seal[j], ok) {
+            *v = match (self.pending.seal[j], ok) {
                 (true, true) => Verdict::Tx(self.pending.port[j]),
                 (true, false) => self.drop(Stat::CryptoErrors),
-                (false, _) => match bufs.get_mut(at) {
-                    Some(b) => {
-                        let (slot, esp_off) = (self.pending.sa[j], self.pending.extra[j] as u16);
-                        self.opened(b, slot, esp_off, self.pending.prep[j].seq, ok)
-                    }
-                    None => self.drop(Stat::CryptoErrors),
-                },
+                (false, _) => {
+                    let (slot, esp_off) = (self.pending.sa[j], self.pending.extra[j] as u16);
+                    self.opened(b, slot, esp_off, self.pending.prep[j].seq, ok)
+                }
             };
+            j += 1;
         }
         self.batching = true;
         self.pending.clear();
@@ -1280,6 +1283,19 @@ impl Forwarder {
             .get_mut(slot as usize)
             .and_then(|s| s.as_deref_mut())
     }
+}
+
+/// Where each parked packet sits in a burst: the k-th `Crypto` verdict is parked packet k.
+/// Branch-free, since parked and other packets interleave unpredictably; the entry past a full
+/// burst takes the writes of any surplus (which `complete` refuses before this runs).
+fn parked_slots(verdicts: &[Verdict], len: usize) -> [u8; MAX_BURST + 1] {
+    let mut slot = [0u8; MAX_BURST + 1];
+    let mut k = 0;
+    for (i, v) in verdicts.iter().enumerate().take(len) {
+        slot[k.min(MAX_BURST)] = i as u8;
+        k += usize::from(*v == Verdict::Crypto);
+    }
+    slot
 }
 
 enum UdpKind {
