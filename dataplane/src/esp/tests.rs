@@ -205,43 +205,6 @@ fn esn_uses_high_bits_in_aad_but_not_on_the_wire() {
     );
 }
 
-/// Every DSCP and DF policy against an inner packet with DF, MF and a fragment offset set:
-/// the outer flags byte holds DF alone (or nothing), the offset is zero, ECN is copied, and
-/// the outer header's checksum verifies.
-#[test]
-fn dscp_and_df_policies_on_fragments() {
-    let mut inner = inner_packet(40, 0xb9, true);
-    inner[6] |= 0x20 | 0x05; // MF and offset bits beside DF
-    inner[7] = 0x55;
-    for (dscp, want_tos) in [
-        (DscpPolicy::Copy, 0xb9),
-        (DscpPolicy::Set(46), (46 << 2) | 1),
-    ] {
-        for (df, want_flags) in [
-            (DfPolicy::Copy, 0x40),
-            (DfPolicy::Set, 0x40),
-            (DfPolicy::Clear, 0),
-        ] {
-            let mut t = tunnel(None);
-            t.dscp = dscp;
-            t.df = df;
-            let mut sa = outbound(Algorithm::Aes128Gcm, false, t);
-            let mut buf = VecBuf::new(&inner);
-            encap(&mut sa, &mut buf).unwrap();
-            let d = buf.data();
-            assert_eq!(
-                (d[1], d[6], d[7]),
-                (want_tos, want_flags, 0),
-                "{dscp:?} {df:?}"
-            );
-            assert!(
-                ipv4::Packet::new_checked(d).unwrap().verify_checksum(),
-                "{dscp:?} {df:?}"
-            );
-        }
-    }
-}
-
 /// `prepare` takes an MTU and room for a link header: an outer packet of exactly the MTU
 /// passes, one byte over fails, as does a byte too little headroom, and neither failure
 /// spends a sequence number or touches the buffer.
@@ -269,25 +232,39 @@ fn prepare_checks_mtu_and_link_room_before_the_sequence_number() {
     assert_eq!(fits.len(), 14 + outer, "the link header's room is in front");
 }
 
+/// Every DSCP and DF policy, against an inner packet without DF and one with DF, MF and a
+/// fragment offset: the outer flags byte holds DF alone (or nothing), the offset is zero, ECN
+/// is copied, and the outer header's checksum verifies.
 #[test]
 fn dscp_and_df_policies() {
-    let inner = inner_packet(40, 0xb9, false);
-    for (dscp, df, tos, flags) in [
-        (DscpPolicy::Set(10), DfPolicy::Set, (10 << 2) | 1, 0x40),
-        (DscpPolicy::Copy, DfPolicy::Clear, 0xb9, 0),
-    ] {
-        let mut t = tunnel(None);
-        t.dscp = dscp;
-        t.df = df;
-        let mut sa = outbound(Algorithm::Aes128Gcm, false, t);
-        let mut buf = VecBuf::new(&inner);
-        encap(&mut sa, &mut buf).unwrap();
-        assert_eq!((buf.data()[1], buf.data()[6]), (tos, flags));
+    let plain = inner_packet(40, 0xb9, false);
+    let mut fragment = inner_packet(40, 0xb9, true);
+    fragment[6] |= 0x20 | 0x05; // MF and offset bits beside DF
+    fragment[7] = 0x55;
+    for (inner, inner_df) in [(plain, 0), (fragment, 0x40)] {
+        for (dscp, want_tos) in [
+            (DscpPolicy::Copy, 0xb9),
+            (DscpPolicy::Set(46), (46 << 2) | 1),
+        ] {
+            for (df, want_flags) in [
+                (DfPolicy::Copy, inner_df),
+                (DfPolicy::Set, 0x40),
+                (DfPolicy::Clear, 0),
+            ] {
+                let mut t = tunnel(None);
+                t.dscp = dscp;
+                t.df = df;
+                let mut sa = outbound(Algorithm::Aes128Gcm, false, t);
+                let mut buf = VecBuf::new(&inner);
+                encap(&mut sa, &mut buf).unwrap();
+                let d = buf.data();
+                let case = format!("{dscp:?} {df:?} inner DF {inner_df:#x}");
+                assert_eq!((d[1], d[6], d[7]), (want_tos, want_flags, 0), "{case}");
+                let outer = ipv4::Packet::new_checked(d).unwrap();
+                assert!(outer.verify_checksum(), "{case}");
+            }
+        }
     }
-    let mut sa = outbound(Algorithm::Aes128Gcm, false, tunnel(None));
-    let mut buf = VecBuf::new(&inner_packet(40, 0, true));
-    encap(&mut sa, &mut buf).unwrap();
-    assert_eq!(buf.data()[6], 0x40, "DF copied (set)");
 }
 
 #[test]

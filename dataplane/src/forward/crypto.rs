@@ -3,6 +3,7 @@
 
 use super::{AfterCrypto, Forwarder, Verdict};
 use crate::esp::crypto::{Aead, AeadOps};
+use crate::esp::Keying;
 use crate::packet::PacketBuf;
 use arrayvec::ArrayVec;
 use dpdk_sys::{AeadQueue, AeadSession, MAX_BURST};
@@ -40,12 +41,7 @@ impl Forwarder {
                     pushed |= 1 << j;
                 }
             }
-            keys.cipher.process(&mut ops);
-            let done = outcomes(&ops, pushed);
-            ok |= done;
-            if let AfterCrypto::Seal { tunnel, .. } = step {
-                self.count_sealed(tunnel, done.count_ones().into(), self.inner_bytes(done));
-            }
+            ok |= self.run_group(step, &keys, &mut ops, pushed);
         }
         ok
     }
@@ -77,8 +73,21 @@ impl Forwarder {
             }
             j += 1;
         }
-        keys.cipher.process(&mut ops);
-        let done = outcomes(&ops, pushed);
+        self.run_group(step, &keys, &mut ops, pushed)
+    }
+
+    /// One SA's batch through its cipher: which of the parked packets of `pushed` (the set
+    /// whose operations are in `ops`, in order) succeeded, the sealed ones counted.
+    #[inline(always)]
+    fn run_group(
+        &self,
+        step: AfterCrypto,
+        keys: &Keying<'_>,
+        ops: &mut AeadOps<'_>,
+        pushed: u32,
+    ) -> u32 {
+        keys.cipher.process(ops);
+        let done = outcomes(ops, pushed);
         if let AfterCrypto::Seal { tunnel, .. } = step {
             self.count_sealed(tunnel, done.count_ones().into(), self.inner_bytes(done));
         }

@@ -1065,8 +1065,8 @@ impl Forwarder {
         let (dst, src) = match self.route_cache.get(slot).and_then(|e| e.rewrite) {
             Some(r) => r,
             None => match self.resolve_rewrite(target, slot) {
-                Some(r) => r,
-                None => return self.drop(Stat::NoNeighbor),
+                Ok(r) => r,
+                Err(s) => return self.drop(s),
             },
         };
         let Some(h) = buf
@@ -1086,22 +1086,20 @@ impl Forwarder {
     }
 
     /// The Ethernet addresses for a route to a next hop (the destination itself on a connected
-    /// subnet), from the neighbor table, kept in the destination's route-cache entry once the
-    /// neighbor is known; `None` (and a resolution request) while it is not.
+    /// subnet), kept in the destination's route-cache entry once the neighbor is known.
     #[cold]
-    fn resolve_rewrite(&mut self, target: Target, slot: usize) -> Option<(Mac, Mac)> {
-        let e = *self.route_cache.get(slot)?;
+    fn resolve_rewrite(&mut self, target: Target, slot: usize) -> Result<(Mac, Mac), Stat> {
+        let addr = self.route_cache.get(slot).ok_or(Stat::NoRoute)?.addr;
         let (port, next_hop) = match target {
-            Target::Connected { port } => (port, Ipv4Addr::from(e.addr)),
+            Target::Connected { port } => (port, Ipv4Addr::from(addr)),
             Target::Gateway { port, via } => (port, via),
-            Target::Tunnel { .. } | Target::Local => return None,
+            Target::Tunnel { .. } | Target::Local => return Err(Stat::NoRoute),
         };
-        let src = self.interface(port)?.mac;
-        let mac = self.neighbor(port, next_hop)?;
+        let (mac, iface) = self.next_hop(port, next_hop)?;
         if let Some(e) = self.route_cache.get_mut(slot) {
-            e.rewrite = Some((mac, src));
+            e.rewrite = Some((mac, iface.mac));
         }
-        Some((mac, src))
+        Ok((mac, iface.mac))
     }
 
     /// The route to `dst` and its slot in the route cache: a small direct-mapped cache of
@@ -1174,14 +1172,16 @@ impl Forwarder {
             crate::prefetch::line(Arc::as_ptr(&sa.counters));
             sa.cipher.prefetch_key();
         }
-        if let Some(h) = buf.data_mut().first_chunk_mut() {
-            ethernet::Repr {
-                dst: adj.mac,
-                src: adj.src,
-                ethertype: ethernet::ETHERTYPE_IPV4,
-            }
-            .emit(h);
+        // `prepare` left the link header's room in front.
+        let Some(h) = buf.data_mut().first_chunk_mut() else {
+            return self.drop(Stat::NoBufferRoom);
+        };
+        ethernet::Repr {
+            dst: adj.mac,
+            src: adj.src,
+            ethertype: ethernet::ETHERTYPE_IPV4,
         }
+        .emit(h);
         let step = AfterCrypto::Seal {
             tunnel,
             port: adj.port,
@@ -1228,8 +1228,7 @@ impl Forwarder {
             Some(Target::Gateway { port, via }) => (*port, *via),
             _ => return Err(Stat::NoRoute),
         };
-        let mac = self.neighbor(port, next_hop).ok_or(Stat::NoNeighbor)?;
-        let iface = self.interface(port).ok_or(Stat::NoRoute)?;
+        let (mac, iface) = self.next_hop(port, next_hop)?;
         let adj = Adjacency {
             generation: self.generation,
             port,
@@ -1239,6 +1238,14 @@ impl Forwarder {
         };
         self.tunnel_slot(tunnel).adj = adj;
         Ok(adj)
+    }
+
+    /// A next hop on a port: its MAC (or a resolution request and `NoNeighbor` while it is not
+    /// known) and the interface frames to it leave by (`NoRoute` if the port has none).
+    fn next_hop(&mut self, port: u16, next_hop: Ipv4Addr) -> Result<(Mac, Interface), Stat> {
+        let mac = self.neighbor(port, next_hop).ok_or(Stat::NoNeighbor)?;
+        let iface = self.interface(port).ok_or(Stat::NoRoute)?;
+        Ok((mac, iface))
     }
 
     fn neighbor(&mut self, port: u16, ip: Ipv4Addr) -> Option<Mac> {

@@ -702,15 +702,7 @@ fn batched_crypto_matches_packet_by_packet() {
         let mut forged = esp[2].clone();
         let last = forged.len() - 1;
         forged[last] ^= 1;
-        let ping = frame(
-            GW1_LAN,
-            HOST_A,
-            "10.1.0.10",
-            "10.1.0.1",
-            64,
-            ipv4::PROTO_ICMP,
-            &[8, 0, 0xf7, 0xff, 0, 0, 0, 0],
-        );
+        let ping = ping_gw1();
         let burst: Vec<(u16, Vec<u8>)> = vec![
             (0, a_to_b(64, 1)),
             (1, esp[0].clone()),
@@ -731,13 +723,7 @@ fn batched_crypto_matches_packet_by_packet() {
             .collect();
 
         let mut batched = gateway(true, udp, |_| {});
-        batched.set_batching(true);
-        let mut bufs: Vec<VecBuf> = burst.iter().map(|(_, b)| VecBuf::new(b)).collect();
-        let mut verdicts: Vec<Verdict> = bufs
-            .iter_mut()
-            .zip(&burst)
-            .map(|(b, (port, _))| batched.receive(*port, b))
-            .collect();
+        let (mut bufs, mut verdicts) = receive_batched(&mut batched, &burst);
         assert_eq!(
             verdicts.iter().filter(|v| **v == Verdict::Crypto).count(),
             9,
@@ -775,30 +761,26 @@ fn batched_crypto_matches_packet_by_packet() {
 /// (a caller bug) fail every one of them as crypto errors, never a wrong pairing.
 #[test]
 fn a_full_burst_maps_every_parked_packet_back() {
-    let ping = frame(
-        GW1_LAN,
-        HOST_A,
-        "10.1.0.10",
-        "10.1.0.1",
-        64,
-        ipv4::PROTO_ICMP,
-        &[8, 0, 0xf7, 0xff, 0, 0, 0, 0],
-    );
-    let burst: Vec<Vec<u8>> = (0..MAX_BURST)
+    let ping = ping_gw1();
+    let burst: Vec<(u16, Vec<u8>)> = (0..MAX_BURST)
         .map(|i| {
-            if i % 2 == 0 {
-                ping.clone()
-            } else {
-                a_to_b(64, 10 + i)
-            }
+            (
+                0,
+                if i % 2 == 0 {
+                    ping.clone()
+                } else {
+                    a_to_b(64, 10 + i)
+                },
+            )
         })
         .collect();
     let mut one_by_one = gateway(true, false, |_| {});
-    let want: Vec<(Verdict, Vec<u8>)> = burst.iter().map(|b| run(&mut one_by_one, 0, b)).collect();
+    let want: Vec<(Verdict, Vec<u8>)> = burst
+        .iter()
+        .map(|(port, b)| run(&mut one_by_one, *port, b))
+        .collect();
     let mut batched = gateway(true, false, |_| {});
-    batched.set_batching(true);
-    let mut bufs: Vec<VecBuf> = burst.iter().map(|b| VecBuf::new(b)).collect();
-    let mut verdicts: Vec<Verdict> = bufs.iter_mut().map(|b| batched.receive(0, b)).collect();
+    let (mut bufs, mut verdicts) = receive_batched(&mut batched, &burst);
     assert_eq!(verdicts[MAX_BURST - 1], Verdict::Crypto);
     batched.complete(&mut bufs, &mut verdicts);
     for (i, ((v, b), (wv, wb))) in verdicts.iter().zip(&bufs).zip(&want).enumerate() {
@@ -808,15 +790,40 @@ fn a_full_burst_maps_every_parked_packet_back() {
     assert_eq!(want[1].0, Verdict::Tx(1));
 
     let mut gw = gateway(true, false, |_| {});
-    gw.set_batching(true);
-    let mut bufs: Vec<VecBuf> = (0..3).map(|i| VecBuf::new(&a_to_b(64, 10 + i))).collect();
-    let mut verdicts: Vec<Verdict> = bufs.iter_mut().map(|b| gw.receive(0, b)).collect();
+    let burst: Vec<(u16, Vec<u8>)> = (0..3).map(|i| (0, a_to_b(64, 10 + i))).collect();
+    let (mut bufs, mut verdicts) = receive_batched(&mut gw, &burst);
     verdicts.push(Verdict::Crypto);
     bufs.push(VecBuf::new(&ping));
     gw.complete(&mut bufs, &mut verdicts);
     assert_eq!(verdicts, vec![Verdict::Drop(Stat::CryptoErrors); 4]);
     assert_eq!(gw.stats.get(Stat::CryptoErrors), 4);
     assert!(!gw.has_parked(), "nothing is left parked");
+}
+
+/// An ICMP echo request from host a to gateway 1's LAN address.
+fn ping_gw1() -> Vec<u8> {
+    frame(
+        GW1_LAN,
+        HOST_A,
+        "10.1.0.10",
+        "10.1.0.1",
+        64,
+        ipv4::PROTO_ICMP,
+        &[8, 0, 0xf7, 0xff, 0, 0, 0, 0],
+    )
+}
+
+/// A burst of (port, frame) received with batching on, as a worker does: the buffers and
+/// their verdicts, before `complete`.
+fn receive_batched(gw: &mut Forwarder, burst: &[(u16, Vec<u8>)]) -> (Vec<VecBuf>, Vec<Verdict>) {
+    gw.set_batching(true);
+    let mut bufs: Vec<VecBuf> = burst.iter().map(|(_, b)| VecBuf::new(b)).collect();
+    let verdicts = bufs
+        .iter_mut()
+        .zip(burst)
+        .map(|(b, (port, _))| gw.receive(*port, b))
+        .collect();
+    (bufs, verdicts)
 }
 
 /// A burst's parked packets group by SA in order of first appearance, each group holding
