@@ -131,9 +131,12 @@ uint64_t espgw_tsc_hz(void)
 	return rte_get_tsc_hz();
 }
 
+/* Where the IV is kept: the op's private area, just after the op and its symmetric part. */
+#define ESPGW_IV_OFFSET (sizeof(struct rte_crypto_op) + sizeof(struct rte_crypto_sym_op))
+
 uint16_t espgw_crypto_op_iv_offset(void)
 {
-	return sizeof(struct rte_crypto_op) + sizeof(struct rte_crypto_sym_op);
+	return ESPGW_IV_OFFSET;
 }
 
 int espgw_crypto_op_bulk_alloc(struct rte_mempool *mp, struct rte_crypto_op **ops,
@@ -148,34 +151,48 @@ void espgw_crypto_op_bulk_free(struct rte_crypto_op **ops, uint16_t n)
 		rte_crypto_op_free(ops[i]);
 }
 
-void espgw_aead_op_fill(struct rte_crypto_op *op, struct rte_mbuf *desc, void *sess,
-			uint8_t *data, uint16_t len, const uint8_t *iv, uint8_t *aad)
+void espgw_aead_op_bind(struct rte_crypto_op *op, struct rte_mbuf *desc)
 {
 	struct rte_crypto_sym_op *sym = op->sym;
 
-	desc->buf_addr = data;
 	desc->data_off = 0;
-	desc->data_len = len;
-	desc->pkt_len = len;
 	desc->nb_segs = 1;
 	desc->next = NULL;
 	op->status = RTE_CRYPTO_OP_STATUS_NOT_PROCESSED;
 	op->sess_type = RTE_CRYPTO_OP_WITH_SESSION;
-	sym->session = sess;
 	sym->m_src = desc;
 	sym->m_dst = NULL;
 	sym->aead.data.offset = 0;
-	sym->aead.data.length = len;
-	sym->aead.digest.data = data + len;
 	sym->aead.digest.phys_addr = 0;
-	sym->aead.aad.data = aad;
 	sym->aead.aad.phys_addr = 0;
-	memcpy(rte_crypto_op_ctod_offset(op, uint8_t *, espgw_crypto_op_iv_offset()), iv, 12);
 }
 
-uint8_t espgw_crypto_op_status(const struct rte_crypto_op *op)
+void espgw_aead_op_fill(struct rte_crypto_op *op, void *sess, uint8_t *data, uint16_t len,
+			const uint8_t *iv, uint8_t *aad)
 {
-	return op->status;
+	struct rte_crypto_sym_op *sym = op->sym;
+	struct rte_mbuf *desc = sym->m_src;
+
+	desc->buf_addr = data;
+	desc->data_len = len;
+	desc->pkt_len = len;
+	op->status = RTE_CRYPTO_OP_STATUS_NOT_PROCESSED;
+	sym->session = sess;
+	sym->aead.data.length = len;
+	sym->aead.digest.data = data + len;
+	sym->aead.aad.data = aad;
+	memcpy(rte_crypto_op_ctod_offset(op, uint8_t *, ESPGW_IV_OFFSET), iv, 16);
+}
+
+uint32_t espgw_crypto_ops_succeeded(struct rte_crypto_op *const *ops, uint16_t n)
+{
+	uint32_t ok = 0;
+
+	if (n > 32)
+		n = 32;
+	for (uint16_t i = 0; i < n; i++)
+		ok |= (uint32_t)(ops[i]->status == RTE_CRYPTO_OP_STATUS_SUCCESS) << i;
+	return ok;
 }
 
 uint16_t espgw_cryptodev_enqueue_burst(uint8_t dev_id, uint16_t qp_id,

@@ -54,12 +54,18 @@ uint16_t espgw_crypto_op_iv_offset(void);
 int espgw_crypto_op_bulk_alloc(struct rte_mempool *mp, struct rte_crypto_op **ops,
 			       uint16_t n);
 void espgw_crypto_op_bulk_free(struct rte_crypto_op **ops, uint16_t n);
-/* Readies op for an in-place AEAD over len bytes at data, the tag just after them, under
- * sess. desc is a caller-owned mbuf header used only as the PMD's descriptor of that memory
- * (never from a pool, never freed); the 12-byte IV is copied into the op. */
-void espgw_aead_op_fill(struct rte_crypto_op *op, struct rte_mbuf *desc, void *sess,
-			uint8_t *data, uint16_t len, const uint8_t *iv, uint8_t *aad);
-uint8_t espgw_crypto_op_status(const struct rte_crypto_op *op);
+/* Pairs op with desc, a caller-owned mbuf header used only as the PMD's descriptor of an
+ * operation's memory (never from a pool, never freed), and sets every field that is the same
+ * for all of the caller's operations: in place, with a session, one segment. Once per pair;
+ * a PMD writes none of these back (it sets only the status). */
+void espgw_aead_op_bind(struct rte_crypto_op *op, struct rte_mbuf *desc);
+/* Readies a bound op for an AEAD over len bytes at data, the tag just after them, under
+ * sess: only what differs per operation. 16 bytes at iv (the 12-byte IV and padding) are
+ * copied into the op's private area, which holds 16. */
+void espgw_aead_op_fill(struct rte_crypto_op *op, void *sess, uint8_t *data, uint16_t len,
+			const uint8_t *iv, uint8_t *aad);
+/* Bit i set: ops[i] (i < 32) succeeded. */
+uint32_t espgw_crypto_ops_succeeded(struct rte_crypto_op *const *ops, uint16_t n);
 uint16_t espgw_cryptodev_enqueue_burst(uint8_t dev_id, uint16_t qp_id,
 				       struct rte_crypto_op **ops, uint16_t n);
 uint16_t espgw_cryptodev_dequeue_burst(uint8_t dev_id, uint16_t qp_id,

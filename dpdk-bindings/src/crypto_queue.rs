@@ -11,7 +11,8 @@ use crate::eal;
 use crate::error::{Error, Result};
 use crate::sys;
 
-// The shim copies 12 bytes of IV into each operation: every session's IV length.
+// The shim copies each nonce block (16 bytes) into its operation's 16-byte private area;
+// the session reads the first 12, every session's IV length.
 const _: () = assert!(crate::cryptodev::IV_LEN == 12);
 
 /// One lcore's queue pair with the operations it reuses burst after burst: they are taken
@@ -23,7 +24,9 @@ pub struct AeadQueue {
     qp: u16,
     pool: NonNull<sys::rte_mempool>,
     ops: [*mut sys::rte_crypto_op; MAX_OPS],
-    descs: Box<[sys::rte_mbuf; MAX_OPS]>,
+    /// Each op's descriptor, bound to it once (`espgw_aead_op_bind`): reached only through
+    /// the op's `m_src` from then on, and kept here as long as the ops.
+    _descs: Box<[sys::rte_mbuf; MAX_OPS]>,
     /// The device kept operations it was given: they may still be read or written by it, so
     /// they are never refilled (nor freed) again.
     stuck: bool,
@@ -62,13 +65,18 @@ impl AeadQueue {
             return Err(Error::new("rte_crypto_op_bulk_alloc", libc::ENOMEM));
         }
         // SAFETY: an all-zero mbuf header is a valid (empty) C struct.
-        let descs = Box::new(unsafe { std::mem::zeroed::<[sys::rte_mbuf; MAX_OPS]>() });
+        let mut descs = Box::new(unsafe { std::mem::zeroed::<[sys::rte_mbuf; MAX_OPS]>() });
+        for (&op, desc) in ops.iter().zip(descs.iter_mut()) {
+            // SAFETY: op is ours, just taken; desc lives in the box, which moves with the
+            // queue but never moves in memory, as long as op.
+            unsafe { sys::espgw_aead_op_bind(op, desc) };
+        }
         Ok(AeadQueue {
             dev: dev.id(),
             qp,
             pool,
             ops,
-            descs,
+            _descs: descs,
             stuck: false,
         })
     }
@@ -91,27 +99,29 @@ impl AeadQueue {
             return;
         }
         // Operations past the sessions given never run.
-        (sessions.len()..n).for_each(|i| ops.set_ok(i, false));
+        let m = n.min(sessions.len()).min(MAX_OPS);
+        (m..n).for_each(|i| ops.set_ok(i, false));
         let mut which = [0u8; MAX_OPS];
         let mut k = 0;
-        for (i, s) in sessions.iter().enumerate().take(n.min(MAX_OPS)) {
+        for (i, &s) in sessions[..m].iter().enumerate() {
             let (text, nonce, aad) = ops.raw(i);
-            let fits = s.device() == self.dev && ops.aad_len[i] == s.aad_len();
-            let Some(len) = u16::try_from(text.len).ok().filter(|_| fits) else {
+            let fits = (s.device() == self.dev)
+                & (ops.aad_len[i] == s.aad_len())
+                & (text.len <= u32::from(u16::MAX));
+            if !fits {
                 ops.set_ok(i, false);
                 continue;
-            };
-            // SAFETY: ops[k] is ours (taken at creation, not in the device's queue now);
-            // descs[k] is ours; the text and tag (borrowed by `ops`), the 12-byte nonce and the
-            // AAD block (owned by `ops`) outlive the enqueue and dequeue below, the only time
-            // the PMD reads them.
+            }
+            // SAFETY: ops[k] (k <= i < MAX_OPS) is ours and bound to descs[k] (at creation),
+            // and not in the device's queue now; the text and tag (borrowed by `ops`), the
+            // 16-byte nonce block and the AAD block (owned by `ops`) outlive the enqueue and
+            // dequeue below, the only time the PMD reads them.
             unsafe {
                 sys::espgw_aead_op_fill(
-                    self.ops[k],
-                    &mut self.descs[k],
+                    *self.ops.get_unchecked(k),
                     s.as_ptr(),
                     text.base.cast(),
-                    len,
+                    text.len as u16,
                     nonce,
                     aad.cast_mut(),
                 )
@@ -146,12 +156,12 @@ impl AeadQueue {
         // A software PMD never keeps an operation past its dequeue; if one ever did, its
         // slot could not be refilled safely.
         self.stuck |= done < usize::from(queued);
-        for (j, (&op, &w)) in self.ops.iter().zip(&which).take(k).enumerate() {
-            // An op the device did not take, or did not give back, is still NOT_PROCESSED.
-            // SAFETY: op is a valid op of ours.
-            let st = unsafe { sys::espgw_crypto_op_status(op) };
-            let ok = j < done && st == sys::rte_crypto_op_status_RTE_CRYPTO_OP_STATUS_SUCCESS as u8;
-            ops.set_ok(usize::from(w), ok);
+        // Ops come back in the order they went in; one the device did not take, or did not
+        // give back, counts as failed whatever its status.
+        // SAFETY: the first `done` ops are valid ops of ours, back from the device.
+        let ok = unsafe { sys::espgw_crypto_ops_succeeded(self.ops.as_ptr(), done as u16) };
+        for (j, &w) in which[..k].iter().enumerate() {
+            ops.set_ok(usize::from(w), ok & (1 << j) != 0);
         }
     }
 }

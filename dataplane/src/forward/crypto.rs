@@ -49,13 +49,8 @@ impl Forwarder {
     /// `run_per_sa` for a burst all under one SA (the usual one), whose parked packets are
     /// met in one pass over the burst: the k-th `Crypto` of `verdicts` is parked packet k.
     #[inline(always)]
-    pub(super) fn run_one_sa<B: PacketBuf>(
-        &self,
-        bufs: &mut [B],
-        verdicts: &[Verdict],
-        first: usize,
-    ) -> u32 {
-        let step = self.pending.step(first);
+    pub(super) fn run_one_sa<B: PacketBuf>(&self, bufs: &mut [B], verdicts: &[Verdict]) -> u32 {
+        let step = self.pending.step(0);
         let Some(keys) = self.keying(step) else {
             return 0; // The SA went away: its packets fail.
         };
@@ -95,42 +90,53 @@ impl Forwarder {
     }
 
     /// Every parked packet, each under its SA's device session, in one enqueue and one
-    /// dequeue on the worker's queue pair. `None`, with nothing done, when an SA's cipher is
-    /// not on the device (the caller then goes per SA).
+    /// dequeue on the worker's queue pair, met in one pass over the burst as in `run_one_sa`.
+    /// `None`, with nothing done, when an SA's cipher is not on the device (the caller then
+    /// goes per SA).
     pub(super) fn run_queued<B: PacketBuf>(
         &self,
         q: &mut AeadQueue,
         bufs: &mut [B],
-        slot: &[u8],
+        verdicts: &[Verdict],
     ) -> Option<u32> {
         let mut ops = AeadOps::new();
         let mut sessions: ArrayVec<&AeadSession, MAX_BURST> = ArrayVec::new();
-        let mut pushed = 0;
-        let mut walk = Walk::new(bufs);
-        for (j, &at) in slot.iter().enumerate().take(MAX_BURST) {
-            let b = walk.take(usize::from(at))?;
-            let Some(keys) = self.keying(self.pending.step(j)) else {
-                continue; // The SA went away: the packet fails.
-            };
-            let session = keys.cipher.device_session()?;
-            if self.pending.prep[j]
-                .push(b.data_mut(), &keys, &mut ops)
-                .is_some()
-            {
-                sessions.push(session);
-                pushed |= 1 << j;
+        let (mut pushed, mut j) = (0, 0);
+        for (b, v) in bufs.iter_mut().zip(verdicts) {
+            if *v != Verdict::Crypto || j >= MAX_BURST {
+                continue;
             }
+            // An SA gone away leaves its packet out: it fails.
+            if let Some(keys) = self.keying(self.pending.step(j)) {
+                let session = keys.cipher.device_session()?;
+                if self.pending.prep[j]
+                    .push(b.data_mut(), &keys, &mut ops)
+                    .is_some()
+                {
+                    sessions.push(session);
+                    pushed |= 1 << j;
+                }
+            }
+            j += 1;
         }
         q.process(&mut ops, &sessions);
         let ok = outcomes(&ops, pushed);
+        // Each sealed packet on its tunnel's counters; the worker's totals once.
+        let (mut packets, mut bytes) = (0, 0);
         let mut rest = ok;
         while rest != 0 {
             let j = rest.trailing_zeros() as usize;
             rest &= rest - 1;
-            if let AfterCrypto::Seal { tunnel, .. } = self.pending.step(j) {
-                self.count_sealed(tunnel, 1, self.inner_bytes(1 << j));
+            if self.pending.seal[j] {
+                let inner = u64::from(self.pending.extra[j]);
+                if let Some(sa) = self.outbound_sa(self.pending.sa[j]) {
+                    sa.counters.carried(1, inner);
+                }
+                packets += 1;
+                bytes += inner;
             }
         }
+        self.count_encrypted(packets, bytes);
         Some(ok)
     }
 

@@ -295,6 +295,27 @@ impl Parked {
     fn sa_key(&self, j: usize) -> u64 {
         (u64::from(self.seal[j]) << 32) | u64::from(self.sa[j])
     }
+    /// How the parked packets spread over SAs, in one branch-free pass: whether they are
+    /// under more than one, and a lower bound on how many (each SA sets one bit of a 64-bit
+    /// filter by its hash; SAs whose hashes collide count once). Enough to send a burst spread
+    /// over many tunnels to the queue pair without grouping it first.
+    #[inline(always)]
+    fn spread(&self) -> (bool, u32) {
+        let n = self.len.min(MAX_BURST);
+        if n == 0 {
+            return (false, 0);
+        }
+        let mixed = (0..n).fold(0, |d, j| {
+            d | (self.sa[j] ^ self.sa[0]) | u32::from(self.seal[j] ^ self.seal[0])
+        });
+        if mixed == 0 {
+            return (false, 1);
+        }
+        let seen = (0..n).fold(0u64, |seen, j| {
+            seen | 1 << (self.sa_key(j).wrapping_mul(FIBONACCI) >> 58)
+        });
+        (true, seen.count_ones())
+    }
     /// The parked packets grouped by SA, in order of first appearance: each group's first
     /// packet and the set of its packets (bit j = packet j). A packet of the same SA as the
     /// one before joins its group at once (a burst is usually one SA, or runs of one); any
@@ -306,17 +327,6 @@ impl Parked {
         // The u32 member sets, the u8 group numbers and the hash's shift rely on these.
         const _: () = assert!(MAX_BURST.is_power_of_two() && MAX_BURST <= 32);
         let mut groups: ArrayVec<(usize, u32), MAX_BURST> = ArrayVec::new();
-        let n = self.len.min(MAX_BURST);
-        // All under one SA (the usual burst): one group, no table. A branch-free pass.
-        let mixed = (0..n).fold(0, |d, j| {
-            d | (self.sa[j] ^ self.sa[0]) | u32::from(self.seal[j] ^ self.seal[0])
-        });
-        if mixed == 0 {
-            if n > 0 {
-                groups.push((0, (u64::MAX >> (64 - n)) as u32));
-            }
-            return groups;
-        }
         let mut table = [EMPTY; SLOTS];
         let mut last: Option<(u64, usize)> = None;
         for j in 0..self.len.min(MAX_BURST) {
@@ -328,8 +338,7 @@ impl Parked {
                 }
             }
             // Fibonacci hashing: the top bits of the product index the table.
-            let mut h =
-                (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SLOTS.trailing_zeros())) as usize;
+            let mut h = (key.wrapping_mul(FIBONACCI) >> (64 - SLOTS.trailing_zeros())) as usize;
             let g = loop {
                 let g = usize::from(table[h]);
                 if table[h] == EMPTY {
@@ -364,6 +373,9 @@ impl Parked {
         }
     }
 }
+
+/// 2^64 over the golden ratio: multiplying by it spreads keys over the product's top bits.
+const FIBONACCI: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// A parked packet: its prepared AEAD job and what follows the crypto.
 #[derive(Debug, Clone, Copy)]
@@ -908,6 +920,12 @@ impl Forwarder {
         if let Some(sa) = self.outbound_sa(tunnel) {
             sa.counters.carried(packets, bytes);
         }
+        self.count_encrypted(packets, bytes);
+    }
+
+    /// The worker's totals of sealed packets and their inner bytes.
+    #[inline]
+    fn count_encrypted(&self, packets: u64, bytes: u64) {
         self.stats.add(Stat::EncryptedPackets, packets);
         self.stats.add(Stat::EncryptedBytes, bytes);
     }
@@ -951,18 +969,25 @@ impl Forwarder {
             self.pending.clear();
             return;
         }
-        let groups = self.pending.groups();
-        self.spread = groups.len() > 1 && self.sas > LOOKAHEAD_MIN_SAS;
-        let ok = if let [(first, _)] = *groups {
+        let (mixed, sas) = self.pending.spread();
+        self.spread = mixed && self.sas > LOOKAHEAD_MIN_SAS;
+        let ok = if !mixed {
             // One SA (the usual burst): one CPU-crypto call.
-            self.run_one_sa(bufs, verdicts, first)
+            self.run_one_sa(bufs, verdicts)
         } else {
-            let slot = parked_slots(verdicts, bufs.len());
             // Spread over many SAs, the burst goes through the worker's queue pair in one
             // trip; otherwise one CPU-crypto call per SA (see `esp::cryptodev` for the costs).
-            let queued = if groups.len() * 3 > n {
+            // The filter's count settles most bursts; the groups settle the rest.
+            let mut groups = None;
+            let many = sas as usize * 3 > n || {
+                let g = self.pending.groups();
+                let many = g.len() * 3 > n;
+                groups = Some(g);
+                many
+            };
+            let queued = if many {
                 self.queue.take().and_then(|mut q| {
-                    let ok = self.run_queued(&mut q, bufs, &slot[..n]);
+                    let ok = self.run_queued(&mut q, bufs, verdicts);
                     // A device that kept operations gets no more (a PMD bug; never seen).
                     if q.is_stuck() {
                         Box::leak(q);
@@ -976,7 +1001,11 @@ impl Forwarder {
             };
             match queued {
                 Some(ok) => ok,
-                None => self.run_per_sa(bufs, &slot[..n], &groups),
+                None => {
+                    let groups = groups.unwrap_or_else(|| self.pending.groups());
+                    let slot = parked_slots(verdicts, bufs.len());
+                    self.run_per_sa(bufs, &slot[..n], &groups)
+                }
             }
         };
         // What follows the crypto may need crypto again (a decrypted packet routed into a

@@ -867,6 +867,10 @@ fn parked_packets_group_by_sa() {
     assert!(!p.push(prep, seal(0)), "a full burst takes no more");
     let groups = p.groups();
     assert_eq!(groups.len(), MAX_BURST);
+    // A burst over as many tunnels as packets goes to the queue pair on the filter's count
+    // alone (more SAs than a third of the packets), without being grouped.
+    let (mixed, at_least) = p.spread();
+    assert!(mixed && at_least as usize * 3 > MAX_BURST, "{at_least}");
     for (j, &(first, members)) in groups.iter().enumerate() {
         assert_eq!((first, members), (j, 1 << j));
     }
@@ -914,6 +918,12 @@ proptest! {
         }
         let got = p.groups();
         prop_assert_eq!(got.as_slice(), expect.as_slice());
+        // `spread`: mixed exactly when there are several groups, and never more SAs than
+        // there are.
+        let (mixed, at_least) = p.spread();
+        prop_assert_eq!(mixed, expect.len() > 1);
+        prop_assert!(at_least as usize <= expect.len().max(1));
+        prop_assert!(at_least >= 1 || sas.is_empty());
     }
 }
 
