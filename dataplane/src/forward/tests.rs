@@ -1117,3 +1117,17 @@ proptest! {
         }
     }
 }
+
+/// 32 destinations that differ in one octet only (each subnet's .10, or 32 hosts of one
+/// subnet) take 32 entries of the route cache, whichever octet it is: none evicts another.
+#[test]
+fn route_cache_spreads_destinations_differing_in_one_octet() {
+    for shift in [0, 8, 16, 24] {
+        for base in [0x0a02_000a_u32, 0xc0a8_0001, 0x0a80_0000] {
+            let slots: std::collections::HashSet<usize> = (0..32u32)
+                .map(|i| route_slot((base & !(0xff << shift)) | (i << shift)))
+                .collect();
+            assert_eq!(slots.len(), 32, "octet at bit {shift} of {base:#x}");
+        }
+    }
+}
