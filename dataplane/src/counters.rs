@@ -97,6 +97,9 @@ stats! {
         TxDrops = "tx_drops",
         /// The crypto backend failed to seal a packet (a device error, never a packet's fault).
         CryptoErrors = "crypto_errors",
+        /// Bursts spread over so many SAs that their crypto went through the worker's queue
+        /// pair in one trip, rather than one CPU-crypto call per SA.
+        QueuedBursts = "crypto_queue_bursts",
     }
 }
 

@@ -289,9 +289,17 @@ fn a_burst_over_many_sas_through_the_queue_pair_matches_ring(
             fr
         })
         .collect();
+    let queued =
+        |f: &dataplane::forward::Forwarder| f.stats.get(dataplane::counters::Stat::QueuedBursts);
     let sealed = burst(&mut by_queue, 0, &lan);
     assert!(sealed.iter().all(Option::is_some), "every packet sealed");
+    assert_eq!(
+        queued(&by_queue),
+        1,
+        "the burst went through the queue pair"
+    );
     assert_eq!(sealed, burst(&mut by_ring, 0, &lan), "ESP as ring makes it");
+    assert_eq!(queued(&by_ring), 0, "ring has no queue pair");
 
     // ESP from the peer for the LAN host, one SA after another, and one forged.
     let mut wan: Vec<Vec<u8>> = (0..32u8)
@@ -326,6 +334,11 @@ fn a_burst_over_many_sas_through_the_queue_pair_matches_ring(
     let last = wan[9].len() - 1;
     wan[9][last] ^= 0x80;
     let opened = burst(&mut by_queue, 1, &wan);
+    assert_eq!(
+        queued(&by_queue),
+        2,
+        "the burst went through the queue pair"
+    );
     assert_eq!(
         opened,
         burst(&mut by_ring, 1, &wan),

@@ -2,6 +2,7 @@
 //! group, or, when the burst is spread over many SAs, one trip through the worker's queue pair.
 
 use super::{AfterCrypto, Forwarder, Verdict};
+use crate::counters::Stat;
 use crate::esp::crypto::{Aead, AeadOps};
 use crate::esp::Keying;
 use crate::packet::PacketBuf;
@@ -120,6 +121,7 @@ impl Forwarder {
             j += 1;
         }
         q.process(&mut ops, &sessions);
+        self.stats.inc(Stat::QueuedBursts);
         let ok = outcomes(&ops, pushed);
         // Each sealed packet on its tunnel's counters; the worker's totals once.
         let (mut packets, mut bytes) = (0, 0);
