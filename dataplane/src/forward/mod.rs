@@ -200,14 +200,21 @@ const _: () = assert!(std::mem::size_of::<TunnelSlot>() == 32);
 /// Entries of the route cache.
 const ROUTE_CACHE: usize = 256;
 
-/// A destination's entry in the route cache: the top bits of its Fibonacci hash, which every
-/// bit of the address moves. (Hosts with the same last octet in many subnets, such as each
-/// subnet's .1 or .10, are a common pattern; an xor of shifted address bits mapped 32 such
-/// subnets to two entries.)
+/// Fibonacci hashing (Knuth): the top `bits` bits (1 to 63) of `key` times 2^64 over the
+/// golden ratio, which every bit of the key moves. The one hash of every table the forwarder
+/// indexes by a key: the route cache, the SPI table, and a burst's SAs.
+#[inline(always)]
+fn fibonacci(key: u64, bits: u32) -> usize {
+    (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as usize
+}
+
+/// A destination's entry in the route cache. (Hosts with the same last octet in many subnets,
+/// such as each subnet's .1 or .10, are a common pattern; an xor of shifted address bits
+/// mapped 32 such subnets to two entries.)
 #[inline(always)]
 fn route_slot(addr: u32) -> usize {
     const _: () = assert!(ROUTE_CACHE.is_power_of_two() && ROUTE_CACHE > 1);
-    (addr.wrapping_mul(0x9e37_79b9) >> (32 - ROUTE_CACHE.trailing_zeros())) as usize
+    fibonacci(u64::from(addr), ROUTE_CACHE.trailing_zeros())
 }
 
 /// A destination's forwarding as last resolved, as a FIB entry leads to its adjacency (VPP's
@@ -305,8 +312,8 @@ impl Parked {
     fn sa_key(&self, j: usize) -> u64 {
         (u64::from(self.seal[j]) << 32) | u64::from(self.sa[j])
     }
-    /// How the parked packets spread over SAs, in one branch-free pass: whether they are
-    /// under more than one, and a lower bound on how many (each SA sets one bit of a 64-bit
+    /// How the parked packets spread over SAs, in branch-free passes: whether they are under
+    /// more than one, and if so a lower bound on how many (each SA sets one bit of a 64-bit
     /// filter by its hash; SAs whose hashes collide count once). Enough to send a burst spread
     /// over many tunnels to the queue pair without grouping it first.
     #[inline(always)]
@@ -321,9 +328,7 @@ impl Parked {
         if mixed == 0 {
             return (false, 1);
         }
-        let seen = (0..n).fold(0u64, |seen, j| {
-            seen | 1 << (self.sa_key(j).wrapping_mul(FIBONACCI) >> 58)
-        });
+        let seen = (0..n).fold(0u64, |seen, j| seen | 1 << fibonacci(self.sa_key(j), 6));
         (true, seen.count_ones())
     }
     /// The parked packets grouped by SA, in order of first appearance: each group's first
@@ -347,8 +352,7 @@ impl Parked {
                     continue;
                 }
             }
-            // Fibonacci hashing: the top bits of the product index the table.
-            let mut h = (key.wrapping_mul(FIBONACCI) >> (64 - SLOTS.trailing_zeros())) as usize;
+            let mut h = fibonacci(key, SLOTS.trailing_zeros());
             let g = loop {
                 let g = usize::from(table[h]);
                 if table[h] == EMPTY {
@@ -383,9 +387,6 @@ impl Parked {
         }
     }
 }
-
-/// 2^64 over the golden ratio: multiplying by it spreads keys over the product's top bits.
-const FIBONACCI: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// A parked packet: its prepared AEAD job and what follows the crypto.
 #[derive(Debug, Clone, Copy)]

@@ -37,11 +37,10 @@ impl Default for SpiTable {
 }
 
 impl SpiTable {
-    /// The home bucket: Fibonacci hashing, the top bits of the product.
+    /// The home bucket (at least 16 buckets, so at least 4 bits).
     #[inline(always)]
     fn home(&self, spi: u32) -> usize {
-        let bits = self.buckets.len().trailing_zeros();
-        (spi.wrapping_mul(0x9e37_79b1) >> (32 - bits)) as usize
+        super::fibonacci(u64::from(spi), self.buckets.len().trailing_zeros())
     }
 
     #[inline(always)]

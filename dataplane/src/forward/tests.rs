@@ -336,21 +336,20 @@ fn unresolved_next_hop_asks_the_main_lcore_once_a_second() {
     gw1.now_ms = 6_000;
     run(&mut gw1, 0, &to);
     assert_eq!(gw1.resolve.len(), 1);
-    gw1.apply(Command::SetNeighbor {
-        addr: ip("10.1.0.99"),
-        mac: HOST_B,
-        permanent: false,
-    });
-    let (v, out) = run(&mut gw1, 0, &to);
+    // The neighbor learned at `mac`, then the packet forwarded again.
+    let learned_at = |gw: &mut Forwarder, mac| {
+        gw.apply(Command::SetNeighbor {
+            addr: ip("10.1.0.99"),
+            mac,
+            permanent: false,
+        });
+        run(gw, 0, &to)
+    };
+    let (v, out) = learned_at(&mut gw1, HOST_B);
     assert_eq!(v, Verdict::Tx(0));
     assert_eq!((&out[..6], &out[6..12]), (&HOST_B.0[..], &GW1_LAN.0[..]));
     // The resolved rewrite is kept with the route, and follows the neighbor when it moves.
-    gw1.apply(Command::SetNeighbor {
-        addr: ip("10.1.0.99"),
-        mac: HOST_A,
-        permanent: false,
-    });
-    let (v, out) = run(&mut gw1, 0, &to);
+    let (v, out) = learned_at(&mut gw1, HOST_A);
     assert_eq!(v, Verdict::Tx(0));
     assert_eq!(&out[..6], &HOST_A.0[..], "the new MAC, not the cached one");
 }
