@@ -16,6 +16,7 @@ pub mod wire;
 
 pub mod anchor;
 pub mod app;
+pub mod heap;
 pub mod main_lcore;
 pub mod mbuf;
 pub mod stats;
