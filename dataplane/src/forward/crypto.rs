@@ -1,7 +1,7 @@
 //! The crypto of a burst's parked packets (librte_ipsec's "process" step): one call per SA
 //! group, or, when the burst is spread over many SAs, one trip through the worker's queue pair.
 
-use super::{AfterCrypto, Forwarder, Verdict};
+use super::{parked, AfterCrypto, Forwarder, Verdict};
 use crate::counters::Stat;
 use crate::esp::crypto::{Aead, AeadOps};
 use crate::esp::Keying;
@@ -56,18 +56,14 @@ impl Forwarder {
             return 0; // The SA went away: its packets fail.
         };
         let mut ops = AeadOps::new();
-        let (mut pushed, mut j) = (0, 0);
-        for (b, v) in bufs.iter_mut().zip(verdicts) {
-            if *v != Verdict::Crypto || j >= MAX_BURST {
-                continue;
-            }
+        let mut pushed = 0;
+        for (j, b, _) in parked(bufs, verdicts) {
             if self.pending.prep[j]
                 .push(b.data_mut(), &keys, &mut ops)
                 .is_some()
             {
                 pushed |= 1 << j;
             }
-            j += 1;
         }
         self.run_group(step, &keys, &mut ops, pushed)
     }
@@ -102,11 +98,8 @@ impl Forwarder {
     ) -> Option<u32> {
         let mut ops = AeadOps::new();
         let mut sessions: ArrayVec<&AeadSession, MAX_BURST> = ArrayVec::new();
-        let (mut pushed, mut j) = (0, 0);
-        for (b, v) in bufs.iter_mut().zip(verdicts) {
-            if *v != Verdict::Crypto || j >= MAX_BURST {
-                continue;
-            }
+        let mut pushed = 0;
+        for (j, b, _) in parked(bufs, verdicts) {
             // An SA gone away leaves its packet out: it fails.
             if let Some(keys) = self.keying(self.pending.step(j)) {
                 let session = keys.cipher.device_session()?;
@@ -118,7 +111,6 @@ impl Forwarder {
                     pushed |= 1 << j;
                 }
             }
-            j += 1;
         }
         q.process(&mut ops, &sessions);
         self.stats.inc(Stat::QueuedBursts);
