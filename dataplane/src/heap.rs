@@ -70,15 +70,18 @@ pub fn plan(host: &Host<'_>) -> Result<Option<String>, String> {
     let given = tunables
         .split(':')
         .find_map(|t| t.strip_prefix(TUNABLE)?.strip_prefix('='));
-    match (given, host.thp) {
-        (Some("1"), _) => Ok(None),
-        (Some(v), _) => Err(format!("GLIBC_TUNABLES sets {TUNABLE}={v}")),
-        (None, None) => Err(format!("no {THP_ENABLED}")),
-        (None, Some(mode)) if mode.contains("[never]") => {
+    if let Some(v) = given.filter(|&v| v != "1") {
+        return Err(format!("GLIBC_TUNABLES sets {TUNABLE}={v}"));
+    }
+    // The tunable only asks: with THP off, even an operator's `=1` leaves base pages.
+    match host.thp {
+        None => Err(format!("no {THP_ENABLED}")),
+        Some(mode) if mode.contains("[never]") => {
             Err("transparent huge pages are off in the kernel".into())
         }
-        (None, Some(_)) if tunables.is_empty() => Ok(Some(format!("{TUNABLE}=1"))),
-        (None, Some(_)) => Ok(Some(format!("{tunables}:{TUNABLE}=1"))),
+        Some(_) if given.is_some() => Ok(None),
+        Some(_) if tunables.is_empty() => Ok(Some(format!("{TUNABLE}=1"))),
+        Some(_) => Ok(Some(format!("{tunables}:{TUNABLE}=1"))),
     }
 }
 
@@ -201,6 +204,14 @@ mod tests {
             ..host(None)
         })
         .is_err());
+        // The operator's `=1` with THP off in the kernel: no claim of huge pages either.
+        assert_eq!(
+            plan(&Host {
+                thp: Some("always madvise [never]"),
+                ..host(Some("glibc.malloc.hugetlb=1"))
+            }),
+            Err("transparent huge pages are off in the kernel".into())
+        );
         // Even with the tunable already set: glibc ignores it there, so no claim of huge pages.
         assert!(plan(&Host {
             secure: true,

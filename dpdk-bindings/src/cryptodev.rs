@@ -216,6 +216,7 @@ impl AeadSession {
     /// remaining round-key lines are left out: asking for them too made 10 000 tunnels 11 %
     /// slower decrypting. Addresses to prefetch and nothing else: with another layout they are
     /// wasted hints, never wrong.
+    #[inline]
     pub fn hot_lines(&self) -> [*const u8; 3] {
         let p = self.sess.as_ptr().cast::<u8>().cast_const();
         [64, 80 + 0x3e0, 1088].map(|off| p.wrapping_add(off))

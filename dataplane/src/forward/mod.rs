@@ -989,13 +989,8 @@ impl Forwarder {
             // Spread over many SAs, the burst goes through the worker's queue pair in one
             // trip; otherwise one CPU-crypto call per SA (see `esp::cryptodev` for the costs).
             // The filter's count settles most bursts; the groups settle the rest.
-            let mut groups = None;
-            let many = sas as usize * 3 > n || {
-                let g = self.pending.groups();
-                let many = g.len() * 3 > n;
-                groups = Some(g);
-                many
-            };
+            let groups = (sas as usize * 3 <= n).then(|| self.pending.groups());
+            let many = groups.as_ref().is_none_or(|g| g.len() * 3 > n);
             let queued = if many {
                 self.queue.take().and_then(|mut q| {
                     let ok = self.run_queued(&mut q, bufs, verdicts);
