@@ -6,11 +6,14 @@
 //! cargo bench -p espgw-benches --bench esp
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use dataplane::esp::crypto::{Aead, AeadOps, Algorithm, Backend, Keymat, Op};
-use dataplane::esp::{crypto, cryptodev, decap, encap};
+use dataplane::esp::crypto::{
+    cryptodev, Aead, AeadOps, Algorithm, Backend, Cipher, KeyMaterial, Op, QueuePair,
+};
+use dataplane::esp::replay::ReplayWindow;
+use dataplane::esp::{crypto, decap, encap};
 use dataplane::forward::{Forwarder, Verdict};
 use dataplane::packet::{PacketBuf, VecBuf};
-use dataplane::sa::{InboundParams, InboundSa, OutboundSa, Selectors};
+use dataplane::sa::{InboundParams, InboundSa, OutboundParams, OutboundSa, Selectors};
 use dataplane::testkit;
 use dataplane::wire::esp as esp_wire;
 use std::sync::Arc;
@@ -62,31 +65,28 @@ fn all_ok(ops: &AeadOps<'_>) -> bool {
     (0..ops.len()).all(|i| ops.ok(i))
 }
 
-/// `seal-queue` and `seal-32-sas-queue`: the seal through `AeadQueue` on `crypto_aesni_gcm`.
+/// `seal-queue` and `seal-32-sas-queue`: the seal through the device's queue pair
+/// (`cryptodev::DeviceQueue`) on `crypto_aesni_gcm`.
 fn queue_rows(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    dev: &cryptodev::Device,
     size: usize,
     text: usize,
     blank: &[u8],
     nonce: [u8; 12],
     aad: ([u8; 12], usize),
 ) {
-    use dpdk_sys::{AeadDirection, AeadQueue, AeadSession, Cryptodev, SessionPool};
-    let Some(dev) = Cryptodev::all()
-        .into_iter()
-        .find(|d| d.driver() == "crypto_aesni_gcm")
-    else {
+    let Some(Ok(mut q)) = dev.queue(0) else {
         return;
     };
-    let pool = SessionPool::new(&format!("bench_q_sess_{size}"), &dev, 64).unwrap();
-    let sessions: Vec<AeadSession> = (0..BATCH as u8)
+    let ciphers: Vec<Cipher> = (0..BATCH as u8)
         .map(|i| {
-            let mut k: Vec<u8> = (0u8..16).collect();
+            let mut k: Vec<u8> = (0u8..20).collect();
             k[0] = i;
-            AeadSession::aes_gcm(&dev, &pool, AeadDirection::Encrypt, &k, 8).unwrap()
+            let km = KeyMaterial::new(Algorithm::Aes128Gcm, &k).unwrap();
+            Cipher::Device(dev.session(&km, Op::Seal, false).unwrap())
         })
         .collect();
-    let mut q = AeadQueue::new(&dev, 0, &format!("bench_q_ops_{size}")).unwrap();
     for (row, n) in [("seal-queue", 1), ("seal-32-sas-queue", BATCH)] {
         g.bench_with_input(
             BenchmarkId::new(format!("{row}/aesni_gcm"), size),
@@ -95,9 +95,9 @@ fn queue_rows(
                 b.iter_batched_ref(
                     || per_packet(text + 16, blank),
                     |bufs| {
-                        let by: Vec<&AeadSession> = (0..BATCH).map(|i| &sessions[i % n]).collect();
+                        let by: Vec<&Cipher> = (0..BATCH).map(|i| &ciphers[i % n]).collect();
                         let mut ops = ops_over(bufs, &nonce, aad);
-                        q.process(&mut ops, &by);
+                        assert!(q.process(&mut ops, &by));
                         all_ok(&ops)
                     },
                     BatchSize::SmallInput,
@@ -151,7 +151,7 @@ fn bench(c: &mut Criterion) {
                 .map(|i| {
                     let mut k: Vec<u8> = (0u8..20).collect();
                     k[0] = i;
-                    let km = Keymat::new(Algorithm::Aes128Gcm, k.into()).unwrap();
+                    let km = KeyMaterial::new(Algorithm::Aes128Gcm, &k).unwrap();
                     crypto::cipher(&km, Op::Seal, false, &backend).unwrap()
                 })
                 .collect();
@@ -178,20 +178,12 @@ fn bench(c: &mut Criterion) {
             // The same two cases through the enqueue/dequeue API (one queue pair, an op per
             // packet naming its session): the whole batch in one enqueue and one dequeue,
             // whether it is under one session or 32.
-            if name == "aesni_gcm" {
-                queue_rows(&mut g, size, text, &blank, nonce, aad);
+            if let (Backend::Cryptodev(dev), "aesni_gcm") = (&backend, name) {
+                queue_rows(&mut g, dev, size, text, &blank, nonce, aad);
             }
 
-            let mut sa = OutboundSa::with_backend(
-                0x1001,
-                false,
-                0,
-                &km,
-                testkit::tunnel(None),
-                Default::default(),
-                &backend,
-            )
-            .unwrap();
+            let p = OutboundParams::new(0x1001, false, testkit::tunnel(None));
+            let mut sa = OutboundSa::new(p, &km, testkit::counters(), &backend).unwrap();
             g.bench_with_input(
                 BenchmarkId::new(format!("encap/{name}"), size),
                 &size,
@@ -203,10 +195,9 @@ fn bench(c: &mut Criterion) {
                                 .iter_mut()
                                 .map(|b| encap::prepare(&mut sa, b, 0, usize::MAX).unwrap())
                                 .collect();
-                            let keys = sa.keying();
                             let mut ops = AeadOps::new();
                             for (b, p) in bufs.iter_mut().zip(&prep) {
-                                p.push(b.data_mut(), &keys, &mut ops).unwrap();
+                                p.push(b.data_mut(), &sa.crypto, &mut ops).unwrap();
                             }
                             sealer.process(&mut ops);
                             all_ok(&ops)
@@ -242,14 +233,14 @@ fn bench(c: &mut Criterion) {
             let params = InboundParams {
                 spi: 0x1001,
                 esn: false,
-                tunnel: 0,
                 local: testkit::tunnel(None).local,
                 udp_encap: false,
-                replay_window: 0,
                 selectors: Selectors::default(),
+                soft: Default::default(),
+                hard: Default::default(),
             };
-            let mut isa =
-                InboundSa::with_backend(params, &km, Default::default(), &backend).unwrap();
+            let w = ReplayWindow::new(0, false);
+            let mut isa = InboundSa::new(params, &km, w, testkit::counters(), &backend).unwrap();
             let outer = pkt.data().to_vec();
             g.bench_with_input(
                 BenchmarkId::new(format!("decap/{name}"), size),
@@ -263,10 +254,9 @@ fn bench(c: &mut Criterion) {
                                 .map(|b| decap::prepare(&isa, b, 20).unwrap())
                                 .collect();
                             {
-                                let keys = isa.keying();
                                 let mut ops = AeadOps::new();
                                 for (b, p) in bufs.iter_mut().zip(&prep) {
-                                    p.push(b.data_mut(), &keys, &mut ops).unwrap();
+                                    p.push(b.data_mut(), &isa.crypto, &mut ops).unwrap();
                                 }
                                 opener.process(&mut ops);
                             }
@@ -326,7 +316,7 @@ fn pipeline(c: &mut Criterion) {
                     b.iter_batched_ref(
                         || (0..BATCH).map(|_| VecBuf::new(&frame)).collect::<Vec<_>>(),
                         |bufs| {
-                            let mut verdicts = [Verdict::Punt; BATCH];
+                            let mut verdicts = [Verdict::Tx(0); BATCH];
                             for (b, v) in bufs.iter_mut().zip(verdicts.iter_mut()) {
                                 *v = gw.receive(0, b);
                             }
@@ -348,12 +338,10 @@ fn pipeline(c: &mut Criterion) {
             let mut peer = testkit::tunnel(None);
             std::mem::swap(&mut peer.local, &mut peer.remote);
             let mut peer_sa = OutboundSa::new(
-                0x1000,
-                false,
-                0,
+                OutboundParams::new(0x1000, false, peer),
                 &testkit::keymat(Algorithm::Aes128Gcm, 0),
-                peer,
-                Default::default(),
+                testkit::counters(),
+                &Backend::Ring,
             )
             .unwrap();
             let mut pkt = VecBuf::new(&ip);
@@ -368,7 +356,7 @@ fn pipeline(c: &mut Criterion) {
                     b.iter_batched_ref(
                         || (0..BATCH).map(|_| VecBuf::new(&esp)).collect::<Vec<_>>(),
                         |bufs| {
-                            let mut verdicts = [Verdict::Punt; BATCH];
+                            let mut verdicts = [Verdict::Tx(0); BATCH];
                             for (b, v) in bufs.iter_mut().zip(verdicts.iter_mut()) {
                                 *v = gw.receive(1, b);
                             }

@@ -4,17 +4,19 @@
 //! gateway.
 //!
 //! The file is read and validated by the gateway's own parser (`dataplane::config`), so the
-//! load generator sees exactly what the gateway sees. Keys stay in `Keymat`s, which are wiped
-//! when dropped.
+//! load generator sees exactly what the gateway sees. Keys stay in `KeyMaterial`, which is
+//! wiped when dropped.
 
+use channel::{DfPolicy, Dscp, Name};
 use dataplane::config::{Config, ManualSa, RouteVia};
-use dataplane::esp::crypto::CryptoError;
-use dataplane::sa::{
-    DfPolicy, Direction, DscpPolicy, InboundParams, InboundSa, OutboundSa, TunnelEncap,
-};
+use dataplane::counters;
+use dataplane::esp::crypto::{Backend, CryptoError};
+use dataplane::esp::outer::TunnelEncap;
+use dataplane::esp::replay::ReplayWindow;
+use dataplane::sa::{Direction, InboundParams, InboundSa, OutboundParams, OutboundSa};
 use dataplane::wire::ethernet::Mac;
 use ipnet::Ipv4Net;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::path::Path;
 
@@ -44,7 +46,6 @@ pub struct Side {
 /// A tunnel the load generator sends through.
 #[derive(Debug, Clone)]
 pub struct TunnelPlan {
-    pub id: u32,
     pub name: String,
     /// The inner destination the gateway routes into this tunnel (encrypt direction), and the
     /// inner source of what comes out of it (decrypt direction).
@@ -76,35 +77,33 @@ pub fn from_config(cfg: &Config, lan: &str, wan: &str) -> Result<Setup, String> 
     let peer = cfg.tunnels.first().map(|t| t.encap.remote);
     let wan = side(cfg, &vdevs, wan, peer)?;
 
-    let mut dest: Vec<Option<Ipv4Net>> = vec![None; cfg.tunnels.len()];
+    // The first route into each tunnel.
+    let mut dest: HashMap<Name, Ipv4Net> = HashMap::new();
     for r in &cfg.routes {
         if let RouteVia::Tunnel(t) = r.via {
-            if let Some(d) = dest.get_mut(t as usize) {
-                d.get_or_insert(r.prefix);
-            }
+            dest.entry(t).or_insert(r.prefix);
         }
     }
     let mut plans: Vec<TunnelPlan> = cfg
         .tunnels
         .iter()
-        .zip(&dest)
-        .filter_map(|(t, d)| {
-            d.map(|d| TunnelPlan {
-                id: t.id,
-                name: t.name.clone(),
-                dest: first_host(d),
+        .filter_map(|t| {
+            dest.get(&t.name).map(|d| TunnelPlan {
+                name: t.name.to_string(),
+                dest: first_host(*d),
                 encap: t.encap,
                 gw_out: None,
                 gw_in: None,
             })
         })
         .collect();
-    let mut by_id: Vec<Option<usize>> = vec![None; cfg.tunnels.len()];
-    for (i, p) in plans.iter().enumerate() {
-        by_id[p.id as usize] = Some(i);
-    }
+    let by_name: HashMap<String, usize> = plans
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.name.clone(), i))
+        .collect();
     for sa in &cfg.manual_sas {
-        let Some(Some(i)) = by_id.get(sa.tunnel as usize) else {
+        let Some(i) = by_name.get(sa.tunnel.as_str()) else {
             continue;
         };
         let p = &mut plans[*i];
@@ -169,7 +168,7 @@ fn side(
     let ifc = cfg
         .interfaces
         .iter()
-        .find(|i| i.name == name)
+        .find(|i| i.name.as_str() == name)
         .ok_or_else(|| format!("the gateway has no interface named {name:?}"))?;
     let gw_mac = ifc.mac.ok_or_else(|| {
         format!("interface {name}: set its \"mac\": the load generator sends to it and does no ARP")
@@ -253,13 +252,20 @@ pub fn mirror_gw_out(t: &TunnelPlan) -> Option<Result<InboundSa, CryptoError>> {
     let params = InboundParams {
         spi: sa.spi,
         esn: sa.esn,
-        tunnel: t.id,
         local: t.encap.remote,
         udp_encap: t.encap.udp.is_some(),
-        replay_window: 0,
         selectors: Default::default(),
+        soft: Default::default(),
+        hard: Default::default(),
     };
-    Some(InboundSa::new(params, &sa.keymat, Default::default()))
+    let window = ReplayWindow::new(0, sa.esn);
+    Some(InboundSa::new(
+        params,
+        &sa.keys,
+        window,
+        counters::standalone(),
+        &Backend::Ring,
+    ))
 }
 
 /// Our outbound SA for what the gateway receives through `t` (its inbound SA, mirrored).
@@ -273,20 +279,20 @@ pub fn mirror_gw_in(t: &TunnelPlan) -> Option<Result<OutboundSa, CryptoError>> {
             .udp
             .map(|(gw_local, gw_remote)| (gw_remote, gw_local)),
         df: DfPolicy::Copy,
-        dscp: DscpPolicy::Copy,
+        dscp: Dscp::Copy,
         ttl: 64,
     };
-    Some(
-        OutboundSa::new(sa.spi, sa.esn, t.id, &sa.keymat, encap, Default::default()).map(
-            |mut o| {
-                // The gateway has already seen up to initial_seq: continue above it.
-                if let Some(q) = sa.initial_seq {
-                    o.set_last_seq(q);
-                }
-                o
-            },
-        ),
-    )
+    let params = OutboundParams {
+        // The gateway has already seen up to initial_seq: continue above it.
+        first_seq: sa.initial_seq.map_or(1, |q| q.saturating_add(1)),
+        ..OutboundParams::new(sa.spi, sa.esn, encap)
+    };
+    Some(OutboundSa::new(
+        params,
+        &sa.keys,
+        counters::standalone(),
+        &Backend::Ring,
+    ))
 }
 
 #[cfg(test)]
@@ -336,10 +342,9 @@ mod tests {
         assert!(s.tunnels[0].gw_out.is_some() && s.tunnels[0].gw_in.is_some());
         assert!(s.tunnels[1].gw_in.is_none());
         let inb = mirror_gw_out(&s.tunnels[1]).unwrap().unwrap();
-        assert!(inb.udp_encap && inb.esn && inb.spi == 4096);
+        assert!(inb.udp_encap && inb.crypto.esn && inb.crypto.spi == 4096);
         let out = mirror_gw_in(&s.tunnels[0]).unwrap().unwrap();
-        assert_eq!(out.encap.local, Ipv4Addr::new(192, 0, 2, 2));
-        assert_eq!(out.encap.remote, Ipv4Addr::new(192, 0, 2, 1));
+        assert_eq!(out.remote(), Ipv4Addr::new(192, 0, 2, 1));
         assert!(mirror_gw_in(&s.tunnels[1]).is_none());
     }
 

@@ -300,7 +300,11 @@ fn run(cli: &Cli) -> Result<(), String> {
     let (source, expect) = match cli.direction {
         Direction::Encrypt => {
             let sas = mirror_sas(&tunnels, gwconfig::mirror_gw_out)?;
-            let by_spi = sas.iter().enumerate().map(|(i, sa)| (sa.spi, i)).collect();
+            let by_spi = sas
+                .iter()
+                .enumerate()
+                .map(|(i, sa)| (sa.crypto.spi, i))
+                .collect();
             let dests = tunnels.iter().map(|t| t.dest).collect();
             let frames = ClearFrames::new(schedule, &setup.lan, setup.lan.my_addr, dests);
             (

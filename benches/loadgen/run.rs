@@ -78,7 +78,7 @@ pub fn run(
         // next TX round, so that a moment of delay on our side does not overflow the ring the
         // gateway sends into.
         for _ in 0..RX_BURSTS_PER_ROUND {
-            if rx.poll(tx_tsc, lat) < dpdk_sys::MAX_BURST {
+            if rx.poll(tx_tsc, lat) < dataplane::burst::MAX_BURST {
                 break;
             }
         }

@@ -9,11 +9,12 @@
 
 use crate::latency::Latency;
 use crate::traffic::{read_stamp, DPORT};
+use dataplane::burst::MAX_BURST;
 use dataplane::esp::{decap, DecapError};
 use dataplane::sa::InboundSa;
 use dataplane::wire::{esp, ethernet, ipv4, udp};
 use dpdk_sys::sys::rte_mbuf;
-use dpdk_sys::{Mbuf, MAX_BURST};
+use dpdk_sys::Mbuf;
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -222,9 +223,11 @@ mod tests {
     use super::*;
     use crate::traffic::ClearFrames;
     use dataplane::esp::crypto::Algorithm;
+    use dataplane::esp::crypto::Backend;
     use dataplane::esp::encap;
+    use dataplane::esp::replay::ReplayWindow;
     use dataplane::packet::{PacketBuf, VecBuf};
-    use dataplane::sa::{InboundParams, OutboundSa};
+    use dataplane::sa::{InboundParams, OutboundParams, OutboundSa};
     use dataplane::testkit;
     use std::net::Ipv4Addr;
 
@@ -233,7 +236,8 @@ mod tests {
     fn esp_frame(udp: Option<(u16, u16)>) -> (Vec<u8>, InboundSa) {
         let km = testkit::keymat(Algorithm::Aes128Gcm, 0);
         let tunnel = testkit::tunnel(udp);
-        let mut out = OutboundSa::new(0x100000, false, 0, &km, tunnel, Default::default()).unwrap();
+        let p = OutboundParams::new(0x100000, false, tunnel);
+        let mut out = OutboundSa::new(p, &km, testkit::counters(), &Backend::Ring).unwrap();
         let mut clear = vec![0u8; 60];
         let (src, dst) = (Ipv4Addr::new(10, 1, 0, 10), Ipv4Addr::new(10, 128, 0, 0));
         assert!(ClearFrames::build_to(
@@ -249,16 +253,15 @@ mod tests {
         let p = InboundParams {
             spi: 0x100000,
             esn: false,
-            tunnel: 0,
             local: tunnel.remote,
             udp_encap: udp.is_some(),
-            replay_window: 0,
             selectors: Default::default(),
+            soft: Default::default(),
+            hard: Default::default(),
         };
-        (
-            b.data().to_vec(),
-            InboundSa::new(p, &km, Default::default()).unwrap(),
-        )
+        let w = ReplayWindow::new(0, false);
+        let sa = InboundSa::new(p, &km, w, testkit::counters(), &Backend::Ring).unwrap();
+        (b.data().to_vec(), sa)
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! come from the mempool and frames are written in place.
 
 use crate::traffic::{ClearFrames, EspPool, TSC_OFF};
+use dataplane::burst::MAX_BURST;
 use dpdk_sys::sys::rte_mbuf;
-use dpdk_sys::{Mbuf, Mempool, MAX_BURST};
+use dpdk_sys::{Mbuf, Mempool};
 use serde::Serialize;
 use std::ptr;
 

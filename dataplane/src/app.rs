@@ -1,17 +1,17 @@
 //! Brings the dataplane up from a validated configuration, runs it until it is told to stop
 //! (signal or idle timeout), and takes it down, leaving a stats snapshot.
 
-use crate::anchor::Anchors;
-use crate::config::{Config, CryptoChoice, RouteVia};
+use crate::config::{self, Config, CryptoChoice, RouteVia};
+use crate::control_state::{ControlState, Setup, WorkerInfo};
 use crate::counters::{Stat, StatBlock};
+use crate::esp::crypto::cryptodev;
 use crate::esp::crypto::Backend;
-use crate::esp::cryptodev;
 use crate::forward::Forwarder;
-use crate::main_lcore::{MainLcore, WorkerLink};
-use crate::provision;
+use crate::main_lcore::{MainLcore, WorkerRings};
+use crate::mem::Memory;
 use crate::stats::{PortCounters, Snapshot, Sources, WorkerSource};
 use crate::telemetry;
-use crate::wire::ethernet::Mac;
+use crate::wire::ethernet::{self, Mac};
 use crate::worker::{HandoffStats, RunTime, TxPath, Worker};
 use dpdk_sys::{Eal, Mempool, Port, PortConfig, Ring};
 use std::path::PathBuf;
@@ -47,7 +47,12 @@ fn config_err(field: impl Into<String>, reason: impl Into<String>) -> AppError {
 
 /// mbuf data room: RTE_MBUF_DEFAULT_BUF_SIZE (2048 + 128 of headroom).
 const MBUF_DATA_ROOM: u16 = 2048 + 128;
+/// The largest IP packet one mbuf holds whole: espgw neither builds nor accepts segmented
+/// packets, so a port's MTU goes no higher.
+const PORT_MTU_MAX: u16 = 2048 - ethernet::HEADER_LEN as u16 - 4;
 const RING_SIZE: u32 = 1024;
+/// Commands in flight to a worker before they wait in the main lcore's backlog.
+const LINK_CAPACITY: usize = 4096;
 
 /// Runs the dataplane with these EAL arguments; returns the final counters.
 pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot, AppError> {
@@ -94,15 +99,31 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
     // One RX and one TX queue per worker where the PMD allows; fewer queues are shared out.
     let mut ports: Vec<Port> = Vec::new();
     for ifc in &cfg.interfaces {
+        // The port takes frames as large as the interface's MTU (jumbo ESP on a real NIC),
+        // up to what one mbuf holds.
+        let mtu = ifc.mtu.min(PORT_MTU_MAX);
         let pc = PortConfig {
             rx_queues: nworkers,
             tx_queues: nworkers,
             rx_desc: cfg.dataplane.rx_descriptors,
             tx_desc: cfg.dataplane.tx_descriptors,
             rss: nworkers > 1,
-            mtu: None,
+            mtu: Some(mtu),
         };
         let mut port = Port::configure(ifc.port, &pc, &pool)?;
+        if let Err(e) = port.mtu_status() {
+            eprintln!(
+                "espgw: {}: the PMD of port {} refuses MTU {mtu} ({e}); it stays at {}",
+                ifc.name,
+                ifc.port,
+                port.mtu().unwrap_or(1500)
+            );
+        } else if mtu < ifc.mtu {
+            eprintln!(
+                "espgw: {}: port MTU {mtu}, not {}: one mbuf holds no larger packet",
+                ifc.name, ifc.mtu
+            );
+        }
         if let Some(mac) = ifc.mac {
             // Where the PMD cannot take the address, receive everything and filter in software.
             if let Err(e) = port.set_mac(mac.0) {
@@ -116,30 +137,63 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
         port.start()?;
         ports.push(port);
     }
-    let port_mac = |p: u16| {
-        ports
-            .iter()
-            .find(|x| x.id() == p)
-            .and_then(|x| x.mac().ok())
-            .map(Mac)
-            .unwrap_or_default()
-    };
 
     let groups = match &cfg.dataplane.anchor_groups {
         Some(g) => g.clone(),
         None => groups_by_socket(&eal, workers),
     };
-    let mut anchors =
-        Anchors::new(&groups).map_err(|e| config_err("dataplane.anchor_groups", e.to_string()))?;
     let backend = crypto_backend(cfg)?;
     eprintln!("espgw: crypto: {}", backend.name());
-    let prov = provision::build(cfg, port_mac, &mut anchors, workers, &backend)?;
-    for i in &prov.interfaces {
-        let name = cfg
-            .interfaces
+    let cap = cfg.dataplane.capacity;
+    eprintln!(
+        "espgw: tables: {} tunnels, {} inbound SAs, {} route tables, in {} memory",
+        cap.tunnels,
+        cap.inbound_sas,
+        cap.route_tables,
+        Memory::Hugepages.kind()
+    );
+    let stats: Vec<Arc<StatBlock>> = workers.iter().map(|_| Arc::default()).collect();
+    let macs: Vec<(u16, Mac)> = ports
+        .iter()
+        .map(|p| (p.id(), p.mac().map(Mac).unwrap_or_default()))
+        .collect();
+    let (mut control, ends) = ControlState::new(Setup {
+        workers: workers
             .iter()
-            .find(|c| c.port == i.port)
-            .map_or("?", |c| c.name.as_str());
+            .map(|&lcore| WorkerInfo {
+                lcore,
+                socket: eal.lcore_socket(lcore),
+            })
+            .collect(),
+        groups,
+        capacity: cap,
+        memory: Memory::Hugepages,
+        backend: backend.clone(),
+        link_capacity: LINK_CAPACITY,
+        port_mac: Box::new(move |p| {
+            macs.iter()
+                .find(|(id, _)| *id == p)
+                .map(|(_, m)| *m)
+                .unwrap_or_default()
+        }),
+        stats: stats.clone(),
+    })
+    .map_err(AppError::Other)?;
+    // The file, as the changes that build it: the path the control process uses too.
+    let mut last = 0;
+    for change in config::changes(cfg) {
+        last = control
+            .apply(change)
+            .map_err(|e| AppError::Other(format!("applying the configuration: {e}")))?;
+    }
+    if cfg.manual_sas.iter().any(|s| s.initial_seq.is_none()) {
+        eprintln!(
+            "espgw: warning: manual AES-GCM SAs start from sequence number 1 at every start; \
+             with the same key, a restart repeats nonces: give each start fresh keys \
+             (docs/operations.md, \"Manual SAs and nonces\")"
+        );
+    }
+    for (name, i) in control.interfaces() {
         let q = ports
             .iter()
             .find(|p| p.id() == i.port)
@@ -162,8 +216,8 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
 
     // Handoff rings: one per ordered pair of workers, on the receiver's socket.
     let n = workers.len();
-    let mut rings: Vec<Vec<Option<Arc<Ring>>>> = vec![vec![None; n]; n];
-    for (from, row) in rings.iter_mut().enumerate() {
+    let mut rings_ho: Vec<Vec<Option<Arc<Ring>>>> = vec![vec![None; n]; n];
+    for (from, row) in rings_ho.iter_mut().enumerate() {
         for (to, slot) in row.iter_mut().enumerate() {
             if from != to {
                 let name = format!("espgw_ho_{}_{}", workers[from], workers[to]);
@@ -185,12 +239,12 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
         .map(|i| usize::from(i.port))
         .max()
         .unwrap_or(0);
-    let (ev_tx, ev_rx) = crossbeam::channel::bounded(4096);
-    let mut links = Vec::new();
+    let ready = Arc::new(AtomicBool::new(false));
+    let mut rings = Vec::new();
     let mut runners = Vec::new();
     let mut sources = Vec::new();
     let mut handoff_sources = Vec::new();
-    for ((index, &lcore), initial) in workers.iter().enumerate().zip(prov.commands) {
+    for (((index, &lcore), link), stats) in workers.iter().enumerate().zip(ends).zip(stats) {
         let socket = eal.lcore_socket(lcore);
         let punt = Arc::new(Ring::new(
             &format!("espgw_punt_{lcore}"),
@@ -206,12 +260,6 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
             true,
             true,
         )?);
-        let (cmd_tx, cmd_rx) = crossbeam::channel::bounded(initial.len() + 4096);
-        for c in initial {
-            cmd_tx
-                .try_send(c)
-                .map_err(|_| AppError::Other("command channel full at start".into()))?;
-        }
         let q = index as u16;
         let rx = ports
             .iter()
@@ -227,7 +275,6 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
                 TxPath::Via(q % ntx)
             };
         }
-        let stats = Arc::new(StatBlock::default());
         let run_time = Arc::new(RunTime::default());
         let handoff_stats = Arc::new(HandoffStats::new(n));
         sources.push(WorkerSource {
@@ -236,15 +283,15 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
             run_time: run_time.clone(),
         });
         handoff_sources.push(handoff_stats.clone());
-        links.push(WorkerLink {
-            commands: cmd_tx,
+        rings.push(WorkerRings {
             punt: punt.clone(),
             inject: inject.clone(),
         });
-        let mut fwd = Forwarder::new(q, stats);
+        let mut fwd = Forwarder::new(q, cap, Memory::Hugepages, socket, stats)
+            .map_err(|e| AppError::Other(format!("worker {lcore}: {e}")))?;
         if let Backend::Cryptodev(dev) = &backend {
             match dev.queue(q) {
-                Some(Ok(queue)) => fwd.set_crypto_queue(queue),
+                Some(Ok(queue)) => fwd.set_crypto_queue(Box::new(queue)),
                 Some(Err(e)) => eprintln!("espgw: worker {lcore}: {e}; one CPU-crypto call per SA"),
                 None => eprintln!(
                     "espgw: worker {lcore}: no queue pair left on {}; one CPU-crypto call per SA",
@@ -257,13 +304,13 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
             rx,
             tx,
             fwd,
-            commands: cmd_rx,
-            events: ev_tx.clone(),
+            link,
+            ready: ready.clone(),
             punt,
             inject,
-            handoff_out: rings[index].clone(),
+            handoff_out: rings_ho[index].clone(),
             handoff_in: (0..n)
-                .filter_map(|from| rings[from][index].clone())
+                .filter_map(|from| rings_ho[from][index].clone())
                 .collect(),
             handoff_stats,
             stop: stop.clone(),
@@ -271,17 +318,17 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
             run_time,
         });
     }
-    let mut main = MainLcore::new(prov.interfaces.clone(), links, ev_rx);
+    let view = control.view();
+    let mut main = MainLcore::new(control, rings);
     let sources = Arc::new(Sources {
         workers: sources,
         handoff: handoff_sources,
         main: main.stats.clone(),
-        sas: prov.sas,
-        anchors,
+        view,
         ports: cfg
             .interfaces
             .iter()
-            .map(|i| (i.port, i.name.clone()))
+            .map(|i| (i.port, i.name.to_string()))
             .collect(),
         crypto: backend.name(),
     });
@@ -291,6 +338,13 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
         let lcore = w.lcore;
         dpdk_sys::lcore::launch(lcore, move || w.run())?;
     }
+    // The workers apply the start-up state before they poll a port.
+    while !main.control.in_force(last) && !stop.load(Ordering::Relaxed) {
+        if main.poll(&pool) == 0 {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+    ready.store(true, Ordering::Release);
     eprintln!("espgw: forwarding on {} worker(s); Ctrl-C stops", nworkers);
 
     // Ask for the next hops we will need before the first packet does.
@@ -330,6 +384,7 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
     }
     stop.store(true, Ordering::Relaxed);
     dpdk_sys::lcore::wait_all();
+    // The workers gave their SAs back: freed here, with their crypto sessions.
     main.drain();
 
     let snap = sources.snapshot(|p| {
@@ -364,13 +419,16 @@ fn groups_by_socket(eal: &Eal, workers: &[u32]) -> Vec<Vec<u32>> {
     by_socket.into_values().collect()
 }
 
-/// Sessions beyond the configured SAs, for SAs added while running (rekeys).
+/// Sessions beyond twice the configured SAs (each replaced once, its successor beside it), for
+/// SAs added while running.
 const SPARE_SESSIONS: u32 = 1024;
 
 /// The AEAD backend the configuration asks for: the `crypto_aesni_gcm` device where it can be
 /// had (`auto` falls back to `ring` and says why), or `ring`.
 fn crypto_backend(cfg: &Config) -> Result<Backend, AppError> {
-    let sessions = (cfg.manual_sas.len() as u32).saturating_add(SPARE_SESSIONS);
+    let sessions = (cfg.manual_sas.len() as u32)
+        .saturating_mul(2)
+        .saturating_add(SPARE_SESSIONS);
     let workers = u16::try_from(cfg.dataplane.workers.len()).unwrap_or(u16::MAX);
     match cfg.dataplane.crypto {
         CryptoChoice::Ring => Ok(Backend::Ring),

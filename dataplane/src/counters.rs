@@ -1,4 +1,4 @@
-//! Counters written by one worker and read by anyone (telemetry, stats file).
+//! Counters written by one worker and read by anyone (telemetry, the stats file).
 //!
 //! Each counter has exactly one writer, so an increment is a relaxed load and store: no
 //! locked instruction on the fast path, yet readers on other threads see a torn-free value.
@@ -71,6 +71,8 @@ stats! {
         SeqExhausted = "seq_exhausted",
         /// The route points at a tunnel with no outbound SA installed.
         NoSa = "no_sa",
+        /// The packet's SA reached its hard lifetime (packets or bytes) and carries no more.
+        SaHardLimit = "sa_hard_limit",
         ExceedsTunnelMtu = "exceeds_tunnel_mtu",
         NoRoute = "no_route",
         NoNeighbor = "no_neighbor",
@@ -100,6 +102,9 @@ stats! {
         /// Bursts spread over so many SAs that their crypto went through the worker's queue
         /// pair in one trip, rather than one CPU-crypto call per SA.
         QueuedBursts = "crypto_queue_bursts",
+        /// Commands from the main lcore that did not fit the worker's tables (a bug there:
+        /// never seen).
+        CommandErrors = "command_errors",
     }
 }
 
@@ -126,8 +131,10 @@ impl StatBlock {
     }
 }
 
-/// Per-SA counters; the owning worker writes them, telemetry reads them.
+/// Per-SA counters, one cache line in the main lcore's counter slots (`mem::Slots`); the
+/// worker that owns the SA writes them, anyone reads them.
 #[derive(Default, Debug)]
+#[repr(align(64))]
 pub struct SaCounters {
     pub packets: Counter,
     pub bytes: Counter,
@@ -136,26 +143,89 @@ pub struct SaCounters {
     pub bad_trailers: Counter,
     pub ts_check_fail: Counter,
     pub seq_exhausted: Counter,
+    /// Packets dropped because the SA reached its hard lifetime.
+    pub hard_limit_drops: Counter,
 }
 
+const _: () = assert!(std::mem::size_of::<SaCounters>() == 64);
+
+// SAFETY: counters are atomics, and an all-zero atomic is 0.
+unsafe impl crate::mem::Zeroable for SaCounters {}
+
+/// An SA's counters in their slot.
+pub type CounterRef = crate::mem::SlotRef<SaCounters>;
+
+/// Counters for an SA made outside a control state (a load generator's mirror SAs, tests):
+/// a slot of its own on the heap, never given back.
+pub fn standalone() -> CounterRef {
+    let mut slots: crate::mem::Slots<SaCounters> =
+        match crate::mem::Slots::new(crate::mem::Memory::Heap, -1, 1, "SA counters") {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+    // One slot out: the slots keep their memory when dropped.
+    match slots.alloc(|c| c.reset()) {
+        Some(c) => c,
+        None => unreachable!("one free slot"),
+    }
+}
+
+/// The names of `SaCounters::fields`, in its order.
+pub const SA_COUNTER_NAMES: [&str; 8] = [
+    "packets",
+    "bytes",
+    "auth_failures",
+    "replay_errors",
+    "bad_trailers",
+    "ts_check_fail",
+    "seq_exhausted",
+    "hard_limit_drops",
+];
+
 impl SaCounters {
-    /// Counts packets (and their inner bytes) carried under the SA; only its owner calls this.
+    /// Counts packets (and their inner bytes) carried under the SA, and returns the SA's
+    /// bytes so far; only its owner calls this.
     #[inline]
-    pub fn carried(&self, packets: u64, bytes: u64) {
+    pub fn carried(&self, packets: u64, bytes: u64) -> u64 {
         self.packets.add(packets);
-        self.bytes.add(bytes);
+        let total = self.bytes.get().wrapping_add(bytes);
+        self.bytes.0.store(total, Relaxed);
+        total
+    }
+
+    /// Values in the order of `SA_COUNTER_NAMES`.
+    pub fn values(&self) -> [u64; 8] {
+        [
+            self.packets.get(),
+            self.bytes.get(),
+            self.auth_failures.get(),
+            self.replay_errors.get(),
+            self.bad_trailers.get(),
+            self.ts_check_fail.get(),
+            self.seq_exhausted.get(),
+            self.hard_limit_drops.get(),
+        ]
     }
 
     /// Name/value pairs in a stable order, for JSON and telemetry.
-    pub fn fields(&self) -> [(&'static str, u64); 7] {
-        [
-            ("packets", self.packets.get()),
-            ("bytes", self.bytes.get()),
-            ("auth_failures", self.auth_failures.get()),
-            ("replay_errors", self.replay_errors.get()),
-            ("bad_trailers", self.bad_trailers.get()),
-            ("ts_check_fail", self.ts_check_fail.get()),
-            ("seq_exhausted", self.seq_exhausted.get()),
-        ]
+    pub fn fields(&self) -> [(&'static str, u64); 8] {
+        let v = self.values();
+        std::array::from_fn(|i| (SA_COUNTER_NAMES[i], v[i]))
+    }
+
+    /// Zeroes every counter: only before the slot is handed to a new SA.
+    pub fn reset(&self) {
+        for c in [
+            &self.packets,
+            &self.bytes,
+            &self.auth_failures,
+            &self.replay_errors,
+            &self.bad_trailers,
+            &self.ts_check_fail,
+            &self.seq_exhausted,
+            &self.hard_limit_drops,
+        ] {
+            c.0.store(0, Relaxed);
+        }
     }
 }

@@ -1,25 +1,39 @@
 //! espgw dataplane: ESP tunnel encapsulation and decapsulation (RFC 4303, RFC 4106, RFC 3948)
 //! on DPDK ports, forwarding like a router.
 //!
-//! The packet path (`wire`, `esp`, `sa`, `forward`) is plain Rust over the `PacketBuf` trait
-//! and is tested without DPDK; `worker`, `main_lcore`, `ports` and `telemetry` put it on DPDK.
+//! The packet path (`wire`, `esp`, `sa`, `forward`), the tables it works in (`mem`), and the
+//! main lcore's control state (`control_state`, fed by `config` or the control process with
+//! `channel` changes) are plain Rust over the `PacketBuf` trait: they build and are tested
+//! without DPDK (`--no-default-features`). With the `dpdk` feature (the default), `worker`,
+//! `main_lcore`, `mbuf`, `stats`, `telemetry`, `app` and the cryptodev backend
+//! (`esp::crypto::cryptodev`) put it on DPDK.
 
+pub mod anchor;
+pub mod burst;
 pub mod config;
+pub mod control_state;
 pub mod counters;
 pub mod esp;
 pub mod forward;
+pub mod link;
+pub mod mem;
 pub mod packet;
 pub mod prefetch;
-pub mod provision;
 pub mod sa;
 pub mod wire;
 
-pub mod anchor;
-pub mod app;
-pub mod heap;
-pub mod main_lcore;
-pub mod mbuf;
-pub mod stats;
-pub mod telemetry;
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+
+#[cfg(feature = "dpdk")]
+pub mod app;
+#[cfg(feature = "dpdk")]
+pub mod main_lcore;
+#[cfg(feature = "dpdk")]
+pub mod mbuf;
+#[cfg(feature = "dpdk")]
+pub mod stats;
+#[cfg(feature = "dpdk")]
+pub mod telemetry;
+#[cfg(feature = "dpdk")]
 pub mod worker;

@@ -29,10 +29,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    // First, while the process is still one thread: this may start it again.
-    let heap = dataplane::heap::prepare();
     let cli = Cli::parse();
-    eprintln!("espgw-dataplane: {heap}");
     let cfg = match Config::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {

@@ -1,12 +1,14 @@
-//! The main lcore's housekeeping: ARP for our addresses and for next hops, ICMP echo for our
-//! addresses, and whatever else the workers punt. It never sits in a worker's hot loop.
+//! The main lcore's housekeeping: the control state (changes in, what the workers report and
+//! retire back), ARP for our addresses and for next hops, ICMP echo for our addresses, and
+//! whatever else the workers punt. It never sits in a worker's hot loop.
 
+use crate::burst::MAX_BURST;
+use crate::control_state::ControlState;
 use crate::counters::Counter;
-use crate::forward::{arp, Command, Interface};
-use crate::wire::{ethernet, icmp, ipv4, udp};
-use crate::worker::{Event, INJECT_ROUTE};
-use crossbeam::channel::{Receiver, Sender};
-use dpdk_sys::{sys::rte_mbuf, Mbuf, Mempool, Ring, MAX_BURST};
+use crate::forward::{arp, Event, Interface, Punt};
+use crate::wire::{ethernet, icmp, ipv4};
+use crate::worker::INJECT_ROUTE;
+use dpdk_sys::{sys::rte_mbuf, Mbuf, Mempool, Ring};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -28,11 +30,10 @@ pub struct MainStats {
     /// Other packets for the gateway itself that nothing handles.
     pub local_dropped: Counter,
     pub inject_drops: Counter,
-    pub command_drops: Counter,
 }
 
 impl MainStats {
-    pub fn fields(&self) -> [(&'static str, u64); 8] {
+    pub fn fields(&self) -> [(&'static str, u64); 7] {
         [
             ("arp_requests_sent", self.arp_requests_sent.get()),
             ("arp_replies_sent", self.arp_replies_sent.get()),
@@ -41,47 +42,40 @@ impl MainStats {
             ("ike_dropped", self.ike_dropped.get()),
             ("local_dropped", self.local_dropped.get()),
             ("inject_drops", self.inject_drops.get()),
-            ("command_drops", self.command_drops.get()),
         ]
     }
 }
 
-/// The main lcore's side of one worker.
-pub struct WorkerLink {
-    pub commands: Sender<Command>,
+/// The main lcore's side of one worker's packet rings.
+pub struct WorkerRings {
     pub punt: Arc<Ring>,
     pub inject: Arc<Ring>,
 }
 
 pub struct MainLcore {
-    interfaces: Vec<Interface>,
-    workers: Vec<WorkerLink>,
-    events: Receiver<Event>,
+    pub control: ControlState,
+    rings: Vec<WorkerRings>,
     asked: HashMap<Ipv4Addr, Instant>,
     pub stats: Arc<MainStats>,
 }
 
 impl MainLcore {
-    pub fn new(
-        interfaces: Vec<Interface>,
-        workers: Vec<WorkerLink>,
-        events: Receiver<Event>,
-    ) -> MainLcore {
+    pub fn new(control: ControlState, rings: Vec<WorkerRings>) -> MainLcore {
         MainLcore {
-            interfaces,
-            workers,
-            events,
+            control,
+            rings,
             asked: HashMap::new(),
             stats: Arc::default(),
         }
     }
 
-    /// Handles what the workers punted and asked; returns how much work there was.
+    /// Handles what the workers punted, reported and retired, and sends the commands still
+    /// waiting; returns how much work there was.
     pub fn poll(&mut self, pool: &Mempool) -> usize {
         let mut done = 0;
         let mut raw = [std::ptr::null_mut::<rte_mbuf>(); MAX_BURST];
-        for w in 0..self.workers.len() {
-            let n = self.workers[w].punt.dequeue_mbufs(&mut raw);
+        for w in 0..self.rings.len() {
+            let n = self.rings[w].punt.dequeue_mbufs(&mut raw);
             for &r in &raw[..n] {
                 // SAFETY: the worker gave up ownership when it enqueued the mbuf.
                 let m = unsafe { Mbuf::from_raw(r) };
@@ -89,13 +83,16 @@ impl MainLcore {
             }
             done += n;
         }
-        let events: Vec<Event> = self.events.try_iter().take(256).collect();
-        done += events.len();
-        for e in events {
-            match e {
-                Event::Resolve { port, addr } => self.resolve(pool, port, addr),
+        let mut resolve = Vec::new();
+        done += self.control.poll(|_, e| {
+            if let Event::Resolve { port, addr } = e {
+                resolve.push((port, addr));
             }
+        });
+        for (port, addr) in resolve {
+            self.resolve(pool, port, addr);
         }
+        self.control.flush();
         done
     }
 
@@ -109,7 +106,7 @@ impl MainLcore {
         {
             return;
         }
-        let Some(iface) = self.interfaces.iter().find(|i| i.port == port).copied() else {
+        let Some(iface) = self.control.interface_on(port) else {
             return;
         };
         let Some(mut m) = pool.alloc() else {
@@ -129,43 +126,39 @@ impl MainLcore {
     }
 
     fn punted(&mut self, worker: usize, mut m: Mbuf) {
-        let ethertype = match ethernet::Frame::new_checked(m.data()) {
-            Ok(f) => f.ethertype(),
-            Err(_) => return self.stats.local_dropped.inc(),
-        };
-        if ethertype == ethernet::ETHERTYPE_ARP {
-            let Some(iface) = self.interfaces.iter().find(|i| i.port == m.port()).copied() else {
-                return self.stats.local_dropped.inc();
-            };
-            let out = arp::handle(m.data_mut(), &iface);
-            if let Some((addr, mac)) = out.learned {
-                self.stats.neighbors_learned.inc();
-                self.broadcast(|| Command::SetNeighbor {
-                    addr,
-                    mac,
-                    permanent: false,
-                });
+        match Punt::from_tag(m.tag()) {
+            Some(Punt::Arp) => {
+                let Some(iface) = self.control.interface_on(m.port()) else {
+                    return self.stats.local_dropped.inc();
+                };
+                let out = arp::handle(m.data_mut(), &iface);
+                if let Some((addr, mac)) = out.learned {
+                    self.stats.neighbors_learned.inc();
+                    self.control.learned(addr, mac);
+                }
+                if out.reply {
+                    self.stats.arp_replies_sent.inc();
+                    self.inject(worker, m);
+                }
             }
-            if out.reply {
-                self.stats.arp_replies_sent.inc();
+            Some(Punt::Ike) => self.stats.ike_dropped.inc(),
+            Some(Punt::Local) if self.echo_reply(&mut m) => {
+                self.stats.icmp_echo_replies.inc();
+                m.set_port(INJECT_ROUTE);
                 self.inject(worker, m);
             }
-            return;
-        }
-        if self.echo_reply(&mut m) {
-            self.stats.icmp_echo_replies.inc();
-            m.set_port(INJECT_ROUTE);
-            self.inject(worker, m);
-        } else if is_ike(m.data()) {
-            self.stats.ike_dropped.inc();
-        } else {
-            self.stats.local_dropped.inc();
+            Some(Punt::Local) | None => self.stats.local_dropped.inc(),
         }
     }
 
     /// Turns a punted ICMP echo request to one of our addresses into its reply, as an IPv4
     /// packet (Ethernet header removed) ready to be routed.
     fn echo_reply(&self, m: &mut Mbuf) -> bool {
+        let ours = |a: Ipv4Addr| {
+            self.control
+                .interfaces()
+                .any(|(_, i): (_, &Interface)| i.addr == a)
+        };
         let Some(ip_bytes) = m.data_mut().get_mut(ethernet::HEADER_LEN..) else {
             return false;
         };
@@ -173,10 +166,7 @@ impl MainLcore {
             return false;
         };
         let (src, dst) = (p.src(), p.dst());
-        if p.protocol() != ipv4::PROTO_ICMP
-            || p.is_fragment()
-            || !self.interfaces.iter().any(|i| i.addr == dst)
-        {
+        if p.protocol() != ipv4::PROTO_ICMP || p.is_fragment() || !ours(dst) {
             return false;
         }
         if !icmp::echo_request_to_reply(p.payload_mut()) {
@@ -194,7 +184,7 @@ impl MainLcore {
     }
 
     fn inject(&self, worker: usize, m: Mbuf) {
-        let Some(w) = self.workers.get(worker) else {
+        let Some(w) = self.rings.get(worker) else {
             return self.stats.inject_drops.inc();
         };
         let raw = m.into_raw();
@@ -205,18 +195,11 @@ impl MainLcore {
         }
     }
 
-    fn broadcast(&self, cmd: impl Fn() -> Command) {
-        for w in &self.workers {
-            if w.commands.try_send(cmd()).is_err() {
-                self.stats.command_drops.inc();
-            }
-        }
-    }
-
-    /// Frees whatever is still queued towards or from the workers (after they stopped).
+    /// Frees whatever is still queued towards or from the workers, and the SAs they gave back
+    /// (after they stopped).
     pub fn drain(&mut self) {
         let mut raw = [std::ptr::null_mut::<rte_mbuf>(); MAX_BURST];
-        for w in &self.workers {
+        for w in &self.rings {
             for ring in [&w.punt, &w.inject] {
                 loop {
                     let n = ring.dequeue_mbufs(&mut raw);
@@ -228,22 +211,6 @@ impl MainLcore {
                 }
             }
         }
-    }
-}
-
-/// UDP 500, or UDP 4500 with the non-ESP marker, in a punted frame.
-fn is_ike(frame: &[u8]) -> bool {
-    let Some(Ok(p)) = frame
-        .get(ethernet::HEADER_LEN..)
-        .map(ipv4::Packet::new_checked)
-    else {
-        return false;
-    };
-    if p.protocol() != ipv4::PROTO_UDP {
-        return false;
-    }
-    match udp::Datagram::new_checked(p.payload()) {
-        Ok(d) => d.dst_port() == udp::PORT_IKE || d.payload().starts_with(&[0, 0, 0, 0]),
-        Err(_) => false,
+        self.control.poll(|_, _| {});
     }
 }

@@ -15,12 +15,13 @@ pub fn line<T>(p: *const T) {
     let _ = p;
 }
 
-/// Every cache line of `*v`.
+/// The first two cache lines of `*v`: where an SA keeps what every packet touches
+/// (`sa::OutboundSa`, `sa::InboundSa`).
 #[inline(always)]
-pub fn object<T>(v: &T) {
+pub fn hot_lines<T>(v: &T) {
     let p = (v as *const T).cast::<u8>();
     let mut off = 0;
-    while off < std::mem::size_of::<T>() {
+    while off < std::mem::size_of::<T>().min(128) {
         line(p.wrapping_add(off));
         off += 64;
     }

@@ -1,15 +1,14 @@
 //! Where the counters are, and their snapshot as JSON (the `--stats-file` written at every
 //! clean stop, and what telemetry shows).
 
-use crate::anchor::Anchors;
+use crate::control_state::view::View;
 use crate::counters::{Stat, StatBlock};
 use crate::main_lcore::MainStats;
-use crate::provision::SaInfo;
 use crate::worker::{HandoffStats, RunTime};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Every counter of a running dataplane, by owner. Readers only; the owners write.
 pub struct Sources {
@@ -17,8 +16,8 @@ pub struct Sources {
     /// By worker index, as `workers`.
     pub handoff: Vec<Arc<HandoffStats>>,
     pub main: Arc<MainStats>,
-    pub sas: Vec<SaInfo>,
-    pub anchors: Anchors,
+    /// The SAs, tunnels and anchors as the main lcore's control state keeps them.
+    pub view: Arc<Mutex<View>>,
     /// (port id, interface name)
     pub ports: Vec<(u16, String)>,
     /// The AEAD backend the SAs run on, for the record.
@@ -72,6 +71,8 @@ pub struct Snapshot {
     pub global: BTreeMap<&'static str, u64>,
     pub workers: Vec<WorkerSnapshot>,
     pub main: BTreeMap<&'static str, u64>,
+    /// What the workers reported: lifetimes reached, traffic without an SA.
+    pub events: crate::control_state::view::EventCounts,
     pub ports: Vec<PortSnapshot>,
     pub sas: Vec<SaSnapshot>,
     pub tunnel_map: Vec<GroupMap>,
@@ -143,9 +144,22 @@ pub struct SaSnapshot {
 }
 
 impl Sources {
-    /// A counter summed over all workers.
+    fn view(&self) -> MutexGuard<'_, View> {
+        // The writer never leaves it half-written: take it even if a reader panicked.
+        self.view.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A counter summed over all workers, since it was last cleared.
     pub fn total(&self, s: Stat) -> u64 {
-        self.workers.iter().map(|w| w.stats.get(s)).sum()
+        let v = self.view();
+        self.workers
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let cleared = v.cleared.get(i).map_or(0, |c| c[s as usize]);
+                w.stats.get(s).wrapping_sub(cleared)
+            })
+            .sum()
     }
 
     pub fn global(&self) -> BTreeMap<&'static str, u64> {
@@ -156,12 +170,13 @@ impl Sources {
     }
 
     pub fn sa_snapshots(&self) -> Vec<SaSnapshot> {
-        self.sas
-            .iter()
+        self.view()
+            .sas
+            .values()
             .map(|s| SaSnapshot {
                 spi: format!("{:#x}", s.spi),
                 direction: s.direction,
-                tunnel: s.tunnel.clone(),
+                tunnel: s.tunnel.to_string(),
                 algorithm: s.algorithm.name(),
                 esn: s.esn,
                 replay_window: s.replay_window,
@@ -170,30 +185,32 @@ impl Sources {
                 udp_encap: s.udp_encap,
                 worker: s.worker,
                 group: s.group,
-                counters: s.counters.fields().into_iter().collect(),
+                counters: s.counters().into_iter().collect(),
             })
             .collect()
     }
 
     /// The tunnel map: per anchor group and worker, load factor, tunnels, SAs and traffic.
     pub fn tunnel_map(&self) -> Vec<GroupMap> {
-        (0..self.anchors.groups())
+        let v = self.view();
+        let a = &v.anchors;
+        (0..a.groups())
             .map(|g| GroupMap {
                 group: g,
-                load_factor: self.anchors.load_factor(g),
-                tunnels: self.anchors.tunnels_in(g),
-                workers: self
-                    .anchors
+                load_factor: a.load_factor(g),
+                tunnels: a.tunnels_in(g),
+                workers: a
                     .workers(g)
                     .iter()
                     .map(|&(lcore, tunnels)| {
-                        let owned = || self.sas.iter().filter(move |s| s.worker == lcore);
+                        let owned = || v.sas.values().filter(move |s| s.worker == lcore);
+                        let sum = |k: usize| owned().map(|s| s.counters()[k].1).sum();
                         WorkerMap {
                             lcore,
                             tunnels,
                             sas: owned().count(),
-                            packets: owned().map(|s| s.counters.packets.get()).sum(),
-                            bytes: owned().map(|s| s.counters.bytes.get()).sum(),
+                            packets: sum(0),
+                            bytes: sum(1),
                         }
                     })
                     .collect(),
@@ -237,11 +254,17 @@ impl Sources {
                 busy_seconds: secs(&w.run_time.busy_nanos),
                 counters: Stat::ALL
                     .iter()
-                    .map(|&s| (s.name(), w.stats.get(s)))
+                    .map(|&s| {
+                        let cleared = self.view().cleared.get(i).map_or(0, |c| c[s as usize]);
+                        (s.name(), w.stats.get(s).wrapping_sub(cleared))
+                    })
                     .collect(),
                 handoff: self.handoff_snapshot(i),
             })
             .collect();
+        // Read apart: a guard in the literal below would live through it, and the SAs'
+        // snapshot takes the lock again.
+        let events = self.view().events;
         Snapshot {
             crypto: self.crypto.clone(),
             run_seconds: workers.iter().map(|w| w.run_seconds).fold(0.0, f64::max),
@@ -249,6 +272,7 @@ impl Sources {
             global: self.global(),
             workers,
             main: self.main.fields().into_iter().collect(),
+            events,
             ports: self
                 .ports
                 .iter()
@@ -350,6 +374,14 @@ impl Snapshot {
         if !main.is_empty() {
             let _ = writeln!(s, "Main lcore: {}", main.join(", "));
         }
+        let e = &self.events;
+        if e.soft_lifetimes + e.hard_lifetimes + e.seq_near_exhaustion + e.acquires > 0 {
+            let _ = writeln!(
+                s,
+                "Events: soft lifetimes {}, hard lifetimes {}, sequence near exhaustion {}, traffic without an SA {}",
+                e.soft_lifetimes, e.hard_lifetimes, e.seq_near_exhaustion, e.acquires
+            );
+        }
         let _ = writeln!(s, "SAs:");
         let _ = writeln!(
             s,
@@ -362,7 +394,8 @@ impl Snapshot {
                 + c("replay_errors")
                 + c("bad_trailers")
                 + c("ts_check_fail")
-                + c("seq_exhausted");
+                + c("seq_exhausted")
+                + c("hard_limit_drops");
             let dir = match sa.direction {
                 crate::sa::Direction::In => "in",
                 crate::sa::Direction::Out => "out",

@@ -1,6 +1,7 @@
 //! DPDK telemetry commands, so `dpdk-telemetry.py` shows the gateway's counters live:
 //! `/espgw/stats` (global counters), `/espgw/sa/list` (per-SA settings and counters) and
-//! `/espgw/tunnel_map` (anchor groups and workers).
+//! `/espgw/tunnel_map` (anchor groups and workers). They read what the main lcore's control
+//! state shows as it changes (`control_state::view`).
 
 use crate::stats::Sources;
 use dpdk_sys::telemetry::{self, respond};
@@ -78,25 +79,24 @@ extern "C" fn sa_list(
     // SAFETY: these are the arguments DPDK passed to this handler.
     unsafe {
         reply_dict(params, d, |s, t| {
-            for sa in &s.sas {
+            for sa in s.sa_snapshots() {
                 let mut c = TelContainer::new_dict()?;
-                c.add_dict_string(
-                    "direction",
-                    if sa.direction == crate::sa::Direction::In {
-                        "in"
-                    } else {
-                        "out"
-                    },
-                )?;
+                c.add_dict_string("direction", sa.direction.name())?;
                 c.add_dict_string("tunnel", &sa.tunnel)?;
-                c.add_dict_string("algorithm", sa.algorithm.name())?;
+                c.add_dict_string("algorithm", sa.algorithm)?;
                 c.add_dict_u64("esn", u64::from(sa.esn))?;
-                c.add_dict_string("local", &sa.local.to_string())?;
-                c.add_dict_string("remote", &sa.remote.to_string())?;
-                for (k, v) in sa.counters.fields() {
-                    c.add_dict_u64(k, v)?;
+                c.add_dict_string("local", &sa.local)?;
+                c.add_dict_string("remote", &sa.remote)?;
+                c.add_dict_u64("worker", u64::from(sa.worker))?;
+                for (k, v) in &sa.counters {
+                    c.add_dict_u64(k, *v)?;
                 }
-                t.add_dict_container(&format!("{:#x}", sa.spi), c)?;
+                // Outbound SPIs are the peers' choice: two tunnels may share one.
+                let key = match sa.direction {
+                    crate::sa::Direction::In => sa.spi.clone(),
+                    crate::sa::Direction::Out => format!("{} {}", sa.spi, sa.tunnel),
+                };
+                t.add_dict_container(&key, c)?;
             }
             Ok(())
         })

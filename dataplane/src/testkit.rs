@@ -1,20 +1,29 @@
-//! Fixtures shared by the workspace's tests and benchmarks; the gateway itself uses none of
-//! them. One way to build a test SA's keys, its tunnel, an inner packet and the EAL of a
-//! process that only needs a crypto device, so that every test builds them alike.
+//! Fixtures for the workspace's tests and benchmarks (the `testkit` feature, or this crate's
+//! own tests); the gateway itself uses none of them. One way to build a test SA's keys, its
+//! tunnel, an inner packet, and a whole gateway without DPDK: a control state and its workers'
+//! forwarders in one thread, with the links between them driven by hand (`Gateway::sync`).
 
-use crate::esp::crypto::{Algorithm, Keymat};
-use crate::sa::{DfPolicy, DscpPolicy, TunnelEncap};
+use crate::config::{self, Config};
+use crate::control_state::{ChangeError, ControlState, Setup, WorkerInfo};
+use crate::counters::{CounterRef, StatBlock};
+use crate::esp::crypto::{Algorithm, Backend, KeyMaterial};
+use crate::esp::outer::TunnelEncap;
+use crate::forward::Forwarder;
+use crate::link::WorkerEnd;
+use crate::mem::Memory;
+use crate::wire::ethernet::Mac;
 use crate::wire::ipv4;
+use channel::{Change, DfPolicy, Dscp};
 use std::net::Ipv4Addr;
-use zeroize::Zeroizing;
+use std::sync::Arc;
 
 /// Key material for `alg`; different seeds give different keys.
-pub fn keymat(alg: Algorithm, seed: u8) -> Keymat {
-    let bytes = (0..alg.keymat_len() as u8)
+pub fn keymat(alg: Algorithm, seed: u8) -> KeyMaterial {
+    let bytes: Vec<u8> = (0..alg.keymat_len() as u8)
         .map(|b| b.wrapping_mul(31).wrapping_add(seed))
         .collect();
     // The length is the algorithm's own, so this cannot fail.
-    Keymat::new(alg, Zeroizing::new(bytes)).expect("keymat of the algorithm's length")
+    KeyMaterial::new(alg, &bytes).expect("keymat of the algorithm's length")
 }
 
 /// A tunnel 192.0.2.1 -> 192.0.2.2, in UDP (NAT-T) between `udp`'s ports if given.
@@ -24,9 +33,14 @@ pub fn tunnel(udp: Option<(u16, u16)>) -> TunnelEncap {
         remote: Ipv4Addr::new(192, 0, 2, 2),
         udp,
         df: DfPolicy::Copy,
-        dscp: DscpPolicy::Copy,
+        dscp: Dscp::Copy,
         ttl: 64,
     }
+}
+
+/// Counters for an SA made outside a control state.
+pub fn counters() -> CounterRef {
+    crate::counters::standalone()
 }
 
 /// An inner IPv4/UDP packet 10.1.0.10 -> 10.2.0.10 of `len` (>= 20) bytes, with a
@@ -51,6 +65,7 @@ pub fn inner_packet(len: usize, tos: u8, df: bool) -> Vec<u8> {
 
 /// EAL arguments for a process that needs a crypto device and no port: no hugepages, no PCI,
 /// no shared config, no telemetry.
+#[cfg(feature = "dpdk")]
 pub fn crypto_only_eal() -> Vec<String> {
     [
         "--no-huge",
@@ -64,47 +79,129 @@ pub fn crypto_only_eal() -> Vec<String> {
     .to_vec()
 }
 
-/// One provisioned `Forwarder` per worker lcore of `workers` (one anchor group), from a
-/// configuration in the file format, with `port_mac` for interfaces that name no MAC: the
-/// tables a running gateway's workers would hold, without DPDK ports.
-pub fn forwarders(
-    config: &str,
-    workers: &[u32],
-    port_mac: impl Fn(u16) -> crate::wire::ethernet::Mac,
-    backend: &crate::esp::crypto::Backend,
-) -> Result<Vec<crate::forward::Forwarder>, String> {
-    let cfg = crate::config::Config::parse(config).map_err(|e| e.to_string())?;
-    let mut anchors =
-        crate::anchor::Anchors::new(&[workers.to_vec()]).map_err(|e| format!("{e:?}"))?;
-    let p = crate::provision::build(&cfg, port_mac, &mut anchors, workers, backend)
-        .map_err(|e| e.to_string())?;
-    Ok(p.commands
-        .into_iter()
-        .enumerate()
-        .map(|(i, cmds)| {
-            let stats = std::sync::Arc::new(crate::counters::StatBlock::default());
-            let mut f = crate::forward::Forwarder::new(i as u16, stats);
-            for c in cmds {
-                f.apply(c);
-            }
-            f
-        })
-        .collect())
+/// A whole gateway without DPDK: the main lcore's control state and one forwarder per worker,
+/// linked as in the dataplane, the links driven by `sync` instead of the workers' loops.
+pub struct Gateway {
+    pub control: ControlState,
+    pub workers: Vec<Forwarder>,
+    links: Vec<WorkerEnd>,
 }
 
-/// A one-worker gateway that opens the ESP it seals, with batching on: LAN 10.1.0.1/16 on
-/// port 0 (host 10.1.0.10), WAN 192.0.2.1/24 on port 1 (MTU 9000, peer 192.0.2.2), and
-/// `tunnels` tunnels to the peer. Tunnel t carries 10.2.t.0/24, with SPI 0x1000 + t both ways,
-/// key `keymat(aes-128-gcm, t)`, and no replay window on the inbound SA, so that the same
-/// packets can be replayed.
-pub fn mirror_gateway(
-    tunnels: u8,
-    backend: &crate::esp::crypto::Backend,
-) -> Result<crate::forward::Forwarder, String> {
-    let key = |t: u8| {
-        let km = keymat(Algorithm::Aes128Gcm, t);
-        hex::encode([km.key(), &km.salt()].concat())
-    };
+/// Table sizes for tests, where the file does not set them: small, so that building a gateway
+/// per test case stays cheap.
+fn small_tables(v: &mut serde_json::Value) {
+    let dp = &mut v["dataplane"];
+    for (k, n) in [("max_tunnels", 256), ("max_sas", 512), ("route_tables", 64)] {
+        if dp.get(k).is_none() {
+            dp[k] = n.into();
+        }
+    }
+}
+
+impl Gateway {
+    /// The gateway of a configuration in the file format, with one worker per lcore of
+    /// `workers` (one anchor group unless the file groups them), ports whose MAC is `02:00:00:00:00:00` where an
+    /// interface names none, and SA ciphers on `backend`.
+    pub fn new(config: &str, workers: &[u32], backend: &Backend) -> Result<Gateway, String> {
+        let mut v: serde_json::Value = serde_json::from_str(config).map_err(|e| e.to_string())?;
+        small_tables(&mut v);
+        let cfg = Config::parse(&v.to_string()).map_err(|e| e.to_string())?;
+        let mut gw = Self::empty(&cfg, workers, backend)?;
+        for c in config::changes(&cfg) {
+            gw.control.apply(c).map_err(|e| e.to_string())?;
+        }
+        gw.sync();
+        Ok(gw)
+    }
+
+    /// A gateway sized by `cfg` with nothing installed yet.
+    pub fn empty(cfg: &Config, workers: &[u32], backend: &Backend) -> Result<Gateway, String> {
+        let stats: Vec<Arc<StatBlock>> = workers.iter().map(|_| Arc::default()).collect();
+        let cap = cfg.dataplane.capacity;
+        let (control, links) = ControlState::new(Setup {
+            workers: workers
+                .iter()
+                .map(|&lcore| WorkerInfo { lcore, socket: -1 })
+                .collect(),
+            groups: cfg
+                .dataplane
+                .anchor_groups
+                .clone()
+                .unwrap_or_else(|| vec![workers.to_vec()]),
+            capacity: cap,
+            memory: Memory::Heap,
+            backend: backend.clone(),
+            link_capacity: 64,
+            port_mac: Box::new(|_| Mac([2, 0, 0, 0, 0, 0])),
+            stats: stats.clone(),
+        })?;
+        let workers = stats
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| Forwarder::new(i as u16, cap, Memory::Heap, -1, s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        Ok(Gateway {
+            control,
+            workers,
+            links,
+        })
+    }
+
+    /// Delivers every command waiting for the workers, and gives the main lcore what they
+    /// sent back (retired SAs, events).
+    pub fn sync(&mut self) {
+        loop {
+            let waiting = self.control.flush();
+            for (w, l) in self.workers.iter_mut().zip(&mut self.links) {
+                l.apply(w, usize::MAX);
+                l.report(w);
+            }
+            self.control.poll(|_, _| {});
+            if waiting == 0 {
+                break;
+            }
+        }
+    }
+
+    /// Applies a change and delivers its commands.
+    pub fn change(&mut self, c: Change) -> Result<u64, ChangeError> {
+        let g = self.control.apply(c)?;
+        self.sync();
+        Ok(g)
+    }
+
+    /// Applies a change, leaving its commands undelivered until `deliver`.
+    pub fn change_later(&mut self, c: Change) -> Result<u64, ChangeError> {
+        self.control.apply(c)
+    }
+
+    /// Delivers up to `max` waiting commands to worker `w` only.
+    pub fn deliver(&mut self, w: usize, max: usize) -> usize {
+        self.control.flush();
+        match (self.workers.get_mut(w), self.links.get_mut(w)) {
+            (Some(f), Some(l)) => {
+                let n = l.apply(f, max);
+                l.report(f);
+                n
+            }
+            _ => 0,
+        }
+    }
+
+    /// Worker 0 (a one-worker gateway's only one).
+    pub fn fwd(&mut self) -> &mut Forwarder {
+        &mut self.workers[0]
+    }
+}
+
+/// A one-worker gateway that opens the ESP it seals: LAN 10.1.0.1/16 on port 0 (host
+/// 10.1.0.10), WAN 192.0.2.1/24 on port 1 (MTU 9000, peer 192.0.2.2), and `tunnels` tunnels
+/// to the peer. Tunnel t carries 10.2.t.0/24, with SPI 0x1000 + t both ways, key
+/// `keymat(aes-128-gcm, t)`, and no replay window on the inbound SA, so that the same packets
+/// can be replayed.
+pub fn mirror_gateway(tunnels: u8, backend: &Backend) -> Result<Gateway, String> {
+    let key = |t: u8| hex::encode(keymat(Algorithm::Aes128Gcm, t).bytes());
     let sas: Vec<_> = (0..tunnels)
         .flat_map(|t| {
             let sa = |d: &str| {
@@ -126,9 +223,33 @@ pub fn mirror_gateway(
         "routes": (0..tunnels).map(|t| serde_json::json!({"prefix": format!("10.2.{t}.0/24"), "via": format!("st0.{t}")})).collect::<Vec<_>>(),
         "manual_sas": sas,
     });
-    let mut f = forwarders(&cfg.to_string(), &[1], |_| Default::default(), backend)?
-        .pop()
-        .ok_or("no worker")?;
-    f.set_batching(true);
-    Ok(f)
+    Gateway::new(&cfg.to_string(), &[1], backend)
+}
+
+/// A gateway reads as its first worker's forwarder (all of a one-worker gateway)...
+impl std::ops::Deref for Gateway {
+    type Target = Forwarder;
+    fn deref(&self) -> &Forwarder {
+        &self.workers[0]
+    }
+}
+
+impl std::ops::DerefMut for Gateway {
+    fn deref_mut(&mut self) -> &mut Forwarder {
+        &mut self.workers[0]
+    }
+}
+
+/// ...and as its workers' forwarders by index.
+impl std::ops::Index<usize> for Gateway {
+    type Output = Forwarder;
+    fn index(&self, i: usize) -> &Forwarder {
+        &self.workers[i]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Gateway {
+    fn index_mut(&mut self, i: usize) -> &mut Forwarder {
+        &mut self.workers[i]
+    }
 }

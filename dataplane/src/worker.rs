@@ -1,5 +1,6 @@
-//! A worker lcore's poll loop: apply commands between bursts, receive a burst on each of its
-//! RX queues, run each packet through its `Forwarder` in place, and transmit in bursts.
+//! A worker lcore's poll loop: apply the main lcore's commands between bursts (`link`),
+//! receive a burst on each of its RX queues, run each packet through its `Forwarder` in place,
+//! transmit in bursts, and report what the burst found out.
 //!
 //! A packet that needs an SA another worker owns is handed to that worker through a bounded
 //! single-producer single-consumer ring per (from, to) pair, in bursts; the owner resumes it
@@ -9,11 +10,11 @@
 //! Nothing here takes a lock, allocates or makes a system call per packet; the optional
 //! `poll_sleep` only runs when a whole round found no packet.
 
+use crate::burst::MAX_BURST;
 use crate::counters::{Counter, Stat};
-use crate::forward::{Command, Forwarder, Resume, Verdict};
-use crossbeam::channel::{Receiver, Sender};
-use dpdk_sys::{sys::rte_mbuf, Mbuf, Ring, MAX_BURST};
-use std::net::Ipv4Addr;
+use crate::forward::{Forwarder, Resume, Verdict};
+use crate::link::{WorkerEnd, COMMANDS_PER_ROUND};
+use dpdk_sys::{sys::rte_mbuf, Mbuf, Ring};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,15 +22,6 @@ use std::time::{Duration, Instant};
 
 /// An injected mbuf whose port is this value is an IPv4 packet to route, not a frame to send.
 pub const INJECT_ROUTE: u16 = u16::MAX;
-/// Commands applied per loop round, so a flood of changes cannot starve the packets.
-const COMMANDS_PER_ROUND: usize = 64;
-
-/// What a worker tells the main lcore.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
-    /// Resolve this next hop on this port.
-    Resolve { port: u16, addr: Ipv4Addr },
-}
 
 /// How long a worker polled, and how long it had traffic, for rates computed from the stats
 /// file. `active` runs from the first burst received to the end of the last, so an offline
@@ -78,8 +70,11 @@ pub struct Worker {
     /// By port id.
     pub tx: Vec<TxPath>,
     pub fwd: Forwarder,
-    pub commands: Receiver<Command>,
-    pub events: Sender<Event>,
+    /// Commands from the main lcore, and what goes back.
+    pub link: WorkerEnd,
+    /// Set by the main lcore once the start-up state is in the links: until then the worker
+    /// applies commands and polls nothing, so that no early packet meets a half-built table.
+    pub ready: Arc<AtomicBool>,
     /// Frames for the main lcore (ARP, ICMP, IKE).
     pub punt: Arc<Ring>,
     /// Frames and packets from the main lcore to send or route.
@@ -135,23 +130,21 @@ impl Worker {
             tx: self.tx.iter().map(|_| Burst::new()).collect(),
             handoff: self.handoff_out.iter().map(|_| Burst::new()).collect(),
         };
-        self.fwd.set_batching(true);
         let mut rx = [ptr::null_mut::<rte_mbuf>(); MAX_BURST];
         let hz = dpdk_sys::eal::tsc_hz().max(1000);
         let ms = hz / 1000;
-        // The start-up state (interfaces, routes, SAs) is in the channel already: apply all of
-        // it before the first poll, so that no early packet meets a half-built table.
-        for cmd in self.commands.try_iter() {
-            self.fwd.apply(cmd);
+        while !self.ready.load(Ordering::Acquire) && !self.stop.load(Ordering::Relaxed) {
+            if self.link.apply(&mut self.fwd, usize::MAX) == 0 {
+                std::thread::sleep(Duration::from_micros(100));
+            }
         }
+        self.link.apply(&mut self.fwd, usize::MAX);
         let started = Instant::now();
         let (mut first_rx, mut last_rx, mut busy) = (0u64, 0u64, 0u64);
         while !self.stop.load(Ordering::Relaxed) {
             let now = dpdk_sys::eal::tsc();
             self.fwd.now_ms = now / ms;
-            for cmd in self.commands.try_iter().take(COMMANDS_PER_ROUND) {
-                self.fwd.apply(cmd);
-            }
+            self.link.apply(&mut self.fwd, COMMANDS_PER_ROUND);
             let mut got = self.drain_inject(&mut rx, &mut out);
             got += self.drain_handoff(&mut rx, &mut out);
             for i in 0..self.rx.len() {
@@ -167,10 +160,7 @@ impl Worker {
                 unsafe { self.process_burst(&mut rx[..n], Source::Port(port), &mut out) };
             }
             self.flush_all(&mut out);
-            for (port, addr) in self.fwd.resolve.drain(..) {
-                // A full channel only delays resolution; the next miss asks again.
-                let _ = self.events.try_send(Event::Resolve { port, addr });
-            }
+            self.link.report(&mut self.fwd);
             if got > 0 {
                 if first_rx == 0 {
                     first_rx = now;
@@ -182,6 +172,9 @@ impl Worker {
             }
         }
         self.flush_all(&mut out);
+        // What the worker still holds goes back to the main lcore, which frees it.
+        self.link.apply(&mut self.fwd, usize::MAX);
+        self.link.retire_all(&mut self.fwd);
         let nanos = |cycles: u64| (u128::from(cycles) * 1_000_000_000 / u128::from(hz)) as u64;
         self.run_time
             .nanos
@@ -232,7 +225,7 @@ impl Worker {
         // mbuf the caller gave us; the slice borrows `raws` for as long as it is used.
         let burst: &mut [Mbuf] =
             unsafe { &mut *ptr::slice_from_raw_parts_mut(raws.as_mut_ptr().cast::<Mbuf>(), n) };
-        let mut verdicts = [Verdict::Punt; MAX_BURST];
+        let mut verdicts = [Verdict::Drop(Stat::Malformed); MAX_BURST];
         let fwd = &mut self.fwd;
         match src {
             Source::Port(port) => {
@@ -307,7 +300,7 @@ impl Worker {
             Verdict::Handoff { worker, resume } => {
                 let w = usize::from(worker);
                 if self.handoff_out.get(w).is_none_or(|r| r.is_none()) {
-                    // No ring to that worker: a bug in provisioning, but never a crash.
+                    // No ring to that worker: a bug in the start-up, but never a crash.
                     self.fwd.stats.inc(Stat::TxDrops);
                     return;
                 }
@@ -319,7 +312,8 @@ impl Worker {
                 b.bufs[b.n] = m.into_raw();
                 b.n += 1;
             }
-            Verdict::Punt => {
+            Verdict::Punt(why) => {
+                m.set_tag(why as u32);
                 let raw = m.into_raw();
                 if self.punt.enqueue_mbufs(&[raw]) == 0 {
                     // SAFETY: the ring did not take it, so it is still ours to free.
@@ -329,7 +323,7 @@ impl Worker {
             }
             Verdict::Drop(_) => drop(m),
             // `complete` replaced every one of these; never a leak if that changes.
-            Verdict::Crypto => {
+            Verdict::Crypto(_) => {
                 drop(m);
                 self.fwd.stats.inc(Stat::CryptoErrors);
             }

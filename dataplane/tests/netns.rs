@@ -3,6 +3,8 @@
 //! several tunnels and workers. tshark, capturing between the gateways, decrypts the ESP with
 //! the SA keys and must find exactly the packets that were sent, under strictly consecutive
 //! ESP sequence numbers per SA.
+// The gateway on DPDK: only in builds with it.
+#![cfg(feature = "dpdk")]
 
 mod common;
 use common::*;

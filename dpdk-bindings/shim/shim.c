@@ -188,8 +188,9 @@ uint32_t espgw_crypto_ops_succeeded(struct rte_crypto_op *const *ops, uint16_t n
 {
 	uint32_t ok = 0;
 
-	if (n > 32)
-		n = 32;
+	/* One bit per operation: no more operations than the result has bits. */
+	if (n > sizeof(ok) * 8)
+		n = sizeof(ok) * 8;
 	for (uint16_t i = 0; i < n; i++)
 		ok |= (uint32_t)(ops[i]->status == RTE_CRYPTO_OP_STATUS_SUCCESS) << i;
 	return ok;

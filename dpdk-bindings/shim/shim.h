@@ -64,7 +64,7 @@ void espgw_aead_op_bind(struct rte_crypto_op *op, struct rte_mbuf *desc);
  * copied into the op's private area, which holds 16. */
 void espgw_aead_op_fill(struct rte_crypto_op *op, void *sess, uint8_t *data, uint16_t len,
 			const uint8_t *iv, uint8_t *aad);
-/* Bit i set: ops[i] (i < 32) succeeded. */
+/* Bit i of the result set: ops[i] succeeded (only the first 32 ops are looked at). */
 uint32_t espgw_crypto_ops_succeeded(struct rte_crypto_op *const *ops, uint16_t n);
 uint16_t espgw_cryptodev_enqueue_burst(uint8_t dev_id, uint16_t qp_id,
 				       struct rte_crypto_op **ops, uint16_t n);

@@ -1,8 +1,6 @@
-//! Symmetric crypto devices (`rte_cryptodev`) and their AEAD sessions, driven by synchronous CPU
-//! crypto: a session processes a whole vector of buffers in one call on the calling lcore
-//! (`rte_cryptodev_sym_cpu_crypto_process`), with no queue pair and no `rte_crypto_op`. This
-//! is how a software PMD such as `crypto_aesni_gcm` (intel-ipsec-mb) is cheapest to drive for
-//! a batch under one session; `crypto_queue` drives a batch spread over many.
+//! Symmetric crypto devices (`rte_cryptodev`), their session pools and AEAD sessions. How a
+//! session's work is handed to the PMD (synchronous CPU crypto, or operations through a queue
+//! pair: the shim's `espgw_aead_op_*` functions) is up to the user.
 
 use std::ffi::{c_void, CStr, CString};
 use std::ptr::{self, NonNull};
@@ -11,8 +9,6 @@ use std::sync::Arc;
 use crate::eal;
 use crate::error::{Error, Result};
 use crate::sys;
-
-use crate::aead_ops::{AeadOps, MAX_OPS};
 
 /// A crypto device by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +89,7 @@ impl Cryptodev {
 
     /// Configures `queue_pairs` queue pairs (at least one, at most what the device offers: see
     /// the return value) and starts the device. CPU crypto uses none, but the generic layer
-    /// wants a started device; `AeadQueue` takes one per lcore.
+    /// wants a started device; a user of the enqueue/dequeue API takes one per lcore.
     pub fn start(&self, sessions: &SessionPool, queue_pairs: u16) -> Result<u16> {
         let socket = self.socket();
         let n = queue_pairs.clamp(1, self.max_queue_pairs().max(1));
@@ -173,6 +169,14 @@ impl Drop for SessionPool {
     }
 }
 
+/// The lengths an AEAD session is made for, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AeadLengths {
+    pub iv: u8,
+    pub aad: u8,
+    pub tag: u8,
+}
+
 /// Which way an AEAD session works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AeadDirection {
@@ -200,11 +204,6 @@ unsafe impl Send for AeadSession {}
 // SAFETY: as above: processing reads the session only.
 unsafe impl Sync for AeadSession {}
 
-/// ESP's GCM tag (RFC 4106 with a 16-byte ICV).
-const TAG_LEN: u16 = crate::aead_ops::TAG_LEN as u16;
-/// RFC 4106 nonce: 4-byte salt || 8-byte explicit IV.
-pub(crate) const IV_LEN: u16 = crate::aead_ops::NONCE_LEN as u16;
-
 impl AeadSession {
     /// The session's lines the PMD reads first for each operation, which with thousands of
     /// sessions miss the cache: the private data's first line (lengths, IV offset, the first
@@ -222,32 +221,37 @@ impl AeadSession {
         [64, 80 + 0x3e0, 1088].map(|off| p.wrapping_add(off))
     }
 
-    pub(crate) fn as_ptr(&self) -> *mut c_void {
+    /// The session as the PMD takes it.
+    #[inline(always)]
+    pub fn as_ptr(&self) -> *mut c_void {
         self.sess.as_ptr()
     }
 
-    pub(crate) fn device(&self) -> u8 {
+    /// The device the session belongs to.
+    #[inline(always)]
+    pub fn device(&self) -> u8 {
         self.dev
     }
 
-    #[inline]
-    pub(crate) fn aad_len(&self) -> u8 {
+    /// The AAD length the session was made for.
+    #[inline(always)]
+    pub fn aad_len(&self) -> u8 {
         self.aad_len
     }
 
-    /// An AES-GCM session (key of 16 or 32 bytes) with a 12-byte IV, `aad_len` bytes of AAD and
-    /// a 16-byte tag.
+    /// An AES-GCM session: a key of 16 or 32 bytes, an IV of `iv_len` bytes, `aad_len` bytes
+    /// of AAD and a tag of `tag_len` bytes.
     pub fn aes_gcm(
         dev: &Cryptodev,
         pool: &Arc<SessionPool>,
         dir: AeadDirection,
         key: &[u8],
-        aad_len: u16,
+        lengths: AeadLengths,
     ) -> Result<AeadSession> {
         const OP: &str = "rte_cryptodev_sym_session_create";
         eal::ensure_running(OP)?;
         let key_len = u16::try_from(key.len()).map_err(|_| Error::new(OP, libc::EINVAL))?;
-        let aad = u8::try_from(aad_len).map_err(|_| Error::new(OP, libc::EINVAL))?;
+        let AeadLengths { iv, aad, tag } = lengths;
         let mut xform = sys::rte_crypto_sym_xform {
             next: ptr::null_mut(),
             type_: sys::rte_crypto_sym_xform_type_RTE_CRYPTO_SYM_XFORM_AEAD,
@@ -263,15 +267,15 @@ impl AeadSession {
                 data: key.as_ptr(),
                 length: key_len,
             },
-            // Where an operation of the enqueue/dequeue API carries its IV (`AeadQueue`);
+            // Where an operation of the enqueue/dequeue API carries its IV;
             // CPU crypto passes the IV by pointer instead.
             iv: sys::rte_crypto_aead_xform__bindgen_ty_2 {
                 // SAFETY: a constant of the C layout.
                 offset: unsafe { sys::espgw_crypto_op_iv_offset() },
-                length: IV_LEN,
+                length: u16::from(iv),
             },
-            digest_length: TAG_LEN,
-            aad_length: aad_len,
+            digest_length: u16::from(tag),
+            aad_length: u16::from(aad),
         };
         // SAFETY: xform is fully initialised and only read during the call (the PMD copies
         // what it needs from the key); the pool is a session pool for this device.
@@ -284,77 +288,6 @@ impl AeadSession {
             aad_len: aad,
             _pool: pool.clone(),
         })
-    }
-
-    /// Seals or opens every operation of `ops` in one call to the PMD, and records for each
-    /// whether it was sealed, or opened with a tag that verified. An operation whose AAD length
-    /// is not the session's fails without reaching the PMD (its bytes are left as they were).
-    pub fn process(&self, ops: &mut AeadOps<'_>) {
-        use std::mem::MaybeUninit;
-        let n = ops.len().min(MAX_OPS);
-        // Pointers into `ops`, made here where `ops` cannot move: the SGL of each operation
-        // (its one text segment), and where its nonce, AAD and tag lie.
-        let mut sgls = [const { MaybeUninit::<sys::rte_crypto_sgl>::uninit() }; MAX_OPS];
-        let mut ivs = [const { MaybeUninit::<sys::rte_crypto_va_iova_ptr>::uninit() }; MAX_OPS];
-        let mut aads = [const { MaybeUninit::<sys::rte_crypto_va_iova_ptr>::uninit() }; MAX_OPS];
-        let mut tags = [const { MaybeUninit::<sys::rte_crypto_va_iova_ptr>::uninit() }; MAX_OPS];
-        // Which operation each entry handed to the PMD is (all of them, in order, as a rule).
-        let mut which = [0u8; MAX_OPS];
-        let va = |p: *const u8| sys::rte_crypto_va_iova_ptr {
-            va: p.cast_mut().cast(),
-            iova: 0,
-        };
-        let mut k = 0;
-        for i in 0..n {
-            if ops.aad_len[i] != self.aad_len {
-                ops.status[i] = libc::EINVAL;
-                continue;
-            }
-            let (text, nonce, aad) = ops.raw(i);
-            sgls[k].write(sys::rte_crypto_sgl {
-                vec: (text as *const sys::rte_crypto_vec).cast_mut(),
-                num: 1,
-            });
-            ivs[k].write(va(nonce));
-            aads[k].write(va(aad));
-            // SAFETY: `push` took text.len + TAG_LEN bytes at text.base: the tag is in them.
-            tags[k].write(va(unsafe { text.base.cast::<u8>().add(text.len as usize) }));
-            which[k] = i as u8;
-            k += 1;
-        }
-        if k == 0 {
-            return;
-        }
-        // Statuses straight into `ops` when every operation went (the rule), else scattered.
-        let mut scattered = [0i32; MAX_OPS];
-        let status = if k == n {
-            ops.status.as_mut_ptr()
-        } else {
-            scattered.as_mut_ptr()
-        };
-        let mut vec = sys::rte_crypto_sym_vec {
-            num: k as u32,
-            src_sgl: sgls.as_mut_ptr().cast(),
-            dest_sgl: ptr::null_mut(),
-            iv: ivs.as_mut_ptr().cast(),
-            digest: tags.as_mut_ptr().cast(),
-            status,
-            ..Default::default()
-        };
-        vec.__bindgen_anon_1.aad = aads.as_mut_ptr().cast();
-        // The SGLs cover exactly the text to process: no head or tail offsets.
-        let ofs = sys::rte_crypto_sym_ofs { raw: 0 };
-        // SAFETY: the first k entries of every array are initialised and describe memory `ops`
-        // holds borrowed (text and tag of each buffer) or owns (16-byte nonce and AAD blocks,
-        // of which the PMD reads 12 and the session's AAD length); `status` has room for k.
-        unsafe {
-            sys::rte_cryptodev_sym_cpu_crypto_process(self.dev, self.sess.as_ptr(), ofs, &mut vec)
-        };
-        if k != n {
-            for (j, &i) in which.iter().enumerate().take(k) {
-                ops.status[usize::from(i)] = scattered[j];
-            }
-        }
     }
 }
 

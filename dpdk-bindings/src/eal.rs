@@ -125,7 +125,7 @@ pub fn is_running() -> bool {
 
 /// Error unless the EAL is running; constructors call this because DPDK
 /// allocators dereference EAL state without checking it.
-pub(crate) fn ensure_running(op: &'static str) -> Result<()> {
+pub fn ensure_running(op: &'static str) -> Result<()> {
     if is_running() {
         Ok(())
     } else {

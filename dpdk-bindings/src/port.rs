@@ -19,6 +19,13 @@ pub struct PortConfig {
     pub tx_desc: u16,
     /// Spread RX over queues by IP/UDP/TCP hash, if the device can.
     pub rss: bool,
+    /// The port's MTU: the largest IP packet it sends and receives, the frame
+    /// without its Ethernet header and FCS. [`Port::configure`] sets it with
+    /// `rte_eth_dev_set_mtu` between `rte_eth_dev_configure` and the queue
+    /// setup (see [`Port::set_mtu`]). A PMD that refuses it does not fail
+    /// `configure`: the port keeps its default (1500) and
+    /// [`Port::mtu_status`] returns the error, for the caller to report.
+    /// `None` leaves the default.
     pub mtu: Option<u16>,
 }
 
@@ -60,6 +67,8 @@ pub struct Port {
     rss_hf: u64,
     socket: i32,
     started: bool,
+    /// What became of [`PortConfig::mtu`] in `configure`.
+    mtu_status: Result<()>,
 }
 
 impl Port {
@@ -89,12 +98,16 @@ impl Port {
             // rss_key stays NULL: the driver's default key.
             conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
         }
-        if let Some(mtu) = cfg.mtu {
-            conf.rxmode.mtu = u32::from(mtu);
-        }
+        // rxmode.mtu stays 0 (DPDK's default, 1500). A value there is only
+        // range-checked and recorded by rte_eth_dev_configure, which then fails
+        // outright for one the device refuses, and the PMD's own MTU operation
+        // is never called. The MTU is set below with rte_eth_dev_set_mtu.
         // SAFETY: conf is a fully initialized rte_eth_conf; DPDK copies it.
         let ret = unsafe { sys::rte_eth_dev_configure(port_id, rx_queues, tx_queues, &conf) };
         Error::check("rte_eth_dev_configure", ret)?;
+        // Before the queues are set up: some PMDs size their RX buffers (or
+        // choose scattered RX) from the MTU at queue setup.
+        let mtu_status = cfg.mtu.map_or(Ok(()), |mtu| set_port_mtu(port_id, mtu));
 
         let (mut rx_desc, mut tx_desc) = (cfg.rx_desc, cfg.tx_desc);
         // SAFETY: valid port; both pointers are to live locals.
@@ -139,7 +152,48 @@ impl Port {
             rss_hf,
             socket,
             started: false,
+            mtu_status,
         })
+    }
+
+    /// Whether the MTU asked for in [`PortConfig::mtu`] is in effect: `Ok`
+    /// when it is (or none was asked), otherwise the `rte_eth_dev_set_mtu`
+    /// error (see [`Port::set_mtu`]). The port works either way, at its
+    /// previous MTU; frames over that MTU may be dropped on receive by a NIC.
+    pub fn mtu_status(&self) -> Result<()> {
+        self.mtu_status
+    }
+
+    /// Sets the port's MTU with `rte_eth_dev_set_mtu` (the frame without its
+    /// Ethernet header and FCS). Returns `Ok` at once if the port already has
+    /// this MTU, so a PMD without an MTU operation (many virtual devices) is
+    /// not reported for a value it already has. Errors (op
+    /// `rte_eth_dev_set_mtu`): `EINVAL` outside the device's range (see
+    /// [`Port::mtu_range`]) or refused by the PMD (e.g. a frame that would
+    /// not fit its RX buffers), `ENOTSUP` when the PMD cannot change its MTU,
+    /// `EBUSY` when it can only do so stopped, `EIO` when the device is gone.
+    ///
+    /// Call it on a stopped port: [`Port::configure`] does, for
+    /// [`PortConfig::mtu`]. A frame of MTU + 18 bytes (more with VLAN tags)
+    /// must fit one mbuf's data room unless RX scatter is on and the caller
+    /// takes multi-segment mbufs.
+    pub fn set_mtu(&mut self, mtu: u16) -> Result<()> {
+        set_port_mtu(self.id, mtu)
+    }
+
+    /// The port's current MTU (`rte_eth_dev_get_mtu`).
+    pub fn mtu(&self) -> Result<u16> {
+        port_mtu(self.id)
+    }
+
+    /// The smallest and largest MTU `rte_eth_dev_set_mtu` lets through to
+    /// the PMD, as DPDK checks it: `rte_eth_dev_info`'s `min_mtu` and
+    /// `max_mtu`, the latter lowered so that the frame (MTU plus the device's
+    /// overhead, 18 bytes unless it reports another) fits `max_rx_pktlen`.
+    /// The PMD may still refuse a value inside the range.
+    pub fn mtu_range(&self) -> Result<(u16, u16)> {
+        let info = dev_info(self.id)?;
+        Ok(mtu_range_of(&info))
     }
 
     pub fn id(&self) -> u16 {
@@ -325,6 +379,37 @@ pub unsafe fn tx_burst(port: u16, queue: u16, bufs: &mut [*mut sys::rte_mbuf]) -
     usize::from(unsafe { sys::espgw_tx_burst(port, queue, bufs.as_mut_ptr(), n) })
 }
 
+fn port_mtu(port_id: u16) -> Result<u16> {
+    let mut mtu = 0u16;
+    // SAFETY: DPDK rejects an invalid port id without touching mtu; mtu is a
+    // live local.
+    let ret = unsafe { sys::rte_eth_dev_get_mtu(port_id, &mut mtu) };
+    Error::check("rte_eth_dev_get_mtu", ret)?;
+    Ok(mtu)
+}
+
+fn set_port_mtu(port_id: u16, mtu: u16) -> Result<()> {
+    if port_mtu(port_id).is_ok_and(|m| m == mtu) {
+        return Ok(());
+    }
+    // SAFETY: DPDK validates the port id, the port's state and the value.
+    let ret = unsafe { sys::rte_eth_dev_set_mtu(port_id, mtu) };
+    Error::check("rte_eth_dev_set_mtu", ret)
+}
+
+/// DPDK 22.11's `eth_dev_validate_mtu`, as a range.
+fn mtu_range_of(info: &sys::rte_eth_dev_info) -> (u16, u16) {
+    const ETHER_OVERHEAD: u32 = 18; // RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN
+    let (max_mtu, max_frame) = (u32::from(info.max_mtu), info.max_rx_pktlen);
+    let overhead = if info.max_mtu != u16::MAX && max_frame > max_mtu {
+        max_frame - max_mtu
+    } else {
+        ETHER_OVERHEAD
+    };
+    let max = max_mtu.min(max_frame.saturating_sub(overhead));
+    (info.min_mtu, u16::try_from(max).unwrap_or(u16::MAX))
+}
+
 fn dev_info(port_id: u16) -> Result<sys::rte_eth_dev_info> {
     // SAFETY: valid-port check only reads the device table.
     if unsafe { sys::rte_eth_dev_is_valid_port(port_id) } == 0 {
@@ -386,6 +471,33 @@ mod tests {
             (c.rx_queues, c.tx_queues, c.rss, c.mtu),
             (1, 1, false, None)
         );
+    }
+
+    #[test]
+    fn mtu_calls_report_their_operation() {
+        // Unit tests never initialize the EAL, so there is no port: DPDK
+        // checks the port id first, and the error names the call that failed.
+        let e = set_port_mtu(0, 9000).unwrap_err();
+        assert_eq!((e.op(), e.errno()), ("rte_eth_dev_set_mtu", libc::ENODEV));
+        let e = port_mtu(0).unwrap_err();
+        assert_eq!((e.op(), e.errno()), ("rte_eth_dev_get_mtu", libc::ENODEV));
+        let text = set_port_mtu(0, 1500).unwrap_err().to_string();
+        assert!(text.starts_with("rte_eth_dev_set_mtu: "), "{text}");
+    }
+
+    #[test]
+    fn mtu_range_follows_ethdev_validation() {
+        let info = |min_mtu, max_mtu, max_rx_pktlen| sys::rte_eth_dev_info {
+            min_mtu,
+            max_mtu,
+            max_rx_pktlen,
+            ..Default::default()
+        };
+        // No max_mtu reported (net_tap, 22.11): the frame limit decides.
+        assert_eq!(mtu_range_of(&info(46, u16::MAX, 1522)), (46, 1504));
+        // Both reported: the device's own overhead (here 26, with two VLANs).
+        assert_eq!(mtu_range_of(&info(68, 9702, 9728)), (68, 9702));
+        assert_eq!(mtu_range_of(&info(46, u16::MAX, u32::MAX)), (46, u16::MAX));
     }
 
     #[test]

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dpdk_sys::port::port_name;
-use dpdk_sys::{eal, lcore, mbuf, sys, Eal, Mbuf, Mempool, Port, PortConfig, Ring, MAX_BURST};
+use dpdk_sys::{eal, lcore, mbuf, sys, Eal, Mbuf, Mempool, Port, PortConfig, Ring};
+
+/// Packets per burst in these checks.
+const MAX_BURST: usize = 32;
 
 const POOL_SIZE: u32 = 1023;
 

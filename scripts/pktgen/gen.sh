@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Writes what a bare-metal Pktgen-DPDK run against espgw-dataplane needs, into OUT
-# (docs/performance.md, "Bare metal with Pktgen-DPDK"):
+# (docs/pktgen.md):
 #
 #   scripts/pktgen/gen.sh OUT [--tunnels N] [--lan-pci ADDR] [--wan-pci ADDR]
 #                             [--lcores LIST] [--workers LIST] [--algo aes-128-gcm|aes-256-gcm]
@@ -50,7 +50,14 @@ mkdir -p "$out"
 chmod 700 "$out"
 out=$(cd "$out" && pwd)
 tmp=$(mktemp -d /tmp/espgw-pktgen.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
+# The offline runs below use this EAL file prefix. EAL creates its runtime directory
+# /var/run/dpdk/PREFIX (as root) even with --no-huge and leaves it behind: remove that one
+# directory, and the scratch directory, whichever way the script ends.
+eal_prefix=espgw-pktgen-gen-$$
+cleanup() { rm -rf -- "$tmp" "/var/run/dpdk/$eal_prefix"; }
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 python3 - "$out" "$tmp" "$tunnels" "$lan_pci" "$wan_pci" "$lcores" "$workers" "$algo" "$lan_port" <<'PY'
 import json, os, sys
@@ -131,7 +138,7 @@ for size in 64 1400 imix; do
     scripts/pcapgen.py "$tmp/peer-in.pcap" "${gen[@]}" --tunnels "$tunnels" --reverse --dst-mac 02:00:00:00:02:01
     rm -f "$tmp/esp.pcap"
     timeout 60 "$bin" --config "$tmp/peer.json" --exit-when-idle 500 --stats-file "$tmp/stats.json" -- \
-        --lcores 0@0,1@1 --main-lcore 0 --no-pci --no-huge -m 512 --no-telemetry --file-prefix "espgw-pktgen-gen-$$" \
+        --lcores 0@0,1@1 --main-lcore 0 --no-pci --no-huge -m 512 --no-telemetry --file-prefix "$eal_prefix" \
         --vdev "net_pcap0,rx_pcap=$tmp/peer-in.pcap,tx_pcap=$tmp/discard.pcap" \
         --vdev "net_pcap1,rx_pcap=$tmp/empty.pcap,tx_pcap=$tmp/esp.pcap" >"$tmp/log" 2>&1 ||
         { cat "$tmp/log" >&2; exit 1; }
@@ -151,6 +158,8 @@ Wrote $out: gw.json, tunnel.env, clear-imix.pcap, esp-{64,1400,imix}.pcap, *.pkt
 Gateway:  target/release/espgw-dataplane --config $out/gw.json
           (lan0 = $lan_pci = port $lan_port, wan0 = $wan_pci; edit "eal" in gw.json for your NICs and cores)
 Encrypt:  pktgen ... -- -P -T -m "[1:2].0, [3:4].1" -f $out/encrypt-64.pkt        (rx rate on port 1)
-          pktgen ... -- -P -T -m "[1:2].0, [3:4].1" -s 0:$out/clear-imix.pcap -f $out/encrypt-imix.pkt
+          pktgen ... -- -P -T -j -m "[1:2].0, [3:4].1" -s 0:$out/clear-imix.pcap -f $out/encrypt-imix.pkt
 Decrypt:  pktgen ... -- -P -T -m "[1:2].0, [3:4].1" -s 1:$out/esp-64.pcap -f $out/decrypt-64.pkt   (rx rate on port 0)
+          pktgen ... -- -P -T -j -m "[1:2].0, [3:4].1" -s 1:$out/esp-imix.pcap -f $out/decrypt-imix.pkt
+IMIX needs pktgen's -j: its ESP frames are 1574 bytes (docs/pktgen.md).
 EOF

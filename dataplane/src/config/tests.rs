@@ -1,4 +1,11 @@
+use super::dataplane::DEFAULT_HANDOFF_RING;
 use super::*;
+use crate::esp::replay::DEFAULT_WINDOW;
+use channel::DfPolicy;
+
+fn name(s: &str) -> Name {
+    Name::new(s).unwrap()
+}
 
 const K128: &str = "000102030405060708090a0b0c0d0e0f10111213";
 const K256: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20212223";
@@ -44,7 +51,7 @@ fn the_documented_example_parses() {
     assert_eq!(c.interfaces[1].mtu, 1500);
     assert_eq!(c.tunnels[0].encap.udp, Some((4500, 4500)));
     assert_eq!(c.tunnels[0].encap.df, DfPolicy::Copy);
-    assert_eq!(c.routes[0].via, RouteVia::Tunnel(0));
+    assert_eq!(c.routes[0].via, RouteVia::Tunnel(name("st0.0")));
     assert_eq!(
         c.routes[1].via,
         RouteVia::Gateway {
@@ -61,7 +68,7 @@ fn the_documented_example_parses() {
         (i.spi, i.direction, i.esn, i.replay_window),
         (0x2001, Direction::In, true, 4096)
     );
-    assert_eq!(i.keymat.salt(), [0x20, 0x21, 0x22, 0x23]);
+    assert_eq!(i.keys.salt(), [0x20, 0x21, 0x22, 0x23]);
 }
 
 #[test]
@@ -220,8 +227,18 @@ fn a_hundred_thousand_tunnels() {
     let started = std::time::Instant::now();
     let c = parse(&v).unwrap();
     assert_eq!((c.tunnels.len(), c.manual_sas.len()), (100_000, 200_000));
-    assert_eq!(c.tunnels[99_999].id, 99_999);
-    assert_eq!(c.routes[99_999].via, RouteVia::Tunnel(99_999));
+    assert_eq!(c.tunnels[99_999].name, name("st0.99999"));
+    assert_eq!(c.routes[99_999].via, RouteVia::Tunnel(name("st0.99999")));
+    // Room for twice as many tunnels and inbound SAs. The /32s need 2 route tables for their
+    // /16s and 391 for their /24s, the interfaces 4: twice that is under the least.
+    assert_eq!(c.dataplane.capacity.tunnels, 200_000);
+    assert_eq!(c.dataplane.capacity.inbound_sas, 400_000);
+    assert_eq!(c.dataplane.capacity.route_tables, 1024);
+    v["dataplane"]["route_tables"] = 396.into();
+    let e = parse(&v).err().unwrap();
+    assert_eq!(e.field, "dataplane.route_tables", "{e}");
+    v["dataplane"]["route_tables"] = 397.into();
+    assert!(parse(&v).is_ok());
     // Quadratic checks would take minutes here.
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
 

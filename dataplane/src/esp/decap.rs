@@ -1,6 +1,5 @@
 //! Tunnel-mode decapsulation (RFC 4303 section 3.4), in place.
 
-use super::crypto::{Aead, AeadOps};
 use super::replay::ReplayError;
 use super::Prepared;
 use crate::packet::PacketBuf;
@@ -23,6 +22,8 @@ pub enum DecapError {
     BadInner,
     /// The inner packet is outside the SA's traffic selectors.
     TsCheckFail,
+    /// The SA has reached its hard lifetime.
+    HardLimit,
 }
 
 /// Verifies, decrypts and strips the ESP packet that starts `esp_off` bytes into `buf`
@@ -35,23 +36,22 @@ pub fn decap<B: PacketBuf>(
     esp_off: usize,
 ) -> Result<(), DecapError> {
     let p = prepare(sa, buf, esp_off)?;
-    let mut ops = AeadOps::new();
-    p.push(buf.data_mut(), &sa.keying(), &mut ops)
-        .ok_or(DecapError::BadHeader)?;
-    sa.cipher.process(&mut ops);
-    if !ops.ok(0) {
+    if !p.run_one(buf.data_mut(), &sa.crypto) {
         return Err(DecapError::Auth);
     }
     finish(sa, buf, esp_off, p.seq).map(|_| ())
 }
 
-/// Before the open: header, replay pre-check (changes nothing), nonce and AAD.
+/// Before the open: lifetime, header, replay pre-check (changes nothing).
 #[inline(always)]
 pub fn prepare<B: PacketBuf>(
     sa: &InboundSa,
     buf: &B,
     esp_off: usize,
 ) -> Result<Prepared, DecapError> {
+    if sa.expired {
+        return Err(DecapError::HardLimit);
+    }
     let esp_bytes = buf.data().get(esp_off..).ok_or(DecapError::BadHeader)?;
     let p = esp::Packet::new_checked(esp_bytes).map_err(|_| DecapError::BadHeader)?;
     let seq = sa.replay.check(p.seq()).map_err(DecapError::Replay)?;
@@ -107,7 +107,7 @@ pub fn finish<B: PacketBuf>(
     // authenticated every byte of it as the peer sent it (VPP, too, routes decrypted packets
     // through ip4-input-no-checksum).
     let inner = ipv4::Packet::new_checked(&pt[..body_len]).map_err(|_| DecapError::BadInner)?;
-    if !sa.selectors.admits_inbound(inner.src(), inner.dst()) {
+    if !sa.admits(inner.src(), inner.dst()) {
         return Err(DecapError::TsCheckFail);
     }
     let inner_len = inner.total_len();
@@ -116,6 +116,6 @@ pub fn finish<B: PacketBuf>(
     if !(buf.adj(front) && buf.trim(back)) {
         return Err(DecapError::BadHeader);
     }
-    sa.counters.carried(1, inner_len as u64);
+    sa.carried(inner_len as u64);
     Ok(summary)
 }

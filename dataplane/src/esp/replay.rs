@@ -4,6 +4,8 @@
 //! of a jump does not grow with the window size. `check` runs before decryption and changes
 //! nothing; `accept` runs only after the ICV verified.
 
+use crate::mem::{Memory, OutOfMemory, Table};
+
 /// Largest window we accept in configuration.
 pub const MAX_WINDOW: u32 = 65536;
 pub const DEFAULT_WINDOW: u32 = 1024;
@@ -24,12 +26,28 @@ pub struct ReplayWindow {
     esn: bool,
     /// Highest authenticated sequence number (full 64 bits), 0 before the first packet.
     top: u64,
-    bitmap: Box<[u64]>,
+    /// In the SA's memory (huge pages in the dataplane): read for every packet.
+    bitmap: Table<u64>,
 }
 
 impl ReplayWindow {
-    /// `size` must be at most `MAX_WINDOW`; the configuration enforces it.
+    /// A window on the heap. `size` must be at most `MAX_WINDOW`; the configuration enforces
+    /// it.
     pub fn new(size: u32, esn: bool) -> ReplayWindow {
+        // The heap has room for a few kilobytes, or the process is done anyway.
+        match Self::in_memory(size, esn, Memory::Heap, -1) {
+            Ok(w) => w,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// A window whose bitmap is in `memory` on `socket`.
+    pub fn in_memory(
+        size: u32,
+        esn: bool,
+        memory: Memory,
+        socket: i32,
+    ) -> Result<ReplayWindow, OutOfMemory> {
         let size = size.min(MAX_WINDOW);
         // One spare word so that the bits of the word being advanced into can be cleared
         // without touching any bit still inside the window.
@@ -38,12 +56,18 @@ impl ReplayWindow {
         } else {
             (size as usize).div_ceil(64) + 1
         };
-        ReplayWindow {
+        Ok(ReplayWindow {
             size,
             esn,
             top: 0,
-            bitmap: vec![0u64; words.next_power_of_two()].into_boxed_slice(),
-        }
+            bitmap: Table::new(
+                memory,
+                socket,
+                words.next_power_of_two(),
+                "replay window",
+                |_| 0,
+            )?,
+        })
     }
 
     pub fn size(&self) -> u32 {

@@ -1,43 +1,42 @@
 //! ESP encap/decap checked byte for byte against the `aes-gcm` crate, an implementation
 //! independent of the one under test (ring).
 
-use super::replay::ReplayError;
+use super::outer::TunnelEncap;
+use super::replay::{ReplayError, ReplayWindow};
 use super::*;
-use crate::counters::SaCounters;
-use crate::esp::crypto::Algorithm;
+use crate::esp::crypto::{Algorithm, Backend};
 use crate::packet::{PacketBuf, VecBuf};
 use crate::sa::*;
-use crate::testkit::{inner_packet, keymat, tunnel};
+use crate::testkit::{counters, inner_packet, keymat, tunnel};
 use crate::wire::{checksum, ipv4};
 use aes_gcm::aead::AeadInPlace;
 use aes_gcm::{Aes128Gcm, Aes256Gcm, KeyInit};
 use proptest::prelude::*;
 use std::net::Ipv4Addr;
-use std::sync::Arc;
 
 fn outbound(alg: Algorithm, esn: bool, t: TunnelEncap) -> OutboundSa {
-    OutboundSa::new(
-        0x1001,
-        esn,
-        0,
-        &keymat(alg, 0),
-        t,
-        Arc::new(SaCounters::default()),
-    )
-    .unwrap()
+    outbound_from(alg, esn, t, 1)
+}
+
+/// An outbound SA whose first packet carries `first_seq`.
+fn outbound_from(alg: Algorithm, esn: bool, t: TunnelEncap, first_seq: u64) -> OutboundSa {
+    let mut p = OutboundParams::new(0x1001, esn, t);
+    p.first_seq = first_seq;
+    OutboundSa::new(p, &keymat(alg, 0), counters(), &Backend::Ring).unwrap()
 }
 
 fn inbound(alg: Algorithm, esn: bool, udp: bool, window: u32) -> InboundSa {
     let p = InboundParams {
         spi: 0x1001,
         esn,
-        tunnel: 0,
         local: Ipv4Addr::new(192, 0, 2, 2),
         udp_encap: udp,
-        replay_window: window,
         selectors: Selectors::default(),
+        soft: Default::default(),
+        hard: Default::default(),
     };
-    InboundSa::new(p, &keymat(alg, 0), Arc::new(SaCounters::default())).unwrap()
+    let w = ReplayWindow::new(window, esn);
+    InboundSa::new(p, &keymat(alg, 0), w, counters(), &Backend::Ring).unwrap()
 }
 
 /// The oracle: decrypts `ct_and_tag` with aes-gcm.
@@ -182,8 +181,7 @@ fn natt_encap_has_udp_4500_with_zero_checksum() {
 #[test]
 fn esn_uses_high_bits_in_aad_but_not_on_the_wire() {
     let inner = inner_packet(60, 0, false);
-    let mut sa = outbound(Algorithm::Aes256Gcm, true, tunnel(None));
-    sa.set_last_seq(u64::from(u32::MAX));
+    let mut sa = outbound_from(Algorithm::Aes256Gcm, true, tunnel(None), 1 << 32);
     let mut buf = VecBuf::new(&inner);
     encap(&mut sa, &mut buf).unwrap();
     let out = buf.data();
@@ -243,13 +241,13 @@ fn dscp_and_df_policies() {
     fragment[7] = 0x55;
     for (inner, inner_df) in [(plain, 0), (fragment, 0x40)] {
         for (dscp, want_tos) in [
-            (DscpPolicy::Copy, 0xb9),
-            (DscpPolicy::Set(46), (46 << 2) | 1),
+            (channel::Dscp::Copy, 0xb9),
+            (channel::Dscp::Set(46), (46 << 2) | 1),
         ] {
             for (df, want_flags) in [
-                (DfPolicy::Copy, inner_df),
-                (DfPolicy::Set, 0x40),
-                (DfPolicy::Clear, 0),
+                (channel::DfPolicy::Copy, inner_df),
+                (channel::DfPolicy::Set, 0x40),
+                (channel::DfPolicy::Clear, 0),
             ] {
                 let mut t = tunnel(None);
                 t.dscp = dscp;
@@ -275,7 +273,14 @@ fn encap_without_room_or_sequence_numbers_changes_nothing() {
     assert_eq!(encap(&mut sa, &mut buf), Err(EncapError::NoRoom));
     assert_eq!(buf.data(), &inner[..]);
     assert_eq!(sa.last_seq(), 0, "no sequence number consumed");
-    sa.set_last_seq(u64::from(u32::MAX));
+    let mut sa = outbound_from(
+        Algorithm::Aes128Gcm,
+        false,
+        tunnel(None),
+        u64::from(u32::MAX),
+    );
+    let mut buf = VecBuf::new(&inner);
+    assert_eq!(encap(&mut sa, &mut buf), Ok(()), "the last number is used");
     let mut buf = VecBuf::new(&inner);
     assert_eq!(encap(&mut sa, &mut buf), Err(EncapError::SeqExhausted));
     assert_eq!(buf.data(), &inner[..]);
@@ -404,9 +409,8 @@ proptest! {
                                                   udp: bool, start in 0u64..(1u64 << 33)) {
         let inner = inner_packet(len, tos, df);
         let t = tunnel(if udp { Some((4500, 4500)) } else { None });
-        let mut o = outbound(Algorithm::Aes256Gcm, esn, t);
         let start = if esn { start } else { start % u64::from(u32::MAX) };
-        o.set_last_seq(start);
+        let mut o = outbound_from(Algorithm::Aes256Gcm, esn, t, start + 1);
         let mut i = inbound(Algorithm::Aes256Gcm, esn, udp, 1024);
         i.replay.set_top(start);
         let mut buf = VecBuf::new(&inner);

@@ -3,11 +3,12 @@
 //! packet's SA is a cache miss; met one packet at a time in the pipeline they stall it in turn,
 //! asked for together here they overlap (VPP's nodes prefetch ahead for the same reason).
 
-use super::{Forwarder, Target, NO_SLOT};
+use super::tables::Tables;
+use super::{Forwarder, Target};
+use crate::burst::MAX_BURST;
 use crate::packet::PacketBuf;
 use crate::prefetch;
 use crate::wire::{ethernet, ipv4, udp};
-use dpdk_sys::MAX_BURST;
 use std::net::Ipv4Addr;
 
 /// What finds a frame's SA, as one word so that the look stays in registers: the inbound SPI
@@ -19,15 +20,20 @@ pub(super) const DST: u64 = 2 << 32;
 const TUNNEL: u64 = 4 << 32;
 
 impl Forwarder {
-    /// Prefetches the SA (both its cache lines) each frame of `bufs` will need, when the last
+    /// Prefetches the SA (its hot cache lines) each frame of `bufs` will need, when the last
     /// burst was spread over several SAs of more than the caches hold (otherwise the look
     /// costs 1.5 to 4 ns a packet for nothing). Only a hint: a frame it cannot read is
     /// skipped, and nothing changes but the route cache, which the pipeline would fill with
     /// the same routes.
     pub fn prefetch_sas<B: PacketBuf>(&mut self, bufs: &[B]) {
-        if !self.spread {
-            return;
+        if self.spread {
+            self.tables.prefetch_sas(bufs);
         }
+    }
+}
+
+impl Tables {
+    fn prefetch_sas<B: PacketBuf>(&mut self, bufs: &[B]) {
         // First each frame's SPI or route, asking for the line of the SPI table or of the
         // tunnel slot each leads to; then those lines' SAs. The misses of each stage then come
         // together, not one after the other. Frames of one flow or SA in a row need one look.
@@ -66,18 +72,18 @@ impl Forwarder {
         for &key in keys.iter().take(bufs.len()) {
             let v = key as u32;
             if key & SPI != 0 {
-                let slot = match self.spis.get(v) {
-                    Some(e) if e.owner == self.me && e.slot != NO_SLOT => e.slot,
+                let index = match self.spis.get(v) {
+                    Some(e) if e.owner == self.me => e.index,
                     _ => continue,
                 };
-                if let Some(Some(sa)) = self.inbound.get(slot as usize) {
-                    prefetch::object(&**sa);
+                if let Some(sa) = self.inbound(index) {
+                    prefetch::hot_lines(sa);
                 }
             } else if key & TUNNEL != 0 {
                 match self.tunnels.get(v as usize) {
                     Some(t) if t.owner == self.me => {
                         if let Some(sa) = &t.sa {
-                            prefetch::object(&**sa);
+                            prefetch::hot_lines(&**sa);
                         }
                     }
                     _ => {}
@@ -92,24 +98,28 @@ impl Forwarder {
     /// broadcast or multicast) give nothing, so the look routes only what the pipeline would.
     #[inline(always)]
     pub(super) fn sa_key(&self, frame: &[u8]) -> u64 {
+        use ipv4::field;
         const IP: usize = ethernet::HEADER_LEN;
         let word = |at: usize| match frame.get(at..at + 4) {
             Some(&[a, b, c, d]) => Some(u64::from(u32::from_be_bytes([a, b, c, d]))),
             _ => None,
         };
-        let (Some(&[t0, t1]), Some(h)) =
-            (frame.get(12..14), frame.get(IP..IP + ipv4::MIN_HEADER_LEN))
-        else {
+        let (Some(&[t0, t1]), Some(h)) = (
+            frame.get(ethernet::field::ETHERTYPE),
+            frame.get(IP..IP + ipv4::MIN_HEADER_LEN),
+        ) else {
             return 0;
         };
-        let ihl = usize::from(h[0] & 0x0f) * 4;
+        let ihl = usize::from(h[field::VER_IHL] & 0x0f) * 4;
         if u16::from_be_bytes([t0, t1]) != ethernet::ETHERTYPE_IPV4
-            || h[0] >> 4 != 4
+            || h[field::VER_IHL] >> 4 != 4
             || ihl < ipv4::MIN_HEADER_LEN
         {
             return 0;
         }
-        let dst = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
+        let mut d = [0; 4];
+        d.copy_from_slice(&h[field::DST_ADDR]);
+        let dst = Ipv4Addr::from(d);
         if dst.is_broadcast() || dst.is_multicast() {
             return 0;
         }
@@ -117,10 +127,11 @@ impl Forwarder {
             return DST | u64::from(u32::from(dst));
         }
         let l4 = IP + ihl;
-        let spi = match h[9] {
+        // The SPI is the ESP header's first word; behind UDP when the port is a NAT-T port.
+        let spi = match h[field::PROTOCOL] {
             ipv4::PROTO_ESP => word(l4),
-            ipv4::PROTO_UDP => word(l4)
-                .filter(|w| self.natt_ports.contains(&((w & 0xffff) as u16)))
+            ipv4::PROTO_UDP => word(l4 + udp::field::DST_PORT.start)
+                .filter(|w| self.natt_ports.contains(&((w >> 16) as u16)))
                 .and_then(|_| word(l4 + udp::HEADER_LEN)),
             _ => None,
         };

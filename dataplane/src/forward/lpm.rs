@@ -3,7 +3,12 @@
 //!
 //! Entries carry the prefix length that produced them, so inserting a shorter prefix never
 //! overwrites a longer one and deleting a prefix restores the next shorter one, as in rte_lpm.
+//!
+//! The tables are allocated once at their full size (`mem::Table`): the 2^16-entry root and a
+//! fixed number of 256-entry child tables, which a route longer than /16 or /24 takes and a
+//! delete gives back when the child holds nothing of its own any more.
 
+use crate::mem::{Memory, OutOfMemory, Table};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
@@ -23,20 +28,18 @@ pub enum LpmError {
     BadLength,
     #[error("next hop index above 2^24 - 1")]
     BadNextHop,
+    #[error("all {0} child tables are in use")]
+    Full(usize),
 }
 
 pub struct Lpm {
-    root: Box<[u32]>,
+    root: Table<u32>,
     /// Child tables of 256 entries for levels two and three.
-    children: Vec<[u32; 256]>,
+    children: Table<[u32; 256]>,
+    /// Child tables not in use.
+    free: Vec<u32>,
     /// The rules, by (masked address, length), for deletes and listing.
     rules: BTreeMap<(u32, u8), u32>,
-}
-
-impl Default for Lpm {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 fn mask(len: u8) -> u32 {
@@ -56,12 +59,21 @@ fn depth_of(e: u32) -> u8 {
 }
 
 impl Lpm {
-    pub fn new() -> Lpm {
-        Lpm {
-            root: vec![0u32; 1 << 16].into_boxed_slice(),
-            children: Vec::new(),
+    /// A trie with room for `child_tables` child tables, in `memory` on `socket`.
+    pub fn new(memory: Memory, socket: i32, child_tables: u32) -> Result<Lpm, OutOfMemory> {
+        Ok(Lpm {
+            root: Table::new(memory, socket, 1 << 16, "route trie", |_| 0)?,
+            children: Table::new(memory, socket, child_tables as usize, "route trie", |_| {
+                [0; 256]
+            })?,
+            free: (0..child_tables).rev().collect(),
             rules: BTreeMap::new(),
-        }
+        })
+    }
+
+    /// Child tables in use.
+    pub fn child_tables(&self) -> usize {
+        self.children.len() - self.free.len()
     }
 
     /// The next hop of the longest matching prefix.
@@ -82,7 +94,8 @@ impl Lpm {
         }
     }
 
-    /// Adds or replaces a route. Child tables are allocated here, never in `lookup`.
+    /// Adds or replaces a route. `Full`, with nothing changed, when it needs a child table and
+    /// none is free.
     pub fn insert(&mut self, addr: Ipv4Addr, len: u8, nh: u32) -> Result<(), LpmError> {
         if len > 32 {
             return Err(LpmError::BadLength);
@@ -91,6 +104,9 @@ impl Lpm {
             return Err(LpmError::BadNextHop);
         }
         let a = u32::from(addr) & mask(len);
+        if self.tables_needed(a, len) > self.free.len() {
+            return Err(LpmError::Full(self.children.len()));
+        }
         self.rules.insert((a, len), nh);
         self.write(
             a,
@@ -99,6 +115,36 @@ impl Lpm {
             leaf(len, nh),
         );
         Ok(())
+    }
+
+    /// How many child tables inserting a/len would take: one for each level below the last
+    /// child on its path that the prefix reaches into.
+    fn tables_needed(&self, a: u32, len: u8) -> usize {
+        let len = u32::from(len);
+        let mut table: Option<usize> = None;
+        let mut consumed = 0;
+        for (level, stride) in STRIDES.into_iter().enumerate() {
+            if len <= consumed + stride {
+                return 0;
+            }
+            let idx = ((a << consumed) >> (32 - stride)) as usize;
+            let e = self.entry(table, idx);
+            if e & CHILD == 0 {
+                // A new table at each level the prefix goes below, from here on.
+                let mut below = consumed + stride;
+                let mut n = 0;
+                for s in &STRIDES[level + 1..] {
+                    if len > below {
+                        n += 1;
+                    }
+                    below += s;
+                }
+                return n.max(1);
+            }
+            table = Some((e & PAYLOAD) as usize);
+            consumed += stride;
+        }
+        0
     }
 
     /// Removes a route; returns whether it existed. Addresses it covered fall back to the
@@ -116,7 +162,39 @@ impl Lpm {
             .find_map(|l| self.rules.get(&(a & mask(l), l)).map(|&nh| leaf(l, nh)))
             .unwrap_or(0);
         self.write(a, len, |e| e & VALID != 0 && depth_of(e) == len, parent);
+        self.collapse(a);
         true
+    }
+
+    /// Gives back the child tables on a's path that hold nothing of their own any more: all
+    /// 256 entries the same leaf (or empty), which their parent entry then holds instead.
+    fn collapse(&mut self, a: u32) {
+        let i1 = (a >> 16) as usize;
+        let e1 = self.root[i1];
+        if e1 & CHILD == 0 {
+            return;
+        }
+        let c2 = (e1 & PAYLOAD) as usize;
+        let i2 = ((a >> 8) & 0xff) as usize;
+        let e2 = self.children[c2][i2];
+        if e2 & CHILD != 0 {
+            let c3 = (e2 & PAYLOAD) as usize;
+            if let Some(v) = self.uniform(c3) {
+                self.children[c2][i2] = v;
+                self.free.push(c3 as u32);
+            }
+        }
+        if let Some(v) = self.uniform(c2) {
+            self.root[i1] = v;
+            self.free.push(c2 as u32);
+        }
+    }
+
+    /// The one value of a child table whose entries are all the same and none a child.
+    fn uniform(&self, c: usize) -> Option<u32> {
+        let t = &self.children[c];
+        let v = t[0];
+        (v & CHILD == 0 && t.iter().all(|&e| e == v)).then_some(v)
     }
 
     pub fn len(&self) -> usize {
@@ -158,9 +236,11 @@ impl Lpm {
             let child = if e & CHILD != 0 {
                 (e & PAYLOAD) as usize
             } else {
-                // Expand: the new child starts as copies of the entry it replaces.
-                self.children.push([e; 256]);
-                let c = self.children.len() - 1;
+                // Expand: the new child starts as copies of the entry it replaces. `insert`
+                // checked that enough are free.
+                let Some(c) = self.free.pop() else { return };
+                let c = c as usize;
+                self.children[c] = [e; 256];
                 self.set_entry(table, idx, CHILD | c as u32);
                 c
             };
@@ -204,9 +284,13 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn trie(children: u32) -> Lpm {
+        Lpm::new(Memory::Heap, -1, children).unwrap()
+    }
+
     #[test]
     fn longest_prefix_wins_in_any_insert_order() {
-        let mut t = Lpm::new();
+        let mut t = trie(16);
         t.insert(ip("10.2.3.0"), 24, 3).unwrap();
         t.insert(ip("0.0.0.0"), 0, 1).unwrap();
         t.insert(ip("10.2.3.128"), 25, 4).unwrap();
@@ -226,6 +310,30 @@ mod tests {
         assert_eq!(t.insert(ip("1.2.3.4"), 33, 1), Err(LpmError::BadLength));
     }
 
+    #[test]
+    fn child_tables_are_taken_and_given_back() {
+        let mut t = trie(2);
+        t.insert(ip("10.2.0.0"), 16, 1).unwrap();
+        assert_eq!(t.child_tables(), 0);
+        t.insert(ip("10.2.3.0"), 24, 2).unwrap();
+        assert_eq!(t.child_tables(), 1);
+        t.insert(ip("10.2.3.7"), 32, 3).unwrap();
+        assert_eq!(t.child_tables(), 2);
+        assert_eq!(t.insert(ip("10.3.3.7"), 32, 4), Err(LpmError::Full(2)));
+        assert_eq!(
+            t.lookup(ip("10.3.3.7")),
+            None,
+            "nothing of the refused route"
+        );
+        assert!(t.remove(ip("10.2.3.7"), 32));
+        assert_eq!(t.child_tables(), 1);
+        assert!(t.remove(ip("10.2.3.0"), 24));
+        assert_eq!(t.child_tables(), 0);
+        assert_eq!(t.lookup(ip("10.2.3.7")), Some(1));
+        t.insert(ip("10.3.3.7"), 32, 4).unwrap();
+        assert_eq!(t.lookup(ip("10.3.3.7")), Some(4));
+    }
+
     fn naive(rules: &BTreeMap<(u32, u8), u32>, a: u32) -> Option<u32> {
         rules
             .iter()
@@ -240,12 +348,14 @@ mod tests {
             ops in prop::collection::vec((any::<u32>(), 0u8..=32, 0u32..100, any::<bool>()), 1..60),
             probes in prop::collection::vec(any::<u32>(), 64),
         ) {
-            let mut t = Lpm::new();
+            let mut t = trie(256);
             let mut model = BTreeMap::new();
             for (a, l, nh, del) in ops {
                 let p = a & mask(l);
                 if del {
                     prop_assert_eq!(t.remove(Ipv4Addr::from(a), l), model.remove(&(p, l)).is_some());
+                    // Whatever was deleted, no child table is kept that holds nothing.
+                    prop_assert!(t.child_tables() <= 2 * model.len());
                 } else {
                     t.insert(Ipv4Addr::from(a), l, nh).unwrap();
                     model.insert((p, l), nh);

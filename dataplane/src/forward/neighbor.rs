@@ -44,8 +44,10 @@ pub struct NeighborTable {
 
 impl Default for NeighborTable {
     fn default() -> Self {
+        // Room for the most learned entries from the start: the table never grows between a
+        // worker's bursts.
         let mut map = IdMap::default();
-        map.reserve(1024);
+        map.reserve(MAX_NEIGHBORS);
         NeighborTable { map }
     }
 }

@@ -1,13 +1,19 @@
-//! Inbound SPIs to what a worker knows of them (the owner, and the slot of the SA if it is the
-//! owner): an open-addressed table with linear probing, at most half full, so a lookup is
-//! usually one multiply and one cache line, and the line can be prefetched from the SPI alone
-//! (`forward::lookahead`). Deletes shift later entries back, so there are no tombstones.
+//! Inbound SPIs to what a worker knows of them (the worker that owns the SA, and where that
+//! worker keeps it): an open-addressed table with linear probing, at most half full, so a
+//! lookup is usually one multiply and one cache line, and the line can be prefetched from the
+//! SPI alone (`forward::lookahead`). Deletes shift later entries back, so there are no
+//! tombstones. The table has its full size from the start (room for twice the SAs the
+//! dataplane is sized for), so it never grows, and a worker never rehashes it between bursts.
+
+use super::{InboundIndex, WorkerIndex};
+use crate::mem::{Memory, OutOfMemory, Table};
 
 /// What a worker knows of an inbound SPI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct SpiEntry {
-    pub owner: u16,
-    pub slot: u32,
+    pub owner: WorkerIndex,
+    /// Where the owner keeps the SA (the same on every worker).
+    pub index: InboundIndex,
 }
 
 /// 16 bytes and aligned to them: four to a cache line, none across two.
@@ -16,27 +22,27 @@ pub(super) struct SpiEntry {
 struct Bucket {
     spi: u32,
     used: bool,
-    owner: u16,
-    slot: u32,
+    owner: WorkerIndex,
+    index: u32,
 }
 
 const _: () = assert!(std::mem::size_of::<Bucket>() == 16);
 
 pub(super) struct SpiTable {
-    buckets: Box<[Bucket]>,
+    buckets: Table<Bucket>,
     len: usize,
 }
 
-impl Default for SpiTable {
-    fn default() -> Self {
-        SpiTable {
-            buckets: vec![Bucket::default(); 16].into_boxed_slice(),
-            len: 0,
-        }
-    }
-}
-
 impl SpiTable {
+    /// Room for `spis` SPIs, in `memory` on `socket`.
+    pub fn new(memory: Memory, socket: i32, spis: u32) -> Result<SpiTable, OutOfMemory> {
+        let n = (spis.max(8) as usize * 2).next_power_of_two();
+        Ok(SpiTable {
+            buckets: Table::new(memory, socket, n, "SPI table", |_| Bucket::default())?,
+            len: 0,
+        })
+    }
+
     /// The home bucket (at least 16 buckets, so at least 4 bits).
     #[inline(always)]
     fn home(&self, spi: u32) -> usize {
@@ -71,7 +77,7 @@ impl SpiTable {
                 let b = &self.buckets[i];
                 Some(SpiEntry {
                     owner: b.owner,
-                    slot: b.slot,
+                    index: InboundIndex(b.index),
                 })
             }
             _ => None,
@@ -84,13 +90,13 @@ impl SpiTable {
         crate::prefetch::line(&self.buckets[self.home(spi)]);
     }
 
-    /// Sets `spi`'s entry, adding it if absent.
-    pub fn set(&mut self, spi: u32, e: SpiEntry) {
-        let (mut i, found) = self.find(spi);
+    /// Sets `spi`'s entry, adding it if absent; false (nothing changed) when the table holds
+    /// as many SPIs as it is sized for.
+    pub fn set(&mut self, spi: u32, e: SpiEntry) -> bool {
+        let (i, found) = self.find(spi);
         if !found {
             if (self.len + 1) * 2 > self.buckets.len() {
-                self.grow();
-                i = self.find(spi).0;
+                return false;
             }
             self.len += 1;
         }
@@ -98,8 +104,9 @@ impl SpiTable {
             spi,
             used: true,
             owner: e.owner,
-            slot: e.slot,
+            index: e.index.0,
         };
+        true
     }
 
     pub fn remove(&mut self, spi: u32) {
@@ -125,21 +132,6 @@ impl SpiTable {
         self.buckets[hole] = Bucket::default();
     }
 
-    fn grow(&mut self) {
-        let bigger = vec![Bucket::default(); self.buckets.len() * 2].into_boxed_slice();
-        let old = std::mem::replace(&mut self.buckets, bigger);
-        self.len = 0;
-        for b in old.iter().filter(|b| b.used) {
-            self.set(
-                b.spi,
-                SpiEntry {
-                    owner: b.owner,
-                    slot: b.slot,
-                },
-            );
-        }
-    }
-
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len
@@ -157,14 +149,14 @@ mod tests {
         /// every SPI touched, SPI 0 included; few distinct SPIs, so that runs collide.
         #[test]
         fn agrees_with_a_hash_map(ops in proptest::collection::vec((any::<bool>(), 0u32..64, any::<u16>()), 0..400)) {
-            let mut t = SpiTable::default();
+            let mut t = SpiTable::new(Memory::Heap, -1, 64).unwrap();
             let mut m = HashMap::new();
             for (set, k, v) in ops {
                 // Spread the few keys over the whole space, some into the same buckets.
                 let spi = k.wrapping_mul(0x0100_0193) ^ (k & 3);
                 if set {
-                    let e = SpiEntry { owner: v, slot: u32::from(v) * 3 };
-                    t.set(spi, e);
+                    let e = SpiEntry { owner: v, index: InboundIndex(u32::from(v) * 3) };
+                    prop_assert!(t.set(spi, e));
                     m.insert(spi, e);
                 } else {
                     t.remove(spi);
@@ -180,22 +172,24 @@ mod tests {
     }
 
     #[test]
-    fn grows_and_keeps_everything() {
-        let mut t = SpiTable::default();
-        for spi in 0..10_000u32 {
-            t.set(
-                spi * 7,
-                SpiEntry {
-                    owner: 1,
-                    slot: spi,
-                },
-            );
+    fn holds_what_it_is_sized_for_and_refuses_more() {
+        let mut t = SpiTable::new(Memory::Heap, -1, 10_000).unwrap();
+        let e = |i: u32| SpiEntry {
+            owner: 1,
+            index: InboundIndex(i),
+        };
+        let cap = t.buckets.len() / 2;
+        assert!(cap >= 10_000);
+        for spi in 0..cap as u32 {
+            assert!(t.set(spi * 7, e(spi)));
         }
-        assert_eq!(t.len(), 10_000);
-        assert!(t.buckets.len() >= 20_000, "at most half full");
-        for spi in 0..10_000u32 {
-            assert_eq!(t.get(spi * 7).map(|e| e.slot), Some(spi));
+        assert!(!t.set(1, e(0)), "more than half full");
+        assert!(t.set(7, e(9)), "an update always fits");
+        assert_eq!(t.len(), cap);
+        for spi in 2..cap as u32 {
+            assert_eq!(t.get(spi * 7).map(|e| e.index), Some(InboundIndex(spi)));
         }
+        assert_eq!(t.get(7).map(|e| e.index), Some(InboundIndex(9)));
         assert_eq!(t.get(1), None);
     }
 }

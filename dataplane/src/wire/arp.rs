@@ -4,7 +4,7 @@ use super::ethernet::Mac;
 use super::{be16, be32, Result, WireError};
 use std::net::Ipv4Addr;
 
-pub const LEN: usize = 28;
+pub const LEN: usize = field::TPA.end;
 pub const OP_REQUEST: u16 = 1;
 pub const OP_REPLY: u16 = 2;
 
@@ -18,6 +18,20 @@ pub struct Repr {
     pub target_ip: Ipv4Addr,
 }
 
+/// Where each field of an Ethernet/IPv4 ARP body lies.
+pub mod field {
+    pub type Field = core::ops::Range<usize>;
+    pub const HTYPE: Field = 0..2;
+    pub const PTYPE: Field = 2..4;
+    pub const HLEN: usize = 4;
+    pub const PLEN: usize = 5;
+    pub const OPER: Field = 6..8;
+    pub const SHA: Field = 8..14;
+    pub const SPA: Field = 14..18;
+    pub const THA: Field = 18..24;
+    pub const TPA: Field = 24..28;
+}
+
 impl Repr {
     /// Parses an ARP body (after the Ethernet header). Other hardware/protocol types are
     /// malformed for us.
@@ -25,37 +39,41 @@ impl Repr {
         if b.len() < LEN {
             return Err(WireError::Truncated);
         }
-        if be16(b, 0) != 1 || be16(b, 2) != 0x0800 || b[4] != 6 || b[5] != 4 {
+        if be16(b, field::HTYPE.start) != 1
+            || be16(b, field::PTYPE.start) != 0x0800
+            || b[field::HLEN] != 6
+            || b[field::PLEN] != 4
+        {
             return Err(WireError::Malformed);
         }
-        let op = be16(b, 6);
+        let op = be16(b, field::OPER.start);
         if op != OP_REQUEST && op != OP_REPLY {
             return Err(WireError::Malformed);
         }
-        let mac = |at: usize| {
+        let mac = |at: field::Field| {
             let mut m = [0; 6];
-            m.copy_from_slice(&b[at..at + 6]);
+            m.copy_from_slice(&b[at]);
             Mac(m)
         };
         Ok(Repr {
             op,
-            sender_mac: mac(8),
-            sender_ip: Ipv4Addr::from(be32(b, 14)),
-            target_mac: mac(18),
-            target_ip: Ipv4Addr::from(be32(b, 24)),
+            sender_mac: mac(field::SHA),
+            sender_ip: Ipv4Addr::from(be32(b, field::SPA.start)),
+            target_mac: mac(field::THA),
+            target_ip: Ipv4Addr::from(be32(b, field::TPA.start)),
         })
     }
 
     pub fn emit(&self, out: &mut [u8; LEN]) {
-        out[0..2].copy_from_slice(&1u16.to_be_bytes());
-        out[2..4].copy_from_slice(&0x0800u16.to_be_bytes());
-        out[4] = 6;
-        out[5] = 4;
-        out[6..8].copy_from_slice(&self.op.to_be_bytes());
-        out[8..14].copy_from_slice(&self.sender_mac.0);
-        out[14..18].copy_from_slice(&self.sender_ip.octets());
-        out[18..24].copy_from_slice(&self.target_mac.0);
-        out[24..28].copy_from_slice(&self.target_ip.octets());
+        out[field::HTYPE].copy_from_slice(&1u16.to_be_bytes());
+        out[field::PTYPE].copy_from_slice(&0x0800u16.to_be_bytes());
+        out[field::HLEN] = 6;
+        out[field::PLEN] = 4;
+        out[field::OPER].copy_from_slice(&self.op.to_be_bytes());
+        out[field::SHA].copy_from_slice(&self.sender_mac.0);
+        out[field::SPA].copy_from_slice(&self.sender_ip.octets());
+        out[field::THA].copy_from_slice(&self.target_mac.0);
+        out[field::TPA].copy_from_slice(&self.target_ip.octets());
     }
 }
 

@@ -2,10 +2,19 @@
 
 use super::{be32, Result, WireError};
 
+/// Where each field lies, from the start of the ESP header.
+pub mod field {
+    pub type Field = core::ops::Range<usize>;
+    pub const SPI: Field = 0..4;
+    pub const SEQ: Field = 4..8;
+    /// RFC 4106's explicit IV, first in the payload.
+    pub const IV: Field = 8..16;
+}
+
 /// SPI + sequence number.
-pub const HEADER_LEN: usize = 8;
+pub const HEADER_LEN: usize = field::SEQ.end;
 /// RFC 4106 explicit IV.
-pub const IV_LEN: usize = 8;
+pub const IV_LEN: usize = field::IV.end - field::IV.start;
 /// RFC 4106 ICV with a 16-byte tag.
 pub const ICV_LEN: usize = 16;
 /// Pad Length + Next Header.
@@ -28,17 +37,17 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
     #[inline(always)]
     pub fn spi(&self) -> u32 {
-        be32(self.buf.as_ref(), 0)
+        be32(self.buf.as_ref(), field::SPI.start)
     }
     /// The low 32 bits of the sequence number, as carried on the wire.
     #[inline(always)]
     pub fn seq(&self) -> u32 {
-        be32(self.buf.as_ref(), 4)
+        be32(self.buf.as_ref(), field::SEQ.start)
     }
     #[inline(always)]
     pub fn iv(&self) -> [u8; IV_LEN] {
         let mut iv = [0; IV_LEN];
-        iv.copy_from_slice(&self.buf.as_ref()[HEADER_LEN..HEADER_LEN + IV_LEN]);
+        iv.copy_from_slice(&self.buf.as_ref()[field::IV]);
         iv
     }
 }
@@ -54,9 +63,9 @@ pub struct Repr {
 impl Repr {
     #[inline(always)]
     pub fn emit(&self, out: &mut [u8; HEADER_LEN + IV_LEN]) {
-        out[0..4].copy_from_slice(&self.spi.to_be_bytes());
-        out[4..8].copy_from_slice(&self.seq.to_be_bytes());
-        out[8..16].copy_from_slice(&self.iv);
+        out[field::SPI].copy_from_slice(&self.spi.to_be_bytes());
+        out[field::SEQ].copy_from_slice(&self.seq.to_be_bytes());
+        out[field::IV].copy_from_slice(&self.iv);
     }
 }
 

@@ -2,7 +2,15 @@
 
 use super::{be16, Result, WireError};
 
-pub const HEADER_LEN: usize = 14;
+/// Where each field lies in the header.
+pub mod field {
+    pub type Field = core::ops::Range<usize>;
+    pub const DESTINATION: Field = 0..6;
+    pub const SOURCE: Field = 6..12;
+    pub const ETHERTYPE: Field = 12..14;
+}
+
+pub const HEADER_LEN: usize = field::ETHERTYPE.end;
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
 pub const ETHERTYPE_ARP: u16 = 0x0806;
 pub const BROADCAST: Mac = Mac([0xff; 6]);
@@ -70,18 +78,18 @@ impl<T: AsRef<[u8]>> Frame<T> {
     #[inline(always)]
     pub fn dst(&self) -> Mac {
         let mut m = [0; 6];
-        m.copy_from_slice(&self.buf.as_ref()[0..6]);
+        m.copy_from_slice(&self.buf.as_ref()[field::DESTINATION]);
         Mac(m)
     }
     #[inline(always)]
     pub fn src(&self) -> Mac {
         let mut m = [0; 6];
-        m.copy_from_slice(&self.buf.as_ref()[6..12]);
+        m.copy_from_slice(&self.buf.as_ref()[field::SOURCE]);
         Mac(m)
     }
     #[inline(always)]
     pub fn ethertype(&self) -> u16 {
-        be16(self.buf.as_ref(), 12)
+        be16(self.buf.as_ref(), field::ETHERTYPE.start)
     }
     #[inline(always)]
     pub fn payload(&self) -> &[u8] {
@@ -101,9 +109,9 @@ impl Repr {
     /// Writes the header into the first 14 bytes of `out`.
     #[inline(always)]
     pub fn emit(&self, out: &mut [u8; HEADER_LEN]) {
-        out[0..6].copy_from_slice(&self.dst.0);
-        out[6..12].copy_from_slice(&self.src.0);
-        out[12..14].copy_from_slice(&self.ethertype.to_be_bytes());
+        out[field::DESTINATION].copy_from_slice(&self.dst.0);
+        out[field::SOURCE].copy_from_slice(&self.src.0);
+        out[field::ETHERTYPE].copy_from_slice(&self.ethertype.to_be_bytes());
     }
 }
 

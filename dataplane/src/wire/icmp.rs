@@ -2,22 +2,36 @@
 
 use super::checksum;
 
+/// Where each field of an echo message lies.
+pub mod field {
+    pub type Field = core::ops::Range<usize>;
+    pub const TYPE: usize = 0;
+    pub const CODE: usize = 1;
+    pub const CHECKSUM: Field = 2..4;
+    /// Identifier and sequence number.
+    pub const ECHO_HEADER_END: usize = 8;
+}
+
 pub const TYPE_ECHO_REPLY: u8 = 0;
 pub const TYPE_ECHO_REQUEST: u8 = 8;
 
 /// Turns a valid echo request (the whole ICMP message) into its reply in place.
 /// Returns false, changing nothing, if `msg` is not a well-formed echo request.
 pub fn echo_request_to_reply(msg: &mut [u8]) -> bool {
-    if msg.len() < 8 || msg[0] != TYPE_ECHO_REQUEST || msg[1] != 0 {
+    if msg.len() < field::ECHO_HEADER_END
+        || msg[field::TYPE] != TYPE_ECHO_REQUEST
+        || msg[field::CODE] != 0
+    {
         return false;
     }
     if checksum::sum(msg) != 0xffff {
         return false;
     }
-    let old = u16::from_be_bytes([msg[0], msg[1]]);
-    msg[0] = TYPE_ECHO_REPLY;
-    let c = checksum::update(u16::from_be_bytes([msg[2], msg[3]]), old, 0);
-    msg[2..4].copy_from_slice(&c.to_be_bytes());
+    let old = u16::from_be_bytes([msg[field::TYPE], msg[field::CODE]]);
+    msg[field::TYPE] = TYPE_ECHO_REPLY;
+    let sum = &mut msg[field::CHECKSUM];
+    let c = checksum::update(u16::from_be_bytes([sum[0], sum[1]]), old, 0);
+    sum.copy_from_slice(&c.to_be_bytes());
     true
 }
 

@@ -4,7 +4,23 @@ use super::checksum;
 use super::{be16, be32, Result, WireError};
 use std::net::Ipv4Addr;
 
-pub const MIN_HEADER_LEN: usize = 20;
+/// Where each field lies in the header (as smoltcp's `wire::ipv4::field`).
+pub mod field {
+    pub type Field = core::ops::Range<usize>;
+    pub const VER_IHL: usize = 0;
+    pub const TOS: usize = 1;
+    pub const LENGTH: Field = 2..4;
+    pub const IDENT: Field = 4..6;
+    /// Flags and fragment offset; the flags (DF among them) are in its first byte.
+    pub const FLG_OFF: Field = 6..8;
+    pub const TTL: usize = 8;
+    pub const PROTOCOL: usize = 9;
+    pub const CHECKSUM: Field = 10..12;
+    pub const SRC_ADDR: Field = 12..16;
+    pub const DST_ADDR: Field = 16..20;
+}
+
+pub const MIN_HEADER_LEN: usize = field::DST_ADDR.end;
 pub const PROTO_ICMP: u8 = 1;
 pub const PROTO_IPV4: u8 = 4;
 pub const PROTO_UDP: u8 = 17;
@@ -29,11 +45,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if b.len() < MIN_HEADER_LEN {
             return Err(WireError::Truncated);
         }
-        if b[0] >> 4 != 4 {
+        if b[field::VER_IHL] >> 4 != 4 {
             return Err(WireError::Malformed);
         }
-        let ihl = usize::from(b[0] & 0x0f) * 4;
-        let total = usize::from(be16(b, 2));
+        let ihl = usize::from(b[field::VER_IHL] & 0x0f) * 4;
+        let total = usize::from(be16(b, field::LENGTH.start));
         if ihl < MIN_HEADER_LEN || total < ihl {
             return Err(WireError::Malformed);
         }
@@ -49,23 +65,23 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
     #[inline(always)]
     pub fn header_len(&self) -> usize {
-        usize::from(self.b()[0] & 0x0f) * 4
+        usize::from(self.b()[field::VER_IHL] & 0x0f) * 4
     }
     #[inline(always)]
     pub fn tos(&self) -> u8 {
-        self.b()[1]
+        self.b()[field::TOS]
     }
     #[inline(always)]
     pub fn total_len(&self) -> usize {
-        usize::from(be16(self.b(), 2))
+        usize::from(be16(self.b(), field::LENGTH.start))
     }
     #[inline(always)]
     pub fn ident(&self) -> u16 {
-        be16(self.b(), 4)
+        be16(self.b(), field::IDENT.start)
     }
     #[inline(always)]
     pub fn flags_frag(&self) -> u16 {
-        be16(self.b(), 6)
+        be16(self.b(), field::FLG_OFF.start)
     }
     #[inline(always)]
     pub fn dont_frag(&self) -> bool {
@@ -78,23 +94,23 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
     #[inline(always)]
     pub fn ttl(&self) -> u8 {
-        self.b()[8]
+        self.b()[field::TTL]
     }
     #[inline(always)]
     pub fn protocol(&self) -> u8 {
-        self.b()[9]
+        self.b()[field::PROTOCOL]
     }
     #[inline(always)]
     pub fn checksum_field(&self) -> u16 {
-        be16(self.b(), 10)
+        be16(self.b(), field::CHECKSUM.start)
     }
     #[inline(always)]
     pub fn src(&self) -> Ipv4Addr {
-        Ipv4Addr::from(be32(self.b(), 12))
+        Ipv4Addr::from(be32(self.b(), field::SRC_ADDR.start))
     }
     #[inline(always)]
     pub fn dst(&self) -> Ipv4Addr {
-        Ipv4Addr::from(be32(self.b(), 16))
+        Ipv4Addr::from(be32(self.b(), field::DST_ADDR.start))
     }
     #[inline(always)]
     pub fn verify_checksum(&self) -> bool {
@@ -112,7 +128,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
             dst: self.dst(),
             ttl: self.ttl(),
             protocol: self.protocol(),
-            header_len: self.b()[0] & 0x0f,
+            header_len: self.b()[field::VER_IHL] & 0x0f,
             fragment: self.is_fragment(),
         }
     }
@@ -133,22 +149,21 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     pub fn set_dst(&mut self, a: Ipv4Addr) {
-        self.buf.as_mut()[16..20].copy_from_slice(&a.octets());
+        self.buf.as_mut()[field::DST_ADDR].copy_from_slice(&a.octets());
     }
     pub fn set_src(&mut self, a: Ipv4Addr) {
-        self.buf.as_mut()[12..16].copy_from_slice(&a.octets());
+        self.buf.as_mut()[field::SRC_ADDR].copy_from_slice(&a.octets());
     }
     pub fn set_ttl(&mut self, ttl: u8) {
-        self.buf.as_mut()[8] = ttl;
+        self.buf.as_mut()[field::TTL] = ttl;
     }
     /// Recomputes the header checksum from scratch.
     pub fn fill_checksum(&mut self) {
         let hl = self.header_len();
         let b = self.buf.as_mut();
-        b[10] = 0;
-        b[11] = 0;
+        b[field::CHECKSUM].fill(0);
         let c = checksum::checksum(&b[..hl]);
-        b[10..12].copy_from_slice(&c.to_be_bytes());
+        b[field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
     }
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let (hl, tl) = (self.header_len(), self.total_len());
@@ -160,14 +175,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 /// checksum incrementally (RFC 1624); the forwarding path uses it without a second view.
 #[inline(always)]
 pub fn decrement_ttl(h: &mut [u8; MIN_HEADER_LEN]) {
-    let ttl = h[8];
-    h[8] = ttl.wrapping_sub(1);
+    let ttl = h[field::TTL];
+    h[field::TTL] = ttl.wrapping_sub(1);
     // RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'), with m' = m - 0x100 (TTL is the high byte of
     // its word): ~m + m' is 0xfeff whatever the TTL and protocol (0x1feff should a TTL of 0,
     // which no router forwards, wrap to 255).
     let delta = if ttl == 0 { 0x1_feff } else { 0xfeff };
-    let c = !checksum::fold32(u32::from(!be16(h, 10)) + delta);
-    h[10..12].copy_from_slice(&c.to_be_bytes());
+    let c = !checksum::fold32(u32::from(!be16(h, field::CHECKSUM.start)) + delta);
+    h[field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
 }
 
 /// The fields of a checked header that routing and local delivery read, taken once so that
@@ -226,16 +241,16 @@ impl Repr {
             dst as u16,
         ];
         let c = !checksum::fold_words(&words);
-        out[0] = 0x45;
-        out[1] = self.tos;
-        out[2..4].copy_from_slice(&total.to_be_bytes());
-        out[4..6].copy_from_slice(&self.ident.to_be_bytes());
-        out[6..8].copy_from_slice(&ff.to_be_bytes());
-        out[8] = self.ttl;
-        out[9] = self.protocol;
-        out[10..12].copy_from_slice(&c.to_be_bytes());
-        out[12..16].copy_from_slice(&self.src.octets());
-        out[16..20].copy_from_slice(&self.dst.octets());
+        out[field::VER_IHL] = 0x45;
+        out[field::TOS] = self.tos;
+        out[field::LENGTH].copy_from_slice(&total.to_be_bytes());
+        out[field::IDENT].copy_from_slice(&self.ident.to_be_bytes());
+        out[field::FLG_OFF].copy_from_slice(&ff.to_be_bytes());
+        out[field::TTL] = self.ttl;
+        out[field::PROTOCOL] = self.protocol;
+        out[field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
+        out[field::SRC_ADDR].copy_from_slice(&self.src.octets());
+        out[field::DST_ADDR].copy_from_slice(&self.dst.octets());
     }
 }
 

@@ -2,9 +2,51 @@
 
 use super::{be16, Result, WireError};
 
-pub const HEADER_LEN: usize = 8;
+/// Where each field lies in the header.
+pub mod field {
+    pub type Field = core::ops::Range<usize>;
+    pub const SRC_PORT: Field = 0..2;
+    pub const DST_PORT: Field = 2..4;
+    pub const LENGTH: Field = 4..6;
+    pub const CHECKSUM: Field = 6..8;
+}
+
+pub const HEADER_LEN: usize = field::CHECKSUM.end;
 pub const PORT_IKE: u16 = 500;
 pub const PORT_NATT: u16 = 4500;
+
+/// What a UDP datagram for one of the gateway's own addresses carries: the one rule of the
+/// dataplane for telling IKE, ESP in UDP and NAT keepalives apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carries {
+    /// IKE (RFC 7296): to port 500, or behind the four zero bytes of the non-ESP marker on
+    /// port 4500 or a NAT-T port (RFC 3948 section 2.2).
+    Ike,
+    /// ESP in UDP on a NAT-T port (RFC 3948 section 2.1).
+    Esp,
+    /// A NAT-keepalive: one 0xff byte on a NAT-T port (RFC 3948 section 2.3).
+    NattKeepalive,
+    /// Anything else: for the gateway's own stack.
+    Other,
+}
+
+/// Classifies a datagram to `dst_port` carrying `payload`; `natt` says whether the port takes
+/// ESP in UDP (a tunnel's NAT-T port).
+#[inline(always)]
+pub fn classify(dst_port: u16, payload: &[u8], natt: bool) -> Carries {
+    if dst_port == PORT_IKE {
+        return Carries::Ike;
+    }
+    if !natt && dst_port != PORT_NATT {
+        return Carries::Other;
+    }
+    match payload {
+        [0xff] => Carries::NattKeepalive,
+        [0, 0, 0, 0, ..] => Carries::Ike,
+        _ if natt => Carries::Esp,
+        _ => Carries::Other,
+    }
+}
 
 /// A checked view of a UDP datagram: the length field fits the buffer.
 pub struct Datagram<T: AsRef<[u8]>> {
@@ -18,7 +60,7 @@ impl<T: AsRef<[u8]>> Datagram<T> {
         if b.len() < HEADER_LEN {
             return Err(WireError::Truncated);
         }
-        let len = usize::from(be16(b, 4));
+        let len = usize::from(be16(b, field::LENGTH.start));
         if len < HEADER_LEN {
             return Err(WireError::Malformed);
         }
@@ -29,15 +71,15 @@ impl<T: AsRef<[u8]>> Datagram<T> {
     }
     #[inline(always)]
     pub fn src_port(&self) -> u16 {
-        be16(self.buf.as_ref(), 0)
+        be16(self.buf.as_ref(), field::SRC_PORT.start)
     }
     #[inline(always)]
     pub fn dst_port(&self) -> u16 {
-        be16(self.buf.as_ref(), 2)
+        be16(self.buf.as_ref(), field::DST_PORT.start)
     }
     #[inline(always)]
     pub fn len(&self) -> usize {
-        usize::from(be16(self.buf.as_ref(), 4))
+        usize::from(be16(self.buf.as_ref(), field::LENGTH.start))
     }
     pub fn is_empty(&self) -> bool {
         self.len() == HEADER_LEN
@@ -59,16 +101,42 @@ pub struct Repr {
 impl Repr {
     #[inline(always)]
     pub fn emit(&self, out: &mut [u8; HEADER_LEN]) {
-        out[0..2].copy_from_slice(&self.src_port.to_be_bytes());
-        out[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
-        out[4..6].copy_from_slice(&((HEADER_LEN + self.payload_len) as u16).to_be_bytes());
-        out[6..8].copy_from_slice(&[0, 0]);
+        out[field::SRC_PORT].copy_from_slice(&self.src_port.to_be_bytes());
+        out[field::DST_PORT].copy_from_slice(&self.dst_port.to_be_bytes());
+        out[field::LENGTH].copy_from_slice(&((HEADER_LEN + self.payload_len) as u16).to_be_bytes());
+        out[field::CHECKSUM].copy_from_slice(&[0, 0]);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ike_esp_and_keepalives_are_told_apart() {
+        use Carries::*;
+        let esp = [0, 0, 0x10, 1, 0, 0, 0, 1];
+        let marker = [0, 0, 0, 0, 0x21, 0x20];
+        for (port, payload, natt, want) in [
+            (500, &esp[..], false, Ike),
+            (500, &esp[..], true, Ike),
+            (4500, &marker[..], false, Ike),
+            (4500, &marker[..], true, Ike),
+            (4501, &marker[..], true, Ike),
+            (4501, &marker[..], false, Other),
+            (4500, &esp[..], true, Esp),
+            (4500, &esp[..], false, Other),
+            (4500, &[0xff][..], true, NattKeepalive),
+            (4500, &[0xff, 0][..], true, Esp),
+            (53, &esp[..], false, Other),
+        ] {
+            assert_eq!(
+                classify(port, payload, natt),
+                want,
+                "{port} {payload:?} {natt}"
+            );
+        }
+    }
 
     #[test]
     fn roundtrip_and_length_checks() {

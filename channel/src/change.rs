@@ -1,0 +1,127 @@
+//! The changes a running dataplane takes, one message each. A `Set*` adds the object or
+//! replaces the one of the same key; a `Delete*` removes it. Objects refer to each other by
+//! the names the operator gave them (a route names its tunnel, an SA its tunnel), never by
+//! the dataplane's internal numbers, which the dataplane allocates itself.
+
+use crate::vocabulary::{DfPolicy, Dscp, KeyMaterial, Lifetime, Name, Prefixes};
+use ipnet::Ipv4Net;
+use std::net::Ipv4Addr;
+
+#[derive(Debug, Clone)]
+pub enum Change {
+    SetInterface(InterfaceSpec),
+    DeleteInterface {
+        name: Name,
+    },
+    /// A static neighbor (never aged out): the MAC of an address on a connected subnet.
+    SetNeighbor {
+        addr: Ipv4Addr,
+        mac: [u8; 6],
+    },
+    DeleteNeighbor {
+        addr: Ipv4Addr,
+    },
+    SetRoute {
+        prefix: Ipv4Net,
+        via: RouteVia,
+    },
+    DeleteRoute {
+        prefix: Ipv4Net,
+    },
+    SetTunnel(TunnelSpec),
+    /// Deletes the tunnel and its SAs; refused while a route still points at it.
+    DeleteTunnel {
+        name: Name,
+    },
+    /// Installs the tunnel's outbound SA, replacing the one it had (a rekey).
+    SetOutboundSa(OutboundSaSpec),
+    DeleteOutboundSa {
+        tunnel: Name,
+    },
+    /// Installs an inbound SA by SPI; a tunnel may have several (old and new around a rekey).
+    SetInboundSa(InboundSaSpec),
+    DeleteInboundSa {
+        spi: u32,
+    },
+    /// Zeroes counters as the operator sees them (Junos `clear security ipsec statistics`).
+    ClearCounters(ClearScope),
+}
+
+/// One IPv4 address on one port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceSpec {
+    pub name: Name,
+    pub port: u16,
+    pub addr: Ipv4Addr,
+    pub prefix_len: u8,
+    /// `None`: the port's own MAC.
+    pub mac: Option<[u8; 6]>,
+    pub mtu: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteVia {
+    /// Into a route-based VPN (`st0.N`).
+    Tunnel(Name),
+    /// To a next hop on a connected subnet.
+    Gateway(Ipv4Addr),
+}
+
+/// A route-based VPN tunnel: its gateways, how its packets are wrapped, and the inner
+/// addresses it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelSpec {
+    pub name: Name,
+    /// Our address (one of an interface's) and the peer gateway's.
+    pub local: Ipv4Addr,
+    pub remote: Ipv4Addr,
+    /// NAT-T (RFC 3948): ESP in UDP between (local port, remote port).
+    pub udp: Option<(u16, u16)>,
+    pub df: DfPolicy,
+    pub dscp: Dscp,
+    /// The outer header's TTL.
+    pub ttl: u8,
+    /// Traffic selectors: inner prefixes on our side and on the peer's; empty means any.
+    pub local_selectors: Prefixes,
+    pub remote_selectors: Prefixes,
+}
+
+/// What every SA has.
+#[derive(Debug, Clone)]
+pub struct SaSpec {
+    pub tunnel: Name,
+    pub spi: u32,
+    pub keys: KeyMaterial,
+    /// Extended (64-bit) sequence numbers (RFC 4303 section 2.2.1).
+    pub esn: bool,
+    pub soft: Lifetime,
+    pub hard: Lifetime,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboundSaSpec {
+    pub sa: SaSpec,
+    /// The sequence number of the first packet (1 for a new SA; higher to resume an SA without
+    /// ever repeating a number, and so a nonce, under its key).
+    pub first_seq: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct InboundSaSpec {
+    pub sa: SaSpec,
+    /// Anti-replay window in packets; 0 turns the check off.
+    pub replay_window: u32,
+    /// The highest sequence number already seen, to resume a window (0: none yet).
+    pub highest_seen: u64,
+}
+
+/// Which counters a `ClearCounters` zeroes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClearScope {
+    /// Every counter: global, per worker and per SA.
+    All,
+    /// The counters of one inbound SA.
+    InboundSa { spi: u32 },
+    /// The counters of a tunnel's outbound SA.
+    OutboundSa { tunnel: Name },
+}

@@ -1,0 +1,19 @@
+//! What travels between the control process and the dataplane: every change to a running
+//! dataplane as one plain-data message ([`Change`]), with no pointer, no shared object and no
+//! DPDK type in it, so that it can cross a process boundary as bytes. Whoever sends a change
+//! (the dataplane's own JSON loader in standalone mode, or the control process), the
+//! dataplane's main lcore applies it the same way.
+//!
+//! Key material ([`KeyMaterial`]) is wiped from memory when the message holding it is dropped,
+//! which the dataplane does as soon as it has built the SA's cipher.
+
+pub mod change;
+pub mod vocabulary;
+
+pub use change::{
+    Change, ClearScope, InboundSaSpec, InterfaceSpec, OutboundSaSpec, RouteVia, SaSpec, TunnelSpec,
+};
+pub use vocabulary::{
+    Algorithm, DfPolicy, Dscp, KeyMaterial, KeyMaterialError, Lifetime, Name, NameError, Prefixes,
+    MAX_KEYMAT_LEN, MAX_NAME_LEN, MAX_SELECTORS, SALT_LEN,
+};

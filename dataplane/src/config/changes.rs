@@ -1,0 +1,77 @@
+//! A valid configuration as the plain-data changes that build it, in an order in which each
+//! applies: interfaces, neighbors, tunnels, routes, then SAs. Loading the file in standalone
+//! mode sends exactly these, one by one, through the same path the control process uses.
+
+use super::{Config, RouteVia};
+use crate::sa::Direction;
+use channel::{
+    Change, InboundSaSpec, InterfaceSpec, OutboundSaSpec, RouteVia as Via, SaSpec, TunnelSpec,
+};
+
+pub fn changes(cfg: &Config) -> Vec<Change> {
+    let mut c = Vec::with_capacity(
+        cfg.interfaces.len()
+            + cfg.neighbors.len()
+            + cfg.tunnels.len()
+            + cfg.routes.len()
+            + cfg.manual_sas.len(),
+    );
+    for i in &cfg.interfaces {
+        c.push(Change::SetInterface(InterfaceSpec {
+            name: i.name,
+            port: i.port,
+            addr: i.addr,
+            prefix_len: i.prefix_len,
+            mac: i.mac.map(|m| m.0),
+            mtu: i.mtu,
+        }));
+    }
+    for &(addr, mac) in &cfg.neighbors {
+        c.push(Change::SetNeighbor { addr, mac: mac.0 });
+    }
+    for t in &cfg.tunnels {
+        c.push(Change::SetTunnel(TunnelSpec {
+            name: t.name,
+            local: t.encap.local,
+            remote: t.encap.remote,
+            udp: t.encap.udp,
+            df: t.encap.df,
+            dscp: t.encap.dscp,
+            ttl: t.encap.ttl,
+            local_selectors: t.local_selectors.clone(),
+            remote_selectors: t.remote_selectors.clone(),
+        }));
+    }
+    for r in &cfg.routes {
+        let via = match r.via {
+            RouteVia::Tunnel(name) => Via::Tunnel(name),
+            RouteVia::Gateway { via, .. } => Via::Gateway(via),
+        };
+        c.push(Change::SetRoute {
+            prefix: r.prefix,
+            via,
+        });
+    }
+    for s in &cfg.manual_sas {
+        let sa = SaSpec {
+            tunnel: s.tunnel,
+            spi: s.spi,
+            keys: s.keys.clone(),
+            esn: s.esn,
+            soft: s.soft,
+            hard: s.hard,
+        };
+        c.push(match s.direction {
+            Direction::Out => Change::SetOutboundSa(OutboundSaSpec {
+                sa,
+                first_seq: s.initial_seq.unwrap_or(1),
+            }),
+            Direction::In => Change::SetInboundSa(InboundSaSpec {
+                sa,
+                replay_window: s.replay_window,
+                highest_seen: s.initial_seq.unwrap_or(0),
+            }),
+        });
+    }
+    c
+}

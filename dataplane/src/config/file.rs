@@ -1,0 +1,158 @@
+//! The configuration file as written: what serde reads, before any check.
+
+use super::CryptoChoice;
+use crate::sa::Direction;
+use channel::{Algorithm, DfPolicy};
+use serde::{Deserialize, Deserializer};
+use zeroize::{Zeroize, Zeroizing};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct File {
+    pub dataplane: DataplaneFile,
+    #[serde(default)]
+    pub interfaces: Vec<InterfaceFile>,
+    #[serde(default)]
+    pub neighbors: Vec<NeighborFile>,
+    #[serde(default)]
+    pub tunnels: Vec<TunnelFile>,
+    #[serde(default)]
+    pub routes: Vec<RouteFile>,
+    #[serde(default)]
+    pub manual_sas: Vec<ManualSaFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DataplaneFile {
+    #[serde(default)]
+    pub eal: Vec<String>,
+    pub workers: Vec<u32>,
+    pub anchor_groups: Option<Vec<Vec<u32>>>,
+    pub handoff_ring_size: Option<u32>,
+    pub mbufs: Option<u32>,
+    pub rx_descriptors: Option<u16>,
+    pub tx_descriptors: Option<u16>,
+    #[serde(default)]
+    pub poll_sleep_us: u32,
+    #[serde(default)]
+    pub crypto: CryptoChoice,
+    pub max_tunnels: Option<u32>,
+    pub max_sas: Option<u32>,
+    pub route_tables: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct InterfaceFile {
+    pub name: String,
+    pub port: u16,
+    pub address: String,
+    pub mac: Option<String>,
+    pub mtu: Option<u16>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NeighborFile {
+    pub address: String,
+    pub mac: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TunnelFile {
+    pub name: String,
+    pub local: String,
+    pub remote: String,
+    pub udp_encap: Option<UdpEncapFile>,
+    #[serde(default)]
+    pub df: DfPolicy,
+    pub dscp: Option<DscpFile>,
+    pub ttl: Option<u8>,
+    pub traffic_selectors: Option<SelectorsFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UdpEncapFile {
+    #[serde(default = "natt_port")]
+    pub local_port: u16,
+    #[serde(default = "natt_port")]
+    pub remote_port: u16,
+}
+
+fn natt_port() -> u16 {
+    crate::wire::udp::PORT_NATT
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum DscpFile {
+    Value(u8),
+    Word(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SelectorsFile {
+    #[serde(default)]
+    pub local: Vec<String>,
+    #[serde(default)]
+    pub remote: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RouteFile {
+    pub prefix: String,
+    pub via: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ManualSaFile {
+    pub tunnel: String,
+    pub direction: Direction,
+    pub spi: SpiFile,
+    pub algorithm: Algorithm,
+    pub key: SecretHex,
+    #[serde(default)]
+    pub esn: bool,
+    pub replay_window: Option<u32>,
+    /// Tooling hook (tests of sequence exhaustion and ESN wrap): the first sequence number
+    /// the SA sends, or for inbound the highest one already seen.
+    pub initial_seq: Option<u64>,
+    pub soft_limit: Option<LifetimeFile>,
+    pub hard_limit: Option<LifetimeFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LifetimeFile {
+    pub packets: Option<u64>,
+    pub bytes: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum SpiFile {
+    Number(u64),
+    Text(String),
+}
+
+/// Hex key material that is wiped from memory as soon as it is decoded.
+pub(super) struct SecretHex(pub Result<Zeroizing<Vec<u8>>, &'static str>);
+
+impl<'de> Deserialize<'de> for SecretHex {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut s = String::deserialize(d)?;
+        let t = s.trim();
+        let t = t.strip_prefix("0x").unwrap_or(t);
+        let decoded = hex::decode(t)
+            .map(Zeroizing::new)
+            .map_err(|_| "not a hex string");
+        s.zeroize();
+        Ok(SecretHex(decoded))
+    }
+}

@@ -1,0 +1,207 @@
+//! The appliance configuration file (JSON), and its complete validation before anything is
+//! applied: a bad file changes nothing, and the error names the field and the reason. Each
+//! section is checked in a module of its name; `changes` turns a valid file into the
+//! plain-data changes the dataplane applies. The format is documented in
+//! docs/configuration.md.
+
+mod changes;
+mod dataplane;
+mod file;
+mod network;
+mod routes;
+mod sas;
+mod tunnels;
+
+pub use changes::changes;
+
+use crate::esp::outer::TunnelEncap;
+use crate::forward::Capacity;
+use crate::sa::Direction;
+use crate::wire::ethernet::Mac;
+use channel::{KeyMaterial, Lifetime, Name, Prefixes};
+use ipnet::Ipv4Net;
+use serde::Deserialize;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use zeroize::Zeroizing;
+
+/// A configuration error: which field, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct ConfigError {
+    pub field: String,
+    pub reason: String,
+}
+
+fn err<T>(field: impl Into<String>, reason: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError {
+        field: field.into(),
+        reason: reason.into(),
+    })
+}
+
+/// Which AEAD backend the SAs use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CryptoChoice {
+    /// The `crypto_aesni_gcm` device if it can be had, else `ring`.
+    #[default]
+    Auto,
+    /// The `crypto_aesni_gcm` device, or do not start.
+    Cryptodev,
+    /// `ring` in software.
+    Ring,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub dataplane: Dataplane,
+    pub interfaces: Vec<InterfaceConfig>,
+    pub neighbors: Vec<(Ipv4Addr, Mac)>,
+    pub tunnels: Vec<Tunnel>,
+    pub routes: Vec<Route>,
+    pub manual_sas: Vec<ManualSa>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Dataplane {
+    pub eal: Vec<String>,
+    pub workers: Vec<u32>,
+    /// Lists of worker lcores; `None`: one group per NUMA socket, decided at start.
+    pub anchor_groups: Option<Vec<Vec<u32>>>,
+    /// Slots in each worker-to-worker handoff ring.
+    pub handoff_ring_size: u32,
+    pub mbufs: u32,
+    pub rx_descriptors: u16,
+    pub tx_descriptors: u16,
+    pub poll_sleep_us: u32,
+    pub crypto: CryptoChoice,
+    /// How large the workers' tables are: they never grow.
+    pub capacity: Capacity,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceConfig {
+    pub name: Name,
+    pub port: u16,
+    pub addr: Ipv4Addr,
+    pub prefix_len: u8,
+    /// `None`: the port's own MAC.
+    pub mac: Option<Mac>,
+    pub mtu: u16,
+}
+
+impl InterfaceConfig {
+    pub fn subnet(&self) -> Ipv4Net {
+        Ipv4Net::new(self.addr, self.prefix_len)
+            .map(|n| n.trunc())
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Tunnel {
+    pub name: Name,
+    pub encap: TunnelEncap,
+    pub local_selectors: Prefixes,
+    pub remote_selectors: Prefixes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteVia {
+    Tunnel(Name),
+    Gateway { port: u16, via: Ipv4Addr },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub prefix: Ipv4Net,
+    pub via: RouteVia,
+}
+
+#[derive(Debug, Clone)]
+pub struct ManualSa {
+    pub tunnel: Name,
+    pub direction: Direction,
+    pub spi: u32,
+    pub keys: KeyMaterial,
+    pub esn: bool,
+    pub replay_window: u32,
+    /// Outbound: the first sequence number sent; inbound: the highest already seen.
+    pub initial_seq: Option<u64>,
+    pub soft: Lifetime,
+    pub hard: Lifetime,
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .or_else(|e| err(path.display().to_string(), e.to_string()))?,
+        );
+        Self::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let f: file::File = serde_json::from_str(text).or_else(|e| err("config", e.to_string()))?;
+        let interfaces = network::interfaces(&f.interfaces)?;
+        let neighbors = network::neighbors(&f.neighbors, &interfaces)?;
+        let tunnels = tunnels::tunnels(&f.tunnels, &interfaces)?;
+        let routes = routes::routes(&f.routes, &interfaces, &tunnels)?;
+        let manual_sas = sas::manual_sas(&f.manual_sas, &tunnels)?;
+        let dataplane =
+            dataplane::dataplane(&f.dataplane, &interfaces, &tunnels, &routes, &manual_sas)?;
+        Ok(Config {
+            dataplane,
+            interfaces,
+            neighbors,
+            tunnels,
+            routes,
+            manual_sas,
+        })
+    }
+
+    /// The interface whose subnet holds `a`.
+    pub fn interface_for(&self, a: Ipv4Addr) -> Option<&InterfaceConfig> {
+        self.interfaces.iter().find(|i| i.subnet().contains(&a))
+    }
+}
+
+fn parse_name(field: &str, s: &str) -> Result<Name, ConfigError> {
+    Name::new(s).or_else(|e| err(field, e.to_string()))
+}
+
+fn parse_ip(field: &str, s: &str) -> Result<Ipv4Addr, ConfigError> {
+    s.parse()
+        .or_else(|_| err(field, format!("{s:?} is not an IPv4 address")))
+}
+
+fn parse_mac(field: &str, s: &str) -> Result<Mac, ConfigError> {
+    let m: Mac = s
+        .parse()
+        .or_else(|e: &str| err(field, format!("{s:?}: {e}")))?;
+    if m.0[0] & 1 != 0 {
+        return err(field, format!("{s} is a multicast/broadcast address"));
+    }
+    Ok(m)
+}
+
+fn parse_prefix(field: &str, s: &str) -> Result<Ipv4Net, ConfigError> {
+    let n: Ipv4Net = s.parse().or_else(|_| {
+        err(
+            field,
+            format!("{s:?} is not an IPv4 prefix like 10.2.0.0/16"),
+        )
+    })?;
+    if n.addr() != n.network() {
+        return err(
+            field,
+            format!("{s} has host bits set (did you mean {}?)", n.trunc()),
+        );
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests;

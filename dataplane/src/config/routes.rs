@@ -1,0 +1,94 @@
+//! The `routes` section, and that every tunnel's peer is reachable without a tunnel.
+
+use super::file::RouteFile;
+use super::{err, parse_prefix, ConfigError, InterfaceConfig, Route, RouteVia, Tunnel};
+use ipnet::Ipv4Net;
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+const MAX_ROUTES: usize = 1 << 20;
+
+pub(super) fn routes(
+    list: &[RouteFile],
+    interfaces: &[InterfaceConfig],
+    tunnels: &[Tunnel],
+) -> Result<Vec<Route>, ConfigError> {
+    if list.len() > MAX_ROUTES {
+        return err("routes", format!("at most {MAX_ROUTES}"));
+    }
+    let on_subnet = |a: Ipv4Addr| interfaces.iter().find(|i| i.subnet().contains(&a));
+    let tunnel_names: HashMap<&str, channel::Name> =
+        tunnels.iter().map(|t| (t.name.as_str(), t.name)).collect();
+    let mut routes: Vec<Route> = Vec::with_capacity(list.len());
+    let mut by_prefix: HashMap<Ipv4Net, RouteVia> = HashMap::with_capacity(list.len());
+    for (i, r) in list.iter().enumerate() {
+        let prefix = parse_prefix(&format!("routes[{i}].prefix"), &r.prefix)?;
+        if by_prefix.contains_key(&prefix) {
+            return err(
+                format!("routes[{i}].prefix"),
+                format!("{prefix} is routed twice"),
+            );
+        }
+        if interfaces
+            .iter()
+            .any(|x| x.subnet() == prefix || Ipv4Net::from(x.addr) == prefix)
+        {
+            return err(
+                format!("routes[{i}].prefix"),
+                format!("{prefix} is an interface's own route"),
+            );
+        }
+        let via = if let Some(&t) = tunnel_names.get(r.via.as_str()) {
+            RouteVia::Tunnel(t)
+        } else {
+            let field = format!("routes[{i}].via");
+            let a: Ipv4Addr = r.via.parse().or_else(|_| {
+                err(
+                    &field,
+                    format!("{:?} is neither a tunnel name nor an IPv4 address", r.via),
+                )
+            })?;
+            let Some(ifc) = on_subnet(a) else {
+                return err(
+                    field,
+                    format!("next hop {a} is not on any interface's subnet"),
+                );
+            };
+            if interfaces.iter().any(|x| x.addr == a) {
+                return err(field, format!("next hop {a} is our own address"));
+            }
+            RouteVia::Gateway {
+                port: ifc.port,
+                via: a,
+            }
+        };
+        by_prefix.insert(prefix, via);
+        routes.push(Route { prefix, via });
+    }
+
+    // The peer of every tunnel must be reachable without going through a tunnel. Many tunnels
+    // share a peer: look each peer up once, by longest prefix first.
+    let mut reachable_peers: HashMap<Ipv4Addr, bool> = HashMap::new();
+    for (i, t) in tunnels.iter().enumerate() {
+        let r = t.encap.remote;
+        let reachable = *reachable_peers.entry(r).or_insert_with(|| {
+            let best = (0..=32u8).rev().find_map(|len| {
+                let net = Ipv4Net::new(r, len).ok()?.trunc();
+                by_prefix.get(&net).map(|via| (len, *via))
+            });
+            let connected = on_subnet(r).map(|x| x.prefix_len);
+            match (best, connected) {
+                (Some((len, _)), Some(c)) if c >= len => true,
+                (Some((_, via)), _) => matches!(via, RouteVia::Gateway { .. }),
+                (None, c) => c.is_some(),
+            }
+        });
+        if !reachable {
+            return err(
+                format!("tunnels[{i}].remote"),
+                format!("no route to {r} except through a tunnel"),
+            );
+        }
+    }
+    Ok(routes)
+}

@@ -1,0 +1,91 @@
+//! The `tunnels` section: route-based VPN tunnels (`st0.N`).
+
+use super::file::{DscpFile, TunnelFile};
+use super::{err, parse_ip, parse_name, parse_prefix, ConfigError, InterfaceConfig, Tunnel};
+use crate::esp::outer::TunnelEncap;
+use channel::{Dscp, Prefixes, MAX_SELECTORS};
+use std::collections::HashSet;
+
+pub const DEFAULT_TUNNEL_TTL: u8 = 64;
+
+pub(super) fn tunnels(
+    list: &[TunnelFile],
+    interfaces: &[InterfaceConfig],
+) -> Result<Vec<Tunnel>, ConfigError> {
+    let mut tunnels: Vec<Tunnel> = Vec::with_capacity(list.len());
+    let mut names: HashSet<&str> = HashSet::with_capacity(list.len());
+    for (i, t) in list.iter().enumerate() {
+        let field = |x: &str| format!("tunnels[{i}].{x}");
+        let name = parse_name(&field("name"), &t.name)?;
+        if !names.insert(&t.name) || interfaces.iter().any(|o| o.name == name) {
+            return err(
+                field("name"),
+                format!("{:?} is already the name of a tunnel or interface", t.name),
+            );
+        }
+        let local = parse_ip(&field("local"), &t.local)?;
+        if !interfaces.iter().any(|x| x.addr == local) {
+            return err(
+                field("local"),
+                format!("{local} is not the address of any interface"),
+            );
+        }
+        let remote = parse_ip(&field("remote"), &t.remote)?;
+        if remote.is_unspecified()
+            || remote.is_broadcast()
+            || remote.is_multicast()
+            || remote == local
+        {
+            return err(field("remote"), format!("{remote} cannot be a tunnel peer"));
+        }
+        let udp = match &t.udp_encap {
+            Some(u) if u.local_port == 0 || u.remote_port == 0 => {
+                return err(field("udp_encap"), "ports must be non-zero");
+            }
+            Some(u) => Some((u.local_port, u.remote_port)),
+            None => None,
+        };
+        let dscp = match &t.dscp {
+            None => Dscp::Copy,
+            Some(DscpFile::Word(w)) if w == "copy" => Dscp::Copy,
+            Some(DscpFile::Value(v)) if *v < 64 => Dscp::Set(*v),
+            Some(_) => return err(field("dscp"), "\"copy\" or a number 0..63"),
+        };
+        let ttl = t.ttl.unwrap_or(DEFAULT_TUNNEL_TTL);
+        if ttl == 0 {
+            return err(field("ttl"), "must be at least 1");
+        }
+        let (mut local_selectors, mut remote_selectors) = (Prefixes::new(), Prefixes::new());
+        if let Some(s) = &t.traffic_selectors {
+            for (side, list, out) in [
+                ("local", &s.local, &mut local_selectors),
+                ("remote", &s.remote, &mut remote_selectors),
+            ] {
+                if list.len() > MAX_SELECTORS {
+                    return err(
+                        format!("tunnels[{i}].traffic_selectors.{side}"),
+                        format!("at most {MAX_SELECTORS} prefixes"),
+                    );
+                }
+                for (j, p) in list.iter().enumerate() {
+                    let f = format!("tunnels[{i}].traffic_selectors.{side}[{j}]");
+                    out.push(parse_prefix(&f, p)?);
+                }
+            }
+        }
+        tunnels.push(Tunnel {
+            name,
+            encap: TunnelEncap {
+                local,
+                remote,
+                udp,
+                df: t.df,
+                dscp,
+                ttl,
+            },
+            local_selectors,
+            remote_selectors,
+        });
+    }
+    Ok(tunnels)
+}

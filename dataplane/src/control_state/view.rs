@@ -1,0 +1,88 @@
+//! What the dataplane shows of itself (telemetry, the stats file): the SAs with their settings
+//! and counters, the tunnels and where they are anchored, and the events the workers raised.
+//! The main lcore's `ControlState` updates it with every change it applies; readers on other
+//! threads take its lock for as long as they read. Never a key.
+
+use crate::anchor::Anchors;
+use crate::counters::{CounterRef, Stat, SA_COUNTER_NAMES};
+use crate::esp::crypto::Algorithm;
+use crate::sa::Direction;
+use channel::Name;
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+/// An SA as listed: outbound SAs by their tunnel (a tunnel has one, and outbound SPIs are the
+/// peers' choice, so two tunnels may share one), inbound SAs by SPI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SaKey {
+    Out(Name),
+    In(u32),
+}
+
+#[derive(Debug, Clone)]
+pub struct SaView {
+    pub spi: u32,
+    pub direction: Direction,
+    pub tunnel: Name,
+    pub algorithm: Algorithm,
+    pub esn: bool,
+    /// Inbound only; 0 for outbound SAs.
+    pub replay_window: u32,
+    pub local: Ipv4Addr,
+    pub remote: Ipv4Addr,
+    pub udp_encap: Option<(u16, u16)>,
+    /// The worker lcore that owns the SA, and its anchor group.
+    pub worker: u32,
+    pub group: usize,
+    pub counters: CounterRef,
+    /// The counters' values when they were last cleared.
+    pub cleared: [u64; 8],
+}
+
+impl SaView {
+    /// The counters as the operator sees them (since the last clear), named as
+    /// `SA_COUNTER_NAMES`.
+    pub fn counters(&self) -> [(&'static str, u64); 8] {
+        let v = self.counters.values();
+        std::array::from_fn(|i| (SA_COUNTER_NAMES[i], v[i].wrapping_sub(self.cleared[i])))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TunnelView {
+    pub id: u32,
+    pub local: Ipv4Addr,
+    pub remote: Ipv4Addr,
+    pub worker: u32,
+    pub group: usize,
+}
+
+/// Events the workers raised, counted by the main lcore.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct EventCounts {
+    pub soft_lifetimes: u64,
+    pub hard_lifetimes: u64,
+    pub seq_near_exhaustion: u64,
+    pub acquires: u64,
+}
+
+pub struct View {
+    pub sas: BTreeMap<SaKey, SaView>,
+    pub tunnels: BTreeMap<Name, TunnelView>,
+    pub anchors: Anchors,
+    pub events: EventCounts,
+    /// Each worker's global counters when they were last cleared.
+    pub cleared: Vec<[u64; Stat::COUNT]>,
+}
+
+impl View {
+    pub fn new(anchors: Anchors, workers: usize) -> View {
+        View {
+            sas: BTreeMap::new(),
+            tunnels: BTreeMap::new(),
+            anchors,
+            events: EventCounts::default(),
+            cleared: vec![[0; Stat::COUNT]; workers],
+        }
+    }
+}

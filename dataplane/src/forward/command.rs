@@ -1,0 +1,106 @@
+//! What travels between the main lcore and a worker. The main lcore's `ControlState` turns
+//! each change into worker commands (tagged with its generation); a worker applies them
+//! between bursts and reports the last generation it applied. The other way go what the
+//! worker's traffic found out (`Event`) and the SAs it no longer holds (`Retired`), which the
+//! main lcore frees.
+
+use super::{InboundIndex, Interface, Target, TunnelId, WorkerIndex};
+use crate::mem::Owned;
+use crate::sa::{Direction, InboundSa, OutboundSa, SaEventKind};
+use crate::wire::ethernet::Mac;
+use ipnet::Ipv4Net;
+use std::net::Ipv4Addr;
+
+/// A change to one worker's state, applied between bursts.
+pub enum WorkerCommand {
+    SetInterface(Interface),
+    DelInterface {
+        port: u16,
+    },
+    AddRoute {
+        prefix: Ipv4Net,
+        target: Target,
+    },
+    DelRoute {
+        prefix: Ipv4Net,
+    },
+    SetNeighbor {
+        addr: Ipv4Addr,
+        mac: Mac,
+        /// Static, never replaced by what ARP learns.
+        permanent: bool,
+    },
+    DelNeighbor {
+        addr: Ipv4Addr,
+    },
+    /// A UDP port on which ESP in UDP (RFC 3948) is accepted, or no longer.
+    AddNattPort(u16),
+    DelNattPort(u16),
+    /// A tunnel and the worker that owns it (its SAs, and the packets into it).
+    SetTunnel {
+        tunnel: TunnelId,
+        owner: WorkerIndex,
+    },
+    /// Forgets a tunnel that has no SA left.
+    DelTunnel {
+        tunnel: TunnelId,
+    },
+    /// On the tunnel's owner: its outbound SA, retiring the one it replaces.
+    InstallOutbound {
+        tunnel: TunnelId,
+        sa: Owned<OutboundSa>,
+    },
+    /// On the tunnel's owner: retires its outbound SA.
+    RemoveOutbound {
+        tunnel: TunnelId,
+    },
+    /// On every worker but the owner: an inbound SPI and the worker that holds its SA.
+    SetSpi {
+        spi: u32,
+        owner: WorkerIndex,
+    },
+    DelSpi {
+        spi: u32,
+    },
+    /// On the owner: the inbound SA for `spi`, kept at `index`.
+    InstallInbound {
+        spi: u32,
+        index: InboundIndex,
+        sa: Owned<InboundSa>,
+    },
+    /// On the owner: retires the inbound SA for `spi`.
+    RemoveInbound {
+        spi: u32,
+    },
+    /// Retires every SA (the worker is stopping): the main lcore frees them.
+    RetireAll,
+}
+
+/// A command as it travels: the generation of the change it belongs to.
+pub struct Envelope {
+    pub generation: u64,
+    pub command: WorkerCommand,
+}
+
+/// What a worker's traffic found out, for the main lcore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// Resolve this next hop on this port.
+    Resolve { port: u16, addr: Ipv4Addr },
+    /// An SA reached a lifetime or the end of its sequence numbers.
+    Sa {
+        spi: u32,
+        direction: Direction,
+        kind: SaEventKind,
+    },
+    /// Traffic for a tunnel that has no outbound SA (what IKE calls an ACQUIRE).
+    Acquire { tunnel: TunnelId },
+}
+
+/// An SA a worker no longer holds, going back to the main lcore to be freed (its crypto
+/// session with it).
+#[derive(Debug)]
+pub enum Retired {
+    Outbound(Owned<OutboundSa>),
+    Inbound(Owned<InboundSa>),
+}

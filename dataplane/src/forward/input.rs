@@ -1,0 +1,295 @@
+//! The receiving half of the pipeline: Ethernet and IPv4 input (VPP's ip4-input), local
+//! delivery of UDP and ESP to the gateway's own addresses, ESP input up to its parked open,
+//! and what follows the open (the decapsulation's end, then routing the inner packet).
+
+use super::batch::{Job, OpenJob};
+use super::handoff::Resume;
+use super::{Forwarder, Punt, Target, Verdict, NO_OWNER};
+use crate::counters::Stat;
+use crate::esp::{self, DecapError};
+use crate::packet::PacketBuf;
+use crate::sa::Direction;
+use crate::wire::ethernet::{self, Mac};
+use crate::wire::udp::{self, Carries};
+use crate::wire::{esp as esp_wire, ipv4};
+use arrayvec::ArrayVec;
+use std::net::Ipv4Addr;
+
+/// Where an IPv4 packet entering `ip_input` comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Origin {
+    /// Received in a frame: the headroom still holds its Ethernet header.
+    Wire,
+    /// Just decapsulated: its header and checksum are already verified.
+    Decrypted,
+    /// Originated by the gateway (the main lcore).
+    Local,
+}
+
+impl Forwarder {
+    /// Runs one received frame through the pipeline, in place.
+    #[inline]
+    pub fn receive<B: PacketBuf>(&mut self, port: u16, buf: &mut B) -> Verdict {
+        let Some(iface) = self.tables.interface(port) else {
+            return self.drop(Stat::NotForUs);
+        };
+        let ours = iface.mac;
+        let Some(h) = buf.data().first_chunk::<{ ethernet::HEADER_LEN }>() else {
+            return self.drop(Stat::Malformed);
+        };
+        use ethernet::field;
+        // IPv4 unicast to us, as a router takes it: the frame's destination is our MAC.
+        if h[field::DESTINATION] == ours.0
+            && h[field::ETHERTYPE] == ethernet::ETHERTYPE_IPV4.to_be_bytes()
+        {
+            buf.adj(ethernet::HEADER_LEN);
+            return self.ip_input(buf, Origin::Wire);
+        }
+        let f = ethernet::Frame::new_checked(&h[..]);
+        match f {
+            Ok(f) => self.receive_other(ours, f.dst(), f.ethertype()),
+            Err(_) => self.drop(Stat::Malformed),
+        }
+    }
+
+    /// Frames other than IPv4 to our MAC: ARP may be broadcast; anything routed must be
+    /// unicast to us, as a router does.
+    #[cold]
+    fn receive_other(&self, ours: Mac, dst: Mac, ethertype: u16) -> Verdict {
+        match ethertype {
+            ethernet::ETHERTYPE_ARP if dst == ours || dst.is_broadcast() => self.punt(Punt::Arp),
+            ethernet::ETHERTYPE_ARP | ethernet::ETHERTYPE_IPV4 => self.drop(Stat::NotForUs),
+            _ => self.drop(Stat::UnsupportedEthertype),
+        }
+    }
+
+    /// Continues a packet another worker handed to this one, which owns its SA.
+    pub fn resume<B: PacketBuf>(&mut self, buf: &mut B, r: Resume) -> Verdict {
+        match r {
+            Resume::Transmit(port) => Verdict::Tx(port),
+            Resume::TunnelOutput(tunnel) => self.tunnel_output(buf, tunnel),
+            Resume::EspInput => {
+                let (dst, ihl, proto) = match ipv4::Packet::new_checked(buf.data()) {
+                    Ok(p) => (p.dst(), p.header_len(), p.protocol()),
+                    Err(_) => return self.drop(Stat::Malformed),
+                };
+                let udp = proto == ipv4::PROTO_UDP;
+                let esp_off = if udp { ihl + udp::HEADER_LEN } else { ihl };
+                self.esp_input(buf, dst, esp_off, udp)
+            }
+        }
+    }
+
+    /// Routes an IPv4 packet that fills `buf` (no Ethernet header), as for packets the main
+    /// lcore originates (ICMP replies).
+    pub fn output_ip<B: PacketBuf>(&mut self, buf: &mut B) -> Verdict {
+        self.ip_input(buf, Origin::Local)
+    }
+
+    /// IPv4 input (VPP's ip4-input): the header checked, Ethernet padding cut, then routed.
+    fn ip_input<B: PacketBuf>(&mut self, buf: &mut B, origin: Origin) -> Verdict {
+        let (h, total) = match ipv4::Packet::new_checked(buf.data()) {
+            Ok(p) if !p.verify_checksum() => return self.drop(Stat::BadIpChecksum),
+            Ok(p) => (p.summary(), p.total_len()),
+            Err(_) => return self.drop(Stat::Malformed),
+        };
+        buf.truncate(total); // Ethernet padding
+        self.ip_lookup(buf, h, origin)
+    }
+
+    /// Routes a packet whose header is checked and which fills `buf` exactly: to a tunnel, a
+    /// next hop, or the gateway itself (VPP's ip4-lookup and local delivery).
+    #[inline(always)]
+    pub(super) fn ip_lookup<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        h: ipv4::Summary,
+        origin: Origin,
+    ) -> Verdict {
+        let from_wire = origin == Origin::Wire;
+        let dst = h.dst;
+        if dst.is_broadcast() || dst.is_multicast() {
+            return self.drop(Stat::NotForUs);
+        }
+        let Some((target, at)) = self.tables.route(dst) else {
+            return self.drop(Stat::NoRoute);
+        };
+        if target != Target::Local {
+            return self.forward(buf, target, h.ttl, at);
+        }
+        if h.fragment {
+            return self.drop(Stat::Fragments);
+        }
+        let ihl = h.header_len();
+        match h.protocol {
+            ipv4::PROTO_ESP => self.esp_input(buf, dst, ihl, false),
+            ipv4::PROTO_UDP => self.udp_input(buf, dst, ihl, from_wire),
+            _ => self.punt_local(buf, Punt::Local, from_wire),
+        }
+    }
+
+    fn udp_input<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        dst: Ipv4Addr,
+        ihl: usize,
+        from_wire: bool,
+    ) -> Verdict {
+        let Some(bytes) = buf.data().get(ihl..) else {
+            return self.drop(Stat::Malformed);
+        };
+        let (udp_len, carries) = match udp::Datagram::new_checked(bytes) {
+            Ok(d) => {
+                let natt = self.tables.natt_ports.contains(&d.dst_port());
+                (d.len(), udp::classify(d.dst_port(), d.payload(), natt))
+            }
+            Err(_) => return self.drop(Stat::Malformed),
+        };
+        match carries {
+            Carries::Esp => {
+                buf.truncate(ihl + udp_len);
+                self.esp_input(buf, dst, ihl + udp::HEADER_LEN, true)
+            }
+            Carries::NattKeepalive => self.drop(Stat::NattKeepalives),
+            Carries::Ike => {
+                self.stats.inc(Stat::IkePackets);
+                self.punt_local(buf, Punt::Ike, from_wire)
+            }
+            Carries::Other => self.punt_local(buf, Punt::Local, from_wire),
+        }
+    }
+
+    /// Gives a packet for the gateway itself to the main lcore, as an Ethernet frame.
+    fn punt_local<B: PacketBuf>(&mut self, buf: &mut B, why: Punt, from_wire: bool) -> Verdict {
+        let Some(h) = buf.prepend(ethernet::HEADER_LEN) else {
+            return self.drop(Stat::NoBufferRoom);
+        };
+        if !from_wire {
+            // Decrypted or originated packets have no frame of their own: give them a blank one.
+            if let Some(h) = h.first_chunk_mut() {
+                ethernet::Repr {
+                    dst: Mac::default(),
+                    src: Mac::default(),
+                    ethertype: ethernet::ETHERTYPE_IPV4,
+                }
+                .emit(h);
+            }
+        }
+        self.punt(why)
+    }
+
+    #[inline(always)]
+    pub(super) fn esp_input<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        dst: Ipv4Addr,
+        esp_off: usize,
+        udp: bool,
+    ) -> Verdict {
+        let many = self.tables.sas > super::LOOKAHEAD_MIN_SAS;
+        let spi = match buf.data().get(esp_off..).map(esp_wire::Packet::new_checked) {
+            Some(Ok(p)) => p.spi(),
+            _ => return self.drop(Stat::BadHeaders),
+        };
+        // One lookup per packet: the owner, and where it keeps the SA.
+        let index = match self.tables.spis.get(spi) {
+            None => return self.drop(Stat::InvalidSpi),
+            Some(e) if e.owner == NO_OWNER => return self.drop(Stat::InvalidSpi),
+            Some(e) if e.owner != self.tables.me => {
+                return Verdict::Handoff {
+                    worker: e.owner,
+                    resume: Resume::EspInput.into(),
+                };
+            }
+            Some(e) => e.index,
+        };
+        let Some(sa) = self.tables.inbound(index) else {
+            return self.drop(Stat::InvalidSpi);
+        };
+        if sa.local != dst {
+            return self.drop(Stat::InvalidSpi);
+        }
+        if sa.udp_encap != udp {
+            return self.drop(Stat::BadHeaders);
+        }
+        let prep = match esp::decap::prepare(sa, buf, esp_off) {
+            Ok(p) => p,
+            Err(e) => return self.decap_failed(index, e),
+        };
+        if many {
+            // Opened and counted with the batch (`decap::finish`): with this many SAs, ask
+            // for those lines now.
+            crate::prefetch::line(&*sa.counters);
+            sa.crypto.cipher.prefetch_key();
+        }
+        // esp_off is within a frame, far below 2^16.
+        let job = Job::Open(OpenJob {
+            sa: index,
+            esp_off: esp_off as u16,
+        });
+        self.park_or_run(buf, prep, job)
+    }
+
+    /// Counts a decapsulation failure (per SA where the SA is at fault) and drops.
+    #[cold]
+    fn decap_failed(&mut self, index: super::InboundIndex, e: DecapError) -> Verdict {
+        let c = self.tables.inbound(index).map(|sa| &sa.counters);
+        let stat = match e {
+            DecapError::BadHeader => Stat::BadHeaders,
+            DecapError::Replay(_) => {
+                c.inspect(|c| c.replay_errors.inc());
+                Stat::ReplayErrors
+            }
+            DecapError::Auth => {
+                c.inspect(|c| c.auth_failures.inc());
+                Stat::EspAuthFailures
+            }
+            DecapError::BadTrailer => {
+                c.inspect(|c| c.bad_trailers.inc());
+                Stat::BadTrailers
+            }
+            DecapError::Dummy => Stat::DummyPackets,
+            DecapError::BadInner => Stat::BadInnerPackets,
+            DecapError::TsCheckFail => {
+                c.inspect(|c| c.ts_check_fail.inc());
+                Stat::TsCheckFail
+            }
+            DecapError::HardLimit => {
+                c.inspect(|c| c.hard_limit_drops.inc());
+                Stat::SaHardLimit
+            }
+        };
+        self.drop(stat)
+    }
+
+    /// An opened packet (`ok`: its ICV verified): decapsulated, then routed.
+    #[inline(never)]
+    pub(super) fn opened<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        job: OpenJob,
+        seq: u64,
+        ok: bool,
+    ) -> Verdict {
+        if !ok {
+            return self.decap_failed(job.sa, DecapError::Auth);
+        }
+        let Some(sa) = self.tables.inbound_mut(job.sa) else {
+            return self.drop(Stat::InvalidSpi);
+        };
+        let inner = esp::decap::finish(sa, buf, usize::from(job.esp_off), seq);
+        if sa.events.any_pending() {
+            let spi = sa.crypto.spi;
+            let kinds: ArrayVec<_, 3> = sa.events.take().collect();
+            self.report_sa(spi, Direction::In, kinds.into_iter());
+        }
+        let inner = match inner {
+            Ok(h) => h,
+            Err(e) => return self.decap_failed(job.sa, e),
+        };
+        self.stats.inc(Stat::DecryptedPackets);
+        self.stats.add(Stat::DecryptedBytes, buf.len() as u64);
+        // Checked by the decapsulation, its checksum authenticated by the ICV.
+        self.ip_lookup(buf, inner, Origin::Decrypted)
+    }
+}
