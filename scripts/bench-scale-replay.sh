@@ -91,7 +91,8 @@ while i < len(eal):
         i += 1
 # Whole IMIX patterns of at least one packet per tunnel, as the load generator writes them.
 mbufs = 16383 + max(pool, n) + 12
-need_mb = mbufs * 2500 // 2**20 + 128
+# mbufs, and the tables and SA pools sized for n tunnels (about 1 KB a tunnel, rounded up).
+need_mb = mbufs * 2500 // 2**20 + n // 1024 + 128
 free_mb = 2 * int(next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("HugePages_Free")))
 mem = ["--in-memory"] if free_mb >= need_mb + 64 else ["--no-huge", "-m", str(need_mb + 256)]
 pcap = ["--vdev", f"net_pcap0,rx_pcap={d}/{direction}.pcap,infinite_rx=1"]

@@ -47,7 +47,7 @@ cfg = {
     "dataplane": {"eal": ["--lcores", lcores, "--main-lcore", "0", "--no-pci", "--no-telemetry",
                           "--file-prefix", prefix] + mem +
                          ["--vdev", memif(0, "lan"), "--vdev", memif(1, "wan")],
-                  "workers": [1]},
+                  "workers": [1], "max_tunnels": n, "max_sas": n},
     "interfaces": [{"name": "lan0", "port": 0, "address": "10.1.0.1/16", "mac": "02:00:00:00:01:01"},
                    {"name": "wan0", "port": 1, "address": "192.0.2.1/24", "mac": "02:00:00:00:02:01", "mtu": 2000}],
     "neighbors": [{"address": "10.1.0.10", "mac": "02:00:00:00:01:10"},

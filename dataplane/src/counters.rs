@@ -184,13 +184,14 @@ pub const SA_COUNTER_NAMES: [&str; 8] = [
 
 impl SaCounters {
     /// Counts packets (and their inner bytes) carried under the SA, and returns the SA's
-    /// bytes so far; only its owner calls this.
+    /// packets and bytes so far; only its owner calls this.
     #[inline]
-    pub fn carried(&self, packets: u64, bytes: u64) -> u64 {
-        self.packets.add(packets);
-        let total = self.bytes.get().wrapping_add(bytes);
-        self.bytes.0.store(total, Relaxed);
-        total
+    pub fn carried(&self, packets: u64, bytes: u64) -> (u64, u64) {
+        let p = self.packets.get().wrapping_add(packets);
+        let b = self.bytes.get().wrapping_add(bytes);
+        self.packets.0.store(p, Relaxed);
+        self.bytes.0.store(b, Relaxed);
+        (p, b)
     }
 
     /// Values in the order of `SA_COUNTER_NAMES`.

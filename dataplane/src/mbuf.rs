@@ -34,10 +34,16 @@ impl PacketBuf for Mbuf {
     }
     #[inline(always)]
     fn adj(&mut self, n: usize) -> bool {
-        u16::try_from(n).is_ok_and(|n| Mbuf::adj(self, n))
+        match u16::try_from(n) {
+            Ok(n) => Mbuf::adj(self, n),
+            Err(_) => false,
+        }
     }
     #[inline(always)]
     fn trim(&mut self, n: usize) -> bool {
-        u16::try_from(n).is_ok_and(|n| Mbuf::trim(self, n))
+        match u16::try_from(n) {
+            Ok(n) => Mbuf::trim(self, n),
+            Err(_) => false,
+        }
     }
 }

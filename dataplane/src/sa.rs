@@ -294,7 +294,7 @@ impl OutboundSa {
     /// reached; once a batch. A hard byte limit stops the SA at once.
     #[inline]
     pub fn carried(&mut self, packets: u64, bytes: u64) {
-        let total = self.counters.carried(packets, bytes);
+        let (_, total) = self.counters.carried(packets, bytes);
         if total >= self.bytes_check_at {
             self.bytes_reached(total);
         }
@@ -404,8 +404,7 @@ impl InboundSa {
     /// limit stops the SA at once.
     #[inline(always)]
     pub fn carried(&mut self, bytes: u64) {
-        let total = self.counters.carried(1, bytes);
-        let packets = self.counters.packets.get();
+        let (packets, total) = self.counters.carried(1, bytes);
         if packets >= self.check_at.0 || total >= self.check_at.1 {
             self.limit_reached(packets, total);
         }

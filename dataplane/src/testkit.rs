@@ -38,6 +38,22 @@ pub fn tunnel(udp: Option<(u16, u16)>) -> TunnelEncap {
     }
 }
 
+/// A tunnel named `name` from `local` to `remote`, in raw ESP, with the defaults of the file
+/// format and no traffic selectors.
+pub fn tunnel_spec(name: &str, local: Ipv4Addr, remote: Ipv4Addr) -> channel::TunnelSpec {
+    channel::TunnelSpec {
+        name: channel::Name::new(name).expect("a test tunnel's name"),
+        local,
+        remote,
+        udp: None,
+        df: DfPolicy::Copy,
+        dscp: Dscp::Copy,
+        ttl: 64,
+        local_selectors: Default::default(),
+        remote_selectors: Default::default(),
+    }
+}
+
 /// Counters for an SA made outside a control state.
 pub fn counters() -> CounterRef {
     crate::counters::standalone()

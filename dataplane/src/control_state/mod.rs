@@ -9,6 +9,9 @@
 //! the new inbound SA everywhere before the outbound one switches).
 
 mod apply;
+mod network;
+mod sas;
+mod tunnels;
 pub mod view;
 
 use crate::anchor::Anchors;
@@ -146,26 +149,24 @@ impl ControlState {
             if pools.contains_key(&w.socket) {
                 continue;
             }
-            // Room for every SA, and as many again on their way back from the workers after
-            // a replacement.
             let oom = |e: crate::mem::OutOfMemory| e.to_string();
             let outbound = Pool::new(
                 setup.memory,
                 w.socket,
-                cap.tunnels.saturating_mul(2),
+                with_spare(cap.tunnels),
                 "outbound SAs",
             )
             .map_err(oom)?;
             let inbound = Pool::new(
                 setup.memory,
                 w.socket,
-                cap.inbound_sas.saturating_mul(2),
+                with_spare(cap.inbound_sas),
                 "inbound SAs",
             )
             .map_err(oom)?;
             pools.insert(w.socket, SaPools { outbound, inbound });
         }
-        let counter_slots = (cap.tunnels.saturating_add(cap.inbound_sas)).saturating_mul(2);
+        let counter_slots = with_spare(cap.tunnels).saturating_add(with_spare(cap.inbound_sas));
         let counters = Slots::new(setup.memory, -1, counter_slots, "SA counters")
             .map_err(|e| e.to_string())?;
         let trie = Lpm::new(Memory::Heap, -1, cap.route_tables).map_err(|e| e.to_string())?;
@@ -405,6 +406,12 @@ impl ControlState {
             .map(|p| p.outbound.live() + p.inbound.live())
             .sum()
     }
+}
+
+/// Slots for `n` SAs and those on their way back from the workers after a replacement (an
+/// eighth more, at least 64): a change that finds none free is refused, to be tried again.
+fn with_spare(n: u32) -> u32 {
+    n.saturating_add((n / 8).max(64))
 }
 
 /// Dense ids below a bound, lowest free first, so tables stay compact.

@@ -3,7 +3,7 @@
 
 use crate::esp::crypto::Backend;
 use crate::testkit::Gateway;
-use channel::{Change, Name, RouteVia, TunnelSpec};
+use channel::{Change, Name, RouteVia};
 use std::net::Ipv4Addr;
 
 fn name(s: &str) -> Name {
@@ -11,17 +11,12 @@ fn name(s: &str) -> Name {
 }
 
 fn tunnel(n: &str, remote: [u8; 4]) -> Change {
-    Change::SetTunnel(TunnelSpec {
-        name: name(n),
-        local: Ipv4Addr::new(192, 0, 2, 1),
-        remote: Ipv4Addr::from(remote),
-        udp: None,
-        df: Default::default(),
-        dscp: Default::default(),
-        ttl: 64,
-        local_selectors: Default::default(),
-        remote_selectors: Default::default(),
-    })
+    let local = Ipv4Addr::new(192, 0, 2, 1);
+    Change::SetTunnel(crate::testkit::tunnel_spec(
+        n,
+        local,
+        Ipv4Addr::from(remote),
+    ))
 }
 
 /// Four workers in two anchor groups of two, and no tunnel yet.

@@ -67,7 +67,7 @@ pub fn prepare<B: PacketBuf>(
 
 /// After the ICV verified: advance the replay window, check the trailer, the inner packet and
 /// the selectors, and strip everything but the inner packet, whose checked header it returns.
-#[inline]
+#[inline(always)]
 pub fn finish<B: PacketBuf>(
     sa: &mut InboundSa,
     buf: &mut B,

@@ -4,7 +4,7 @@
 //! pair. The batch owns the parked jobs and the queue pair; the tables lend it the SAs.
 
 use super::tables::Tables;
-use super::{fibonacci, InboundIndex, TunnelId};
+use super::{fibonacci, InboundIndex, TunnelId, Verdict};
 use crate::burst::MAX_BURST;
 use crate::esp::crypto::{Aead, AeadOps, Cipher, QueuePair};
 use crate::esp::Prepared;
@@ -75,6 +75,9 @@ pub struct CryptoBatch {
     len: usize,
     prep: [Prepared; MAX_BURST],
     job: [Job; MAX_BURST],
+    /// Each job's SA as one number (`Job::sa_key`), taken when it is parked: the passes that
+    /// group the burst by SA then read plain words, without a branch per job.
+    key: [u64; MAX_BURST],
     phase: Phase,
     /// The worker's queue pair on the crypto device, for bursts spread over many SAs.
     queue: Option<Box<dyn QueuePair>>,
@@ -96,6 +99,7 @@ impl Default for CryptoBatch {
                 sa: InboundIndex(0),
                 esp_off: 0,
             }); MAX_BURST],
+            key: [0; MAX_BURST],
             phase: Phase::Parking,
             queue: None,
         }
@@ -127,14 +131,10 @@ impl CryptoBatch {
         p.offset = prep.offset;
         p.len = prep.len;
         p.seq = prep.seq;
+        self.key[k] = job.sa_key();
         self.job[k] = job;
         self.len = k + 1;
         Some(Parked(k as u8))
-    }
-
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.len
     }
 
     #[inline]
@@ -142,9 +142,21 @@ impl CryptoBatch {
         self.len == 0
     }
 
+    /// Parked job `k` (the index its verdict carries, below `MAX_BURST`).
     #[inline(always)]
-    pub fn job(&self, k: usize) -> (Prepared, Job) {
-        (self.prep[k], self.job[k])
+    pub fn job(&self, k: Parked) -> &Job {
+        &self.job[usize::from(k.0) & (MAX_BURST - 1)]
+    }
+
+    /// Job `k`, if parked.
+    #[inline(always)]
+    pub fn parked_job(&self, k: usize) -> Option<Job> {
+        (k < self.len).then(|| self.job[k & (MAX_BURST - 1)])
+    }
+
+    #[inline(always)]
+    pub fn prepared(&self, k: Parked) -> Prepared {
+        self.prep[usize::from(k.0) & (MAX_BURST - 1)]
     }
 
     /// From here until `clear`, new jobs run at once.
@@ -158,15 +170,14 @@ impl CryptoBatch {
         self.phase = Phase::Parking;
     }
 
-    /// Where each parked job's packet lies in a burst of `n` packets, from the jobs' indexes in
-    /// their verdicts (`at(i)`: the job of packet i, if parked). `None` unless every job is
-    /// met exactly once and in the order parked.
-    pub fn locate(&self, n: usize, at: impl Fn(usize) -> Option<Parked>) -> Option<Positions> {
+    /// Where each parked job's packet lies in the burst, from the jobs' indexes in the
+    /// verdicts. `None` unless every job is met exactly once and in the order parked.
+    pub fn locate(&self, verdicts: &[Verdict]) -> Option<Positions> {
         let mut pos = [0u8; MAX_BURST];
         let mut next = 0;
-        for i in 0..n.min(u8::MAX as usize) {
-            if let Some(Parked(k)) = at(i) {
-                if usize::from(k) != next {
+        for (i, v) in verdicts.iter().enumerate().take(u8::MAX.into()) {
+            if let Verdict::Crypto(Parked(k)) = *v {
+                if usize::from(k) != next || next >= MAX_BURST {
                     return None;
                 }
                 pos[next] = i as u8;
@@ -186,14 +197,15 @@ impl CryptoBatch {
         if n == 0 {
             return (false, 0);
         }
-        let first = self.job[0].sa_key();
-        let mixed = (0..n).fold(0, |d, j| d | (self.job[j].sa_key() ^ first));
+        let keys = &self.key[..n];
+        let first = keys[0];
+        let mixed = keys.iter().fold(0, |d, &k| d | (k ^ first));
         if mixed == 0 {
             return (false, 1);
         }
-        let seen = (0..n).fold(0u64, |seen, j| {
-            seen | 1 << fibonacci(self.job[j].sa_key(), 6)
-        });
+        let seen = keys
+            .iter()
+            .fold(0u64, |seen, &k| seen | 1 << fibonacci(k, 6));
         (true, seen.count_ones())
     }
 
@@ -210,8 +222,7 @@ impl CryptoBatch {
         let mut groups: ArrayVec<(usize, u32), MAX_BURST> = ArrayVec::new();
         let mut table = [EMPTY; SLOTS];
         let mut last: Option<(u64, usize)> = None;
-        for j in 0..self.len.min(MAX_BURST) {
-            let key = self.job[j].sa_key();
+        for (j, &key) in self.key[..self.len.min(MAX_BURST)].iter().enumerate() {
             if let Some((k, g)) = last {
                 if k == key {
                     groups[g].1 |= 1 << j;
@@ -227,7 +238,7 @@ impl CryptoBatch {
                     let _ = groups.try_push((j, 0));
                     break groups.len() - 1;
                 }
-                if self.job[groups[g].0].sa_key() == key {
+                if self.key[groups[g].0] == key {
                     break g;
                 }
                 h = (h + 1) % SLOTS;
@@ -239,32 +250,75 @@ impl CryptoBatch {
     }
 
     /// Runs every parked job's crypto: one CPU-crypto call for a burst under one SA (the usual
-    /// one); for a burst spread over many SAs, one trip through the queue pair, or one call
-    /// per SA (see `esp::crypto::cryptodev` for the costs). `pos` says where each job's packet
-    /// lies in `bufs`.
-    pub fn run<B: PacketBuf>(&mut self, tables: &Tables, bufs: &mut [B], pos: &Positions) -> Ran {
+    /// one), in one pass over the burst; for a burst spread over many SAs, one trip through
+    /// the queue pair, or one call per SA (see `esp::crypto::cryptodev` for the costs).
+    /// `verdicts` say which packet of `bufs` is which job: `None`, with nothing run, unless
+    /// every job is met exactly once and in the order parked.
+    pub fn run<B: PacketBuf>(
+        &mut self,
+        tables: &Tables,
+        bufs: &mut [B],
+        verdicts: &[Verdict],
+    ) -> Option<Ran> {
         let n = self.len;
         let (mixed, sas) = self.spread();
         if !mixed {
-            let all = if n == 0 { 0 } else { u32::MAX >> (32 - n) };
-            return Ran {
-                ok: self.run_group(tables, bufs, pos, 0, all),
-                queued: false,
-            };
+            return self
+                .run_in_order(tables, bufs, verdicts)
+                .map(|ok| Ran { ok, queued: false });
         }
+        let pos = self.locate(verdicts)?;
         // The filter's count settles most bursts; the groups settle the rest.
         let groups = (sas as usize * 3 <= n).then(|| self.groups());
         let many = groups.as_ref().is_none_or(|g| g.len() * 3 > n);
         if many {
-            if let Some(ok) = self.run_queued(tables, bufs, pos) {
-                return Ran { ok, queued: true };
+            if let Some(ok) = self.run_queued(tables, bufs, &pos) {
+                return Some(Ran { ok, queued: true });
             }
         }
         let groups = groups.unwrap_or_else(|| self.groups());
         let ok = groups.iter().fold(0, |ok, &(first, members)| {
-            ok | self.run_group(tables, bufs, pos, first, members)
+            ok | self.run_group(tables, bufs, &pos, first, members)
         });
-        Ran { ok, queued: false }
+        Some(Ran { ok, queued: false })
+    }
+
+    /// Every job under one SA (the usual burst), met in one pass over the burst. `None`,
+    /// with nothing run, when the verdicts do not name the jobs in order.
+    #[inline(always)]
+    fn run_in_order<B: PacketBuf>(
+        &self,
+        tables: &Tables,
+        bufs: &mut [B],
+        verdicts: &[Verdict],
+    ) -> Option<u32> {
+        let mut next = 0;
+        let len = self.len.min(MAX_BURST);
+        let sa = match self.job.first().and_then(|j| j.sa(tables)) {
+            Some(sa) if len > 0 => sa,
+            // Nothing parked, or the SA went away: its packets fail.
+            _ => return (self.locate(verdicts).is_some()).then_some(0),
+        };
+        let mut ops = AeadOps::new();
+        let mut which = [0u8; MAX_BURST];
+        for (b, v) in bufs.iter_mut().zip(verdicts) {
+            let Verdict::Crypto(Parked(k)) = *v else {
+                continue;
+            };
+            let k = usize::from(k);
+            if k != next || k >= len {
+                return None;
+            }
+            next += 1;
+            if let Some(i) = self.prep[k].push(b.data_mut(), sa, &mut ops) {
+                which[i & (MAX_BURST - 1)] = k as u8;
+            }
+        }
+        if next != len {
+            return None;
+        }
+        sa.cipher.process(&mut ops);
+        Some(outcomes(&ops, &which))
     }
 
     /// One SA's jobs (`members`, the SA that of job `first`) in one call to its cipher: which
@@ -313,7 +367,7 @@ impl CryptoBatch {
         let mut ciphers: ArrayVec<&Cipher, MAX_BURST> = ArrayVec::new();
         let mut which = [0u8; MAX_BURST];
         let mut walk = Walk::new(bufs);
-        for (j, &at) in pos.iter().enumerate().take(self.len) {
+        for (j, &at) in pos[..self.len.min(MAX_BURST)].iter().enumerate() {
             // An SA gone away leaves its packet out: it fails.
             let Some(sa) = self.job[j].sa(tables) else {
                 continue;
@@ -343,7 +397,7 @@ impl CryptoBatch {
 #[inline(always)]
 fn outcomes(ops: &AeadOps<'_>, which: &[u8; MAX_BURST]) -> u32 {
     let mut ok = 0;
-    for (i, &j) in which.iter().enumerate().take(ops.len()) {
+    for (i, &j) in which[..ops.len().min(MAX_BURST)].iter().enumerate() {
         if ops.ok(i) {
             ok |= 1 << j;
         }

@@ -8,11 +8,9 @@ use super::{Forwarder, Punt, Target, Verdict, NO_OWNER};
 use crate::counters::Stat;
 use crate::esp::{self, DecapError};
 use crate::packet::PacketBuf;
-use crate::sa::Direction;
 use crate::wire::ethernet::{self, Mac};
 use crate::wire::udp::{self, Carries};
 use crate::wire::{esp as esp_wire, ipv4};
-use arrayvec::ArrayVec;
 use std::net::Ipv4Addr;
 
 /// Where an IPv4 packet entering `ip_input` comes from.
@@ -277,13 +275,9 @@ impl Forwarder {
         let Some(sa) = self.tables.inbound_mut(job.sa) else {
             return self.drop(Stat::InvalidSpi);
         };
-        let inner = esp::decap::finish(sa, buf, usize::from(job.esp_off), seq);
-        if sa.events.any_pending() {
-            let spi = sa.crypto.spi;
-            let kinds: ArrayVec<_, 3> = sa.events.take().collect();
-            self.report_sa(spi, Direction::In, kinds.into_iter());
-        }
-        let inner = match inner {
+        // What the SA's lifetimes raise is reported after the burst (`complete`), not here:
+        // the check would keep the SA in a register through the routing below.
+        let inner = match esp::decap::finish(sa, buf, usize::from(job.esp_off), seq) {
             Ok(h) => h,
             Err(e) => return self.decap_failed(job.sa, e),
         };

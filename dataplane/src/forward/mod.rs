@@ -35,7 +35,7 @@ use crate::esp::crypto::QueuePair;
 use crate::esp::Prepared;
 use crate::mem::{Memory, OutOfMemory};
 use crate::packet::PacketBuf;
-use crate::sa::Direction;
+use crate::sa::{Direction, SaEventKind};
 use crate::wire::ethernet::Mac;
 use arrayvec::ArrayVec;
 use batch::{CryptoBatch, Job};
@@ -214,14 +214,32 @@ impl Forwarder {
         let _ = self.events.try_push(e);
     }
 
-    /// Reports what an SA's lifetimes raised.
+    /// Reports what a tunnel's outbound SA raised. Out of line: the hot paths only test a
+    /// byte (`EventFlags::any_pending`), and keep their registers.
     #[cold]
-    fn report_sa(
-        &mut self,
-        spi: u32,
-        direction: Direction,
-        kinds: impl Iterator<Item = crate::sa::SaEventKind>,
-    ) {
+    #[inline(never)]
+    fn report_outbound(&mut self, tunnel: TunnelId) {
+        let Some(sa) = self.tables.outbound_mut(tunnel) else {
+            return;
+        };
+        let spi = sa.crypto.spi;
+        let kinds: ArrayVec<_, 3> = sa.events.take().collect();
+        self.report_sa(spi, Direction::Out, kinds);
+    }
+
+    /// Reports what an inbound SA raised (as `report_outbound`).
+    #[cold]
+    #[inline(never)]
+    fn report_inbound(&mut self, index: InboundIndex) {
+        let Some(sa) = self.tables.inbound_mut(index) else {
+            return;
+        };
+        let spi = sa.crypto.spi;
+        let kinds: ArrayVec<_, 3> = sa.events.take().collect();
+        self.report_sa(spi, Direction::In, kinds);
+    }
+
+    fn report_sa(&mut self, spi: u32, direction: Direction, kinds: ArrayVec<SaEventKind, 3>) {
         for kind in kinds {
             self.report(Event::Sa {
                 spi,
@@ -246,7 +264,23 @@ impl Forwarder {
         let ok = job
             .sa(&self.tables)
             .is_some_and(|sa| prep.run_one(buf.data_mut(), sa));
-        self.after_crypto(buf, prep, job, ok)
+        let v = self.after_crypto(buf, prep, job, ok);
+        if let Job::Open(o) = job {
+            self.report_opened(o.sa);
+        }
+        v
+    }
+
+    /// Reports what an inbound SA's lifetimes raised, if anything.
+    #[inline(always)]
+    fn report_opened(&mut self, index: InboundIndex) {
+        if self
+            .tables
+            .inbound(index)
+            .is_some_and(|sa| sa.events.any_pending())
+        {
+            self.report_inbound(index);
+        }
     }
 
     /// A packet after its crypto (`ok`: sealed, or opened with an ICV that verified).
@@ -277,9 +311,7 @@ impl Forwarder {
         if let Some(sa) = self.tables.outbound_mut(tunnel) {
             sa.carried(packets, bytes);
             if sa.events.any_pending() {
-                let spi = sa.crypto.spi;
-                let kinds: ArrayVec<_, 3> = sa.events.take().collect();
-                self.report_sa(spi, Direction::Out, kinds.into_iter());
+                self.report_outbound(tunnel);
             }
         }
     }
@@ -296,11 +328,10 @@ impl Forwarder {
     /// `Verdict::Crypto` is replaced by the packet's final verdict.
     pub fn complete<B: PacketBuf>(&mut self, bufs: &mut [B], verdicts: &mut [Verdict]) {
         let n = bufs.len().min(verdicts.len()).min(MAX_BURST);
-        let parked = |i: usize| match verdicts.get(i) {
-            Some(Verdict::Crypto(k)) => Some(*k),
-            _ => None,
-        };
-        let Some(pos) = self.batch.locate(n, parked) else {
+        let (bufs, verdicts) = (&mut bufs[..n], &mut verdicts[..n]);
+        let (mixed, _) = self.batch.spread();
+        self.spread = mixed && self.tables.sas > LOOKAHEAD_MIN_SAS;
+        let Some(ran) = self.batch.run(&self.tables, bufs, verdicts) else {
             // A caller bug: never a crash, and no packet goes out unprocessed or paired with
             // another's job.
             for v in verdicts.iter_mut() {
@@ -311,9 +342,6 @@ impl Forwarder {
             self.batch.clear();
             return;
         };
-        let (mixed, _) = self.batch.spread();
-        self.spread = mixed && self.tables.sas > LOOKAHEAD_MIN_SAS;
-        let ran = self.batch.run(&self.tables, &mut bufs[..n], &pos);
         if ran.queued {
             self.stats.inc(Stat::QueuedBursts);
         }
@@ -321,14 +349,12 @@ impl Forwarder {
         // tunnel): that runs at once.
         self.batch.finishing();
         let mut sealed = SealTally::default();
-        for (k, &at) in pos.iter().enumerate().take(self.batch.len()) {
-            let i = usize::from(at);
-            let (prep, job) = self.batch.job(k);
-            let ok = ran.ok & (1 << k) != 0;
-            let (Some(b), Some(v)) = (bufs.get_mut(i), verdicts.get_mut(i)) else {
+        for (b, v) in bufs.iter_mut().zip(verdicts.iter_mut()) {
+            let Verdict::Crypto(k) = *v else {
                 continue;
             };
-            *v = match job {
+            let ok = ran.ok & (1 << (k.0 & 31)) != 0;
+            *v = match *self.batch.job(k) {
                 // Sealed packets are counted once per run of one tunnel.
                 Job::Seal(s) if ok => {
                     if let Some((t, p, bytes)) = sealed.add(s.tunnel, s.inner_len) {
@@ -336,11 +362,26 @@ impl Forwarder {
                     }
                     Verdict::Tx(s.port)
                 }
-                _ => self.after_crypto(b, prep, job, ok),
+                job => {
+                    let prep = self.batch.prepared(k);
+                    self.after_crypto(b, prep, job, ok)
+                }
             };
         }
         if let Some((t, p, bytes)) = sealed.flush() {
             self.count_sealed(t, p, bytes);
+        }
+        // What the opens raised (the SAs' lifetimes), looked for once per SA of the burst.
+        if mixed {
+            let mut k = 0;
+            while let Some(job) = self.batch.parked_job(k) {
+                if let Job::Open(o) = job {
+                    self.report_opened(o.sa);
+                }
+                k += 1;
+            }
+        } else if let Some(Job::Open(o)) = self.batch.parked_job(0) {
+            self.report_opened(o.sa);
         }
         self.batch.clear();
     }
@@ -348,27 +389,46 @@ impl Forwarder {
 
 /// Sealed packets of a burst, added up per run of one tunnel so that each SA's counters are
 /// written once per run, not once per packet.
-#[derive(Default)]
 struct SealTally {
-    run: Option<(TunnelId, u64, u64)>,
+    tunnel: TunnelId,
+    packets: u64,
+    bytes: u64,
+}
+
+impl Default for SealTally {
+    fn default() -> Self {
+        SealTally {
+            tunnel: TunnelId::MAX,
+            packets: 0,
+            bytes: 0,
+        }
+    }
 }
 
 impl SealTally {
     /// Adds one packet; returns the finished run of another tunnel, if any.
     #[inline(always)]
     fn add(&mut self, tunnel: TunnelId, inner_len: u16) -> Option<(TunnelId, u64, u64)> {
-        match &mut self.run {
-            Some((t, p, b)) if *t == tunnel => {
-                *p += 1;
-                *b += u64::from(inner_len);
-                None
-            }
-            run => run.replace((tunnel, 1, u64::from(inner_len))),
+        if tunnel == self.tunnel {
+            self.packets += 1;
+            self.bytes += u64::from(inner_len);
+            return None;
         }
+        let done = self.flush();
+        *self = SealTally {
+            tunnel,
+            packets: 1,
+            bytes: u64::from(inner_len),
+        };
+        done
     }
 
+    /// The run being added up, if it has packets.
+    #[inline(always)]
     fn flush(&mut self) -> Option<(TunnelId, u64, u64)> {
-        self.run.take()
+        let run = (self.packets > 0).then_some((self.tunnel, self.packets, self.bytes));
+        self.packets = 0;
+        run
     }
 }
 

@@ -9,10 +9,8 @@ use super::{Event, Forwarder, Interface, Target, TunnelId, Verdict, NO_OWNER};
 use crate::counters::Stat;
 use crate::esp::{self, EncapError};
 use crate::packet::PacketBuf;
-use crate::sa::Direction;
 use crate::wire::ethernet::{self, Mac};
 use crate::wire::ipv4;
-use arrayvec::ArrayVec;
 use std::net::Ipv4Addr;
 
 /// A tunnel without an SA asks for one (`Event::Acquire`) at most this often.
@@ -175,9 +173,7 @@ impl Forwarder {
                 _ => {}
             }
             if sa.events.any_pending() {
-                let spi = sa.crypto.spi;
-                let kinds: ArrayVec<_, 3> = sa.events.take().collect();
-                self.report_sa(spi, Direction::Out, kinds.into_iter());
+                self.report_outbound(tunnel);
             }
         }
         self.drop(match e {

@@ -40,12 +40,12 @@ pub struct Block(pub [u8; 16]);
 /// per batch: nothing in it is initialised but what `push` writes.
 pub struct AeadOps<'a> {
     n: usize,
-    text: [MaybeUninit<Segment>; MAX_BURST],
-    nonce: [MaybeUninit<Block>; MAX_BURST],
-    aad: [MaybeUninit<Block>; MAX_BURST],
-    aad_len: [u8; MAX_BURST],
+    pub(crate) text: [MaybeUninit<Segment>; MAX_BURST],
+    pub(crate) nonce: [MaybeUninit<Block>; MAX_BURST],
+    pub(crate) aad: [MaybeUninit<Block>; MAX_BURST],
+    pub(crate) aad_len: [u8; MAX_BURST],
     /// 0 once sealed, or opened with a tag that verified (the PMDs' convention).
-    status: [i32; MAX_BURST],
+    pub(crate) status: [i32; MAX_BURST],
     /// Each operation's buffer stays borrowed as long as the batch.
     _bufs: PhantomData<&'a mut [u8]>,
 }
@@ -134,12 +134,6 @@ impl<'a> AeadOps<'a> {
         if i < self.n {
             self.status[i] = if ok { 0 } else { libc::EBADMSG };
         }
-    }
-
-    /// The statuses of the operations, for a backend that has the PMD write them in place.
-    #[inline(always)]
-    pub fn statuses_mut(&mut self) -> &mut [i32] {
-        &mut self.status[..self.n]
     }
 
     /// Operation `i` as (nonce, AAD, text || tag), for a backend that does the work itself.

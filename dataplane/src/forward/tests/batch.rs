@@ -253,25 +253,29 @@ fn parked_jobs_are_located_by_their_verdicts() {
     for _ in 0..3 {
         assert!(p.park(prep, job).is_some());
     }
-    let at = |v: &'static [Option<u8>]| move |i: usize| v.get(i).copied().flatten().map(Parked);
+    let at = |v: &[Option<u8>]| -> Vec<Verdict> {
+        v.iter()
+            .map(|k| match k {
+                Some(k) => Verdict::Crypto(Parked(*k)),
+                None => Verdict::Tx(0),
+            })
+            .collect()
+    };
     let pos = p
-        .locate(5, at(&[None, Some(0), None, Some(1), Some(2)]))
+        .locate(&at(&[None, Some(0), None, Some(1), Some(2)]))
         .unwrap();
     assert_eq!(&pos[..3], &[1, 3, 4]);
     assert!(
-        p.locate(3, at(&[Some(1), Some(0), Some(2)])).is_none(),
+        p.locate(&at(&[Some(1), Some(0), Some(2)])).is_none(),
         "out of order"
     );
     assert!(
-        p.locate(3, at(&[Some(0), Some(0), Some(1)])).is_none(),
+        p.locate(&at(&[Some(0), Some(0), Some(1)])).is_none(),
         "twice"
     );
+    assert!(p.locate(&at(&[Some(0), Some(1)])).is_none(), "one missing");
     assert!(
-        p.locate(2, at(&[Some(0), Some(1)])).is_none(),
-        "one missing"
-    );
-    assert!(
-        p.locate(4, at(&[Some(0), Some(1), Some(2), Some(3)]))
+        p.locate(&at(&[Some(0), Some(1), Some(2), Some(3)]))
             .is_none(),
         "one too many"
     );

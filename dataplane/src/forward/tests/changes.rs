@@ -4,9 +4,7 @@
 //! applied it; SA lifetimes raise their events once.
 
 use super::*;
-use channel::{
-    Algorithm, InboundSaSpec, KeyMaterial, Lifetime, OutboundSaSpec, RouteVia, SaSpec, TunnelSpec,
-};
+use channel::{Algorithm, InboundSaSpec, KeyMaterial, Lifetime, OutboundSaSpec, RouteVia, SaSpec};
 
 /// Runs a burst received on `port` by worker 0 through a gateway, including the handoffs to
 /// the other workers (as their own bursts); each frame's final verdict and bytes.
@@ -68,17 +66,7 @@ fn tunnel(first: bool, n: &str) -> Change {
     } else {
         ("192.0.2.2", "192.0.2.1")
     };
-    Change::SetTunnel(TunnelSpec {
-        name: name(n),
-        local: ip(local),
-        remote: ip(remote),
-        udp: None,
-        df: Default::default(),
-        dscp: Default::default(),
-        ttl: 64,
-        local_selectors: Default::default(),
-        remote_selectors: Default::default(),
-    })
+    Change::SetTunnel(crate::testkit::tunnel_spec(n, ip(local), ip(remote)))
 }
 
 /// Host a to host b's LAN address `.host` of 10.2.0.0/24.

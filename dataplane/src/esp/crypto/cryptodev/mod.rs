@@ -151,33 +151,30 @@ impl Aead for DeviceGcm {
         };
         let mut k = 0;
         for i in 0..n {
-            let Some(op) = ops.raw(i) else { break };
-            if op.aad_len != s.aad_len() {
+            if ops.aad_len[i] != s.aad_len() {
+                ops.status[i] = libc::EINVAL;
                 continue;
             }
+            // SAFETY: entries below `len` were written by `push`.
+            let text = unsafe { ops.text[i].assume_init_ref() };
             sgls[k].write(sys::rte_crypto_sgl {
-                vec: ptr::from_ref(op.text).cast_mut().cast(),
+                vec: ptr::from_ref(text).cast_mut().cast(),
                 num: 1,
             });
-            ivs[k].write(va(op.nonce));
-            aads[k].write(va(op.aad));
+            ivs[k].write(va(ops.nonce[i].as_ptr().cast()));
+            aads[k].write(va(ops.aad[i].as_ptr().cast()));
             // `push` took text.len + TAG_LEN bytes at text.base: the tag is in them.
-            tags[k].write(va(op.text.base.wrapping_add(op.text.len as usize)));
+            tags[k].write(va(text.base.wrapping_add(text.len as usize)));
             which[k] = i as u8;
             k += 1;
-        }
-        // Operations left out (a wrong AAD length) fail.
-        let all = k == n;
-        if !all {
-            (0..n).for_each(|i| ops.set_ok(i, false));
         }
         if k == 0 {
             return;
         }
         // Statuses straight into `ops` when every operation went (the rule), else scattered.
         let mut scattered = [0i32; MAX_BURST];
-        let status = if all {
-            ops.statuses_mut().as_mut_ptr()
+        let status = if k == n {
+            ops.status.as_mut_ptr()
         } else {
             scattered.as_mut_ptr()
         };
@@ -197,9 +194,9 @@ impl Aead for DeviceGcm {
         // holds borrowed (text and tag of each buffer) or owns (16-byte nonce and AAD blocks,
         // of which the PMD reads 12 and the session's AAD length); `status` has room for k.
         unsafe { sys::rte_cryptodev_sym_cpu_crypto_process(s.device(), s.as_ptr(), ofs, &mut vec) };
-        if !all {
+        if k != n {
             for (j, &i) in which.iter().enumerate().take(k) {
-                ops.set_ok(usize::from(i), scattered[j] == 0);
+                ops.status[usize::from(i)] = scattered[j];
             }
         }
     }

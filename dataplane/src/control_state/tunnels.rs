@@ -1,0 +1,197 @@
+//! Tunnels: checked, given an id, anchored to a worker (`anchor`), and told to every worker;
+//! deleted with their SAs once no route points at them.
+
+use super::view::TunnelView;
+use super::{refuse, ChangeError, ControlState, TunnelRec};
+use crate::anchor::Peer;
+use crate::esp::outer::TunnelEncap;
+use crate::forward::handoff::MAX_TUNNEL_ID;
+use crate::forward::{Target, WorkerCommand as Cmd, WorkerIndex};
+use crate::sa::Selectors;
+use channel::{Name, Prefixes, TunnelSpec};
+use ipnet::Ipv4Net;
+
+impl ControlState {
+    pub(super) fn set_tunnel(&mut self, spec: TunnelSpec, g: u64) -> Result<(), ChangeError> {
+        let what = format!("tunnel {}", spec.name);
+        if !self.interfaces.values().any(|i| i.addr == spec.local) {
+            return refuse(
+                what,
+                format!("local {} is not the address of any interface", spec.local),
+            );
+        }
+        let r = spec.remote;
+        if r.is_unspecified() || r.is_broadcast() || r.is_multicast() || r == spec.local {
+            return refuse(what, format!("{r} cannot be a tunnel peer"));
+        }
+        if spec.ttl == 0 {
+            return refuse(what, "ttl must be at least 1");
+        }
+        if matches!(spec.dscp, channel::Dscp::Set(d) if d > 63) {
+            return refuse(what, "dscp must be 0..63");
+        }
+        if spec.udp.is_some_and(|(l, r)| l == 0 || r == 0) {
+            return refuse(what, "NAT-T ports must be non-zero");
+        }
+        let selectors = Selectors {
+            local: prefixes(&what, &spec.local_selectors)?,
+            remote: prefixes(&what, &spec.remote_selectors)?,
+        };
+        let encap = TunnelEncap {
+            local: spec.local,
+            remote: spec.remote,
+            udp: spec.udp,
+            df: spec.df,
+            dscp: spec.dscp,
+            ttl: spec.ttl,
+        };
+        if let Some(t) = self.tunnels.get(&spec.name) {
+            if t.spec == spec {
+                return Ok(());
+            }
+            if t.encap.local != spec.local || t.encap.remote != spec.remote {
+                return refuse(
+                    what,
+                    "its gateways cannot change: delete it and add it again",
+                );
+            }
+            if t.outbound.is_some() || !t.inbound.is_empty() {
+                return refuse(what, "its SAs are built from it: delete them first");
+            }
+            let old = t.spec.udp;
+            self.natt(old, spec.udp, g);
+            if let Some(t) = self.tunnels.get_mut(&spec.name) {
+                t.spec = spec;
+                t.encap = encap;
+                t.selectors = selectors;
+            }
+            return Ok(());
+        }
+        let Some(id) = self.tunnel_ids.take() else {
+            return refuse(
+                what,
+                format!(
+                    "all {} tunnels are in use (dataplane.max_tunnels)",
+                    self.capacity.tunnels
+                ),
+            );
+        };
+        if id > MAX_TUNNEL_ID {
+            self.tunnel_ids.give(id);
+            return refuse(what, "tunnel ids are exhausted");
+        }
+        let p = self.anchors.place(
+            id,
+            Peer::Site {
+                local: spec.local,
+                remote: spec.remote,
+            },
+        );
+        let Some(owner) = self.workers.iter().position(|w| w.info.lcore == p.worker) else {
+            self.anchors.remove(id);
+            self.tunnel_ids.give(id);
+            return refuse(what, format!("anchor lcore {} is not a worker", p.worker));
+        };
+        let owner = owner as WorkerIndex;
+        self.natt(None, spec.udp, g);
+        self.broadcast(g, || Cmd::SetTunnel { tunnel: id, owner });
+        {
+            let mut v = self.lock_view();
+            v.tunnels.insert(
+                spec.name,
+                TunnelView {
+                    id,
+                    local: spec.local,
+                    remote: spec.remote,
+                    worker: p.worker,
+                    group: p.group,
+                },
+            );
+            v.anchors = self.anchors.clone();
+        }
+        self.tunnels.insert(
+            spec.name,
+            TunnelRec {
+                id,
+                spec,
+                encap,
+                selectors,
+                owner,
+                group: p.group,
+                outbound: None,
+                inbound: Default::default(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Keeps the NAT-T ports counted as a tunnel's `old` ports become `new`.
+    pub(super) fn natt(&mut self, old: Option<(u16, u16)>, new: Option<(u16, u16)>, g: u64) {
+        if old.map(|u| u.0) == new.map(|u| u.0) {
+            return;
+        }
+        if let Some((p, _)) = new {
+            let n = self.natt_ports.entry(p).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                self.broadcast(g, || Cmd::AddNattPort(p));
+            }
+        }
+        if let Some((p, _)) = old {
+            if let Some(n) = self.natt_ports.get_mut(&p) {
+                *n -= 1;
+                if *n == 0 {
+                    self.natt_ports.remove(&p);
+                    self.broadcast(g, || Cmd::DelNattPort(p));
+                }
+            }
+        }
+    }
+
+    pub(super) fn delete_tunnel(&mut self, name: Name, g: u64) -> Result<(), ChangeError> {
+        let what = format!("tunnel {name}");
+        let Some(t) = self.tunnels.get(&name) else {
+            return refuse(what, "no such tunnel");
+        };
+        let id = t.id;
+        if let Some((p, _)) = self
+            .routes
+            .iter()
+            .find(|(_, (t, _))| *t == Target::Tunnel { tunnel: id })
+        {
+            return refuse(what, format!("route {p} points at it"));
+        }
+        // Its SAs go with it.
+        if t.outbound.is_some() {
+            self.delete_outbound_sa(name, g)?;
+        }
+        let spis: Vec<u32> = self
+            .tunnels
+            .get(&name)
+            .map_or(Vec::new(), |t| t.inbound.iter().copied().collect());
+        for spi in spis {
+            self.delete_inbound_sa(spi, g)?;
+        }
+        let Some(t) = self.tunnels.remove(&name) else {
+            return Ok(());
+        };
+        self.broadcast(g, || Cmd::DelTunnel { tunnel: id });
+        self.natt(t.spec.udp, None, g);
+        self.anchors.remove(id);
+        self.tunnel_ids.give(id);
+        let mut v = self.lock_view();
+        v.tunnels.remove(&name);
+        v.anchors = self.anchors.clone();
+        Ok(())
+    }
+}
+
+/// Traffic selectors as the SA checks them: each a prefix without host bits.
+fn prefixes(what: &str, p: &Prefixes) -> Result<Box<[Ipv4Net]>, ChangeError> {
+    for n in p {
+        if n.addr() != n.network() {
+            return refuse(what, format!("traffic selector {n} has host bits set"));
+        }
+    }
+    Ok(p.iter().copied().collect())
+}

@@ -1,0 +1,443 @@
+//! Frames through one gateway or two, packet by packet: what comes out, what is counted, and
+//! what changes take effect between packets.
+
+use super::*;
+
+#[test]
+fn host_to_host_through_both_gateways_raw_and_natt() {
+    for udp in [false, true] {
+        let mut gw1 = gateway(true, udp, |_| {});
+        let mut gw2 = gateway(false, udp, |_| {});
+        let sent = a_to_b(64, 100);
+        let (v, wire) = run(&mut gw1, 0, &sent);
+        assert_eq!(v, Verdict::Tx(1));
+        assert_eq!(
+            (&wire[0..6], &wire[6..12]),
+            (&GW2_WAN.0[..], &GW1_WAN.0[..])
+        );
+        assert_eq!(
+            wire[14 + 9],
+            if udp {
+                ipv4::PROTO_UDP
+            } else {
+                ipv4::PROTO_ESP
+            }
+        );
+        let (v, got) = run(&mut gw2, 1, &wire);
+        assert_eq!(v, Verdict::Tx(0), "udp={udp}");
+        assert_eq!((&got[0..6], &got[6..12]), (&HOST_B.0[..], &GW2_LAN.0[..]));
+        // The inner packet arrives as sent, TTL lower by two hops, checksum still valid.
+        assert_eq!(got[14 + 8], 62);
+        assert_eq!(checksum::sum(&got[14..34]), 0xffff);
+        assert_eq!(&got[34..], &sent[34..]);
+        assert_eq!((&got[14..22], &got[26..34]), (&sent[14..22], &sent[26..34]));
+        assert_eq!(gw1.stats.get(Stat::EncryptedPackets), 1);
+        assert_eq!(gw2.stats.get(Stat::DecryptedPackets), 1);
+        assert_eq!(gw2.stats.get(Stat::DecryptedBytes), 128);
+
+        // And back.
+        let back = frame(
+            GW2_LAN,
+            HOST_B,
+            "10.2.0.10",
+            "10.1.0.10",
+            64,
+            ipv4::PROTO_UDP,
+            &udp_payload(3),
+        );
+        let (v, wire) = run(&mut gw2, 0, &back);
+        assert_eq!(v, Verdict::Tx(1));
+        let (v, got) = run(&mut gw1, 1, &wire);
+        assert_eq!(v, Verdict::Tx(0));
+        assert_eq!(&got[34..], &back[34..]);
+
+        // The same ESP frame again is a replay.
+        let (v, _) = run(&mut gw1, 1, &wire);
+        assert_eq!(v, Verdict::Drop(Stat::ReplayErrors));
+    }
+}
+
+#[test]
+fn ethernet_padding_is_stripped_before_encryption() {
+    let mut gw1 = gateway(true, false, |_| {});
+    let mut gw2 = gateway(false, false, |_| {});
+    let mut short = a_to_b(64, 2); // 14 + 30 bytes
+    short.resize(60, 0xee);
+    let (_, wire) = run(&mut gw1, 0, &short);
+    let (v, got) = run(&mut gw2, 1, &wire);
+    assert_eq!(v, Verdict::Tx(0));
+    assert_eq!(got.len(), 14 + 30);
+}
+
+#[test]
+fn every_malformed_or_unroutable_frame_is_dropped_and_counted() {
+    let mut gw1 = gateway(true, false, |_| {});
+    let good = a_to_b(64, 10);
+    let mut bad_csum = good.clone();
+    bad_csum[14 + 10] ^= 1;
+    let mut bad_len = good.clone();
+    bad_len[14 + 3] = 200; // total length beyond the frame
+    let mut ipv6 = good.clone();
+    ipv6[12..14].copy_from_slice(&[0x86, 0xdd]);
+    let mut not_us = good.clone();
+    not_us[0..6].copy_from_slice(&[2, 0, 0, 0, 9, 9]);
+    let mut l2_broadcast = good.clone();
+    l2_broadcast[0..6].copy_from_slice(&[0xff; 6]);
+    // A fragment of an ESP packet for us: we do not reassemble.
+    let mut frag = frame(
+        GW1_LAN,
+        HOST_A,
+        "10.1.0.10",
+        "10.1.0.1",
+        64,
+        ipv4::PROTO_ESP,
+        &[0; 40],
+    );
+    frag[14 + 6] = 0x20; // MF
+    ipv4::Packet::new_checked(&mut frag[14..])
+        .unwrap()
+        .fill_checksum();
+    let cases: Vec<(Vec<u8>, Stat)> = vec![
+        (good[..10].to_vec(), Stat::Malformed),
+        (good[..14 + 19].to_vec(), Stat::Malformed),
+        (bad_len, Stat::Malformed),
+        (bad_csum, Stat::BadIpChecksum),
+        (ipv6, Stat::UnsupportedEthertype),
+        (not_us, Stat::NotForUs),
+        (l2_broadcast, Stat::NotForUs),
+        (
+            frame(
+                GW1_LAN,
+                HOST_A,
+                "10.1.0.10",
+                "255.255.255.255",
+                64,
+                17,
+                &udp_payload(1),
+            ),
+            Stat::NotForUs,
+        ),
+        (
+            frame(
+                GW1_LAN,
+                HOST_A,
+                "10.1.0.10",
+                "239.1.1.1",
+                64,
+                17,
+                &udp_payload(1),
+            ),
+            Stat::NotForUs,
+        ),
+        (a_to_b(1, 10), Stat::TtlExceeded),
+        (
+            frame(
+                GW1_LAN,
+                HOST_A,
+                "10.1.0.10",
+                "172.16.0.1",
+                64,
+                17,
+                &udp_payload(1),
+            ),
+            Stat::NoRoute,
+        ),
+        (frag, Stat::Fragments),
+        (
+            frame(
+                GW1_LAN,
+                HOST_A,
+                "10.1.0.10",
+                "10.1.0.99",
+                64,
+                17,
+                &udp_payload(1),
+            ),
+            Stat::NoNeighbor,
+        ),
+    ];
+    for (i, (bytes, stat)) in cases.into_iter().enumerate() {
+        let before = gw1.stats.get(stat);
+        let (v, _) = run(&mut gw1, 0, &bytes);
+        assert_eq!(v, Verdict::Drop(stat), "case {i}");
+        assert_eq!(gw1.stats.get(stat), before + 1, "case {i} counted");
+    }
+    assert_eq!(
+        run(&mut gw1, 5, &good).0,
+        Verdict::Drop(Stat::NotForUs),
+        "port without interface"
+    );
+}
+
+#[test]
+fn unresolved_next_hop_asks_the_main_lcore_once_a_second() {
+    let mut gw1 = gateway(true, false, |_| {});
+    let to = frame(
+        GW1_LAN,
+        HOST_A,
+        "10.1.0.10",
+        "10.1.0.99",
+        64,
+        17,
+        &udp_payload(1),
+    );
+    gw1.now_ms = 5_000;
+    run(&mut gw1, 0, &to);
+    run(&mut gw1, 0, &to);
+    assert_eq!(resolutions(&mut gw1), vec![(0, ip("10.1.0.99"))]);
+    gw1.now_ms = 6_000;
+    run(&mut gw1, 0, &to);
+    assert_eq!(resolutions(&mut gw1).len(), 1);
+    // The neighbor learned at `mac`, then the packet forwarded again.
+    let learned_at = |gw: &mut Gateway, mac| {
+        gw.control.learned(ip("10.1.0.99"), mac);
+        gw.sync();
+        run(gw, 0, &to)
+    };
+    let (v, out) = learned_at(&mut gw1, HOST_B);
+    assert_eq!(v, Verdict::Tx(0));
+    assert_eq!((&out[..6], &out[6..12]), (&HOST_B.0[..], &GW1_LAN.0[..]));
+    // The resolved rewrite is kept with the route, and follows the neighbor when it moves.
+    let (v, out) = learned_at(&mut gw1, HOST_A);
+    assert_eq!(v, Verdict::Tx(0));
+    assert_eq!(&out[..6], &HOST_A.0[..], "the new MAC, not the cached one");
+}
+
+#[test]
+fn local_traffic_goes_to_the_main_lcore_and_natt_specials_are_recognised() {
+    let mut gw2 = gateway(false, true, |_| {});
+    let arp = {
+        let mut f = vec![0u8; arp::FRAME_LEN];
+        let asker = Interface {
+            port: 1,
+            mac: GW1_WAN,
+            addr: ip("192.0.2.1"),
+            prefix_len: 24,
+            mtu: 1500,
+        };
+        arp::request(&mut f, &asker, ip("192.0.2.2"));
+        f
+    };
+    assert_eq!(run(&mut gw2, 1, &arp).0, Verdict::Punt(Punt::Arp));
+    let mut echo = vec![8u8, 0, 0, 0, 0, 1, 0, 1];
+    let c = checksum::checksum(&echo);
+    echo[2..4].copy_from_slice(&c.to_be_bytes());
+    let ping = frame(
+        GW2_WAN,
+        GW1_WAN,
+        "192.0.2.1",
+        "192.0.2.2",
+        64,
+        ipv4::PROTO_ICMP,
+        &echo,
+    );
+    let (v, punted) = run(&mut gw2, 1, &ping);
+    assert_eq!(v, Verdict::Punt(Punt::Local));
+    assert_eq!(punted, ping, "punted with its own Ethernet header");
+    assert!(icmp::echo_request_to_reply(&mut punted.clone()[34..]));
+
+    let udp = |payload: &[u8], port: u16| {
+        let mut u = port.to_be_bytes().to_vec();
+        u.extend_from_slice(&port.to_be_bytes());
+        u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        u.extend_from_slice(&[0, 0]);
+        u.extend_from_slice(payload);
+        frame(
+            GW2_WAN,
+            GW1_WAN,
+            "192.0.2.1",
+            "192.0.2.2",
+            64,
+            ipv4::PROTO_UDP,
+            &u,
+        )
+    };
+    assert_eq!(
+        run(&mut gw2, 1, &udp(&[0xff], 4500)).0,
+        Verdict::Drop(Stat::NattKeepalives)
+    );
+    assert_eq!(
+        run(&mut gw2, 1, &udp(&[0, 0, 0, 0, 1, 2, 3], 4500)).0,
+        Verdict::Punt(Punt::Ike)
+    );
+    assert_eq!(
+        run(&mut gw2, 1, &udp(&[1, 2, 3, 4], 500)).0,
+        Verdict::Punt(Punt::Ike)
+    );
+    assert_eq!(
+        run(&mut gw2, 1, &udp(&[1, 2, 3, 4], 53)).0,
+        Verdict::Punt(Punt::Local)
+    );
+    assert_eq!(gw2.stats.get(Stat::IkePackets), 2);
+    // SPI, sequence 1, then 40 bytes that are no valid ciphertext.
+    let esp = |spi: u32| [&spi.to_be_bytes()[..], &[0, 0, 0, 1], &[0u8; 40]].concat();
+    let unknown_spi = esp(0x9999);
+    assert_eq!(
+        run(&mut gw2, 1, &udp(&unknown_spi, 4500)).0,
+        Verdict::Drop(Stat::InvalidSpi)
+    );
+    let known_spi = esp(0x1001);
+    assert_eq!(
+        run(&mut gw2, 1, &udp(&known_spi, 4500)).0,
+        Verdict::Drop(Stat::EspAuthFailures)
+    );
+    let raw = frame(
+        GW2_WAN,
+        GW1_WAN,
+        "192.0.2.1",
+        "192.0.2.2",
+        64,
+        ipv4::PROTO_ESP,
+        &known_spi,
+    );
+    assert_eq!(
+        run(&mut gw2, 1, &raw).0,
+        Verdict::Drop(Stat::BadHeaders),
+        "raw ESP on a NAT-T SA"
+    );
+    assert_eq!(
+        run(&mut gw2, 1, &udp(&known_spi[..20], 4500)).0,
+        Verdict::Drop(Stat::BadHeaders)
+    );
+}
+
+#[test]
+fn tunnel_limits_sequence_exhaustion_mtu_and_selectors() {
+    let mut gw1 = gateway(true, false, |v| {
+        v["manual_sas"][0]["esn"] = false.into();
+        v["manual_sas"][0]["initial_seq"] = u64::from(u32::MAX).into();
+    });
+    let (v, _) = run(&mut gw1, 0, &a_to_b(64, 10));
+    assert_eq!(v, Verdict::Tx(1), "the last sequence number is used");
+    let (v, _) = run(&mut gw1, 0, &a_to_b(64, 10));
+    assert_eq!(v, Verdict::Drop(Stat::SeqExhausted));
+    let t = gw1.control.view().lock().unwrap().tunnels[&name("st0.0")].id;
+    assert_eq!(
+        gw1.tables
+            .outbound(t)
+            .map(|s| s.counters.seq_exhausted.get()),
+        Some(1)
+    );
+
+    let mut gw1 = gateway(true, false, |_| {});
+    let (v, _) = run(&mut gw1, 0, &a_to_b(64, 1500 - 28));
+    assert_eq!(v, Verdict::Drop(Stat::ExceedsTunnelMtu));
+    let (v, _) = run(&mut gw1, 0, &a_to_b(64, 1500 - 28 - 60));
+    assert_eq!(v, Verdict::Tx(1));
+
+    // gw2 only admits 10.1.0.0/24 -> 10.2.0.0/24 from this tunnel.
+    let mut gw2 = gateway(false, false, |v| {
+        v["tunnels"][0]["traffic_selectors"] =
+            serde_json::json!({"local": ["10.2.0.0/24"], "remote": ["10.1.0.0/24"]});
+    });
+    let mut gw1 = gateway(true, false, |_| {});
+    let (_, ok) = run(&mut gw1, 0, &a_to_b(64, 10));
+    assert_eq!(run(&mut gw2, 1, &ok).0, Verdict::Tx(0));
+    let outside = frame(
+        GW1_LAN,
+        HOST_A,
+        "10.1.0.10",
+        "10.2.5.10",
+        64,
+        17,
+        &udp_payload(1),
+    );
+    let (_, wire) = run(&mut gw1, 0, &outside);
+    assert_eq!(run(&mut gw2, 1, &wire).0, Verdict::Drop(Stat::TsCheckFail));
+}
+
+#[test]
+fn deleting_an_sa_or_route_takes_effect_between_packets() {
+    let mut gw1 = gateway(true, false, |_| {});
+    gw1.change(Change::DeleteOutboundSa {
+        tunnel: name("st0.0"),
+    })
+    .unwrap();
+    assert_eq!(
+        run(&mut gw1, 0, &a_to_b(64, 10)).0,
+        Verdict::Drop(Stat::NoSa)
+    );
+    gw1.change(Change::DeleteRoute {
+        prefix: "10.2.0.0/16".parse().unwrap(),
+    })
+    .unwrap();
+    assert_eq!(
+        run(&mut gw1, 0, &a_to_b(64, 10)).0,
+        Verdict::Drop(Stat::NoRoute)
+    );
+}
+
+/// An outbound SA replaced (a rekey) takes over at the next packet, and the main lcore frees
+/// the old one once the worker gives it back; a tunnel added again towards another peer is
+/// followed at once: its next hop is resolved afresh.
+#[test]
+fn a_replaced_sa_takes_over_and_a_new_peer_is_followed() {
+    let mut gw1 = gateway(true, false, |_| {});
+    let (v, wire) = run(&mut gw1, 0, &a_to_b(64, 10));
+    assert_eq!(
+        (v, &wire[14 + 20..14 + 24]),
+        (Verdict::Tx(1), &[0, 0, 0x10, 1][..])
+    );
+    let sas = gw1.control.live_sas();
+    let keys = channel::KeyMaterial::new(channel::Algorithm::Aes128Gcm, &hex::decode(K1).unwrap())
+        .unwrap();
+    let spec = |tunnel: &str, spi: u32| {
+        Change::SetOutboundSa(channel::OutboundSaSpec {
+            sa: channel::SaSpec {
+                tunnel: name(tunnel),
+                spi,
+                keys: keys.clone(),
+                esn: false,
+                soft: Default::default(),
+                hard: Default::default(),
+            },
+            first_seq: 1,
+        })
+    };
+    gw1.change(spec("st0.0", 0x1009)).unwrap();
+    let (v, wire) = run(&mut gw1, 0, &a_to_b(64, 10));
+    assert_eq!(
+        (v, &wire[14 + 20..14 + 24]),
+        (Verdict::Tx(1), &[0, 0, 0x10, 9][..])
+    );
+    assert_eq!(
+        gw1.control.live_sas(),
+        sas,
+        "the old SA went back and was freed"
+    );
+
+    let other = Mac([2, 0, 0, 0, 0xa, 3]);
+    gw1.change(Change::SetNeighbor {
+        addr: ip("192.0.2.3"),
+        mac: other.0,
+    })
+    .unwrap();
+    gw1.change(Change::DeleteRoute {
+        prefix: "10.2.0.0/16".parse().unwrap(),
+    })
+    .unwrap();
+    gw1.change(Change::DeleteTunnel {
+        name: name("st0.0"),
+    })
+    .unwrap();
+    assert_eq!(gw1.control.live_sas(), sas - 2, "its SAs went with it");
+    gw1.change(Change::SetTunnel(crate::testkit::tunnel_spec(
+        "st0.9",
+        ip("192.0.2.1"),
+        ip("192.0.2.3"),
+    )))
+    .unwrap();
+    gw1.change(Change::SetRoute {
+        prefix: "10.2.0.0/16".parse().unwrap(),
+        via: channel::RouteVia::Tunnel(name("st0.9")),
+    })
+    .unwrap();
+    gw1.change(spec("st0.9", 0x100a)).unwrap();
+    let (v, wire) = run(&mut gw1, 0, &a_to_b(64, 10));
+    assert_eq!((v, &wire[..6]), (Verdict::Tx(1), &other.0[..]));
+    assert_eq!(
+        &wire[14 + 16..14 + 20],
+        &[192, 0, 2, 3],
+        "outer destination"
+    );
+}
