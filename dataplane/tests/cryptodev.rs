@@ -212,13 +212,13 @@ fn cryptodev_and_ring_agree() {
                          ciphers: &[crypto::Cipher],
                          tamper: Option<usize>| {
         batches(texts, tamper, |first, ops| {
-            // The short operation was never pushed: ciphers follow the pushed ones.
-            let by: Vec<&crypto::Cipher> = (first..first + MAX_BURST)
+            // The short operation was never pushed: sessions follow the pushed ones.
+            let by: Vec<crypto::DeviceSession> = (first..first + MAX_BURST)
                 .filter(|&i| i != 40)
                 .take(ops.len())
-                .map(|i| &ciphers[i % 3])
+                .map(|i| ciphers[i % 3].device_session().expect("a device cipher"))
                 .collect();
-            assert!(queue.process(ops, &by), "every cipher is on the device");
+            assert!(queue.process(ops, &by), "every session is on the device");
         })
     };
     let ok = through_queue(&mut queue, &mut by_queue, &sealers, None);

@@ -227,6 +227,12 @@ impl AeadSession {
         self.sess.as_ptr()
     }
 
+    /// The same, never null.
+    #[inline(always)]
+    pub fn as_non_null(&self) -> NonNull<c_void> {
+        self.sess
+    }
+
     /// The device the session belongs to.
     #[inline(always)]
     pub fn device(&self) -> u8 {

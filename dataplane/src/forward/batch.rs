@@ -6,7 +6,7 @@
 use super::tables::Tables;
 use super::{fibonacci, InboundIndex, TunnelId, Verdict};
 use crate::burst::MAX_BURST;
-use crate::esp::crypto::{Aead, AeadOps, Cipher, QueuePair};
+use crate::esp::crypto::{Aead, AeadOps, DeviceSession, QueuePair};
 use crate::esp::Prepared;
 use crate::packet::PacketBuf;
 use crate::sa::SaCrypto;
@@ -364,7 +364,7 @@ impl CryptoBatch {
     ) -> Option<u32> {
         let q = self.queue.as_mut()?;
         let mut ops = AeadOps::new();
-        let mut ciphers: ArrayVec<&Cipher, MAX_BURST> = ArrayVec::new();
+        let mut sessions: ArrayVec<DeviceSession, MAX_BURST> = ArrayVec::new();
         let mut which = [0u8; MAX_BURST];
         let mut walk = Walk::new(bufs);
         for (j, &at) in pos[..self.len.min(MAX_BURST)].iter().enumerate() {
@@ -372,18 +372,16 @@ impl CryptoBatch {
             let Some(sa) = self.job[j].sa(tables) else {
                 continue;
             };
-            if !sa.cipher.on_device() {
-                return None;
-            }
+            let session = sa.cipher.device_session()?;
             let Some(b) = walk.take(usize::from(at)) else {
                 break;
             };
             if let Some(i) = self.prep[j].push(b.data_mut(), sa, &mut ops) {
                 which[i] = j as u8;
-                ciphers.push(&sa.cipher);
+                sessions.push(session);
             }
         }
-        let done = q.process(&mut ops, &ciphers);
+        let done = q.process(&mut ops, &sessions);
         if q.is_stuck() {
             // Never seen with a software PMD; the queue's drop leaves to the device what it
             // holds, and the worker goes on with CPU crypto.

@@ -1,7 +1,7 @@
 //! An SA's cipher on one of the backends, and where ciphers come from.
 
 use super::ring::RingGcm;
-use super::{Aead, AeadOps, CryptoError, KeyMaterial, Op};
+use super::{Aead, AeadOps, CryptoError, DeviceSession, KeyMaterial, Op};
 
 /// An SA's cipher. An enum rather than a boxed trait object: the device's session handle then
 /// lies in the SA's own cache lines, so a packet reaches the PMD's session in one step and the
@@ -35,27 +35,16 @@ impl Cipher {
         }
     }
 
-    /// Whether the cipher runs on a crypto device, so that its operations can go through the
-    /// device's queue pair with other SAs' ([`QueuePair`]).
+    /// The crypto device's session behind the cipher, so that its operations can go through the
+    /// device's queue pair with other SAs' (`QueuePair`); `None` for software.
     #[inline(always)]
-    pub fn on_device(&self) -> bool {
+    pub fn device_session(&self) -> Option<DeviceSession> {
         #[cfg(feature = "dpdk")]
-        if let Cipher::Device(_) = self {
-            return true;
+        if let Cipher::Device(c) = self {
+            return Some(c.handle());
         }
-        false
+        None
     }
-}
-
-/// A crypto device's queue pair: one trip for a batch whose operations are under different
-/// SAs, where a cipher's own `process` takes one call per SA.
-pub trait QueuePair: Send {
-    /// Runs operation `i` of `ops` under `ciphers[i]` and records each outcome. `false`, with
-    /// nothing done, when a cipher is not on this queue's device.
-    fn process(&mut self, ops: &mut AeadOps<'_>, ciphers: &[&Cipher]) -> bool;
-    /// The device kept operations it was given: the queue fails every job from then on, and
-    /// its owner should drop it (which frees nothing the device may still hold).
-    fn is_stuck(&self) -> bool;
 }
 
 /// Where SA ciphers come from.

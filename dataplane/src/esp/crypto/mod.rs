@@ -11,7 +11,7 @@ pub mod ring;
 
 pub use batch::{AeadOps, MAX_AAD_LEN, NONCE_LEN, TAG_LEN};
 pub use channel::{Algorithm, KeyMaterial, SALT_LEN};
-pub use cipher::{cipher, Backend, Cipher, QueuePair};
+pub use cipher::{cipher, Backend, Cipher};
 pub use ring::RingGcm;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +36,31 @@ pub trait Aead: Send + Sync {
     /// Seals or opens every operation and records whether it succeeded (`AeadOps::ok`). On a
     /// failed open the text is unspecified and the packet must be dropped.
     fn process(&self, ops: &mut AeadOps<'_>);
+}
+
+/// A crypto device's session as a queue pair takes it: the device, the session, and the AAD
+/// length it was made for. A handle only: the SA's cipher owns the session.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceSession {
+    pub session: std::ptr::NonNull<std::ffi::c_void>,
+    pub device: u8,
+    pub aad_len: u8,
+}
+
+// SAFETY: a handle to a session that its owner keeps alive and that a PMD reads only.
+unsafe impl Send for DeviceSession {}
+// SAFETY: as above.
+unsafe impl Sync for DeviceSession {}
+
+/// A crypto device's queue pair: one trip for a batch whose operations are under different
+/// SAs, where a cipher's own `process` takes one call per SA.
+pub trait QueuePair: Send {
+    /// Runs operation `i` of `ops` under `sessions[i]` and records each outcome. `false`, with
+    /// nothing done, when a session is not on this queue's device.
+    fn process(&mut self, ops: &mut AeadOps<'_>, sessions: &[DeviceSession]) -> bool;
+    /// The device kept operations it was given: the queue fails every job from then on, and
+    /// its owner should drop it (which frees nothing the device may still hold).
+    fn is_stuck(&self) -> bool;
 }
 
 /// The RFC 4106 nonce: salt || explicit IV.

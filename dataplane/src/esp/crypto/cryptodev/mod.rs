@@ -12,7 +12,7 @@ mod queue;
 pub use queue::DeviceQueue;
 
 use super::batch::{AeadOps, Segment, NONCE_LEN, TAG_LEN};
-use super::{Aead, CryptoError, KeyMaterial, Op};
+use super::{Aead, CryptoError, DeviceSession, KeyMaterial, Op};
 use crate::burst::MAX_BURST;
 use dpdk_sys::{sys, AeadDirection, AeadLengths, AeadSession, Cryptodev, SessionPool};
 use std::mem::{offset_of, size_of, MaybeUninit};
@@ -114,10 +114,14 @@ impl Device {
 pub struct DeviceGcm(AeadSession);
 
 impl DeviceGcm {
-    /// The session, for a queue pair's operations.
+    /// The session as a queue pair's operations name it.
     #[inline(always)]
-    pub(crate) fn session(&self) -> &AeadSession {
-        &self.0
+    pub(crate) fn handle(&self) -> DeviceSession {
+        DeviceSession {
+            session: self.0.as_non_null(),
+            device: self.0.device(),
+            aad_len: self.0.aad_len(),
+        }
     }
 
     #[inline]

@@ -3,7 +3,7 @@
 //! packets belong to, where CPU crypto (`DeviceGcm::process`) takes one call per session.
 
 use super::super::batch::{AeadOps, NONCE_LEN};
-use super::super::cipher::{Cipher, QueuePair};
+use super::super::{DeviceSession, QueuePair};
 use crate::burst::MAX_BURST;
 use dpdk_sys::{eal, sys, Cryptodev, Error, Result};
 use std::ffi::CString;
@@ -86,22 +86,17 @@ impl DeviceQueue {
 impl QueuePair for DeviceQueue {
     /// An operation whose AAD length is not its session's, or whose text is longer than an
     /// mbuf segment, fails without reaching the PMD.
-    fn process(&mut self, ops: &mut AeadOps<'_>, ciphers: &[&Cipher]) -> bool {
+    fn process(&mut self, ops: &mut AeadOps<'_>, sessions: &[DeviceSession]) -> bool {
         let n = ops.len();
-        let m = n.min(ciphers.len()).min(MAX_BURST);
+        let m = n.min(sessions.len()).min(MAX_BURST);
+        if sessions[..m].iter().any(|s| s.device != self.dev) {
+            return false;
+        }
         let mut which = [0u8; MAX_BURST];
         let mut k = 0;
-        for (i, c) in ciphers[..m].iter().enumerate() {
-            let Cipher::Device(d) = c else {
-                // Nothing filled is in the device yet: refuse the whole batch.
-                return false;
-            };
-            let s = d.session();
-            if s.device() != self.dev {
-                return false;
-            }
+        for (i, s) in sessions[..m].iter().enumerate() {
             let Some(op) = ops.raw(i) else { break };
-            if self.stuck || op.aad_len != s.aad_len() || op.text.len > u32::from(u16::MAX) {
+            if self.stuck || op.aad_len != s.aad_len || op.text.len > u32::from(u16::MAX) {
                 continue;
             }
             // SAFETY: ops[k] (k <= i < MAX_BURST) is ours and bound to descs[k] (at creation),
@@ -111,7 +106,7 @@ impl QueuePair for DeviceQueue {
             unsafe {
                 sys::espgw_aead_op_fill(
                     *self.ops.get_unchecked(k),
-                    s.as_ptr(),
+                    s.session.as_ptr(),
                     op.text.base,
                     op.text.len as u16,
                     op.nonce,
