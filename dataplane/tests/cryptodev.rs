@@ -341,4 +341,18 @@ fn a_burst_over_many_sas_through_the_queue_pair_matches_ring(
     );
     assert!(opened[9].is_none(), "the forged packet is dropped");
     assert_eq!(opened.iter().filter(|o| o.is_some()).count(), 31);
+
+    // A caller that pairs the verdicts with the wrong packets: no job runs over another's
+    // packet; every parked packet is dropped and counted, and nothing reaches the device.
+    use dataplane::counters::Stat;
+    use dataplane::forward::Verdict;
+    let mut bufs: Vec<VecBuf> = lan.iter().map(|fr| VecBuf::new(fr)).collect();
+    let mut verdicts: Vec<Verdict> = bufs.iter_mut().map(|b| by_queue.receive(0, b)).collect();
+    verdicts.swap(0, 1);
+    by_queue.complete(&mut bufs, &mut verdicts);
+    assert!(verdicts
+        .iter()
+        .all(|v| *v == Verdict::Drop(Stat::CryptoErrors)));
+    assert_eq!(by_queue.stats.get(Stat::CryptoErrors), 32);
+    assert_eq!(queued(&by_queue), 2, "nothing went through the queue pair");
 }

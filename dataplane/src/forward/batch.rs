@@ -112,6 +112,8 @@ pub struct Ran {
     pub ok: u32,
     /// The jobs went through the queue pair.
     pub queued: bool,
+    /// The jobs were under more than one SA.
+    pub mixed: bool,
 }
 
 impl CryptoBatch {
@@ -146,12 +148,6 @@ impl CryptoBatch {
     #[inline(always)]
     pub fn job(&self, k: Parked) -> &Job {
         &self.job[usize::from(k.0) & (MAX_BURST - 1)]
-    }
-
-    /// Job `k`, if parked.
-    #[inline(always)]
-    pub fn parked_job(&self, k: usize) -> Option<Job> {
-        (k < self.len).then(|| self.job[k & (MAX_BURST - 1)])
     }
 
     #[inline(always)]
@@ -263,24 +259,34 @@ impl CryptoBatch {
         let n = self.len;
         let (mixed, sas) = self.spread();
         if !mixed {
-            return self
-                .run_in_order(tables, bufs, verdicts)
-                .map(|ok| Ran { ok, queued: false });
+            return self.run_in_order(tables, bufs, verdicts).map(|ok| Ran {
+                ok,
+                queued: false,
+                mixed: false,
+            });
         }
-        let pos = self.locate(verdicts)?;
         // The filter's count settles most bursts; the groups settle the rest.
         let groups = (sas as usize * 3 <= n).then(|| self.groups());
         let many = groups.as_ref().is_none_or(|g| g.len() * 3 > n);
         if many {
-            if let Some(ok) = self.run_queued(tables, bufs, &pos) {
-                return Some(Ran { ok, queued: true });
+            if let Some(ok) = self.run_queued(tables, bufs, verdicts) {
+                return Some(Ran {
+                    ok,
+                    queued: true,
+                    mixed: true,
+                });
             }
         }
+        let pos = self.locate(verdicts)?;
         let groups = groups.unwrap_or_else(|| self.groups());
         let ok = groups.iter().fold(0, |ok, &(first, members)| {
             ok | self.run_group(tables, bufs, &pos, first, members)
         });
-        Some(Ran { ok, queued: false })
+        Some(Ran {
+            ok,
+            queued: false,
+            mixed: true,
+        })
     }
 
     /// Every job under one SA (the usual burst), met in one pass over the burst. `None`,
@@ -354,32 +360,43 @@ impl CryptoBatch {
     }
 
     /// Every parked job, each under its SA's device session, in one enqueue and one dequeue on
-    /// the queue pair. `None`, with nothing done, without a queue pair or when an SA's cipher
-    /// is not on the device (the caller then goes per SA).
+    /// the queue pair, met in one pass over the burst as in `run_in_order`. `None`, with
+    /// nothing done, without a queue pair, when an SA's cipher is not on the device, or when
+    /// the verdicts do not name the jobs in order (the caller then goes per SA, which checks
+    /// the order itself).
     fn run_queued<B: PacketBuf>(
         &mut self,
         tables: &Tables,
         bufs: &mut [B],
-        pos: &Positions,
+        verdicts: &[Verdict],
     ) -> Option<u32> {
         let q = self.queue.as_mut()?;
+        let len = self.len.min(MAX_BURST);
+        let mut next = 0;
         let mut ops = AeadOps::new();
         let mut sessions: ArrayVec<DeviceSession, MAX_BURST> = ArrayVec::new();
         let mut which = [0u8; MAX_BURST];
-        let mut walk = Walk::new(bufs);
-        for (j, &at) in pos[..self.len.min(MAX_BURST)].iter().enumerate() {
+        for (b, v) in bufs.iter_mut().zip(verdicts) {
+            let Verdict::Crypto(Parked(k)) = *v else {
+                continue;
+            };
+            let k = usize::from(k);
+            if k != next || k >= len {
+                return None;
+            }
+            next += 1;
             // An SA gone away leaves its packet out: it fails.
-            let Some(sa) = self.job[j].sa(tables) else {
+            let Some(sa) = self.job[k].sa(tables) else {
                 continue;
             };
             let session = sa.cipher.device_session()?;
-            let Some(b) = walk.take(usize::from(at)) else {
-                break;
-            };
-            if let Some(i) = self.prep[j].push(b.data_mut(), sa, &mut ops) {
-                which[i] = j as u8;
-                sessions.push(session);
+            if let Some(i) = self.prep[k].push(b.data_mut(), sa, &mut ops) {
+                which[i & (MAX_BURST - 1)] = k as u8;
+                let _ = sessions.try_push(session);
             }
+        }
+        if next != len {
+            return None;
         }
         let done = q.process(&mut ops, &sessions);
         if q.is_stuck() {

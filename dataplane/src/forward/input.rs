@@ -275,12 +275,15 @@ impl Forwarder {
         let Some(sa) = self.tables.inbound_mut(job.sa) else {
             return self.drop(Stat::InvalidSpi);
         };
-        // What the SA's lifetimes raise is reported after the burst (`complete`), not here:
-        // the check would keep the SA in a register through the routing below.
         let inner = match esp::decap::finish(sa, buf, usize::from(job.esp_off), seq) {
             Ok(h) => h,
             Err(e) => return self.decap_failed(job.sa, e),
         };
+        // What the SA's lifetimes raised, checked before the routing below so that the SA
+        // need not be kept through it.
+        if sa.events.any_pending() {
+            self.report_inbound(job.sa);
+        }
         self.stats.inc(Stat::DecryptedPackets);
         self.stats.add(Stat::DecryptedBytes, buf.len() as u64);
         // Checked by the decapsulation, its checksum authenticated by the ICV.

@@ -264,23 +264,7 @@ impl Forwarder {
         let ok = job
             .sa(&self.tables)
             .is_some_and(|sa| prep.run_one(buf.data_mut(), sa));
-        let v = self.after_crypto(buf, prep, job, ok);
-        if let Job::Open(o) = job {
-            self.report_opened(o.sa);
-        }
-        v
-    }
-
-    /// Reports what an inbound SA's lifetimes raised, if anything.
-    #[inline(always)]
-    fn report_opened(&mut self, index: InboundIndex) {
-        if self
-            .tables
-            .inbound(index)
-            .is_some_and(|sa| sa.events.any_pending())
-        {
-            self.report_inbound(index);
-        }
+        self.after_crypto(buf, prep, job, ok)
     }
 
     /// A packet after its crypto (`ok`: sealed, or opened with an ICV that verified).
@@ -303,11 +287,23 @@ impl Forwarder {
     }
 
     /// Counts packets sealed under a tunnel's SA, per SA and for the worker, and reports what
-    /// that reached: the one place sealed packets are counted.
+    /// that reached: with `count_sealed_on_sa`, the one place sealed packets are counted.
     #[inline]
     fn count_sealed(&mut self, tunnel: TunnelId, packets: u64, bytes: u64) {
+        self.count_sealed_on_sa(tunnel, packets, bytes);
+        self.count_sealed_on_worker(packets, bytes);
+    }
+
+    #[inline(always)]
+    fn count_sealed_on_worker(&mut self, packets: u64, bytes: u64) {
         self.stats.add(Stat::EncryptedPackets, packets);
         self.stats.add(Stat::EncryptedBytes, bytes);
+    }
+
+    /// The SA's share of `count_sealed`: a batch counts each run of one tunnel on its SA, and
+    /// the worker's totals once.
+    #[inline(always)]
+    fn count_sealed_on_sa(&mut self, tunnel: TunnelId, packets: u64, bytes: u64) {
         if let Some(sa) = self.tables.outbound_mut(tunnel) {
             sa.carried(packets, bytes);
             if sa.events.any_pending() {
@@ -329,9 +325,10 @@ impl Forwarder {
     pub fn complete<B: PacketBuf>(&mut self, bufs: &mut [B], verdicts: &mut [Verdict]) {
         let n = bufs.len().min(verdicts.len()).min(MAX_BURST);
         let (bufs, verdicts) = (&mut bufs[..n], &mut verdicts[..n]);
-        let (mixed, _) = self.batch.spread();
+        let ran = self.batch.run(&self.tables, bufs, verdicts);
+        let mixed = ran.as_ref().is_some_and(|r| r.mixed);
         self.spread = mixed && self.tables.sas > LOOKAHEAD_MIN_SAS;
-        let Some(ran) = self.batch.run(&self.tables, bufs, verdicts) else {
+        let Some(ran) = ran else {
             // A caller bug: never a crash, and no packet goes out unprocessed or paired with
             // another's job.
             for v in verdicts.iter_mut() {
@@ -349,16 +346,20 @@ impl Forwarder {
         // tunnel): that runs at once.
         self.batch.finishing();
         let mut sealed = SealTally::default();
+        let (mut packets, mut bytes) = (0, 0);
         for (b, v) in bufs.iter_mut().zip(verdicts.iter_mut()) {
             let Verdict::Crypto(k) = *v else {
                 continue;
             };
             let ok = ran.ok & (1 << (k.0 & 31)) != 0;
             *v = match *self.batch.job(k) {
-                // Sealed packets are counted once per run of one tunnel.
+                // Sealed packets are counted on their SA once per run of one tunnel, and on
+                // the worker once per burst.
                 Job::Seal(s) if ok => {
-                    if let Some((t, p, bytes)) = sealed.add(s.tunnel, s.inner_len) {
-                        self.count_sealed(t, p, bytes);
+                    if let Some((t, p, b)) = sealed.add(s.tunnel, s.inner_len) {
+                        self.count_sealed_on_sa(t, p, b);
+                        packets += p;
+                        bytes += b;
                     }
                     Verdict::Tx(s.port)
                 }
@@ -368,20 +369,9 @@ impl Forwarder {
                 }
             };
         }
-        if let Some((t, p, bytes)) = sealed.flush() {
-            self.count_sealed(t, p, bytes);
-        }
-        // What the opens raised (the SAs' lifetimes), looked for once per SA of the burst.
-        if mixed {
-            let mut k = 0;
-            while let Some(job) = self.batch.parked_job(k) {
-                if let Job::Open(o) = job {
-                    self.report_opened(o.sa);
-                }
-                k += 1;
-            }
-        } else if let Some(Job::Open(o)) = self.batch.parked_job(0) {
-            self.report_opened(o.sa);
+        if let Some((t, p, b)) = sealed.flush() {
+            self.count_sealed_on_sa(t, p, b);
+            self.count_sealed_on_worker(packets + p, bytes + b);
         }
         self.batch.clear();
     }

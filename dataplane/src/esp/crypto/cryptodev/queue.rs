@@ -116,8 +116,7 @@ impl QueuePair for DeviceQueue {
             which[k] = i as u8;
             k += 1;
         }
-        // Operations past the ciphers given, or left out above, fail unless run below.
-        (0..n).for_each(|i| ops.set_ok(i, false));
+        // Operations past the sessions given, or left out above, stay not run: they fail.
         if k == 0 {
             return true;
         }
