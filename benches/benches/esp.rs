@@ -40,7 +40,8 @@ fn start_backends() -> Vec<(&'static str, Backend)> {
                 ("aesni_gcm", "crypto_aesni_gcm"),
                 ("aesni_mb", "crypto_aesni_mb"),
             ] {
-                match cryptodev::Device::open_driver(driver, 64, 1) {
+                // Room for every row's sessions at once (a few hundred at most).
+                match cryptodev::Device::open_driver(driver, 1024, 1) {
                     Ok(d) => v.push((name, Backend::Cryptodev(Arc::new(d)))),
                     Err(e) => eprintln!("no {driver}: {e}"),
                 }
@@ -104,7 +105,7 @@ fn queue_rows(
                         assert!(q.process(&mut ops, &by));
                         all_ok(&ops)
                     },
-                    BatchSize::SmallInput,
+                    BatchSize::PerIteration,
                 )
             },
         );
@@ -144,7 +145,7 @@ fn bench(c: &mut Criterion) {
                             sealer.process(&mut ops);
                             all_ok(&ops)
                         },
-                        BatchSize::SmallInput,
+                        BatchSize::PerIteration,
                     )
                 },
             );
@@ -174,7 +175,7 @@ fn bench(c: &mut Criterion) {
                             }
                             ok
                         },
-                        BatchSize::SmallInput,
+                        BatchSize::PerIteration,
                     )
                 },
             );
@@ -206,7 +207,7 @@ fn bench(c: &mut Criterion) {
                             sealer.process(&mut ops);
                             all_ok(&ops)
                         },
-                        BatchSize::SmallInput,
+                        BatchSize::PerIteration,
                     )
                 },
             );
@@ -225,7 +226,7 @@ fn bench(c: &mut Criterion) {
                             opener.process(&mut ops);
                             all_ok(&ops)
                         },
-                        BatchSize::SmallInput,
+                        BatchSize::PerIteration,
                     )
                 },
             );
@@ -268,7 +269,7 @@ fn bench(c: &mut Criterion) {
                                 decap::finish(&mut isa, b, 20, p.seq).unwrap();
                             }
                         },
-                        BatchSize::SmallInput,
+                        BatchSize::PerIteration,
                     )
                 },
             );
@@ -327,7 +328,7 @@ fn pipeline(c: &mut Criterion) {
                             gw.complete(bufs, &mut verdicts);
                             verdicts
                         },
-                        BatchSize::SmallInput,
+                        BatchSize::PerIteration,
                     )
                 },
             );
@@ -367,7 +368,7 @@ fn pipeline(c: &mut Criterion) {
                             gw.complete(bufs, &mut verdicts);
                             verdicts
                         },
-                        BatchSize::SmallInput,
+                        BatchSize::PerIteration,
                     )
                 },
             );

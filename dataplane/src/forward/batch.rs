@@ -121,22 +121,27 @@ impl CryptoBatch {
         self.queue = Some(q);
     }
 
-    /// Parks a packet's job; `None` when it must run at once (the batch is full, or being
-    /// finished).
+    /// Whether a job can be parked now (not when the batch is full, or being finished: then
+    /// it runs at once).
     #[inline(always)]
-    pub fn park(&mut self, prep: Prepared, job: Job) -> Option<Parked> {
-        let k = self.len;
-        if k >= MAX_BURST || self.phase == Phase::Finishing {
-            return None;
-        }
+    pub fn can_park(&self) -> bool {
+        self.len < MAX_BURST && self.phase == Phase::Parking
+    }
+
+    /// Parks a packet's job; only after `can_park`.
+    #[inline(always)]
+    pub fn park(&mut self, prep: Prepared, job: Job) -> Parked {
+        debug_assert!(self.can_park());
+        // The mask only keeps the index in bounds without a check; `can_park` has said k fits.
+        let k = self.len & (MAX_BURST - 1);
+        self.key[k] = job.sa_key();
+        self.job[k] = job;
         let p = &mut self.prep[k];
         p.offset = prep.offset;
         p.len = prep.len;
         p.seq = prep.seq;
-        self.key[k] = job.sa_key();
-        self.job[k] = job;
         self.len = k + 1;
-        Some(Parked(k as u8))
+        Parked(k as u8)
     }
 
     #[inline]

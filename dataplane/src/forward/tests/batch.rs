@@ -191,7 +191,7 @@ fn parked_jobs_group_by_sa() {
         seal(3),
         seal(9),
     ] {
-        assert!(p.park(prep, job).is_some());
+        assert!(try_park(&mut p, prep, job).is_some());
     }
     let groups = p.groups();
     assert_eq!(
@@ -201,10 +201,13 @@ fn parked_jobs_group_by_sa() {
 
     let mut p = CryptoBatch::default();
     for t in 0..MAX_BURST as u32 {
-        assert_eq!(p.park(prep, seal(t * 1024)), Some(Parked(t as u8)));
+        assert_eq!(
+            try_park(&mut p, prep, seal(t * 1024)),
+            Some(Parked(t as u8))
+        );
     }
     assert!(
-        p.park(prep, seal(0)).is_none(),
+        try_park(&mut p, prep, seal(0)).is_none(),
         "a full batch takes no more"
     );
     let groups = p.groups();
@@ -220,20 +223,20 @@ fn parked_jobs_group_by_sa() {
     for n in [1, 2, 31, MAX_BURST] {
         let mut p = CryptoBatch::default();
         for _ in 0..n {
-            assert!(p.park(prep, open(5)).is_some());
+            assert!(try_park(&mut p, prep, open(5)).is_some());
         }
         let all = (u64::MAX >> (64 - n)) as u32;
         assert_eq!(p.groups().as_slice(), &[(0, all)], "{n} jobs");
     }
     // The same number as a tunnel and as an inbound index: two SAs.
     let mut p = CryptoBatch::default();
-    assert!(p.park(prep, seal(3)).is_some() && p.park(prep, open(3)).is_some());
+    assert!(try_park(&mut p, prep, seal(3)).is_some() && try_park(&mut p, prep, open(3)).is_some());
     assert_eq!(p.groups().as_slice(), &[(0, 0b1), (1, 0b10)]);
     // While the batch is being finished, nothing more is parked: it runs at once.
     p.finishing();
-    assert!(p.park(prep, seal(4)).is_none());
+    assert!(try_park(&mut p, prep, seal(4)).is_none());
     p.clear();
-    assert_eq!(p.park(prep, seal(4)), Some(Parked(0)));
+    assert_eq!(try_park(&mut p, prep, seal(4)), Some(Parked(0)));
 }
 
 /// `locate` finds each parked job's packet, and refuses verdicts that name jobs out of order,
@@ -251,7 +254,7 @@ fn parked_jobs_are_located_by_their_verdicts() {
     });
     let mut p = CryptoBatch::default();
     for _ in 0..3 {
-        assert!(p.park(prep, job).is_some());
+        assert!(try_park(&mut p, prep, job).is_some());
     }
     let at = |v: &[Option<u8>]| -> Vec<Verdict> {
         v.iter()
@@ -300,7 +303,7 @@ proptest! {
                 Job::Open(OpenJob { sa: InboundIndex(sa), esp_off: 0 })
             };
             let prep = Prepared { offset: 0, len: 0, seq: 0 };
-            prop_assert!(p.park(prep, job).is_some());
+            prop_assert!(try_park(&mut p, prep, job).is_some());
             jobs.push(job);
         }
         let mut expect: Vec<(usize, u32)> = Vec::new();
@@ -319,4 +322,9 @@ proptest! {
         prop_assert!(at_least as usize <= expect.len().max(1));
         prop_assert!(at_least >= 1 || sas.is_empty());
     }
+}
+
+/// Parks as the forwarder does: only when the batch can take the job.
+fn try_park(p: &mut CryptoBatch, prep: Prepared, job: Job) -> Option<Parked> {
+    p.can_park().then(|| p.park(prep, job))
 }
