@@ -5,9 +5,10 @@
 
 use crate::vocabulary::{DfPolicy, Dscp, KeyMaterial, Lifetime, Name, Prefixes};
 use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Change {
     SetInterface(InterfaceSpec),
     DeleteInterface {
@@ -48,7 +49,7 @@ pub enum Change {
 }
 
 /// One IPv4 address on one port.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InterfaceSpec {
     pub name: Name,
     pub port: u16,
@@ -59,7 +60,7 @@ pub struct InterfaceSpec {
     pub mtu: u16,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RouteVia {
     /// Into a route-based VPN (`st0.N`).
     Tunnel(Name),
@@ -69,7 +70,7 @@ pub enum RouteVia {
 
 /// A route-based VPN tunnel: its gateways, how its packets are wrapped, and the inner
 /// addresses it carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TunnelSpec {
     pub name: Name,
     /// Our address (one of an interface's) and the peer gateway's.
@@ -87,7 +88,7 @@ pub struct TunnelSpec {
 }
 
 /// What every SA has.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SaSpec {
     pub tunnel: Name,
     pub spi: u32,
@@ -98,7 +99,7 @@ pub struct SaSpec {
     pub hard: Lifetime,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutboundSaSpec {
     pub sa: SaSpec,
     /// The sequence number of the first packet (1 for a new SA; higher to resume an SA without
@@ -106,7 +107,7 @@ pub struct OutboundSaSpec {
     pub first_seq: u64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InboundSaSpec {
     pub sa: SaSpec,
     /// Anti-replay window in packets; 0 turns the check off.
@@ -116,7 +117,7 @@ pub struct InboundSaSpec {
 }
 
 /// Which counters a `ClearCounters` zeroes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClearScope {
     /// Every counter: global, per worker and per SA.
     All,

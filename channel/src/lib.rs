@@ -7,12 +7,21 @@
 //! Key material ([`KeyMaterial`]) is wiped from memory when the message holding it is dropped,
 //! which the dataplane does as soon as it has built the SA's cipher.
 
+//!
+//! Between two processes the changes travel over a shared-memory [`segment`]: fixed-slot
+//! single-producer single-consumer [`ring`]s of [`message`]s, and a stats region.
+
 pub mod change;
+pub mod message;
+pub mod ring;
+pub mod segment;
 pub mod vocabulary;
 
 pub use change::{
     Change, ClearScope, InboundSaSpec, InterfaceSpec, OutboundSaSpec, RouteVia, SaSpec, TunnelSpec,
 };
+pub use message::{Command, Datagram, Event, RecvError, SendError};
+pub use segment::{Layout, RingId, Segment, SegmentError};
 pub use vocabulary::{
     Algorithm, DfPolicy, Dscp, KeyMaterial, KeyMaterialError, Lifetime, Name, NameError, Prefixes,
     MAX_KEYMAT_LEN, MAX_NAME_LEN, MAX_SELECTORS, SALT_LEN,

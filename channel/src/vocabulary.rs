@@ -41,6 +41,19 @@ impl Name {
     }
 }
 
+impl serde::Serialize for Name {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Name {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Name, D::Error> {
+        let s = <&str>::deserialize(d)?;
+        Name::new(s).map_err(|e| serde::de::Error::custom(format_args!("name {s:?}: {e}")))
+    }
+}
+
 impl std::fmt::Display for Name {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -86,7 +99,7 @@ pub enum DfPolicy {
 }
 
 /// Where the outer DSCP comes from; ECN is always copied (RFC 6040 normal mode).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Dscp {
     #[default]
     Copy,
@@ -152,6 +165,31 @@ impl KeyMaterial {
     }
 }
 
+/// On a ring: the algorithm and the bytes. Decoding copies the bytes straight from the slot
+/// into the new value (the ring then zeroes the slot).
+impl serde::Serialize for KeyMaterial {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        struct Bytes<'a>(&'a [u8]);
+        impl serde::Serialize for Bytes<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(self.0)
+            }
+        }
+        let mut t = s.serialize_tuple(2)?;
+        t.serialize_element(&self.algorithm)?;
+        t.serialize_element(&Bytes(self.bytes()))?;
+        t.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for KeyMaterial {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<KeyMaterial, D::Error> {
+        let (algorithm, bytes) = <(Algorithm, &'de [u8])>::deserialize(d)?;
+        KeyMaterial::new(algorithm, bytes).map_err(serde::de::Error::custom)
+    }
+}
+
 impl std::fmt::Debug for KeyMaterial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "KeyMaterial({}, <redacted>)", self.algorithm.name())
@@ -160,7 +198,7 @@ impl std::fmt::Debug for KeyMaterial {
 
 /// A limit on what an SA carries (RFC 4301 section 4.4.2.1: a soft lifetime warns that the
 /// SA should be replaced, a hard one ends it). `None`: no limit of that kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Lifetime {
     pub packets: Option<u64>,
     pub bytes: Option<u64>,

@@ -1,0 +1,174 @@
+use super::*;
+use crate::message::{Command, Event};
+use crate::{Algorithm, Change, KeyMaterial, Name, OutboundSaSpec, SaSpec};
+
+/// A directory of the test's own, removed with everything in it when the test ends.
+struct TmpDir(PathBuf);
+
+impl TmpDir {
+    fn new(test: &str) -> TmpDir {
+        let dir = std::env::temp_dir().join(format!("espgw-channel-{}-{test}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TmpDir(dir)
+    }
+    fn file(&self) -> PathBuf {
+        self.0.join("segment")
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn small() -> Layout {
+    let r = RingLayout {
+        slots: 8,
+        slot_size: 256,
+    };
+    Layout {
+        rings: [r; 4],
+        stats_len: 4096,
+    }
+}
+
+#[test]
+fn a_segment_is_0600_and_attaches_with_its_generation() {
+    let dir = TmpDir::new("gen");
+    let path = dir.file();
+    let dp = Segment::create(&path, small()).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let ctl = Segment::attach(&path).unwrap();
+    assert_eq!(ctl.generation(), dp.generation());
+    assert_eq!(ctl.dataplane_pid(), std::process::id());
+    assert!(!ctl.is_ready());
+    dp.set_ready();
+    dp.beat(42);
+    assert!(ctl.is_ready());
+    assert_eq!(ctl.heartbeat(), 42);
+    ctl.set_control(7, 3);
+    assert_eq!(dp.control(), (7, 3));
+    // A new start of the dataplane (this process made the old one): a new generation, and
+    // the old mapping still reads the old one.
+    let old = dp.generation();
+    drop(dp);
+    let again = Segment::create(&path, small()).unwrap();
+    assert_ne!(again.generation(), old);
+    assert_eq!(ctl.generation(), old);
+    assert_eq!(
+        Segment::attach(&path).unwrap().generation(),
+        again.generation()
+    );
+}
+
+#[test]
+fn a_wrong_magic_or_version_is_refused_plainly() {
+    let dir = TmpDir::new("magic");
+    let path = dir.file();
+    std::fs::write(&path, vec![0u8; 8192]).unwrap();
+    let e = Segment::attach(&path).unwrap_err();
+    assert!(matches!(e, SegmentError::BadMagic { .. }), "{e}");
+    assert!(e.to_string().contains("not an espgw channel"), "{e}");
+
+    let seg = Segment::create(&path, small()).unwrap();
+    // SAFETY: this test's own mapping; nothing else reads it.
+    unsafe { (*seg.header_mut_ptr()).version = LAYOUT_VERSION + 1 };
+    let e = Segment::attach(&path).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(&format!("layout version {}", LAYOUT_VERSION + 1)),
+        "{e}"
+    );
+    // SAFETY: as above.
+    unsafe { (*seg.header_mut_ptr()).version = LAYOUT_VERSION };
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+    let e = Segment::attach(&path).unwrap_err();
+    assert!(e.to_string().contains("the file has 4096"), "{e}");
+    drop(seg);
+}
+
+#[test]
+fn a_segment_of_a_live_process_is_not_taken_over() {
+    let dir = TmpDir::new("live");
+    let path = dir.file();
+    let seg = Segment::create(&path, small()).unwrap();
+    // Pretend pid 1 (always alive) made it.
+    // SAFETY: this test's own mapping.
+    unsafe { (*seg.header_mut_ptr()).dataplane_pid = 1 };
+    let e = Segment::create(&path, small()).unwrap_err();
+    assert!(matches!(e, SegmentError::InUse { pid: 1, .. }), "{e}");
+    drop(seg);
+}
+
+#[test]
+fn a_change_with_keys_crosses_and_leaves_no_key_behind() {
+    let dir = TmpDir::new("keys");
+    let path = dir.file();
+    let dp = Segment::create(&path, small()).unwrap();
+    let ctl = Segment::attach(&path).unwrap();
+    let mut tx = ctl.producer(RingId::Commands).unwrap();
+    let mut rx = dp.consumer(RingId::Commands).unwrap();
+    let key = [0xc3u8; 20];
+    let change = Change::SetOutboundSa(OutboundSaSpec {
+        sa: SaSpec {
+            tunnel: Name::new("st0.1").unwrap(),
+            spi: 0x1001,
+            keys: KeyMaterial::new(Algorithm::Aes128Gcm, &key).unwrap(),
+            esn: true,
+            soft: Default::default(),
+            hard: Default::default(),
+        },
+        first_seq: 5,
+    });
+    tx.send(&Command::Change { id: 9, change }).unwrap();
+    let file = || std::fs::read(&path).unwrap();
+    assert!(
+        file().windows(20).any(|w| w == key),
+        "the key is in the slot"
+    );
+    let got: Command = rx.recv().unwrap().unwrap();
+    let Command::Change {
+        id: 9,
+        change: Change::SetOutboundSa(o),
+    } = got
+    else {
+        panic!("{got:?}")
+    };
+    assert_eq!(o.sa.keys.bytes(), key);
+    assert_eq!((o.sa.spi, o.first_seq, o.sa.esn), (0x1001, 5, true));
+    assert!(
+        !file().windows(20).any(|w| w == key),
+        "no key left in the segment"
+    );
+    assert!(rx.recv::<Command>().unwrap().is_none());
+
+    // Garbage in a slot: refused, skipped, and the ring goes on.
+    tx.ring.push(&[0xff; 30]).unwrap();
+    tx.send(&Command::Hello { pid: 3 }).unwrap();
+    assert!(matches!(
+        rx.recv::<Command>(),
+        Err(crate::RecvError::Decode(_))
+    ));
+    assert!(matches!(
+        rx.recv::<Command>(),
+        Ok(Some(Command::Hello { pid: 3 }))
+    ));
+
+    // Events the other way.
+    let mut etx = dp.producer(RingId::Events).unwrap();
+    let mut erx = ctl.consumer(RingId::Events).unwrap();
+    let ev = Event::Refused {
+        id: 9,
+        error: crate::message::error_text(&"x".repeat(500)),
+    };
+    etx.send(&ev).unwrap();
+    assert_eq!(erx.recv::<Event>().unwrap(), Some(ev));
+    drop((dp, ctl, tx, rx, etx, erx));
+}
