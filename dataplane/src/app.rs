@@ -2,6 +2,7 @@
 //! (signal or idle timeout), and takes it down, leaving a stats snapshot.
 
 use crate::config::{self, Config, CryptoChoice, RouteVia};
+use crate::control_channel::ControlChannel;
 use crate::control_state::{ControlState, Setup, WorkerInfo};
 use crate::counters::{Stat, StatBlock};
 use crate::esp::crypto::cryptodev;
@@ -184,7 +185,8 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
     for change in config::changes(cfg) {
         last = control
             .apply(change)
-            .map_err(|e| AppError::Other(format!("applying the configuration: {e}")))?;
+            .map_err(|e| AppError::Other(format!("applying the configuration: {e}")))?
+            .generation;
     }
     if cfg.manual_sas.iter().any(|s| s.initial_seq.is_none()) {
         eprintln!(
@@ -346,6 +348,17 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
     }
     ready.store(true, Ordering::Release);
     eprintln!("espgw: forwarding on {} worker(s); Ctrl-C stops", nworkers);
+    if let Some(path) = &cfg.dataplane.channel {
+        let ch = ControlChannel::create(path, channel::Layout::default())
+            .map_err(|e| config_err("dataplane.channel", e.to_string()))?;
+        ch.segment().set_ready();
+        eprintln!(
+            "espgw: channel {} ready for the control process (generation {:#x})",
+            path.display(),
+            ch.segment().generation()
+        );
+        main.channel = Some(ch);
+    }
 
     // Ask for the next hops we will need before the first packet does.
     let is_static = |a| cfg.neighbors.iter().any(|(n, _)| *n == a);

@@ -2,8 +2,8 @@
 //! on DPDK ports, forwarding like a router.
 //!
 //! The packet path (`wire`, `esp`, `sa`, `forward`), the tables it works in (`mem`), and the
-//! main lcore's control state (`control_state`, fed by `config` or the control process with
-//! `channel` changes) are plain Rust over the `PacketBuf` trait: they build and are tested
+//! main lcore's control state (`control_state`, fed by `config` or, over `control_channel`,
+//! by the control process with `channel` changes) are plain Rust over the `PacketBuf` trait: they build and are tested
 //! without DPDK (`--no-default-features`). With the `dpdk` feature (the default), `worker`,
 //! `main_lcore`, `mbuf`, `stats`, `telemetry`, `app` and the cryptodev backend
 //! (`esp::crypto::cryptodev`) put it on DPDK.
@@ -11,6 +11,7 @@
 pub mod anchor;
 pub mod burst;
 pub mod config;
+pub mod control_channel;
 pub mod control_state;
 pub mod counters;
 pub mod esp;

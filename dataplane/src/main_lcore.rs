@@ -3,6 +3,7 @@
 //! whatever else the workers punt. It never sits in a worker's hot loop.
 
 use crate::burst::MAX_BURST;
+use crate::control_channel::ControlChannel;
 use crate::control_state::ControlState;
 use crate::counters::Counter;
 use crate::forward::{arp, Event, Interface, Punt};
@@ -54,6 +55,8 @@ pub struct WorkerRings {
 
 pub struct MainLcore {
     pub control: ControlState,
+    /// The control process's channel, when the configuration names one.
+    pub channel: Option<ControlChannel>,
     rings: Vec<WorkerRings>,
     asked: HashMap<Ipv4Addr, Instant>,
     pub stats: Arc<MainStats>,
@@ -63,6 +66,7 @@ impl MainLcore {
     pub fn new(control: ControlState, rings: Vec<WorkerRings>) -> MainLcore {
         MainLcore {
             control,
+            channel: None,
             rings,
             asked: HashMap::new(),
             stats: Arc::default(),
@@ -91,6 +95,9 @@ impl MainLcore {
         });
         for (port, addr) in resolve {
             self.resolve(pool, port, addr);
+        }
+        if let Some(ch) = &mut self.channel {
+            done += ch.poll(&mut self.control);
         }
         self.control.flush();
         done

@@ -182,14 +182,14 @@ impl Gateway {
 
     /// Applies a change and delivers its commands.
     pub fn change(&mut self, c: Change) -> Result<u64, ChangeError> {
-        let g = self.control.apply(c)?;
+        let g = self.control.apply(c)?.generation;
         self.sync();
         Ok(g)
     }
 
     /// Applies a change, leaving its commands undelivered until `deliver`.
     pub fn change_later(&mut self, c: Change) -> Result<u64, ChangeError> {
-        self.control.apply(c)
+        self.control.apply(c).map(|a| a.generation)
     }
 
     /// Delivers up to `max` waiting commands to worker `w` only.

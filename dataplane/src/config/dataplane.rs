@@ -53,6 +53,7 @@ pub(super) fn dataplane(
     if dp.poll_sleep_us > 100_000 {
         return err("dataplane.poll_sleep_us", "at most 100000");
     }
+    let channel = dp.channel.as_deref().map(channel_path).transpose()?;
     Ok(Dataplane {
         eal: dp.eal.clone(),
         workers: dp.workers.clone(),
@@ -64,7 +65,20 @@ pub(super) fn dataplane(
         poll_sleep_us: dp.poll_sleep_us,
         crypto: dp.crypto,
         capacity: capacity(dp, interfaces, tunnels, routes, sas)?,
+        channel,
     })
+}
+
+/// The channel's segment: an absolute path to a file (under `/dev/shm` as a rule).
+fn channel_path(p: &str) -> Result<std::path::PathBuf, ConfigError> {
+    let path = std::path::PathBuf::from(p);
+    if !path.is_absolute() || path.file_name().is_none() || p.ends_with('/') {
+        return err(
+            "dataplane.channel",
+            format!("{p:?} is not an absolute file path (e.g. /dev/shm/espgw-gw1)"),
+        );
+    }
+    Ok(path)
 }
 
 fn anchor_groups(groups: &[Vec<u32>], workers: &[u32]) -> Result<(), ConfigError> {

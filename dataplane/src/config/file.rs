@@ -40,6 +40,7 @@ pub(super) struct DataplaneFile {
     pub max_tunnels: Option<u32>,
     pub max_sas: Option<u32>,
     pub route_tables: Option<u32>,
+    pub channel: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -78,6 +78,8 @@ pub struct Dataplane {
     pub crypto: CryptoChoice,
     /// How large the workers' tables are: they never grow.
     pub capacity: Capacity,
+    /// The shared-memory segment a control process attaches to; `None`: standalone.
+    pub channel: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

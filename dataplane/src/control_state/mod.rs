@@ -11,6 +11,7 @@
 mod apply;
 mod network;
 mod sas;
+pub mod sync;
 mod tunnels;
 pub mod view;
 
@@ -26,7 +27,7 @@ use crate::link::{self, MainEnd, WorkerEnd};
 use crate::mem::{Memory, Pool, Slots};
 use crate::sa::{Direction, InboundSa, OutboundSa, SaEventKind, Selectors};
 use crate::wire::ethernet::Mac;
-use channel::{Change, Name, TunnelSpec};
+use channel::{Name, TunnelSpec};
 use ipnet::Ipv4Net;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
@@ -132,6 +133,14 @@ pub struct ControlState {
     natt_ports: HashMap<u16, usize>,
     generation: u64,
     view: Arc<Mutex<View>>,
+    /// Per object installed by a `Set*`, the digest of that change (`sync`).
+    digests: HashMap<sync::ObjectKey, sync::Digest>,
+    /// Per tunnel with an outbound SA, the digest of that SA's SPI and key.
+    key_digests: HashMap<Name, sync::Digest>,
+    /// During a resync, what has not been set again yet.
+    stale: Option<BTreeSet<sync::ObjectKey>>,
+    /// What the workers reported, for the control process (`take_notices`).
+    notices: Vec<channel::message::Event>,
 }
 
 impl ControlState {
@@ -200,18 +209,13 @@ impl ControlState {
                 natt_ports: HashMap::new(),
                 generation: 0,
                 view,
+                digests: HashMap::new(),
+                key_digests: HashMap::new(),
+                stale: None,
+                notices: Vec::new(),
             },
             ends,
         ))
-    }
-
-    /// Applies one change; its generation, or why it was refused (then nothing of it was
-    /// applied). The key material the change carries is wiped when it returns.
-    pub fn apply(&mut self, change: Change) -> Result<u64, ChangeError> {
-        let g = self.generation + 1;
-        self.apply_change(change, g)?;
-        self.generation = g;
-        Ok(g)
     }
 
     /// The generation of the last change applied.
@@ -346,13 +350,43 @@ impl ControlState {
             direction.name(),
             kind.name()
         );
+        use channel::message::{SaDirection, SaEvent};
+        self.notice(channel::message::Event::Sa {
+            spi,
+            direction: match direction {
+                Direction::In => SaDirection::Inbound,
+                Direction::Out => SaDirection::Outbound,
+            },
+            tunnel,
+            event: match kind {
+                SaEventKind::SoftLimit => SaEvent::SoftLimit,
+                SaEventKind::HardLimit => SaEvent::HardLimit,
+                SaEventKind::SeqNearExhaustion => SaEvent::SeqNearExhaustion,
+            },
+        });
     }
 
     fn acquire(&mut self, tunnel: TunnelId) {
         self.lock_view().events.acquires += 1;
         if let Some((name, _)) = self.tunnels.iter().find(|(_, t)| t.id == tunnel) {
             eprintln!("espgw: traffic for tunnel {name}, which has no outbound SA");
+            let tunnel = *name;
+            self.notice(channel::message::Event::Acquire { tunnel });
         }
+    }
+
+    /// Most notices kept for a control process that does not take them.
+    const MAX_NOTICES: usize = 4096;
+
+    fn notice(&mut self, e: channel::message::Event) {
+        if self.notices.len() < Self::MAX_NOTICES {
+            self.notices.push(e);
+        }
+    }
+
+    /// What the workers reported since the last call, for the control process.
+    pub fn take_notices(&mut self) -> Vec<channel::message::Event> {
+        std::mem::take(&mut self.notices)
     }
 
     /// Zeroes, as the operator sees them, the counters of `scope`: the values now become the

@@ -19,13 +19,17 @@ fn tunnel(n: &str, remote: [u8; 4]) -> Change {
     ))
 }
 
-/// Four workers in two anchor groups of two, and no tunnel yet.
-fn empty(max_tunnels: u32) -> Gateway {
-    let cfg = serde_json::json!({
+fn empty_config(max_tunnels: u32) -> serde_json::Value {
+    serde_json::json!({
         "dataplane": {"workers": [1, 2, 3, 4], "anchor_groups": [[1, 2], [3, 4]],
                       "max_tunnels": max_tunnels, "max_sas": 64, "route_tables": 64},
         "interfaces": [{"name": "wan0", "port": 1, "address": "192.0.2.1/24"}],
-    });
+    })
+}
+
+/// Four workers in two anchor groups of two, and no tunnel yet.
+fn empty(max_tunnels: u32) -> Gateway {
+    let cfg = empty_config(max_tunnels);
     Gateway::new(&cfg.to_string(), &[1, 2, 3, 4], &Backend::Ring).unwrap()
 }
 
@@ -126,4 +130,147 @@ fn routes_beyond_the_trie_are_refused_whole() {
         via: RouteVia::Tunnel(name("a")),
     })
     .unwrap();
+}
+
+fn outbound(tunnel: &str, spi: u32, seed: u8, soft_packets: Option<u64>) -> Change {
+    Change::SetOutboundSa(channel::OutboundSaSpec {
+        sa: channel::SaSpec {
+            tunnel: name(tunnel),
+            spi,
+            keys: crate::testkit::keymat(channel::Algorithm::Aes128Gcm, seed),
+            esn: false,
+            soft: channel::Lifetime {
+                packets: soft_packets,
+                bytes: None,
+            },
+            hard: Default::default(),
+        },
+        first_seq: 1,
+    })
+}
+
+fn inbound(tunnel: &str, spi: u32, seed: u8) -> Change {
+    Change::SetInboundSa(channel::InboundSaSpec {
+        sa: channel::SaSpec {
+            tunnel: name(tunnel),
+            spi,
+            keys: crate::testkit::keymat(channel::Algorithm::Aes128Gcm, seed),
+            esn: false,
+            soft: Default::default(),
+            hard: Default::default(),
+        },
+        replay_window: 64,
+        highest_seen: 0,
+    })
+}
+
+fn route(prefix: &str, tunnel: &str) -> Change {
+    Change::SetRoute {
+        prefix: prefix.parse().unwrap(),
+        via: RouteVia::Tunnel(name(tunnel)),
+    }
+}
+
+/// Setting again what is set changes nothing: no new generation, no SA rebuilt (an outbound
+/// SA keeps its sequence numbers, an inbound one its replay window).
+#[test]
+fn an_identical_change_changes_nothing() {
+    let mut gw = empty(4);
+    let all = || {
+        [
+            tunnel("a", [192, 0, 2, 2]),
+            outbound("a", 0x1001, 1, None),
+            inbound("a", 0x2001, 2),
+            route("10.1.0.0/16", "a"),
+        ]
+    };
+    for c in all() {
+        assert!(gw.control.apply(c).unwrap().changed);
+    }
+    gw.sync();
+    let g = gw.control.generation();
+    let sas = gw.control.live_sas();
+    for c in all() {
+        let a = gw.control.apply(c).unwrap();
+        assert!(!a.changed);
+        assert_eq!(a.generation, g);
+    }
+    gw.sync();
+    assert_eq!(gw.control.generation(), g);
+    assert_eq!(gw.control.live_sas(), sas, "no SA built again");
+    // A new key under the same SPI is a change (a rekey).
+    assert!(
+        gw.control
+            .apply(outbound("a", 0x1001, 9, None))
+            .unwrap()
+            .changed
+    );
+}
+
+/// The key an outbound SA runs with cannot be installed again with other settings: its
+/// sequence numbers, and so its GCM nonces, would start over.
+#[test]
+fn an_outbound_key_in_use_is_not_installed_again() {
+    let mut gw = empty(4);
+    gw.change(tunnel("a", [192, 0, 2, 2])).unwrap();
+    gw.change(outbound("a", 0x1001, 1, None)).unwrap();
+    let e = gw.change(outbound("a", 0x1001, 1, Some(1000))).unwrap_err();
+    assert!(e.reason.contains("repeat its sequence numbers"), "{e}");
+    // Once the SA is gone, the control decides (it resumes above the published numbers).
+    gw.change(Change::DeleteOutboundSa { tunnel: name("a") })
+        .unwrap();
+    gw.change(outbound("a", 0x1001, 1, Some(1000))).unwrap();
+}
+
+/// A resync keeps what is set again, untouched, and deletes the rest, routes before tunnels.
+#[test]
+fn a_resync_removes_only_what_was_not_set_again() {
+    let mut gw = empty(8);
+    let keep = || {
+        [
+            tunnel("a", [192, 0, 2, 2]),
+            outbound("a", 0x1001, 1, None),
+            inbound("a", 0x2001, 2),
+            route("10.1.0.0/16", "a"),
+        ]
+    };
+    for c in keep() {
+        gw.change(c).unwrap();
+    }
+    for c in [
+        tunnel("b", [192, 0, 2, 3]),
+        outbound("b", 0x1002, 3, None),
+        inbound("b", 0x2002, 4),
+        route("10.2.0.0/16", "b"),
+        inbound("a", 0x2003, 5),
+    ] {
+        gw.change(c).unwrap();
+    }
+    let g = gw.control.generation();
+    gw.control.sync_begin();
+    // The whole state again, as a control process sends it: the interface, then the rest.
+    let file = crate::config::Config::parse(&empty_config(8).to_string()).unwrap();
+    for c in crate::config::changes(&file).into_iter().chain(keep()) {
+        assert!(!gw.control.apply(c).unwrap().changed);
+    }
+    assert_eq!(gw.control.generation(), g, "nothing kept was touched");
+    let (deleted, g2) = gw.control.sync_end();
+    gw.sync();
+    // Route 10.2/16, SAs 0x2003, 0x2002 and 0x1002, then tunnel b.
+    assert_eq!(deleted, 5);
+    assert!(g2 > g);
+    let v = gw.control.view();
+    let v = v.lock().unwrap();
+    assert!(v.tunnels.contains_key(&name("a")) && !v.tunnels.contains_key(&name("b")));
+    let mut spis: Vec<u32> = v.sas.values().map(|s| s.spi).collect();
+    spis.sort();
+    assert_eq!(spis, [0x1001, 0x2001]);
+    drop(v);
+    // What a resync deleted is installed again by the next change that sets it.
+    assert!(
+        gw.control
+            .apply(tunnel("b", [192, 0, 2, 3]))
+            .unwrap()
+            .changed
+    );
 }
