@@ -23,6 +23,7 @@ pub use change::{
 pub use message::{Command, Datagram, Event, RecvError, SendError};
 pub use segment::{Layout, RingId, Segment, SegmentError};
 pub use vocabulary::{
-    Algorithm, DfPolicy, Dscp, KeyMaterial, KeyMaterialError, Lifetime, Name, NameError, Prefixes,
-    MAX_KEYMAT_LEN, MAX_NAME_LEN, MAX_SELECTORS, SALT_LEN,
+    Algorithm, DfPolicy, Direction, Dscp, KeyMaterial, KeyMaterialError, Lifetime, Mac, Name,
+    NameError, Prefixes, DEFAULT_REPLAY_WINDOW, MAX_KEYMAT_LEN, MAX_NAME_LEN, MAX_REPLAY_WINDOW,
+    MAX_SELECTORS, NATT_PORT, SALT_LEN,
 };

@@ -31,12 +31,6 @@ pub enum SaEvent {
     SeqNearExhaustion,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SaDirection {
-    Inbound,
-    Outbound,
-}
-
 /// A bounded error text (events have small slots).
 pub type ErrorText = arrayvec::ArrayString<200>;
 
@@ -59,7 +53,7 @@ pub enum Event {
     Malformed { error: ErrorText },
     Sa {
         spi: u32,
-        direction: SaDirection,
+        direction: crate::vocabulary::Direction,
         tunnel: Option<Name>,
         event: SaEvent,
     },

@@ -13,6 +13,81 @@ pub const SALT_LEN: usize = 4;
 /// The longest KEYMAT: an AES-256 key and its salt.
 pub const MAX_KEYMAT_LEN: usize = 32 + SALT_LEN;
 
+/// RFC 3948: the UDP port of ESP in UDP (and of IKE after NAT-T floats).
+pub const NATT_PORT: u16 = 4500;
+/// Anti-replay window of an inbound SA when none is given, in packets.
+pub const DEFAULT_REPLAY_WINDOW: u32 = 1024;
+/// The largest anti-replay window the dataplane keeps, in packets.
+pub const MAX_REPLAY_WINDOW: u32 = 65536;
+
+/// A MAC address.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub struct Mac(pub [u8; 6]);
+
+impl Mac {
+    pub const BROADCAST: Mac = Mac([0xff; 6]);
+
+    #[inline(always)]
+    pub fn is_broadcast(&self) -> bool {
+        *self == Mac::BROADCAST
+    }
+}
+
+impl core::fmt::Display for Mac {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+impl core::fmt::Debug for Mac {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Display::fmt(self, f)
+    }
+}
+
+impl core::str::FromStr for Mac {
+    type Err = &'static str;
+    fn from_str(s: &str) -> core::result::Result<Self, Self::Err> {
+        let mut out = [0u8; 6];
+        let mut parts = s.split(':');
+        for b in out.iter_mut() {
+            let p = parts.next().ok_or("expected six ':'-separated hex bytes")?;
+            if p.len() != 2 {
+                return Err("expected six ':'-separated hex bytes");
+            }
+            *b = u8::from_str_radix(p, 16).map_err(|_| "expected six ':'-separated hex bytes")?;
+        }
+        if parts.next().is_some() {
+            return Err("expected six ':'-separated hex bytes");
+        }
+        Ok(Mac(out))
+    }
+}
+
+/// Which way an SA carries traffic, seen from this gateway.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    In,
+    Out,
+}
+
+impl Direction {
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+        }
+    }
+}
+
 /// The name of an interface or tunnel (`lan0`, `st0.12`): what the operator and the control
 /// process call it. The dataplane keeps its own numbers for them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]

@@ -10,7 +10,8 @@
 
 pub mod anchor;
 pub mod burst;
-pub mod config;
+/// The configuration file, in its own crate (the control process links it without DPDK).
+pub use config;
 pub mod control_channel;
 pub mod control_state;
 pub mod counters;

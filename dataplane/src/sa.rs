@@ -11,21 +11,7 @@ use channel::Lifetime;
 use ipnet::Ipv4Net;
 use std::net::Ipv4Addr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    In,
-    Out,
-}
-
-impl Direction {
-    pub fn name(self) -> &'static str {
-        match self {
-            Direction::In => "in",
-            Direction::Out => "out",
-        }
-    }
-}
+pub use channel::Direction;
 
 /// Inner addresses a tunnel carries; an empty list means any.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

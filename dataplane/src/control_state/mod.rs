@@ -350,13 +350,10 @@ impl ControlState {
             direction.name(),
             kind.name()
         );
-        use channel::message::{SaDirection, SaEvent};
+        use channel::message::SaEvent;
         self.notice(channel::message::Event::Sa {
             spi,
-            direction: match direction {
-                Direction::In => SaDirection::Inbound,
-                Direction::Out => SaDirection::Outbound,
-            },
+            direction,
             tunnel,
             event: match kind {
                 SaEventKind::SoftLimit => SaEvent::SoftLimit,

@@ -8,17 +8,7 @@ use crate::wire::{ipv4, udp};
 use channel::{DfPolicy, Dscp};
 use std::net::Ipv4Addr;
 
-/// How a tunnel's packets are wrapped on the way out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TunnelEncap {
-    pub local: Ipv4Addr,
-    pub remote: Ipv4Addr,
-    /// NAT-T (RFC 3948): (local port, remote port).
-    pub udp: Option<(u16, u16)>,
-    pub df: DfPolicy,
-    pub dscp: Dscp,
-    pub ttl: u8,
-}
+pub use config::TunnelEncap;
 
 /// Outer IPv4 + ESP header (SPI, sequence number), and with UDP (NAT-T).
 const OUTER_ESP: usize = ipv4::MIN_HEADER_LEN + esp::HEADER_LEN;

@@ -7,8 +7,8 @@
 use crate::mem::{Memory, OutOfMemory, Table};
 
 /// Largest window we accept in configuration.
-pub const MAX_WINDOW: u32 = 65536;
-pub const DEFAULT_WINDOW: u32 = 1024;
+pub const MAX_WINDOW: u32 = channel::MAX_REPLAY_WINDOW;
+pub const DEFAULT_WINDOW: u32 = channel::DEFAULT_REPLAY_WINDOW;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplayError {

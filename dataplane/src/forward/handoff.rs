@@ -32,6 +32,7 @@ impl From<Resume> for ResumeTag {
 const ARG: u32 = (1 << 30) - 1;
 /// Tunnel ids must fit a tag's argument (`config` and `ControlState` keep them far below).
 pub const MAX_TUNNEL_ID: TunnelId = ARG;
+const _: () = assert!(config::MAX_TUNNEL_ID == MAX_TUNNEL_ID);
 
 impl Resume {
     /// As a 32-bit tag. A zero tag is none (a fresh mbuf has 0 there).

@@ -14,17 +14,7 @@ use crate::wire::ethernet::Mac;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-/// How large a worker's tables are. They never grow, so a worker never copies one between
-/// bursts; the main lcore refuses a change that would not fit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Capacity {
-    /// Tunnel ids run below this.
-    pub tunnels: u32,
-    /// Inbound SA indexes run below this, and the SPI table has room for as many SPIs.
-    pub inbound_sas: u32,
-    /// 256-entry tables of the route trie (`forward::lpm`).
-    pub route_tables: u32,
-}
+pub use config::Capacity;
 
 /// A tunnel's outer next hop, as resolved (VPP would call it the SA's adjacency): the egress
 /// port and its MTU, and the Ethernet addresses of the frames that leave there.

@@ -13,54 +13,9 @@ pub mod field {
 pub const HEADER_LEN: usize = field::ETHERTYPE.end;
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
 pub const ETHERTYPE_ARP: u16 = 0x0806;
-pub const BROADCAST: Mac = Mac([0xff; 6]);
+pub const BROADCAST: Mac = Mac::BROADCAST;
 
-/// A MAC address.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Mac(pub [u8; 6]);
-
-impl Mac {
-    #[inline(always)]
-    pub fn is_broadcast(&self) -> bool {
-        *self == BROADCAST
-    }
-}
-
-impl core::fmt::Display for Mac {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let m = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        )
-    }
-}
-
-impl core::fmt::Debug for Mac {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        core::fmt::Display::fmt(self, f)
-    }
-}
-
-impl core::str::FromStr for Mac {
-    type Err = &'static str;
-    fn from_str(s: &str) -> core::result::Result<Self, Self::Err> {
-        let mut out = [0u8; 6];
-        let mut parts = s.split(':');
-        for b in out.iter_mut() {
-            let p = parts.next().ok_or("expected six ':'-separated hex bytes")?;
-            if p.len() != 2 {
-                return Err("expected six ':'-separated hex bytes");
-            }
-            *b = u8::from_str_radix(p, 16).map_err(|_| "expected six ':'-separated hex bytes")?;
-        }
-        if parts.next().is_some() {
-            return Err("expected six ':'-separated hex bytes");
-        }
-        Ok(Mac(out))
-    }
-}
+pub use channel::Mac;
 
 /// A checked view of an Ethernet II frame.
 pub struct Frame<T: AsRef<[u8]>> {

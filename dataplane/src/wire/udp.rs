@@ -13,7 +13,7 @@ pub mod field {
 
 pub const HEADER_LEN: usize = field::CHECKSUM.end;
 pub const PORT_IKE: u16 = 500;
-pub const PORT_NATT: u16 = 4500;
+pub const PORT_NATT: u16 = channel::NATT_PORT;
 
 /// What a UDP datagram for one of the gateway's own addresses carries: the one rule of the
 /// dataplane for telling IKE, ESP in UDP and NAT keepalives apart.

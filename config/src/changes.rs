@@ -3,7 +3,7 @@
 //! mode sends exactly these, one by one, through the same path the control process uses.
 
 use super::{Config, RouteVia};
-use crate::sa::Direction;
+use channel::Direction;
 use channel::{
     Change, InboundSaSpec, InterfaceSpec, OutboundSaSpec, RouteVia as Via, SaSpec, TunnelSpec,
 };

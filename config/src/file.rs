@@ -1,7 +1,7 @@
 //! The configuration file as written: what serde reads, before any check.
 
 use super::CryptoChoice;
-use crate::sa::Direction;
+use channel::Direction;
 use channel::{Algorithm, DfPolicy};
 use serde::{Deserialize, Deserializer};
 use zeroize::{Zeroize, Zeroizing};
@@ -84,7 +84,7 @@ pub(super) struct UdpEncapFile {
 }
 
 fn natt_port() -> u16 {
-    crate::wire::udp::PORT_NATT
+    channel::NATT_PORT
 }
 
 #[derive(Deserialize)]

@@ -2,7 +2,7 @@
 
 use super::file::{DscpFile, TunnelFile};
 use super::{err, parse_ip, parse_name, parse_prefix, ConfigError, InterfaceConfig, Tunnel};
-use crate::esp::outer::TunnelEncap;
+use crate::TunnelEncap;
 use channel::{Dscp, Prefixes, MAX_SELECTORS};
 use std::collections::HashSet;
 

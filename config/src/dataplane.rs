@@ -3,9 +3,9 @@
 
 use super::file::DataplaneFile;
 use super::{err, ConfigError, Dataplane, InterfaceConfig, ManualSa, Route, Tunnel};
-use crate::forward::handoff::MAX_TUNNEL_ID;
-use crate::forward::Capacity;
-use crate::sa::Direction;
+use crate::Capacity;
+use crate::MAX_TUNNEL_ID;
+use channel::Direction;
 use std::collections::HashSet;
 
 pub const DEFAULT_MBUFS: u32 = 16383;

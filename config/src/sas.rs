@@ -3,9 +3,9 @@
 
 use super::file::{LifetimeFile, ManualSaFile, SpiFile};
 use super::{err, ConfigError, ManualSa, Tunnel};
-use crate::esp::replay::{DEFAULT_WINDOW, MAX_WINDOW};
-use crate::sa::Direction;
+use channel::Direction;
 use channel::{KeyMaterial, Lifetime};
+use channel::{DEFAULT_REPLAY_WINDOW as DEFAULT_WINDOW, MAX_REPLAY_WINDOW as MAX_WINDOW};
 use std::collections::{HashMap, HashSet};
 
 pub(super) fn manual_sas(

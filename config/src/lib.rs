@@ -14,16 +14,41 @@ mod tunnels;
 
 pub use changes::changes;
 
-use crate::esp::outer::TunnelEncap;
-use crate::forward::Capacity;
-use crate::sa::Direction;
-use crate::wire::ethernet::Mac;
+use channel::Direction;
+use channel::Mac;
 use channel::{KeyMaterial, Lifetime, Name, Prefixes};
 use ipnet::Ipv4Net;
 use serde::Deserialize;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use zeroize::Zeroizing;
+
+/// How a tunnel's packets are wrapped on the way out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TunnelEncap {
+    pub local: Ipv4Addr,
+    pub remote: Ipv4Addr,
+    /// NAT-T (RFC 3948): (local port, remote port).
+    pub udp: Option<(u16, u16)>,
+    pub df: channel::DfPolicy,
+    pub dscp: channel::Dscp,
+    pub ttl: u8,
+}
+
+/// How large the dataplane's tables are. They never grow, so that a worker never rehashes
+/// between bursts; the main lcore refuses a change that would not fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    /// Tunnel ids run below this.
+    pub tunnels: u32,
+    /// Inbound SA indexes run below this, and the SPI table has room for as many SPIs.
+    pub inbound_sas: u32,
+    /// 256-entry tables of the route trie.
+    pub route_tables: u32,
+}
+
+/// The highest tunnel id: the dataplane's handoff tags carry tunnel ids in 30 bits.
+pub const MAX_TUNNEL_ID: u32 = (1 << 30) - 1;
 
 /// A configuration error: which field, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,7 +1,7 @@
 use super::dataplane::DEFAULT_HANDOFF_RING;
 use super::*;
-use crate::esp::replay::DEFAULT_WINDOW;
 use channel::DfPolicy;
+use channel::DEFAULT_REPLAY_WINDOW as DEFAULT_WINDOW;
 
 fn name(s: &str) -> Name {
     Name::new(s).unwrap()

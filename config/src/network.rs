@@ -2,7 +2,7 @@
 
 use super::file::{InterfaceFile, NeighborFile};
 use super::{err, parse_ip, parse_mac, parse_name, ConfigError, InterfaceConfig};
-use crate::wire::ethernet::Mac;
+use channel::Mac;
 use ipnet::Ipv4Net;
 use std::net::Ipv4Addr;
 
