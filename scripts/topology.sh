@@ -13,6 +13,10 @@
 # writes the two gateways' configurations (mirrored manual SAs with fresh random keys, mode
 # 0600), and tunnel.env (the SAs and keys, for decoding captures with decode.sh).
 #
+# With CONTROL=1 each gateway's configuration also names a channel (/dev/shm/NAME-gwN) and a
+# control section (REST on 127.0.0.1:8443 in the gateway's namespace, the token in DIR/token,
+# commits in DIR/gwN-state): run espgw-dataplane and espgw-control on it.
+#
 #   topology.sh up NAME DIR [raw|natt] [TUNNELS] [WORKERS]
 #   topology.sh down NAME
 set -euo pipefail
@@ -31,7 +35,7 @@ down() {
 
 if [ "$cmd" = down ]; then
     down
-    rm -rf "/var/run/dpdk/$name-gw1" "/var/run/dpdk/$name-gw2"
+    rm -rf "/var/run/dpdk/$name-gw1" "/var/run/dpdk/$name-gw2" "/dev/shm/$name-gw1" "/dev/shm/$name-gw2"
     exit 0
 fi
 [ "$cmd" = up ] || { echo "unknown command $cmd" >&2; exit 2; }
@@ -79,9 +83,13 @@ mem=hugepages
 [ "${free_pages:-0}" -ge 128 ] || mem=none
 
 mkdir -p "$dir"
-(umask 077; python3 - "$dir" "$name" "$mode" "$tunnels" "$workers" "$mem" <<'PY'
-import json, os, sys
+(umask 077; python3 - "$dir" "$name" "$mode" "$tunnels" "$workers" "$mem" "${CONTROL:-0}" <<'PY'
+import base64, json, os, sys
 out, name, mode, tunnels, workers, mem = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+control = sys.argv[7] == "1"
+if control:
+    with open(os.path.join(out, "token"), "w") as f:
+        f.write(base64.b64encode(os.urandom(32)).decode() + "\n")
 key = lambda n: os.urandom(n).hex()
 # Per tunnel: gw1 -> gw2 with AES-128-GCM (no ESN), gw2 -> gw1 with AES-256-GCM (ESN).
 sas = [dict(i=i, spi12=0x1001 + i, key12=key(20), spi21=0x2001 + i, key21=key(36)) for i in range(tunnels)]
@@ -110,7 +118,7 @@ def gateway(me):
         i = (s["spi21"], s["key21"], True) if first else (s["spi12"], s["key12"], False)
         manual.append({"tunnel": f"st0.{s['i']}", "direction": "out", "spi": hex(o[0]), "algorithm": out_alg, "key": o[1], "esn": o[2]})
         manual.append({"tunnel": f"st0.{s['i']}", "direction": "in", "spi": hex(i[0]), "algorithm": in_alg, "key": i[1], "esn": i[2], "replay_window": 4096})
-    return {
+    cfg = {
         "dataplane": {"eal": eal, "workers": list(range(1, workers + 1)), "poll_sleep_us": 20},
         "interfaces": [{"name": "lan0", "port": 0, "address": f"{lan}.0.1/16"},
                        {"name": "wan0", "port": 1, "address": f"{local}/24"}],
@@ -118,6 +126,11 @@ def gateway(me):
         "routes": [{"prefix": f"{far}.{s['i']}.0/24", "via": f"st0.{s['i']}"} for s in sas],
         "manual_sas": manual,
     }
+    if control:
+        cfg["dataplane"]["channel"] = f"/dev/shm/{name}-{me}"
+        cfg["control"] = {"listen": "127.0.0.1:8443", "token_file": os.path.join(out, "token"),
+                          "state_dir": os.path.join(out, f"{me}-state")}
+    return cfg
 for g in ("gw1", "gw2"):
     with open(os.path.join(out, f"{g}.json"), "w") as f:
         json.dump(gateway(g), f, indent=2)

@@ -8,7 +8,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Change {
     SetInterface(InterfaceSpec),
     DeleteInterface {
@@ -88,7 +88,7 @@ pub struct TunnelSpec {
 }
 
 /// What every SA has.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SaSpec {
     pub tunnel: Name,
     pub spi: u32,
@@ -99,7 +99,7 @@ pub struct SaSpec {
     pub hard: Lifetime,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboundSaSpec {
     pub sa: SaSpec,
     /// The sequence number of the first packet (1 for a new SA; higher to resume an SA without
@@ -107,7 +107,7 @@ pub struct OutboundSaSpec {
     pub first_seq: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InboundSaSpec {
     pub sa: SaSpec,
     /// Anti-replay window in packets; 0 turns the check off.
@@ -125,4 +125,43 @@ pub enum ClearScope {
     InboundSa { spi: u32 },
     /// The counters of a tunnel's outbound SA.
     OutboundSa { tunnel: Name },
+}
+
+/// An object a change is about, named as the change names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ObjectKey {
+    // The order is the order a resync deletes in: what refers to others first.
+    Route(Ipv4Net),
+    InboundSa(u32),
+    OutboundSa(Name),
+    Tunnel(Name),
+    Neighbor(Ipv4Addr),
+    Interface(Name),
+}
+
+impl ObjectKey {
+    /// The object a `Set*` change installs (`None` for deletes and clears).
+    pub fn of_set(change: &Change) -> Option<ObjectKey> {
+        Some(match change {
+            Change::SetInterface(s) => ObjectKey::Interface(s.name),
+            Change::SetNeighbor { addr, .. } => ObjectKey::Neighbor(*addr),
+            Change::SetRoute { prefix, .. } => ObjectKey::Route(*prefix),
+            Change::SetTunnel(s) => ObjectKey::Tunnel(s.name),
+            Change::SetOutboundSa(s) => ObjectKey::OutboundSa(s.sa.tunnel),
+            Change::SetInboundSa(s) => ObjectKey::InboundSa(s.sa.spi),
+            _ => return None,
+        })
+    }
+
+    /// The change that deletes this object.
+    pub fn delete(self) -> Change {
+        match self {
+            ObjectKey::Route(prefix) => Change::DeleteRoute { prefix },
+            ObjectKey::InboundSa(spi) => Change::DeleteInboundSa { spi },
+            ObjectKey::OutboundSa(tunnel) => Change::DeleteOutboundSa { tunnel },
+            ObjectKey::Tunnel(name) => Change::DeleteTunnel { name },
+            ObjectKey::Neighbor(addr) => Change::DeleteNeighbor { addr },
+            ObjectKey::Interface(name) => Change::DeleteInterface { name },
+        }
+    }
 }

@@ -18,7 +18,8 @@ pub mod segment;
 pub mod vocabulary;
 
 pub use change::{
-    Change, ClearScope, InboundSaSpec, InterfaceSpec, OutboundSaSpec, RouteVia, SaSpec, TunnelSpec,
+    Change, ClearScope, InboundSaSpec, InterfaceSpec, ObjectKey, OutboundSaSpec, RouteVia, SaSpec,
+    TunnelSpec,
 };
 pub use message::{Command, Datagram, Event, RecvError, SendError};
 pub use segment::{Layout, RingId, Segment, SegmentError};

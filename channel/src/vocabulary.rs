@@ -265,6 +265,20 @@ impl<'de> serde::Deserialize<'de> for KeyMaterial {
     }
 }
 
+/// Compares every byte whatever the first difference (no early exit on key bytes).
+impl PartialEq for KeyMaterial {
+    fn eq(&self, other: &KeyMaterial) -> bool {
+        let diff = self
+            .bytes
+            .iter()
+            .zip(&other.bytes)
+            .fold(0u8, |d, (a, b)| d | (a ^ b));
+        self.algorithm == other.algorithm && self.len == other.len && diff == 0
+    }
+}
+
+impl Eq for KeyMaterial {}
+
 impl std::fmt::Debug for KeyMaterial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "KeyMaterial({}, <redacted>)", self.algorithm.name())

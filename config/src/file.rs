@@ -20,6 +20,7 @@ pub(super) struct File {
     pub routes: Vec<RouteFile>,
     #[serde(default)]
     pub manual_sas: Vec<ManualSaFile>,
+    pub control: Option<super::control::ControlFile>,
 }
 
 #[derive(Deserialize)]

@@ -5,6 +5,7 @@
 //! docs/configuration.md.
 
 mod changes;
+mod control;
 mod dataplane;
 mod file;
 mod network;
@@ -13,6 +14,7 @@ mod sas;
 mod tunnels;
 
 pub use changes::changes;
+pub use control::ControlConfig;
 
 use channel::Direction;
 use channel::Mac;
@@ -86,6 +88,8 @@ pub struct Config {
     pub tunnels: Vec<Tunnel>,
     pub routes: Vec<Route>,
     pub manual_sas: Vec<ManualSa>,
+    /// The control process's settings (defaults when the file has no `control` section).
+    pub control: ControlConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -179,6 +183,10 @@ impl Config {
         let manual_sas = sas::manual_sas(&f.manual_sas, &tunnels)?;
         let dataplane =
             dataplane::dataplane(&f.dataplane, &interfaces, &tunnels, &routes, &manual_sas)?;
+        let control = f
+            .control
+            .as_ref()
+            .map_or_else(|| Ok(ControlConfig::default()), control::control)?;
         Ok(Config {
             dataplane,
             interfaces,
@@ -186,6 +194,7 @@ impl Config {
             tunnels,
             routes,
             manual_sas,
+            control,
         })
     }
 

@@ -1,7 +1,7 @@
 //! Brings the dataplane up from a validated configuration, runs it until it is told to stop
 //! (signal or idle timeout), and takes it down, leaving a stats snapshot.
 
-use crate::config::{self, Config, CryptoChoice, RouteVia};
+use crate::config::{self, Config, CryptoChoice};
 use crate::control_channel::ControlChannel;
 use crate::control_state::{ControlState, Setup, WorkerInfo};
 use crate::counters::{Stat, StatBlock};
@@ -180,15 +180,18 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
         stats: stats.clone(),
     })
     .map_err(AppError::Other)?;
-    // The file, as the changes that build it: the path the control process uses too.
+    // Standalone, the file as the changes that build it: the path the control process uses
+    // too. With a channel the control process sends them, and resumes each outbound SA above
+    // the sequence numbers it used before (a restarted dataplane cannot know them).
     let mut last = 0;
-    for change in config::changes(cfg) {
+    let standalone = cfg.dataplane.channel.is_none();
+    for change in config::changes(cfg).into_iter().filter(|_| standalone) {
         last = control
             .apply(change)
             .map_err(|e| AppError::Other(format!("applying the configuration: {e}")))?
             .generation;
     }
-    if cfg.manual_sas.iter().any(|s| s.initial_seq.is_none()) {
+    if standalone && cfg.manual_sas.iter().any(|s| s.initial_seq.is_none()) {
         eprintln!(
             "espgw: warning: manual AES-GCM SAs start from sequence number 1 at every start; \
              with the same key, a restart repeats nonces: give each start fresh keys \
@@ -358,22 +361,6 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
             ch.segment().generation()
         );
         main.channel = Some(ch);
-    }
-
-    // Ask for the next hops we will need before the first packet does.
-    let is_static = |a| cfg.neighbors.iter().any(|(n, _)| *n == a);
-    let gateways = cfg.routes.iter().filter_map(|r| match r.via {
-        RouteVia::Gateway { port, via } => Some((port, via)),
-        RouteVia::Tunnel(_) => None,
-    });
-    let peers = cfg.tunnels.iter().filter_map(|t| {
-        cfg.interface_for(t.encap.remote)
-            .map(|i| (i.port, t.encap.remote))
-    });
-    for (port, addr) in gateways.chain(peers) {
-        if !is_static(addr) {
-            main.resolve(&pool, port, addr);
-        }
     }
 
     let mut last_rx = 0;

@@ -99,6 +99,9 @@ impl MainLcore {
         if let Some(ch) = &mut self.channel {
             done += ch.poll(&mut self.control);
         }
+        for (port, addr) in self.control.take_wanted() {
+            self.resolve(pool, port, addr);
+        }
         self.control.flush();
         done
     }

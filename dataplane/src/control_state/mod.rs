@@ -134,13 +134,15 @@ pub struct ControlState {
     generation: u64,
     view: Arc<Mutex<View>>,
     /// Per object installed by a `Set*`, the digest of that change (`sync`).
-    digests: HashMap<sync::ObjectKey, sync::Digest>,
+    digests: HashMap<channel::ObjectKey, sync::Digest>,
     /// Per tunnel with an outbound SA, the digest of that SA's SPI and key.
     key_digests: HashMap<Name, sync::Digest>,
     /// During a resync, what has not been set again yet.
-    stale: Option<BTreeSet<sync::ObjectKey>>,
+    stale: Option<BTreeSet<channel::ObjectKey>>,
     /// What the workers reported, for the control process (`take_notices`).
     notices: Vec<channel::message::Event>,
+    /// Next hops to resolve before traffic needs them (`take_wanted`).
+    wanted: Vec<(u16, Ipv4Addr)>,
 }
 
 impl ControlState {
@@ -213,6 +215,7 @@ impl ControlState {
                 key_digests: HashMap::new(),
                 stale: None,
                 notices: Vec::new(),
+                wanted: Vec::new(),
             },
             ends,
         ))

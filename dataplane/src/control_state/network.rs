@@ -213,7 +213,22 @@ impl ControlState {
         }
         self.routes.insert(prefix, (target, RouteOrigin::Static));
         self.broadcast(g, || Cmd::AddRoute { prefix, target });
+        if let Target::Gateway { port, via } = target {
+            self.want(port, via);
+        }
         Ok(())
+    }
+
+    /// Asks for `addr`'s MAC ahead of the first packet that needs it (unless it is static).
+    pub(super) fn want(&mut self, port: u16, addr: Ipv4Addr) {
+        if !self.neighbors.contains_key(&addr) && self.wanted.len() < 4096 {
+            self.wanted.push((port, addr));
+        }
+    }
+
+    /// Next hops that changes made needed since the last call: (port, address) to resolve.
+    pub fn take_wanted(&mut self) -> Vec<(u16, Ipv4Addr)> {
+        std::mem::take(&mut self.wanted)
     }
 
     pub(super) fn delete_route(&mut self, prefix: Ipv4Net, g: u64) -> Result<(), ChangeError> {

@@ -10,22 +10,8 @@
 //! object; the key bytes themselves are not kept.
 
 use super::{ChangeError, ControlState, RouteOrigin};
-use channel::{Change, Name};
-use ipnet::Ipv4Net;
+use channel::{Change, ObjectKey};
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
-
-/// An object a change is about, named as the change names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ObjectKey {
-    // The order is the order a resync deletes in: what refers to others first.
-    Route(Ipv4Net),
-    InboundSa(u32),
-    OutboundSa(Name),
-    Tunnel(Name),
-    Neighbor(Ipv4Addr),
-    Interface(Name),
-}
 
 /// SHA-256 of a change's encoding.
 pub type Digest = [u8; 32];
@@ -37,33 +23,6 @@ pub struct Applied {
     pub generation: u64,
     /// False when the change asked for what was already so.
     pub changed: bool,
-}
-
-impl ObjectKey {
-    /// The object a `Set*` change installs (`None` for deletes and clears).
-    pub fn of_set(change: &Change) -> Option<ObjectKey> {
-        Some(match change {
-            Change::SetInterface(s) => ObjectKey::Interface(s.name),
-            Change::SetNeighbor { addr, .. } => ObjectKey::Neighbor(*addr),
-            Change::SetRoute { prefix, .. } => ObjectKey::Route(*prefix),
-            Change::SetTunnel(s) => ObjectKey::Tunnel(s.name),
-            Change::SetOutboundSa(s) => ObjectKey::OutboundSa(s.sa.tunnel),
-            Change::SetInboundSa(s) => ObjectKey::InboundSa(s.sa.spi),
-            _ => return None,
-        })
-    }
-
-    /// The change that deletes this object.
-    fn delete(self) -> Change {
-        match self {
-            ObjectKey::Route(prefix) => Change::DeleteRoute { prefix },
-            ObjectKey::InboundSa(spi) => Change::DeleteInboundSa { spi },
-            ObjectKey::OutboundSa(tunnel) => Change::DeleteOutboundSa { tunnel },
-            ObjectKey::Tunnel(name) => Change::DeleteTunnel { name },
-            ObjectKey::Neighbor(addr) => Change::DeleteNeighbor { addr },
-            ObjectKey::Interface(name) => Change::DeleteInterface { name },
-        }
-    }
 }
 
 /// The digest of a change, its key material included; the encoding is wiped after.

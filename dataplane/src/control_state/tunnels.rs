@@ -109,6 +109,9 @@ impl ControlState {
             );
             v.anchors = self.anchors.clone();
         }
+        if let Some(i) = self.on_subnet(spec.remote) {
+            self.want(i.port, spec.remote);
+        }
         self.tunnels.insert(
             spec.name,
             TunnelRec {

@@ -1,0 +1,71 @@
+//! The `control` section: what the control process needs (where its REST port listens, the
+//! file its bearer token is read from, where committed configurations are kept). The dataplane
+//! ignores it.
+
+use super::{err, ConfigError};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+pub const DEFAULT_TOKEN_FILE: &str = "/etc/espgw/api-token";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/espgw";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlConfig {
+    pub listen: SocketAddr,
+    /// Holds the bearer token every request but `/v1/health` must carry (mode 0600).
+    pub token_file: PathBuf,
+    /// Committed configurations, one file each (mode 0600), and the candidate.
+    pub state_dir: PathBuf,
+}
+
+impl Default for ControlConfig {
+    fn default() -> ControlConfig {
+        ControlConfig {
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8443))),
+            token_file: DEFAULT_TOKEN_FILE.into(),
+            state_dir: DEFAULT_STATE_DIR.into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ControlFile {
+    pub listen: Option<String>,
+    pub token_file: Option<String>,
+    pub state_dir: Option<String>,
+}
+
+pub(super) fn control(f: &ControlFile) -> Result<ControlConfig, ConfigError> {
+    let d = ControlConfig::default();
+    let listen = match &f.listen {
+        None => d.listen,
+        Some(s) => s
+            .parse::<SocketAddr>()
+            .or_else(|_| err("control.listen", format!("{s:?} is not an address:port")))?,
+    };
+    if !listen.ip().is_loopback() {
+        // Keys and tokens would cross the network in clear.
+        return err(
+            "control.listen",
+            format!("{listen} is not a loopback address; the REST port has no TLS yet"),
+        );
+    }
+    let path = |field: &str, v: &Option<String>, default: PathBuf| match v {
+        None => Ok(default),
+        Some(s) if s.starts_with('/') && !s.ends_with('/') => Ok(PathBuf::from(s)),
+        Some(s) => err(
+            format!("control.{field}"),
+            format!("{s:?} is not an absolute path"),
+        ),
+    };
+    Ok(ControlConfig {
+        listen,
+        token_file: path("token_file", &f.token_file, d.token_file)?,
+        state_dir: path("state_dir", &f.state_dir, d.state_dir)?,
+    })
+}

@@ -1,0 +1,347 @@
+//! The REST port (axum): configuration (running, check, commit, rollback, commits), what is
+//! configured (interfaces, routes, tunnels), the control's status, Prometheus `/metrics`, and
+//! the OpenAPI document generated from this code (`/openapi.json`), so that it cannot drift.
+//!
+//! Every endpoint but `/v1/health` wants `Authorization: Bearer <token>`. A client's mistake
+//! (bad JSON, a field out of range, a body too large, an unknown path) gets a 4xx with a JSON
+//! error naming the problem; keys are never in a response.
+
+use crate::daemon::{CommitError, CommitReport, Request, Status};
+use crate::link::LinkError;
+use crate::store::CommitInfo;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use std::sync::{mpsc, Arc, Mutex};
+use utoipa::{OpenApi, ToSchema};
+use zeroize::Zeroizing;
+
+/// The largest configuration a commit takes (100 000 tunnels with their SAs fit).
+pub const MAX_BODY: usize = 64 << 20;
+
+pub struct Api {
+    requests: Mutex<mpsc::Sender<Request>>,
+    token: Zeroizing<String>,
+}
+
+/// An error, as every endpoint returns it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person.
+    pub error: String,
+    /// The configuration field at fault, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (
+        status,
+        Json(ErrorBody {
+            error: msg.into(),
+            field: None,
+        }),
+    )
+        .into_response()
+}
+
+impl IntoResponse for CommitError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            CommitError::Invalid { field, reason } => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(ErrorBody {
+                        error: reason.clone(),
+                        field: Some(field.clone()),
+                    }),
+                )
+                    .into_response()
+            }
+            CommitError::Refused { .. } => StatusCode::CONFLICT,
+            CommitError::Link(LinkError::Timeout(_) | LinkError::Restarted) => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
+            CommitError::Link(_) => StatusCode::SERVICE_UNAVAILABLE,
+            CommitError::Store(crate::store::StoreError::NoSuchCommit(..)) => StatusCode::NOT_FOUND,
+            CommitError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        error(status, self.to_string())
+    }
+}
+
+impl Api {
+    pub fn new(requests: mpsc::Sender<Request>, token: Zeroizing<String>) -> Arc<Api> {
+        Arc::new(Api {
+            requests: Mutex::new(requests),
+            token,
+        })
+    }
+
+    pub async fn status(&self) -> Result<Status, Response> {
+        self.ask(|reply| Request::Status { reply }).await
+    }
+
+    /// Asks the core and waits for its answer.
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> Request,
+    ) -> Result<T, Response> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent = self
+            .requests
+            .lock()
+            .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "core lock poisoned"))?
+            .send(make(tx));
+        if sent.is_err() {
+            return Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the control core stopped",
+            ));
+        }
+        rx.await
+            .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "the control core stopped"))
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "espgw control API", description = "Configuration and state of an espgw IPsec gateway."),
+    paths(health, status, running, commits, check, commit, rollback, interfaces, routes, tunnels),
+    components(schemas(ErrorBody, CommitReport, CommitInfo, Status, Health, Running)),
+    modifiers(&Bearer)
+)]
+pub struct ApiDoc;
+
+struct Bearer;
+
+impl utoipa::Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let c = openapi.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+/// The router, with the token check on everything but `/v1/health`.
+pub fn router(api: Arc<Api>) -> Router {
+    let open = Router::new().route("/v1/health", get(health));
+    let guarded = Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/metrics", get(crate::metrics::metrics))
+        .route("/v1/status", get(status))
+        .route("/v1/config", get(running))
+        .route("/v1/config/commits", get(commits))
+        .route("/v1/config/check", post(check))
+        .route("/v1/config/commit", post(commit))
+        .route("/v1/config/rollback/{n}", post(rollback))
+        .route("/v1/interfaces", get(interfaces))
+        .route("/v1/routes", get(routes))
+        .route("/v1/tunnels", get(tunnels))
+        .layer(middleware::from_fn_with_state(api.clone(), authorize));
+    open.merge(guarded)
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(api)
+}
+
+async fn authorize(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    req: axum::extract::Request,
+    next: Next,
+) -> Response {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(t) if constant_time_eq(t.as_bytes(), api.token.as_bytes()) => next.run(req).await,
+        _ => {
+            let mut r = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            r
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+    pub dataplane: crate::link::LinkStatus,
+}
+
+/// Liveness, and whether a dataplane is attached; needs no token.
+#[utoipa::path(get, path = "/v1/health", security(()), responses((status = 200, body = Health)))]
+async fn health(State(api): State<Arc<Api>>) -> Response {
+    match api.status().await {
+        Ok(s) => Json(Health {
+            status: "ok",
+            dataplane: s.dataplane,
+        })
+        .into_response(),
+        Err(r) => r,
+    }
+}
+
+/// The control process: the dataplane link and its counters.
+#[utoipa::path(get, path = "/v1/status", responses((status = 200, body = Status), (status = 401, body = ErrorBody)))]
+async fn status(State(api): State<Arc<Api>>) -> Response {
+    match api.status().await {
+        Ok(s) => Json(s).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn openapi() -> Response {
+    Json(ApiDoc::openapi()).into_response()
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Running {
+    /// The running configuration, every key replaced by `<redacted>`.
+    #[schema(value_type = Object)]
+    pub config: serde_json::Value,
+    pub commit: Option<CommitInfo>,
+}
+
+async fn running_text(api: &Api) -> Result<(Option<String>, Vec<CommitInfo>), Response> {
+    api.ask(|reply| Request::Running { reply })
+        .await?
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// The running configuration, keys redacted.
+#[utoipa::path(get, path = "/v1/config", responses((status = 200, body = Running), (status = 404, body = ErrorBody)))]
+async fn running(State(api): State<Arc<Api>>) -> Response {
+    let (text, list) = match running_text(&api).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Some(text) = text.map(Zeroizing::new) else {
+        return error(StatusCode::NOT_FOUND, "nothing committed yet");
+    };
+    match crate::redact::redact(&text) {
+        Ok(config) => Json(Running {
+            config,
+            commit: list.into_iter().next(),
+        })
+        .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// Commits kept, newest first (`rollback` numbers).
+#[utoipa::path(get, path = "/v1/config/commits", responses((status = 200, body = [CommitInfo])))]
+async fn commits(State(api): State<Arc<Api>>) -> Response {
+    match running_text(&api).await {
+        Ok((_, list)) => Json(list).into_response(),
+        Err(r) => r,
+    }
+}
+
+fn body_text(body: Bytes) -> Result<Zeroizing<String>, Response> {
+    String::from_utf8(body.to_vec())
+        .map(Zeroizing::new)
+        .map_err(|_| error(StatusCode::BAD_REQUEST, "the body is not UTF-8"))
+}
+
+async fn commit_request(api: &Api, body: Bytes, check: bool) -> Response {
+    let text = match body_text(body) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let text = text.to_string();
+    match api
+        .ask(|reply| Request::Commit { text, check, reply })
+        .await
+    {
+        Ok(Ok(report)) => Json(report).into_response(),
+        Ok(Err(e)) => e.into_response(),
+        Err(r) => r,
+    }
+}
+
+/// `commit check`: validates a candidate configuration completely; changes nothing.
+#[utoipa::path(post, path = "/v1/config/check", request_body(content = Object, description = "A whole configuration (the JSON file's format)"),
+    responses((status = 200, body = CommitReport), (status = 400, body = ErrorBody)))]
+async fn check(State(api): State<Arc<Api>>, body: Bytes) -> Response {
+    commit_request(&api, body, true).await
+}
+
+/// `commit`: validates the candidate, applies its difference from the running configuration,
+/// stores it.
+#[utoipa::path(post, path = "/v1/config/commit", request_body(content = Object, description = "A whole configuration (the JSON file's format)"),
+    responses((status = 200, body = CommitReport), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn commit(State(api): State<Arc<Api>>, body: Bytes) -> Response {
+    commit_request(&api, body, false).await
+}
+
+/// `rollback N`: commits the N-th previous configuration again (0 is the running one).
+#[utoipa::path(post, path = "/v1/config/rollback/{n}", params(("n" = u32, Path, description = "0 is the running configuration, 1 the one before")),
+    responses((status = 200, body = CommitReport), (status = 404, body = ErrorBody)))]
+async fn rollback(State(api): State<Arc<Api>>, Path(n): Path<u32>) -> Response {
+    let n = n as usize;
+    match api.ask(|reply| Request::Rollback { n, reply }).await {
+        Ok(Ok(report)) => Json(report).into_response(),
+        Ok(Err(e)) => e.into_response(),
+        Err(r) => r,
+    }
+}
+
+/// One section of the running configuration, keys redacted.
+async fn section(api: &Api, name: &str) -> Response {
+    let (text, _) = match running_text(api).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Some(text) = text.map(Zeroizing::new) else {
+        return Json(serde_json::Value::Array(Vec::new())).into_response();
+    };
+    match crate::redact::redact(&text) {
+        Ok(v) => Json(
+            v.get(name)
+                .cloned()
+                .unwrap_or(serde_json::Value::Array(Vec::new())),
+        )
+        .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// Interfaces, as configured.
+#[utoipa::path(get, path = "/v1/interfaces", responses((status = 200, body = [Object])))]
+async fn interfaces(State(api): State<Arc<Api>>) -> Response {
+    section(&api, "interfaces").await
+}
+
+/// Static routes, as configured.
+#[utoipa::path(get, path = "/v1/routes", responses((status = 200, body = [Object])))]
+async fn routes(State(api): State<Arc<Api>>) -> Response {
+    section(&api, "routes").await
+}
+
+/// Tunnels, as configured.
+#[utoipa::path(get, path = "/v1/tunnels", responses((status = 200, body = [Object])))]
+async fn tunnels(State(api): State<Arc<Api>>) -> Response {
+    section(&api, "tunnels").await
+}

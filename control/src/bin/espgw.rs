@@ -1,0 +1,282 @@
+//! espgw: the operator's CLI, a client of espgw-control's REST port that prints what a Junos
+//! operator expects (`--json` for scripts).
+//!
+//! espgw show configuration | show interfaces | show route | show status
+//! espgw commit [check] FILE | espgw rollback N
+
+use clap::{Parser, Subcommand};
+use comfy_table::{presets::NOTHING, Table};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "espgw operator CLI (a client of espgw-control's REST port)"
+)]
+struct Args {
+    /// The control process's REST port.
+    #[arg(long, env = "ESPGW_URL", default_value = "http://127.0.0.1:8443")]
+    url: String,
+    /// The file holding the API's bearer token.
+    #[arg(long, env = "ESPGW_TOKEN_FILE", default_value = "/etc/espgw/api-token")]
+    token_file: PathBuf,
+    /// Print the server's JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Show state and configuration.
+    Show {
+        #[command(subcommand)]
+        what: Show,
+    },
+    /// Validate a configuration file and make it the running one (only its difference from
+    /// the running configuration is applied).
+    Commit {
+        /// `[check] FILE`: with `check`, validate only.
+        #[arg(num_args = 1..=2, value_name = "[check] FILE", required = true)]
+        words: Vec<String>,
+    },
+    /// Commit the N-th previous configuration again (0 is the running one).
+    Rollback { n: u32 },
+}
+
+#[derive(Subcommand)]
+enum Show {
+    /// The running configuration, keys redacted.
+    Configuration,
+    /// Interfaces, as configured.
+    Interfaces,
+    /// Static routes.
+    Route,
+    /// The control process and its dataplane.
+    Status,
+    /// Committed configurations, for `rollback N`.
+    Commits,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct Client {
+    agent: ureq::Agent,
+    url: String,
+    token: String,
+}
+
+impl Client {
+    fn new(args: &Args) -> Result<Client, String> {
+        let token = std::fs::read_to_string(&args.token_file)
+            .map_err(|e| format!("{}: {e}", args.token_file.display()))?;
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(60)))
+            .build()
+            .new_agent();
+        Ok(Client {
+            agent,
+            url: args.url.trim_end_matches('/').to_string(),
+            token: token.lines().next().unwrap_or("").trim().to_string(),
+        })
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<String>) -> Result<Value, String> {
+        let url = format!("{}{path}", self.url);
+        let auth = format!("Bearer {}", self.token);
+        let r = match (method, body) {
+            ("GET", _) => self.agent.get(&url).header("Authorization", &auth).call(),
+            (_, Some(b)) => self
+                .agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .header("Content-Type", "application/json")
+                .send(b),
+            (_, None) => self
+                .agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .send_empty(),
+        };
+        let mut r = r.map_err(|e| format!("{url}: {e}"))?;
+        let status = r.status();
+        let text = r
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| format!("{url}: {e}"))?;
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if !status.is_success() {
+            let msg = match (v.get("field").and_then(Value::as_str), v.get("error")) {
+                (Some(f), Some(e)) => format!("{f}: {}", e.as_str().unwrap_or_default()),
+                (None, Some(e)) => e.as_str().unwrap_or_default().to_string(),
+                _ => v.to_string(),
+            };
+            return Err(format!("{status}: {msg}"));
+        }
+        Ok(v)
+    }
+}
+
+fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut t = Table::new();
+    t.load_style(NOTHING).set_header(header.to_vec());
+    for r in rows {
+        t.add_row(r);
+    }
+    t.to_string()
+}
+
+fn s(v: &Value, k: &str) -> String {
+    match v.get(k) {
+        Some(Value::String(x)) => x.clone(),
+        Some(Value::Null) | None => "-".into(),
+        Some(x) => x.to_string(),
+    }
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let c = Client::new(args)?;
+    let (v, text) = match &args.cmd {
+        Cmd::Show { what } => {
+            let path = match what {
+                Show::Configuration => "/v1/config",
+                Show::Interfaces => "/v1/interfaces",
+                Show::Route => "/v1/routes",
+                Show::Status => "/v1/status",
+                Show::Commits => "/v1/config/commits",
+            };
+            let v = c.call("GET", path, None)?;
+            let text = render(what, &v);
+            (v, text)
+        }
+        Cmd::Commit { words } => {
+            let (check, file) = match words.as_slice() {
+                [file] => (false, file),
+                [c, file] if c == "check" => (true, file),
+                _ => return Err("usage: espgw commit [check] FILE".into()),
+            };
+            let body = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+            let path = if check {
+                "/v1/config/check"
+            } else {
+                "/v1/config/commit"
+            };
+            let v = c.call("POST", path, Some(body))?;
+            let text = if check {
+                format!(
+                    "configuration check succeeds ({} changes)",
+                    s(&v, "changes")
+                )
+            } else {
+                format!(
+                    "commit complete ({} changes, commit {})",
+                    s(&v, "changes"),
+                    s(&v, "sequence")
+                )
+            };
+            (v, text)
+        }
+        Cmd::Rollback { n } => {
+            let v = c.call("POST", &format!("/v1/config/rollback/{n}"), None)?;
+            let text = format!(
+                "rollback {n} complete ({} changes, commit {})",
+                s(&v, "changes"),
+                s(&v, "sequence")
+            );
+            (v, text)
+        }
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
+        );
+    } else {
+        println!("{text}");
+    }
+    Ok(())
+}
+
+fn render(what: &Show, v: &Value) -> String {
+    let list = || v.as_array().cloned().unwrap_or_default();
+    match what {
+        Show::Configuration => {
+            serde_json::to_string_pretty(v.get("config").unwrap_or(v)).unwrap_or_default()
+        }
+        Show::Interfaces => table(
+            &["Interface", "Port", "Address", "MAC", "MTU"],
+            list()
+                .iter()
+                .map(|i| {
+                    vec![
+                        s(i, "name"),
+                        s(i, "port"),
+                        s(i, "address"),
+                        s(i, "mac"),
+                        s(i, "mtu"),
+                    ]
+                })
+                .collect(),
+        ),
+        Show::Route => table(
+            &["Destination", "Next hop"],
+            list()
+                .iter()
+                .map(|r| {
+                    let via = match (r.get("tunnel"), r.get("via")) {
+                        (Some(Value::String(t)), _) => t.clone(),
+                        (_, Some(Value::String(g))) => format!("to {g}"),
+                        _ => "-".into(),
+                    };
+                    vec![s(r, "prefix"), via]
+                })
+                .collect(),
+        ),
+        Show::Commits => table(
+            &["Rollback", "Commit", "Time (Unix)"],
+            list()
+                .iter()
+                .map(|c| vec![s(c, "rollback"), s(c, "sequence"), s(c, "time")])
+                .collect(),
+        ),
+        Show::Status => {
+            let d = v.get("dataplane").cloned().unwrap_or_default();
+            let l = v.get("link").cloned().unwrap_or_default();
+            format!(
+                "Dataplane: {} (channel {}, generation {}, pid {}, heartbeat {} ms ago)\n\
+                 Commits: {}  Resyncs: {}  Changes sent: {}  Refused: {}  Notices: {}",
+                if d.get("alive") == Some(&Value::Bool(true)) {
+                    "up"
+                } else if d.get("attached") == Some(&Value::Bool(true)) {
+                    "attached, no heartbeat"
+                } else {
+                    "not attached"
+                },
+                s(&d, "channel"),
+                d.get("generation")
+                    .and_then(Value::as_u64)
+                    .map_or("-".into(), |g| format!("{g:#x}")),
+                s(&d, "dataplane_pid"),
+                s(&d, "heartbeat_age_ms"),
+                s(v, "commits"),
+                s(v, "resyncs"),
+                s(&l, "changes_sent"),
+                s(&l, "refused"),
+                s(&l, "notices"),
+            )
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The control process's core: one thread owns the running configuration, the commit store and
+//! the link to the dataplane, and serves requests from the REST port one at a time, so that
+//! commits never interleave. Between requests it keeps the link current: a dataplane that
+//! (re)appears gets the whole running state (a resync, which changes nothing it already has).
+
+use crate::diff::diff;
+use crate::link::{Answer, Link, LinkError, LinkStats, LinkStatus};
+use crate::store::{CommitInfo, Store, StoreError};
+use config::Config;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long a commit waits for the dataplane to have every change in force.
+pub const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the link is checked between requests.
+const TICK: Duration = Duration::from_millis(20);
+
+/// Why a commit changed nothing, or not everything.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// The candidate is not a valid configuration: nothing was applied.
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    /// The dataplane refused a change; the running configuration was put back.
+    #[error("the dataplane refused {what}; the running configuration was restored")]
+    Refused { what: String },
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct CommitReport {
+    /// The commit's sequence number (`None` for `commit check`).
+    pub sequence: Option<u64>,
+    /// Changes the dataplane was sent (the difference from the running configuration).
+    pub changes: usize,
+    /// Whether a dataplane was there to take them (if not, it gets them when it comes).
+    pub applied: bool,
+}
+
+/// The running configuration's text, if any, and every commit kept, newest first.
+pub type Commits = (Option<String>, Vec<CommitInfo>);
+
+/// What the REST port asks the core.
+pub enum Request {
+    /// Validate `text` and, unless `check`, apply it and store it.
+    Commit {
+        text: String,
+        check: bool,
+        reply: tokio::sync::oneshot::Sender<Result<CommitReport, CommitError>>,
+    },
+    /// Commit `rollback n` again.
+    Rollback {
+        n: usize,
+        reply: tokio::sync::oneshot::Sender<Result<CommitReport, CommitError>>,
+    },
+    /// The running configuration's text (keys included: the API redacts it), and the list.
+    Running {
+        reply: tokio::sync::oneshot::Sender<Result<Commits, StoreError>>,
+    },
+    Status {
+        reply: tokio::sync::oneshot::Sender<Status>,
+    },
+}
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Status {
+    pub dataplane: LinkStatus,
+    pub link: LinkStats,
+    /// Commits since the control process started.
+    pub commits: u64,
+    /// Whole-state resyncs sent to a dataplane.
+    pub resyncs: u64,
+}
+
+pub struct Core {
+    store: Store,
+    running: Option<(String, Config)>,
+    link: Link,
+    commits: u64,
+    resyncs: u64,
+}
+
+impl Core {
+    /// The core for the configuration `text` (the file given at start): the last commit is the
+    /// running configuration; with no commit yet, `text` becomes the first.
+    pub fn start(text: String, cfg: &Config) -> Result<Core, String> {
+        let store = Store::open(&cfg.control.state_dir).map_err(|e| e.to_string())?;
+        let channel = cfg
+            .dataplane
+            .channel
+            .clone()
+            .ok_or("dataplane.channel: the control process needs the channel's path")?;
+        let running = match store.running().map_err(|e| e.to_string())? {
+            Some(t) => {
+                let c = Config::parse(&t).map_err(|e| format!("the last commit: {e}"))?;
+                Some((t, c))
+            }
+            None => {
+                store.commit(&text).map_err(|e| e.to_string())?;
+                Some((text, cfg.clone()))
+            }
+        };
+        Ok(Core {
+            store,
+            running,
+            link: Link::new(&channel),
+            commits: 0,
+            resyncs: 0,
+        })
+    }
+
+    pub fn channel(&self) -> PathBuf {
+        PathBuf::from(self.link.status().channel)
+    }
+
+    /// Serves `requests` until every sender is gone.
+    pub fn run(mut self, requests: mpsc::Receiver<Request>) {
+        loop {
+            self.tick();
+            match requests.recv_timeout(TICK) {
+                Ok(r) => self.serve(r),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    /// Keeps the link current, and resyncs a dataplane just attached.
+    pub fn tick(&mut self) {
+        match self.link.check() {
+            Ok(Some(generation)) => {
+                eprintln!("espgw-control: dataplane generation {generation:#x} attached; resync");
+                if let Err(e) = self.resync() {
+                    eprintln!("espgw-control: resync: {e}");
+                }
+            }
+            Ok(None) => self.link.poll(),
+            Err(e) => eprintln!("espgw-control: channel: {e}"),
+        }
+        for n in self.link.take_notices() {
+            eprintln!("espgw-control: dataplane: {n:?}");
+        }
+    }
+
+    /// Sends the running configuration whole; the dataplane keeps what it has of it.
+    fn resync(&mut self) -> Result<(), CommitError> {
+        let Some((_, cfg)) = &self.running else {
+            return Ok(());
+        };
+        let changes = config::changes(cfg);
+        let (answers, deleted) = self.link.resync(changes, APPLY_TIMEOUT)?;
+        self.resyncs += 1;
+        let changed = answers
+            .iter()
+            .filter(|a| matches!(a, Answer::Applied { changed: true, .. }))
+            .count();
+        let refused: Vec<&String> = answers
+            .iter()
+            .filter_map(|a| match a {
+                Answer::Refused(e) => Some(e),
+                _ => None,
+            })
+            .collect();
+        eprintln!(
+            "espgw-control: resync: {} changes, {changed} installed, {deleted} stale objects deleted",
+            answers.len()
+        );
+        for e in refused {
+            eprintln!("espgw-control: resync: refused: {e}");
+        }
+        Ok(())
+    }
+
+    pub fn serve(&mut self, r: Request) {
+        match r {
+            Request::Commit { text, check, reply } => {
+                let _ = reply.send(self.commit(text, check));
+            }
+            Request::Rollback { n, reply } => {
+                let r = self
+                    .store
+                    .get(n)
+                    .map_err(CommitError::from)
+                    .and_then(|t| self.commit(t, false));
+                let _ = reply.send(r);
+            }
+            Request::Running { reply } => {
+                let list = self.store.list();
+                let _ = reply.send(list.map(|l| (self.running.as_ref().map(|r| r.0.clone()), l)));
+            }
+            Request::Status { reply } => {
+                let _ = reply.send(Status {
+                    dataplane: self.link.status(),
+                    link: self.link.stats,
+                    commits: self.commits,
+                    resyncs: self.resyncs,
+                });
+            }
+        }
+    }
+
+    /// Junos commit: the candidate validated whole first (a bad one changes nothing and the
+    /// error names the field), then only its difference from the running one applied, then
+    /// stored. If the dataplane refuses a change, the running configuration is put back.
+    pub fn commit(&mut self, text: String, check: bool) -> Result<CommitReport, CommitError> {
+        let cand = Config::parse(&text).map_err(|e| CommitError::Invalid {
+            field: e.field,
+            reason: e.reason,
+        })?;
+        if let Some((_, run)) = &self.running {
+            if cand.dataplane.channel != run.dataplane.channel {
+                return Err(CommitError::Invalid {
+                    field: "dataplane.channel".into(),
+                    reason: "takes effect at a restart of both processes, not at a commit".into(),
+                });
+            }
+        }
+        let old = self
+            .running
+            .as_ref()
+            .map_or_else(Vec::new, |(_, c)| config::changes(c));
+        let changes = diff(&old, &config::changes(&cand));
+        let n = changes.len();
+        if check {
+            return Ok(CommitReport {
+                sequence: None,
+                changes: n,
+                applied: false,
+            });
+        }
+        let attached = self.link.status().attached;
+        if attached && n > 0 {
+            let kinds: Vec<String> = changes.iter().map(describe).collect();
+            let answers = self.link.apply(changes, APPLY_TIMEOUT)?;
+            if let Some((i, Answer::Refused(e))) = answers
+                .iter()
+                .enumerate()
+                .find(|(_, a)| matches!(a, Answer::Refused(_)))
+            {
+                let what = format!("{} ({e})", kinds.get(i).map_or("a change", |s| s));
+                if let Err(e) = self.resync() {
+                    eprintln!("espgw-control: restoring the running configuration: {e}");
+                }
+                return Err(CommitError::Refused { what });
+            }
+        }
+        let seq = self.store.commit(&text)?;
+        self.running = Some((text, cand));
+        self.commits += 1;
+        Ok(CommitReport {
+            sequence: Some(seq),
+            changes: n,
+            applied: attached,
+        })
+    }
+}
+
+/// A change, named for an operator.
+fn describe(c: &channel::Change) -> String {
+    use channel::Change::*;
+    match c {
+        SetInterface(s) => format!("interface {}", s.name),
+        DeleteInterface { name } => format!("the delete of interface {name}"),
+        SetNeighbor { addr, .. } => format!("neighbor {addr}"),
+        DeleteNeighbor { addr } => format!("the delete of neighbor {addr}"),
+        SetRoute { prefix, .. } => format!("route {prefix}"),
+        DeleteRoute { prefix } => format!("the delete of route {prefix}"),
+        SetTunnel(s) => format!("tunnel {}", s.name),
+        DeleteTunnel { name } => format!("the delete of tunnel {name}"),
+        SetOutboundSa(s) => format!("outbound SA {:#x}", s.sa.spi),
+        DeleteOutboundSa { tunnel } => format!("the delete of tunnel {tunnel}'s outbound SA"),
+        SetInboundSa(s) => format!("inbound SA {:#x}", s.sa.spi),
+        DeleteInboundSa { spi } => format!("the delete of inbound SA {spi:#x}"),
+        ClearCounters(_) => "a clear of counters".into(),
+    }
+}

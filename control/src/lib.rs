@@ -1,0 +1,14 @@
+//! espgw's control process.
+//!
+//! It owns the configuration and the keys: it validates a candidate configuration completely
+//! (`config`), keeps every commit (`store`), sends the dataplane only what changed (`diff`)
+//! over the shared-memory channel (`link`), resyncs a dataplane that restarted and one it finds
+//! after its own restart (`daemon`), and serves the REST port (`api`) the `espgw` CLI uses.
+
+pub mod api;
+pub mod daemon;
+pub mod diff;
+pub mod link;
+pub mod metrics;
+pub mod redact;
+pub mod store;

@@ -1,0 +1,316 @@
+//! espgw-control and espgw-dataplane as two real processes on each of two gateways, in the
+//! network namespaces of scripts/topology.sh (CONTROL=1): the control pushes the configuration
+//! over the channel, hosts ping across the tunnel, a commit changes a route live and a
+//! rollback puts it back, and a `kill -9` of a control during a bounded ping flood loses
+//! nothing; the restarted control changes nothing the dataplane already has.
+
+#[path = "../../dataplane/tests/common/host.rs"]
+mod host;
+use host::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A process we started, stopped by PID when dropped.
+struct Proc(Child);
+
+impl Proc {
+    fn stop(&mut self, sig: i32) {
+        // SAFETY: kill on the PID of a child we spawned and have not yet reaped.
+        unsafe { libc::kill(self.0.id() as i32, sig) };
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            self.stop(libc::SIGTERM);
+        }
+    }
+}
+
+struct Topology {
+    name: String,
+    dir: PathBuf,
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/topology.sh"))
+            .args(["down", &self.name])
+            .status();
+        if std::env::var_os("ESPGW_KEEP_TEST_DIRS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn bin(name: &str) -> PathBuf {
+    // Both binaries live in the same target directory; the dataplane's is built by
+    // `cargo test --workspace` (or `cargo build -p dataplane`).
+    let me = PathBuf::from(env!("CARGO_BIN_EXE_espgw-control"));
+    let p = me.with_file_name(name);
+    assert!(
+        p.exists(),
+        "{} is not built (cargo build -p dataplane)",
+        p.display()
+    );
+    p
+}
+
+fn in_ns(ns: &str) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns]);
+    c
+}
+
+fn spawn(ns: &str, exe: &Path, cfg: &Path, log: &Path) -> Proc {
+    let log = std::fs::File::create(log).unwrap();
+    Proc(
+        in_ns(ns)
+            .arg(exe)
+            .arg("--config")
+            .arg(cfg)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn ping(ns: &str, from: &str, to: &str, count: usize, interval: &str) -> (usize, usize) {
+    let c = count.to_string();
+    let out = in_ns(ns)
+        .args([
+            "ping", "-n", "-q", "-I", from, "-c", &c, "-i", interval, "-W", "2", to,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_default();
+    let num = |word: &str| -> usize {
+        line.split(',')
+            .find(|p| p.contains(word))
+            .and_then(|p| p.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    (num("transmitted"), num("received"))
+}
+
+/// The CLI in a gateway's namespace; its stdout, or its error.
+fn cli(ns: &str, token: &Path, args: &[&str]) -> Result<String, String> {
+    let out = in_ns(ns)
+        .arg(bin("espgw"))
+        .arg("--token-file")
+        .arg(token)
+        .args(args)
+        .output()
+        .unwrap();
+    let so = String::from_utf8_lossy(&out.stdout).into_owned();
+    let se = String::from_utf8_lossy(&out.stderr).into_owned();
+    if out.status.success() {
+        Ok(so)
+    } else {
+        Err(se)
+    }
+}
+
+/// curl in a gateway's namespace: (HTTP status, body).
+fn http(ns: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut c = in_ns(ns);
+    c.args(["curl", "-s", "-o", "-", "-w", "\n%{http_code}"]);
+    if let Some(t) = token {
+        c.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    let out = c
+        .arg(format!("http://127.0.0.1:8443{path}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+#[test]
+fn control_and_dataplane_as_two_processes() {
+    if !require_root("two processes in network namespaces") {
+        return;
+    }
+    let name = format!("espgw-c{}", std::process::id() % 100_000);
+    let dir = std::env::temp_dir().join(format!("espgw-ctl-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let topo = Topology {
+        name: name.clone(),
+        dir: dir.clone(),
+    };
+    let ok = Command::new(repo_root().join("scripts/topology.sh"))
+        .env("CONTROL", "1")
+        .args(["up", &name])
+        .arg(&dir)
+        .args(["raw", "1", "1"])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let p = |f: &str| dir.join(f);
+    let token_file = p("token");
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    let ns = |g: &str| format!("{name}-{g}");
+
+    let mut dps = Vec::new();
+    for g in ["gw1", "gw2"] {
+        dps.push(spawn(
+            &ns(g),
+            &bin("espgw-dataplane"),
+            &p(&format!("{g}.json")),
+            &p(&format!("{g}.dp.log")),
+        ));
+    }
+    for g in ["gw1", "gw2"] {
+        wait_for(
+            &p(&format!("{g}.dp.log")),
+            "ready for the control process",
+            g,
+        );
+    }
+    // Nothing is installed before the control comes: no route into the tunnel yet.
+    let (_, got) = ping(&ns("a"), "10.1.0.10", "10.2.0.10", 2, "0.2");
+    assert_eq!(got, 0, "no tunnel before the control pushes it");
+
+    let mut ctls = Vec::new();
+    for g in ["gw1", "gw2"] {
+        ctls.push(spawn(
+            &ns(g),
+            &bin("espgw-control"),
+            &p(&format!("{g}.json")),
+            &p(&format!("{g}.ctl.log")),
+        ));
+    }
+    for g in ["gw1", "gw2"] {
+        wait_for(&p(&format!("{g}.ctl.log")), "espgw-control: resync:", g);
+    }
+    let log = std::fs::read_to_string(p("gw1.ctl.log")).unwrap();
+    assert!(log.contains("6 changes, 6 installed, 0 stale"), "{log}");
+
+    // ARP both ways first, then the tunnel loses nothing.
+    ping(&ns("a"), "10.1.0.10", "10.1.0.1", 2, "0.2");
+    ping(&ns("b"), "10.2.0.10", "10.2.0.1", 2, "0.2");
+    ping(&ns("a"), "10.1.0.10", "10.2.0.10", 2, "0.2");
+    assert_eq!(
+        ping(&ns("a"), "10.1.0.10", "10.2.0.10", 20, "0.05"),
+        (20, 20)
+    );
+
+    // REST: health without a token, everything else only with it; no key in any answer.
+    let (code, body) = http(&ns("gw1"), "/v1/health", None);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"attached\":true"), "{body}");
+    assert_eq!(http(&ns("gw1"), "/v1/status", None).0, 401);
+    assert_eq!(
+        http(&ns("gw1"), "/v1/config", Some("wrong-token-wrong-token")).0,
+        401
+    );
+    let (code, body) = http(&ns("gw1"), "/v1/config", Some(&token));
+    assert_eq!(code, 200, "{body}");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p("gw1.json")).unwrap()).unwrap();
+    for sa in cfg["manual_sas"].as_array().unwrap() {
+        let key = sa["key"].as_str().unwrap();
+        assert!(!body.contains(key), "a key in /v1/config");
+    }
+    assert!(body.contains("<redacted>"));
+    let (code, body) = http(&ns("gw1"), "/openapi.json", Some(&token));
+    assert_eq!(code, 200);
+    assert!(body.contains("/v1/config/commit"), "{body}");
+    let (code, body) = http(&ns("gw1"), "/metrics", Some(&token));
+    assert_eq!(code, 200);
+    assert!(body.contains("espgw_control_dataplane_alive 1"), "{body}");
+
+    // A bad candidate changes nothing and names the field.
+    let mut bad = cfg.clone();
+    bad["routes"][0]["via"] = serde_json::json!("st0.7");
+    std::fs::write(p("bad.json"), bad.to_string()).unwrap();
+    let e = cli(
+        &ns("gw1"),
+        &token_file,
+        &["commit", "check", p("bad.json").to_str().unwrap()],
+    )
+    .unwrap_err();
+    assert!(e.contains("routes[0]"), "{e}");
+    // A live route change: the route into the tunnel goes, and traffic stops (dropped and
+    // counted as no route); rollback 1 brings it back. The SAs are not touched.
+    let mut no_route = cfg.clone();
+    no_route["routes"] = serde_json::json!([]);
+    std::fs::write(p("no-route.json"), no_route.to_string()).unwrap();
+    let out = cli(
+        &ns("gw1"),
+        &token_file,
+        &["commit", p("no-route.json").to_str().unwrap()],
+    )
+    .unwrap();
+    assert!(out.contains("commit complete (1 changes"), "{out}");
+    assert_eq!(ping(&ns("a"), "10.1.0.10", "10.2.0.10", 3, "0.1").1, 0);
+    let out = cli(&ns("gw1"), &token_file, &["rollback", "1"]).unwrap();
+    assert!(out.contains("rollback 1 complete (1 changes"), "{out}");
+    assert_eq!(
+        ping(&ns("a"), "10.1.0.10", "10.2.0.10", 10, "0.05"),
+        (10, 10)
+    );
+    let out = cli(&ns("gw1"), &token_file, &["show", "route"]).unwrap();
+    assert!(
+        out.contains("10.2.0.0/24") && out.contains("st0.0"),
+        "{out}"
+    );
+
+    // kill -9 of gw1's control during a bounded flood: not one packet lost.
+    let flood = {
+        let a = ns("a");
+        std::thread::spawn(move || ping(&a, "10.1.0.10", "10.2.0.10", 2000, "0.002"))
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    ctls[0].stop(libc::SIGKILL);
+    std::thread::sleep(Duration::from_millis(500));
+    ctls[0] = spawn(
+        &ns("gw1"),
+        &bin("espgw-control"),
+        &p("gw1.json"),
+        &p("gw1.ctl2.log"),
+    );
+    let sent = flood.join().unwrap();
+    assert_eq!(
+        sent,
+        (2000, 2000),
+        "packets lost while the control was killed"
+    );
+    wait_for(
+        &p("gw1.ctl2.log"),
+        "espgw-control: resync:",
+        "restarted control",
+    );
+    // The restarted control installed nothing again and removed nothing.
+    let log = std::fs::read_to_string(p("gw1.ctl2.log")).unwrap();
+    assert!(
+        log.contains("6 changes, 0 installed, 0 stale objects deleted"),
+        "{log}"
+    );
+    assert_eq!(
+        ping(&ns("a"), "10.1.0.10", "10.2.0.10", 10, "0.05"),
+        (10, 10)
+    );
+
+    for c in &mut ctls {
+        c.stop(libc::SIGTERM);
+    }
+    for d in &mut dps {
+        d.stop(libc::SIGTERM);
+    }
+    drop(topo);
+}
