@@ -11,6 +11,7 @@
 //!          punt ring      dataplane -> control   (IKE packets from the wire)
 //!          inject ring    control -> dataplane   (packets the control sends)
 //!          stats region   written by the dataplane, read by the control
+//!          grants         per outbound SA: the highest sequence number it may ever have used
 //! ```
 
 use crate::ring::{self, Consumer, Producer, RingError, RingLayout};
@@ -43,6 +44,8 @@ const RINGS: usize = 4;
 pub struct Layout {
     pub rings: [RingLayout; RINGS],
     pub stats_len: u64,
+    /// Records in the grants table: one per outbound SA slot (tunnel id).
+    pub grants: u32,
 }
 
 impl Default for Layout {
@@ -53,12 +56,14 @@ impl Default for Layout {
         Layout {
             rings: [r(4096, 1024), r(4096, 256), r(1024, 2048), r(1024, 2048)],
             stats_len: 1 << 20,
+            grants: 4096,
         }
     }
 }
 
 impl Layout {
-    fn offsets(&self) -> ([u64; RINGS], u64, u64) {
+    /// Where the rings, the stats region and the grants table start, and the total size.
+    fn offsets(&self) -> ([u64; RINGS], u64, u64, u64) {
         let mut at = HEADER_LEN as u64;
         let mut rings = [0; RINGS];
         for (o, r) in rings.iter_mut().zip(&self.rings) {
@@ -66,7 +71,9 @@ impl Layout {
             at += r.bytes() as u64;
         }
         let stats = at;
-        (rings, stats, stats + self.stats_len.next_multiple_of(64))
+        let grants = stats + self.stats_len.next_multiple_of(64);
+        let end = grants + u64::from(self.grants) * GRANT_LEN as u64;
+        (rings, stats, grants, end)
     }
 }
 
@@ -98,9 +105,35 @@ struct Header {
     rings: [RingDesc; RINGS],
     stats_offset: u64,
     stats_len: u64,
+    grants_offset: u64,
+    grants: u32,
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_LEN);
+
+/// One record of the grants table: an outbound SA (its SPI and a fingerprint of its key) and
+/// the highest sequence number it was granted. Written by the dataplane's main lcore before
+/// the SA may use the numbers; read by the next start of the dataplane, and by the control.
+#[repr(C, align(32))]
+struct GrantRecord {
+    end: AtomicU64,
+    spi: AtomicU32,
+    _pad: u32,
+    key: [AtomicU64; 2],
+}
+
+const GRANT_LEN: usize = std::mem::size_of::<GrantRecord>();
+const _: () = assert!(GRANT_LEN == 32);
+
+/// A grant as read from the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    pub spi: u32,
+    /// The first 16 bytes of a digest of the SA's SPI and key (never the key).
+    pub key: [u8; 16],
+    /// No number above this was ever sent under this SA.
+    pub end: u64,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SegmentError {
@@ -182,7 +215,7 @@ impl Segment {
                 });
             }
         }
-        let (offsets, stats_offset, total) = layout.offsets();
+        let (offsets, stats_offset, grants_offset, total) = layout.offsets();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -218,6 +251,8 @@ impl Segment {
             }
             (*h).stats_offset = stats_offset;
             (*h).stats_len = layout.stats_len;
+            (*h).grants_offset = grants_offset;
+            (*h).grants = layout.grants;
             (*h).magic
                 .store(u64::from_le_bytes(MAGIC), Ordering::Release);
         }
@@ -277,6 +312,15 @@ impl Segment {
         }
         if h.stats_offset != end || end.saturating_add(h.stats_len) > len {
             return Err(bad(format!("stats region at {}", h.stats_offset)));
+        }
+        let grants_end = u64::from(h.grants)
+            .checked_mul(GRANT_LEN as u64)
+            .and_then(|n| n.checked_add(h.grants_offset));
+        if h.grants_offset % 64 != 0
+            || h.grants_offset < h.stats_offset + h.stats_len
+            || grants_end.is_none_or(|e| e > len)
+        {
+            return Err(bad(format!("grants table at {}", h.grants_offset)));
         }
         Ok(seg)
     }
@@ -391,6 +435,83 @@ impl Segment {
             h.stats_len as usize,
         )
     }
+}
+
+impl Segment {
+    fn grant_record(&self, slot: u32) -> Option<&GrantRecord> {
+        let h = self.header();
+        if slot >= h.grants {
+            return None;
+        }
+        // SAFETY: the table was checked to lie inside the mapping at attach (or made so at
+        // create); records are 32-byte aligned atomics.
+        Some(unsafe {
+            &*(self
+                .base()
+                .add(h.grants_offset as usize + slot as usize * GRANT_LEN)
+                as *const GrantRecord)
+        })
+    }
+
+    /// Publishes a grant for the outbound SA in `slot` (the dataplane's main lcore, before the
+    /// SA may use it). `false` if the table has no such slot.
+    pub fn publish_grant(&self, slot: u32, g: Grant) -> bool {
+        let Some(r) = self.grant_record(slot) else {
+            return false;
+        };
+        let cur = r.end.load(Ordering::Acquire);
+        let same = r.spi.load(Ordering::Relaxed) == g.spi
+            && r.key[0].load(Ordering::Relaxed) == u64::from_le_bytes(first8(&g.key, 0))
+            && r.key[1].load(Ordering::Relaxed) == u64::from_le_bytes(first8(&g.key, 8));
+        if !same || cur == 0 {
+            // Another SA in the slot: its record is replaced whole; `end` last, so a reader
+            // never pairs a new SA with an old grant.
+            r.end.store(0, Ordering::Release);
+            r.spi.store(g.spi, Ordering::Relaxed);
+            r.key[0].store(u64::from_le_bytes(first8(&g.key, 0)), Ordering::Relaxed);
+            r.key[1].store(u64::from_le_bytes(first8(&g.key, 8)), Ordering::Relaxed);
+        }
+        r.end.store(g.end, Ordering::Release);
+        true
+    }
+
+    /// Records in the grants table.
+    pub fn grant_slots(&self) -> u32 {
+        self.header().grants
+    }
+
+    /// Every grant in the table.
+    pub fn grants(&self) -> Vec<Grant> {
+        let n = self.header().grants;
+        (0..n)
+            .filter_map(|i| self.grant_record(i))
+            .filter_map(|r| {
+                let end = r.end.load(Ordering::Acquire);
+                let mut key = [0; 16];
+                key[..8].copy_from_slice(&r.key[0].load(Ordering::Relaxed).to_le_bytes());
+                key[8..].copy_from_slice(&r.key[1].load(Ordering::Relaxed).to_le_bytes());
+                (end != 0).then(|| Grant {
+                    spi: r.spi.load(Ordering::Relaxed),
+                    key,
+                    end,
+                })
+            })
+            .collect()
+    }
+
+    /// The grants a previous start of the dataplane left in the segment at `path` (none if
+    /// there is no segment there, or one this build does not read).
+    pub fn previous_grants(path: &Path) -> Vec<Grant> {
+        Segment::attach(path)
+            .map(|s| s.grants())
+            .unwrap_or_default()
+    }
+}
+
+fn first8(b: &[u8; 16], at: usize) -> [u8; 8] {
+    let mut o = [0; 8];
+    o.copy_from_slice(&b[at..at + 8]);
+    o
 }
 
 /// A ring's writing end, with the mapping it lives in.

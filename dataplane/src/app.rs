@@ -352,7 +352,12 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
     ready.store(true, Ordering::Release);
     eprintln!("espgw: forwarding on {} worker(s); Ctrl-C stops", nworkers);
     if let Some(path) = &cfg.dataplane.channel {
-        let ch = ControlChannel::create(path, channel::Layout::default())
+        let layout = channel::Layout {
+            // Two records a tunnel: an SA and its successor.
+            grants: cfg.dataplane.capacity.tunnels.saturating_mul(2),
+            ..Default::default()
+        };
+        let ch = ControlChannel::create(path, layout, &mut main.control)
             .map_err(|e| config_err("dataplane.channel", e.to_string()))?;
         ch.segment().set_ready();
         eprintln!(

@@ -59,9 +59,17 @@ pub struct ControlChannel {
 }
 
 impl ControlChannel {
-    /// Creates the segment at `path` for this start of the dataplane.
-    pub fn create(path: &Path, layout: Layout) -> Result<ControlChannel, SegmentError> {
+    /// Creates the segment at `path` for this start of the dataplane, and from now on runs
+    /// `control`'s outbound SAs on sequence-number grants published in it, resuming above
+    /// those the previous start left there.
+    pub fn create(
+        path: &Path,
+        layout: Layout,
+        control: &mut ControlState,
+    ) -> Result<ControlChannel, SegmentError> {
+        let previous = Segment::previous_grants(path);
         let segment = Segment::create(path, layout)?;
+        control.use_grants(segment.clone(), previous);
         let commands = segment.consumer(RingId::Commands)?;
         let events = segment.producer(RingId::Events)?;
         Ok(ControlChannel {

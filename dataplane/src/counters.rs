@@ -69,6 +69,9 @@ stats! {
         DummyPackets = "dummy_packets",
         /// The outbound SA ran out of sequence numbers and stopped.
         SeqExhausted = "seq_exhausted",
+        /// The outbound SA used every sequence number granted before the next grant came
+        /// (the main lcore was late): dropped, never sent above a published grant.
+        SeqLeaseWaits = "seq_lease_waits",
         /// The route points at a tunnel with no outbound SA installed.
         NoSa = "no_sa",
         /// The packet's SA reached its hard lifetime (packets or bytes) and carries no more.

@@ -72,13 +72,17 @@ pub enum SaEventKind {
     HardLimit,
     /// An outbound SA has used 7/8 of its sequence numbers.
     SeqNearExhaustion,
+    /// An outbound SA has used half of the sequence numbers it was granted (`extend_lease`):
+    /// the main lcore publishes a new grant, then extends it. Raised again after each grant.
+    LeaseLow,
 }
 
 impl SaEventKind {
-    const ALL: [SaEventKind; 3] = [
+    pub const ALL: [SaEventKind; 4] = [
         SaEventKind::SoftLimit,
         SaEventKind::HardLimit,
         SaEventKind::SeqNearExhaustion,
+        SaEventKind::LeaseLow,
     ];
     fn bit(self) -> u8 {
         1 << self as u8
@@ -88,6 +92,7 @@ impl SaEventKind {
             SaEventKind::SoftLimit => "soft lifetime reached",
             SaEventKind::HardLimit => "hard lifetime reached",
             SaEventKind::SeqNearExhaustion => "sequence numbers near exhaustion",
+            SaEventKind::LeaseLow => "sequence number grant half used",
         }
     }
 }
@@ -114,6 +119,11 @@ impl EventFlags {
         self.pending != 0
     }
 
+    /// `k` may be raised again.
+    fn rearm(&mut self, k: SaEventKind) {
+        self.raised &= !k.bit();
+    }
+
     /// The events raised since the last call.
     pub fn take(&mut self) -> impl Iterator<Item = SaEventKind> {
         let p = std::mem::take(&mut self.pending);
@@ -130,6 +140,8 @@ pub enum SeqStop {
     Exhausted,
     /// The hard lifetime is reached.
     HardLimit,
+    /// Every number granted is used and the next grant has not come yet.
+    Lease,
 }
 
 /// An outbound SA: the worker that owns it is the only writer of its sequence counter.
@@ -157,6 +169,27 @@ pub struct OutboundSa {
     /// Byte lifetimes, in inner bytes (`u64::MAX`: none).
     soft_bytes: u64,
     hard_bytes: u64,
+    /// The sequence numbers granted (`Lease`): the SA sends none above `end`, and asks for
+    /// more once it passes `renew_at`.
+    lease: Lease,
+}
+
+/// Sequence numbers an outbound SA may use, granted by the main lcore, which publishes each
+/// grant in the channel's segment before the SA gets it: whatever becomes of this process,
+/// no number above the published grant was ever sent, so a dataplane that restarts resumes
+/// the SA above it and never repeats a nonce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub end: u64,
+    pub renew_at: u64,
+}
+
+impl Lease {
+    /// No grant needed (standalone: nothing would survive a restart to read it anyway).
+    pub const UNLIMITED: Lease = Lease {
+        end: u64::MAX,
+        renew_at: u64::MAX,
+    };
 }
 
 /// What an outbound SA is built from, besides its keys.
@@ -169,6 +202,7 @@ pub struct OutboundParams {
     pub first_seq: u64,
     pub soft: Lifetime,
     pub hard: Lifetime,
+    pub lease: Lease,
 }
 
 impl OutboundParams {
@@ -181,6 +215,7 @@ impl OutboundParams {
             first_seq: 1,
             soft: Lifetime::default(),
             hard: Lifetime::default(),
+            lease: Lease::UNLIMITED,
         }
     }
 }
@@ -216,6 +251,7 @@ impl OutboundSa {
                 .map_or(u64::MAX, |n| last_seq.saturating_add(n)),
             soft_bytes,
             hard_bytes,
+            lease: p.lease,
         };
         sa.next_check();
         Ok(sa)
@@ -235,6 +271,10 @@ impl OutboundSa {
     #[cold]
     #[inline(never)]
     fn next_seq_slow(&mut self) -> Result<u64, SeqStop> {
+        if self.last_seq >= self.lease.end && self.lease.end < self.seq_end {
+            self.events.raise(SaEventKind::LeaseLow);
+            return Err(SeqStop::Lease);
+        }
         if self.last_seq >= self.seq_end {
             let space = if self.crypto.esn {
                 u64::MAX
@@ -267,13 +307,30 @@ impl OutboundSa {
         if self.last_seq >= near {
             self.events.raise(SaEventKind::SeqNearExhaustion);
         }
+        if self.last_seq >= self.lease.renew_at {
+            self.events.raise(SaEventKind::LeaseLow);
+        }
         // The slow path runs before the packet that reaches a threshold is numbered, and at
-        // the end.
-        self.check_at = [near, self.soft_seq]
+        // the end (of the numbers, or of the grant).
+        self.check_at = [near, self.soft_seq, self.lease.renew_at]
             .into_iter()
             .filter(|&s| s > self.last_seq)
             .map(|s| s - 1)
-            .fold(self.seq_end, u64::min);
+            .fold(self.seq_end.min(self.lease.end), u64::min);
+    }
+
+    /// A new grant of sequence numbers (already published by the main lcore).
+    pub fn extend_lease(&mut self, lease: Lease) {
+        if lease.end <= self.lease.end {
+            return;
+        }
+        self.lease = lease;
+        self.events.rearm(SaEventKind::LeaseLow);
+        self.next_check();
+    }
+
+    pub fn lease(&self) -> Lease {
+        self.lease
     }
 
     /// Counts packets sealed under the SA (and their inner bytes), and raises what the bytes

@@ -30,6 +30,7 @@ fn small() -> Layout {
     Layout {
         rings: [r; 4],
         stats_len: 4096,
+        grants: 16,
     }
 }
 
@@ -171,4 +172,42 @@ fn a_change_with_keys_crosses_and_leaves_no_key_behind() {
     etx.send(&ev).unwrap();
     assert_eq!(erx.recv::<Event>().unwrap(), Some(ev));
     drop((dp, ctl, tx, rx, etx, erx));
+}
+
+/// Grants survive the process that published them: the next start reads them from the old
+/// segment before it replaces it.
+#[test]
+fn grants_are_read_back_by_the_next_start() {
+    let dir = TmpDir::new("grants");
+    let path = dir.file();
+    let seg = Segment::create(&path, small()).unwrap();
+    assert!(seg.grants().is_empty());
+    let g = |spi, end| crate::Grant {
+        spi,
+        key: [spi as u8; 16],
+        end,
+    };
+    assert!(seg.publish_grant(3, g(0x1001, 1 << 20)));
+    assert!(
+        seg.publish_grant(3, g(0x1001, 2 << 20)),
+        "the same SA: its end moves"
+    );
+    assert!(seg.publish_grant(4, g(0x1002, 77)));
+    assert!(!seg.publish_grant(16, g(0x1003, 1)), "no such record");
+    let mut got = seg.grants();
+    got.sort_by_key(|g| g.spi);
+    assert_eq!(got, [g(0x1001, 2 << 20), g(0x1002, 77)]);
+    // Another SA in record 4 replaces the first whole.
+    assert!(seg.publish_grant(4, g(0x1005, 9)));
+    assert!(seg.grants().contains(&g(0x1005, 9)));
+    assert!(!seg.grants().iter().any(|x| x.spi == 0x1002));
+    drop(seg);
+    let prev = Segment::previous_grants(&path);
+    assert_eq!(prev.len(), 2);
+    let again = Segment::create(&path, small()).unwrap();
+    assert!(
+        again.grants().is_empty(),
+        "a new start begins with an empty table"
+    );
+    assert!(Segment::previous_grants(&dir.0.join("none")).is_empty());
 }

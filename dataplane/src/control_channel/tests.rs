@@ -31,6 +31,7 @@ fn small() -> Layout {
     Layout {
         rings: [r; 4],
         stats_len: 4096,
+        grants: 16,
     }
 }
 
@@ -84,7 +85,7 @@ fn a_change_is_answered_once_every_worker_has_it() {
     let dir = TmpDir::new("answer");
     let path = dir.0.join("seg");
     let mut gw = gateway();
-    let mut ch = ControlChannel::create(&path, small()).unwrap();
+    let mut ch = ControlChannel::create(&path, small(), &mut gw.control).unwrap();
     let mut ctl = Control::attach(&path);
     ctl.send(Command::Hello { pid: 77 });
     ctl.send(Command::Change {
@@ -150,7 +151,7 @@ fn garbage_is_answered_and_the_channel_goes_on() {
     let dir = TmpDir::new("garbage");
     let path = dir.0.join("seg");
     let mut gw = gateway();
-    let mut ch = ControlChannel::create(&path, small()).unwrap();
+    let mut ch = ControlChannel::create(&path, small(), &mut gw.control).unwrap();
     let mut ctl = Control::attach(&path);
     ctl.tx.ring.push(&[0xee; 100]).unwrap();
     ctl.send(Command::Hello { pid: 1 });
@@ -166,7 +167,7 @@ fn answers_wait_for_room_on_a_full_events_ring() {
     let dir = TmpDir::new("full");
     let path = dir.0.join("seg");
     let mut gw = gateway();
-    let mut ch = ControlChannel::create(&path, small()).unwrap();
+    let mut ch = ControlChannel::create(&path, small(), &mut gw.control).unwrap();
     let mut ctl = Control::attach(&path);
     // 40 answers for a ring of 16 slots: the control reads only now and then.
     let mut got = Vec::new();
@@ -198,7 +199,7 @@ fn a_resync_answers_with_what_it_removed() {
         "192.0.2.8".parse().unwrap(),
     )))
     .unwrap();
-    let mut ch = ControlChannel::create(&path, small()).unwrap();
+    let mut ch = ControlChannel::create(&path, small(), &mut gw.control).unwrap();
     let mut ctl = Control::attach(&path);
     ctl.send(Command::SyncBegin { id: 1 });
     ctl.send(Command::Change {

@@ -9,6 +9,7 @@
 //! the new inbound SA everywhere before the outbound one switches).
 
 mod apply;
+pub mod grants;
 mod network;
 mod sas;
 pub mod sync;
@@ -93,6 +94,8 @@ struct TunnelRec {
     group: usize,
     /// The SPI of its outbound SA, if it has one.
     outbound: Option<u32>,
+    /// What that SA was granted (with a channel).
+    grant: Option<grants::TunnelGrant>,
     /// The SPIs of its inbound SAs.
     inbound: BTreeSet<u32>,
 }
@@ -143,6 +146,8 @@ pub struct ControlState {
     notices: Vec<channel::message::Event>,
     /// Next hops to resolve before traffic needs them (`take_wanted`).
     wanted: Vec<(u16, Ipv4Addr)>,
+    /// Sequence-number grants for outbound SAs, with a channel.
+    grants: Option<grants::Grants>,
 }
 
 impl ControlState {
@@ -216,6 +221,7 @@ impl ControlState {
                 stale: None,
                 notices: Vec::new(),
                 wanted: Vec::new(),
+                grants: None,
             },
             ends,
         ))
@@ -335,12 +341,20 @@ impl ControlState {
     }
 
     fn sa_event(&mut self, spi: u32, direction: Direction, kind: SaEventKind) {
+        use channel::message::SaEvent;
+        let event = match kind {
+            SaEventKind::SoftLimit => SaEvent::SoftLimit,
+            SaEventKind::HardLimit => SaEvent::HardLimit,
+            SaEventKind::SeqNearExhaustion => SaEvent::SeqNearExhaustion,
+            // Bookkeeping between the main lcore and the worker, nothing to report.
+            SaEventKind::LeaseLow => return self.grant_more(spi),
+        };
         let tunnel = {
             let mut v = self.lock_view();
-            match kind {
-                SaEventKind::SoftLimit => v.events.soft_lifetimes += 1,
-                SaEventKind::HardLimit => v.events.hard_lifetimes += 1,
-                SaEventKind::SeqNearExhaustion => v.events.seq_near_exhaustion += 1,
+            match event {
+                SaEvent::SoftLimit => v.events.soft_lifetimes += 1,
+                SaEvent::HardLimit => v.events.hard_lifetimes += 1,
+                SaEvent::SeqNearExhaustion => v.events.seq_near_exhaustion += 1,
             }
             v.sas
                 .values()
@@ -353,16 +367,11 @@ impl ControlState {
             direction.name(),
             kind.name()
         );
-        use channel::message::SaEvent;
         self.notice(channel::message::Event::Sa {
             spi,
             direction,
             tunnel,
-            event: match kind {
-                SaEventKind::SoftLimit => SaEvent::SoftLimit,
-                SaEventKind::HardLimit => SaEvent::HardLimit,
-                SaEventKind::SeqNearExhaustion => SaEvent::SeqNearExhaustion,
-            },
+            event,
         });
     }
 

@@ -70,6 +70,9 @@ impl ControlState {
                 ),
             );
         }
+        let key = super::grants::grant_key(spi, spec.sa.keys.bytes());
+        let (first_seq, grant) =
+            self.plan_grant(&what, tunnel, key, spec.first_seq, spec.sa.esn)?;
         let socket = self.socket(owner);
         let Some(counters) = self.counter_slot() else {
             return refuse(what, "no counter slot is free");
@@ -78,9 +81,10 @@ impl ControlState {
             spi,
             esn: spec.sa.esn,
             encap,
-            first_seq: spec.first_seq,
+            first_seq,
             soft: spec.sa.soft,
             hard: spec.sa.hard,
+            lease: grant.map_or(crate::sa::Lease::UNLIMITED, |g| g.lease),
         };
         let sa = match OutboundSa::new(params, &spec.sa.keys, counters.clone(), &self.backend) {
             Ok(sa) => sa,
@@ -100,10 +104,16 @@ impl ControlState {
                 return refuse(what, "no room for another outbound SA now; try again");
             }
         };
-        self.send(g, owner, Cmd::InstallOutbound { tunnel: id, sa });
-        if let Some(t) = self.tunnels.get_mut(&tunnel) {
-            t.outbound = Some(spi);
+        // Published before the worker can use a number of it.
+        if let Some(gr) = &grant {
+            self.publish_grant(id, gr);
         }
+        self.send(g, owner, Cmd::InstallOutbound { tunnel: id, sa });
+        let old = self.tunnels.get_mut(&tunnel).and_then(|t| {
+            t.outbound = Some(spi);
+            std::mem::replace(&mut t.grant, grant)
+        });
+        self.retire_grant(old);
         let view = self.sa_view(&spec.sa, Direction::Out, 0, owner, group, &encap, counters);
         self.lock_view().sas.insert(SaKey::Out(tunnel), view);
         Ok(())
@@ -117,7 +127,9 @@ impl ControlState {
         if t.outbound.take().is_none() {
             return refuse(what, "the tunnel has none");
         }
+        let old = t.grant.take();
         let (id, owner) = (t.id, t.owner);
+        self.retire_grant(old);
         self.send(g, owner, Cmd::RemoveOutbound { tunnel: id });
         self.lock_view().sas.remove(&SaKey::Out(tunnel));
         Ok(())

@@ -36,7 +36,7 @@ pub fn digest(change: &Change) -> Digest {
 }
 
 /// The digest of an SA's SPI and key material.
-fn key_digest(spi: u32, keys: &[u8]) -> Digest {
+pub(super) fn key_digest(spi: u32, keys: &[u8]) -> Digest {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     ctx.update(&spi.to_be_bytes());
     ctx.update(keys);

@@ -122,6 +122,7 @@ impl ControlState {
                 owner,
                 group: p.group,
                 outbound: None,
+                grant: None,
                 inbound: Default::default(),
             },
         );

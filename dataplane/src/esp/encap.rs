@@ -12,6 +12,8 @@ pub enum EncapError {
     SeqExhausted,
     /// The SA has reached its hard lifetime.
     HardLimit,
+    /// The SA has used the sequence numbers granted to it; the next grant is on its way.
+    SeqLease,
     /// Not enough head- or tailroom in the buffer.
     NoRoom,
     /// The buffer does not start with an IPv4 header.
@@ -83,6 +85,7 @@ pub fn prepare<B: PacketBuf>(
     let seq = sa.next_seq().map_err(|e| match e {
         SeqStop::Exhausted => EncapError::SeqExhausted,
         SeqStop::HardLimit => EncapError::HardLimit,
+        SeqStop::Lease => EncapError::SeqLease,
     })?;
 
     let t = buf.append(tail).ok_or(EncapError::NoRoom)?;

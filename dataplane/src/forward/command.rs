@@ -54,6 +54,13 @@ pub enum WorkerCommand {
     RemoveOutbound {
         tunnel: TunnelId,
     },
+    /// On the tunnel's owner: more sequence numbers for its outbound SA `spi` (published
+    /// before this is sent).
+    ExtendLease {
+        tunnel: TunnelId,
+        spi: u32,
+        lease: crate::sa::Lease,
+    },
     /// On every worker but the owner: an inbound SPI and the worker that holds its SA.
     SetSpi {
         spi: u32,

@@ -179,6 +179,7 @@ impl Forwarder {
         self.drop(match e {
             EncapError::SeqExhausted => Stat::SeqExhausted,
             EncapError::HardLimit => Stat::SaHardLimit,
+            EncapError::SeqLease => Stat::SeqLeaseWaits,
             EncapError::ExceedsMtu => Stat::ExceedsTunnelMtu,
             EncapError::NoRoom => Stat::NoBufferRoom,
             EncapError::NotIpv4 => Stat::Malformed,

@@ -252,6 +252,14 @@ impl Tables {
                     self.sas -= 1;
                 }
             }
+            ExtendLease { tunnel, spi, lease } => {
+                // A grant for an SA since replaced finds nothing to extend.
+                if let Some(sa) = self.tunnel_slot(tunnel)?.sa.as_mut() {
+                    if sa.crypto.spi == spi {
+                        sa.extend_lease(lease);
+                    }
+                }
+            }
             SetSpi { spi, owner } => {
                 let index = self
                     .spis

@@ -189,3 +189,56 @@ fn selectors_any_and_lists() {
         }
     }
 }
+
+/// An SA on grants sends nothing above the grant's end, asks for more at half of it (again
+/// after every grant), and carries on where it stopped once extended.
+#[test]
+fn sequence_numbers_never_pass_the_grant() {
+    let p = OutboundParams {
+        first_seq: 101,
+        lease: Lease {
+            end: 110,
+            renew_at: 105,
+        },
+        ..OutboundParams::new(0x1001, false, tunnel(None))
+    };
+    let mut sa = OutboundSa::new(
+        p,
+        &keymat(Algorithm::Aes128Gcm, 7),
+        counters(),
+        &Backend::Ring,
+    )
+    .unwrap();
+    for want in 101..=104 {
+        assert_eq!(sa.next_seq(), Ok(want));
+    }
+    assert!(!sa.events.any_pending());
+    assert_eq!(sa.next_seq(), Ok(105));
+    assert_eq!(taken(&mut sa.events), [SaEventKind::LeaseLow]);
+    for want in 106..=110 {
+        assert_eq!(sa.next_seq(), Ok(want));
+    }
+    assert_eq!(
+        sa.next_seq(),
+        Err(SeqStop::Lease),
+        "nothing above the grant"
+    );
+    assert_eq!(sa.next_seq(), Err(SeqStop::Lease));
+    assert!(taken(&mut sa.events).is_empty(), "asked once per grant");
+    // An older grant changes nothing; a newer one lets it go on, and re-arms the request.
+    sa.extend_lease(Lease {
+        end: 109,
+        renew_at: 100,
+    });
+    assert_eq!(sa.next_seq(), Err(SeqStop::Lease));
+    sa.extend_lease(Lease {
+        end: 120,
+        renew_at: 115,
+    });
+    for want in 111..=114 {
+        assert_eq!(sa.next_seq(), Ok(want));
+    }
+    assert_eq!(sa.next_seq(), Ok(115));
+    assert_eq!(taken(&mut sa.events), [SaEventKind::LeaseLow]);
+    assert_eq!(sa.last_seq(), 115);
+}
