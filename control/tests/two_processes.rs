@@ -306,6 +306,63 @@ fn control_and_dataplane_as_two_processes() {
         (10, 10)
     );
 
+    // The dataplane of gw1 killed during a bounded flood and started again: its control
+    // pushes everything back, traffic flows again soon after its ports are up, and no
+    // (SPI, sequence number) pair on the wire ever repeats.
+    let pcap = p("wan.pcap");
+    let mut cap = Proc(
+        in_ns(&ns("gw2"))
+            .args(["tshark", "-n", "-q", "-i", "wan", "-a", "duration:120", "-w"])
+            .arg(&pcap)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(p("tshark.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(&p("tshark.log"), "Capturing on", "tshark");
+    std::thread::sleep(Duration::from_millis(500));
+    let flood = {
+        let a = ns("a");
+        std::thread::spawn(move || ping(&a, "10.1.0.10", "10.2.0.10", 1500, "0.002"))
+    };
+    std::thread::sleep(Duration::from_millis(800));
+    dps[0].stop(libc::SIGKILL);
+    dps[0] = spawn(&ns("gw1"), &bin("espgw-dataplane"), &p("gw1.json"), &p("gw1.dp2.log"));
+    wait_for(&p("gw1.dp2.log"), "ready for the control process", "restarted dataplane");
+    let up = std::time::Instant::now();
+    let mut flowing = None;
+    while up.elapsed() < Duration::from_secs(10) {
+        if ping(&ns("a"), "10.1.0.10", "10.2.0.10", 1, "0.2").1 == 1 {
+            flowing = Some(up.elapsed());
+            break;
+        }
+    }
+    let flowing = flowing.expect("traffic never flowed again after the dataplane restarted");
+    println!("traffic again {} ms after the restarted dataplane's ports were up", flowing.as_millis());
+    assert!(flowing < Duration::from_secs(2), "{flowing:?}");
+    let _ = flood.join().unwrap();
+    assert_eq!(ping(&ns("a"), "10.1.0.10", "10.2.0.10", 20, "0.02"), (20, 20));
+    std::thread::sleep(Duration::from_millis(300));
+    cap.stop(libc::SIGINT);
+    let out = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(&pcap)
+        .args(["-Y", "esp", "-T", "fields", "-e", "esp.spi", "-e", "esp.sequence"])
+        .output()
+        .unwrap();
+    let fields = String::from_utf8_lossy(&out.stdout);
+    let mut seen = std::collections::HashSet::new();
+    let mut after_restart = 0;
+    for row in fields.lines() {
+        assert!(seen.insert(row.to_string()), "(SPI, sequence number) sent twice: {row}");
+        if row.starts_with("0x00001001") {
+            after_restart += 1;
+        }
+    }
+    assert!(after_restart > 100, "{after_restart} ESP packets from gw1 captured");
+    let log = std::fs::read_to_string(p("gw1.ctl2.log")).unwrap();
+    assert!(log.matches("attached; resync").count() >= 2, "{log}");
+
     for c in &mut ctls {
         c.stop(libc::SIGTERM);
     }
