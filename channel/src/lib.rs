@@ -15,6 +15,7 @@ pub mod change;
 pub mod message;
 pub mod ring;
 pub mod segment;
+pub mod stats;
 pub mod vocabulary;
 
 pub use change::{

@@ -63,7 +63,7 @@ impl IntoResponse for CommitError {
                 )
                     .into_response()
             }
-            CommitError::Refused { .. } => StatusCode::CONFLICT,
+            CommitError::Refused { .. } | CommitError::Rejected(_) => StatusCode::CONFLICT,
             CommitError::Link(LinkError::Timeout(_) | LinkError::Restarted) => {
                 StatusCode::GATEWAY_TIMEOUT
             }
@@ -81,6 +81,13 @@ impl Api {
             requests: Mutex::new(requests),
             token,
         })
+    }
+
+    /// The dataplane's latest stats snapshot (503 without a dataplane).
+    pub async fn snapshot(&self) -> Result<serde_json::Value, Response> {
+        self.ask(|reply| Request::Stats { reply })
+            .await?
+            .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e))
     }
 
     pub async fn status(&self) -> Result<Status, Response> {
@@ -112,7 +119,8 @@ impl Api {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "espgw control API", description = "Configuration and state of an espgw IPsec gateway."),
-    paths(health, status, running, commits, check, commit, rollback, interfaces, routes, tunnels),
+    paths(health, status, running, commits, check, commit, rollback, interfaces, routes, tunnels,
+          statistics, clear_statistics, sas, sa, clear_sa, tunnel_map, workers),
     components(schemas(ErrorBody, CommitReport, CommitInfo, Status, Health, Running)),
     modifiers(&Bearer)
 )]
@@ -148,6 +156,12 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/config/commit", post(commit))
         .route("/v1/config/rollback/{n}", post(rollback))
         .route("/v1/interfaces", get(interfaces))
+        .route("/v1/statistics", get(statistics))
+        .route("/v1/statistics/clear", post(clear_statistics))
+        .route("/v1/sas", get(sas))
+        .route("/v1/sas/{spi}", get(sa).delete(clear_sa))
+        .route("/v1/tunnel-map", get(tunnel_map))
+        .route("/v1/workers", get(workers))
         .route("/v1/routes", get(routes))
         .route("/v1/tunnels", get(tunnels))
         .layer(middleware::from_fn_with_state(api.clone(), authorize));
@@ -344,4 +358,153 @@ async fn routes(State(api): State<Arc<Api>>) -> Response {
 #[utoipa::path(get, path = "/v1/tunnels", responses((status = 200, body = [Object])))]
 async fn tunnels(State(api): State<Arc<Api>>) -> Response {
     section(&api, "tunnels").await
+}
+
+/// The dataplane's latest snapshot, or why there is none (503: no dataplane).
+async fn snapshot(api: &Api) -> Result<serde_json::Value, Response> {
+    api.snapshot().await
+}
+
+/// One part of the snapshot's `dataplane` document.
+async fn part(api: &Api, name: &str) -> Response {
+    match snapshot(api).await {
+        Ok(v) => Json(v["dataplane"][name].clone()).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// Counters: global (Junos `show security ipsec statistics`), per worker, main lcore, SA
+/// events, ports, and the channel's.
+#[utoipa::path(get, path = "/v1/statistics", responses((status = 200, body = Object), (status = 503, body = ErrorBody)))]
+async fn statistics(State(api): State<Arc<Api>>) -> Response {
+    match snapshot(&api).await {
+        Ok(mut v) => {
+            let d = v["dataplane"].take();
+            let mut out = serde_json::Map::new();
+            for k in [
+                "crypto",
+                "run_seconds",
+                "active_seconds",
+                "global",
+                "main",
+                "events",
+                "ports",
+            ] {
+                out.insert(k.into(), d[k].clone());
+            }
+            out.insert("channel".into(), v["channel"].take());
+            Json(serde_json::Value::Object(out)).into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+/// Zeroes every counter as the operator sees them (`clear security ipsec statistics`).
+#[utoipa::path(post, path = "/v1/statistics/clear", responses((status = 204), (status = 503, body = ErrorBody)))]
+async fn clear_statistics(State(api): State<Arc<Api>>) -> Response {
+    clear(
+        &api,
+        vec![channel::Change::ClearCounters(channel::ClearScope::All)],
+    )
+    .await
+}
+
+async fn clear(api: &Api, changes: Vec<channel::Change>) -> Response {
+    match api.ask(|reply| Request::Clear { changes, reply }).await {
+        Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Err(e)) => e.into_response(),
+        Err(r) => r,
+    }
+}
+
+/// IPsec SAs: settings, owner worker and counters, never keys.
+#[utoipa::path(get, path = "/v1/sas", responses((status = 200, body = [Object]), (status = 503, body = ErrorBody)))]
+async fn sas(State(api): State<Arc<Api>>) -> Response {
+    part(&api, "sas").await
+}
+
+/// An SPI as written in a path: `0x1001` or `4097`.
+fn parse_spi(s: &str) -> Option<u32> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u32::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+/// The SAs with this SPI (an inbound and an outbound SA may share one).
+async fn sas_by_spi(api: &Api, spi: &str) -> Result<Vec<serde_json::Value>, Response> {
+    let Some(n) = parse_spi(spi) else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("{spi:?} is not an SPI"),
+        ));
+    };
+    let v = snapshot(api).await?;
+    let want = format!("{n:#x}");
+    let found: Vec<serde_json::Value> = v["dataplane"]["sas"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|s| s["spi"] == want.as_str())
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    if found.is_empty() {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            format!("no SA with SPI {want}"),
+        ));
+    }
+    Ok(found)
+}
+
+/// The SAs with one SPI.
+#[utoipa::path(get, path = "/v1/sas/{spi}", params(("spi" = String, Path, description = "0x1001 or 4097")),
+    responses((status = 200, body = [Object]), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn sa(State(api): State<Arc<Api>>, Path(spi): Path<String>) -> Response {
+    match sas_by_spi(&api, &spi).await {
+        Ok(v) => Json(v).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// Clears the SAs with this SPI (Junos `clear security ipsec security-associations`): they
+/// are removed from the dataplane, and their traffic is dropped and counted until the next
+/// commit or resync installs them again.
+#[utoipa::path(delete, path = "/v1/sas/{spi}", params(("spi" = String, Path, description = "0x1001 or 4097")),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn clear_sa(State(api): State<Arc<Api>>, Path(spi): Path<String>) -> Response {
+    let found = match sas_by_spi(&api, &spi).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mut changes = Vec::new();
+    for s in found {
+        let n = parse_spi(s["spi"].as_str().unwrap_or_default()).unwrap_or_default();
+        match (
+            s["direction"].as_str(),
+            s["tunnel"].as_str().map(channel::Name::new),
+        ) {
+            (Some("in"), _) => changes.push(channel::Change::DeleteInboundSa { spi: n }),
+            (Some("out"), Some(Ok(tunnel))) => {
+                changes.push(channel::Change::DeleteOutboundSa { tunnel })
+            }
+            _ => {}
+        }
+    }
+    clear(&api, changes).await
+}
+
+/// The tunnel map (Junos `show security ike tunnel-map`): anchor groups, load factors,
+/// workers, tunnels and SAs.
+#[utoipa::path(get, path = "/v1/tunnel-map", responses((status = 200, body = [Object]), (status = 503, body = ErrorBody)))]
+async fn tunnel_map(State(api): State<Arc<Api>>) -> Response {
+    part(&api, "tunnel_map").await
+}
+
+/// Workers: counters, busy time, handoffs.
+#[utoipa::path(get, path = "/v1/workers", responses((status = 200, body = [Object]), (status = 503, body = ErrorBody)))]
+async fn workers(State(api): State<Arc<Api>>) -> Response {
+    part(&api, "workers").await
 }

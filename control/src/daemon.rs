@@ -25,6 +25,9 @@ pub enum CommitError {
     /// The dataplane refused a change; the running configuration was put back.
     #[error("the dataplane refused {what}; the running configuration was restored")]
     Refused { what: String },
+    /// The dataplane refused a clear.
+    #[error("the dataplane refused: {0}")]
+    Rejected(String),
     #[error(transparent)]
     Link(#[from] LinkError),
     #[error(transparent)]
@@ -64,6 +67,15 @@ pub enum Request {
     },
     Status {
         reply: tokio::sync::oneshot::Sender<Status>,
+    },
+    /// The dataplane's latest stats snapshot (the stats region's document).
+    Stats {
+        reply: tokio::sync::oneshot::Sender<Result<serde_json::Value, String>>,
+    },
+    /// Changes outside the configuration: clears (counters, SAs).
+    Clear {
+        changes: Vec<channel::Change>,
+        reply: tokio::sync::oneshot::Sender<Result<(), CommitError>>,
     },
 }
 
@@ -192,6 +204,32 @@ impl Core {
             Request::Running { reply } => {
                 let list = self.store.list();
                 let _ = reply.send(list.map(|l| (self.running.as_ref().map(|r| r.0.clone()), l)));
+            }
+            Request::Stats { reply } => {
+                let r = match self.link.segment() {
+                    None => Err("no dataplane attached".to_string()),
+                    Some(seg) => seg
+                        .read_stats()
+                        .map_err(|e| e.to_string())
+                        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string())),
+                };
+                let _ = reply.send(r);
+            }
+            Request::Clear { changes, reply } => {
+                let r = self
+                    .link
+                    .apply(changes, APPLY_TIMEOUT)
+                    .map_err(CommitError::from)
+                    .and_then(|answers| {
+                        match answers.into_iter().find_map(|a| match a {
+                            Answer::Refused(e) => Some(e),
+                            _ => None,
+                        }) {
+                            Some(what) => Err(CommitError::Rejected(what)),
+                            None => Ok(()),
+                        }
+                    });
+                let _ = reply.send(r);
             }
             Request::Status { reply } => {
                 let _ = reply.send(Status {

@@ -9,8 +9,10 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use serde_json::Value;
 use std::sync::Arc;
 
 pub async fn metrics(State(api): State<Arc<Api>>) -> Response {
@@ -18,7 +20,9 @@ pub async fn metrics(State(api): State<Arc<Api>>) -> Response {
         Ok(s) => s,
         Err(r) => return r,
     };
-    match render(&s) {
+    // Without a dataplane, only the control's own metrics.
+    let snap = api.snapshot().await.ok();
+    match render(&s, snap.as_ref()) {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,
@@ -43,64 +47,214 @@ fn counter(r: &mut Registry, name: &str, help: &str, v: u64) {
     r.register(name, help, c);
 }
 
-pub fn render(s: &Status) -> Result<String, std::fmt::Error> {
-    let mut r = Registry::with_prefix("espgw_control");
+type Labels = Vec<(String, String)>;
+
+fn family(r: &mut Registry, name: &str, help: &str, rows: Vec<(Labels, u64)>) {
+    let f: Family<Labels, Counter> = Family::default();
+    for (l, v) in rows {
+        f.get_or_create(&l).inc_by(v);
+    }
+    r.register(name, help, f);
+}
+
+fn num(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+fn label(k: &str, v: &Value) -> (String, String) {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    (k.to_string(), s)
+}
+
+/// The dataplane's counters from its stats snapshot.
+fn dataplane(r: &mut Registry, doc: &Value) {
+    let d = &doc["dataplane"];
+    if let Some(g) = d["global"].as_object() {
+        for (k, v) in g {
+            counter(r, k, &format!("{k}, summed over the workers"), num(v));
+        }
+    }
+    let workers = d["workers"].as_array().cloned().unwrap_or_default();
+    for k in [
+        "rx_packets",
+        "tx_packets",
+        "encrypted_packets",
+        "decrypted_packets",
+        "handoff_sent",
+        "handoff_received",
+    ] {
+        let rows = workers
+            .iter()
+            .map(|w| (vec![label("lcore", &w["lcore"])], num(&w["counters"][k])))
+            .collect();
+        family(r, &format!("worker_{k}"), &format!("{k} by worker"), rows);
+    }
+    let mut sent = Vec::new();
+    let mut drops = Vec::new();
+    for w in &workers {
+        for (to, v) in w["handoff"]["sent"].as_object().into_iter().flatten() {
+            sent.push((
+                vec![label("from", &w["lcore"]), ("to".into(), to.clone())],
+                num(v),
+            ));
+        }
+        for (to, v) in w["handoff"]["congestion_drops"]
+            .as_object()
+            .into_iter()
+            .flatten()
+        {
+            drops.push((
+                vec![label("from", &w["lcore"]), ("to".into(), to.clone())],
+                num(v),
+            ));
+        }
+    }
+    family(
+        r,
+        "handoff_packets",
+        "Packets handed from one worker to another",
+        sent,
+    );
+    family(
+        r,
+        "handoff_congestion_drops",
+        "Handoffs dropped on a full ring",
+        drops,
+    );
+    let sas = d["sas"].as_array().cloned().unwrap_or_default();
+    let sa_labels = |s: &Value| {
+        vec![
+            label("spi", &s["spi"]),
+            label("direction", &s["direction"]),
+            label("tunnel", &s["tunnel"]),
+        ]
+    };
+    for (k, help) in [
+        ("packets", "Packets through the SA"),
+        ("bytes", "Inner bytes through the SA"),
+        ("auth_failures", "ICV failures on the SA"),
+        ("replay_errors", "Replayed or too old packets on the SA"),
+    ] {
+        let rows = sas.iter().map(|s| (sa_labels(s), num(&s[k]))).collect();
+        family(r, &format!("sa_{k}"), help, rows);
+    }
+    let ports = d["ports"].as_array().cloned().unwrap_or_default();
+    for k in [
+        "rx_packets",
+        "tx_packets",
+        "rx_bytes",
+        "tx_bytes",
+        "rx_missed",
+        "rx_errors",
+        "tx_errors",
+        "rx_nombuf",
+    ] {
+        let rows = ports
+            .iter()
+            .map(|p| {
+                (
+                    vec![
+                        label("interface", &p["interface"]),
+                        label("port", &p["port"]),
+                    ],
+                    num(&p[k]),
+                )
+            })
+            .collect();
+        family(
+            r,
+            &format!("port_{k}"),
+            &format!("Port {k} (PMD counters)"),
+            rows,
+        );
+    }
+    let groups = d["tunnel_map"].as_array().cloned().unwrap_or_default();
+    let lf: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>> = Family::default();
+    let tun: Family<Labels, Gauge> = Family::default();
+    for g in &groups {
+        lf.get_or_create(&vec![label("group", &g["group"])])
+            .set(g["load_factor"].as_f64().unwrap_or(0.0));
+        for w in g["workers"].as_array().into_iter().flatten() {
+            tun.get_or_create(&vec![
+                label("group", &g["group"]),
+                label("lcore", &w["lcore"]),
+            ])
+            .set(num(&w["tunnels"]) as i64);
+        }
+    }
+    r.register(
+        "anchor_group_load_factor",
+        "Tunnels anchored on the group per worker",
+        lf,
+    );
+    r.register("worker_tunnels", "Tunnels anchored on the worker", tun);
+}
+
+pub fn render(s: &Status, snap: Option<&Value>) -> Result<String, std::fmt::Error> {
+    let mut root = Registry::with_prefix("espgw");
+    if let Some(doc) = snap {
+        dataplane(&mut root, doc);
+    }
+    let r = root.sub_registry_with_prefix("control");
     let d = &s.dataplane;
     gauge(
-        &mut r,
+        r,
         "dataplane_attached",
         "A dataplane's channel is attached",
         d.attached.into(),
     );
     gauge(
-        &mut r,
+        r,
         "dataplane_alive",
         "The dataplane's heartbeat moved in the last 3 s",
         d.alive.into(),
     );
     gauge(
-        &mut r,
+        r,
         "dataplane_heartbeat_age_milliseconds",
         "Time since the dataplane's heartbeat last moved",
         d.heartbeat_age_ms.map_or(-1, |a| a as i64),
     );
     counter(
-        &mut r,
+        r,
         "commits",
         "Commits since the control process started",
         s.commits,
     );
     counter(
-        &mut r,
+        r,
         "resyncs",
         "Whole-state resyncs sent to a dataplane",
         s.resyncs,
     );
     counter(
-        &mut r,
+        r,
         "attaches",
         "Times a dataplane was attached",
         s.link.attaches,
     );
     counter(
-        &mut r,
+        r,
         "changes_sent",
         "Changes sent to the dataplane",
         s.link.changes_sent,
     );
     counter(
-        &mut r,
+        r,
         "changes_refused",
         "Changes the dataplane refused",
         s.link.refused,
     );
     counter(
-        &mut r,
+        r,
         "dataplane_notices",
         "SA limits and ACQUIREs the dataplane reported",
         s.link.notices,
     );
     let mut out = String::new();
-    encode(&mut out, &r)?;
+    encode(&mut out, &root)?;
     Ok(out)
 }

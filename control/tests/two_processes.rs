@@ -270,6 +270,105 @@ fn control_and_dataplane_as_two_processes() {
         "{out}"
     );
 
+    // Operational state through the CLI, from the dataplane's stats region.
+    std::thread::sleep(Duration::from_millis(400));
+    let out = cli(
+        &ns("gw1"),
+        &token_file,
+        &[
+            "show",
+            "security",
+            "ipsec",
+            "security-associations",
+            "detail",
+        ],
+    )
+    .unwrap();
+    assert!(
+        out.contains("Total active tunnels: 1     Total IPsec SAs: 2"),
+        "{out}"
+    );
+    assert!(
+        out.contains(">st0.0") && out.contains("<st0.0") && out.contains("00001001"),
+        "{out}"
+    );
+    assert!(out.contains("192.0.2.2"), "{out}");
+    let out = cli(
+        &ns("gw1"),
+        &token_file,
+        &["show", "security", "ipsec", "statistics"],
+    )
+    .unwrap();
+    assert!(out.contains("Encrypted packets:"), "{out}");
+    let enc: u64 = out
+        .lines()
+        .find(|l| l.contains("Encrypted packets:"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(enc >= 30, "{out}");
+    let out = cli(
+        &ns("gw1"),
+        &token_file,
+        &["show", "security", "ike", "tunnel-map"],
+    )
+    .unwrap();
+    assert!(out.contains("Load factor") && out.contains("1.00"), "{out}");
+    let (code, body) = http(&ns("gw1"), "/metrics", Some(&token));
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("espgw_sa_packets_total{spi=\"0x1001\",direction=\"out\",tunnel=\"st0.0\"}"),
+        "{body}"
+    );
+    // Clearing gw2's inbound SA: gw1's packets are dropped there and counted as invalid SPI.
+    cli(
+        &ns("gw2"),
+        &token_file,
+        &[
+            "clear",
+            "security",
+            "ipsec",
+            "security-associations",
+            "spi",
+            "0x1001",
+        ],
+    )
+    .unwrap();
+    assert_eq!(ping(&ns("a"), "10.1.0.10", "10.2.0.10", 5, "0.05").1, 0);
+    std::thread::sleep(Duration::from_millis(400));
+    let (_, body) = http(&ns("gw2"), "/v1/statistics", Some(&token));
+    let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        stats["global"]["invalid_spi"].as_u64().unwrap() >= 5,
+        "{body}"
+    );
+    assert_eq!(http(&ns("gw2"), "/v1/sas/0x1001", Some(&token)).0, 404);
+    assert_eq!(http(&ns("gw2"), "/v1/sas/zz", Some(&token)).0, 400);
+    // A rollback to the running configuration installs it again.
+    let out = cli(&ns("gw2"), &token_file, &["rollback", "0"]).unwrap();
+    assert!(out.contains("rollback 0 complete (0 changes"), "{out}");
+    // The running configuration did not change, so the commit sends nothing: a resync does.
+    // (Restarting the control resyncs.)
+    ctls[1].stop(libc::SIGTERM);
+    ctls[1] = spawn(
+        &ns("gw2"),
+        &bin("espgw-control"),
+        &p("gw2.json"),
+        &p("gw2.ctl2.log"),
+    );
+    wait_for(
+        &p("gw2.ctl2.log"),
+        "espgw-control: resync:",
+        "gw2's control again",
+    );
+    assert!(std::fs::read_to_string(p("gw2.ctl2.log"))
+        .unwrap()
+        .contains("6 changes, 1 installed"));
+    assert_eq!(
+        ping(&ns("a"), "10.1.0.10", "10.2.0.10", 10, "0.05"),
+        (10, 10)
+    );
+
     // kill -9 of gw1's control during a bounded flood: not one packet lost.
     let flood = {
         let a = ns("a");
@@ -312,7 +411,16 @@ fn control_and_dataplane_as_two_processes() {
     let pcap = p("wan.pcap");
     let mut cap = Proc(
         in_ns(&ns("gw2"))
-            .args(["tshark", "-n", "-q", "-i", "wan", "-a", "duration:120", "-w"])
+            .args([
+                "tshark",
+                "-n",
+                "-q",
+                "-i",
+                "wan",
+                "-a",
+                "duration:120",
+                "-w",
+            ])
             .arg(&pcap)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(p("tshark.log")).unwrap())
@@ -327,8 +435,17 @@ fn control_and_dataplane_as_two_processes() {
     };
     std::thread::sleep(Duration::from_millis(800));
     dps[0].stop(libc::SIGKILL);
-    dps[0] = spawn(&ns("gw1"), &bin("espgw-dataplane"), &p("gw1.json"), &p("gw1.dp2.log"));
-    wait_for(&p("gw1.dp2.log"), "ready for the control process", "restarted dataplane");
+    dps[0] = spawn(
+        &ns("gw1"),
+        &bin("espgw-dataplane"),
+        &p("gw1.json"),
+        &p("gw1.dp2.log"),
+    );
+    wait_for(
+        &p("gw1.dp2.log"),
+        "ready for the control process",
+        "restarted dataplane",
+    );
     let up = std::time::Instant::now();
     let mut flowing = None;
     while up.elapsed() < Duration::from_secs(10) {
@@ -338,28 +455,49 @@ fn control_and_dataplane_as_two_processes() {
         }
     }
     let flowing = flowing.expect("traffic never flowed again after the dataplane restarted");
-    println!("traffic again {} ms after the restarted dataplane's ports were up", flowing.as_millis());
+    println!(
+        "traffic again {} ms after the restarted dataplane's ports were up",
+        flowing.as_millis()
+    );
     assert!(flowing < Duration::from_secs(2), "{flowing:?}");
     let _ = flood.join().unwrap();
-    assert_eq!(ping(&ns("a"), "10.1.0.10", "10.2.0.10", 20, "0.02"), (20, 20));
+    assert_eq!(
+        ping(&ns("a"), "10.1.0.10", "10.2.0.10", 20, "0.02"),
+        (20, 20)
+    );
     std::thread::sleep(Duration::from_millis(300));
     cap.stop(libc::SIGINT);
     let out = Command::new("tshark")
         .args(["-n", "-r"])
         .arg(&pcap)
-        .args(["-Y", "esp", "-T", "fields", "-e", "esp.spi", "-e", "esp.sequence"])
+        .args([
+            "-Y",
+            "esp",
+            "-T",
+            "fields",
+            "-e",
+            "esp.spi",
+            "-e",
+            "esp.sequence",
+        ])
         .output()
         .unwrap();
     let fields = String::from_utf8_lossy(&out.stdout);
     let mut seen = std::collections::HashSet::new();
     let mut after_restart = 0;
     for row in fields.lines() {
-        assert!(seen.insert(row.to_string()), "(SPI, sequence number) sent twice: {row}");
+        assert!(
+            seen.insert(row.to_string()),
+            "(SPI, sequence number) sent twice: {row}"
+        );
         if row.starts_with("0x00001001") {
             after_restart += 1;
         }
     }
-    assert!(after_restart > 100, "{after_restart} ESP packets from gw1 captured");
+    assert!(
+        after_restart > 100,
+        "{after_restart} ESP packets from gw1 captured"
+    );
     let log = std::fs::read_to_string(p("gw1.ctl2.log")).unwrap();
     assert!(log.matches("attached; resync").count() >= 2, "{log}");
 

@@ -352,9 +352,14 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
     ready.store(true, Ordering::Release);
     eprintln!("espgw: forwarding on {} worker(s); Ctrl-C stops", nworkers);
     if let Some(path) = &cfg.dataplane.channel {
+        let cap = cfg.dataplane.capacity;
         let layout = channel::Layout {
             // Two records a tunnel: an SA and its successor.
-            grants: cfg.dataplane.capacity.tunnels.saturating_mul(2),
+            grants: cap.tunnels.saturating_mul(2),
+            // Two halves, each room for every SA's entry in the JSON snapshot and the rest.
+            stats_len: 2
+                * ((u64::from(cap.tunnels) + u64::from(cap.inbound_sas)) * 768 + (256 << 10))
+                + 64,
             ..Default::default()
         };
         let ch = ControlChannel::create(path, layout, &mut main.control)
@@ -368,10 +373,25 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
         main.channel = Some(ch);
     }
 
+    let port_counters = |p: u16| {
+        ports
+            .iter()
+            .find(|x| x.id() == p)
+            .and_then(|x| x.stats().ok())
+            .map(PortCounters::from)
+            .unwrap_or_default()
+    };
     let mut last_rx = 0;
     let mut last_change = Instant::now();
+    let mut published = Instant::now() - STATS_INTERVAL;
     while !stop.load(Ordering::Relaxed) {
         let work = main.poll(&pool);
+        if let Some(ch) = &main.channel {
+            if published.elapsed() >= STATS_INTERVAL {
+                published = Instant::now();
+                publish_stats(ch, &sources.snapshot(port_counters));
+            }
+        }
         let rx = sources.total(Stat::RxPackets);
         if rx != last_rx {
             last_rx = rx;
@@ -392,14 +412,7 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
     // The workers gave their SAs back: freed here, with their crypto sessions.
     main.drain();
 
-    let snap = sources.snapshot(|p| {
-        ports
-            .iter()
-            .find(|x| x.id() == p)
-            .and_then(|x| x.stats().ok())
-            .map(PortCounters::from)
-            .unwrap_or_default()
-    });
+    let snap = sources.snapshot(port_counters);
     if let Some(path) = &opts.stats_file {
         write_stats(path, &snap)?;
     }
@@ -407,6 +420,35 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
         let _ = p.stop();
     }
     Ok(snap)
+}
+
+/// How often the stats region is rewritten.
+const STATS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// What the stats region holds: the snapshot, and the channel's own counters.
+#[derive(serde::Serialize)]
+struct Published<'a> {
+    dataplane: &'a Snapshot,
+    channel: crate::control_channel::ChannelStats,
+}
+
+fn publish_stats(ch: &ControlChannel, snap: &Snapshot) {
+    let doc = Published {
+        dataplane: snap,
+        channel: ch.stats,
+    };
+    let r = serde_json::to_vec(&doc)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| {
+            ch.segment()
+                .publish_stats(&bytes)
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = r {
+        // Once: the region is sized from the configuration and does not grow.
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| eprintln!("espgw: stats region: {e}"));
+    }
 }
 
 fn write_stats(path: &std::path::Path, snap: &Snapshot) -> Result<(), AppError> {

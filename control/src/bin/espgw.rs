@@ -1,7 +1,10 @@
 //! espgw: the operator's CLI, a client of espgw-control's REST port that prints what a Junos
 //! operator expects (`--json` for scripts).
 //!
-//! espgw show configuration | show interfaces | show route | show status
+//! espgw show security ipsec security-associations [detail] | show security ipsec statistics
+//! espgw show security ike tunnel-map | show interfaces | show route | show configuration
+//! espgw show status | show commits
+//! espgw clear security ipsec security-associations [spi SPI] | clear security ipsec statistics
 //! espgw commit [check] FILE | espgw rollback N
 
 use clap::{Parser, Subcommand};
@@ -45,10 +48,76 @@ enum Cmd {
     },
     /// Commit the N-th previous configuration again (0 is the running one).
     Rollback { n: u32 },
+    /// Clear SAs or counters.
+    Clear {
+        #[command(subcommand)]
+        what: Clear,
+    },
+}
+
+#[derive(Subcommand)]
+enum Clear {
+    Security {
+        #[command(subcommand)]
+        what: ClearSecurity,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClearSecurity {
+    Ipsec {
+        #[command(subcommand)]
+        what: ClearIpsec,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClearIpsec {
+    /// Remove SAs from the dataplane (their traffic is dropped and counted until the next
+    /// commit installs them again): `spi SPI`, or every SA.
+    SecurityAssociations {
+        #[arg(num_args = 0..=2, value_name = "spi SPI")]
+        words: Vec<String>,
+    },
+    /// Zero the counters as shown.
+    Statistics,
+}
+
+#[derive(Subcommand)]
+enum Security {
+    Ipsec {
+        #[command(subcommand)]
+        what: Ipsec,
+    },
+    Ike {
+        #[command(subcommand)]
+        what: Ike,
+    },
+}
+
+#[derive(Subcommand)]
+enum Ipsec {
+    /// The SAs: tunnel, algorithm, SPI, gateway, worker (`detail`: counters too).
+    SecurityAssociations {
+        #[arg(value_parser = ["detail"])]
+        detail: Option<String>,
+    },
+    /// ESP counters and errors, as Junos prints them.
+    Statistics,
+}
+
+#[derive(Subcommand)]
+enum Ike {
+    /// Anchor groups and workers: load factor, tunnels, SAs, traffic.
+    TunnelMap,
 }
 
 #[derive(Subcommand)]
 enum Show {
+    Security {
+        #[command(subcommand)]
+        what: Security,
+    },
     /// The running configuration, keys redacted.
     Configuration,
     /// Interfaces, as configured.
@@ -99,6 +168,11 @@ impl Client {
         let auth = format!("Bearer {}", self.token);
         let r = match (method, body) {
             ("GET", _) => self.agent.get(&url).header("Authorization", &auth).call(),
+            ("DELETE", _) => self
+                .agent
+                .delete(&url)
+                .header("Authorization", &auth)
+                .call(),
             (_, Some(b)) => self
                 .agent
                 .post(&url)
@@ -152,6 +226,24 @@ fn run(args: &Args) -> Result<(), String> {
     let (v, text) = match &args.cmd {
         Cmd::Show { what } => {
             let path = match what {
+                Show::Security {
+                    what:
+                        Security::Ipsec {
+                            what: Ipsec::SecurityAssociations { .. },
+                        },
+                } => "/v1/sas",
+                Show::Security {
+                    what:
+                        Security::Ipsec {
+                            what: Ipsec::Statistics,
+                        },
+                } => "/v1/statistics",
+                Show::Security {
+                    what:
+                        Security::Ike {
+                            what: Ike::TunnelMap,
+                        },
+                } => "/v1/tunnel-map",
                 Show::Configuration => "/v1/config",
                 Show::Interfaces => "/v1/interfaces",
                 Show::Route => "/v1/routes",
@@ -189,6 +281,39 @@ fn run(args: &Args) -> Result<(), String> {
             };
             (v, text)
         }
+        Cmd::Clear {
+            what:
+                Clear::Security {
+                    what: ClearSecurity::Ipsec { what },
+                },
+        } => {
+            match what {
+                ClearIpsec::Statistics => {
+                    c.call("POST", "/v1/statistics/clear", None)?;
+                }
+                ClearIpsec::SecurityAssociations { words } => {
+                    let spis: Vec<String> =
+                        match words.as_slice() {
+                            [k, spi] if k == "spi" => vec![spi.clone()],
+                            [] => c
+                                .call("GET", "/v1/sas", None)?
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .map(|x| s(x, "spi"))
+                                .collect(),
+                            _ => return Err(
+                                "usage: espgw clear security ipsec security-associations [spi SPI]"
+                                    .into(),
+                            ),
+                        };
+                    for spi in spis {
+                        c.call("DELETE", &format!("/v1/sas/{spi}"), None)?;
+                    }
+                }
+            }
+            (Value::Null, "cleared".to_string())
+        }
         Cmd::Rollback { n } => {
             let v = c.call("POST", &format!("/v1/config/rollback/{n}"), None)?;
             let text = format!(
@@ -213,6 +338,124 @@ fn run(args: &Args) -> Result<(), String> {
 fn render(what: &Show, v: &Value) -> String {
     let list = || v.as_array().cloned().unwrap_or_default();
     match what {
+        Show::Security {
+            what:
+                Security::Ipsec {
+                    what: Ipsec::SecurityAssociations { detail },
+                },
+        } => {
+            let sas = list();
+            let tunnels: std::collections::BTreeSet<String> =
+                sas.iter().map(|x| s(x, "tunnel")).collect();
+            let mut out = format!(
+                "  Total active tunnels: {}     Total IPsec SAs: {}\n",
+                tunnels.len(),
+                sas.len()
+            );
+            let mut rows = Vec::new();
+            for x in &sas {
+                let dir = if s(x, "direction") == "in" { "<" } else { ">" };
+                let spi =
+                    u32::from_str_radix(s(x, "spi").trim_start_matches("0x"), 16).unwrap_or(0);
+                let port = x["udp_encap"]
+                    .as_array()
+                    .and_then(|p| p.get(1))
+                    .map_or("-".to_string(), |p| p.to_string());
+                let mut row = vec![
+                    format!("{dir}{}", s(x, "tunnel")),
+                    format!(
+                        "ESP:{}{}",
+                        s(x, "algorithm"),
+                        if x["esn"] == Value::Bool(true) {
+                            "/ESN"
+                        } else {
+                            ""
+                        }
+                    ),
+                    format!("{spi:08x}"),
+                    "unlim".into(),
+                    port,
+                    s(x, "remote"),
+                    s(x, "worker"),
+                ];
+                if detail.is_some() {
+                    for k in ["packets", "bytes", "auth_failures", "replay_errors"] {
+                        row.push(s(x, k));
+                    }
+                }
+                rows.push(row);
+            }
+            let mut header = vec![
+                "ID",
+                "Algorithm",
+                "SPI",
+                "Life:pkts/bytes",
+                "Port",
+                "Gateway",
+                "Worker",
+            ];
+            if detail.is_some() {
+                header.extend(["Packets", "Bytes", "Auth failures", "Replay errors"]);
+            }
+            out.push_str(&table(&header, rows));
+            out
+        }
+        Show::Security {
+            what: Security::Ipsec {
+                what: Ipsec::Statistics,
+            },
+        } => {
+            let g = &v["global"];
+            let n = |k: &str| g[k].as_u64().unwrap_or(0);
+            let mut out = String::from("ESP Statistics:\n");
+            for (label, k) in [
+                ("Encrypted bytes", "encrypted_bytes"),
+                ("Decrypted bytes", "decrypted_bytes"),
+                ("Encrypted packets", "encrypted_packets"),
+                ("Decrypted packets", "decrypted_packets"),
+            ] {
+                out.push_str(&format!("  {:<22}{:>14}\n", format!("{label}:"), n(k)));
+            }
+            out.push_str("Errors:\n");
+            out.push_str(&format!(
+                "  ESP authentication failures: {}, Replay errors: {}\n  Bad headers: {}, Bad trailers: {}\n  Invalid SPI: {}, TS check fail: {}\n  Exceeds tunnel MTU: {}, Sequence exhausted: {}",
+                n("esp_auth_failures"), n("replay_errors"), n("bad_headers"), n("bad_trailers"),
+                n("invalid_spi"), n("ts_check_fail"), n("exceeds_tunnel_mtu"), n("seq_exhausted")
+            ));
+            out
+        }
+        Show::Security {
+            what: Security::Ike {
+                what: Ike::TunnelMap,
+            },
+        } => {
+            let mut rows = Vec::new();
+            for g in list() {
+                for w in g["workers"].as_array().into_iter().flatten() {
+                    rows.push(vec![
+                        s(&g, "group"),
+                        s(w, "lcore"),
+                        format!("{:.2}", g["load_factor"].as_f64().unwrap_or(0.0)),
+                        s(w, "tunnels"),
+                        s(w, "sas"),
+                        s(w, "packets"),
+                        s(w, "bytes"),
+                    ]);
+                }
+            }
+            table(
+                &[
+                    "Group",
+                    "Worker",
+                    "Load factor",
+                    "Tunnels",
+                    "SAs",
+                    "Packets",
+                    "Bytes",
+                ],
+                rows,
+            )
+        }
         Show::Configuration => {
             serde_json::to_string_pretty(v.get("config").unwrap_or(v)).unwrap_or_default()
         }
