@@ -43,4 +43,14 @@ rc=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole suite.
 awk '/^test result:/ {p += $4; f += $6} END {printf "tests: %d passed, %d failed\n", p, f}' "$log"
-exit "$rc"
+[ "$rc" = 0 ] || exit "$rc"
+
+echo "== the REST API against its OpenAPI document (schemathesis)"
+if [ "$(id -u)" = 0 ]; then
+    scripts/api-check.sh
+elif [ "${CI:-}" = true ]; then
+    echo "test.sh: the API check needs root, and CI=true: refusing to skip" >&2
+    exit 1
+else
+    echo "SKIPPED the API check: needs root"
+fi

@@ -140,6 +140,38 @@ impl utoipa::Modify for Bearer {
             "bearer",
             Vec::<String>::new(),
         )]);
+        // Every operation but the open ones answers 401 without the token.
+        let unauthorized = utoipa::openapi::ResponseBuilder::new()
+            .description("No valid bearer token")
+            .content(
+                "application/json",
+                utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let open = op.security.as_ref().is_some_and(|s| {
+                    s.iter()
+                        .all(|r| serde_json::to_value(r).is_ok_and(|v| v == serde_json::json!({})))
+                });
+                if !open {
+                    op.responses
+                        .responses
+                        .entry("401".into())
+                        .or_insert_with(|| unauthorized.clone().into());
+                }
+            }
+        }
     }
 }
 
@@ -167,8 +199,41 @@ pub fn router(api: Arc<Api>) -> Router {
         .layer(middleware::from_fn_with_state(api.clone(), authorize));
     open.merge(guarded)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(middleware::from_fn(json_errors))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(api)
+}
+
+/// Whatever answers a client's mistake (axum's own rejections too: a body over the limit, a
+/// method not allowed) does so in JSON, as every endpoint does.
+async fn json_errors(req: axum::extract::Request, next: Next) -> Response {
+    let r = next.run(req).await;
+    let json = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !r.status().is_client_error() || json {
+        return r;
+    }
+    let status = r.status();
+    let allow = r.headers().get(header::ALLOW).cloned();
+    let text = axum::body::to_bytes(r.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let text = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("bad request")
+            .to_string()
+    } else {
+        text
+    };
+    let mut out = error(status, text);
+    if let Some(a) = allow {
+        out.headers_mut().insert(header::ALLOW, a);
+    }
+    out
 }
 
 async fn authorize(
@@ -312,9 +377,14 @@ async fn commit(State(api): State<Arc<Api>>, body: Bytes) -> Response {
 
 /// `rollback N`: commits the N-th previous configuration again (0 is the running one).
 #[utoipa::path(post, path = "/v1/config/rollback/{n}", params(("n" = u32, Path, description = "0 is the running configuration, 1 the one before")),
-    responses((status = 200, body = CommitReport), (status = 404, body = ErrorBody)))]
-async fn rollback(State(api): State<Arc<Api>>, Path(n): Path<u32>) -> Response {
-    let n = n as usize;
+    responses((status = 200, body = CommitReport), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn rollback(State(api): State<Arc<Api>>, Path(n): Path<String>) -> Response {
+    let Ok(n) = n.parse::<usize>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("{n:?} is not a rollback number"),
+        );
+    };
     match api.ask(|reply| Request::Rollback { n, reply }).await {
         Ok(Ok(report)) => Json(report).into_response(),
         Ok(Err(e)) => e.into_response(),
