@@ -157,6 +157,20 @@ impl Core {
         for n in self.link.take_notices() {
             eprintln!("espgw-control: dataplane: {n:?}");
         }
+        // IKE from the wire: counted here until the IKE core (the next step) takes it.
+        let first = self.link.stats.punted == 0;
+        self.link.punted(256, |d| {
+            if first {
+                eprintln!(
+                    "espgw-control: IKE datagram from {}:{} to {}:{} ({} bytes); no IKE yet, dropped",
+                    d.src,
+                    d.sport,
+                    d.dst,
+                    d.dport,
+                    d.payload.len()
+                );
+            }
+        });
     }
 
     /// Sends the running configuration whole; the dataplane keeps what it has of it.

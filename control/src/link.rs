@@ -61,6 +61,9 @@ pub struct LinkStats {
     /// Events the dataplane sent on its own (SA limits, ACQUIRE).
     pub notices: u64,
     pub malformed_reported: u64,
+    /// IKE datagrams the dataplane punted to us, and datagrams we injected.
+    pub punted: u64,
+    pub injected: u64,
 }
 
 struct Attached {
@@ -68,6 +71,8 @@ struct Attached {
     inode: u64,
     tx: Tx,
     rx: Rx,
+    punt: Rx,
+    inject: Tx,
     beat: u64,
     beat_seen: Instant,
 }
@@ -140,6 +145,8 @@ impl Link {
         let err = |e: channel::SegmentError| LinkError::Channel(e.to_string());
         let tx = seg.producer(RingId::Commands).map_err(err)?;
         let rx = seg.consumer(RingId::Events).map_err(err)?;
+        let punt = seg.consumer(RingId::Punt).map_err(err)?;
+        let inject = seg.producer(RingId::Inject).map_err(err)?;
         let generation = seg.generation();
         self.att = Some(Attached {
             beat: seg.heartbeat(),
@@ -148,6 +155,8 @@ impl Link {
             inode,
             tx,
             rx,
+            punt,
+            inject,
         });
         self.stats.attaches += 1;
         self.send(&Command::Hello {
@@ -341,6 +350,40 @@ impl Link {
         let mut scratch = HashMap::new();
         for e in self.drain_some() {
             self.answered(e, &mut scratch, None);
+        }
+    }
+
+    /// Hands each datagram the dataplane punted (IKE from the wire) to `f`, up to `max`.
+    pub fn punted(&mut self, max: usize, mut f: impl FnMut(&channel::Datagram<'_>)) -> usize {
+        let Some(a) = self.att.as_mut() else {
+            return 0;
+        };
+        let mut n = 0;
+        while n < max {
+            match a.punt.recv_with(|d| d.map(|d| f(&d))) {
+                Ok(Some(_)) => n += 1,
+                Ok(None) => break,
+                Err(e) => {
+                    eprintln!("espgw-control: punt ring: {e}");
+                    break;
+                }
+            }
+        }
+        self.stats.punted += n as u64;
+        n
+    }
+
+    /// Sends a datagram out through the dataplane (it adds the IPv4 and UDP headers, the
+    /// non-ESP marker on a NAT-T port, and routes it). `false` when there is no room now.
+    pub fn inject(&mut self, d: &channel::Datagram<'_>) -> Result<bool, LinkError> {
+        let a = self.attached()?;
+        match a.inject.send(d) {
+            Ok(()) => {
+                self.stats.injected += 1;
+                Ok(true)
+            }
+            Err(SendError::Ring(channel::ring::RingError::Full)) => Ok(false),
+            Err(e) => Err(LinkError::Channel(e.to_string())),
         }
     }
 

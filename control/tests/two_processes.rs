@@ -270,6 +270,21 @@ fn control_and_dataplane_as_two_processes() {
         "{out}"
     );
 
+    // IKE from the wire reaches the control: UDP 500 to gw1's address is punted to it.
+    let sent = in_ns(&ns("a"))
+        .args([
+            "bash",
+            "-c",
+            "for i in 1 2 3; do echo -n ike$i > /dev/udp/10.1.0.1/500; done",
+        ])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, body) = http(&ns("gw1"), "/v1/status", Some(&token));
+    let st: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(st["link"]["punted"], 3, "{body}");
+
     // Operational state through the CLI, from the dataplane's stats region.
     std::thread::sleep(Duration::from_millis(400));
     let out = cli(

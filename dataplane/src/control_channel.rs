@@ -31,6 +31,13 @@ pub struct ChannelStats {
     pub events_sent: u64,
     pub events_dropped: u64,
     pub ring_errors: u64,
+    /// IKE datagrams given to the control, and those the punt ring had no room for.
+    pub punted: u64,
+    pub punt_drops: u64,
+    /// Datagrams the control sent, and those that could not be (undecodable, not from one
+    /// of our addresses, no buffer).
+    pub injected: u64,
+    pub inject_errors: u64,
 }
 
 /// A result to send once the change is in force everywhere.
@@ -50,6 +57,8 @@ pub struct ControlChannel {
     segment: Segment,
     commands: channel::segment::Rx,
     events: channel::segment::Tx,
+    punt: channel::segment::Tx,
+    inject: channel::segment::Rx,
     waiting: VecDeque<InForce>,
     backlog: VecDeque<Event>,
     started: Instant,
@@ -72,10 +81,14 @@ impl ControlChannel {
         control.use_grants(segment.clone(), previous);
         let commands = segment.consumer(RingId::Commands)?;
         let events = segment.producer(RingId::Events)?;
+        let punt = segment.producer(RingId::Punt)?;
+        let inject = segment.consumer(RingId::Inject)?;
         Ok(ControlChannel {
             segment,
             commands,
             events,
+            punt,
+            inject,
             waiting: VecDeque::new(),
             backlog: VecDeque::new(),
             started: Instant::now(),
@@ -185,6 +198,44 @@ impl ControlChannel {
                 });
             }
         }
+    }
+
+    /// Gives a datagram for the gateway itself to the control; counted, and dropped when the
+    /// ring is full (IKE retransmits).
+    pub fn punt(&mut self, d: &channel::Datagram<'_>) {
+        match self.punt.send(d) {
+            Ok(()) => self.stats.punted += 1,
+            Err(_) => self.stats.punt_drops += 1,
+        }
+    }
+
+    /// Hands up to `max` datagrams the control sent to `send` (which builds and routes each,
+    /// and says whether it could); how many there were.
+    pub fn injected(
+        &mut self,
+        max: usize,
+        mut send: impl FnMut(&channel::Datagram<'_>) -> bool,
+    ) -> usize {
+        let mut n = 0;
+        while n < max {
+            let r = self.inject.recv_with(|d| match d {
+                Ok(d) => send(&d),
+                Err(_) => false,
+            });
+            match r {
+                Ok(None) => break,
+                Ok(Some(true)) => self.stats.injected += 1,
+                Ok(Some(false)) | Err(RecvError::Slot(_)) | Err(RecvError::Decode(_)) => {
+                    self.stats.inject_errors += 1
+                }
+                Err(RecvError::Ring(_)) => {
+                    self.stats.ring_errors += 1;
+                    break;
+                }
+            }
+            n += 1;
+        }
+        n
     }
 
     /// Sends an event now, or after those already waiting.

@@ -6,7 +6,7 @@ use crate::burst::MAX_BURST;
 use crate::control_channel::ControlChannel;
 use crate::control_state::ControlState;
 use crate::counters::Counter;
-use crate::forward::{arp, Event, Interface, Punt};
+use crate::forward::{arp, ike, Event, Interface, Punt};
 use crate::wire::{ethernet, icmp, ipv4};
 use crate::worker::INJECT_ROUTE;
 use dpdk_sys::{sys::rte_mbuf, Mbuf, Mempool, Ring};
@@ -99,6 +99,7 @@ impl MainLcore {
         if let Some(ch) = &mut self.channel {
             done += ch.poll(&mut self.control);
         }
+        done += self.inject_from_control(pool);
         for (port, addr) in self.control.take_wanted() {
             self.resolve(pool, port, addr);
         }
@@ -151,7 +152,13 @@ impl MainLcore {
                     self.inject(worker, m);
                 }
             }
-            Some(Punt::Ike) => self.stats.ike_dropped.inc(),
+            Some(Punt::Ike) => {
+                let port = m.port();
+                match (&mut self.channel, ike::datagram_of(m.data(), port)) {
+                    (Some(ch), Some(d)) => ch.punt(&d),
+                    _ => self.stats.ike_dropped.inc(),
+                }
+            }
             Some(Punt::Local) if self.echo_reply(&mut m) => {
                 self.stats.icmp_echo_replies.inc();
                 m.set_port(INJECT_ROUTE);
@@ -191,6 +198,35 @@ impl MainLcore {
         let extra = m.len().saturating_sub(total);
         m.trim(extra as u16);
         true
+    }
+
+    /// The control's datagrams (IKE), as IPv4 packets the workers route; only from one of
+    /// our addresses.
+    fn inject_from_control(&mut self, pool: &Mempool) -> usize {
+        let Some(mut ch) = self.channel.take() else {
+            return 0;
+        };
+        let n = ch.injected(MAX_BURST, |d| {
+            let ours = self.control.interfaces().any(|(_, i)| i.addr == d.src);
+            let len = ike::packet_len(d);
+            let (true, Ok(len16)) = (ours, u16::try_from(len)) else {
+                return false;
+            };
+            let Some(mut m) = pool.alloc() else {
+                return false;
+            };
+            let Some(out) = m.append(len16) else {
+                return false;
+            };
+            if !ike::emit(d, out) {
+                return false;
+            }
+            m.set_port(INJECT_ROUTE);
+            self.inject(0, m);
+            true
+        });
+        self.channel = Some(ch);
+        n
     }
 
     fn inject(&self, worker: usize, m: Mbuf) {

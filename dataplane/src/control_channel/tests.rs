@@ -221,3 +221,48 @@ fn a_resync_answers_with_what_it_removed() {
     assert_eq!(ev[2], Event::SyncDone { id: 3, deleted: 1 });
     assert!(gw.control.view().lock().unwrap().tunnels.is_empty());
 }
+
+#[test]
+fn datagrams_cross_both_ways() {
+    let dir = TmpDir::new("datagrams");
+    let path = dir.0.join("seg");
+    let mut gw = gateway();
+    let mut ch = ControlChannel::create(&path, small(), &mut gw.control).unwrap();
+    let seg = Segment::attach(&path).unwrap();
+    let mut punted = seg.consumer(RingId::Punt).unwrap();
+    let mut inject = seg.producer(RingId::Inject).unwrap();
+    let d = channel::Datagram {
+        port: 1,
+        src: "192.0.2.9".parse().unwrap(),
+        dst: "192.0.2.1".parse().unwrap(),
+        sport: 500,
+        dport: 500,
+        payload: b"an IKE_SA_INIT",
+    };
+    ch.punt(&d);
+    let got = punted
+        .recv_with(|r| r.map(|x| (x.src, x.sport, x.payload.to_vec())))
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, (d.src, 500, b"an IKE_SA_INIT".to_vec()));
+    // The control's reply, and a slot of garbage: one sent, one counted as an error.
+    let reply = channel::Datagram {
+        src: d.dst,
+        dst: d.src,
+        ..d.clone()
+    };
+    inject.send(&reply).unwrap();
+    inject.ring.push(&[0xee; 40]).unwrap();
+    let mut seen = Vec::new();
+    let n = ch.injected(32, |x| {
+        seen.push((x.src, x.dst, x.payload.to_vec()));
+        true
+    });
+    assert_eq!(n, 2);
+    assert_eq!(seen, [(reply.src, reply.dst, reply.payload.to_vec())]);
+    assert_eq!(
+        (ch.stats.punted, ch.stats.injected, ch.stats.inject_errors),
+        (1, 1, 1)
+    );
+}

@@ -16,6 +16,7 @@ pub mod arp;
 pub(crate) mod batch;
 pub mod command;
 pub mod handoff;
+pub mod ike;
 mod input;
 mod lookahead;
 pub mod lpm;
