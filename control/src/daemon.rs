@@ -43,6 +43,8 @@ pub struct CommitReport {
     pub changes: usize,
     /// Whether a dataplane was there to take them (if not, it gets them when it comes).
     pub applied: bool,
+    /// From the first change sent to the last one in force on every worker, milliseconds.
+    pub apply_ms: u64,
 }
 
 /// The running configuration's text, if any, and every commit kept, newest first.
@@ -179,7 +181,9 @@ impl Core {
             return Ok(());
         };
         let changes = config::changes(cfg);
+        let started = std::time::Instant::now();
         let (answers, deleted) = self.link.resync(changes, APPLY_TIMEOUT)?;
+        let took = started.elapsed();
         self.resyncs += 1;
         let changed = answers
             .iter()
@@ -193,8 +197,9 @@ impl Core {
             })
             .collect();
         eprintln!(
-            "espgw-control: resync: {} changes, {changed} installed, {deleted} stale objects deleted",
-            answers.len()
+            "espgw-control: resync: {} changes, {changed} installed, {deleted} stale objects deleted, in force in {} ms",
+            answers.len(),
+            took.as_millis()
         );
         for e in refused {
             eprintln!("espgw-control: resync: refused: {e}");
@@ -283,9 +288,11 @@ impl Core {
                 sequence: None,
                 changes: n,
                 applied: false,
+                apply_ms: 0,
             });
         }
         let attached = self.link.status().attached;
+        let started = std::time::Instant::now();
         if attached && n > 0 {
             let kinds: Vec<String> = changes.iter().map(describe).collect();
             let answers = self.link.apply(changes, APPLY_TIMEOUT)?;
@@ -308,6 +315,7 @@ impl Core {
             sequence: Some(seq),
             changes: n,
             applied: attached,
+            apply_ms: started.elapsed().as_millis() as u64,
         })
     }
 }

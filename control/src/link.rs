@@ -84,6 +84,8 @@ pub struct Link {
     pub stats: LinkStats,
     /// What the dataplane reported on its own since the last `take_notices`.
     notices: Vec<Event>,
+    /// Events read while waiting for room to send, not yet looked at.
+    inbox: Vec<Event>,
 }
 
 impl Link {
@@ -96,6 +98,7 @@ impl Link {
             next_id: start,
             stats: LinkStats::default(),
             notices: Vec::new(),
+            inbox: Vec::new(),
         }
     }
 
@@ -181,7 +184,9 @@ impl Link {
                     if Instant::now() > deadline {
                         return Err(LinkError::Timeout(HEARTBEAT_TIMEOUT));
                     }
-                    self.drain_some();
+                    // Answers keep coming while we wait: kept for whoever waits for them.
+                    let got = self.drain_some();
+                    self.inbox.extend(got);
                     std::thread::sleep(POLL);
                 }
                 Err(e) => return Err(LinkError::Channel(e.to_string())),
@@ -189,10 +194,10 @@ impl Link {
         }
     }
 
-    /// Reads what waits on the events ring without waiting; answers to ids not asked are
-    /// dropped (a predecessor's).
+    /// Reads what waits on the events ring without waiting (after what `send` kept aside);
+    /// answers to ids not asked are dropped by the caller (a predecessor's).
     fn drain_some(&mut self) -> Vec<Event> {
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.inbox);
         let Some(a) = self.att.as_mut() else {
             return out;
         };

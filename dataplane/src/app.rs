@@ -466,15 +466,18 @@ fn groups_by_socket(eal: &Eal, workers: &[u32]) -> Vec<Vec<u32>> {
     by_socket.into_values().collect()
 }
 
-/// Sessions beyond twice the configured SAs (each replaced once, its successor beside it), for
-/// SAs added while running.
+/// Sessions beyond the SAs the tables hold (or twice the file's: each replaced once, its
+/// successor beside it), for SAs on their way back after a replacement.
 const SPARE_SESSIONS: u32 = 1024;
 
 /// The AEAD backend the configuration asks for: the `crypto_aesni_gcm` device where it can be
 /// had (`auto` falls back to `ring` and says why), or `ring`.
 fn crypto_backend(cfg: &Config) -> Result<Backend, AppError> {
+    // Every SA the tables can hold (a control process may fill them), or twice the file's.
+    let cap = cfg.dataplane.capacity;
     let sessions = (cfg.manual_sas.len() as u32)
         .saturating_mul(2)
+        .max(cap.tunnels.saturating_add(cap.inbound_sas))
         .saturating_add(SPARE_SESSIONS);
     let workers = u16::try_from(cfg.dataplane.workers.len()).unwrap_or(u16::MAX);
     match cfg.dataplane.crypto {

@@ -85,6 +85,10 @@ pub struct WorkerSnapshot {
     pub active_seconds: f64,
     /// Time spent in rounds that had packets: the worker's share of the work.
     pub busy_seconds: f64,
+    /// The longest pause between two bursts spent applying changes, microseconds, and the
+    /// 99th percentile of those pauses (the upper edge of its power-of-two bucket).
+    pub longest_change_pause_us: f64,
+    pub p99_change_pause_us: f64,
     pub counters: BTreeMap<&'static str, u64>,
     pub handoff: HandoffSnapshot,
 }
@@ -252,6 +256,10 @@ impl Sources {
                 run_seconds: secs(&w.run_time.nanos),
                 active_seconds: secs(&w.run_time.active_nanos),
                 busy_seconds: secs(&w.run_time.busy_nanos),
+                longest_change_pause_us: w.run_time.longest_apply_nanos.load(Ordering::Relaxed)
+                    as f64
+                    / 1e3,
+                p99_change_pause_us: w.run_time.apply_quantile(0.99) as f64 / 1e3,
                 counters: Stat::ALL
                     .iter()
                     .map(|&s| {

@@ -31,6 +31,38 @@ pub struct RunTime {
     pub nanos: AtomicU64,
     pub active_nanos: AtomicU64,
     pub busy_nanos: AtomicU64,
+    /// The longest time one round spent applying the main lcore's commands: the longest pause
+    /// between two bursts that changes cost this worker.
+    pub longest_apply_nanos: AtomicU64,
+    /// Those rounds by duration: bucket i counts [2^i, 2^(i+1)) ns (the last, the rest).
+    pub apply_nanos_log2: [AtomicU64; APPLY_BUCKETS],
+}
+
+pub const APPLY_BUCKETS: usize = 32;
+
+impl RunTime {
+    /// The duration below which `q` (0..1) of the apply rounds fell, in nanoseconds (the
+    /// upper edge of its bucket): 0 with no round.
+    pub fn apply_quantile(&self, q: f64) -> u64 {
+        let counts: Vec<u64> = self
+            .apply_nanos_log2
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return 0;
+        }
+        let want = (q * total as f64).ceil() as u64;
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= want {
+                return 1u64 << (i + 1).min(63);
+            }
+        }
+        u64::MAX
+    }
 }
 
 /// One worker's handoff counters, by destination worker index.
@@ -141,10 +173,23 @@ impl Worker {
         self.link.apply(&mut self.fwd, usize::MAX);
         let started = Instant::now();
         let (mut first_rx, mut last_rx, mut busy) = (0u64, 0u64, 0u64);
+        let mut longest_apply = 0u64;
         while !self.stop.load(Ordering::Relaxed) {
             let now = dpdk_sys::eal::tsc();
             self.fwd.now_ms = now / ms;
-            self.link.apply(&mut self.fwd, COMMANDS_PER_ROUND);
+            if self.link.apply(&mut self.fwd, COMMANDS_PER_ROUND) > 0 {
+                let took = dpdk_sys::eal::tsc().saturating_sub(now);
+                let nanos = (u128::from(took) * 1_000_000_000 / u128::from(hz)) as u64;
+                let b = (63 - nanos.max(1).leading_zeros() as usize).min(APPLY_BUCKETS - 1);
+                let c = &self.run_time.apply_nanos_log2[b];
+                c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                if took > longest_apply {
+                    longest_apply = took;
+                    self.run_time
+                        .longest_apply_nanos
+                        .store(nanos, Ordering::Relaxed);
+                }
+            }
             let mut got = self.drain_inject(&mut rx, &mut out);
             got += self.drain_handoff(&mut rx, &mut out);
             for i in 0..self.rx.len() {
