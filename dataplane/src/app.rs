@@ -153,6 +153,7 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
         cap.route_tables,
         Memory::Hugepages.kind()
     );
+    crate::host_check::report(&eal, eal_args, workers, &ports);
     let stats: Vec<Arc<StatBlock>> = workers.iter().map(|_| Arc::default()).collect();
     let macs: Vec<(u16, Mac)> = ports
         .iter()

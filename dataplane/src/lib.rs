@@ -30,6 +30,8 @@ pub mod testkit;
 #[cfg(feature = "dpdk")]
 pub mod app;
 #[cfg(feature = "dpdk")]
+pub mod host_check;
+#[cfg(feature = "dpdk")]
 pub mod main_lcore;
 #[cfg(feature = "dpdk")]
 pub mod mbuf;
