@@ -114,6 +114,9 @@ pub struct InboundSaSpec {
     pub replay_window: u32,
     /// The highest sequence number already seen, to resume a window (0: none yet).
     pub highest_seen: u64,
+    /// Report the SA idle (`Event::Idle`) once nothing has arrived on it for this many
+    /// seconds (IKE's dead peer detection asks); `None`: never.
+    pub idle_after: Option<u32>,
 }
 
 /// Which counters a `ClearCounters` zeroes.

@@ -59,6 +59,13 @@ pub enum Event {
     },
     /// Traffic for a tunnel that has no outbound SA (IKE's ACQUIRE).
     Acquire { tunnel: Name },
+    /// Nothing has arrived on inbound SA `spi` for `seconds` (its `idle_after`): time for a
+    /// liveness check. Once, until traffic comes again.
+    Idle {
+        spi: u32,
+        tunnel: Name,
+        seconds: u32,
+    },
 }
 
 /// A datagram for the gateway itself (IKE on UDP 500, or on 4500 after its zero non-ESP

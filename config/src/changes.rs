@@ -70,6 +70,7 @@ pub fn changes(cfg: &Config) -> Vec<Change> {
                 sa,
                 replay_window: s.replay_window,
                 highest_seen: s.initial_seq.unwrap_or(0),
+                idle_after: None,
             }),
         });
     }

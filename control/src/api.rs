@@ -68,7 +68,8 @@ impl IntoResponse for CommitError {
                 StatusCode::GATEWAY_TIMEOUT
             }
             CommitError::Link(_) => StatusCode::SERVICE_UNAVAILABLE,
-            CommitError::Store(crate::store::StoreError::NoSuchCommit(..)) => StatusCode::NOT_FOUND,
+            CommitError::Store(crate::store::StoreError::NoSuchCommit(..))
+            | CommitError::NoCandidate => StatusCode::NOT_FOUND,
             CommitError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         error(status, self.to_string())
@@ -119,7 +120,8 @@ impl Api {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "espgw control API", description = "Configuration and state of an espgw IPsec gateway."),
-    paths(health, status, running, commits, check, commit, rollback, interfaces, routes, tunnels,
+    paths(health, status, running, commits, candidate, put_candidate, check, commit, rollback,
+          interfaces, neighbors, routes, tunnels, ports,
           statistics, clear_statistics, sas, sa, clear_sa, tunnel_map, workers),
     components(schemas(ErrorBody, CommitReport, CommitInfo, Status, Health, Running)),
     modifiers(&Bearer)
@@ -184,6 +186,9 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/status", get(status))
         .route("/v1/config", get(running))
         .route("/v1/config/commits", get(commits))
+        .route("/v1/config/candidate", get(candidate).put(put_candidate))
+        .route("/v1/neighbors", get(neighbors))
+        .route("/v1/ports", get(ports))
         .route("/v1/config/check", post(check))
         .route("/v1/config/commit", post(commit))
         .route("/v1/config/rollback/{n}", post(rollback))
@@ -345,11 +350,15 @@ fn body_text(body: Bytes) -> Result<Zeroizing<String>, Response> {
 }
 
 async fn commit_request(api: &Api, body: Bytes, check: bool) -> Response {
-    let text = match body_text(body) {
-        Ok(t) => t,
-        Err(r) => return r,
+    // An empty body: the candidate.
+    let text = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        match body_text(body) {
+            Ok(t) => Some(t.to_string()),
+            Err(r) => return r,
+        }
     };
-    let text = text.to_string();
     match api
         .ask(|reply| Request::Commit { text, check, reply })
         .await
@@ -360,17 +369,18 @@ async fn commit_request(api: &Api, body: Bytes, check: bool) -> Response {
     }
 }
 
-/// `commit check`: validates a candidate configuration completely; changes nothing.
-#[utoipa::path(post, path = "/v1/config/check", request_body(content = Object, description = "A whole configuration (the JSON file's format)"),
-    responses((status = 200, body = CommitReport), (status = 400, body = ErrorBody)))]
+/// `commit check`: validates a configuration completely (the body, or the candidate when the
+/// body is empty); changes nothing.
+#[utoipa::path(post, path = "/v1/config/check", request_body(content = Object, description = "A whole configuration (the JSON file's format); empty: the candidate"),
+    responses((status = 200, body = CommitReport), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn check(State(api): State<Arc<Api>>, body: Bytes) -> Response {
     commit_request(&api, body, true).await
 }
 
-/// `commit`: validates the candidate, applies its difference from the running configuration,
-/// stores it.
-#[utoipa::path(post, path = "/v1/config/commit", request_body(content = Object, description = "A whole configuration (the JSON file's format)"),
-    responses((status = 200, body = CommitReport), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+/// `commit`: validates the configuration (the body, or the candidate when the body is empty),
+/// applies its difference from the running configuration, stores it.
+#[utoipa::path(post, path = "/v1/config/commit", request_body(content = Object, description = "A whole configuration (the JSON file's format); empty: the candidate"),
+    responses((status = 200, body = CommitReport), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn commit(State(api): State<Arc<Api>>, body: Bytes) -> Response {
     commit_request(&api, body, false).await
 }
@@ -422,6 +432,54 @@ async fn interfaces(State(api): State<Arc<Api>>) -> Response {
 #[utoipa::path(get, path = "/v1/routes", responses((status = 200, body = [Object])))]
 async fn routes(State(api): State<Arc<Api>>) -> Response {
     section(&api, "routes").await
+}
+
+/// The candidate configuration, keys redacted (404 if there is none).
+#[utoipa::path(get, path = "/v1/config/candidate", responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+async fn candidate(State(api): State<Arc<Api>>) -> Response {
+    match api.ask(|reply| Request::Candidate { reply }).await {
+        Ok(Some(t)) => match crate::redact::redact(&Zeroizing::new(t)) {
+            Ok(v) => Json(v).into_response(),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        },
+        Ok(None) => error(StatusCode::NOT_FOUND, "no candidate configuration"),
+        Err(r) => r,
+    }
+}
+
+/// Keeps a candidate configuration (any JSON object) for `check` and `commit` with an empty
+/// body; it is validated when it is checked or committed.
+#[utoipa::path(put, path = "/v1/config/candidate", request_body(content = Object, description = "A whole configuration (the JSON file's format)"),
+    responses((status = 204), (status = 400, body = ErrorBody)))]
+async fn put_candidate(State(api): State<Arc<Api>>, body: Bytes) -> Response {
+    let text = match body_text(body) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if !serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v.is_object()) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the candidate must be a JSON object",
+        );
+    }
+    let text = text.to_string();
+    match api.ask(|reply| Request::SetCandidate { text, reply }).await {
+        Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(r) => r,
+    }
+}
+
+/// Static neighbors, as configured.
+#[utoipa::path(get, path = "/v1/neighbors", responses((status = 200, body = [Object])))]
+async fn neighbors(State(api): State<Arc<Api>>) -> Response {
+    section(&api, "neighbors").await
+}
+
+/// Ports: the PMDs' counters, by interface.
+#[utoipa::path(get, path = "/v1/ports", responses((status = 200, body = [Object]), (status = 503, body = ErrorBody)))]
+async fn ports(State(api): State<Arc<Api>>) -> Response {
+    part(&api, "ports").await
 }
 
 /// Tunnels, as configured.

@@ -28,6 +28,8 @@ pub enum CommitError {
     /// The dataplane refused a clear.
     #[error("the dataplane refused: {0}")]
     Rejected(String),
+    #[error("no candidate configuration (PUT /v1/config/candidate first)")]
+    NoCandidate,
     #[error(transparent)]
     Link(#[from] LinkError),
     #[error(transparent)]
@@ -52,11 +54,20 @@ pub type Commits = (Option<String>, Vec<CommitInfo>);
 
 /// What the REST port asks the core.
 pub enum Request {
-    /// Validate `text` and, unless `check`, apply it and store it.
+    /// Validate `text` (the candidate when `None`) and, unless `check`, apply it and store it.
     Commit {
-        text: String,
+        text: Option<String>,
         check: bool,
         reply: tokio::sync::oneshot::Sender<Result<CommitReport, CommitError>>,
+    },
+    /// Keep `text` as the candidate configuration (checked and committed later).
+    SetCandidate {
+        text: String,
+        reply: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// The candidate's text, if any.
+    Candidate {
+        reply: tokio::sync::oneshot::Sender<Option<String>>,
     },
     /// Commit `rollback n` again.
     Rollback {
@@ -94,6 +105,8 @@ pub struct Status {
 pub struct Core {
     store: Store,
     running: Option<(String, Config)>,
+    /// The candidate configuration (`PUT /v1/config/candidate`), until committed.
+    candidate: Option<String>,
     link: Link,
     commits: u64,
     resyncs: u64,
@@ -122,6 +135,7 @@ impl Core {
         Ok(Core {
             store,
             running,
+            candidate: None,
             link: Link::new(&channel),
             commits: 0,
             resyncs: 0,
@@ -210,7 +224,22 @@ impl Core {
     pub fn serve(&mut self, r: Request) {
         match r {
             Request::Commit { text, check, reply } => {
-                let _ = reply.send(self.commit(text, check));
+                let from_candidate = text.is_none();
+                let r = match text.or_else(|| self.candidate.clone()) {
+                    Some(t) => self.commit(t, check),
+                    None => Err(CommitError::NoCandidate),
+                };
+                if from_candidate && !check && r.is_ok() {
+                    self.candidate = None;
+                }
+                let _ = reply.send(r);
+            }
+            Request::SetCandidate { text, reply } => {
+                self.candidate = Some(text);
+                let _ = reply.send(Ok(()));
+            }
+            Request::Candidate { reply } => {
+                let _ = reply.send(self.candidate.clone());
             }
             Request::Rollback { n, reply } => {
                 let r = self

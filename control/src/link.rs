@@ -341,7 +341,7 @@ impl Link {
                 self.stats.malformed_reported += 1;
                 eprintln!("espgw-control: the dataplane could not read a command: {error}");
             }
-            e @ (Event::Sa { .. } | Event::Acquire { .. }) => {
+            e @ (Event::Sa { .. } | Event::Acquire { .. } | Event::Idle { .. }) => {
                 self.stats.notices += 1;
                 if self.notices.len() < 4096 {
                     self.notices.push(e);

@@ -59,6 +59,7 @@ pub struct MainLcore {
     pub channel: Option<ControlChannel>,
     rings: Vec<WorkerRings>,
     asked: HashMap<Ipv4Addr, Instant>,
+    idle_checked: Instant,
     pub stats: Arc<MainStats>,
 }
 
@@ -69,6 +70,7 @@ impl MainLcore {
             channel: None,
             rings,
             asked: HashMap::new(),
+            idle_checked: Instant::now(),
             stats: Arc::default(),
         }
     }
@@ -100,6 +102,10 @@ impl MainLcore {
             done += ch.poll(&mut self.control);
         }
         done += self.inject_from_control(pool);
+        if self.idle_checked.elapsed() >= crate::control_state::idle::CHECK_EVERY {
+            self.idle_checked = Instant::now();
+            self.control.check_idle(self.idle_checked);
+        }
         for (port, addr) in self.control.take_wanted() {
             self.resolve(pool, port, addr);
         }

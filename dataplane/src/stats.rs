@@ -143,6 +143,9 @@ pub struct SaSnapshot {
     /// The owning worker lcore and its anchor group.
     pub worker: u32,
     pub group: usize,
+    /// Soft and hard lifetimes: `{"packets": N|null, "bytes": N|null}`.
+    pub soft_lifetime: channel::Lifetime,
+    pub hard_lifetime: channel::Lifetime,
     #[serde(flatten)]
     pub counters: BTreeMap<&'static str, u64>,
 }
@@ -189,6 +192,8 @@ impl Sources {
                 udp_encap: s.udp_encap,
                 worker: s.worker,
                 group: s.group,
+                soft_lifetime: s.soft,
+                hard_lifetime: s.hard,
                 counters: s.counters().into_iter().collect(),
             })
             .collect()

@@ -5,7 +5,7 @@
 //! espgw show security ike tunnel-map | show interfaces | show route | show configuration
 //! espgw show status | show commits
 //! espgw clear security ipsec security-associations [spi SPI] | clear security ipsec statistics
-//! espgw commit [check] FILE | espgw rollback N
+//! espgw load override FILE | espgw commit [check] [FILE] | espgw rollback N
 
 use clap::{Parser, Subcommand};
 use comfy_table::{presets::NOTHING, Table};
@@ -42,9 +42,15 @@ enum Cmd {
     /// Validate a configuration file and make it the running one (only its difference from
     /// the running configuration is applied).
     Commit {
-        /// `[check] FILE`: with `check`, validate only.
-        #[arg(num_args = 1..=2, value_name = "[check] FILE", required = true)]
+        /// `[check] [FILE]`: with `check`, validate only; without FILE, the candidate.
+        #[arg(num_args = 0..=2, value_name = "[check] [FILE]")]
         words: Vec<String>,
+    },
+    /// Load a configuration file as the candidate (Junos `load override`), to commit later.
+    Load {
+        #[arg(value_parser = ["override"])]
+        mode: String,
+        file: PathBuf,
     },
     /// Commit the N-th previous configuration again (0 is the running one).
     Rollback { n: u32 },
@@ -173,6 +179,12 @@ impl Client {
                 .delete(&url)
                 .header("Authorization", &auth)
                 .call(),
+            ("PUT", Some(b)) => self
+                .agent
+                .put(&url)
+                .header("Authorization", &auth)
+                .header("Content-Type", "application/json")
+                .send(b),
             (_, Some(b)) => self
                 .agent
                 .post(&url)
@@ -256,11 +268,16 @@ fn run(args: &Args) -> Result<(), String> {
         }
         Cmd::Commit { words } => {
             let (check, file) = match words.as_slice() {
-                [file] => (false, file),
-                [c, file] if c == "check" => (true, file),
-                _ => return Err("usage: espgw commit [check] FILE".into()),
+                [] => (false, None),
+                [c] if c == "check" => (true, None),
+                [file] => (false, Some(file)),
+                [c, file] if c == "check" => (true, Some(file)),
+                _ => return Err("usage: espgw commit [check] [FILE]".into()),
             };
-            let body = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+            let body = match file {
+                Some(f) => std::fs::read_to_string(f).map_err(|e| format!("{f}: {e}"))?,
+                None => String::new(),
+            };
             let path = if check {
                 "/v1/config/check"
             } else {
@@ -314,6 +331,15 @@ fn run(args: &Args) -> Result<(), String> {
             }
             (Value::Null, "cleared".to_string())
         }
+        Cmd::Load { file, .. } => {
+            let body =
+                std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            c.call("PUT", "/v1/config/candidate", Some(body))?;
+            (
+                Value::Null,
+                "load complete (candidate; `espgw commit` to apply it)".to_string(),
+            )
+        }
         Cmd::Rollback { n } => {
             let v = c.call("POST", &format!("/v1/config/rollback/{n}"), None)?;
             let text = format!(
@@ -333,6 +359,23 @@ fn run(args: &Args) -> Result<(), String> {
         println!("{text}");
     }
     Ok(())
+}
+
+/// What the SA has left of its hard lifetime, as Junos's `Life` column: packets/kB, `unlim`
+/// for none.
+fn life(sa: &Value) -> String {
+    let h = &sa["hard_lifetime"];
+    let left = |limit: &Value, used: &Value, div: u64| match limit.as_u64() {
+        Some(l) => (l.saturating_sub(used.as_u64().unwrap_or(0)) / div).to_string(),
+        None => "unlim".into(),
+    };
+    let p = left(&h["packets"], &sa["packets"], 1);
+    let b = left(&h["bytes"], &sa["bytes"], 1024);
+    if p == "unlim" && b == "unlim" {
+        "unlim".into()
+    } else {
+        format!("{p}/{b}")
+    }
 }
 
 fn render(what: &Show, v: &Value) -> String {
@@ -373,7 +416,7 @@ fn render(what: &Show, v: &Value) -> String {
                         }
                     ),
                     format!("{spi:08x}"),
-                    "unlim".into(),
+                    life(x),
                     port,
                     s(x, "remote"),
                     s(x, "worker"),

@@ -10,6 +10,7 @@
 
 mod apply;
 pub mod grants;
+pub mod idle;
 mod network;
 mod sas;
 pub mod sync;
@@ -103,6 +104,8 @@ struct TunnelRec {
 struct InboundRec {
     tunnel: Name,
     index: InboundIndex,
+    /// Watched for idleness when the SA asked for it (`idle_after`).
+    idle: Option<idle::Watch>,
 }
 
 /// Where a route came from: connected and local routes follow their interface.

@@ -39,6 +39,8 @@ impl ControlState {
             udp_encap: encap.udp,
             worker: self.lcore(owner),
             group,
+            soft: sa.soft,
+            hard: sa.hard,
             counters,
             cleared: [0; 8],
         }
@@ -235,7 +237,15 @@ impl ControlState {
                 }
             }
         }
-        self.inbound.insert(spi, InboundRec { tunnel, index });
+        let idle = spec.idle_after.map(super::idle::Watch::new);
+        self.inbound.insert(
+            spi,
+            InboundRec {
+                tunnel,
+                index,
+                idle,
+            },
+        );
         if let Some(t) = self.tunnels.get_mut(&tunnel) {
             t.inbound.insert(spi);
         }

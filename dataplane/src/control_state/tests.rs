@@ -161,6 +161,7 @@ fn inbound(tunnel: &str, spi: u32, seed: u8) -> Change {
         },
         replay_window: 64,
         highest_seen: 0,
+        idle_after: None,
     })
 }
 
@@ -273,4 +274,48 @@ fn a_resync_removes_only_what_was_not_set_again() {
             .unwrap()
             .changed
     );
+}
+
+/// An inbound SA that asked to be watched is reported idle once, after its quiet time; traffic
+/// re-arms it.
+#[test]
+fn an_idle_inbound_sa_is_reported_once_until_traffic_returns() {
+    use std::time::{Duration, Instant};
+    let mut gw = empty(4);
+    gw.change(tunnel("a", [192, 0, 2, 2])).unwrap();
+    let Change::SetInboundSa(mut spec) = inbound("a", 0x2001, 2) else {
+        unreachable!()
+    };
+    spec.idle_after = Some(5);
+    gw.change(Change::SetInboundSa(spec)).unwrap();
+    gw.change(inbound("a", 0x2002, 3)).unwrap(); // not watched
+    let idle = |gw: &mut Gateway| -> Vec<u32> {
+        gw.control
+            .take_notices()
+            .into_iter()
+            .filter_map(|e| match e {
+                channel::message::Event::Idle { spi, .. } => Some(spi),
+                _ => None,
+            })
+            .collect()
+    };
+    let t0 = Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    gw.control.check_idle(at(0));
+    gw.control.check_idle(at(4));
+    assert!(idle(&mut gw).is_empty(), "not quiet long enough yet");
+    gw.control.check_idle(at(6));
+    assert_eq!(idle(&mut gw), [0x2001]);
+    gw.control.check_idle(at(20));
+    assert!(idle(&mut gw).is_empty(), "once");
+    // A packet arrives: watched again from then on.
+    let c = gw.control.view().lock().unwrap().sas[&super::view::SaKey::In(0x2001)]
+        .counters
+        .clone();
+    c.packets.inc();
+    gw.control.check_idle(at(21));
+    gw.control.check_idle(at(25));
+    assert!(idle(&mut gw).is_empty());
+    gw.control.check_idle(at(26));
+    assert_eq!(idle(&mut gw), [0x2001]);
 }

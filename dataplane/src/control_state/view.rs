@@ -34,6 +34,9 @@ pub struct SaView {
     /// The worker lcore that owns the SA, and its anchor group.
     pub worker: u32,
     pub group: usize,
+    /// Its lifetimes (packets, bytes; `None`: no limit).
+    pub soft: channel::Lifetime,
+    pub hard: channel::Lifetime,
     pub counters: CounterRef,
     /// The counters' values when they were last cleared.
     pub cleared: [u64; 8],

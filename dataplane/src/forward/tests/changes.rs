@@ -56,6 +56,7 @@ fn inbound(s: SaSpec) -> Change {
         sa: s,
         replay_window: 64,
         highest_seen: 0,
+        idle_after: None,
     })
 }
 
