@@ -258,6 +258,33 @@ fn control_and_dataplane_as_two_processes() {
     .unwrap();
     assert!(out.contains("commit complete (1 changes"), "{out}");
     assert_eq!(ping(&ns("a"), "10.1.0.10", "10.2.0.10", 3, "0.1").1, 0);
+    // Back through the candidate: loaded, then committed with no file.
+    let out = cli(
+        &ns("gw1"),
+        &token_file,
+        &["load", "override", p("gw1.json").to_str().unwrap()],
+    )
+    .unwrap();
+    assert!(out.contains("load complete"), "{out}");
+    let (code, body) = http(&ns("gw1"), "/v1/config/candidate", Some(&token));
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("<redacted>") && body.contains("10.2.0.0/24"),
+        "{body}"
+    );
+    let out = cli(&ns("gw1"), &token_file, &["commit"]).unwrap();
+    assert!(out.contains("commit complete (1 changes"), "{out}");
+    assert_eq!(
+        http(&ns("gw1"), "/v1/config/candidate", Some(&token)).0,
+        404,
+        "committed"
+    );
+    assert_eq!(ping(&ns("a"), "10.1.0.10", "10.2.0.10", 5, "0.05"), (5, 5));
+    // And rollback: 1 is the configuration before (without the route), then 1 again is the
+    // one before that (with it).
+    let out = cli(&ns("gw1"), &token_file, &["rollback", "1"]).unwrap();
+    assert!(out.contains("rollback 1 complete (1 changes"), "{out}");
+    assert_eq!(ping(&ns("a"), "10.1.0.10", "10.2.0.10", 3, "0.1").1, 0);
     let out = cli(&ns("gw1"), &token_file, &["rollback", "1"]).unwrap();
     assert!(out.contains("rollback 1 complete (1 changes"), "{out}");
     assert_eq!(
@@ -521,6 +548,22 @@ fn control_and_dataplane_as_two_processes() {
     }
     for d in &mut dps {
         d.stop(libc::SIGTERM);
+    }
+    // No key in any log line of either process.
+    let keys: Vec<String> = cfg["manual_sas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|sa| sa["key"].as_str().unwrap().to_string())
+        .collect();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_some_and(|x| x == "log") {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for k in &keys {
+                assert!(!text.contains(k.as_str()), "a key in {}", path.display());
+            }
+        }
     }
     drop(topo);
 }
