@@ -331,10 +331,51 @@ fn control_and_dataplane_as_two_processes() {
         "{out}"
     );
     assert!(
-        out.contains(">st0.0") && out.contains("<st0.0") && out.contains("00001001"),
+        out.contains(" >0 ")
+            && out.contains(" <0 ")
+            && out.contains("st0.0")
+            && out.contains("00001001"),
         "{out}"
     );
     assert!(out.contains("192.0.2.2"), "{out}");
+    let one = cli(
+        &ns("gw1"),
+        &token_file,
+        &[
+            "show",
+            "security",
+            "ipsec",
+            "security-associations",
+            "index",
+            "0",
+        ],
+    )
+    .unwrap();
+    assert!(one.contains("Total IPsec SAs: 2"), "{one}");
+    let none = cli(
+        &ns("gw1"),
+        &token_file,
+        &[
+            "show",
+            "security",
+            "ipsec",
+            "security-associations",
+            "index",
+            "7",
+        ],
+    )
+    .unwrap();
+    assert!(none.contains("Total IPsec SAs: 0"), "{none}");
+    let per = cli(
+        &ns("gw1"),
+        &token_file,
+        &["show", "security", "ipsec", "statistics", "index", "0"],
+    )
+    .unwrap();
+    assert!(
+        per.contains("ESP Statistics (index 0, tunnel st0.0)"),
+        "{per}"
+    );
     let out = cli(
         &ns("gw1"),
         &token_file,

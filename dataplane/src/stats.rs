@@ -134,6 +134,8 @@ pub struct SaSnapshot {
     pub spi: String,
     pub direction: crate::sa::Direction,
     pub tunnel: String,
+    /// The tunnel's index (Junos `index N`).
+    pub index: Option<u32>,
     pub algorithm: &'static str,
     pub esn: bool,
     pub replay_window: u32,
@@ -177,13 +179,14 @@ impl Sources {
     }
 
     pub fn sa_snapshots(&self) -> Vec<SaSnapshot> {
-        self.view()
-            .sas
+        let v = self.view();
+        v.sas
             .values()
             .map(|s| SaSnapshot {
                 spi: format!("{:#x}", s.spi),
                 direction: s.direction,
                 tunnel: s.tunnel.to_string(),
+                index: v.tunnels.get(&s.tunnel).map(|t| t.id),
                 algorithm: s.algorithm.name(),
                 esn: s.esn,
                 replay_window: s.replay_window,

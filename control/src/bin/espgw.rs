@@ -79,10 +79,10 @@ enum ClearSecurity {
 
 #[derive(Subcommand)]
 enum ClearIpsec {
-    /// Remove SAs from the dataplane (their traffic is dropped and counted until the next
-    /// commit installs them again): `spi SPI`, or every SA.
+    /// Remove SAs from the dataplane (their traffic is dropped and counted until a resync
+    /// installs them again): `index N` (a tunnel's), `spi SPI`, or every SA.
     SecurityAssociations {
-        #[arg(num_args = 0..=2, value_name = "spi SPI")]
+        #[arg(num_args = 0..=2, value_name = "index N | spi SPI")]
         words: Vec<String>,
     },
     /// Zero the counters as shown.
@@ -103,13 +103,35 @@ enum Security {
 
 #[derive(Subcommand)]
 enum Ipsec {
-    /// The SAs: tunnel, algorithm, SPI, gateway, worker (`detail`: counters too).
+    /// The SAs: tunnel index, algorithm, SPI, lifetime left, gateway, worker: `[index N]
+    /// [detail]` (`detail`: counters too).
     SecurityAssociations {
-        #[arg(value_parser = ["detail"])]
-        detail: Option<String>,
+        #[arg(num_args = 0..=3, value_name = "[index N] [detail]")]
+        words: Vec<String>,
     },
-    /// ESP counters and errors, as Junos prints them.
-    Statistics,
+    /// ESP counters and errors, as Junos prints them: `[index N]` for one tunnel's SAs.
+    Statistics {
+        #[arg(num_args = 0..=2, value_name = "[index N]")]
+        words: Vec<String>,
+    },
+}
+
+/// `[index N] [detail]`: the tunnel index asked for, and whether `detail` was.
+fn index_detail(words: &[String]) -> Result<(Option<u64>, bool), String> {
+    let mut index = None;
+    let mut detail = false;
+    let mut it = words.iter();
+    while let Some(w) = it.next() {
+        match w.as_str() {
+            "detail" => detail = true,
+            "index" => {
+                let n = it.next().and_then(|n| n.parse().ok());
+                index = Some(n.ok_or("index needs a tunnel index number")?);
+            }
+            other => return Err(format!("unexpected {other:?} (index N, detail)")),
+        }
+    }
+    Ok((index, detail))
 }
 
 #[derive(Subcommand)]
@@ -247,9 +269,15 @@ fn run(args: &Args) -> Result<(), String> {
                 Show::Security {
                     what:
                         Security::Ipsec {
-                            what: Ipsec::Statistics,
+                            what: Ipsec::Statistics { words },
                         },
-                } => "/v1/statistics",
+                } => {
+                    if index_detail(words)?.0.is_some() {
+                        "/v1/sas"
+                    } else {
+                        "/v1/statistics"
+                    }
+                }
                 Show::Security {
                     what:
                         Security::Ike {
@@ -263,7 +291,7 @@ fn run(args: &Args) -> Result<(), String> {
                 Show::Commits => "/v1/config/commits",
             };
             let v = c.call("GET", path, None)?;
-            let text = render(what, &v);
+            let text = render(what, &v)?;
             (v, text)
         }
         Cmd::Commit { words } => {
@@ -309,21 +337,35 @@ fn run(args: &Args) -> Result<(), String> {
                     c.call("POST", "/v1/statistics/clear", None)?;
                 }
                 ClearIpsec::SecurityAssociations { words } => {
-                    let spis: Vec<String> =
-                        match words.as_slice() {
-                            [k, spi] if k == "spi" => vec![spi.clone()],
-                            [] => c
-                                .call("GET", "/v1/sas", None)?
-                                .as_array()
-                                .into_iter()
-                                .flatten()
+                    let all = || -> Result<Vec<Value>, String> {
+                        let v = c.call("GET", "/v1/sas", None)?;
+                        Ok(v.as_array().cloned().unwrap_or_default())
+                    };
+                    let spis: Vec<String> = match words.as_slice() {
+                        [k, spi] if k == "spi" => vec![spi.clone()],
+                        [k, n] if k == "index" => {
+                            let n: u64 = n
+                                .parse()
+                                .map_err(|_| format!("index {n:?}: not a number"))?;
+                            let sas = all()?;
+                            sas.iter()
+                                .filter(|x| x["index"].as_u64() == Some(n))
                                 .map(|x| s(x, "spi"))
-                                .collect(),
-                            _ => return Err(
-                                "usage: espgw clear security ipsec security-associations [spi SPI]"
-                                    .into(),
-                            ),
-                        };
+                                .collect()
+                        }
+                        [] => all()?.iter().map(|x| s(x, "spi")).collect(),
+                        _ => {
+                            return Err("usage: espgw clear security ipsec security-associations \
+                                        [index N | spi SPI]"
+                                .into())
+                        }
+                    };
+                    // An inbound and an outbound SA may share an SPI: one DELETE clears both.
+                    let mut seen = std::collections::BTreeSet::new();
+                    let spis: Vec<String> = spis
+                        .into_iter()
+                        .filter(|x| seen.insert(x.clone()))
+                        .collect();
                     for spi in spis {
                         c.call("DELETE", &format!("/v1/sas/{spi}"), None)?;
                     }
@@ -378,16 +420,20 @@ fn life(sa: &Value) -> String {
     }
 }
 
-fn render(what: &Show, v: &Value) -> String {
+fn render(what: &Show, v: &Value) -> Result<String, String> {
     let list = || v.as_array().cloned().unwrap_or_default();
-    match what {
+    Ok(match what {
         Show::Security {
             what:
                 Security::Ipsec {
-                    what: Ipsec::SecurityAssociations { detail },
+                    what: Ipsec::SecurityAssociations { words },
                 },
         } => {
-            let sas = list();
+            let (index, detail) = index_detail(words)?;
+            let sas: Vec<Value> = list()
+                .into_iter()
+                .filter(|x| index.is_none() || x["index"].as_u64() == index)
+                .collect();
             let tunnels: std::collections::BTreeSet<String> =
                 sas.iter().map(|x| s(x, "tunnel")).collect();
             let mut out = format!(
@@ -405,7 +451,8 @@ fn render(what: &Show, v: &Value) -> String {
                     .and_then(|p| p.get(1))
                     .map_or("-".to_string(), |p| p.to_string());
                 let mut row = vec![
-                    format!("{dir}{}", s(x, "tunnel")),
+                    format!("{dir}{}", s(x, "index")),
+                    s(x, "tunnel"),
                     format!(
                         "ESP:{}{}",
                         s(x, "algorithm"),
@@ -421,7 +468,7 @@ fn render(what: &Show, v: &Value) -> String {
                     s(x, "remote"),
                     s(x, "worker"),
                 ];
-                if detail.is_some() {
+                if detail {
                     for k in ["packets", "bytes", "auth_failures", "replay_errors"] {
                         row.push(s(x, k));
                     }
@@ -430,14 +477,15 @@ fn render(what: &Show, v: &Value) -> String {
             }
             let mut header = vec![
                 "ID",
+                "Tunnel",
                 "Algorithm",
                 "SPI",
-                "Life:pkts/bytes",
+                "Life:pkts/kB",
                 "Port",
                 "Gateway",
                 "Worker",
             ];
-            if detail.is_some() {
+            if detail {
                 header.extend(["Packets", "Bytes", "Auth failures", "Replay errors"]);
             }
             out.push_str(&table(&header, rows));
@@ -445,9 +493,35 @@ fn render(what: &Show, v: &Value) -> String {
         }
         Show::Security {
             what: Security::Ipsec {
-                what: Ipsec::Statistics,
+                what: Ipsec::Statistics { words },
             },
         } => {
+            if let (Some(i), _) = index_detail(words)? {
+                // One tunnel: its SAs' counters (Junos `statistics index N`).
+                let sas: Vec<Value> = list()
+                    .into_iter()
+                    .filter(|x| x["index"].as_u64() == Some(i))
+                    .collect();
+                if sas.is_empty() {
+                    return Err(format!("no tunnel with index {i}"));
+                }
+                let sum = |dir: &str, k: &str| -> u64 {
+                    sas.iter()
+                        .filter(|x| x["direction"] == dir)
+                        .map(|x| x[k].as_u64().unwrap_or(0))
+                        .sum()
+                };
+                return Ok(format!(
+                    "ESP Statistics (index {i}, tunnel {}):\n  Encrypted bytes:      {:>14}\n  Decrypted bytes:      {:>14}\n  Encrypted packets:    {:>14}\n  Decrypted packets:    {:>14}\nErrors:\n  ESP authentication failures: {}, Replay errors: {}",
+                    s(&sas[0], "tunnel"),
+                    sum("out", "bytes"),
+                    sum("in", "bytes"),
+                    sum("out", "packets"),
+                    sum("in", "packets"),
+                    sum("in", "auth_failures"),
+                    sum("in", "replay_errors"),
+                ));
+            }
             let g = &v["global"];
             let n = |k: &str| g[k].as_u64().unwrap_or(0);
             let mut out = String::from("ESP Statistics:\n");
@@ -564,5 +638,5 @@ fn render(what: &Show, v: &Value) -> String {
                 s(&l, "notices"),
             )
         }
-    }
+    })
 }
