@@ -12,6 +12,7 @@
 //!          inject ring    control -> dataplane   (packets the control sends)
 //!          stats region   written by the dataplane, read by the control
 //!          grants         per outbound SA: the highest sequence number it may ever have used
+//!          windows        per inbound SA: the top of its replay window, as last published
 //! ```
 
 use crate::ring::{self, Consumer, Producer, RingError, RingLayout};
@@ -46,6 +47,8 @@ pub struct Layout {
     pub stats_len: u64,
     /// Records in the grants table: one per outbound SA slot (tunnel id).
     pub grants: u32,
+    /// Records in the windows table: one per inbound SA slot.
+    pub windows: u32,
 }
 
 impl Default for Layout {
@@ -57,13 +60,14 @@ impl Default for Layout {
             rings: [r(4096, 1024), r(4096, 256), r(1024, 2048), r(1024, 2048)],
             stats_len: 1 << 20,
             grants: 4096,
+            windows: 8192,
         }
     }
 }
 
 impl Layout {
     /// Where the rings, the stats region and the grants table start, and the total size.
-    fn offsets(&self) -> ([u64; RINGS], u64, u64, u64) {
+    fn offsets(&self) -> ([u64; RINGS], u64, u64, u64, u64) {
         let mut at = HEADER_LEN as u64;
         let mut rings = [0; RINGS];
         for (o, r) in rings.iter_mut().zip(&self.rings) {
@@ -72,8 +76,9 @@ impl Layout {
         }
         let stats = at;
         let grants = stats + self.stats_len.next_multiple_of(64);
-        let end = grants + u64::from(self.grants) * GRANT_LEN as u64;
-        (rings, stats, grants, end)
+        let windows = grants + u64::from(self.grants) * GRANT_LEN as u64;
+        let end = windows + u64::from(self.windows) * GRANT_LEN as u64;
+        (rings, stats, grants, windows, end)
     }
 }
 
@@ -107,6 +112,8 @@ struct Header {
     stats_len: u64,
     grants_offset: u64,
     grants: u32,
+    windows: u32,
+    windows_offset: u64,
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_LEN);
@@ -215,7 +222,7 @@ impl Segment {
                 });
             }
         }
-        let (offsets, stats_offset, grants_offset, total) = layout.offsets();
+        let (offsets, stats_offset, grants_offset, windows_offset, total) = layout.offsets();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -253,6 +260,8 @@ impl Segment {
             (*h).stats_len = layout.stats_len;
             (*h).grants_offset = grants_offset;
             (*h).grants = layout.grants;
+            (*h).windows_offset = windows_offset;
+            (*h).windows = layout.windows;
             (*h).magic
                 .store(u64::from_le_bytes(MAGIC), Ordering::Release);
         }
@@ -321,6 +330,15 @@ impl Segment {
             || grants_end.is_none_or(|e| e > len)
         {
             return Err(bad(format!("grants table at {}", h.grants_offset)));
+        }
+        let windows_end = u64::from(h.windows)
+            .checked_mul(GRANT_LEN as u64)
+            .and_then(|n| n.checked_add(h.windows_offset));
+        if h.windows_offset % 32 != 0
+            || grants_end.is_none_or(|g| h.windows_offset < g)
+            || windows_end.is_none_or(|e| e > len)
+        {
+            return Err(bad(format!("windows table at {}", h.windows_offset)));
         }
         Ok(seg)
     }
@@ -438,25 +456,39 @@ impl Segment {
 }
 
 impl Segment {
-    fn grant_record(&self, slot: u32) -> Option<&GrantRecord> {
+    fn table(&self, t: Table) -> (u64, u32) {
         let h = self.header();
-        if slot >= h.grants {
+        match t {
+            Table::Grants => (h.grants_offset, h.grants),
+            Table::Windows => (h.windows_offset, h.windows),
+        }
+    }
+
+    fn grant_record(&self, t: Table, slot: u32) -> Option<&GrantRecord> {
+        let (offset, n) = self.table(t);
+        if slot >= n {
             return None;
         }
         // SAFETY: the table was checked to lie inside the mapping at attach (or made so at
         // create); records are 32-byte aligned atomics.
         Some(unsafe {
-            &*(self
-                .base()
-                .add(h.grants_offset as usize + slot as usize * GRANT_LEN)
-                as *const GrantRecord)
+            &*(self.base().add(offset as usize + slot as usize * GRANT_LEN) as *const GrantRecord)
         })
     }
 
     /// Publishes a grant for the outbound SA in `slot` (the dataplane's main lcore, before the
     /// SA may use it). `false` if the table has no such slot.
     pub fn publish_grant(&self, slot: u32, g: Grant) -> bool {
-        let Some(r) = self.grant_record(slot) else {
+        self.publish(Table::Grants, slot, g)
+    }
+
+    /// Publishes the top of the replay window of the inbound SA in `slot` (in `g.end`).
+    pub fn publish_window(&self, slot: u32, g: Grant) -> bool {
+        self.publish(Table::Windows, slot, g)
+    }
+
+    fn publish(&self, t: Table, slot: u32, g: Grant) -> bool {
+        let Some(r) = self.grant_record(t, slot) else {
             return false;
         };
         let cur = r.end.load(Ordering::Acquire);
@@ -482,9 +514,23 @@ impl Segment {
 
     /// Every grant in the table.
     pub fn grants(&self) -> Vec<Grant> {
-        let n = self.header().grants;
+        self.records(Table::Grants)
+    }
+
+    /// Records in the windows table.
+    pub fn window_slots(&self) -> u32 {
+        self.header().windows
+    }
+
+    /// Every inbound SA's published window top (in `Grant::end`).
+    pub fn windows(&self) -> Vec<Grant> {
+        self.records(Table::Windows)
+    }
+
+    fn records(&self, t: Table) -> Vec<Grant> {
+        let (_, n) = self.table(t);
         (0..n)
-            .filter_map(|i| self.grant_record(i))
+            .filter_map(|i| self.grant_record(t, i))
             .filter_map(|r| {
                 let end = r.end.load(Ordering::Acquire);
                 let mut key = [0; 16];
@@ -506,12 +552,28 @@ impl Segment {
             .map(|s| s.grants())
             .unwrap_or_default()
     }
+
+    /// The windows a previous start of the dataplane left at `path`.
+    pub fn previous_windows(path: &Path) -> Vec<Grant> {
+        Segment::attach(path)
+            .map(|s| s.windows())
+            .unwrap_or_default()
+    }
 }
 
 fn first8(b: &[u8; 16], at: usize) -> [u8; 8] {
     let mut o = [0; 8];
     o.copy_from_slice(&b[at..at + 8]);
     o
+}
+
+/// The two tables of `Grant` records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Table {
+    /// Outbound SAs: the highest sequence number granted.
+    Grants,
+    /// Inbound SAs: the top of the replay window.
+    Windows,
 }
 
 /// A ring's writing end, with the mapping it lives in.

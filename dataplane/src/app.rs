@@ -355,8 +355,9 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
     if let Some(path) = &cfg.dataplane.channel {
         let cap = cfg.dataplane.capacity;
         let layout = channel::Layout {
-            // Two records a tunnel: an SA and its successor.
+            // Two records a tunnel: an SA and its successor; one per inbound SA slot.
             grants: cap.tunnels.saturating_mul(2),
+            windows: cap.inbound_sas,
             // Two halves, each room for every SA's entry in the JSON snapshot and the rest.
             stats_len: 2
                 * ((u64::from(cap.tunnels) + u64::from(cap.inbound_sas)) * 768 + (256 << 10))
@@ -391,6 +392,7 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
             if published.elapsed() >= STATS_INTERVAL {
                 published = Instant::now();
                 publish_stats(ch, &sources.snapshot(port_counters));
+                main.control.publish_windows();
             }
         }
         let rx = sources.total(Stat::RxPackets);
@@ -410,6 +412,9 @@ pub fn run(cfg: &Config, eal_args: &[String], opts: &Options) -> Result<Snapshot
     }
     stop.store(true, Ordering::Relaxed);
     dpdk_sys::lcore::wait_all();
+    // The workers are done: the replay windows' tops are final, and the next start resumes
+    // them exactly.
+    main.control.publish_windows();
     // The workers gave their SAs back: freed here, with their crypto sessions.
     main.drain();
 

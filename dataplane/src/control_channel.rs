@@ -77,8 +77,9 @@ impl ControlChannel {
         control: &mut ControlState,
     ) -> Result<ControlChannel, SegmentError> {
         let previous = Segment::previous_grants(path);
+        let windows = Segment::previous_windows(path);
         let segment = Segment::create(path, layout)?;
-        control.use_grants(segment.clone(), previous);
+        control.use_grants(segment.clone(), previous, windows);
         let commands = segment.consumer(RingId::Commands)?;
         let events = segment.producer(RingId::Events)?;
         let punt = segment.producer(RingId::Punt)?;

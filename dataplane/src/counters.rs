@@ -134,23 +134,30 @@ impl StatBlock {
     }
 }
 
-/// Per-SA counters, one cache line in the main lcore's counter slots (`mem::Slots`); the
-/// worker that owns the SA writes them, anyone reads them.
+/// Per-SA counters in the main lcore's counter slots (`mem::Slots`); the worker that owns the
+/// SA writes them, anyone reads them. What every packet or burst writes is in the first cache
+/// line.
 #[derive(Default, Debug)]
-#[repr(align(64))]
+#[repr(C, align(64))]
 pub struct SaCounters {
     pub packets: Counter,
     pub bytes: Counter,
+    /// The highest sequence number the SA sent (outbound, once a burst) or accepted (inbound,
+    /// its replay window's top): what a restarted dataplane resumes an inbound window from.
+    /// Not a counter: `clear` leaves it.
+    pub seq: Counter,
     pub auth_failures: Counter,
     pub replay_errors: Counter,
     pub bad_trailers: Counter,
     pub ts_check_fail: Counter,
     pub seq_exhausted: Counter,
+    // Second line: rare.
     /// Packets dropped because the SA reached its hard lifetime.
     pub hard_limit_drops: Counter,
 }
 
-const _: () = assert!(std::mem::size_of::<SaCounters>() == 64);
+const _: () = assert!(std::mem::size_of::<SaCounters>() == 128);
+const _: () = assert!(std::mem::offset_of!(SaCounters, seq_exhausted) < 64);
 
 // SAFETY: counters are atomics, and an all-zero atomic is 0.
 unsafe impl crate::mem::Zeroable for SaCounters {}
@@ -217,9 +224,16 @@ impl SaCounters {
         std::array::from_fn(|i| (SA_COUNTER_NAMES[i], v[i]))
     }
 
+    /// Records the highest sequence number sent or accepted; only its owner calls this.
+    #[inline(always)]
+    pub fn set_seq(&self, seq: u64) {
+        self.seq.0.store(seq, Relaxed);
+    }
+
     /// Zeroes every counter: only before the slot is handed to a new SA.
     pub fn reset(&self) {
         for c in [
+            &self.seq,
             &self.packets,
             &self.bytes,
             &self.auth_failures,

@@ -338,6 +338,7 @@ impl OutboundSa {
     #[inline]
     pub fn carried(&mut self, packets: u64, bytes: u64) {
         let (_, total) = self.counters.carried(packets, bytes);
+        self.counters.set_seq(self.last_seq);
         if total >= self.bytes_check_at {
             self.bytes_reached(total);
         }
@@ -448,6 +449,7 @@ impl InboundSa {
     #[inline(always)]
     pub fn carried(&mut self, bytes: u64) {
         let (packets, total) = self.counters.carried(1, bytes);
+        self.counters.set_seq(self.replay.top());
         if packets >= self.check_at.0 || total >= self.check_at.1 {
             self.limit_reached(packets, total);
         }

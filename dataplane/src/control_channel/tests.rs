@@ -32,6 +32,7 @@ fn small() -> Layout {
         rings: [r; 4],
         stats_len: 4096,
         grants: 16,
+        windows: 16,
     }
 }
 

@@ -34,6 +34,8 @@ pub struct Grants {
     /// The highest number granted to SAs that are gone: by the previous start of the dataplane
     /// (read from its segment), or replaced since.
     prior: HashMap<GrantKey, u64>,
+    /// The last published top of inbound SAs' replay windows, the same way.
+    prior_windows: HashMap<GrantKey, u64>,
 }
 
 /// What a tunnel's outbound SA was granted.
@@ -48,16 +50,20 @@ pub struct TunnelGrant {
 }
 
 impl Grants {
-    pub fn new(segment: Segment, previous: Vec<Grant>) -> Grants {
-        let mut prior: HashMap<GrantKey, u64> = HashMap::new();
-        for g in previous {
-            let e = prior.entry((g.spi, g.key)).or_insert(0);
-            *e = (*e).max(g.end);
-        }
+    pub fn new(segment: Segment, previous: Vec<Grant>, windows: Vec<Grant>) -> Grants {
+        let by_key = |list: Vec<Grant>| {
+            let mut m: HashMap<GrantKey, u64> = HashMap::new();
+            for g in list {
+                let e = m.entry((g.spi, g.key)).or_insert(0);
+                *e = (*e).max(g.end);
+            }
+            m
+        };
         Grants {
             segment,
             size: GRANT,
-            prior,
+            prior: by_key(previous),
+            prior_windows: by_key(windows),
         }
     }
 }
@@ -91,8 +97,54 @@ fn lease_after(last: u64, size: u64, space: u64) -> Lease {
 impl ControlState {
     /// From now on outbound SAs run on grants published in `segment`; `previous` are the
     /// grants the last start of the dataplane left.
-    pub fn use_grants(&mut self, segment: Segment, previous: Vec<Grant>) {
-        self.grants = Some(Grants::new(segment, previous));
+    pub fn use_grants(&mut self, segment: Segment, previous: Vec<Grant>, windows: Vec<Grant>) {
+        self.grants = Some(Grants::new(segment, previous, windows));
+    }
+
+    /// Where an inbound SA's replay window resumes: above what the same SA (SPI and key) was
+    /// last published to have accepted, so that its old packets are not accepted again.
+    pub(super) fn window_resume(&self, key: GrantKey) -> u64 {
+        self.grants
+            .as_ref()
+            .and_then(|g| g.prior_windows.get(&key).copied())
+            .unwrap_or(0)
+    }
+
+    /// An inbound SA that goes: its window's top is remembered for this run.
+    pub(super) fn retire_window(&mut self, key: GrantKey, top: u64) {
+        if let Some(g) = &mut self.grants {
+            let e = g.prior_windows.entry(key).or_insert(0);
+            *e = (*e).max(top);
+        }
+    }
+
+    /// Publishes the top of every inbound SA's replay window (from the counters its worker
+    /// writes with each packet): what the next start of the dataplane resumes them from.
+    /// Called with every stats snapshot, and once the workers have stopped.
+    pub fn publish_windows(&self) {
+        let Some(g) = &self.grants else {
+            return;
+        };
+        let v = self.lock_view();
+        for (spi, r) in &self.inbound {
+            let Some(key) = r.key else {
+                continue;
+            };
+            let top = v
+                .sas
+                .get(&super::view::SaKey::In(*spi))
+                .map_or(0, |s| s.counters.seq.get());
+            if top > 0 {
+                g.segment.publish_window(
+                    r.index.0,
+                    Grant {
+                        spi: *spi,
+                        key: key.1,
+                        end: top,
+                    },
+                );
+            }
+        }
     }
 
     /// Grants of `n` numbers instead of `GRANT` (tests: to see renewals with few packets).

@@ -106,6 +106,8 @@ struct InboundRec {
     index: InboundIndex,
     /// Watched for idleness when the SA asked for it (`idle_after`).
     idle: Option<idle::Watch>,
+    /// Its SPI and key digest, for the windows table (with a channel).
+    key: Option<grants::GrantKey>,
 }
 
 /// Where a route came from: connected and local routes follow their interface.

@@ -176,7 +176,8 @@ impl ControlState {
             Ok(w) => w,
             Err(e) => return refuse(what, e.to_string()),
         };
-        replay.set_top(spec.highest_seen);
+        let key = super::grants::grant_key(spi, spec.sa.keys.bytes());
+        replay.resume_at(spec.highest_seen.max(self.window_resume(key)));
         let Some(counters) = self.counter_slot() else {
             return refuse(what, "no counter slot is free");
         };
@@ -238,12 +239,18 @@ impl ControlState {
             }
         }
         let idle = spec.idle_after.map(super::idle::Watch::new);
+        let key = self.grants.as_ref().map(|_| key);
+        if let Some(old) = self.inbound.get(&spi).and_then(|r| r.key) {
+            let top = self.inbound_top(spi);
+            self.retire_window(old, top);
+        }
         self.inbound.insert(
             spi,
             InboundRec {
                 tunnel,
                 index,
                 idle,
+                key,
             },
         );
         if let Some(t) = self.tunnels.get_mut(&tunnel) {
@@ -264,9 +271,13 @@ impl ControlState {
 
     pub(super) fn delete_inbound_sa(&mut self, spi: u32, g: u64) -> Result<(), ChangeError> {
         let what = format!("inbound SA {spi:#x}");
+        let top = self.inbound_top(spi);
         let Some(r) = self.inbound.remove(&spi) else {
             return refuse(what, "no such SA");
         };
+        if let Some(k) = r.key {
+            self.retire_window(k, top);
+        }
         let owner = match self.tunnels.get_mut(&r.tunnel) {
             Some(t) => {
                 t.inbound.remove(&spi);
@@ -285,6 +296,16 @@ impl ControlState {
         self.inbound_ids.give(r.index.0);
         self.lock_view().sas.remove(&SaKey::In(spi));
         Ok(())
+    }
+}
+
+impl ControlState {
+    /// The highest sequence number inbound SA `spi` accepted, as its worker last wrote it.
+    fn inbound_top(&self, spi: u32) -> u64 {
+        self.lock_view()
+            .sas
+            .get(&SaKey::In(spi))
+            .map_or(0, |s| s.counters.seq.get())
     }
 }
 

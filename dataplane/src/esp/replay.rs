@@ -169,6 +169,21 @@ impl ReplayWindow {
         Ok(())
     }
 
+    /// Starts as if every number up to `top` had been received: how a window resumes when
+    /// only its top is known (after a restart), so that no packet it may have accepted before
+    /// is accepted again.
+    pub fn resume_at(&mut self, top: u64) {
+        if top == 0 || self.bitmap.is_empty() {
+            return self.set_top(top);
+        }
+        let words = self.bitmap.len();
+        self.bitmap.iter_mut().for_each(|w| *w = u64::MAX);
+        self.top = top;
+        // The numbers above the top in its own word have not been seen.
+        let (w, m) = Self::bit(top, words);
+        self.bitmap[w] &= m | (m - 1);
+    }
+
     /// Test and tooling hook: start as if `top` had been received (e.g. near 2^32).
     pub fn set_top(&mut self, top: u64) {
         self.bitmap.iter_mut().for_each(|w| *w = 0);
@@ -188,6 +203,21 @@ mod tests {
         let s = w.check(seql)?;
         w.accept(s)?;
         Ok(s)
+    }
+
+    #[test]
+    fn a_resumed_window_takes_nothing_at_or_below_its_top() {
+        let mut w = ReplayWindow::new(128, false);
+        w.resume_at(1000);
+        for old in [1000, 999, 950, 873] {
+            assert_eq!(rx(&mut w, old), Err(Duplicate), "{old}");
+        }
+        assert_eq!(w.check(872), Err(TooOld));
+        // Above the top, in the top's own word and beyond: new.
+        assert_eq!(rx(&mut w, 1001), Ok(1001));
+        assert_eq!(rx(&mut w, 1023), Ok(1023));
+        assert_eq!(rx(&mut w, 1100), Ok(1100));
+        assert_eq!(rx(&mut w, 1001), Err(Duplicate));
     }
 
     #[test]

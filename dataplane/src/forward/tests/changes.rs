@@ -350,7 +350,7 @@ fn sequence_numbers_run_on_published_grants_and_resume_above_them() {
     };
     let seg = channel::Segment::create(&path, layout).unwrap();
     let (mut gw1, mut gw2) = pair();
-    gw1.control.use_grants(seg.clone(), Vec::new());
+    gw1.control.use_grants(seg.clone(), Vec::new(), Vec::new());
     gw1.control.set_grant_size(8);
     gw2.change(inbound(sa("st0.0", 0x1051, 5))).unwrap();
     gw1.change(outbound(sa("st0.0", 0x1051, 5))).unwrap();
@@ -387,7 +387,7 @@ fn sequence_numbers_run_on_published_grants_and_resume_above_them() {
     let previous = channel::Segment::previous_grants(&path);
     let seg2 = channel::Segment::create(&path, layout).unwrap();
     let (mut gw1, _) = pair();
-    gw1.control.use_grants(seg2.clone(), previous);
+    gw1.control.use_grants(seg2.clone(), previous, Vec::new());
     gw1.change(outbound(sa("st0.0", 0x1051, 5))).unwrap();
     let out = through(&mut gw1, 0, &[to_host(200, 30)]);
     assert_eq!(u64::from(esp_seq(&out[0].1)), last_grant + 1);
@@ -405,5 +405,54 @@ fn sequence_numbers_run_on_published_grants_and_resume_above_them() {
     assert_eq!(esp_seq(&through(&mut gw1, 0, &[to_host(200, 30)])[0].1), 1);
     drop(seg);
     drop(seg2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// With a channel, an inbound SA's replay window resumes, after a restart, from the top last
+/// published: a packet it accepted before is not accepted again.
+#[test]
+fn replay_windows_resume_from_their_published_top() {
+    let dir = std::env::temp_dir().join(format!("espgw-windows-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("seg");
+    let layout = channel::Layout {
+        windows: 64,
+        ..Default::default()
+    };
+    let seg = channel::Segment::create(&path, layout).unwrap();
+    let (mut gw1, mut gw2) = pair();
+    gw2.control.use_grants(seg.clone(), Vec::new(), Vec::new());
+    gw2.change(inbound(sa("st0.0", 0x1061, 8))).unwrap();
+    gw1.change(outbound(sa("st0.0", 0x1061, 8))).unwrap();
+    let mut wire = Vec::new();
+    for _ in 0..10 {
+        let out = through(&mut gw1, 0, &[to_host(200, 30)]);
+        assert_eq!(
+            through(&mut gw2, 1, &[out[0].1.clone()])[0].0,
+            Verdict::Tx(0)
+        );
+        wire.push(out[0].1.clone());
+    }
+    gw2.control.publish_windows();
+    assert!(seg.windows().iter().any(|w| w.spi == 0x1061 && w.end == 10));
+
+    // gw2 restarts and is given the same SA again, from 0.
+    drop(gw2);
+    let windows = channel::Segment::previous_windows(&path);
+    let seg2 = channel::Segment::create(&path, layout).unwrap();
+    let (_, mut gw2) = pair();
+    gw2.control.use_grants(seg2.clone(), Vec::new(), windows);
+    gw2.change(inbound(sa("st0.0", 0x1061, 8))).unwrap();
+    assert_eq!(
+        through(&mut gw2, 1, &[wire[4].clone()])[0].0,
+        Verdict::Drop(Stat::ReplayErrors),
+        "a packet accepted before the restart is a replay after it"
+    );
+    let fresh = through(&mut gw1, 0, &[to_host(200, 30)]);
+    assert_eq!(
+        through(&mut gw2, 1, &[fresh[0].1.clone()])[0].0,
+        Verdict::Tx(0)
+    );
+    drop((seg, seg2));
     std::fs::remove_dir_all(&dir).unwrap();
 }
