@@ -482,10 +482,11 @@ async fn ports(State(api): State<Arc<Api>>) -> Response {
     part(&api, "ports").await
 }
 
-/// Tunnels, as configured.
-#[utoipa::path(get, path = "/v1/tunnels", responses((status = 200, body = [Object])))]
+/// Tunnels as the dataplane holds them: index, gateways, anchor (worker, group), and the
+/// traffic of their SAs by direction.
+#[utoipa::path(get, path = "/v1/tunnels", responses((status = 200, body = [Object]), (status = 503, body = ErrorBody)))]
 async fn tunnels(State(api): State<Arc<Api>>) -> Response {
-    section(&api, "tunnels").await
+    part(&api, "tunnels").await
 }
 
 /// The dataplane's latest snapshot, or why there is none (503: no dataplane).

@@ -141,6 +141,26 @@ fn dataplane(r: &mut Registry, doc: &Value) {
         let rows = sas.iter().map(|s| (sa_labels(s), num(&s[k]))).collect();
         family(r, &format!("sa_{k}"), help, rows);
     }
+    let tunnels = d["tunnels"].as_array().cloned().unwrap_or_default();
+    for (what, help) in [
+        ("packets", "Packets through the tunnel's SAs, by direction"),
+        (
+            "bytes",
+            "Inner bytes through the tunnel's SAs, by direction",
+        ),
+    ] {
+        let mut rows = Vec::new();
+        for t in &tunnels {
+            for dir in ["out", "in"] {
+                let l = vec![
+                    label("tunnel", &t["name"]),
+                    ("direction".into(), dir.into()),
+                ];
+                rows.push((l, num(&t[format!("{what}_{dir}").as_str()])));
+            }
+        }
+        family(r, &format!("tunnel_{what}"), help, rows);
+    }
     let ports = d["ports"].as_array().cloned().unwrap_or_default();
     for k in [
         "rx_packets",

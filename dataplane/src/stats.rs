@@ -75,7 +75,24 @@ pub struct Snapshot {
     pub events: crate::control_state::view::EventCounts,
     pub ports: Vec<PortSnapshot>,
     pub sas: Vec<SaSnapshot>,
+    pub tunnels: Vec<TunnelSnapshot>,
     pub tunnel_map: Vec<GroupMap>,
+}
+
+/// A tunnel: where it is anchored, and the traffic of its SAs now installed.
+#[derive(Debug, Serialize)]
+pub struct TunnelSnapshot {
+    pub name: String,
+    pub index: u32,
+    pub local: String,
+    pub remote: String,
+    pub worker: u32,
+    pub group: usize,
+    pub sas: usize,
+    pub packets_out: u64,
+    pub bytes_out: u64,
+    pub packets_in: u64,
+    pub bytes_in: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -202,6 +219,44 @@ impl Sources {
             .collect()
     }
 
+    /// Every tunnel, with its SAs' traffic summed by direction (one pass over the SAs).
+    pub fn tunnel_snapshots(&self) -> Vec<TunnelSnapshot> {
+        let v = self.view();
+        // Per tunnel: SAs, packets and bytes out, packets and bytes in.
+        let mut sums: std::collections::HashMap<channel::Name, [u64; 5]> = Default::default();
+        for s in v.sas.values() {
+            let c = s.counters();
+            let e = sums.entry(s.tunnel).or_default();
+            e[0] += 1;
+            let at = if s.direction == crate::sa::Direction::Out {
+                1
+            } else {
+                3
+            };
+            e[at] += c[0].1;
+            e[at + 1] += c[1].1;
+        }
+        v.tunnels
+            .iter()
+            .map(|(name, t)| {
+                let e = sums.get(name).copied().unwrap_or_default();
+                TunnelSnapshot {
+                    name: name.to_string(),
+                    index: t.id,
+                    local: t.local.to_string(),
+                    remote: t.remote.to_string(),
+                    worker: t.worker,
+                    group: t.group,
+                    sas: e[0] as usize,
+                    packets_out: e[1],
+                    bytes_out: e[2],
+                    packets_in: e[3],
+                    bytes_in: e[4],
+                }
+            })
+            .collect()
+    }
+
     /// The tunnel map: per anchor group and worker, load factor, tunnels, SAs and traffic.
     pub fn tunnel_map(&self) -> Vec<GroupMap> {
         let v = self.view();
@@ -299,6 +354,7 @@ impl Sources {
                 })
                 .collect(),
             sas: self.sa_snapshots(),
+            tunnels: self.tunnel_snapshots(),
             tunnel_map: self.tunnel_map(),
         }
     }
