@@ -15,7 +15,7 @@ fi
 # DPDK 22.11 LTS, bindgen's libclang, the tools the demo and tests use (tshark as the
 # independent ESP decoder, iproute2/ethtool for the namespaces).
 packages=(dpdk dpdk-dev libdpdk-dev pkg-config clang libclang-dev gcc libc6-dev
-          tshark iproute2 iputils-ping ethtool procps python3 python3-venv ca-certificates curl)
+          tshark iproute2 iputils-ping ethtool procps python3 python3-venv ca-certificates curl openssl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

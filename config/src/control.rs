@@ -18,6 +18,15 @@ pub struct ControlConfig {
     pub token_file: PathBuf,
     /// Committed configurations, one file each (mode 0600), and the candidate.
     pub state_dir: PathBuf,
+    /// HTTPS (rustls): the certificate chain and its private key (mode 0600), PEM. Required
+    /// for a listen address other than loopback.
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 impl Default for ControlConfig {
@@ -28,6 +37,7 @@ impl Default for ControlConfig {
                 .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8443))),
             token_file: DEFAULT_TOKEN_FILE.into(),
             state_dir: DEFAULT_STATE_DIR.into(),
+            tls: None,
         }
     }
 }
@@ -38,6 +48,14 @@ pub(super) struct ControlFile {
     pub listen: Option<String>,
     pub token_file: Option<String>,
     pub state_dir: Option<String>,
+    pub tls: Option<TlsFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TlsFile {
+    pub cert_file: String,
+    pub key_file: String,
 }
 
 pub(super) fn control(f: &ControlFile) -> Result<ControlConfig, ConfigError> {
@@ -48,11 +66,11 @@ pub(super) fn control(f: &ControlFile) -> Result<ControlConfig, ConfigError> {
             .parse::<SocketAddr>()
             .or_else(|_| err("control.listen", format!("{s:?} is not an address:port")))?,
     };
-    if !listen.ip().is_loopback() {
+    if !listen.ip().is_loopback() && f.tls.is_none() {
         // Keys and tokens would cross the network in clear.
         return err(
             "control.listen",
-            format!("{listen} is not a loopback address; the REST port has no TLS yet"),
+            format!("{listen} is not a loopback address: it needs control.tls"),
         );
     }
     let path = |field: &str, v: &Option<String>, default: PathBuf| match v {
@@ -63,9 +81,17 @@ pub(super) fn control(f: &ControlFile) -> Result<ControlConfig, ConfigError> {
             format!("{s:?} is not an absolute path"),
         ),
     };
+    let tls = match &f.tls {
+        None => None,
+        Some(t) => Some(TlsFiles {
+            cert_file: path("tls.cert_file", &Some(t.cert_file.clone()), PathBuf::new())?,
+            key_file: path("tls.key_file", &Some(t.key_file.clone()), PathBuf::new())?,
+        }),
+    };
     Ok(ControlConfig {
         listen,
         token_file: path("token_file", &f.token_file, d.token_file)?,
         state_dir: path("state_dir", &f.state_dir, d.state_dir)?,
+        tls,
     })
 }

@@ -14,7 +14,7 @@ mod sas;
 mod tunnels;
 
 pub use changes::changes;
-pub use control::ControlConfig;
+pub use control::{ControlConfig, TlsFiles};
 
 use channel::Direction;
 use channel::Mac;

@@ -25,6 +25,10 @@ struct Args {
     /// The file holding the API's bearer token.
     #[arg(long, env = "ESPGW_TOKEN_FILE", default_value = "/etc/espgw/api-token")]
     token_file: PathBuf,
+    /// For an https URL: the CA (PEM) that signed the control's certificate, if it is not one
+    /// the system trusts.
+    #[arg(long, env = "ESPGW_CA_FILE")]
+    ca_file: Option<PathBuf>,
     /// Print the server's JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -179,11 +183,26 @@ impl Client {
     fn new(args: &Args) -> Result<Client, String> {
         let token = std::fs::read_to_string(&args.token_file)
             .map_err(|e| format!("{}: {e}", args.token_file.display()))?;
-        let agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(std::time::Duration::from_secs(60)))
-            .build()
-            .new_agent();
+            .timeout_global(Some(std::time::Duration::from_secs(60)));
+        if let Some(ca) = &args.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
+            let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+                .filter_map(|i| match i {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                return Err(format!("{}: no certificate in it", ca.display()));
+            }
+            let tls = ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+                .build();
+            config = config.tls_config(tls);
+        }
+        let agent = config.build().new_agent();
         Ok(Client {
             agent,
             url: args.url.trim_end_matches('/').to_string(),
