@@ -444,12 +444,23 @@ impl InboundSa {
             .is_none_or(|s| s.admits_inbound(src, dst))
     }
 
+    /// Writes the replay window's top into the SA's counters, where the main lcore publishes
+    /// it for the next start of the dataplane.
+    #[inline]
+    pub fn publish_top(&self) {
+        self.counters.set_seq(self.replay.top());
+    }
+
     /// Counts one decapsulated packet (its inner bytes), and raises what that reached. A hard
     /// limit stops the SA at once.
     #[inline(always)]
     pub fn carried(&mut self, bytes: u64) {
         let (packets, total) = self.counters.carried(1, bytes);
-        self.counters.set_seq(self.replay.top());
+        // The window's top for the next start, every 32 packets (at every packet it cost 6 %
+        // of the decrypt rate at 64 B); exact whenever the SA leaves its worker (`publish_top`).
+        if packets % 32 == 0 {
+            self.publish_top();
+        }
         if packets >= self.check_at.0 || total >= self.check_at.1 {
             self.limit_reached(packets, total);
         }

@@ -272,7 +272,10 @@ impl Tables {
             DelSpi { spi } => self.spis.remove(spi),
             InstallInbound { spi, index, sa } => {
                 let Some(entry) = self.inbound.get_mut(index.0 as usize) else {
-                    retired.push(Retired::Inbound(sa));
+                    {
+                        sa.publish_top();
+                        retired.push(Retired::Inbound(sa));
+                    }
                     return Err(ApplyError::OutOfRange);
                 };
                 if !self.spis.set(
@@ -282,11 +285,17 @@ impl Tables {
                         index,
                     },
                 ) {
-                    retired.push(Retired::Inbound(sa));
+                    {
+                        sa.publish_top();
+                        retired.push(Retired::Inbound(sa));
+                    }
                     return Err(ApplyError::Full);
                 }
                 match entry.replace(sa) {
-                    Some(old) => retired.push(Retired::Inbound(old)),
+                    Some(old) => {
+                        old.publish_top();
+                        retired.push(Retired::Inbound(old))
+                    }
                     None => self.sas += 1,
                 }
             }
@@ -298,7 +307,10 @@ impl Tables {
                         .get_mut(e.index.0 as usize)
                         .and_then(Option::take)
                     {
-                        retired.push(Retired::Inbound(sa));
+                        {
+                            sa.publish_top();
+                            retired.push(Retired::Inbound(sa));
+                        }
                         self.sas -= 1;
                     }
                 }
@@ -311,7 +323,10 @@ impl Tables {
                 }
                 for s in self.inbound.iter_mut() {
                     if let Some(sa) = s.take() {
-                        retired.push(Retired::Inbound(sa));
+                        {
+                            sa.publish_top();
+                            retired.push(Retired::Inbound(sa));
+                        }
                     }
                 }
                 self.sas = 0;

@@ -424,8 +424,9 @@ fn replay_windows_resume_from_their_published_top() {
     gw2.control.use_grants(seg.clone(), Vec::new(), Vec::new());
     gw2.change(inbound(sa("st0.0", 0x1061, 8))).unwrap();
     gw1.change(outbound(sa("st0.0", 0x1061, 8))).unwrap();
+    // The worker writes the top every 32 packets (and exactly when the SA leaves it).
     let mut wire = Vec::new();
-    for _ in 0..10 {
+    for _ in 0..32 {
         let out = through(&mut gw1, 0, &[to_host(200, 30)]);
         assert_eq!(
             through(&mut gw2, 1, &[out[0].1.clone()])[0].0,
@@ -434,7 +435,7 @@ fn replay_windows_resume_from_their_published_top() {
         wire.push(out[0].1.clone());
     }
     gw2.control.publish_windows();
-    assert!(seg.windows().iter().any(|w| w.spi == 0x1061 && w.end == 10));
+    assert!(seg.windows().iter().any(|w| w.spi == 0x1061 && w.end == 32));
 
     // gw2 restarts and is given the same SA again, from 0.
     drop(gw2);
