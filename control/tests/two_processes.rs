@@ -46,6 +46,11 @@ impl Drop for Topology {
     }
 }
 
+/// The REST port's largest body.
+fn api_limit() -> usize {
+    control::api::MAX_BODY
+}
+
 fn bin(name: &str) -> PathBuf {
     // Both binaries live in the same target directory; the dataplane's is built by
     // `cargo test --workspace` (or `cargo build -p dataplane`).
@@ -583,6 +588,40 @@ fn control_and_dataplane_as_two_processes() {
     );
     let log = std::fs::read_to_string(p("gw1.ctl2.log")).unwrap();
     assert!(log.matches("attached; resync").count() >= 2, "{log}");
+    // tshark, an ESP implementation independent of ours, decrypts what both gateways sent
+    // with the keys the controls pushed, on both sides of the restart.
+    let out = Command::new(repo_root().join("scripts/decode.sh"))
+        .arg(&pcap)
+        .arg(&dir)
+        .args(["-Y", "icmp", "-T", "fields", "-e", "icmp.type"])
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    let types = String::from_utf8_lossy(&out.stdout);
+    let requests = types.lines().filter(|t| *t == "8").count();
+    let replies = types.lines().filter(|t| *t == "0").count();
+    assert!(
+        requests > 100 && replies > 100,
+        "{requests} requests, {replies} replies decoded"
+    );
+
+    // A body over the limit is refused with a 4xx, in JSON.
+    let big = p("big.json");
+    std::fs::write(&big, vec![b' '; api_limit() + 1]).unwrap();
+    let out = in_ns(&ns("gw1"))
+        .args(["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "-H"])
+        .arg(format!("Authorization: Bearer {token}"))
+        .arg("--data-binary")
+        .arg(format!("@{}", big.display()))
+        .arg("http://127.0.0.1:8443/v1/config/check")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.trim_end().ends_with("413") && text.contains("\"error\""),
+        "{text}"
+    );
+    std::fs::remove_file(&big).unwrap();
 
     for c in &mut ctls {
         c.stop(libc::SIGTERM);
