@@ -623,6 +623,38 @@ fn control_and_dataplane_as_two_processes() {
     );
     std::fs::remove_file(&big).unwrap();
 
+    // Inject end to end: with gw1's control stopped, the test takes its place on gw1's inject
+    // ring and sends an IKE datagram from gw1's address to gw2's; gw1's dataplane builds and
+    // routes it, gw2's punts it to gw2's control.
+    ctls[0].stop(libc::SIGTERM);
+    let punted = |ns: &str| -> u64 {
+        let (_, body) = http(ns, "/v1/status", Some(&token));
+        let st: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        st["link"]["punted"].as_u64().unwrap_or(0)
+    };
+    let before = punted(&ns("gw2"));
+    let seg = channel::Segment::attach(Path::new(&format!("/dev/shm/{name}-gw1"))).unwrap();
+    let mut inject = seg.producer(channel::RingId::Inject).unwrap();
+    inject
+        .send(&channel::Datagram {
+            port: 0,
+            src: "192.0.2.1".parse().unwrap(),
+            dst: "192.0.2.2".parse().unwrap(),
+            sport: 500,
+            dport: 500,
+            payload: b"IKE_SA_INIT from gw1",
+        })
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while punted(&ns("gw2")) == before && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        punted(&ns("gw2")),
+        before + 1,
+        "gw1's injected datagram reached gw2's control"
+    );
+
     for c in &mut ctls {
         c.stop(libc::SIGTERM);
     }
