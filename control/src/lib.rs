@@ -8,6 +8,7 @@
 pub mod api;
 pub mod daemon;
 pub mod diff;
+pub mod ike;
 pub mod link;
 pub mod metrics;
 pub mod redact;
