@@ -39,7 +39,7 @@ impl Prf {
     }
 
     /// Output length, which is also the length of SK_d, SK_pi and SK_pr.
-    pub fn len(self) -> usize {
+    pub fn output_len(self) -> usize {
         self.algorithm().digest_algorithm().output_len()
     }
 
@@ -56,11 +56,11 @@ impl Prf {
     /// prf+ (RFC 7296 section 2.13): T1 = prf(K, S | 0x01), Tn = prf(K, Tn-1 | S | n), up to
     /// 255 blocks; `len` bytes of T1 | T2 | ... `None` if more than 255 blocks are asked for.
     pub fn prf_plus(self, key: &[u8], seed: &[&[u8]], len: usize) -> Option<Secret> {
-        let blocks = len.div_ceil(self.len());
+        let blocks = len.div_ceil(self.output_len());
         if blocks > 255 {
             return None;
         }
-        let mut out = Zeroizing::new(Vec::with_capacity(blocks * self.len()));
+        let mut out = Zeroizing::new(Vec::with_capacity(blocks * self.output_len()));
         let mut t: Secret = Zeroizing::new(Vec::new());
         for n in 1..=blocks as u8 {
             let mut parts: Vec<&[u8]> = Vec::with_capacity(seed.len() + 2);
@@ -150,7 +150,7 @@ mod tests {
             hex::encode(&*dkm),
             "a14293677cc80ff8f9cc0eee30d895da9d8f405666e30ef0dfcb63c634a46002a2a63080e514a062768b76606f9fa5e992204fc5a670bde3f10d6b027113936a5c55b648a194ae587b0088d52204b702c979fa280870d2ed41efa9c549fd11198af1670b143d384bd275c5f594cf266b05ebadca855e4249520a441a81157435a7a56cc4"
         );
-        let sk_d = &dkm[..p.len()];
+        let sk_d = &dkm[..p.output_len()];
         let child = p.child_keymat(sk_d, None, &ni, &nr, 132).unwrap();
         assert_eq!(
             hex::encode(&*child),
