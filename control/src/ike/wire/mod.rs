@@ -11,7 +11,7 @@ mod ts;
 
 pub use header::{Exchange, Flags, Header, HEADER_LEN};
 pub use payload::{payload_type, Id, Notify, Payload};
-pub use sa::{Attribute, Proposal, Protocol, Transform, TransformType};
+pub use sa::{Attribute, Proposal, Protocol, Transform, TransformType, KEY_LENGTH};
 pub use ts::{TrafficSelector, TS_IPV4_ADDR_RANGE};
 
 /// Why bytes are not an IKEv2 message.
