@@ -10,7 +10,7 @@ mod sa;
 mod ts;
 
 pub use header::{Exchange, Flags, Header, HEADER_LEN};
-pub use payload::{payload_type, Id, Notify, Payload};
+pub use payload::{emit_chain, parse_chain, payload_type, Id, Notify, Payload};
 pub use sa::{Attribute, Proposal, Protocol, Transform, TransformType, KEY_LENGTH};
 pub use ts::{TrafficSelector, TS_IPV4_ADDR_RANGE};
 
