@@ -1,9 +1,12 @@
 //! IKEv2 (RFC 7296), as a sans-IO core the control process drives: `wire` is the message
 //! format (never panicking on any input), `kdf` the key schedule, `proposal` the algorithms
 //! in strongSwan's syntax and the responder's choice, `sk` the Encrypted payload with
-//! AES-GCM. The SA state machine, AUTH, AES-CBC for SK, DH and the transports come next
-//! (issue 17).
+//! AES-GCM, `dh` the key exchange (Curve25519, ECP-256, ECP-384), `auth` pre-shared-key
+//! AUTH. The SA state machine (tasks, retransmission, rekeys), AES-CBC for SK, MODP-2048 and
+//! the transports come next (issue 17).
 
+pub mod auth;
+pub mod dh;
 pub mod kdf;
 pub mod proposal;
 pub mod sk;
