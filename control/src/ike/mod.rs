@@ -2,11 +2,13 @@
 //! format (never panicking on any input), `kdf` the key schedule, `proposal` the algorithms
 //! in strongSwan's syntax and the responder's choice, `sk` the Encrypted payload with
 //! AES-GCM, `dh` the key exchange (Curve25519, ECP-256, ECP-384), `auth` pre-shared-key
-//! AUTH. The SA state machine (tasks, retransmission, rekeys), AES-CBC for SK, MODP-2048 and
-//! the transports come next (issue 17).
+//! AUTH, `init` the IKE_SA_INIT exchange and the IKE SA's keys. IKE_AUTH, the SA state machine
+//! (tasks, retransmission, rekeys), AES-CBC for SK, MODP-2048 and the transports come next
+//! (issue 17).
 
 pub mod auth;
 pub mod dh;
+pub mod init;
 pub mod kdf;
 pub mod proposal;
 pub mod sk;

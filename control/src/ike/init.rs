@@ -1,0 +1,364 @@
+//! The IKE_SA_INIT exchange (RFC 7296 section 1.2), sans IO: the initiator's request, the
+//! responder's answer (its choice of proposal, its KE and nonce), and on both sides the IKE
+//! SA's keys from the same SKEYSEED. What goes on the wire is bytes in and bytes out; the
+//! caller owns sockets and clocks.
+
+use super::dh::{DhError, Group, KeyPair};
+use super::kdf::{Prf, Secret};
+use super::proposal::{select, ProposalSpec};
+use super::wire::{
+    Exchange, Flags, Header, Message, Payload, Proposal, Protocol, TransformType, WireError,
+};
+use ring::rand::{SecureRandom, SystemRandom};
+
+/// Nonce length we send (RFC 7296 section 2.10: at least half the PRF's key size, >= 16).
+const NONCE_LEN: usize = 32;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error("NO_PROPOSAL_CHOSEN")]
+    NoProposalChosen,
+    /// The peer's KE is for another group than the chosen one: INVALID_KE_PAYLOAD, with the
+    /// group we want.
+    #[error("INVALID_KE_PAYLOAD (want group {0})")]
+    InvalidKe(u16),
+    #[error(transparent)]
+    Dh(#[from] DhError),
+    #[error("malformed IKE_SA_INIT: {0}")]
+    Malformed(&'static str),
+    #[error("no randomness")]
+    Random,
+}
+
+/// The keys of an IKE SA (RFC 7296 section 2.14), for an AEAD cipher (no SK_a).
+pub struct IkeKeys {
+    pub prf: Prf,
+    pub sk_d: Secret,
+    pub sk_ei: Secret,
+    pub sk_er: Secret,
+    pub sk_pi: Secret,
+    pub sk_pr: Secret,
+}
+
+/// What the chosen proposal says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Suite {
+    pub prf: Prf,
+    pub group: Group,
+    /// Bytes of SK_e: the AES key and the 4-byte GCM salt.
+    pub sk_e_len: usize,
+}
+
+fn suite(p: &Proposal) -> Result<Suite, InitError> {
+    let find = |k: TransformType| p.transforms.iter().find(|t| t.kind == k);
+    let enc = find(TransformType::Encryption).ok_or(InitError::Malformed("no cipher"))?;
+    let bits = enc
+        .key_length()
+        .ok_or(InitError::Malformed("no key length"))?;
+    if enc.id != super::proposal::id::ENCR_AES_GCM_16 || !(bits == 128 || bits == 256) {
+        return Err(InitError::NoProposalChosen);
+    }
+    let prf = find(TransformType::Prf)
+        .and_then(|t| Prf::from_id(t.id))
+        .ok_or(InitError::NoProposalChosen)?;
+    let group = find(TransformType::DhGroup)
+        .map(|t| Group::from_id(t.id))
+        .ok_or(InitError::Malformed("no DH group"))??;
+    Ok(Suite {
+        prf,
+        group,
+        sk_e_len: usize::from(bits) / 8 + 4,
+    })
+}
+
+fn derive(s: Suite, ni: &[u8], nr: &[u8], gir: &[u8], spi_i: u64, spi_r: u64) -> IkeKeys {
+    let skeyseed = s.prf.skeyseed(ni, nr, gir);
+    let p = s.prf.output_len();
+    let len = 3 * p + 2 * s.sk_e_len;
+    // prf+ never refuses these few blocks.
+    let km = s
+        .prf
+        .ike_keys(&skeyseed, ni, nr, spi_i, spi_r, len)
+        .unwrap_or_default();
+    let mut at = 0;
+    let mut take = |n: usize| {
+        let v = secret(km.get(at..at + n).unwrap_or_default());
+        at += n;
+        v
+    };
+    IkeKeys {
+        prf: s.prf,
+        sk_d: take(p),
+        sk_ei: take(s.sk_e_len),
+        sk_er: take(s.sk_e_len),
+        sk_pi: take(p),
+        sk_pr: take(p),
+    }
+}
+
+fn secret(b: &[u8]) -> Secret {
+    zeroize::Zeroizing::new(b.to_vec())
+}
+
+fn random<const N: usize>(rng: &SystemRandom) -> Result<[u8; N], InitError> {
+    let mut b = [0u8; N];
+    rng.fill(&mut b).map_err(|_| InitError::Random)?;
+    Ok(b)
+}
+
+/// The initiator between its request and the response.
+pub struct Initiator {
+    pub spi_i: u64,
+    ni: [u8; NONCE_LEN],
+    dh: KeyPair,
+    /// The request as sent: the initiator signs it in IKE_AUTH.
+    pub request: Vec<u8>,
+}
+
+/// Starts an IKE SA: the request offering `proposals`, with a KE for the first proposal's
+/// first DH group.
+pub fn initiate(proposals: &[ProposalSpec], rng: &SystemRandom) -> Result<Initiator, InitError> {
+    let group = proposals
+        .iter()
+        .flat_map(|p| &p.algos)
+        .find(|a| a.kind == TransformType::DhGroup)
+        .map(|a| Group::from_id(a.id))
+        .ok_or(InitError::Malformed("no DH group"))??;
+    let dh = KeyPair::generate(group, rng)?;
+    let ni = random::<NONCE_LEN>(rng)?;
+    let spi_i = u64::from_be_bytes(random::<8>(rng)?).max(1);
+    let m = Message {
+        header: Header {
+            initiator_spi: spi_i,
+            responder_spi: 0,
+            exchange: Exchange::IkeSaInit,
+            flags: Flags {
+                initiator: true,
+                ..Default::default()
+            },
+            message_id: 0,
+        },
+        payloads: vec![
+            Payload::Sa(
+                proposals
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| p.to_wire(i as u8 + 1, Protocol::Ike, Vec::new()))
+                    .collect(),
+            ),
+            Payload::Ke {
+                group: group.id(),
+                data: dh.public.clone(),
+            },
+            Payload::Nonce(ni.to_vec()),
+        ],
+    };
+    let request = m.emit();
+    Ok(Initiator {
+        spi_i,
+        ni,
+        dh,
+        request,
+    })
+}
+
+/// The responder's side: the response to send and the IKE SA's keys.
+pub struct Responded {
+    pub response: Vec<u8>,
+    pub spi_i: u64,
+    pub spi_r: u64,
+    pub keys: IkeKeys,
+    pub suite: Suite,
+}
+
+/// The payloads IKE_SA_INIT carries both ways.
+struct InitParts<'a> {
+    sa: &'a [Proposal],
+    ke_group: u16,
+    ke: &'a [u8],
+    nonce: &'a [u8],
+}
+
+fn parts(m: &Message) -> Result<InitParts<'_>, InitError> {
+    let mut sa = None;
+    let mut ke = None;
+    let mut nonce = None;
+    for p in &m.payloads {
+        match p {
+            Payload::Sa(s) => sa = Some(&s[..]),
+            Payload::Ke { group, data } => ke = Some((*group, &data[..])),
+            Payload::Nonce(n) => nonce = Some(&n[..]),
+            _ => {}
+        }
+    }
+    let (Some(sa), Some((ke_group, ke)), Some(nonce)) = (sa, ke, nonce) else {
+        return Err(InitError::Malformed("SA, KE and nonce are required"));
+    };
+    if !(16..=256).contains(&nonce.len()) {
+        return Err(InitError::Malformed("nonce length"));
+    }
+    Ok(InitParts {
+        sa,
+        ke_group,
+        ke,
+        nonce,
+    })
+}
+
+/// Answers an IKE_SA_INIT request with the first of its proposals `ours` accepts.
+pub fn respond(
+    ours: &[ProposalSpec],
+    request: &[u8],
+    rng: &SystemRandom,
+) -> Result<Responded, InitError> {
+    let m = Message::parse(request)?;
+    if m.header.exchange != Exchange::IkeSaInit || m.header.flags.response {
+        return Err(InitError::Malformed("not an IKE_SA_INIT request"));
+    }
+    let InitParts {
+        sa,
+        ke_group,
+        ke,
+        nonce: ni,
+    } = parts(&m)?;
+    let chosen = select(ours, sa, Protocol::Ike).ok_or(InitError::NoProposalChosen)?;
+    let s = suite(&chosen)?;
+    if ke_group != s.group.id() {
+        return Err(InitError::InvalidKe(s.group.id()));
+    }
+    let dh = KeyPair::generate(s.group, rng)?;
+    let public = dh.public.clone();
+    let gir = dh.agree(ke)?;
+    let nr = random::<NONCE_LEN>(rng)?;
+    let spi_r = u64::from_be_bytes(random::<8>(rng)?).max(1);
+    let spi_i = m.header.initiator_spi;
+    let keys = derive(s, ni, &nr, &gir, spi_i, spi_r);
+    let response = Message {
+        header: Header {
+            initiator_spi: spi_i,
+            responder_spi: spi_r,
+            exchange: Exchange::IkeSaInit,
+            flags: Flags {
+                response: true,
+                ..Default::default()
+            },
+            message_id: 0,
+        },
+        payloads: vec![
+            Payload::Sa(vec![chosen]),
+            Payload::Ke {
+                group: s.group.id(),
+                data: public,
+            },
+            Payload::Nonce(nr.to_vec()),
+        ],
+    }
+    .emit();
+    Ok(Responded {
+        response,
+        spi_i,
+        spi_r,
+        keys,
+        suite: s,
+    })
+}
+
+impl Initiator {
+    /// The IKE SA's keys from the responder's answer (which must choose one of our proposals).
+    pub fn complete(
+        self,
+        ours: &[ProposalSpec],
+        response: &[u8],
+    ) -> Result<(u64, IkeKeys, Suite), InitError> {
+        let m = Message::parse(response)?;
+        if !m.header.flags.response || m.header.initiator_spi != self.spi_i {
+            return Err(InitError::Malformed("not the response to our request"));
+        }
+        let InitParts {
+            sa,
+            ke_group,
+            ke,
+            nonce: nr,
+        } = parts(&m)?;
+        let [chosen] = sa else {
+            return Err(InitError::Malformed(
+                "the response must choose one proposal",
+            ));
+        };
+        // The choice must be one we offered, transform for transform.
+        if select(ours, std::slice::from_ref(chosen), Protocol::Ike).as_ref() != Some(chosen) {
+            return Err(InitError::NoProposalChosen);
+        }
+        let s = suite(chosen)?;
+        if ke_group != s.group.id() {
+            return Err(InitError::InvalidKe(s.group.id()));
+        }
+        let gir = self.dh.agree(ke)?;
+        let spi_r = m.header.responder_spi;
+        Ok((spi_r, derive(s, &self.ni, nr, &gir, self.spi_i, spi_r), s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ike::proposal::parse_ike;
+
+    #[test]
+    fn both_sides_derive_the_same_keys() {
+        let rng = SystemRandom::new();
+        let ours = [
+            parse_ike("aes256gcm16-prfsha384-ecp384").unwrap(),
+            parse_ike("aes128gcm16-prfsha256-x25519").unwrap(),
+        ];
+        let theirs = [parse_ike("aes128gcm16-prfsha256-x25519").unwrap()];
+        // The initiator offers two; the responder accepts only the second.
+        let i = initiate(&ours, &rng).unwrap();
+        // Its KE is for the first proposal's group: the responder asks for another.
+        assert!(matches!(
+            respond(&theirs, &i.request, &rng),
+            Err(InitError::InvalidKe(31))
+        ));
+        let i = initiate(&theirs, &rng).unwrap();
+        let r = respond(&theirs, &i.request, &rng).unwrap();
+        let (spi_r, keys, suite) = i.complete(&theirs, &r.response).unwrap();
+        assert_eq!(spi_r, r.spi_r);
+        assert_eq!(suite, r.suite);
+        assert_eq!(suite.sk_e_len, 20);
+        for (a, b) in [
+            (&keys.sk_d, &r.keys.sk_d),
+            (&keys.sk_ei, &r.keys.sk_ei),
+            (&keys.sk_er, &r.keys.sk_er),
+            (&keys.sk_pi, &r.keys.sk_pi),
+            (&keys.sk_pr, &r.keys.sk_pr),
+        ] {
+            assert_eq!(**a, **b);
+            assert!(a.iter().any(|&x| x != 0));
+        }
+        assert_ne!(*keys.sk_ei, *keys.sk_er);
+    }
+
+    /// Our responder answers the request strongSwan 5.9.8 sent (fixtures/): it picks
+    /// strongSwan's proposal, answers with a Curve25519 KE, and the answer parses.
+    #[test]
+    fn the_responder_answers_strongswans_request() {
+        let rng = SystemRandom::new();
+        let hex = include_str!("wire/fixtures/strongswan-5.9-ike-sa-init.hex");
+        let req = hex::decode(hex.trim()).unwrap();
+        let ours = [parse_ike("aes256gcm16-prfsha256-x25519").unwrap()];
+        let r = respond(&ours, &req, &rng).unwrap();
+        assert_eq!(r.suite.group, Group::Curve25519);
+        assert_eq!(r.suite.sk_e_len, 36);
+        let m = Message::parse(&r.response).unwrap();
+        assert!(m.header.flags.response && m.header.responder_spi == r.spi_r);
+        assert!(matches!(m.payloads[1], Payload::Ke { group: 31, ref data } if data.len() == 32));
+        // Nothing in common: NO_PROPOSAL_CHOSEN.
+        let other = [parse_ike("aes128gcm16-prfsha512-ecp256").unwrap()];
+        assert!(matches!(
+            respond(&other, &req, &rng),
+            Err(InitError::NoProposalChosen)
+        ));
+    }
+}
