@@ -164,13 +164,17 @@ pub fn initiate(proposals: &[ProposalSpec], rng: &SystemRandom) -> Result<Initia
     })
 }
 
-/// The responder's side: the response to send and the IKE SA's keys.
-pub struct Responded {
-    pub response: Vec<u8>,
+/// An IKE SA after IKE_SA_INIT, on either side: its SPIs and keys, and what IKE_AUTH signs
+/// and the child SAs' keys are made from (both nonces, both messages as sent).
+pub struct InitDone {
     pub spi_i: u64,
     pub spi_r: u64,
     pub keys: IkeKeys,
     pub suite: Suite,
+    pub ni: Vec<u8>,
+    pub nr: Vec<u8>,
+    pub request: Vec<u8>,
+    pub response: Vec<u8>,
 }
 
 /// The payloads IKE_SA_INIT carries both ways.
@@ -212,7 +216,7 @@ pub fn respond(
     ours: &[ProposalSpec],
     request: &[u8],
     rng: &SystemRandom,
-) -> Result<Responded, InitError> {
+) -> Result<InitDone, InitError> {
     let m = Message::parse(request)?;
     if m.header.exchange != Exchange::IkeSaInit || m.header.flags.response {
         return Err(InitError::Malformed("not an IKE_SA_INIT request"));
@@ -256,22 +260,21 @@ pub fn respond(
         ],
     }
     .emit();
-    Ok(Responded {
-        response,
+    Ok(InitDone {
         spi_i,
         spi_r,
         keys,
         suite: s,
+        ni: ni.to_vec(),
+        nr: nr.to_vec(),
+        request: request.to_vec(),
+        response,
     })
 }
 
 impl Initiator {
     /// The IKE SA's keys from the responder's answer (which must choose one of our proposals).
-    pub fn complete(
-        self,
-        ours: &[ProposalSpec],
-        response: &[u8],
-    ) -> Result<(u64, IkeKeys, Suite), InitError> {
+    pub fn complete(self, ours: &[ProposalSpec], response: &[u8]) -> Result<InitDone, InitError> {
         let m = Message::parse(response)?;
         if !m.header.flags.response || m.header.initiator_spi != self.spi_i {
             return Err(InitError::Malformed("not the response to our request"));
@@ -297,7 +300,16 @@ impl Initiator {
         }
         let gir = self.dh.agree(ke)?;
         let spi_r = m.header.responder_spi;
-        Ok((spi_r, derive(s, &self.ni, nr, &gir, self.spi_i, spi_r), s))
+        Ok(InitDone {
+            spi_i: self.spi_i,
+            spi_r,
+            keys: derive(s, &self.ni, nr, &gir, self.spi_i, spi_r),
+            suite: s,
+            ni: self.ni.to_vec(),
+            nr: nr.to_vec(),
+            request: self.request,
+            response: response.to_vec(),
+        })
     }
 }
 
@@ -323,10 +335,12 @@ mod tests {
         ));
         let i = initiate(&theirs, &rng).unwrap();
         let r = respond(&theirs, &i.request, &rng).unwrap();
-        let (spi_r, keys, suite) = i.complete(&theirs, &r.response).unwrap();
-        assert_eq!(spi_r, r.spi_r);
-        assert_eq!(suite, r.suite);
-        assert_eq!(suite.sk_e_len, 20);
+        let done = i.complete(&theirs, &r.response).unwrap();
+        let keys = &done.keys;
+        assert_eq!(done.spi_r, r.spi_r);
+        assert_eq!(done.suite, r.suite);
+        assert_eq!(done.suite.sk_e_len, 20);
+        assert_eq!((&done.ni, &done.nr), (&r.ni, &r.nr));
         for (a, b) in [
             (&keys.sk_d, &r.keys.sk_d),
             (&keys.sk_ei, &r.keys.sk_ei),

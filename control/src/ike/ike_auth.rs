@@ -1,0 +1,395 @@
+//! The IKE_AUTH exchange (RFC 7296 section 1.2) with pre-shared keys, sans IO: each side
+//! proves it holds the key over what it sent in IKE_SA_INIT, and the first child SA (ESP, the
+//! traffic selectors) is agreed; its keys come from prf+(SK_d, Ni | Nr), the initiator's
+//! direction first (RFC 7296 section 2.17).
+
+use super::auth::{psk_auth, psk_verify, Signed};
+use super::init::InitDone;
+use super::kdf::Secret;
+use super::proposal::{select, ProposalSpec};
+use super::sk::{self, SkError, SkKey};
+use super::wire::{
+    Exchange, Flags, Header, Id, Payload, Proposal, Protocol, TrafficSelector, TransformType,
+};
+
+/// RFC 7296 section 3.8: shared key message integrity code.
+const AUTH_PSK: u8 = 2;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error(transparent)]
+    Sk(#[from] SkError),
+    #[error("AUTHENTICATION_FAILED")]
+    AuthenticationFailed,
+    #[error("NO_PROPOSAL_CHOSEN for the child SA")]
+    NoProposalChosen,
+    #[error("TS_UNACCEPTABLE")]
+    TsUnacceptable,
+    #[error("malformed IKE_AUTH: {0}")]
+    Malformed(&'static str),
+}
+
+/// One side's settings for IKE_AUTH.
+pub struct AuthConfig<'a> {
+    pub psk: &'a [u8],
+    pub local_id: Id,
+    pub remote_id: Id,
+    pub esp: &'a [ProposalSpec],
+    /// Our side's and the peer's traffic selectors.
+    pub local_ts: Vec<TrafficSelector>,
+    pub remote_ts: Vec<TrafficSelector>,
+}
+
+/// The child SA both sides install: SPIs, keys (key || salt) and whether it uses ESN.
+pub struct Child {
+    /// The SPI our peer chose: we send with it.
+    pub outbound_spi: u32,
+    /// The SPI we chose: we receive with it.
+    pub inbound_spi: u32,
+    pub outbound_key: Secret,
+    pub inbound_key: Secret,
+    pub esn: bool,
+    pub local_ts: Vec<TrafficSelector>,
+    pub remote_ts: Vec<TrafficSelector>,
+}
+
+fn header(done: &InitDone, initiator: bool, response: bool) -> Header {
+    Header {
+        initiator_spi: done.spi_i,
+        responder_spi: done.spi_r,
+        exchange: Exchange::IkeAuth,
+        flags: Flags {
+            initiator,
+            response,
+            ..Default::default()
+        },
+        message_id: 1,
+    }
+}
+
+/// The chosen ESP proposal's key length in bytes (key + 4-byte salt) and ESN.
+fn esp_suite(p: &Proposal) -> Result<(usize, bool), AuthError> {
+    let enc = p
+        .transforms
+        .iter()
+        .find(|t| t.kind == TransformType::Encryption)
+        .ok_or(AuthError::NoProposalChosen)?;
+    let bits = enc.key_length().ok_or(AuthError::NoProposalChosen)?;
+    let esn = p
+        .transforms
+        .iter()
+        .any(|t| t.kind == TransformType::Esn && t.id == 1);
+    Ok((usize::from(bits) / 8 + 4, esn))
+}
+
+fn spi4(spi: &[u8]) -> Result<u32, AuthError> {
+    let b: [u8; 4] = spi
+        .try_into()
+        .map_err(|_| AuthError::Malformed("ESP SPI size"))?;
+    Ok(u32::from_be_bytes(b))
+}
+
+/// KEYMAT for the child: initiator-to-responder key first, then the other way.
+fn child_keys(done: &InitDone, key_len: usize) -> (Secret, Secret) {
+    let km = done
+        .keys
+        .prf
+        .child_keymat(&done.keys.sk_d, None, &done.ni, &done.nr, 2 * key_len)
+        .unwrap_or_default();
+    let i_to_r = zeroize::Zeroizing::new(km.get(..key_len).unwrap_or_default().to_vec());
+    let r_to_i = zeroize::Zeroizing::new(km.get(key_len..).unwrap_or_default().to_vec());
+    (i_to_r, r_to_i)
+}
+
+/// The initiator's IKE_AUTH request (message ID 1), offering `cfg.esp` with `our_spi`.
+pub fn request(done: &InitDone, cfg: &AuthConfig<'_>, our_spi: u32) -> Result<Vec<u8>, AuthError> {
+    let auth = psk_auth(
+        done.keys.prf,
+        cfg.psk,
+        &Signed {
+            real_message: &done.request,
+            peer_nonce: &done.nr,
+            sk_p: &done.keys.sk_pi,
+            id: &cfg.local_id,
+        },
+    );
+    let inner = vec![
+        Payload::IdI(cfg.local_id.clone()),
+        Payload::IdR(cfg.remote_id.clone()),
+        Payload::Auth {
+            method: AUTH_PSK,
+            data: auth.to_vec(),
+        },
+        Payload::Sa(
+            cfg.esp
+                .iter()
+                .enumerate()
+                .map(|(i, p)| p.to_wire(i as u8 + 1, Protocol::Esp, our_spi.to_be_bytes().to_vec()))
+                .collect(),
+        ),
+        Payload::TsI(cfg.local_ts.clone()),
+        Payload::TsR(cfg.remote_ts.clone()),
+    ];
+    let key = SkKey::new(&done.keys.sk_ei)?;
+    Ok(sk::seal(
+        &header(done, true, false),
+        &inner,
+        &key,
+        1u64.to_be_bytes(),
+    ))
+}
+
+/// The responder: checks the initiator's AUTH, chooses the child SA (with `our_spi`), and
+/// answers; the child it installs.
+pub fn respond(
+    done: &InitDone,
+    cfg: &AuthConfig<'_>,
+    req: &[u8],
+    our_spi: u32,
+) -> Result<(Vec<u8>, Child), AuthError> {
+    let m = sk::open(req, &SkKey::new(&done.keys.sk_ei)?)?;
+    let mut id_i = None;
+    let mut auth = None;
+    let mut sa = None;
+    let mut ts_i = None;
+    let mut ts_r = None;
+    for p in &m.payloads {
+        match p {
+            Payload::IdI(id) => id_i = Some(id),
+            Payload::Auth {
+                method: AUTH_PSK,
+                data,
+            } => auth = Some(data),
+            Payload::Sa(s) => sa = Some(s),
+            Payload::TsI(t) => ts_i = Some(t),
+            Payload::TsR(t) => ts_r = Some(t),
+            _ => {}
+        }
+    }
+    let (Some(id_i), Some(auth), Some(sa), Some(ts_i), Some(ts_r)) = (id_i, auth, sa, ts_i, ts_r)
+    else {
+        return Err(AuthError::Malformed(
+            "IDi, AUTH, SA, TSi and TSr are required",
+        ));
+    };
+    // The peer must be who we expect, and prove the key over its IKE_SA_INIT request.
+    if *id_i != cfg.remote_id {
+        return Err(AuthError::AuthenticationFailed);
+    }
+    let signed = Signed {
+        real_message: &done.request,
+        peer_nonce: &done.nr,
+        sk_p: &done.keys.sk_pi,
+        id: id_i,
+    };
+    if !psk_verify(done.keys.prf, cfg.psk, &signed, auth) {
+        return Err(AuthError::AuthenticationFailed);
+    }
+    let chosen = select(cfg.esp, sa, Protocol::Esp).ok_or(AuthError::NoProposalChosen)?;
+    // Traffic selectors: exactly ours, seen from the other side (narrowing comes later).
+    if *ts_i != cfg.remote_ts || *ts_r != cfg.local_ts {
+        return Err(AuthError::TsUnacceptable);
+    }
+    let peer_spi = spi4(&chosen.spi)?;
+    let (key_len, esn) = esp_suite(&chosen)?;
+    let (i_to_r, r_to_i) = child_keys(done, key_len);
+    let my_auth = psk_auth(
+        done.keys.prf,
+        cfg.psk,
+        &Signed {
+            real_message: &done.response,
+            peer_nonce: &done.ni,
+            sk_p: &done.keys.sk_pr,
+            id: &cfg.local_id,
+        },
+    );
+    let mut answer = chosen.clone();
+    answer.spi = our_spi.to_be_bytes().to_vec();
+    let inner = vec![
+        Payload::IdR(cfg.local_id.clone()),
+        Payload::Auth {
+            method: AUTH_PSK,
+            data: my_auth.to_vec(),
+        },
+        Payload::Sa(vec![answer]),
+        Payload::TsI(ts_i.clone()),
+        Payload::TsR(ts_r.clone()),
+    ];
+    let response = sk::seal(
+        &header(done, false, true),
+        &inner,
+        &SkKey::new(&done.keys.sk_er)?,
+        1u64.to_be_bytes(),
+    );
+    Ok((
+        response,
+        Child {
+            outbound_spi: peer_spi,
+            inbound_spi: our_spi,
+            outbound_key: r_to_i,
+            inbound_key: i_to_r,
+            esn,
+            local_ts: ts_r.clone(),
+            remote_ts: ts_i.clone(),
+        },
+    ))
+}
+
+/// The initiator: checks the responder's AUTH and choice; the child it installs.
+pub fn complete(
+    done: &InitDone,
+    cfg: &AuthConfig<'_>,
+    resp: &[u8],
+    our_spi: u32,
+) -> Result<Child, AuthError> {
+    let m = sk::open(resp, &SkKey::new(&done.keys.sk_er)?)?;
+    let mut id_r = None;
+    let mut auth = None;
+    let mut sa = None;
+    for p in &m.payloads {
+        match p {
+            Payload::IdR(id) => id_r = Some(id),
+            Payload::Auth {
+                method: AUTH_PSK,
+                data,
+            } => auth = Some(data),
+            Payload::Sa(s) => sa = Some(s),
+            Payload::Notify(n) if n.kind < 16384 => return Err(AuthError::AuthenticationFailed),
+            _ => {}
+        }
+    }
+    let (Some(id_r), Some(auth), Some([chosen])) = (id_r, auth, sa.map(|s| &s[..])) else {
+        return Err(AuthError::Malformed(
+            "IDr, AUTH and one SA proposal are required",
+        ));
+    };
+    if *id_r != cfg.remote_id {
+        return Err(AuthError::AuthenticationFailed);
+    }
+    let signed = Signed {
+        real_message: &done.response,
+        peer_nonce: &done.ni,
+        sk_p: &done.keys.sk_pr,
+        id: id_r,
+    };
+    if !psk_verify(done.keys.prf, cfg.psk, &signed, auth) {
+        return Err(AuthError::AuthenticationFailed);
+    }
+    // The choice must be one of ours (with the responder's SPI in place of ours).
+    let mut offered = chosen.clone();
+    offered.spi = our_spi.to_be_bytes().to_vec();
+    if select(cfg.esp, std::slice::from_ref(&offered), Protocol::Esp).is_none() {
+        return Err(AuthError::NoProposalChosen);
+    }
+    let (key_len, esn) = esp_suite(chosen)?;
+    let (i_to_r, r_to_i) = child_keys(done, key_len);
+    Ok(Child {
+        outbound_spi: spi4(&chosen.spi)?,
+        inbound_spi: our_spi,
+        outbound_key: i_to_r,
+        inbound_key: r_to_i,
+        esn,
+        local_ts: cfg.local_ts.clone(),
+        remote_ts: cfg.remote_ts.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ike::init::{initiate, respond as respond_init};
+    use crate::ike::proposal::{parse_esp, parse_ike};
+    use crate::ike::wire::TS_IPV4_ADDR_RANGE;
+    use ring::rand::SystemRandom;
+
+    fn ts(a: [u8; 4], b: [u8; 4]) -> Vec<TrafficSelector> {
+        vec![TrafficSelector {
+            kind: TS_IPV4_ADDR_RANGE,
+            protocol: 0,
+            start_port: 0,
+            end_port: 65535,
+            start: a.to_vec(),
+            end: b.to_vec(),
+        }]
+    }
+
+    fn id(s: &str) -> Id {
+        Id {
+            kind: 2,
+            data: s.as_bytes().to_vec(),
+        }
+    }
+
+    /// Two cores from nothing to a child SA: IKE_SA_INIT, then IKE_AUTH with a pre-shared
+    /// key; each side's outbound key is the other's inbound one.
+    #[test]
+    fn two_cores_agree_on_a_child_sa() {
+        let rng = SystemRandom::new();
+        let ike = [parse_ike("aes256gcm16-prfsha256-x25519").unwrap()];
+        let esp = [parse_esp("aes128gcm16").unwrap()];
+        let (net1, net2) = (
+            ts([10, 1, 0, 0], [10, 1, 255, 255]),
+            ts([10, 2, 0, 0], [10, 2, 255, 255]),
+        );
+        let gw1 = AuthConfig {
+            psk: b"shared secret",
+            local_id: id("gw1.example"),
+            remote_id: id("gw2.example"),
+            esp: &esp,
+            local_ts: net1.clone(),
+            remote_ts: net2.clone(),
+        };
+        let gw2 = AuthConfig {
+            psk: b"shared secret",
+            local_id: id("gw2.example"),
+            remote_id: id("gw1.example"),
+            esp: &esp,
+            local_ts: net2.clone(),
+            remote_ts: net1.clone(),
+        };
+        let i = initiate(&ike, &rng).unwrap();
+        let r_done = respond_init(&ike, &i.request, &rng).unwrap();
+        let i_done = i.complete(&ike, &r_done.response).unwrap();
+
+        let req = request(&i_done, &gw1, 0xc1c1_0001).unwrap();
+        let (resp, r_child) = respond(&r_done, &gw2, &req, 0xc2c2_0002).unwrap();
+        let i_child = complete(&i_done, &gw1, &resp, 0xc1c1_0001).unwrap();
+        assert_eq!(
+            (i_child.outbound_spi, i_child.inbound_spi),
+            (0xc2c2_0002, 0xc1c1_0001)
+        );
+        assert_eq!(
+            (r_child.outbound_spi, r_child.inbound_spi),
+            (0xc1c1_0001, 0xc2c2_0002)
+        );
+        assert_eq!(i_child.outbound_key.len(), 20, "AES-128 key and salt");
+        assert_eq!(*i_child.outbound_key, *r_child.inbound_key);
+        assert_eq!(*i_child.inbound_key, *r_child.outbound_key);
+        assert_ne!(*i_child.outbound_key, *i_child.inbound_key);
+        assert!(!i_child.esn);
+        assert_eq!(r_child.local_ts, net2);
+
+        // A wrong key on either side: AUTHENTICATION_FAILED.
+        let bad = AuthConfig {
+            psk: b"another secret",
+            ..gw2
+        };
+        assert!(matches!(
+            respond(&r_done, &bad, &req, 2),
+            Err(AuthError::AuthenticationFailed)
+        ));
+        let impostor = AuthConfig {
+            psk: b"another secret",
+            ..gw1
+        };
+        let req2 = request(&i_done, &impostor, 1).unwrap();
+        let gw2 = AuthConfig {
+            psk: b"shared secret",
+            ..bad
+        };
+        assert!(matches!(
+            respond(&r_done, &gw2, &req2, 2),
+            Err(AuthError::AuthenticationFailed)
+        ));
+    }
+}
