@@ -13,9 +13,12 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # DPDK 22.11 LTS, bindgen's libclang, the tools the demo and tests use (tshark as the
-# independent ESP decoder, iproute2/ethtool for the namespaces).
+# independent ESP decoder, iproute2/ethtool for the namespaces), and strongSwan as the IKE
+# peer of the interop tests (run by the tests in their own namespaces only).
 packages=(dpdk dpdk-dev libdpdk-dev pkg-config clang libclang-dev gcc libc6-dev
-          tshark iproute2 iputils-ping ethtool procps python3 python3-venv ca-certificates curl openssl)
+          tshark iproute2 iputils-ping ethtool procps python3 python3-venv ca-certificates curl openssl
+          strongswan-charon strongswan-swanctl libstrongswan-standard-plugins
+          libstrongswan-extra-plugins libcharon-extra-plugins)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -25,7 +28,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
     apt-get update -qq
+    # No service starts while packages install (strongSwan's would listen on UDP 500 and 4500
+    # of the host); the tests start their own daemons in their own namespaces.
+    rc=/usr/sbin/policy-rc.d
+    had_rc=0
+    [ -e "$rc" ] && had_rc=1
+    [ "$had_rc" = 1 ] || { printf '#!/bin/sh\nexit 101\n' >"$rc"; chmod 755 "$rc"; }
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    [ "$had_rc" = 1 ] || rm -f "$rc"
+    if command -v systemctl >/dev/null 2>&1; then
+        systemctl disable --now strongswan-starter strongswan 2>/dev/null || true
+    fi
 fi
 
 # 2 MiB hugepages for --in-memory EAL runs (no hugetlbfs mount needed). Best effort: without

@@ -348,7 +348,7 @@ mod tests {
             remote_ts: net1.clone(),
         };
         let i = initiate(&ike, &rng).unwrap();
-        let r_done = respond_init(&ike, &i.request, &rng).unwrap();
+        let r_done = respond_init(&ike, &i.request, None, &rng).unwrap();
         let i_done = i.complete(&ike, &r_done.response).unwrap();
 
         let req = request(&i_done, &gw1, 0xc1c1_0001).unwrap();

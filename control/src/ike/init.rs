@@ -10,6 +10,30 @@ use super::wire::{
     Exchange, Flags, Header, Message, Payload, Proposal, Protocol, TransformType, WireError,
 };
 use ring::rand::{SecureRandom, SystemRandom};
+use std::net::SocketAddrV4;
+
+/// NAT_DETECTION_SOURCE_IP and NAT_DETECTION_DESTINATION_IP (RFC 7296 section 2.23).
+const NATD_SOURCE: u16 = 16388;
+const NATD_DESTINATION: u16 = 16389;
+
+/// SHA-1(SPIi | SPIr | IP | port), the NAT detection hash (RFC 7296 section 2.23).
+pub fn natd_hash(spi_i: u64, spi_r: u64, addr: SocketAddrV4) -> [u8; 20] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY);
+    ctx.update(&spi_i.to_be_bytes());
+    ctx.update(&spi_r.to_be_bytes());
+    ctx.update(&addr.ip().octets());
+    ctx.update(&addr.port().to_be_bytes());
+    let mut out = [0; 20];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// Where a message came from and went to, for NAT detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Addrs {
+    pub local: SocketAddrV4,
+    pub remote: SocketAddrV4,
+}
 
 /// Nonce length we send (RFC 7296 section 2.10: at least half the PRF's key size, >= 16).
 const NONCE_LEN: usize = 32;
@@ -175,6 +199,9 @@ pub struct InitDone {
     pub nr: Vec<u8>,
     pub request: Vec<u8>,
     pub response: Vec<u8>,
+    /// A NAT between the peers (RFC 7296 section 2.23): IKE floats to UDP 4500 and the child
+    /// SAs carry ESP in UDP (RFC 3948).
+    pub nat: bool,
 }
 
 /// The payloads IKE_SA_INIT carries both ways.
@@ -212,9 +239,13 @@ fn parts(m: &Message) -> Result<InitParts<'_>, InitError> {
 }
 
 /// Answers an IKE_SA_INIT request with the first of its proposals `ours` accepts.
+/// With `addrs` (how the request arrived), NAT detection: when the request carries NAT-D
+/// notifications, the response carries ours, and `InitDone::nat` says whether the peer's
+/// hashes match the addresses we see.
 pub fn respond(
     ours: &[ProposalSpec],
     request: &[u8],
+    addrs: Option<Addrs>,
     rng: &SystemRandom,
 ) -> Result<InitDone, InitError> {
     let m = Message::parse(request)?;
@@ -239,6 +270,49 @@ pub fn respond(
     let spi_r = u64::from_be_bytes(random::<8>(rng)?).max(1);
     let spi_i = m.header.initiator_spi;
     let keys = derive(s, ni, &nr, &gir, spi_i, spi_r);
+    let natd: Vec<(u16, Vec<u8>)> = m
+        .payloads
+        .iter()
+        .filter_map(|p| match p {
+            Payload::Notify(n) if n.kind == NATD_SOURCE || n.kind == NATD_DESTINATION => {
+                Some((n.kind, n.data.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    // The peer's source hashes name where it sent from; its destination hash where it sent
+    // to. A mismatch with what we see: a NAT (or a peer forcing ESP in UDP, as strongSwan's
+    // `encap = yes` and libipsec do).
+    let mut nat = false;
+    let mut nat_payloads = Vec::new();
+    if let (Some(a), false) = (addrs, natd.is_empty()) {
+        let theirs = natd_hash(spi_i, 0, a.remote);
+        let mine = natd_hash(spi_i, 0, a.local);
+        let src_ok = natd
+            .iter()
+            .any(|(k, d)| *k == NATD_SOURCE && d[..] == theirs);
+        let dst_ok = natd
+            .iter()
+            .any(|(k, d)| *k == NATD_DESTINATION && d[..] == mine);
+        nat = !(src_ok && dst_ok);
+        for (kind, addr) in [(NATD_SOURCE, a.local), (NATD_DESTINATION, a.remote)] {
+            nat_payloads.push(Payload::Notify(super::wire::Notify {
+                protocol: 0,
+                kind,
+                spi: Vec::new(),
+                data: natd_hash(spi_i, spi_r, addr).to_vec(),
+            }));
+        }
+    }
+    let mut payloads = vec![
+        Payload::Sa(vec![chosen]),
+        Payload::Ke {
+            group: s.group.id(),
+            data: public,
+        },
+        Payload::Nonce(nr.to_vec()),
+    ];
+    payloads.extend(nat_payloads);
     let response = Message {
         header: Header {
             initiator_spi: spi_i,
@@ -250,14 +324,7 @@ pub fn respond(
             },
             message_id: 0,
         },
-        payloads: vec![
-            Payload::Sa(vec![chosen]),
-            Payload::Ke {
-                group: s.group.id(),
-                data: public,
-            },
-            Payload::Nonce(nr.to_vec()),
-        ],
+        payloads,
     }
     .emit();
     Ok(InitDone {
@@ -269,6 +336,7 @@ pub fn respond(
         nr: nr.to_vec(),
         request: request.to_vec(),
         response,
+        nat,
     })
 }
 
@@ -309,6 +377,7 @@ impl Initiator {
             nr: nr.to_vec(),
             request: self.request,
             response: response.to_vec(),
+            nat: false,
         })
     }
 }
@@ -330,11 +399,11 @@ mod tests {
         let i = initiate(&ours, &rng).unwrap();
         // Its KE is for the first proposal's group: the responder asks for another.
         assert!(matches!(
-            respond(&theirs, &i.request, &rng),
+            respond(&theirs, &i.request, None, &rng),
             Err(InitError::InvalidKe(31))
         ));
         let i = initiate(&theirs, &rng).unwrap();
-        let r = respond(&theirs, &i.request, &rng).unwrap();
+        let r = respond(&theirs, &i.request, None, &rng).unwrap();
         let done = i.complete(&theirs, &r.response).unwrap();
         let keys = &done.keys;
         assert_eq!(done.spi_r, r.spi_r);
@@ -362,7 +431,7 @@ mod tests {
         let hex = include_str!("wire/fixtures/strongswan-5.9-ike-sa-init.hex");
         let req = hex::decode(hex.trim()).unwrap();
         let ours = [parse_ike("aes256gcm16-prfsha256-x25519").unwrap()];
-        let r = respond(&ours, &req, &rng).unwrap();
+        let r = respond(&ours, &req, None, &rng).unwrap();
         assert_eq!(r.suite.group, Group::Curve25519);
         assert_eq!(r.suite.sk_e_len, 36);
         let m = Message::parse(&r.response).unwrap();
@@ -371,7 +440,7 @@ mod tests {
         // Nothing in common: NO_PROPOSAL_CHOSEN.
         let other = [parse_ike("aes128gcm16-prfsha512-ecp256").unwrap()];
         assert!(matches!(
-            respond(&other, &req, &rng),
+            respond(&other, &req, None, &rng),
             Err(InitError::NoProposalChosen)
         ));
     }
