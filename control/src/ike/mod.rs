@@ -4,7 +4,7 @@
 //! AES-GCM, `dh` the key exchange (Curve25519, ECP-256, ECP-384), `auth` pre-shared-key
 //! AUTH, `init` the IKE_SA_INIT exchange (NAT detection included) and the IKE SA's keys,
 //! `ike_auth` the IKE_AUTH exchange and the first child SA (control/tests/strongswan.rs: charon
-//! establishes an IKE SA with them). The SA state machine around them (message IDs,
+//! establishes an IKE SA and a child SA with them). The SA state machine around them (message IDs,
 //! retransmission, CREATE_CHILD_SA, rekeys, INFORMATIONAL), AES-CBC for SK, MODP-2048, NAT-T
 //! and the transports come next (issue 17).
 
