@@ -110,6 +110,8 @@ pub struct Core {
     link: Link,
     commits: u64,
     resyncs: u64,
+    /// The last channel error printed.
+    last_error: Option<String>,
 }
 
 impl Core {
@@ -139,6 +141,7 @@ impl Core {
             link: Link::new(&channel),
             commits: 0,
             resyncs: 0,
+            last_error: None,
         })
     }
 
@@ -162,13 +165,21 @@ impl Core {
     pub fn tick(&mut self) {
         match self.link.check() {
             Ok(Some(generation)) => {
+                self.last_error = None;
                 eprintln!("espgw-control: dataplane generation {generation:#x} attached; resync");
                 if let Err(e) = self.resync() {
                     eprintln!("espgw-control: resync: {e}");
                 }
             }
             Ok(None) => self.link.poll(),
-            Err(e) => eprintln!("espgw-control: channel: {e}"),
+            Err(e) => {
+                // Checked every tick: said once until it changes.
+                let e = e.to_string();
+                if self.last_error.as_deref() != Some(&e) {
+                    eprintln!("espgw-control: channel: {e}");
+                    self.last_error = Some(e);
+                }
+            }
         }
         for n in self.link.take_notices() {
             eprintln!("espgw-control: dataplane: {n:?}");
