@@ -93,7 +93,7 @@ fn fqdn(s: &str) -> Id {
     }
 }
 
-fn write_charon_config(dir: &Path) {
+fn write_charon_config(dir: &Path, proposal: &str) {
     std::fs::write(
         dir.join("strongswan.conf"),
         format!(
@@ -105,7 +105,7 @@ fn write_charon_config(dir: &Path) {
     std::fs::write(
         dir.join("swanctl.conf"),
         format!(
-            "connections {{\n  t {{\n    version = 2\n    encap = yes\n    local_addrs = {NS_ADDR_CHARON}\n    remote_addrs = {NS_ADDR_OURS}\n    proposals = aes256gcm16-prfsha256-x25519\n    local {{ auth = psk\n            id = gw1.example }}\n    remote {{ auth = psk\n             id = gw2.example }}\n    children {{\n      net {{ local_ts = 10.1.0.0/16\n            remote_ts = 10.2.0.0/16\n            esp_proposals = aes256gcm16\n            start_action = none }}\n    }}\n  }}\n}}\nsecrets {{ ike-1 {{ id-1 = gw1.example\n                  id-2 = gw2.example\n                  secret = \"{PSK}\" }} }}\n"
+            "connections {{\n  t {{\n    version = 2\n    encap = yes\n    local_addrs = {NS_ADDR_CHARON}\n    remote_addrs = {NS_ADDR_OURS}\n    proposals = {proposal}\n    local {{ auth = psk\n            id = gw1.example }}\n    remote {{ auth = psk\n             id = gw2.example }}\n    children {{\n      net {{ local_ts = 10.1.0.0/16\n            remote_ts = 10.2.0.0/16\n            esp_proposals = aes256gcm16\n            start_action = none }}\n    }}\n  }}\n}}\nsecrets {{ ike-1 {{ id-1 = gw1.example\n                  id-2 = gw2.example\n                  secret = \"{PSK}\" }} }}\n"
         ),
     )
     .unwrap();
@@ -120,7 +120,7 @@ fn write_charon_config(dir: &Path) {
 }
 
 /// Answers charon as the responder until the child SA is up (or the deadline passes).
-fn respond_loop(ns: &str, deadline: Instant) -> Result<(u32, u32), String> {
+fn respond_loop(ns: &str, proposal: &str, deadline: Instant) -> Result<(u32, u32), String> {
     enter_netns(ns);
     let s500 = UdpSocket::bind((NS_ADDR_OURS, 500)).map_err(|e| e.to_string())?;
     let s4500 = UdpSocket::bind((NS_ADDR_OURS, 4500)).map_err(|e| e.to_string())?;
@@ -128,7 +128,7 @@ fn respond_loop(ns: &str, deadline: Instant) -> Result<(u32, u32), String> {
         s.set_nonblocking(true).map_err(|e| e.to_string())?;
     }
     let rng = ring::rand::SystemRandom::new();
-    let ike = [parse_ike("aes256gcm16-prfsha256-x25519").map_err(|e| e.to_string())?];
+    let ike = [parse_ike(proposal).map_err(|e| e.to_string())?];
     let esp = [parse_esp("aes256gcm16").map_err(|e| e.to_string())?];
     let cfg = AuthConfig {
         psk: PSK.as_bytes(),
@@ -205,6 +205,16 @@ fn respond_loop(ns: &str, deadline: Instant) -> Result<(u32, u32), String> {
 
 #[test]
 fn strongswan_establishes_an_ike_sa_and_a_child_sa_with_our_responder() {
+    interop("aes256gcm16-prfsha256-x25519", "g");
+}
+
+#[test]
+fn the_same_with_aes_cbc_and_hmac_for_the_ike_sa() {
+    interop("aes256-sha256-ecp256", "c");
+}
+
+/// charon initiates with IKE `proposal` (ESP aes256gcm16) to our responder.
+fn interop(proposal: &str, tag: &str) {
     if !require_root("strongSwan interop") {
         return;
     }
@@ -212,7 +222,7 @@ fn strongswan_establishes_an_ike_sa_and_a_child_sa_with_our_responder() {
         Path::new("/usr/lib/ipsec/charon").exists(),
         "strongSwan's charon is not installed (scripts/setup.sh)"
     );
-    let name = format!("espgw-ike{}", std::process::id() % 100_000);
+    let name = format!("espgw-ike{tag}{}", std::process::id() % 100_000);
     let dir = std::env::temp_dir().join(&name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -247,12 +257,13 @@ fn strongswan_establishes_an_ike_sa_and_a_child_sa_with_our_responder() {
     nsx(&["ip", "addr", "add", "10.1.0.1/32", "dev", "lo"]);
     nsx(&["ip", "link", "set", "c0", "up"]);
     nsx(&["ip", "link", "set", "e0", "up"]);
-    write_charon_config(&dir);
+    write_charon_config(&dir, proposal);
 
     let deadline = Instant::now() + Duration::from_secs(30);
     let responder = {
         let name = name.clone();
-        std::thread::spawn(move || respond_loop(&name, deadline))
+        let proposal = proposal.to_string();
+        std::thread::spawn(move || respond_loop(&name, &proposal, deadline))
     };
     let charon = Charon {
         shell: Command::new("ip")

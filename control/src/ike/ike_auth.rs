@@ -7,7 +7,7 @@ use super::auth::{psk_auth, psk_verify, Signed};
 use super::init::InitDone;
 use super::kdf::Secret;
 use super::proposal::{select, ProposalSpec};
-use super::sk::{self, SkError, SkKey};
+use super::sk::{self, SkError};
 use super::wire::{
     Exchange, Flags, Header, Id, Payload, Proposal, Protocol, TrafficSelector, TransformType,
 };
@@ -130,13 +130,14 @@ pub fn request(done: &InitDone, cfg: &AuthConfig<'_>, our_spi: u32) -> Result<Ve
         Payload::TsI(cfg.local_ts.clone()),
         Payload::TsR(cfg.remote_ts.clone()),
     ];
-    let key = SkKey::new(&done.keys.sk_ei)?;
+    let rng = ring::rand::SystemRandom::new();
     Ok(sk::seal(
         &header(done, true, false),
         &inner,
-        &key,
-        1u64.to_be_bytes(),
-    ))
+        &done.keys.sk(true)?,
+        1,
+        &rng,
+    )?)
 }
 
 /// The responder: checks the initiator's AUTH, chooses the child SA (with `our_spi`), and
@@ -147,7 +148,7 @@ pub fn respond(
     req: &[u8],
     our_spi: u32,
 ) -> Result<(Vec<u8>, Child), AuthError> {
-    let m = sk::open(req, &SkKey::new(&done.keys.sk_ei)?)?;
+    let m = sk::open(req, &done.keys.sk(true)?)?;
     let mut id_i = None;
     let mut auth = None;
     let mut sa = None;
@@ -215,12 +216,14 @@ pub fn respond(
         Payload::TsI(ts_i.clone()),
         Payload::TsR(ts_r.clone()),
     ];
+    let rng = ring::rand::SystemRandom::new();
     let response = sk::seal(
         &header(done, false, true),
         &inner,
-        &SkKey::new(&done.keys.sk_er)?,
-        1u64.to_be_bytes(),
-    );
+        &done.keys.sk(false)?,
+        1,
+        &rng,
+    )?;
     Ok((
         response,
         Child {
@@ -242,7 +245,7 @@ pub fn complete(
     resp: &[u8],
     our_spi: u32,
 ) -> Result<Child, AuthError> {
-    let m = sk::open(resp, &SkKey::new(&done.keys.sk_er)?)?;
+    let m = sk::open(resp, &done.keys.sk(false)?)?;
     let mut id_r = None;
     let mut auth = None;
     let mut sa = None;
@@ -324,8 +327,21 @@ mod tests {
     /// key; each side's outbound key is the other's inbound one.
     #[test]
     fn two_cores_agree_on_a_child_sa() {
+        // The IKE SA under AES-GCM, and under AES-CBC with each HMAC.
+        for ike in [
+            "aes256gcm16-prfsha256-x25519",
+            "aes128gcm16-prfsha384-ecp256",
+            "aes256-sha256-x25519",
+            "aes128-sha384-ecp384",
+            "aes256-sha512-ecp256",
+        ] {
+            agree(ike);
+        }
+    }
+
+    fn agree(ike: &str) {
         let rng = SystemRandom::new();
-        let ike = [parse_ike("aes256gcm16-prfsha256-x25519").unwrap()];
+        let ike = [parse_ike(ike).unwrap()];
         let esp = [parse_esp("aes128gcm16").unwrap()];
         let (net1, net2) = (
             ts([10, 1, 0, 0], [10, 1, 255, 255]),

@@ -6,6 +6,7 @@
 use super::dh::{DhError, Group, KeyPair};
 use super::kdf::{Prf, Secret};
 use super::proposal::{select, ProposalSpec};
+use super::sk::{Integrity, SkError, SkKey};
 use super::wire::{
     Exchange, Flags, Header, Message, Payload, Proposal, Protocol, TransformType, WireError,
 };
@@ -56,14 +57,32 @@ pub enum InitError {
     Random,
 }
 
-/// The keys of an IKE SA (RFC 7296 section 2.14), for an AEAD cipher (no SK_a).
+/// The keys of an IKE SA (RFC 7296 section 2.14); SK_ai and SK_ar are empty with AES-GCM.
 pub struct IkeKeys {
     pub prf: Prf,
+    pub integrity: Option<Integrity>,
     pub sk_d: Secret,
+    pub sk_ai: Secret,
+    pub sk_ar: Secret,
     pub sk_ei: Secret,
     pub sk_er: Secret,
     pub sk_pi: Secret,
     pub sk_pr: Secret,
+}
+
+impl IkeKeys {
+    /// The Encrypted payload's keys for what the initiator (`true`) or the responder sends.
+    pub fn sk(&self, from_initiator: bool) -> Result<SkKey, SkError> {
+        let (e, a) = if from_initiator {
+            (&self.sk_ei, &self.sk_ai)
+        } else {
+            (&self.sk_er, &self.sk_ar)
+        };
+        match self.integrity {
+            None => SkKey::new(e),
+            Some(i) => SkKey::cbc(e, i, a),
+        }
+    }
 }
 
 /// What the chosen proposal says.
@@ -71,19 +90,28 @@ pub struct IkeKeys {
 pub struct Suite {
     pub prf: Prf,
     pub group: Group,
-    /// Bytes of SK_e: the AES key and the 4-byte GCM salt.
+    /// HMAC for AES-CBC; `None` with AES-GCM.
+    pub integrity: Option<Integrity>,
+    /// Bytes of SK_e: the AES key (and the 4-byte salt with GCM).
     pub sk_e_len: usize,
 }
 
 fn suite(p: &Proposal) -> Result<Suite, InitError> {
+    use super::proposal::id;
     let find = |k: TransformType| p.transforms.iter().find(|t| t.kind == k);
     let enc = find(TransformType::Encryption).ok_or(InitError::Malformed("no cipher"))?;
     let bits = enc
         .key_length()
         .ok_or(InitError::Malformed("no key length"))?;
-    if enc.id != super::proposal::id::ENCR_AES_GCM_16 || !(bits == 128 || bits == 256) {
+    if !(bits == 128 || bits == 256) {
         return Err(InitError::NoProposalChosen);
     }
+    let integ = find(TransformType::Integrity).map(|t| Integrity::from_id(t.id));
+    let (integrity, sk_e_len) = match (enc.id, integ) {
+        (id::ENCR_AES_GCM_16, None) => (None, usize::from(bits) / 8 + 4),
+        (id::ENCR_AES_CBC, Some(Some(i))) => (Some(i), usize::from(bits) / 8),
+        _ => return Err(InitError::NoProposalChosen),
+    };
     let prf = find(TransformType::Prf)
         .and_then(|t| Prf::from_id(t.id))
         .ok_or(InitError::NoProposalChosen)?;
@@ -93,14 +121,16 @@ fn suite(p: &Proposal) -> Result<Suite, InitError> {
     Ok(Suite {
         prf,
         group,
-        sk_e_len: usize::from(bits) / 8 + 4,
+        integrity,
+        sk_e_len,
     })
 }
 
 fn derive(s: Suite, ni: &[u8], nr: &[u8], gir: &[u8], spi_i: u64, spi_r: u64) -> IkeKeys {
     let skeyseed = s.prf.skeyseed(ni, nr, gir);
     let p = s.prf.output_len();
-    let len = 3 * p + 2 * s.sk_e_len;
+    let a = s.integrity.map_or(0, |i| i.key_len());
+    let len = 3 * p + 2 * a + 2 * s.sk_e_len;
     // prf+ never refuses these few blocks.
     let km = s
         .prf
@@ -114,7 +144,10 @@ fn derive(s: Suite, ni: &[u8], nr: &[u8], gir: &[u8], spi_i: u64, spi_r: u64) ->
     };
     IkeKeys {
         prf: s.prf,
+        integrity: s.integrity,
         sk_d: take(p),
+        sk_ai: take(a),
+        sk_ar: take(a),
         sk_ei: take(s.sk_e_len),
         sk_er: take(s.sk_e_len),
         sk_pi: take(p),
