@@ -213,6 +213,11 @@ fn the_same_with_aes_cbc_and_hmac_for_the_ike_sa() {
     interop("aes256-sha256-ecp256", "c");
 }
 
+#[test]
+fn the_same_with_modp2048_and_prfsha384() {
+    interop("aes128gcm16-prfsha384-modp2048", "m");
+}
+
 /// charon initiates with IKE `proposal` (ESP aes256gcm16) to our responder.
 fn interop(proposal: &str, tag: &str) {
     if !require_root("strongSwan interop") {

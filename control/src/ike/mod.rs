@@ -1,12 +1,12 @@
 //! IKEv2 (RFC 7296), as a sans-IO core the control process drives: `wire` is the message
 //! format (never panicking on any input), `kdf` the key schedule, `proposal` the algorithms in
 //! strongSwan's syntax and the responder's choice, `sk` the Encrypted payload (AES-GCM-16, or
-//! AES-CBC with HMAC-SHA2), `dh` the key exchange (Curve25519, ECP-256, ECP-384), `auth`
+//! AES-CBC with HMAC-SHA2), `dh` the key exchange (MODP-2048, Curve25519, ECP-256, ECP-384), `auth`
 //! pre-shared-key AUTH, `init` the IKE_SA_INIT exchange (NAT detection included) and the IKE
 //! SA's keys, `ike_auth` the IKE_AUTH exchange and the first child SA
 //! (control/tests/strongswan.rs: charon establishes an IKE SA and a child SA with them). The SA
 //! state machine around them (message IDs, retransmission, CREATE_CHILD_SA, rekeys,
-//! INFORMATIONAL), MODP-2048, NAT-T for the children and the transports come next (issue 17).
+//! INFORMATIONAL), NAT-T for the children and the transports come next (issue 17).
 
 pub mod auth;
 pub mod dh;
