@@ -21,6 +21,8 @@ pub(super) struct File {
     #[serde(default)]
     pub manual_sas: Vec<ManualSaFile>,
     pub control: Option<super::control::ControlFile>,
+    #[serde(default)]
+    pub ike: IkeFile,
 }
 
 #[derive(Deserialize)]
@@ -156,5 +158,63 @@ impl<'de> Deserialize<'de> for SecretHex {
             .map_err(|_| "not a hex string");
         s.zeroize();
         Ok(SecretHex(decoded))
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct IkeFile {
+    #[serde(default)]
+    pub gateways: Vec<IkeGatewayFile>,
+    #[serde(default)]
+    pub vpns: Vec<IpsecVpnFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct IkeGatewayFile {
+    pub name: String,
+    pub local_address: String,
+    pub remote_address: String,
+    pub local_id: Option<String>,
+    pub remote_id: Option<String>,
+    pub psk: Option<SecretText>,
+    pub psk_file: Option<String>,
+    pub proposals: Option<Vec<String>>,
+    pub lifetime_s: Option<u64>,
+    pub dpd: Option<DpdFile>,
+    pub nat_traversal: Option<String>,
+    pub port: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DpdFile {
+    pub interval_s: Option<u64>,
+    pub action: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct IpsecVpnFile {
+    pub name: String,
+    pub gateway: String,
+    pub bind_interface: String,
+    pub esp_proposals: Option<Vec<String>>,
+    pub local_ts: Option<Vec<String>>,
+    pub remote_ts: Option<Vec<String>>,
+    pub establish: Option<String>,
+    pub lifetime_s: Option<u64>,
+    pub lifetime_bytes: Option<u64>,
+    pub lifetime_packets: Option<u64>,
+    pub rekey_margin_s: Option<u64>,
+}
+
+/// A secret string (a pre-shared key) that is wiped from memory when dropped.
+pub(super) struct SecretText(pub Zeroizing<String>);
+
+impl<'de> Deserialize<'de> for SecretText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|s| SecretText(Zeroizing::new(s)))
     }
 }

@@ -8,6 +8,7 @@ mod changes;
 mod control;
 mod dataplane;
 mod file;
+mod ike;
 mod network;
 mod routes;
 mod sas;
@@ -15,6 +16,7 @@ mod tunnels;
 
 pub use changes::changes;
 pub use control::{ControlConfig, TlsFiles};
+pub use ike::{Dpd, DpdAction, Establish, IkeConfig, IkeGateway, IkeId, IpsecVpn};
 
 use channel::Direction;
 use channel::Mac;
@@ -90,6 +92,9 @@ pub struct Config {
     pub manual_sas: Vec<ManualSa>,
     /// The control process's settings (defaults when the file has no `control` section).
     pub control: ControlConfig,
+    /// IKE gateways and the VPNs keyed through them (empty when the file has no `ike`
+    /// section). Read by the control process; it makes no dataplane changes of its own.
+    pub ike: IkeConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -187,6 +192,7 @@ impl Config {
             .control
             .as_ref()
             .map_or_else(|| Ok(ControlConfig::default()), control::control)?;
+        let ike = ike::ike(&f.ike, &interfaces, &tunnels, &manual_sas)?;
         Ok(Config {
             dataplane,
             interfaces,
@@ -195,6 +201,7 @@ impl Config {
             routes,
             manual_sas,
             control,
+            ike,
         })
     }
 
@@ -239,5 +246,7 @@ fn parse_prefix(field: &str, s: &str) -> Result<Ipv4Net, ConfigError> {
     Ok(n)
 }
 
+#[cfg(test)]
+mod ike_tests;
 #[cfg(test)]
 mod tests;

@@ -137,6 +137,7 @@ fn respond_loop(ns: &str, proposal: &str, deadline: Instant) -> Result<(u32, u32
         esp: &esp,
         local_ts: ts([10, 2, 0, 0], [10, 2, 255, 255]),
         remote_ts: ts([10, 1, 0, 0], [10, 1, 255, 255]),
+        initial_contact: false,
     };
     let mut done: Option<InitDone> = None;
     let mut buf = vec![0u8; 65536];
@@ -179,8 +180,12 @@ fn respond_loop(ns: &str, proposal: &str, deadline: Instant) -> Result<(u32, u32
                 }
                 Exchange::IkeAuth => {
                     let d = done.as_ref().ok_or("IKE_AUTH before IKE_SA_INIT")?;
-                    let (r, child) =
+                    let a =
                         ike_auth::respond(d, &cfg, msg, 0xc0de_0002).map_err(|e| e.to_string())?;
+                    let (r, child) = (
+                        a.response,
+                        a.child.map_err(|n| format!("child refused: {n}"))?,
+                    );
                     let out = if natt {
                         [&[0u8, 0, 0, 0][..], &r].concat()
                     } else {

@@ -124,6 +124,10 @@ impl KeyPair {
         })
     }
 
+    pub fn group(&self) -> Group {
+        self.group
+    }
+
     /// g^ir from the peer's KE data.
     pub fn agree(self, peer: &[u8]) -> Result<Secret, DhError> {
         match self.private {

@@ -7,13 +7,20 @@ use super::auth::{psk_auth, psk_verify, Signed};
 use super::init::InitDone;
 use super::kdf::Secret;
 use super::proposal::{select, ProposalSpec};
+use super::selectors::{narrow, within};
 use super::sk::{self, SkError};
 use super::wire::{
-    Exchange, Flags, Header, Id, Payload, Proposal, Protocol, TrafficSelector, TransformType,
+    Exchange, Flags, Header, Id, Notify, Payload, Proposal, Protocol, TrafficSelector,
+    TransformType,
 };
 
 /// RFC 7296 section 3.8: shared key message integrity code.
 const AUTH_PSK: u8 = 2;
+/// RFC 7296 section 3.10.1.
+pub const INITIAL_CONTACT: u16 = 16384;
+pub const AUTHENTICATION_FAILED: u16 = 24;
+pub const NO_PROPOSAL_CHOSEN: u16 = 14;
+pub const TS_UNACCEPTABLE: u16 = 38;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
@@ -35,9 +42,32 @@ pub struct AuthConfig<'a> {
     pub local_id: Id,
     pub remote_id: Id,
     pub esp: &'a [ProposalSpec],
-    /// Our side's and the peer's traffic selectors.
+    /// Our side's and the peer's traffic selectors: what the initiator proposes, what the
+    /// responder narrows the proposal to.
     pub local_ts: Vec<TrafficSelector>,
     pub remote_ts: Vec<TrafficSelector>,
+    /// The initiator says it has no other IKE SA with the responder (RFC 7296 section 2.4).
+    pub initial_contact: bool,
+}
+
+/// The responder's answer: the response, the child (or the notification that refused it:
+/// the IKE SA stands without it, RFC 7296 section 1.2), and whether the initiator said
+/// INITIAL_CONTACT.
+pub struct Answer {
+    pub response: Vec<u8>,
+    pub child: Result<Child, u16>,
+    pub initial_contact: bool,
+}
+
+impl AuthError {
+    /// The notification that says this error to the peer.
+    pub fn notify(&self) -> u16 {
+        match self {
+            AuthError::NoProposalChosen => NO_PROPOSAL_CHOSEN,
+            AuthError::TsUnacceptable => TS_UNACCEPTABLE,
+            _ => AUTHENTICATION_FAILED,
+        }
+    }
 }
 
 /// The child SA both sides install: SPIs, keys (key || salt) and whether it uses ESN.
@@ -113,8 +143,16 @@ pub fn request(done: &InitDone, cfg: &AuthConfig<'_>, our_spi: u32) -> Result<Ve
             id: &cfg.local_id,
         },
     );
-    let inner = vec![
-        Payload::IdI(cfg.local_id.clone()),
+    let mut inner = vec![Payload::IdI(cfg.local_id.clone())];
+    if cfg.initial_contact {
+        inner.push(Payload::Notify(Notify {
+            protocol: 0,
+            kind: INITIAL_CONTACT,
+            spi: Vec::new(),
+            data: Vec::new(),
+        }));
+    }
+    inner.extend([
         Payload::IdR(cfg.remote_id.clone()),
         Payload::Auth {
             method: AUTH_PSK,
@@ -129,7 +167,7 @@ pub fn request(done: &InitDone, cfg: &AuthConfig<'_>, our_spi: u32) -> Result<Ve
         ),
         Payload::TsI(cfg.local_ts.clone()),
         Payload::TsR(cfg.remote_ts.clone()),
-    ];
+    ]);
     let rng = ring::rand::SystemRandom::new();
     Ok(sk::seal(
         &header(done, true, false),
@@ -140,20 +178,23 @@ pub fn request(done: &InitDone, cfg: &AuthConfig<'_>, our_spi: u32) -> Result<Ve
     )?)
 }
 
-/// The responder: checks the initiator's AUTH, chooses the child SA (with `our_spi`), and
-/// answers; the child it installs.
+/// The responder: checks the initiator's AUTH, chooses the child SA (with `our_spi`) and
+/// narrows its selectors, and answers. A wrong key or ID is an error (the caller answers
+/// AUTHENTICATION_FAILED and drops the IKE SA); a child it cannot accept is answered with the
+/// notification, and the IKE SA stands.
 pub fn respond(
     done: &InitDone,
     cfg: &AuthConfig<'_>,
     req: &[u8],
     our_spi: u32,
-) -> Result<(Vec<u8>, Child), AuthError> {
+) -> Result<Answer, AuthError> {
     let m = sk::open(req, &done.keys.sk(true)?)?;
     let mut id_i = None;
     let mut auth = None;
     let mut sa = None;
     let mut ts_i = None;
     let mut ts_r = None;
+    let mut initial_contact = false;
     for p in &m.payloads {
         match p {
             Payload::IdI(id) => id_i = Some(id),
@@ -164,6 +205,7 @@ pub fn respond(
             Payload::Sa(s) => sa = Some(s),
             Payload::TsI(t) => ts_i = Some(t),
             Payload::TsR(t) => ts_r = Some(t),
+            Payload::Notify(n) if n.kind == INITIAL_CONTACT => initial_contact = true,
             _ => {}
         }
     }
@@ -186,14 +228,6 @@ pub fn respond(
     if !psk_verify(done.keys.prf, cfg.psk, &signed, auth) {
         return Err(AuthError::AuthenticationFailed);
     }
-    let chosen = select(cfg.esp, sa, Protocol::Esp).ok_or(AuthError::NoProposalChosen)?;
-    // Traffic selectors: exactly ours, seen from the other side (narrowing comes later).
-    if *ts_i != cfg.remote_ts || *ts_r != cfg.local_ts {
-        return Err(AuthError::TsUnacceptable);
-    }
-    let peer_spi = spi4(&chosen.spi)?;
-    let (key_len, esn) = esp_suite(&chosen)?;
-    let (i_to_r, r_to_i) = child_keys(done, key_len);
     let my_auth = psk_auth(
         done.keys.prf,
         cfg.psk,
@@ -204,18 +238,27 @@ pub fn respond(
             id: &cfg.local_id,
         },
     );
-    let mut answer = chosen.clone();
-    answer.spi = our_spi.to_be_bytes().to_vec();
-    let inner = vec![
+    let mut inner = vec![
         Payload::IdR(cfg.local_id.clone()),
         Payload::Auth {
             method: AUTH_PSK,
             data: my_auth.to_vec(),
         },
-        Payload::Sa(vec![answer]),
-        Payload::TsI(ts_i.clone()),
-        Payload::TsR(ts_r.clone()),
     ];
+    let child = accept_child(done, cfg, sa, ts_i, ts_r, our_spi);
+    match &child {
+        Ok((child, answer)) => inner.extend([
+            Payload::Sa(vec![answer.clone()]),
+            Payload::TsI(child.remote_ts.clone()),
+            Payload::TsR(child.local_ts.clone()),
+        ]),
+        Err(e) => inner.push(Payload::Notify(Notify {
+            protocol: 0,
+            kind: e.notify(),
+            spi: Vec::new(),
+            data: Vec::new(),
+        })),
+    }
     let rng = ring::rand::SystemRandom::new();
     let response = sk::seal(
         &header(done, false, true),
@@ -224,31 +267,62 @@ pub fn respond(
         1,
         &rng,
     )?;
-    Ok((
+    Ok(Answer {
         response,
+        child: child.map(|(c, _)| c).map_err(|e| e.notify()),
+        initial_contact,
+    })
+}
+
+/// The child the responder accepts from the initiator's SA and selectors, and the proposal
+/// it answers with.
+fn accept_child(
+    done: &InitDone,
+    cfg: &AuthConfig<'_>,
+    sa: &[Proposal],
+    ts_i: &[TrafficSelector],
+    ts_r: &[TrafficSelector],
+    our_spi: u32,
+) -> Result<(Child, Proposal), AuthError> {
+    let chosen = select(cfg.esp, sa, Protocol::Esp).ok_or(AuthError::NoProposalChosen)?;
+    let remote_ts = narrow(ts_i, &cfg.remote_ts);
+    let local_ts = narrow(ts_r, &cfg.local_ts);
+    if remote_ts.is_empty() || local_ts.is_empty() {
+        return Err(AuthError::TsUnacceptable);
+    }
+    let peer_spi = spi4(&chosen.spi)?;
+    let (key_len, esn) = esp_suite(&chosen)?;
+    let (i_to_r, r_to_i) = child_keys(done, key_len);
+    let mut answer = chosen;
+    answer.spi = our_spi.to_be_bytes().to_vec();
+    Ok((
         Child {
             outbound_spi: peer_spi,
             inbound_spi: our_spi,
             outbound_key: r_to_i,
             inbound_key: i_to_r,
             esn,
-            local_ts: ts_r.clone(),
-            remote_ts: ts_i.clone(),
+            local_ts,
+            remote_ts,
         },
+        answer,
     ))
 }
 
-/// The initiator: checks the responder's AUTH and choice; the child it installs.
+/// The initiator: checks the responder's AUTH and its choice for the child. `Err`: the IKE
+/// SA failed; `Ok(Err(n))`: the IKE SA stands, the child was refused with notification `n`.
 pub fn complete(
     done: &InitDone,
     cfg: &AuthConfig<'_>,
     resp: &[u8],
     our_spi: u32,
-) -> Result<Child, AuthError> {
+) -> Result<Result<Child, u16>, AuthError> {
     let m = sk::open(resp, &done.keys.sk(false)?)?;
     let mut id_r = None;
     let mut auth = None;
     let mut sa = None;
+    let mut ts = (None, None);
+    let mut refused = None;
     for p in &m.payloads {
         match p {
             Payload::IdR(id) => id_r = Some(id),
@@ -257,14 +331,17 @@ pub fn complete(
                 data,
             } => auth = Some(data),
             Payload::Sa(s) => sa = Some(s),
-            Payload::Notify(n) if n.kind < 16384 => return Err(AuthError::AuthenticationFailed),
+            Payload::TsI(t) => ts.0 = Some(t),
+            Payload::TsR(t) => ts.1 = Some(t),
+            Payload::Notify(n) if n.kind < 16384 => refused = Some(n.kind),
             _ => {}
         }
     }
-    let (Some(id_r), Some(auth), Some([chosen])) = (id_r, auth, sa.map(|s| &s[..])) else {
-        return Err(AuthError::Malformed(
-            "IDr, AUTH and one SA proposal are required",
-        ));
+    let (Some(id_r), Some(auth)) = (id_r, auth) else {
+        return match refused {
+            Some(AUTHENTICATION_FAILED) | None => Err(AuthError::AuthenticationFailed),
+            Some(_) => Err(AuthError::Malformed("IDr and AUTH are required")),
+        };
     };
     if *id_r != cfg.remote_id {
         return Err(AuthError::AuthenticationFailed);
@@ -278,23 +355,35 @@ pub fn complete(
     if !psk_verify(done.keys.prf, cfg.psk, &signed, auth) {
         return Err(AuthError::AuthenticationFailed);
     }
-    // The choice must be one of ours (with the responder's SPI in place of ours).
+    if let Some(n) = refused {
+        return Ok(Err(n));
+    }
+    let (Some([chosen]), (Some(ts_i), Some(ts_r))) = (sa.map(|s| &s[..]), ts) else {
+        return Err(AuthError::Malformed(
+            "one SA proposal, TSi and TSr are required",
+        ));
+    };
+    // The choice must be one of ours (with the responder's SPI in place of ours), and the
+    // selectors within what we proposed.
     let mut offered = chosen.clone();
     offered.spi = our_spi.to_be_bytes().to_vec();
     if select(cfg.esp, std::slice::from_ref(&offered), Protocol::Esp).is_none() {
         return Err(AuthError::NoProposalChosen);
     }
+    if !within(ts_i, &cfg.local_ts) || !within(ts_r, &cfg.remote_ts) {
+        return Err(AuthError::TsUnacceptable);
+    }
     let (key_len, esn) = esp_suite(chosen)?;
     let (i_to_r, r_to_i) = child_keys(done, key_len);
-    Ok(Child {
+    Ok(Ok(Child {
         outbound_spi: spi4(&chosen.spi)?,
         inbound_spi: our_spi,
         outbound_key: i_to_r,
         inbound_key: r_to_i,
         esn,
-        local_ts: cfg.local_ts.clone(),
-        remote_ts: cfg.remote_ts.clone(),
-    })
+        local_ts: ts_i.clone(),
+        remote_ts: ts_r.clone(),
+    }))
 }
 
 #[cfg(test)]
@@ -354,6 +443,7 @@ mod tests {
             esp: &esp,
             local_ts: net1.clone(),
             remote_ts: net2.clone(),
+            initial_contact: true,
         };
         let gw2 = AuthConfig {
             psk: b"shared secret",
@@ -362,14 +452,19 @@ mod tests {
             esp: &esp,
             local_ts: net2.clone(),
             remote_ts: net1.clone(),
+            initial_contact: false,
         };
-        let i = initiate(&ike, &rng).unwrap();
+        let i = initiate(&ike, Default::default(), &rng).unwrap();
         let r_done = respond_init(&ike, &i.request, None, &rng).unwrap();
         let i_done = i.complete(&ike, &r_done.response).unwrap();
 
         let req = request(&i_done, &gw1, 0xc1c1_0001).unwrap();
-        let (resp, r_child) = respond(&r_done, &gw2, &req, 0xc2c2_0002).unwrap();
-        let i_child = complete(&i_done, &gw1, &resp, 0xc1c1_0001).unwrap();
+        let a = respond(&r_done, &gw2, &req, 0xc2c2_0002).unwrap();
+        assert!(a.initial_contact);
+        let r_child = a.child.unwrap();
+        let i_child = complete(&i_done, &gw1, &a.response, 0xc1c1_0001)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (i_child.outbound_spi, i_child.inbound_spi),
             (0xc2c2_0002, 0xc1c1_0001)
@@ -396,6 +491,10 @@ mod tests {
         ));
         let impostor = AuthConfig {
             psk: b"another secret",
+            local_id: gw1.local_id.clone(),
+            remote_id: gw1.remote_id.clone(),
+            local_ts: gw1.local_ts.clone(),
+            remote_ts: gw1.remote_ts.clone(),
             ..gw1
         };
         let req2 = request(&i_done, &impostor, 1).unwrap();
@@ -407,5 +506,27 @@ mod tests {
             respond(&r_done, &gw2, &req2, 2),
             Err(AuthError::AuthenticationFailed)
         ));
+
+        // Selectors with nothing in common: the IKE SA stands, the child is refused with
+        // TS_UNACCEPTABLE, and the initiator learns exactly that.
+        let elsewhere = AuthConfig {
+            remote_ts: ts([192, 168, 0, 0], [192, 168, 0, 255]),
+            ..gw2
+        };
+        let req = request(&i_done, &gw1, 7).unwrap();
+        let a = respond(&r_done, &elsewhere, &req, 8).unwrap();
+        assert_eq!(a.child.err(), Some(TS_UNACCEPTABLE));
+        assert_eq!(
+            complete(&i_done, &gw1, &a.response, 7).unwrap().err(),
+            Some(TS_UNACCEPTABLE)
+        );
+        // A wider policy: narrowed to the proposal.
+        let wide = AuthConfig {
+            remote_ts: ts([10, 0, 0, 0], [10, 255, 255, 255]),
+            ..elsewhere
+        };
+        let a = respond(&r_done, &wide, &req, 8).unwrap();
+        let Ok(c) = a.child else { panic!("refused") };
+        assert_eq!(c.remote_ts, net1);
     }
 }

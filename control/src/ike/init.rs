@@ -16,6 +16,10 @@ use std::net::SocketAddrV4;
 /// NAT_DETECTION_SOURCE_IP and NAT_DETECTION_DESTINATION_IP (RFC 7296 section 2.23).
 const NATD_SOURCE: u16 = 16388;
 const NATD_DESTINATION: u16 = 16389;
+/// RFC 7296 section 3.10.1.
+pub const COOKIE: u16 = 16390;
+pub const INVALID_KE_PAYLOAD: u16 = 17;
+pub const NO_PROPOSAL_CHOSEN: u16 = 14;
 
 /// SHA-1(SPIi | SPIr | IP | port), the NAT detection hash (RFC 7296 section 2.23).
 pub fn natd_hash(spi_i: u64, spi_r: u64, addr: SocketAddrV4) -> [u8; 20] {
@@ -172,20 +176,72 @@ pub struct Initiator {
     dh: KeyPair,
     /// The request as sent: the initiator signs it in IKE_AUTH.
     pub request: Vec<u8>,
+    addrs: Option<Addrs>,
 }
 
-/// Starts an IKE SA: the request offering `proposals`, with a KE for the first proposal's
-/// first DH group.
-pub fn initiate(proposals: &[ProposalSpec], rng: &SystemRandom) -> Result<Initiator, InitError> {
-    let group = proposals
-        .iter()
-        .flat_map(|p| &p.algos)
-        .find(|a| a.kind == TransformType::DhGroup)
-        .map(|a| Group::from_id(a.id))
-        .ok_or(InitError::Malformed("no DH group"))??;
+/// How the initiator starts.
+#[derive(Debug, Clone, Default)]
+pub struct Start {
+    /// The KE's group; `None`: the first proposal's first group (a responder's
+    /// INVALID_KE_PAYLOAD names another, RFC 7296 section 1.2).
+    pub group: Option<Group>,
+    /// Where the request goes from and to: NAT detection is offered.
+    pub addrs: Option<Addrs>,
+    /// Fake our source hash so that both sides see a NAT and carry ESP in UDP (strongSwan's
+    /// `encap = yes`), for paths that drop plain ESP.
+    pub force_encap: bool,
+    /// A COOKIE the responder asked for (RFC 7296 section 2.6): sent first.
+    pub cookie: Option<Vec<u8>>,
+}
+
+/// Starts an IKE SA: the request offering `proposals`, with a KE for `start.group`.
+pub fn initiate(
+    proposals: &[ProposalSpec],
+    start: Start,
+    rng: &SystemRandom,
+) -> Result<Initiator, InitError> {
+    let group = match start.group {
+        Some(g) => g,
+        None => proposals
+            .iter()
+            .flat_map(|p| &p.algos)
+            .find(|a| a.kind == TransformType::DhGroup)
+            .map(|a| Group::from_id(a.id))
+            .ok_or(InitError::Malformed("no DH group"))??,
+    };
     let dh = KeyPair::generate(group, rng)?;
     let ni = random::<NONCE_LEN>(rng)?;
     let spi_i = u64::from_be_bytes(random::<8>(rng)?).max(1);
+    let mut payloads = Vec::new();
+    if let Some(c) = &start.cookie {
+        payloads.push(notify(COOKIE, c.clone()));
+    }
+    payloads.extend([
+        Payload::Sa(
+            proposals
+                .iter()
+                .enumerate()
+                .map(|(i, p)| p.to_wire(i as u8 + 1, Protocol::Ike, Vec::new()))
+                .collect(),
+        ),
+        Payload::Ke {
+            group: group.id(),
+            data: dh.public.clone(),
+        },
+        Payload::Nonce(ni.to_vec()),
+    ]);
+    if let Some(a) = start.addrs {
+        let source = if start.force_encap {
+            random::<20>(rng)?
+        } else {
+            natd_hash(spi_i, 0, a.local)
+        };
+        payloads.push(notify(NATD_SOURCE, source.to_vec()));
+        payloads.push(notify(
+            NATD_DESTINATION,
+            natd_hash(spi_i, 0, a.remote).to_vec(),
+        ));
+    }
     let m = Message {
         header: Header {
             initiator_spi: spi_i,
@@ -197,20 +253,7 @@ pub fn initiate(proposals: &[ProposalSpec], rng: &SystemRandom) -> Result<Initia
             },
             message_id: 0,
         },
-        payloads: vec![
-            Payload::Sa(
-                proposals
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| p.to_wire(i as u8 + 1, Protocol::Ike, Vec::new()))
-                    .collect(),
-            ),
-            Payload::Ke {
-                group: group.id(),
-                data: dh.public.clone(),
-            },
-            Payload::Nonce(ni.to_vec()),
-        ],
+        payloads,
     };
     let request = m.emit();
     Ok(Initiator {
@@ -218,6 +261,59 @@ pub fn initiate(proposals: &[ProposalSpec], rng: &SystemRandom) -> Result<Initia
         ni,
         dh,
         request,
+        addrs: start.addrs,
+    })
+}
+
+/// A notification about the IKE SA.
+fn notify(kind: u16, data: Vec<u8>) -> Payload {
+    Payload::Notify(super::wire::Notify {
+        protocol: 0,
+        kind,
+        spi: Vec::new(),
+        data,
+    })
+}
+
+/// What an IKE_SA_INIT response that is not an answer says instead (RFC 7296 sections 1.2,
+/// 2.6): the initiator starts again, or gives up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// INVALID_KE_PAYLOAD: again with a KE of this group.
+    InvalidKe(u16),
+    /// COOKIE: again with this cookie.
+    Cookie(Vec<u8>),
+    /// Another error notification (NO_PROPOSAL_CHOSEN is 14).
+    Error(u16),
+}
+
+/// The responder's refusal of an IKE_SA_INIT request (`request` its header): an unencrypted
+/// response with one notification and no responder SPI (RFC 7296 section 2.21.1).
+pub fn refuse(request: &Header, kind: u16, data: Vec<u8>) -> Vec<u8> {
+    Message {
+        header: Header {
+            responder_spi: 0,
+            flags: Flags {
+                response: true,
+                ..Default::default()
+            },
+            ..*request
+        },
+        payloads: vec![notify(kind, data)],
+    }
+    .emit()
+}
+
+/// The refusal a response carries, if it is one.
+pub fn refusal(m: &Message) -> Option<Refusal> {
+    m.payloads.iter().find_map(|p| match p {
+        Payload::Notify(n) if n.kind == COOKIE => Some(Refusal::Cookie(n.data.clone())),
+        Payload::Notify(n) if n.kind == INVALID_KE_PAYLOAD => {
+            let g = n.data.get(..2)?;
+            Some(Refusal::InvalidKe(u16::from_be_bytes([g[0], g[1]])))
+        }
+        Payload::Notify(n) if n.kind < 16384 => Some(Refusal::Error(n.kind)),
+        _ => None,
     })
 }
 
@@ -235,6 +331,19 @@ pub struct InitDone {
     /// A NAT between the peers (RFC 7296 section 2.23): IKE floats to UDP 4500 and the child
     /// SAs carry ESP in UDP (RFC 3948).
     pub nat: bool,
+}
+
+/// The NAT detection notifications of a message.
+fn natd_of(m: &Message) -> Vec<(u16, Vec<u8>)> {
+    m.payloads
+        .iter()
+        .filter_map(|p| match p {
+            Payload::Notify(n) if n.kind == NATD_SOURCE || n.kind == NATD_DESTINATION => {
+                Some((n.kind, n.data.clone()))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// The payloads IKE_SA_INIT carries both ways.
@@ -303,16 +412,7 @@ pub fn respond(
     let spi_r = u64::from_be_bytes(random::<8>(rng)?).max(1);
     let spi_i = m.header.initiator_spi;
     let keys = derive(s, ni, &nr, &gir, spi_i, spi_r);
-    let natd: Vec<(u16, Vec<u8>)> = m
-        .payloads
-        .iter()
-        .filter_map(|p| match p {
-            Payload::Notify(n) if n.kind == NATD_SOURCE || n.kind == NATD_DESTINATION => {
-                Some((n.kind, n.data.clone()))
-            }
-            _ => None,
-        })
-        .collect();
+    let natd = natd_of(&m);
     // The peer's source hashes name where it sent from; its destination hash where it sent
     // to. A mismatch with what we see: a NAT (or a peer forcing ESP in UDP, as strongSwan's
     // `encap = yes` and libipsec do).
@@ -401,6 +501,17 @@ impl Initiator {
         }
         let gir = self.dh.agree(ke)?;
         let spi_r = m.header.responder_spi;
+        // The responder's hashes against what we see: its source against where the answer
+        // came from, its destination against our address. No hashes: no NAT-T.
+        let nat = self.addrs.is_some_and(|a| {
+            let natd = natd_of(&m);
+            !natd.is_empty()
+                && !(natd.iter().any(|(k, d)| {
+                    *k == NATD_SOURCE && d[..] == natd_hash(self.spi_i, spi_r, a.remote)
+                }) && natd.iter().any(|(k, d)| {
+                    *k == NATD_DESTINATION && d[..] == natd_hash(self.spi_i, spi_r, a.local)
+                }))
+        });
         Ok(InitDone {
             spi_i: self.spi_i,
             spi_r,
@@ -410,7 +521,7 @@ impl Initiator {
             nr: nr.to_vec(),
             request: self.request,
             response: response.to_vec(),
-            nat: false,
+            nat,
         })
     }
 }
@@ -429,13 +540,13 @@ mod tests {
         ];
         let theirs = [parse_ike("aes128gcm16-prfsha256-x25519").unwrap()];
         // The initiator offers two; the responder accepts only the second.
-        let i = initiate(&ours, &rng).unwrap();
+        let i = initiate(&ours, Start::default(), &rng).unwrap();
         // Its KE is for the first proposal's group: the responder asks for another.
         assert!(matches!(
             respond(&theirs, &i.request, None, &rng),
             Err(InitError::InvalidKe(31))
         ));
-        let i = initiate(&theirs, &rng).unwrap();
+        let i = initiate(&theirs, Start::default(), &rng).unwrap();
         let r = respond(&theirs, &i.request, None, &rng).unwrap();
         let done = i.complete(&theirs, &r.response).unwrap();
         let keys = &done.keys;

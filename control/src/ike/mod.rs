@@ -9,10 +9,13 @@
 //! INFORMATIONAL), NAT-T for the children and the transports come next (issue 17).
 
 pub mod auth;
+pub mod create_child;
 pub mod dh;
 pub mod ike_auth;
 pub mod init;
 pub mod kdf;
 pub mod proposal;
+pub mod sa;
+pub mod selectors;
 pub mod sk;
 pub mod wire;

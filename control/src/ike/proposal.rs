@@ -203,6 +203,27 @@ impl ProposalSpec {
         }
     }
 
+    /// The proposal with no DH group: a child SA made in IKE_AUTH has no key exchange of its
+    /// own (RFC 7296 section 1.2), PFS applies from its first rekey on.
+    pub fn without_dh(&self) -> ProposalSpec {
+        ProposalSpec {
+            algos: self
+                .algos
+                .iter()
+                .filter(|a| a.kind != TransformType::DhGroup)
+                .copied()
+                .collect(),
+        }
+    }
+
+    /// Its first DH group, if it has one.
+    pub fn dh_group(&self) -> Option<u16> {
+        self.algos
+            .iter()
+            .find(|a| a.kind == TransformType::DhGroup)
+            .map(|a| a.id)
+    }
+
     fn accepts(&self, t: &Transform) -> bool {
         self.algos
             .iter()

@@ -1,0 +1,555 @@
+//! The `ike` section: IKEv2 gateways (peers authenticated by a pre-shared key) and the IPsec
+//! VPNs negotiated with them, each bound to a tunnel whose SAs IKE then keys. The control
+//! process runs IKE; the section makes no dataplane changes of its own.
+
+use super::file::{DpdFile, IkeFile, IkeGatewayFile, IpsecVpnFile};
+use super::{err, parse_ip, parse_name, parse_prefix, ConfigError};
+use super::{InterfaceConfig, ManualSa, Tunnel};
+use channel::{Name, MAX_SELECTORS};
+use ipnet::Ipv4Net;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::io::Read;
+use std::net::Ipv4Addr;
+use std::os::unix::fs::PermissionsExt;
+use zeroize::Zeroizing;
+
+pub const DEFAULT_IKE_PROPOSAL: &str = "aes256gcm16-prfsha256-x25519";
+pub const DEFAULT_ESP_PROPOSAL: &str = "aes256gcm16";
+pub const DEFAULT_IKE_PORT: u16 = 500;
+pub const DEFAULT_IKE_LIFETIME_S: u32 = 14400;
+pub const MAX_IKE_LIFETIME_S: u32 = 86400 * 7;
+pub const DEFAULT_CHILD_LIFETIME_S: u32 = 3600;
+pub const MAX_CHILD_LIFETIME_S: u32 = 86400;
+pub const MIN_LIFETIME_S: u32 = 60;
+pub const DEFAULT_DPD_INTERVAL_S: u32 = 30;
+pub const MAX_DPD_INTERVAL_S: u32 = 3600;
+/// The longest FQDN or user FQDN identity.
+pub const MAX_ID_LEN: usize = 255;
+
+/// The `ike` section, validated (empty when the file has none).
+#[derive(Debug, Clone, Default)]
+pub struct IkeConfig {
+    pub gateways: Vec<IkeGateway>,
+    pub vpns: Vec<IpsecVpn>,
+}
+
+/// An IKE peer. `Debug` never shows the pre-shared key.
+#[derive(Clone)]
+pub struct IkeGateway {
+    pub name: Name,
+    /// One of our interface addresses.
+    pub local: Ipv4Addr,
+    pub remote: Ipv4Addr,
+    /// The peer's IKE port.
+    pub port: u16,
+    pub local_id: IkeId,
+    pub remote_id: IkeId,
+    /// Wiped from memory when dropped.
+    pub psk: Zeroizing<Vec<u8>>,
+    /// IKE SA proposals as written (`aes256gcm16-prfsha384-ecp384`); the control parses them.
+    pub proposals: Vec<String>,
+    pub lifetime_s: u32,
+    pub dpd: Dpd,
+    /// `nat_traversal: "force"`: ESP always in UDP, NAT or not.
+    pub force_encap: bool,
+}
+
+impl fmt::Debug for IkeGateway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IkeGateway")
+            .field("name", &self.name)
+            .field("local", &self.local)
+            .field("remote", &self.remote)
+            .field("port", &self.port)
+            .field("local_id", &self.local_id)
+            .field("remote_id", &self.remote_id)
+            .field("psk", &format_args!("<redacted>"))
+            .field("proposals", &self.proposals)
+            .field("lifetime_s", &self.lifetime_s)
+            .field("dpd", &self.dpd)
+            .field("force_encap", &self.force_encap)
+            .finish()
+    }
+}
+
+/// An IKE identity (RFC 7296 section 3.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IkeId {
+    Ipv4(Ipv4Addr),
+    Fqdn(String),
+    UserFqdn(String),
+}
+
+impl IkeId {
+    /// An IPv4 literal is an `Ipv4` identity, a string with `@` a `UserFqdn`, anything else an
+    /// `Fqdn`: 1..=255 bytes without whitespace.
+    pub fn parse(s: &str) -> Result<IkeId, String> {
+        if let Ok(a) = s.parse::<Ipv4Addr>() {
+            return Ok(IkeId::Ipv4(a));
+        }
+        if s.is_empty() {
+            return Err("an identity cannot be empty".into());
+        }
+        if s.len() > MAX_ID_LEN {
+            return Err(format!("longer than {MAX_ID_LEN} bytes"));
+        }
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("{s:?} holds whitespace"));
+        }
+        Ok(if s.contains('@') {
+            IkeId::UserFqdn(s.to_string())
+        } else {
+            IkeId::Fqdn(s.to_string())
+        })
+    }
+}
+
+impl fmt::Display for IkeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IkeId::Ipv4(a) => a.fmt(f),
+            IkeId::Fqdn(s) | IkeId::UserFqdn(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Dead peer detection (RFC 7296 section 2.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dpd {
+    /// Seconds without a message from the peer before a liveness check.
+    pub interval_s: u32,
+    pub action: DpdAction,
+}
+
+impl Default for Dpd {
+    fn default() -> Dpd {
+        Dpd {
+            interval_s: DEFAULT_DPD_INTERVAL_S,
+            action: DpdAction::Clear,
+        }
+    }
+}
+
+/// What to do when the peer is found dead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DpdAction {
+    /// Delete the SAs.
+    #[default]
+    Clear,
+    /// Delete the SAs and negotiate them again.
+    Restart,
+    /// Nothing: the SAs stay until they expire.
+    None,
+}
+
+/// An IPsec VPN: the child SAs negotiated with a gateway for one tunnel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpsecVpn {
+    pub name: Name,
+    /// Index into `IkeConfig::gateways`.
+    pub gateway: usize,
+    /// The tunnel (`bind_interface`) whose SAs IKE keys.
+    pub tunnel: Name,
+    /// ESP proposals as written (`aes256gcm16`); the control parses them.
+    pub esp_proposals: Vec<String>,
+    pub local_ts: Vec<Ipv4Net>,
+    pub remote_ts: Vec<Ipv4Net>,
+    pub establish: Establish,
+    /// The child SA's hard lifetime by time.
+    pub lifetime_s: u32,
+    pub lifetime_bytes: Option<u64>,
+    pub lifetime_packets: Option<u64>,
+    /// The child SA is rekeyed this long before `lifetime_s`; below `lifetime_s`.
+    pub rekey_margin_s: u32,
+}
+
+/// When the VPN's SAs are negotiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Establish {
+    /// At start, and again whenever they go.
+    #[default]
+    Immediately,
+    /// When a packet is routed into the tunnel.
+    OnTraffic,
+    /// Never by us: the peer initiates.
+    ResponderOnly,
+}
+
+pub(super) fn ike(
+    f: &IkeFile,
+    interfaces: &[InterfaceConfig],
+    tunnels: &[Tunnel],
+    manual_sas: &[ManualSa],
+) -> Result<IkeConfig, ConfigError> {
+    let mut gateways: Vec<IkeGateway> = Vec::with_capacity(f.gateways.len());
+    let mut names: HashSet<Name> = HashSet::with_capacity(f.gateways.len());
+    for (i, g) in f.gateways.iter().enumerate() {
+        let gw = gateway(i, g, interfaces)?;
+        if !names.insert(gw.name) {
+            return err(
+                format!("ike.gateways[{i}].name"),
+                format!("{:?} is defined twice", g.name),
+            );
+        }
+        gateways.push(gw);
+    }
+    let vpns = vpns(&f.vpns, &gateways, tunnels, manual_sas)?;
+    Ok(IkeConfig { gateways, vpns })
+}
+
+fn gateway(
+    i: usize,
+    g: &IkeGatewayFile,
+    interfaces: &[InterfaceConfig],
+) -> Result<IkeGateway, ConfigError> {
+    let field = |x: &str| format!("ike.gateways[{i}].{x}");
+    let name = parse_name(&field("name"), &g.name)?;
+    let local = parse_ip(&field("local_address"), &g.local_address)?;
+    if !interfaces.iter().any(|x| x.addr == local) {
+        return err(
+            field("local_address"),
+            format!("{local} is not the address of any interface"),
+        );
+    }
+    if g.remote_address.trim() == "%any" {
+        return err(
+            field("remote_address"),
+            "dial-up peers (%any) are not supported yet",
+        );
+    }
+    let remote = parse_ip(&field("remote_address"), &g.remote_address)?;
+    if remote.is_unspecified() || remote.is_broadcast() || remote.is_multicast() || remote == local
+    {
+        return err(
+            field("remote_address"),
+            format!("{remote} cannot be an IKE peer"),
+        );
+    }
+    let port = match g.port {
+        None => DEFAULT_IKE_PORT,
+        Some(p) => match u16::try_from(p) {
+            Ok(p) if p != 0 => p,
+            _ => return err(field("port"), format!("{p} is outside 1..65535")),
+        },
+    };
+    let id = |f: &str, v: &Option<String>, default: Ipv4Addr| match v {
+        None => Ok(IkeId::Ipv4(default)),
+        Some(s) => IkeId::parse(s).or_else(|e| err(field(f), e)),
+    };
+    let local_id = id("local_id", &g.local_id, local)?;
+    let remote_id = id("remote_id", &g.remote_id, remote)?;
+    let psk = match (&g.psk, &g.psk_file) {
+        (Some(_), Some(_)) => return err(field("psk"), "give psk or psk_file, not both"),
+        (None, None) => return err(field("psk"), "give psk or psk_file"),
+        (Some(p), None) if p.0.is_empty() => return err(field("psk"), "empty"),
+        (Some(p), None) => Zeroizing::new(p.0.as_bytes().to_vec()),
+        (None, Some(path)) => read_psk_file(&field("psk_file"), path)?,
+    };
+    let proposals = strings(
+        &field("proposals"),
+        g.proposals.as_deref(),
+        DEFAULT_IKE_PROPOSAL,
+    )?;
+    let lifetime_s = seconds(
+        &field("lifetime_s"),
+        g.lifetime_s,
+        DEFAULT_IKE_LIFETIME_S,
+        MIN_LIFETIME_S..=MAX_IKE_LIFETIME_S,
+    )?;
+    let dpd = match &g.dpd {
+        None => Dpd::default(),
+        Some(d) => dpd(&field("dpd"), d)?,
+    };
+    let force_encap = match g.nat_traversal.as_deref() {
+        None | Some("auto") => false,
+        Some("force") => true,
+        Some(x) => {
+            return err(
+                field("nat_traversal"),
+                format!("{x:?} is not \"auto\" or \"force\""),
+            )
+        }
+    };
+    Ok(IkeGateway {
+        name,
+        local,
+        remote,
+        port,
+        local_id,
+        remote_id,
+        psk,
+        proposals,
+        lifetime_s,
+        dpd,
+        force_encap,
+    })
+}
+
+fn dpd(field: &str, d: &DpdFile) -> Result<Dpd, ConfigError> {
+    let interval_s = seconds(
+        &format!("{field}.interval_s"),
+        d.interval_s,
+        DEFAULT_DPD_INTERVAL_S,
+        1..=MAX_DPD_INTERVAL_S,
+    )?;
+    let action = match d.action.as_deref() {
+        None | Some("clear") => DpdAction::Clear,
+        Some("restart") => DpdAction::Restart,
+        Some("none") => DpdAction::None,
+        Some(x) => {
+            return err(
+                format!("{field}.action"),
+                format!("{x:?} is not \"clear\", \"restart\" or \"none\""),
+            )
+        }
+    };
+    Ok(Dpd { interval_s, action })
+}
+
+fn vpns(
+    list: &[IpsecVpnFile],
+    gateways: &[IkeGateway],
+    tunnels: &[Tunnel],
+    manual_sas: &[ManualSa],
+) -> Result<Vec<IpsecVpn>, ConfigError> {
+    let gateway_by_name: HashMap<&str, (usize, &IkeGateway)> = gateways
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.name.as_str(), (i, g)))
+        .collect();
+    let tunnel_by_name: HashMap<&str, (usize, &Tunnel)> = tunnels
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name.as_str(), (i, t)))
+        .collect();
+    let mut vpns: Vec<IpsecVpn> = Vec::with_capacity(list.len());
+    let mut names: HashSet<Name> = HashSet::with_capacity(list.len());
+    // Tunnel -> the VPN bound to it.
+    let mut bound: HashMap<Name, usize> = HashMap::with_capacity(list.len());
+    for (i, v) in list.iter().enumerate() {
+        let field = |x: &str| format!("ike.vpns[{i}].{x}");
+        let name = parse_name(&field("name"), &v.name)?;
+        if !names.insert(name) {
+            return err(field("name"), format!("{:?} is defined twice", v.name));
+        }
+        let Some(&(gateway, g)) = gateway_by_name.get(v.gateway.as_str()) else {
+            return err(
+                field("gateway"),
+                format!("no gateway named {:?}", v.gateway),
+            );
+        };
+        let Some(&(t, tunnel)) = tunnel_by_name.get(v.bind_interface.as_str()) else {
+            return err(
+                field("bind_interface"),
+                format!("no tunnel named {:?}", v.bind_interface),
+            );
+        };
+        if let Some(other) = bound.insert(tunnel.name, i) {
+            return err(
+                field("bind_interface"),
+                format!("{} is already bound to ike.vpns[{other}]", tunnel.name),
+            );
+        }
+        if (tunnel.encap.local, tunnel.encap.remote) != (g.local, g.remote) {
+            return err(
+                field("bind_interface"),
+                format!(
+                    "tunnel {} runs {} -> {}, but gateway {} runs {} -> {}",
+                    tunnel.name, tunnel.encap.local, tunnel.encap.remote, g.name, g.local, g.remote
+                ),
+            );
+        }
+        if tunnel.encap.udp.is_some() {
+            return err(
+                format!("tunnels[{t}].udp_encap"),
+                format!(
+                    "{} is keyed by IKE (ike.vpns[{i}]), which decides NAT-T: leave udp_encap out \
+                     (nat_traversal \"force\" on the gateway always encapsulates)",
+                    tunnel.name
+                ),
+            );
+        }
+        let esp_proposals = strings(
+            &field("esp_proposals"),
+            v.esp_proposals.as_deref(),
+            DEFAULT_ESP_PROPOSAL,
+        )?;
+        let local_ts = selectors(
+            &field("local_ts"),
+            v.local_ts.as_deref(),
+            &tunnel.local_selectors,
+        )?;
+        let remote_ts = selectors(
+            &field("remote_ts"),
+            v.remote_ts.as_deref(),
+            &tunnel.remote_selectors,
+        )?;
+        let establish = match v.establish.as_deref() {
+            None | Some("immediately") => Establish::Immediately,
+            Some("on-traffic") => Establish::OnTraffic,
+            Some("responder-only") => Establish::ResponderOnly,
+            Some(x) => {
+                return err(
+                    field("establish"),
+                    format!("{x:?} is not \"immediately\", \"on-traffic\" or \"responder-only\""),
+                )
+            }
+        };
+        let lifetime_s = seconds(
+            &field("lifetime_s"),
+            v.lifetime_s,
+            DEFAULT_CHILD_LIFETIME_S,
+            MIN_LIFETIME_S..=MAX_CHILD_LIFETIME_S,
+        )?;
+        for (f, limit) in [
+            ("lifetime_bytes", v.lifetime_bytes),
+            ("lifetime_packets", v.lifetime_packets),
+        ] {
+            if limit == Some(0) {
+                return err(
+                    field(f),
+                    "a limit of 0 would end the SA before its first packet",
+                );
+            }
+        }
+        let rekey_margin_s = match v.rekey_margin_s {
+            None => lifetime_s / 10,
+            Some(m) => match u32::try_from(m) {
+                Ok(m) if m < lifetime_s => m,
+                _ => {
+                    return err(
+                        field("rekey_margin_s"),
+                        format!("{m} is not below lifetime_s ({lifetime_s})"),
+                    )
+                }
+            },
+        };
+        vpns.push(IpsecVpn {
+            name,
+            gateway,
+            tunnel: tunnel.name,
+            esp_proposals,
+            local_ts,
+            remote_ts,
+            establish,
+            lifetime_s,
+            lifetime_bytes: v.lifetime_bytes,
+            lifetime_packets: v.lifetime_packets,
+            rekey_margin_s,
+        });
+    }
+    // IKE keys a bound tunnel: it takes no manual SA.
+    for (k, s) in manual_sas.iter().enumerate() {
+        if let Some(i) = bound.get(&s.tunnel) {
+            return err(
+                format!("manual_sas[{k}].tunnel"),
+                format!(
+                    "{} is keyed by IKE (ike.vpns[{i}]): it takes no manual SA",
+                    s.tunnel
+                ),
+            );
+        }
+    }
+    Ok(vpns)
+}
+
+/// A non-empty list of non-empty strings, or `[default]` when absent.
+fn strings(field: &str, v: Option<&[String]>, default: &str) -> Result<Vec<String>, ConfigError> {
+    let Some(v) = v else {
+        return Ok(vec![default.to_string()]);
+    };
+    if v.is_empty() {
+        return err(field, "give at least one, or leave the field out");
+    }
+    for (j, s) in v.iter().enumerate() {
+        if s.trim().is_empty() {
+            return err(format!("{field}[{j}]"), "empty");
+        }
+    }
+    Ok(v.to_vec())
+}
+
+/// A number of seconds in `range`, or `default` when absent.
+fn seconds(
+    field: &str,
+    v: Option<u64>,
+    default: u32,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32, ConfigError> {
+    let Some(v) = v else {
+        return Ok(default);
+    };
+    match u32::try_from(v) {
+        Ok(s) if range.contains(&s) => Ok(s),
+        _ => err(
+            field,
+            format!("{v} is outside {}..{}", range.start(), range.end()),
+        ),
+    }
+}
+
+/// Traffic selectors: the prefixes given, else the tunnel's, else any.
+fn selectors(
+    field: &str,
+    v: Option<&[String]>,
+    tunnel: &[Ipv4Net],
+) -> Result<Vec<Ipv4Net>, ConfigError> {
+    match v {
+        None if tunnel.is_empty() => Ok(vec![Ipv4Net::default()]),
+        None => Ok(tunnel.to_vec()),
+        Some([]) => err(field, "give at least one prefix, or leave the field out"),
+        Some(l) if l.len() > MAX_SELECTORS => {
+            err(field, format!("at most {MAX_SELECTORS} prefixes"))
+        }
+        Some(l) => l
+            .iter()
+            .enumerate()
+            .map(|(j, p)| parse_prefix(&format!("{field}[{j}]"), p))
+            .collect(),
+    }
+}
+
+/// The pre-shared key in `path`: a file only its owner can read (as the control insists for
+/// its token and TLS key), a trailing newline trimmed.
+fn read_psk_file(field: &str, path: &str) -> Result<Zeroizing<Vec<u8>>, ConfigError> {
+    if !path.starts_with('/') {
+        return err(field, format!("{path:?} is not an absolute path"));
+    }
+    let mut file = std::fs::File::open(path).or_else(|e| err(field, format!("{path}: {e}")))?;
+    // The mode of the file opened, not of whatever the path names a moment later.
+    let meta = file
+        .metadata()
+        .or_else(|e| err(field, format!("{path}: {e}")))?;
+    if !meta.is_file() {
+        return err(field, format!("{path} is not a regular file"));
+    }
+    owner_only(field, path, &meta)?;
+    let len = usize::try_from(meta.len()).unwrap_or(0);
+    // Room for the whole file up front: a reallocation would leave a copy of the key behind.
+    let mut psk = Zeroizing::new(Vec::with_capacity(len.saturating_add(1)));
+    file.read_to_end(&mut psk)
+        .or_else(|e| err(field, format!("{path}: {e}")))?;
+    while matches!(psk.last(), Some(b'\n' | b'\r')) {
+        psk.pop();
+    }
+    if psk.is_empty() {
+        return err(field, format!("{path} is empty"));
+    }
+    Ok(psk)
+}
+
+/// A secret file must be readable by its owner only.
+fn owner_only(field: &str, path: &str, meta: &std::fs::Metadata) -> Result<(), ConfigError> {
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        return err(
+            field,
+            format!(
+                "{path}: mode {:o}; it must be readable by its owner only (chmod 600)",
+                mode & 0o777
+            ),
+        );
+    }
+    Ok(())
+}

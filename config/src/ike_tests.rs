@@ -1,0 +1,385 @@
+use super::*;
+use std::os::unix::fs::PermissionsExt;
+
+fn name(s: &str) -> Name {
+    Name::new(s).unwrap()
+}
+
+fn net(s: &str) -> Ipv4Net {
+    s.parse().unwrap()
+}
+
+const K128: &str = "000102030405060708090a0b0c0d0e0f10111213";
+const PSK: &str = "correct horse battery staple";
+
+/// Two IKE gateways and a VPN with each, next to a manually keyed tunnel (the `ike` example
+/// of docs/configuration.md, with gw-c added).
+fn example() -> serde_json::Value {
+    serde_json::json!({
+      "dataplane": {"workers": [1]},
+      "interfaces": [{"name": "lan0", "port": 0, "address": "10.1.0.1/24"},
+                     {"name": "wan0", "port": 1, "address": "192.0.2.1/24"}],
+      "tunnels":    [{"name": "st0.0", "local": "192.0.2.1", "remote": "192.0.2.2",
+                      "udp_encap": {"local_port": 4500, "remote_port": 4500}},
+                     {"name": "st0.1", "local": "192.0.2.1", "remote": "198.51.100.2",
+                      "traffic_selectors": {"local": ["10.1.0.0/16"], "remote": ["10.2.0.0/16"]}},
+                     {"name": "st0.2", "local": "192.0.2.1", "remote": "198.51.100.3"}],
+      "routes":     [{"prefix": "10.2.0.0/16", "via": "st0.1"}, {"prefix": "0.0.0.0/0", "via": "192.0.2.254"}],
+      "manual_sas": [{"tunnel": "st0.0", "direction": "out", "spi": "0x1001", "algorithm": "aes-128-gcm", "key": K128},
+                     {"tunnel": "st0.0", "direction": "in", "spi": "0x2001", "algorithm": "aes-128-gcm", "key": K128}],
+      "ike": {
+        "gateways": [{"name": "gw-b", "local_address": "192.0.2.1", "remote_address": "198.51.100.2",
+                      "local_id": "gw1.example", "remote_id": "admin@gw2.example", "psk": PSK,
+                      "proposals": ["aes256gcm16-prfsha384-ecp384", "aes128gcm16-prfsha256-ecp256"],
+                      "lifetime_s": 28800, "dpd": {"interval_s": 10, "action": "restart"},
+                      "nat_traversal": "force", "port": 10500},
+                     {"name": "gw-c", "local_address": "192.0.2.1", "remote_address": "198.51.100.3",
+                      "psk": "another one"}],
+        "vpns": [{"name": "vpn-b", "gateway": "gw-b", "bind_interface": "st0.1",
+                  "esp_proposals": ["aes128gcm16", "aes256gcm16"], "establish": "on-traffic",
+                  "lifetime_s": 7200, "lifetime_bytes": 1_000_000_000u64, "lifetime_packets": null,
+                  "rekey_margin_s": 600},
+                 {"name": "vpn-c", "gateway": "gw-c", "bind_interface": "st0.2"}]
+      }
+    })
+}
+
+fn parse(v: &serde_json::Value) -> Result<Config, ConfigError> {
+    Config::parse(&v.to_string())
+}
+
+fn error_of(edit: impl FnOnce(&mut serde_json::Value)) -> ConfigError {
+    let mut v = example();
+    edit(&mut v);
+    match parse(&v) {
+        Ok(_) => panic!("config was accepted"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn a_full_section_parses() {
+    let c = parse(&example()).unwrap();
+    let (b, gc) = (&c.ike.gateways[0], &c.ike.gateways[1]);
+    assert_eq!(b.name, name("gw-b"));
+    assert_eq!(
+        (b.local, b.remote, b.port),
+        (
+            Ipv4Addr::new(192, 0, 2, 1),
+            Ipv4Addr::new(198, 51, 100, 2),
+            10500
+        )
+    );
+    assert_eq!(b.local_id, IkeId::Fqdn("gw1.example".into()));
+    assert_eq!(b.remote_id, IkeId::UserFqdn("admin@gw2.example".into()));
+    assert_eq!(b.psk.as_slice(), PSK.as_bytes());
+    assert_eq!(
+        b.proposals,
+        [
+            "aes256gcm16-prfsha384-ecp384",
+            "aes128gcm16-prfsha256-ecp256"
+        ]
+    );
+    assert_eq!(b.lifetime_s, 28800);
+    assert_eq!(
+        b.dpd,
+        Dpd {
+            interval_s: 10,
+            action: DpdAction::Restart
+        }
+    );
+    assert!(b.force_encap);
+
+    // The defaults.
+    assert_eq!(gc.port, 500);
+    assert_eq!(gc.local_id, IkeId::Ipv4(Ipv4Addr::new(192, 0, 2, 1)));
+    assert_eq!(gc.remote_id, IkeId::Ipv4(Ipv4Addr::new(198, 51, 100, 3)));
+    assert_eq!(gc.psk.as_slice(), b"another one");
+    assert_eq!(gc.proposals, ["aes256gcm16-prfsha256-x25519"]);
+    assert_eq!(gc.lifetime_s, 14400);
+    assert_eq!(
+        gc.dpd,
+        Dpd {
+            interval_s: 30,
+            action: DpdAction::Clear
+        }
+    );
+    assert!(!gc.force_encap);
+
+    let vb = &c.ike.vpns[0];
+    assert_eq!(
+        vb,
+        &IpsecVpn {
+            name: name("vpn-b"),
+            gateway: 0,
+            tunnel: name("st0.1"),
+            esp_proposals: vec!["aes128gcm16".into(), "aes256gcm16".into()],
+            // The tunnel's traffic selectors.
+            local_ts: vec![net("10.1.0.0/16")],
+            remote_ts: vec![net("10.2.0.0/16")],
+            establish: Establish::OnTraffic,
+            lifetime_s: 7200,
+            lifetime_bytes: Some(1_000_000_000),
+            lifetime_packets: None,
+            rekey_margin_s: 600,
+        }
+    );
+    assert_eq!(
+        c.ike.vpns[1],
+        IpsecVpn {
+            name: name("vpn-c"),
+            gateway: 1,
+            tunnel: name("st0.2"),
+            esp_proposals: vec!["aes256gcm16".into()],
+            local_ts: vec![net("0.0.0.0/0")],
+            remote_ts: vec![net("0.0.0.0/0")],
+            establish: Establish::Immediately,
+            lifetime_s: 3600,
+            lifetime_bytes: None,
+            lifetime_packets: None,
+            rekey_margin_s: 360,
+        }
+    );
+    // The section makes no dataplane change: the same changes as without it.
+    let mut without = example();
+    without.as_object_mut().unwrap().remove("ike");
+    let plain = parse(&without).unwrap();
+    assert!(plain.ike.gateways.is_empty() && plain.ike.vpns.is_empty());
+    assert_eq!(changes(&c).len(), changes(&plain).len());
+}
+
+#[test]
+fn traffic_selectors_given_and_identities() {
+    let mut v = example();
+    v["ike"]["vpns"][1]["local_ts"] = serde_json::json!(["10.1.0.0/24", "10.1.1.0/24"]);
+    v["ike"]["vpns"][1]["remote_ts"] = serde_json::json!(["10.3.0.0/16"]);
+    v["ike"]["gateways"][1]["local_id"] = "192.0.2.77".into();
+    v["ike"]["gateways"][1]["remote_id"] = "peer".into();
+    v["ike"]["gateways"][1]["dpd"] = serde_json::json!({"action": "none"});
+    v["ike"]["gateways"][1]["nat_traversal"] = "auto".into();
+    let c = parse(&v).unwrap();
+    let vc = &c.ike.vpns[1];
+    assert_eq!(vc.local_ts, [net("10.1.0.0/24"), net("10.1.1.0/24")]);
+    assert_eq!(vc.remote_ts, [net("10.3.0.0/16")]);
+    let gc = &c.ike.gateways[1];
+    assert_eq!(gc.local_id, IkeId::Ipv4(Ipv4Addr::new(192, 0, 2, 77)));
+    assert_eq!(gc.remote_id, IkeId::Fqdn("peer".into()));
+    assert_eq!(
+        gc.dpd,
+        Dpd {
+            interval_s: 30,
+            action: DpdAction::None
+        }
+    );
+    assert!(!gc.force_encap);
+    assert_eq!(IkeId::parse("a b"), Err("\"a b\" holds whitespace".into()));
+    assert!(IkeId::parse("").is_err() && IkeId::parse(&"x".repeat(256)).is_err());
+}
+
+type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+
+#[test]
+fn errors_name_the_field() {
+    let cases: Vec<(Edit, &str)> = vec![
+        (
+            Box::new(|v| v["ike"]["vpns"][0]["gateway"] = "gw-x".into()),
+            "ike.vpns[0].gateway",
+        ),
+        (
+            Box::new(|v| v["ike"]["vpns"][1]["bind_interface"] = "st0.1".into()),
+            "ike.vpns[1].bind_interface",
+        ),
+        (
+            Box::new(|v| v["ike"]["vpns"][1]["bind_interface"] = "st0.9".into()),
+            "ike.vpns[1].bind_interface",
+        ),
+        (
+            Box::new(|v| v["ike"]["vpns"][1]["gateway"] = "gw-b".into()),
+            "ike.vpns[1].bind_interface",
+        ),
+        (
+            Box::new(|v| v["tunnels"][1]["udp_encap"] = serde_json::json!({})),
+            "tunnels[1].udp_encap",
+        ),
+        (
+            Box::new(|v| v["manual_sas"][1]["tunnel"] = "st0.2".into()),
+            "manual_sas[1].tunnel",
+        ),
+        (
+            Box::new(|v| v["ike"]["gateways"][0]["psk_file"] = "/etc/espgw/gw-b.psk".into()),
+            "ike.gateways[0].psk",
+        ),
+        (
+            Box::new(|v| {
+                v["ike"]["gateways"][1]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("psk");
+            }),
+            "ike.gateways[1].psk",
+        ),
+        (
+            Box::new(|v| v["ike"]["gateways"][1]["psk"] = "".into()),
+            "ike.gateways[1].psk",
+        ),
+        (
+            Box::new(|v| v["ike"]["vpns"][0]["establish"] = "later".into()),
+            "ike.vpns[0].establish",
+        ),
+        (
+            Box::new(|v| v["ike"]["vpns"][0]["rekey_margin_s"] = 7200.into()),
+            "ike.vpns[0].rekey_margin_s",
+        ),
+        (
+            Box::new(|v| v["ike"]["vpns"][1]["lifetime_s"] = 59.into()),
+            "ike.vpns[1].lifetime_s",
+        ),
+        (
+            Box::new(|v| v["ike"]["vpns"][1]["lifetime_s"] = 86401.into()),
+            "ike.vpns[1].lifetime_s",
+        ),
+        (
+            Box::new(|v| v["ike"]["vpns"][1]["lifetime_packets"] = 0.into()),
+            "ike.vpns[1].lifetime_packets",
+        ),
+        (
+            Box::new(|v| v["ike"]["vpns"][1]["name"] = "vpn-b".into()),
+            "ike.vpns[1].name",
+        ),
+        (
+            Box::new(|v| v["ike"]["vpns"][1]["esp_proposals"] = serde_json::json!([])),
+            "ike.vpns[1].esp_proposals",
+        ),
+        (
+            Box::new(|v| v["ike"]["vpns"][1]["remote_ts"] = serde_json::json!(["10.2.0.1/16"])),
+            "ike.vpns[1].remote_ts[0]",
+        ),
+        (
+            Box::new(|v| v["ike"]["vpns"][1]["local_ts"] = serde_json::json!([])),
+            "ike.vpns[1].local_ts",
+        ),
+        (
+            Box::new(|v| v["ike"]["gateways"][1]["name"] = "gw-b".into()),
+            "ike.gateways[1].name",
+        ),
+        (
+            Box::new(|v| v["ike"]["gateways"][1]["name"] = "x".repeat(33).into()),
+            "ike.gateways[1].name",
+        ),
+        (
+            Box::new(|v| v["ike"]["gateways"][1]["local_address"] = "192.0.2.9".into()),
+            "ike.gateways[1].local_address",
+        ),
+        (
+            Box::new(|v| v["ike"]["gateways"][1]["remote_address"] = "peer.example".into()),
+            "ike.gateways[1].remote_address",
+        ),
+        (
+            Box::new(|v| v["ike"]["gateways"][1]["local_id"] = "gw 1".into()),
+            "ike.gateways[1].local_id",
+        ),
+        (
+            Box::new(|v| v["ike"]["gateways"][1]["proposals"] = serde_json::json!(["x", " "])),
+            "ike.gateways[1].proposals[1]",
+        ),
+        (
+            Box::new(|v| v["ike"]["gateways"][1]["lifetime_s"] = (86400 * 7 + 1).into()),
+            "ike.gateways[1].lifetime_s",
+        ),
+        (
+            Box::new(|v| v["ike"]["gateways"][1]["dpd"] = serde_json::json!({"interval_s": 0})),
+            "ike.gateways[1].dpd.interval_s",
+        ),
+        (
+            Box::new(|v| v["ike"]["gateways"][1]["dpd"] = serde_json::json!({"action": "hold"})),
+            "ike.gateways[1].dpd.action",
+        ),
+        (
+            Box::new(|v| v["ike"]["gateways"][1]["nat_traversal"] = "yes".into()),
+            "ike.gateways[1].nat_traversal",
+        ),
+        (
+            Box::new(|v| v["ike"]["gateways"][1]["port"] = 0.into()),
+            "ike.gateways[1].port",
+        ),
+        (
+            Box::new(|v| v["ike"]["gateways"][1]["port"] = 65536.into()),
+            "ike.gateways[1].port",
+        ),
+        (
+            Box::new(|v| v["ike"]["gateways"][1]["psk_file"] = "gw-c.psk".into()),
+            "ike.gateways[1].psk",
+        ),
+        (
+            Box::new(|v| v["ike"]["vpns"][0]["bogus"] = 1.into()),
+            "config",
+        ),
+    ];
+    for (edit, field) in cases {
+        let e = error_of(edit);
+        assert_eq!(e.field, field, "{e}");
+        assert!(!e.reason.is_empty());
+        assert!(!e.to_string().contains(PSK), "the psk leaked into {e}");
+    }
+}
+
+#[test]
+fn dial_up_peers_are_refused_for_now() {
+    let e = error_of(|v| v["ike"]["gateways"][0]["remote_address"] = "%any".into());
+    assert_eq!(e.field, "ike.gateways[0].remote_address");
+    assert_eq!(e.reason, "dial-up peers (%any) are not supported yet");
+}
+
+/// Removes the directory when the test ends, passed or not.
+struct Dir(std::path::PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn psk_file_readable_by_its_owner_only() {
+    let dir = Dir(std::env::temp_dir().join(format!("espgw-config-ike-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let path = dir.0.join("gw-c.psk");
+    std::fs::write(&path, "from a file\n").unwrap();
+    let with_file = |path: &std::path::Path| {
+        let mut v = example();
+        let g = v["ike"]["gateways"][1].as_object_mut().unwrap();
+        g.remove("psk");
+        g.insert("psk_file".into(), path.to_str().unwrap().into());
+        parse(&v)
+    };
+
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = with_file(&path).err().unwrap();
+    assert_eq!(e.field, "ike.gateways[1].psk_file");
+    assert!(e.reason.contains("mode 644"), "{e}");
+    assert!(!e.to_string().contains("from a file"), "{e}");
+
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let c = with_file(&path).unwrap();
+    assert_eq!(c.ike.gateways[1].psk.as_slice(), b"from a file");
+
+    std::fs::write(&path, "\n").unwrap();
+    let e = with_file(&path).err().unwrap();
+    assert_eq!(e.field, "ike.gateways[1].psk_file");
+
+    let e = with_file(&dir.0.join("missing.psk")).err().unwrap();
+    assert_eq!(e.field, "ike.gateways[1].psk_file");
+
+    let e = with_file(std::path::Path::new("gw-c.psk")).err().unwrap();
+    assert_eq!(e.field, "ike.gateways[1].psk_file");
+}
+
+#[test]
+fn debug_never_shows_the_psk() {
+    let c = parse(&example()).unwrap();
+    let g = format!("{:?}", c.ike.gateways[0]);
+    assert!(!g.contains(PSK), "{g}");
+    assert!(g.contains("psk: <redacted>"), "{g}");
+    let all = format!("{c:?}");
+    assert!(!all.contains(PSK) && !all.contains("another one"), "{all}");
+}

@@ -1,0 +1,1049 @@
+//! The IKE SA (RFC 7296), sans IO: a state machine that takes datagrams and the time, and
+//! says what to send and which child SAs it has. It owns the message IDs (one request of
+//! ours outstanding at a time, RFC 7296 section 2.3), retransmits its request with
+//! exponential back-off until the peer answers or the tries run out (section 2.1), answers a
+//! repeated request from the cached response (section 2.1), checks liveness (DPD, section
+//! 2.4), rekeys children make-before-break (section 2.8) and deletes (section 1.4.1).
+//!
+//! Exchanges: `init` and `ike_auth` build and check IKE_SA_INIT and IKE_AUTH, `create_child`
+//! CREATE_CHILD_SA; INFORMATIONAL is here. The caller (the IKE manager) owns sockets, the
+//! clock and the dataplane: after every call it takes `actions()` in order, and must bring
+//! the dataplane in line with `children()` at each `Action::Children` before it sends what
+//! follows (that is how a new inbound SA is in force before the peer can use it).
+
+use super::create_child::{self, ChildConfig, Derive, Pending as ChildPending, Refused, PROTO_ESP};
+use super::ike_auth::{self, AuthConfig, AuthError, Child};
+use super::init::{self, Addrs, InitDone, Initiator, Refusal, Start};
+use super::proposal::ProposalSpec;
+use super::sk::{self, SkError};
+use super::wire::{Exchange, Flags, Header, Id, Message, Notify, Payload, TrafficSelector};
+use ring::rand::SystemRandom;
+use std::collections::VecDeque;
+use std::net::SocketAddrV4;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What an IKE SA is configured with (one gateway and one VPN of the configuration).
+pub struct Settings {
+    pub ike: Vec<ProposalSpec>,
+    pub esp: Vec<ProposalSpec>,
+    pub psk: zeroize::Zeroizing<Vec<u8>>,
+    pub local_id: Id,
+    pub remote_id: Id,
+    pub local_ts: Vec<TrafficSelector>,
+    pub remote_ts: Vec<TrafficSelector>,
+    pub force_encap: bool,
+    pub retransmit: Retransmit,
+    /// Check liveness after this long without a message from the peer; `None`: never.
+    pub dpd: Option<Duration>,
+    /// Rekey a child this long after it was made (the caller adds jitter).
+    pub child_rekey: Option<Duration>,
+    /// Keep a replaced inbound SA this long (packets the peer sent before it switched).
+    pub grace: Duration,
+}
+
+/// Retransmission (RFC 7296 section 2.1): `timeout * base^n` after the n-th send, `tries`
+/// sends in all (strongSwan's defaults: 4 s, 1.8, 5 + 1).
+#[derive(Debug, Clone, Copy)]
+pub struct Retransmit {
+    pub timeout: Duration,
+    pub base: f64,
+    pub tries: u32,
+}
+
+impl Default for Retransmit {
+    fn default() -> Self {
+        Retransmit {
+            timeout: Duration::from_secs(4),
+            base: 1.8,
+            tries: 6,
+        }
+    }
+}
+
+/// Where IKE goes between (after NAT-T, UDP 4500 on both sides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Path {
+    pub local: SocketAddrV4,
+    pub remote: SocketAddrV4,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Initiator,
+    Responder,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// Our IKE_SA_INIT request is out.
+    Connecting,
+    /// IKE_SA_INIT is done; IKE_AUTH is under way.
+    Authenticating,
+    Established,
+    /// Our delete is out.
+    Deleting,
+    Closed,
+}
+
+/// Why an IKE SA closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Close {
+    /// The peer stopped answering (retransmissions ran out: DPD says dead).
+    Timeout,
+    /// The peer deleted it.
+    DeletedByPeer,
+    /// We deleted it.
+    Deleted,
+    /// The negotiation failed with this notification (ours or the peer's), or locally.
+    Failed(String),
+}
+
+/// What the caller does, in order.
+#[derive(Debug)]
+pub enum Action {
+    Send {
+        path: Path,
+        bytes: Vec<u8>,
+    },
+    /// The children changed: bring the dataplane in line before the next `Send`.
+    Children,
+    Established,
+    Closed(Close),
+}
+
+/// A child SA as the dataplane carries it.
+pub struct ChildSa {
+    pub sa: Child,
+    /// Our traffic leaves with this child (the newest of a rekey, once both sides have it).
+    pub outbound: bool,
+    pub made: Instant,
+    /// Replaced by a rekey: removed at this time.
+    pub retire_at: Option<Instant>,
+    /// A rekey of it is under way or done.
+    pub rekeyed: bool,
+}
+
+/// Counters an operator reads.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct SaStats {
+    pub exchanges: u64,
+    pub retransmits: u64,
+    pub duplicates_answered: u64,
+    pub invalid: u64,
+    pub child_rekeys: u64,
+    pub dpd_sent: u64,
+}
+
+/// Our request between send and answer.
+struct Outstanding {
+    id: u32,
+    bytes: Vec<u8>,
+    sends: u32,
+    next: Instant,
+    what: Asking,
+}
+
+enum Asking {
+    Init(Initiator),
+    Auth,
+    Liveness,
+    Delete,
+    DeleteChild(u32),
+    CreateChild(ChildPending),
+}
+
+/// The SPIs the caller allocates for our inbound child SAs (unique across the gateway).
+pub trait SpiSource {
+    fn next_spi(&mut self) -> u32;
+}
+
+pub struct IkeSa {
+    settings: Arc<Settings>,
+    pub role: Role,
+    pub state: State,
+    pub path: Path,
+    pub spi_i: u64,
+    pub spi_r: u64,
+    /// A NAT between us (or ESP in UDP forced): the children carry ESP in UDP.
+    pub nat: bool,
+    done: Option<InitDone>,
+    start: Start,
+    /// Our next request's message ID, and the peer's.
+    next_id: u32,
+    peer_next: u32,
+    cached: Option<(u32, Vec<u8>)>,
+    out: Option<Outstanding>,
+    /// GCM IVs under our key (RFC 5282: never twice): IKE_AUTH used 1.
+    iv: u64,
+    children: Vec<ChildSa>,
+    last_heard: Instant,
+    pub made: Instant,
+    pub established_at: Option<Instant>,
+    actions: VecDeque<Action>,
+    pub stats: SaStats,
+    /// The peer said INITIAL_CONTACT: its other IKE SAs with us are stale.
+    pub initial_contact: bool,
+    /// Our SPI offered in IKE_AUTH, until the answer.
+    pending_spi: Option<u32>,
+    rng: SystemRandom,
+}
+
+impl IkeSa {
+    fn new(settings: Arc<Settings>, role: Role, path: Path, now: Instant) -> IkeSa {
+        IkeSa {
+            settings,
+            role,
+            state: State::Connecting,
+            path,
+            spi_i: 0,
+            spi_r: 0,
+            nat: false,
+            done: None,
+            start: Start::default(),
+            next_id: 0,
+            peer_next: 0,
+            cached: None,
+            out: None,
+            iv: 2,
+            children: Vec::new(),
+            last_heard: now,
+            made: now,
+            established_at: None,
+            actions: VecDeque::new(),
+            stats: SaStats::default(),
+            initial_contact: false,
+            pending_spi: None,
+            rng: SystemRandom::new(),
+        }
+    }
+
+    /// Starts an IKE SA towards `path.remote`: the IKE_SA_INIT request is the first action.
+    pub fn initiate(settings: Arc<Settings>, path: Path, now: Instant) -> IkeSa {
+        let mut sa = IkeSa::new(settings, Role::Initiator, path, now);
+        sa.start = Start {
+            addrs: Some(Addrs {
+                local: path.local,
+                remote: path.remote,
+            }),
+            force_encap: sa.settings.force_encap,
+            ..Start::default()
+        };
+        sa.send_init(now);
+        sa
+    }
+
+    /// Answers an IKE_SA_INIT request that came along `path`. `None`: nothing to keep (the
+    /// answer, if any, is in the returned actions: INVALID_KE_PAYLOAD or NO_PROPOSAL_CHOSEN).
+    pub fn respond(
+        settings: Arc<Settings>,
+        path: Path,
+        request: &[u8],
+        now: Instant,
+    ) -> Result<IkeSa, Vec<Action>> {
+        let mut sa = IkeSa::new(settings, Role::Responder, path, now);
+        let addrs = Addrs {
+            local: path.local,
+            remote: path.remote,
+        };
+        match init::respond(&sa.settings.ike, request, Some(addrs), &sa.rng) {
+            Ok(d) => {
+                sa.spi_i = d.spi_i;
+                sa.spi_r = d.spi_r;
+                sa.nat = d.nat || sa.settings.force_encap;
+                sa.cached = Some((0, d.response.clone()));
+                sa.peer_next = 1;
+                sa.actions.push_back(Action::Send {
+                    path,
+                    bytes: d.response.clone(),
+                });
+                sa.done = Some(d);
+                sa.state = State::Authenticating;
+                sa.stats.exchanges += 1;
+                Ok(sa)
+            }
+            Err(e) => {
+                let Ok(m) = Message::parse(request) else {
+                    return Err(Vec::new());
+                };
+                let (kind, data) = match e {
+                    init::InitError::InvalidKe(g) => {
+                        (init::INVALID_KE_PAYLOAD, g.to_be_bytes().to_vec())
+                    }
+                    init::InitError::NoProposalChosen => (init::NO_PROPOSAL_CHOSEN, Vec::new()),
+                    _ => return Err(Vec::new()),
+                };
+                Err(vec![Action::Send {
+                    path,
+                    bytes: init::refuse(&m.header, kind, data),
+                }])
+            }
+        }
+    }
+
+    pub fn settings(&self) -> &Arc<Settings> {
+        &self.settings
+    }
+
+    pub fn children(&self) -> &[ChildSa] {
+        &self.children
+    }
+
+    pub fn actions(&mut self) -> impl Iterator<Item = Action> + '_ {
+        self.actions.drain(..)
+    }
+
+    /// When `tick` next has something to do.
+    pub fn next_timer(&self) -> Option<Instant> {
+        let mut t = self.out.as_ref().map(|o| o.next);
+        let mut at = |x: Instant| t = Some(t.map_or(x, |t: Instant| t.min(x)));
+        if self.state == State::Established {
+            if let Some(d) = self.settings.dpd {
+                at(self.last_heard + d);
+            }
+            for c in &self.children {
+                if let Some(r) = c.retire_at {
+                    at(r);
+                }
+                if let (Some(k), false) = (self.settings.child_rekey, c.rekeyed) {
+                    at(c.made + k);
+                }
+            }
+        }
+        t
+    }
+
+    /// Something arrived from the peer's side without IKE (its ESP, per the dataplane's
+    /// counters): the peer is alive, no DPD needed.
+    pub fn heard(&mut self, now: Instant) {
+        self.last_heard = self.last_heard.max(now);
+    }
+
+    fn our_key(&self) -> Result<sk::SkKey, SkError> {
+        match &self.done {
+            Some(d) => d.keys.sk(self.role == Role::Initiator),
+            None => Err(SkError::NotEncrypted),
+        }
+    }
+
+    fn peer_key(&self) -> Result<sk::SkKey, SkError> {
+        match &self.done {
+            Some(d) => d.keys.sk(self.role != Role::Initiator),
+            None => Err(SkError::NotEncrypted),
+        }
+    }
+
+    /// The message with its Encrypted payload checked and opened under the peer's key.
+    fn open(&self, bytes: &[u8]) -> Option<Message> {
+        sk::open(bytes, &self.peer_key().ok()?).ok()
+    }
+
+    fn header(&self, exchange: Exchange, id: u32, response: bool) -> Header {
+        Header {
+            initiator_spi: self.spi_i,
+            responder_spi: self.spi_r,
+            exchange,
+            flags: Flags {
+                initiator: self.role == Role::Initiator,
+                response,
+                ..Default::default()
+            },
+            message_id: id,
+        }
+    }
+
+    /// Encrypts `inner` under our key.
+    fn seal(
+        &mut self,
+        exchange: Exchange,
+        id: u32,
+        response: bool,
+        inner: &[Payload],
+    ) -> Option<Vec<u8>> {
+        let key = self.our_key().ok()?;
+        let h = self.header(exchange, id, response);
+        self.iv += 1;
+        sk::seal(&h, inner, &key, self.iv, &self.rng).ok()
+    }
+
+    fn send_request(&mut self, now: Instant, id: u32, bytes: Vec<u8>, what: Asking) {
+        self.actions.push_back(Action::Send {
+            path: self.path,
+            bytes: bytes.clone(),
+        });
+        self.out = Some(Outstanding {
+            id,
+            bytes,
+            sends: 1,
+            next: now + self.settings.retransmit.timeout,
+            what,
+        });
+    }
+
+    fn send_init(&mut self, now: Instant) {
+        match init::initiate(&self.settings.ike, self.start.clone(), &self.rng) {
+            Ok(i) => {
+                self.spi_i = i.spi_i;
+                let bytes = i.request.clone();
+                self.send_request(now, 0, bytes, Asking::Init(i));
+                self.next_id = 1;
+            }
+            Err(e) => self.close(Close::Failed(e.to_string())),
+        }
+    }
+
+    fn close(&mut self, why: Close) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.state = State::Closed;
+        self.out = None;
+        if !self.children.is_empty() {
+            self.children.clear();
+            self.actions.push_back(Action::Children);
+        }
+        self.actions.push_back(Action::Closed(why));
+    }
+
+    /// A datagram for this IKE SA (its SPIs matched) arrived along `path`.
+    pub fn handle(&mut self, now: Instant, path: Path, bytes: &[u8], spis: &mut dyn SpiSource) {
+        let Ok(m) = Message::parse(bytes) else {
+            self.stats.invalid += 1;
+            return;
+        };
+        let h = m.header;
+        if h.flags.response {
+            self.handle_response(now, path, bytes, &m, spis);
+        } else {
+            self.handle_request(now, path, bytes, h, spis);
+        }
+    }
+
+    fn handle_response(
+        &mut self,
+        now: Instant,
+        path: Path,
+        bytes: &[u8],
+        m: &Message,
+        spis: &mut dyn SpiSource,
+    ) {
+        let Some(out) = self.out.take() else {
+            self.stats.invalid += 1;
+            return;
+        };
+        if m.header.message_id != out.id
+            || m.header.flags.initiator == (self.role == Role::Initiator)
+        {
+            self.stats.invalid += 1;
+            self.out = Some(out);
+            return;
+        }
+        match out.what {
+            Asking::Init(i) => {
+                self.stats.exchanges += 1;
+                if let Some(r) = init::refusal(m) {
+                    match r {
+                        Refusal::InvalidKe(g) if self.start.group.map(|x| x.id()) != Some(g) => {
+                            match super::dh::Group::from_id(g) {
+                                Ok(group) => {
+                                    self.start.group = Some(group);
+                                    self.send_init(now);
+                                }
+                                Err(_) => self.close(Close::Failed(
+                                    "INVALID_KE_PAYLOAD for a group we do not have".into(),
+                                )),
+                            }
+                        }
+                        Refusal::Cookie(c) if self.start.cookie.is_none() => {
+                            self.start.cookie = Some(c);
+                            self.send_init(now);
+                        }
+                        Refusal::Error(n) => self.close(Close::Failed(notify_name(n))),
+                        _ => self.close(Close::Failed("IKE_SA_INIT refused twice".into())),
+                    }
+                    return;
+                }
+                let done = match i.complete(&self.settings.ike, bytes) {
+                    Ok(d) => d,
+                    Err(e) => return self.close(Close::Failed(e.to_string())),
+                };
+                self.spi_r = done.spi_r;
+                self.nat = done.nat || self.settings.force_encap;
+                if self.nat {
+                    // RFC 7296 section 2.23: IKE floats to UDP 4500.
+                    self.path.local.set_port(channel::NATT_PORT);
+                    self.path.remote.set_port(channel::NATT_PORT);
+                }
+                self.done = Some(done);
+                self.state = State::Authenticating;
+                let spi = spis.next_spi();
+                let esp: Vec<ProposalSpec> = self
+                    .settings
+                    .esp
+                    .iter()
+                    .map(ProposalSpec::without_dh)
+                    .collect();
+                let settings = self.settings.clone();
+                let cfg = auth_config(&settings, &esp, true);
+                let Some(d) = &self.done else { return };
+                match ike_auth::request(d, &cfg, spi) {
+                    Ok(req) => {
+                        self.next_id = 2;
+                        self.send_request(now, 1, req, Asking::Auth);
+                        self.pending_spi = Some(spi);
+                    }
+                    Err(e) => self.close(Close::Failed(e.to_string())),
+                }
+            }
+            Asking::Auth => {
+                self.stats.exchanges += 1;
+                let spi = self.pending_spi.take().unwrap_or_default();
+                let esp: Vec<ProposalSpec> = self
+                    .settings
+                    .esp
+                    .iter()
+                    .map(ProposalSpec::without_dh)
+                    .collect();
+                let settings = self.settings.clone();
+                let cfg = auth_config(&settings, &esp, true);
+                let Some(d) = &self.done else { return };
+                match ike_auth::complete(d, &cfg, bytes, spi) {
+                    Ok(child) => {
+                        self.path = path;
+                        self.established(now);
+                        match child {
+                            Ok(c) => self.add_child(c, now, true),
+                            Err(n) => self.actions.push_back(Action::Closed(Close::Failed(
+                                format!("child SA: {}", notify_name(n)),
+                            ))),
+                        }
+                    }
+                    Err(AuthError::Sk(_)) => {
+                        // Not from the peer (or mangled): wait for the real answer.
+                        self.stats.invalid += 1;
+                        self.out = Some(Outstanding {
+                            what: Asking::Auth,
+                            ..out
+                        });
+                        self.pending_spi = Some(spi);
+                    }
+                    Err(e) => self.close(Close::Failed(e.to_string())),
+                }
+            }
+            what => {
+                let Some(inner) = self.open(bytes) else {
+                    self.stats.invalid += 1;
+                    self.out = Some(Outstanding { what, ..out });
+                    return;
+                };
+                self.stats.exchanges += 1;
+                self.last_heard = now;
+                self.path = path;
+                self.answered(now, what, &inner.payloads, spis);
+            }
+        }
+    }
+}
+
+impl IkeSa {
+    fn established(&mut self, now: Instant) {
+        self.state = State::Established;
+        self.established_at = Some(now);
+        self.last_heard = now;
+        self.actions.push_back(Action::Established);
+    }
+
+    fn add_child(&mut self, c: Child, now: Instant, outbound: bool) {
+        self.children.push(ChildSa {
+            sa: c,
+            outbound,
+            made: now,
+            retire_at: None,
+            rekeyed: false,
+        });
+        self.actions.push_back(Action::Children);
+    }
+
+    /// The peer's request: answered once (a repeat from the cache), in order.
+    fn handle_request(
+        &mut self,
+        now: Instant,
+        path: Path,
+        bytes: &[u8],
+        h: Header,
+        spis: &mut dyn SpiSource,
+    ) {
+        if h.flags.initiator == (self.role == Role::Initiator) {
+            self.stats.invalid += 1;
+            return;
+        }
+        if let Some((id, resp)) = &self.cached {
+            if h.message_id == *id {
+                self.stats.duplicates_answered += 1;
+                self.actions.push_back(Action::Send {
+                    path,
+                    bytes: resp.clone(),
+                });
+                return;
+            }
+        }
+        if h.message_id != self.peer_next {
+            self.stats.invalid += 1;
+            return;
+        }
+        if h.exchange == Exchange::IkeAuth
+            && self.state == State::Authenticating
+            && self.role == Role::Responder
+        {
+            return self.answer_auth(now, path, bytes, spis);
+        }
+        if self.state != State::Established && self.state != State::Deleting {
+            self.stats.invalid += 1;
+            return;
+        }
+        let Some(m) = self.open(bytes) else {
+            // Not from the peer, or mangled: changes nothing (RFC 7296 section 2.21).
+            self.stats.invalid += 1;
+            return;
+        };
+        self.stats.exchanges += 1;
+        self.last_heard = now;
+        // RFC 7296 section 2.23: an authenticated message says where the peer is now.
+        self.path = path;
+        self.peer_next = h.message_id.wrapping_add(1);
+        let (inner, closes) = match h.exchange {
+            Exchange::Informational => self.informational(now, &m.payloads),
+            Exchange::CreateChildSa => (self.create_child(now, &m.payloads, spis), false),
+            _ => (Vec::new(), false),
+        };
+        let Some(resp) = self.seal(h.exchange, h.message_id, true, &inner) else {
+            return;
+        };
+        self.cached = Some((h.message_id, resp.clone()));
+        self.actions.push_back(Action::Send { path, bytes: resp });
+        if closes {
+            self.close(Close::DeletedByPeer);
+        }
+    }
+
+    fn answer_auth(&mut self, now: Instant, path: Path, bytes: &[u8], spis: &mut dyn SpiSource) {
+        let Some(d) = &self.done else { return };
+        let esp: Vec<ProposalSpec> = self
+            .settings
+            .esp
+            .iter()
+            .map(ProposalSpec::without_dh)
+            .collect();
+        let cfg = auth_config(&self.settings, &esp, false);
+        let spi = spis.next_spi();
+        match ike_auth::respond(d, &cfg, bytes, spi) {
+            Ok(a) => {
+                self.stats.exchanges += 1;
+                self.peer_next = 2;
+                self.path = path;
+                self.cached = Some((1, a.response.clone()));
+                self.initial_contact = a.initial_contact;
+                self.established(now);
+                match a.child {
+                    // The inbound SA is in force before the peer hears of it.
+                    Ok(c) => self.add_child(c, now, true),
+                    Err(n) => self.actions.push_back(Action::Closed(Close::Failed(format!(
+                        "child SA: {}",
+                        notify_name(n)
+                    )))),
+                }
+                self.actions.push_back(Action::Send {
+                    path,
+                    bytes: a.response,
+                });
+            }
+            Err(AuthError::Sk(_)) => self.stats.invalid += 1,
+            Err(e) => {
+                // Said to the peer, then forgotten (RFC 7296 section 2.21.2).
+                let h = self.header(Exchange::IkeAuth, 1, true);
+                let n = Payload::Notify(Notify {
+                    protocol: 0,
+                    kind: e.notify(),
+                    spi: Vec::new(),
+                    data: Vec::new(),
+                });
+                if let Ok(key) = self.our_key() {
+                    if let Ok(b) = sk::seal(&h, &[n], &key, 1, &self.rng) {
+                        self.actions.push_back(Action::Send { path, bytes: b });
+                    }
+                }
+                self.close(Close::Failed(e.to_string()));
+            }
+        }
+    }
+
+    /// An INFORMATIONAL request: liveness (empty), or deletes. The answer's payloads, and
+    /// whether the IKE SA is gone.
+    fn informational(&mut self, now: Instant, payloads: &[Payload]) -> (Vec<Payload>, bool) {
+        let mut ours = Vec::new();
+        let mut changed = false;
+        for p in payloads {
+            match p {
+                Payload::Delete { protocol: 1, .. } => return (Vec::new(), true),
+                Payload::Delete {
+                    protocol: PROTO_ESP,
+                    spis,
+                    ..
+                } => {
+                    for s in spis {
+                        let Ok(b) = <[u8; 4]>::try_from(s.as_slice()) else {
+                            continue;
+                        };
+                        let theirs = u32::from_be_bytes(b);
+                        // Their inbound SPI is our outbound one; we answer with our inbound.
+                        if let Some(i) = self
+                            .children
+                            .iter()
+                            .position(|c| c.sa.outbound_spi == theirs)
+                        {
+                            let c = self.children.remove(i);
+                            ours.push(c.sa.inbound_spi.to_be_bytes().to_vec());
+                            // Its successor from a rekey carries our traffic from now on.
+                            if c.outbound {
+                                if let Some(n) = self
+                                    .children
+                                    .iter_mut()
+                                    .rev()
+                                    .find(|n| n.sa.remote_ts == c.sa.remote_ts)
+                                {
+                                    n.outbound = true;
+                                }
+                            }
+                            changed = true;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let _ = now;
+        if changed {
+            self.actions.push_back(Action::Children);
+        }
+        if ours.is_empty() {
+            return (Vec::new(), false);
+        }
+        (
+            vec![Payload::Delete {
+                protocol: PROTO_ESP,
+                spi_size: 4,
+                spis: ours,
+            }],
+            false,
+        )
+    }
+
+    fn child_config<'a>(s: &'a Settings) -> ChildConfig<'a> {
+        ChildConfig {
+            esp: &s.esp,
+            local_ts: &s.local_ts,
+            remote_ts: &s.remote_ts,
+        }
+    }
+
+    /// A CREATE_CHILD_SA request: a new child or a rekey (the new inbound SA in force before
+    /// the answer leaves); an IKE SA rekey is refused for now (NO_ADDITIONAL_SAS).
+    fn create_child(
+        &mut self,
+        now: Instant,
+        payloads: &[Payload],
+        spis: &mut dyn SpiSource,
+    ) -> Vec<Payload> {
+        let refuse = |kind: u16, data: Vec<u8>| {
+            vec![Payload::Notify(Notify {
+                protocol: 0,
+                kind,
+                spi: Vec::new(),
+                data,
+            })]
+        };
+        let Some(asked) = create_child::asked(payloads) else {
+            return refuse(35, Vec::new());
+        };
+        if let Some(old) = asked.rekeys {
+            if !self.children.iter().any(|c| c.sa.outbound_spi == old) {
+                return refuse(44, Vec::new());
+            }
+        }
+        let settings = self.settings.clone();
+        let Some(d) = &self.done else {
+            return refuse(43, Vec::new());
+        };
+        let derive = Derive {
+            prf: d.keys.prf,
+            sk_d: &d.keys.sk_d,
+        };
+        let spi = spis.next_spi();
+        match create_child::respond(
+            &derive,
+            &Self::child_config(&settings),
+            &asked,
+            spi,
+            &self.rng,
+        ) {
+            Ok((answer, child)) => {
+                // A rekey: the old child's traffic moves when the peer deletes it; a new
+                // child carries ours at once.
+                let rekey = asked.rekeys;
+                if let Some(old) = rekey {
+                    if let Some(c) = self.children.iter_mut().find(|c| c.sa.outbound_spi == old) {
+                        c.rekeyed = true;
+                    }
+                    self.stats.child_rekeys += 1;
+                }
+                self.add_child(child, now, rekey.is_none());
+                answer
+            }
+            Err((kind, data)) => refuse(kind, data),
+        }
+    }
+
+    /// The answer to our request.
+    fn answered(
+        &mut self,
+        now: Instant,
+        what: Asking,
+        payloads: &[Payload],
+        spis: &mut dyn SpiSource,
+    ) {
+        match what {
+            Asking::Init(_) | Asking::Auth => {}
+            Asking::Liveness => {}
+            Asking::Delete => self.close(Close::Deleted),
+            Asking::DeleteChild(inbound) => {
+                // The old inbound SA stays for the grace period: packets already on the way.
+                if let Some(c) = self
+                    .children
+                    .iter_mut()
+                    .find(|c| c.sa.inbound_spi == inbound)
+                {
+                    c.retire_at = Some(now + self.settings.grace);
+                    c.outbound = false;
+                }
+            }
+            Asking::CreateChild(pending) => {
+                let rekeys = pending.rekeys;
+                let settings = self.settings.clone();
+                let Some(d) = &self.done else { return };
+                let derive = Derive {
+                    prf: d.keys.prf,
+                    sk_d: &d.keys.sk_d,
+                };
+                match create_child::complete(
+                    &derive,
+                    &Self::child_config(&settings),
+                    pending,
+                    payloads,
+                ) {
+                    Ok(child) => {
+                        // Both sides have the new SAs: ours switches now, the old is deleted.
+                        for c in &mut self.children {
+                            if Some(c.sa.inbound_spi) == rekeys {
+                                c.outbound = false;
+                            }
+                        }
+                        self.add_child(child, now, true);
+                        if let Some(old) = rekeys {
+                            self.stats.child_rekeys += 1;
+                            self.delete_child(now, old);
+                        }
+                    }
+                    Err(Refused::InvalidKe(g)) => self.rekey_child_in(now, rekeys, Some(g), spis),
+                    Err(Refused::Error(n)) => {
+                        // The old child stays; it is tried again at its next timer.
+                        for c in &mut self.children {
+                            if Some(c.sa.inbound_spi) == rekeys {
+                                c.rekeyed = false;
+                                c.made = now;
+                            }
+                        }
+                        self.actions.push_back(Action::Closed(Close::Failed(format!(
+                            "child rekey: {}",
+                            notify_name(n)
+                        ))));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Our INFORMATIONAL request: `inner` its payloads.
+    fn informational_request(&mut self, now: Instant, inner: &[Payload], what: Asking) {
+        let id = self.next_id;
+        if let Some(b) = self.seal(Exchange::Informational, id, false, inner) {
+            self.next_id = id.wrapping_add(1);
+            self.send_request(now, id, b, what);
+        }
+    }
+
+    fn delete_child(&mut self, now: Instant, inbound: u32) {
+        let d = Payload::Delete {
+            protocol: PROTO_ESP,
+            spi_size: 4,
+            spis: vec![inbound.to_be_bytes().to_vec()],
+        };
+        self.informational_request(now, &[d], Asking::DeleteChild(inbound));
+    }
+
+    /// Rekeys the child whose inbound SPI is `inbound` (its lifetime ran out, by time here or
+    /// by traffic in the dataplane).
+    pub fn rekey_child(&mut self, now: Instant, inbound: u32, spis: &mut dyn SpiSource) -> bool {
+        if self.state != State::Established || self.out.is_some() {
+            return false;
+        }
+        match self
+            .children
+            .iter_mut()
+            .find(|c| c.sa.inbound_spi == inbound && !c.rekeyed)
+        {
+            Some(c) => c.rekeyed = true,
+            None => return false,
+        }
+        self.rekey_child_in(now, Some(inbound), None, spis);
+        true
+    }
+
+    fn rekey_child_in(
+        &mut self,
+        now: Instant,
+        rekeys: Option<u32>,
+        group: Option<u16>,
+        spis: &mut dyn SpiSource,
+    ) {
+        let spi = spis.next_spi();
+        let settings = self.settings.clone();
+        let Some((inner, pending)) = create_child::request(
+            &Self::child_config(&settings),
+            rekeys,
+            spi,
+            group,
+            &self.rng,
+        ) else {
+            return;
+        };
+        let id = self.next_id;
+        if let Some(b) = self.seal(Exchange::CreateChildSa, id, false, &inner) {
+            self.next_id = id.wrapping_add(1);
+            self.send_request(now, id, b, Asking::CreateChild(pending));
+        }
+    }
+
+    /// Deletes the IKE SA and its children (the peer is told; the children go at once).
+    pub fn delete(&mut self, now: Instant) {
+        match self.state {
+            State::Established => {
+                self.out = None;
+                let d = Payload::Delete {
+                    protocol: 1,
+                    spi_size: 0,
+                    spis: Vec::new(),
+                };
+                if !self.children.is_empty() {
+                    self.children.clear();
+                    self.actions.push_back(Action::Children);
+                }
+                self.informational_request(now, &[d], Asking::Delete);
+                self.state = State::Deleting;
+            }
+            State::Closed | State::Deleting => {}
+            _ => self.close(Close::Deleted),
+        }
+    }
+
+    /// Timers: retransmission, liveness, child rekeys and the end of replaced inbound SAs.
+    pub fn tick(&mut self, now: Instant, spis: &mut dyn SpiSource) {
+        if let Some(o) = &mut self.out {
+            if now >= o.next {
+                let r = self.settings.retransmit;
+                if o.sends >= r.tries {
+                    let deleting = self.state == State::Deleting;
+                    return self.close(if deleting {
+                        Close::Deleted
+                    } else {
+                        Close::Timeout
+                    });
+                }
+                o.sends += 1;
+                o.next = now + r.timeout.mul_f64(r.base.powi(o.sends as i32 - 1));
+                self.stats.retransmits += 1;
+                let bytes = o.bytes.clone();
+                self.actions.push_back(Action::Send {
+                    path: self.path,
+                    bytes,
+                });
+            }
+        }
+        if self.state != State::Established {
+            return;
+        }
+        let before = self.children.len();
+        self.children
+            .retain(|c| c.retire_at.is_none_or(|t| now < t));
+        if self.children.len() != before {
+            self.actions.push_back(Action::Children);
+        }
+        if self.out.is_some() {
+            return;
+        }
+        if let Some(k) = self.settings.child_rekey {
+            if let Some(c) = self
+                .children
+                .iter()
+                .find(|c| !c.rekeyed && c.retire_at.is_none() && now >= c.made + k)
+            {
+                let spi = c.sa.inbound_spi;
+                self.rekey_child(now, spi, spis);
+                return;
+            }
+        }
+        if let Some(d) = self.settings.dpd {
+            if now >= self.last_heard + d {
+                self.stats.dpd_sent += 1;
+                self.informational_request(now, &[], Asking::Liveness);
+            }
+        }
+    }
+}
+
+/// The IKE_AUTH settings of an SA (`esp` without DH groups: IKE_AUTH makes no PFS child).
+fn auth_config<'a>(
+    s: &'a Settings,
+    esp: &'a [ProposalSpec],
+    initial_contact: bool,
+) -> AuthConfig<'a> {
+    AuthConfig {
+        psk: &s.psk,
+        local_id: s.local_id.clone(),
+        remote_id: s.remote_id.clone(),
+        esp,
+        local_ts: s.local_ts.clone(),
+        remote_ts: s.remote_ts.clone(),
+        initial_contact,
+    }
+}
+
+/// A notification's name as RFC 7296 section 3.10.1 gives it.
+pub fn notify_name(n: u16) -> String {
+    match n {
+        7 => "INVALID_SYNTAX".into(),
+        14 => "NO_PROPOSAL_CHOSEN".into(),
+        17 => "INVALID_KE_PAYLOAD".into(),
+        24 => "AUTHENTICATION_FAILED".into(),
+        34 => "SINGLE_PAIR_REQUIRED".into(),
+        35 => "NO_ADDITIONAL_SAS".into(),
+        38 => "TS_UNACCEPTABLE".into(),
+        43 => "TEMPORARY_FAILURE".into(),
+        44 => "CHILD_SA_NOT_FOUND".into(),
+        n => format!("notification {n}"),
+    }
+}
+
+#[cfg(test)]
+#[path = "sa_tests.rs"]
+mod tests;

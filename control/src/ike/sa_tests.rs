@@ -1,0 +1,296 @@
+//! Two IKE SAs talking to each other with no network: what one sends is what the other
+//! handles, the clock is a variable.
+
+use super::*;
+use crate::ike::proposal::{parse_esp, parse_ike};
+use crate::ike::selectors::of_prefix;
+use crate::ike::wire::Id;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Counter(u32);
+impl SpiSource for Counter {
+    fn next_spi(&mut self) -> u32 {
+        self.0 += 1;
+        self.0
+    }
+}
+
+fn settings(me: &str, peer: &str, mine: &str, theirs: &str, esp: &str) -> Arc<Settings> {
+    Arc::new(Settings {
+        ike: vec![parse_ike("aes256gcm16-prfsha256-ecp256").unwrap()],
+        esp: vec![parse_esp(esp).unwrap()],
+        psk: zeroize::Zeroizing::new(b"sa test key".to_vec()),
+        local_id: Id {
+            kind: 2,
+            data: me.as_bytes().to_vec(),
+        },
+        remote_id: Id {
+            kind: 2,
+            data: peer.as_bytes().to_vec(),
+        },
+        local_ts: vec![of_prefix(mine.parse().unwrap())],
+        remote_ts: vec![of_prefix(theirs.parse().unwrap())],
+        force_encap: false,
+        retransmit: Retransmit {
+            timeout: Duration::from_secs(1),
+            base: 2.0,
+            tries: 3,
+        },
+        dpd: Some(Duration::from_secs(10)),
+        child_rekey: None,
+        grace: Duration::from_secs(2),
+    })
+}
+
+fn path(a: u8, b: u8) -> Path {
+    Path {
+        local: format!("192.0.2.{a}:500").parse().unwrap(),
+        remote: format!("192.0.2.{b}:500").parse().unwrap(),
+    }
+}
+
+/// Everything `sa` wants sent, and how many `Children` changes it announced.
+fn sent(sa: &mut IkeSa) -> (Vec<Vec<u8>>, usize, Vec<Action>) {
+    let mut out = Vec::new();
+    let mut children = 0;
+    let mut other = Vec::new();
+    for a in sa.actions() {
+        match a {
+            Action::Send { bytes, .. } => out.push(bytes),
+            Action::Children => children += 1,
+            a => other.push(a),
+        }
+    }
+    (out, children, other)
+}
+
+/// An initiator and a responder, established, with one child each.
+fn pair(t0: Instant, esp: &str) -> (IkeSa, IkeSa, Counter) {
+    let mut spis = Counter(0x1000);
+    let si = settings("a.example", "b.example", "10.1.0.0/16", "10.2.0.0/16", esp);
+    let sr = settings("b.example", "a.example", "10.2.0.0/16", "10.1.0.0/16", esp);
+    let mut i = IkeSa::initiate(si, path(1, 2), t0);
+    let (req, _, _) = sent(&mut i);
+    let mut r = IkeSa::respond(sr, path(2, 1), &req[0], t0).unwrap_or_else(|_| panic!("refused"));
+    let (resp, _, _) = sent(&mut r);
+    i.handle(t0, path(1, 2), &resp[0], &mut spis);
+    let (auth, _, _) = sent(&mut i);
+    r.handle(t0, path(2, 1), &auth[0], &mut spis);
+    let (auth_resp, rc, _) = sent(&mut r);
+    assert_eq!(rc, 1, "the responder's child before its answer");
+    i.handle(t0, path(1, 2), &auth_resp[0], &mut spis);
+    assert_eq!(i.state, State::Established);
+    assert_eq!(r.state, State::Established);
+    let _ = sent(&mut i);
+    (i, r, spis)
+}
+
+#[test]
+fn two_sas_establish_and_a_repeated_request_is_answered_from_the_cache() {
+    let t0 = Instant::now();
+    let (mut i, mut r, mut spis) = pair(t0, "aes128gcm16");
+    let (ic, rc) = (&i.children()[0], &r.children()[0]);
+    assert_eq!(ic.sa.outbound_spi, rc.sa.inbound_spi);
+    assert_eq!(*ic.sa.outbound_key, *rc.sa.inbound_key);
+    assert!(ic.outbound && rc.outbound);
+    // A liveness check after 10 s of silence; the peer answers it.
+    let t = t0 + Duration::from_secs(11);
+    i.tick(t, &mut spis);
+    let (dpd, _, _) = sent(&mut i);
+    assert_eq!(dpd.len(), 1);
+    r.handle(t, path(2, 1), &dpd[0], &mut spis);
+    let (answer, _, _) = sent(&mut r);
+    // The request again (our answer was lost): the same answer, byte for byte.
+    r.handle(t, path(2, 1), &dpd[0], &mut spis);
+    let (again, _, _) = sent(&mut r);
+    assert_eq!(answer, again);
+    assert_eq!(r.stats.duplicates_answered, 1);
+    i.handle(t, path(1, 2), &answer[0], &mut spis);
+    assert_eq!(i.stats.dpd_sent, 1);
+    // Answered: nothing more to send before the next interval.
+    i.tick(t + Duration::from_secs(5), &mut spis);
+    assert!(sent(&mut i).0.is_empty());
+    // The next check with a changed byte: refused, nothing changes; then the real one is
+    // answered.
+    let t = t + Duration::from_secs(20);
+    i.tick(t, &mut spis);
+    let (dpd, _, _) = sent(&mut i);
+    let mut bad = dpd[0].clone();
+    let n = bad.len();
+    bad[n - 1] ^= 1;
+    let before = r.stats.exchanges;
+    r.handle(t, path(2, 1), &bad, &mut spis);
+    assert!(sent(&mut r).0.is_empty());
+    assert_eq!((r.stats.exchanges, r.stats.invalid), (before, 1));
+    r.handle(t, path(2, 1), &dpd[0], &mut spis);
+    assert_eq!(sent(&mut r).0.len(), 1);
+}
+
+#[test]
+fn a_dead_peer_is_found_by_retransmissions_running_out() {
+    let t0 = Instant::now();
+    let (mut i, _r, mut spis) = pair(t0, "aes128gcm16");
+    let mut t = t0 + Duration::from_secs(10);
+    let mut sends = 0;
+    let mut closed = None;
+    // Sent at 10 s, again at 11 s and 13 s; at 17 s the last wait is over.
+    for _ in 0..20 {
+        i.tick(t, &mut spis);
+        let (s, children, other) = sent(&mut i);
+        sends += s.len();
+        if let Some(Action::Closed(c)) = other.into_iter().next() {
+            assert_eq!(children, 1, "the children go with it");
+            closed = Some((c, t - t0));
+            break;
+        }
+        t += Duration::from_millis(500);
+    }
+    let (why, after) = closed.expect("closed");
+    assert_eq!(why, Close::Timeout);
+    assert_eq!(sends, 3);
+    assert_eq!(i.stats.retransmits, 2);
+    assert_eq!(after, Duration::from_secs(17));
+    assert!(i.children().is_empty());
+}
+
+#[test]
+fn a_child_rekey_is_make_before_break_on_both_sides() {
+    for esp in ["aes256gcm16", "aes256gcm16-x25519"] {
+        let t0 = Instant::now();
+        let (mut i, mut r, mut spis) = pair(t0, esp);
+        let old = i.children()[0].sa.inbound_spi;
+        let old_r = r.children()[0].sa.inbound_spi;
+        assert!(i.rekey_child(t0, old, &mut spis));
+        let (req, _, _) = sent(&mut i);
+        r.handle(t0, path(2, 1), &req[0], &mut spis);
+        let (resp, rc, _) = sent(&mut r);
+        // The responder has the new inbound SA before it answers; its traffic stays on the
+        // old one until the initiator deletes it.
+        assert_eq!(rc, 1);
+        assert_eq!(r.children().len(), 2);
+        assert!(r.children()[0].outbound && !r.children()[1].outbound);
+        i.handle(t0, path(1, 2), &resp[0], &mut spis);
+        let (del, ic, _) = sent(&mut i);
+        assert_eq!(ic, 1);
+        // The initiator sends with the new one at once and keeps the old inbound.
+        let new = &i.children()[1];
+        assert!(new.outbound && !i.children()[0].outbound);
+        assert_eq!(*new.sa.outbound_key, *r.children()[1].sa.inbound_key);
+        assert_eq!(*new.sa.inbound_key, *r.children()[1].sa.outbound_key);
+        r.handle(t0, path(2, 1), &del[0], &mut spis);
+        let (del_resp, rc, _) = sent(&mut r);
+        assert_eq!(rc, 1);
+        assert_eq!(r.children().len(), 1);
+        assert!(r.children()[0].outbound);
+        assert_ne!(r.children()[0].sa.inbound_spi, old_r);
+        i.handle(t0, path(1, 2), &del_resp[0], &mut spis);
+        // The old inbound SA lasts the grace period, then goes.
+        assert_eq!(i.children().len(), 2);
+        i.tick(t0 + Duration::from_secs(3), &mut spis);
+        let (_, ic, _) = sent(&mut i);
+        assert_eq!(ic, 1);
+        assert_eq!(i.children().len(), 1);
+        assert_ne!(i.children()[0].sa.inbound_spi, old);
+        assert_eq!(i.stats.child_rekeys, 1);
+        assert_eq!(r.stats.child_rekeys, 1);
+    }
+}
+
+#[test]
+fn a_delete_closes_both_sides() {
+    let t0 = Instant::now();
+    let (mut i, mut r, mut spis) = pair(t0, "aes128gcm16");
+    r.delete(t0);
+    let (req, rc, _) = sent(&mut r);
+    assert_eq!(rc, 1);
+    i.handle(t0, path(1, 2), &req[0], &mut spis);
+    let (resp, ic, other) = sent(&mut i);
+    assert_eq!(ic, 1);
+    assert!(matches!(other[..], [Action::Closed(Close::DeletedByPeer)]));
+    r.handle(t0, path(2, 1), &resp[0], &mut spis);
+    let (_, _, other) = sent(&mut r);
+    assert!(matches!(other[..], [Action::Closed(Close::Deleted)]));
+    assert_eq!((i.state, r.state), (State::Closed, State::Closed));
+}
+
+#[test]
+fn a_wrong_key_fails_on_both_sides_and_leaves_no_child() {
+    let t0 = Instant::now();
+    let mut spis = Counter(1);
+    let si = settings(
+        "a.example",
+        "b.example",
+        "10.1.0.0/16",
+        "10.2.0.0/16",
+        "aes128gcm16",
+    );
+    let mut sr = settings(
+        "b.example",
+        "a.example",
+        "10.2.0.0/16",
+        "10.1.0.0/16",
+        "aes128gcm16",
+    );
+    if let Some(s) = Arc::get_mut(&mut sr) {
+        s.psk = zeroize::Zeroizing::new(b"another key".to_vec());
+    }
+    let mut i = IkeSa::initiate(si, path(1, 2), t0);
+    let (req, _, _) = sent(&mut i);
+    let mut r = IkeSa::respond(sr, path(2, 1), &req[0], t0).unwrap_or_else(|_| panic!());
+    let (resp, _, _) = sent(&mut r);
+    i.handle(t0, path(1, 2), &resp[0], &mut spis);
+    let (auth, _, _) = sent(&mut i);
+    r.handle(t0, path(2, 1), &auth[0], &mut spis);
+    let (fail, rc, other) = sent(&mut r);
+    assert_eq!(rc, 0);
+    assert!(
+        matches!(&other[..], [Action::Closed(Close::Failed(s))] if s == "AUTHENTICATION_FAILED")
+    );
+    i.handle(t0, path(1, 2), &fail[0], &mut spis);
+    let (_, ic, other) = sent(&mut i);
+    assert_eq!(ic, 0);
+    assert!(
+        matches!(&other[..], [Action::Closed(Close::Failed(s))] if s == "AUTHENTICATION_FAILED")
+    );
+    assert!(i.children().is_empty() && r.children().is_empty());
+}
+
+#[test]
+fn an_invalid_ke_payload_is_retried_in_the_group_asked_for() {
+    let t0 = Instant::now();
+    let mut spis = Counter(1);
+    let mk = |ike: &str, me: &str, peer: &str, a: &str, b: &str| {
+        let mut s = settings(me, peer, a, b, "aes128gcm16");
+        if let Some(s) = Arc::get_mut(&mut s) {
+            s.ike = vec![parse_ike(ike).unwrap()];
+        }
+        s
+    };
+    let si = mk(
+        "aes256gcm16-prfsha256-ecp256-x25519",
+        "a.example",
+        "b.example",
+        "10.1.0.0/16",
+        "10.2.0.0/16",
+    );
+    let sr = mk(
+        "aes256gcm16-prfsha256-x25519",
+        "b.example",
+        "a.example",
+        "10.2.0.0/16",
+        "10.1.0.0/16",
+    );
+    let mut i = IkeSa::initiate(si, path(1, 2), t0);
+    let (req, _, _) = sent(&mut i);
+    let Err(refusal) = IkeSa::respond(sr.clone(), path(2, 1), &req[0], t0) else {
+        panic!("a KE in the wrong group accepted")
+    };
+    let Some(Action::Send { bytes, .. }) = refusal.into_iter().next() else {
+        panic!("no INVALID_KE_PAYLOAD")
+    };
+    i.handle(t0, path(1, 2), &bytes, &mut spis);
+    let (req2, _, _) = sent(&mut i);
+    assert_eq!(req2.len(), 1);
+    assert!(IkeSa::respond(sr, path(2, 1), &req2[0], t0).is_ok());
+}
