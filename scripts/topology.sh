@@ -13,11 +13,15 @@
 # writes the two gateways' configurations (mirrored manual SAs with fresh random keys, mode
 # 0600), and tunnel.env (the SAs and keys, for decoding captures with decode.sh).
 #
+# In mode `ike` there are no manual SAs: each gateway's configuration has an `ike` section (one
+# gateway, PSK in DIR/psk, and one VPN per tunnel; gw1 initiates, gw2 only responds), for
+# espgw-control to negotiate. It implies CONTROL=1.
+#
 # With CONTROL=1 each gateway's configuration also names a channel (/dev/shm/NAME-gwN) and a
 # control section (REST on 127.0.0.1:8443 in the gateway's namespace, the token in DIR/token,
 # commits in DIR/gwN-state): run espgw-dataplane and espgw-control on it.
 #
-#   topology.sh up NAME DIR [raw|natt] [TUNNELS] [WORKERS]
+#   topology.sh up NAME DIR [raw|natt|ike] [TUNNELS] [WORKERS]
 #   topology.sh down NAME
 set -euo pipefail
 
@@ -43,7 +47,7 @@ dir=${3:?DIR}
 mode=${4:-raw}
 tunnels=${5:-1}
 workers=${6:-1}
-case "$mode" in raw|natt) ;; *) echo "mode must be raw or natt" >&2; exit 2 ;; esac
+case "$mode" in raw|natt) ;; ike) CONTROL=1 ;; *) echo "mode must be raw, natt or ike" >&2; exit 2 ;; esac
 [ "$tunnels" -ge 1 ] && [ "$tunnels" -le 200 ] || { echo "TUNNELS must be 1..200" >&2; exit 2; }
 [ "$workers" -ge 1 ] && [ "$workers" -le 8 ] || { echo "WORKERS must be 1..8" >&2; exit 2; }
 
@@ -90,6 +94,10 @@ control = sys.argv[7] == "1"
 if control:
     with open(os.path.join(out, "token"), "w") as f:
         f.write(base64.b64encode(os.urandom(32)).decode() + "\n")
+psk = base64.b64encode(os.urandom(24)).decode()
+if mode == "ike":
+    with open(os.path.join(out, "psk"), "w") as f:
+        f.write(psk + "\n")
 key = lambda n: os.urandom(n).hex()
 # Per tunnel: gw1 -> gw2 with AES-128-GCM (no ESN), gw2 -> gw1 with AES-256-GCM (ESN).
 sas = [dict(i=i, spi12=0x1001 + i, key12=key(20), spi21=0x2001 + i, key21=key(36)) for i in range(tunnels)]
@@ -126,6 +134,19 @@ def gateway(me):
         "routes": [{"prefix": f"{far}.{s['i']}.0/24", "via": f"st0.{s['i']}"} for s in sas],
         "manual_sas": manual,
     }
+    if mode == "ike":
+        del cfg["manual_sas"]
+        cfg["ike"] = {
+            "gateways": [{"name": "peer", "local_address": local, "remote_address": remote,
+                          "local_id": f"{me}.example", "remote_id": ("gw2" if first else "gw1") + ".example",
+                          "psk_file": os.path.join(out, "psk"), "proposals": ["aes256gcm16-prfsha384-ecp384"],
+                          "dpd": {"interval_s": 5, "action": "clear"}}],
+            "vpns": [{"name": f"vpn{s['i']}", "gateway": "peer", "bind_interface": f"st0.{s['i']}",
+                      # gw1 offers ESN or not, gw2 only ESN: ESN is chosen.
+                      "esp_proposals": ["aes256gcm16-esn-noesn" if first else "aes256gcm16-esn"],
+                      "local_ts": [f"{lan}.{s['i']}.0/24"], "remote_ts": [f"{far}.{s['i']}.0/24"],
+                      "establish": "immediately" if first else "responder-only"} for s in sas],
+        }
     if control:
         cfg["dataplane"]["channel"] = f"/dev/shm/{name}-{me}"
         cfg["control"] = {"listen": "127.0.0.1:8443", "token_file": os.path.join(out, "token"),

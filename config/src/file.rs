@@ -191,6 +191,7 @@ pub(super) struct IkeGatewayFile {
 #[serde(deny_unknown_fields)]
 pub(super) struct DpdFile {
     pub interval_s: Option<u64>,
+    pub threshold: Option<u64>,
     pub action: Option<String>,
 }
 

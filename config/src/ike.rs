@@ -24,6 +24,8 @@ pub const MAX_CHILD_LIFETIME_S: u32 = 86400;
 pub const MIN_LIFETIME_S: u32 = 60;
 pub const DEFAULT_DPD_INTERVAL_S: u32 = 30;
 pub const MAX_DPD_INTERVAL_S: u32 = 3600;
+pub const DEFAULT_DPD_THRESHOLD: u32 = 5;
+pub const MAX_DPD_THRESHOLD: u32 = 100;
 /// The longest FQDN or user FQDN identity.
 pub const MAX_ID_LEN: usize = 255;
 
@@ -119,6 +121,8 @@ impl fmt::Display for IkeId {
 pub struct Dpd {
     /// Seconds without a message from the peer before a liveness check.
     pub interval_s: u32,
+    /// Liveness checks (one each interval) unanswered before the peer is dead.
+    pub threshold: u32,
     pub action: DpdAction,
 }
 
@@ -126,6 +130,7 @@ impl Default for Dpd {
     fn default() -> Dpd {
         Dpd {
             interval_s: DEFAULT_DPD_INTERVAL_S,
+            threshold: DEFAULT_DPD_THRESHOLD,
             action: DpdAction::Clear,
         }
     }
@@ -304,7 +309,17 @@ fn dpd(field: &str, d: &DpdFile) -> Result<Dpd, ConfigError> {
             )
         }
     };
-    Ok(Dpd { interval_s, action })
+    let threshold = seconds(
+        &format!("{field}.threshold"),
+        d.threshold,
+        DEFAULT_DPD_THRESHOLD,
+        1..=MAX_DPD_THRESHOLD,
+    )?;
+    Ok(Dpd {
+        interval_s,
+        threshold,
+        action,
+    })
 }
 
 fn vpns(

@@ -85,6 +85,7 @@ fn a_full_section_parses() {
         b.dpd,
         Dpd {
             interval_s: 10,
+            threshold: 5,
             action: DpdAction::Restart
         }
     );
@@ -101,6 +102,7 @@ fn a_full_section_parses() {
         gc.dpd,
         Dpd {
             interval_s: 30,
+            threshold: 5,
             action: DpdAction::Clear
         }
     );
@@ -168,6 +170,7 @@ fn traffic_selectors_given_and_identities() {
         gc.dpd,
         Dpd {
             interval_s: 30,
+            threshold: 5,
             action: DpdAction::None
         }
     );

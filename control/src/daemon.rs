@@ -4,6 +4,7 @@
 //! (re)appears gets the whole running state (a resync, which changes nothing it already has).
 
 use crate::diff::diff;
+use crate::ike_manager::{IkeManager, Out};
 use crate::link::{Answer, Link, LinkError, LinkStats, LinkStatus};
 use crate::store::{CommitInfo, Store, StoreError};
 use config::Config;
@@ -112,6 +113,15 @@ pub struct Core {
     resyncs: u64,
     /// The last channel error printed.
     last_error: Option<String>,
+    /// IKE: the negotiated SAs, laid over the configuration's changes.
+    ike: IkeManager,
+    /// IKE datagrams that found no room (or no dataplane) to leave by.
+    ike_unsent: u64,
+    /// What the dataplane was last brought to (configuration and IKE together).
+    sent: Vec<channel::Change>,
+    /// Inbound SA packet counts at the last look (liveness for DPD).
+    inbound_seen: std::collections::HashMap<u32, u64>,
+    last_stats: std::time::Instant,
 }
 
 impl Core {
@@ -134,6 +144,10 @@ impl Core {
                 Some((text, cfg.clone()))
             }
         };
+        let mut ike = IkeManager::default();
+        if let Some((_, c)) = &running {
+            ike.configure(c, std::time::Instant::now());
+        }
         Ok(Core {
             store,
             running,
@@ -142,6 +156,11 @@ impl Core {
             commits: 0,
             resyncs: 0,
             last_error: None,
+            ike,
+            ike_unsent: 0,
+            sent: Vec::new(),
+            inbound_seen: Default::default(),
+            last_stats: std::time::Instant::now(),
         })
     }
 
@@ -181,23 +200,124 @@ impl Core {
                 }
             }
         }
+        let now = std::time::Instant::now();
         for n in self.link.take_notices() {
-            eprintln!("espgw-control: dataplane: {n:?}");
+            match &n {
+                channel::Event::Acquire { tunnel } => self.ike.acquire(tunnel, now),
+                channel::Event::Sa {
+                    spi,
+                    event:
+                        channel::message::SaEvent::SoftLimit | channel::message::SaEvent::HardLimit,
+                    ..
+                } => self.ike.lifetime(*spi, now),
+                _ => eprintln!("espgw-control: dataplane: {n:?}"),
+            }
         }
-        // IKE from the wire: counted here until the IKE core (the next step) takes it.
-        let first = self.link.stats.punted == 0;
+        // IKE from the wire.
+        let mut datagrams = Vec::new();
         self.link.punted(256, |d| {
-            if first {
+            datagrams.push((
+                std::net::SocketAddrV4::new(d.dst, d.dport),
+                std::net::SocketAddrV4::new(d.src, d.sport),
+                d.payload.to_vec(),
+            ));
+        });
+        for (local, remote, bytes) in datagrams {
+            self.ike.datagram(now, local, remote, &bytes);
+        }
+        if now >= self.last_stats + std::time::Duration::from_secs(1) {
+            self.last_stats = now;
+            self.liveness(now);
+        }
+        self.ike.tick(now);
+        self.ike_out();
+    }
+
+    /// ESP that arrived since the last look tells IKE its peers are alive.
+    fn liveness(&mut self, now: std::time::Instant) {
+        let Some(Ok(doc)) = self.link.segment().map(|s| s.read_stats()) else {
+            return;
+        };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&doc) else {
+            return;
+        };
+        for sa in v["sas"].as_array().into_iter().flatten() {
+            if sa["direction"] != "in" {
+                continue;
+            }
+            let (Some(spi), Some(packets)) = (
+                sa["spi"]
+                    .as_str()
+                    .and_then(|s| u32::from_str_radix(s.trim_start_matches("0x"), 16).ok()),
+                sa["packets"].as_u64(),
+            ) else {
+                continue;
+            };
+            if self.inbound_seen.insert(spi, packets) != Some(packets) && packets > 0 {
+                self.ike.heard(spi, now);
+            }
+        }
+    }
+
+    /// What IKE wants done: datagrams injected through the dataplane, and the dataplane
+    /// brought in line with the children (before any datagram that follows).
+    fn ike_out(&mut self) {
+        for o in self.ike.take_out() {
+            match o {
+                Out::Sync => {
+                    if let Err(e) = self.sync() {
+                        eprintln!("espgw-control: IKE: installing SAs: {e}");
+                    }
+                }
+                Out::Send(g) => {
+                    let d = channel::Datagram {
+                        port: 0,
+                        src: *g.path.local.ip(),
+                        dst: *g.path.remote.ip(),
+                        sport: g.path.local.port(),
+                        dport: g.path.remote.port(),
+                        payload: &g.bytes,
+                    };
+                    if !matches!(self.link.inject(&d), Ok(true)) {
+                        self.ike_unsent += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The configuration's changes with IKE's laid over them.
+    fn desired(&self, cfg: &Config) -> Vec<channel::Change> {
+        let mut c = config::changes(cfg);
+        self.ike.overlay(&mut c);
+        c
+    }
+
+    /// Brings the dataplane to the running configuration and IKE's SAs (only the difference).
+    fn sync(&mut self) -> Result<(), CommitError> {
+        let Some((_, cfg)) = &self.running else {
+            return Ok(());
+        };
+        let want = self.desired(cfg);
+        if !self.link.status().attached {
+            return Ok(());
+        }
+        let changes = diff(&self.sent, &want);
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let kinds: Vec<String> = changes.iter().map(describe).collect();
+        let answers = self.link.apply(changes, APPLY_TIMEOUT)?;
+        for (i, a) in answers.iter().enumerate() {
+            if let Answer::Refused(e) = a {
                 eprintln!(
-                    "espgw-control: IKE datagram from {}:{} to {}:{} ({} bytes); no IKE yet, dropped",
-                    d.src,
-                    d.sport,
-                    d.dst,
-                    d.dport,
-                    d.payload.len()
+                    "espgw-control: IKE: the dataplane refused {}: {e}",
+                    kinds.get(i).map_or("a change", |s| s)
                 );
             }
-        });
+        }
+        self.sent = want;
+        Ok(())
     }
 
     /// Sends the running configuration whole; the dataplane keeps what it has of it.
@@ -205,7 +325,8 @@ impl Core {
         let Some((_, cfg)) = &self.running else {
             return Ok(());
         };
-        let changes = config::changes(cfg);
+        let changes = self.desired(cfg);
+        self.sent = changes.clone();
         let started = std::time::Instant::now();
         let (answers, deleted) = self.link.resync(changes, APPLY_TIMEOUT)?;
         let took = started.elapsed();
@@ -309,6 +430,8 @@ impl Core {
             field: e.field,
             reason: e.reason,
         })?;
+        crate::ike_manager::validate(&cand)
+            .map_err(|(field, reason)| CommitError::Invalid { field, reason })?;
         if let Some((_, run)) = &self.running {
             if cand.dataplane.channel != run.dataplane.channel {
                 return Err(CommitError::Invalid {
@@ -317,11 +440,8 @@ impl Core {
                 });
             }
         }
-        let old = self
-            .running
-            .as_ref()
-            .map_or_else(Vec::new, |(_, c)| config::changes(c));
-        let changes = diff(&old, &config::changes(&cand));
+        let want = self.desired(&cand);
+        let changes = diff(&self.sent, &want);
         let n = changes.len();
         if check {
             return Ok(CommitReport {
@@ -349,8 +469,11 @@ impl Core {
             }
         }
         let seq = self.store.commit(&text)?;
+        self.sent = want;
+        self.ike.configure(&cand, std::time::Instant::now());
         self.running = Some((text, cand));
         self.commits += 1;
+        self.ike_out();
         Ok(CommitReport {
             sequence: Some(seq),
             changes: n,

@@ -9,6 +9,7 @@ pub mod api;
 pub mod daemon;
 pub mod diff;
 pub mod ike;
+pub mod ike_manager;
 pub mod link;
 pub mod metrics;
 pub mod redact;

@@ -265,6 +265,19 @@ pub fn initiate(
     })
 }
 
+impl Initiator {
+    /// The same request with the responder's COOKIE first (RFC 7296 section 2.6: all other
+    /// payloads unchanged, so that the cookie made from them matches).
+    pub fn with_cookie(mut self, cookie: Vec<u8>) -> Result<Initiator, InitError> {
+        let mut m = Message::parse(&self.request)?;
+        m.payloads
+            .retain(|p| !matches!(p, Payload::Notify(n) if n.kind == COOKIE));
+        m.payloads.insert(0, notify(COOKIE, cookie));
+        self.request = m.emit();
+        Ok(self)
+    }
+}
+
 /// A notification about the IKE SA.
 fn notify(kind: u16, data: Vec<u8>) -> Payload {
     Payload::Notify(super::wire::Notify {
@@ -505,12 +518,16 @@ impl Initiator {
         // came from, its destination against our address. No hashes: no NAT-T.
         let nat = self.addrs.is_some_and(|a| {
             let natd = natd_of(&m);
-            !natd.is_empty()
-                && !(natd.iter().any(|(k, d)| {
-                    *k == NATD_SOURCE && d[..] == natd_hash(self.spi_i, spi_r, a.remote)
-                }) && natd.iter().any(|(k, d)| {
-                    *k == NATD_DESTINATION && d[..] == natd_hash(self.spi_i, spi_r, a.local)
-                }))
+            let src_ok = natd
+                .iter()
+                .any(|(k, d)| *k == NATD_SOURCE && d[..] == natd_hash(self.spi_i, spi_r, a.remote));
+            let dst_ok = natd.iter().any(|(k, d)| {
+                *k == NATD_DESTINATION && d[..] == natd_hash(self.spi_i, spi_r, a.local)
+            });
+            // No hashes at all: the responder does no NAT-T.
+            let hashes = !natd.is_empty();
+            let matched = src_ok && dst_ok;
+            hashes && !matched
         });
         Ok(InitDone {
             spi_i: self.spi_i,

@@ -9,6 +9,7 @@
 //! INFORMATIONAL), NAT-T for the children and the transports come next (issue 17).
 
 pub mod auth;
+pub mod cookie;
 pub mod create_child;
 pub mod dh;
 pub mod ike_auth;

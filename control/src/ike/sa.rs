@@ -36,6 +36,8 @@ pub struct Settings {
     pub retransmit: Retransmit,
     /// Check liveness after this long without a message from the peer; `None`: never.
     pub dpd: Option<Duration>,
+    /// Liveness checks unanswered before the peer is dead.
+    pub dpd_threshold: u32,
     /// Rekey a child this long after it was made (the caller adds jitter).
     pub child_rekey: Option<Duration>,
     /// Keep a replaced inbound SA this long (packets the peer sent before it switched).
@@ -110,6 +112,9 @@ pub enum Action {
     /// The children changed: bring the dataplane in line before the next `Send`.
     Children,
     Established,
+    /// A child SA was refused (with this notification), or its rekey failed; the IKE SA
+    /// stands.
+    ChildFailed(String),
     Closed(Close),
 }
 
@@ -142,6 +147,7 @@ struct Outstanding {
     bytes: Vec<u8>,
     sends: u32,
     next: Instant,
+    schedule: Retransmit,
     what: Asking,
 }
 
@@ -187,6 +193,9 @@ pub struct IkeSa {
     pub initial_contact: bool,
     /// Our SPI offered in IKE_AUTH, until the answer.
     pending_spi: Option<u32>,
+    /// A responder's possible settings until IKE_AUTH says which applies (the peer's
+    /// selectors pick the VPN).
+    candidates: Vec<Arc<Settings>>,
     rng: SystemRandom,
 }
 
@@ -215,6 +224,7 @@ impl IkeSa {
             stats: SaStats::default(),
             initial_contact: false,
             pending_spi: None,
+            candidates: Vec::new(),
             rng: SystemRandom::new(),
         }
     }
@@ -234,15 +244,21 @@ impl IkeSa {
         sa
     }
 
-    /// Answers an IKE_SA_INIT request that came along `path`. `None`: nothing to keep (the
-    /// answer, if any, is in the returned actions: INVALID_KE_PAYLOAD or NO_PROPOSAL_CHOSEN).
+    /// Answers an IKE_SA_INIT request that came along `path` with the first of `candidates`
+    /// (which share the IKE proposals and key: they are the VPNs with one gateway; IKE_AUTH
+    /// picks among them). `Err`: nothing to keep (the answer, if any, is in the actions:
+    /// INVALID_KE_PAYLOAD or NO_PROPOSAL_CHOSEN).
     pub fn respond(
-        settings: Arc<Settings>,
+        candidates: Vec<Arc<Settings>>,
         path: Path,
         request: &[u8],
         now: Instant,
     ) -> Result<IkeSa, Vec<Action>> {
+        let Some(settings) = candidates.first().cloned() else {
+            return Err(Vec::new());
+        };
         let mut sa = IkeSa::new(settings, Role::Responder, path, now);
+        sa.candidates = candidates;
         let addrs = Addrs {
             local: path.local,
             remote: path.remote,
@@ -307,7 +323,7 @@ impl IkeSa {
                     at(r);
                 }
                 if let (Some(k), false) = (self.settings.child_rekey, c.rekeyed) {
-                    at(c.made + k);
+                    at(c.made + self.rekey_after(k));
                 }
             }
         }
@@ -372,11 +388,22 @@ impl IkeSa {
             path: self.path,
             bytes: bytes.clone(),
         });
+        // A liveness check is sent again each interval, `threshold` times in all (Junos'
+        // `dead-peer-detection interval N threshold M`); everything else backs off.
+        let schedule = match (&what, self.settings.dpd) {
+            (Asking::Liveness, Some(d)) => Retransmit {
+                timeout: d,
+                base: 1.0,
+                tries: self.settings.dpd_threshold,
+            },
+            _ => self.settings.retransmit,
+        };
         self.out = Some(Outstanding {
             id,
             bytes,
             sends: 1,
-            next: now + self.settings.retransmit.timeout,
+            next: now + schedule.timeout,
+            schedule,
             what,
         });
     }
@@ -456,8 +483,14 @@ impl IkeSa {
                             }
                         }
                         Refusal::Cookie(c) if self.start.cookie.is_none() => {
-                            self.start.cookie = Some(c);
-                            self.send_init(now);
+                            self.start.cookie = Some(c.clone());
+                            match i.with_cookie(c) {
+                                Ok(i) => {
+                                    let bytes = i.request.clone();
+                                    self.send_request(now, 0, bytes, Asking::Init(i));
+                                }
+                                Err(e) => self.close(Close::Failed(e.to_string())),
+                            }
                         }
                         Refusal::Error(n) => self.close(Close::Failed(notify_name(n))),
                         _ => self.close(Close::Failed("IKE_SA_INIT refused twice".into())),
@@ -514,9 +547,15 @@ impl IkeSa {
                         self.established(now);
                         match child {
                             Ok(c) => self.add_child(c, now, true),
-                            Err(n) => self.actions.push_back(Action::Closed(Close::Failed(
-                                format!("child SA: {}", notify_name(n)),
-                            ))),
+                            Err(n) => {
+                                // An IKE SA without its child serves no VPN: it goes too
+                                // (strongSwan does the same).
+                                self.actions.push_back(Action::ChildFailed(format!(
+                                    "child SA: {}",
+                                    notify_name(n)
+                                )));
+                                self.delete(now);
+                            }
                         }
                     }
                     Err(AuthError::Sk(_)) => {
@@ -629,15 +668,27 @@ impl IkeSa {
 
     fn answer_auth(&mut self, now: Instant, path: Path, bytes: &[u8], spis: &mut dyn SpiSource) {
         let Some(d) = &self.done else { return };
-        let esp: Vec<ProposalSpec> = self
-            .settings
-            .esp
-            .iter()
-            .map(ProposalSpec::without_dh)
-            .collect();
-        let cfg = auth_config(&self.settings, &esp, false);
         let spi = spis.next_spi();
-        match ike_auth::respond(d, &cfg, bytes, spi) {
+        // The first of the candidate settings (the VPNs with this peer) whose selectors and
+        // proposals suit the child; if none does, the first one's answer.
+        let mut first = None;
+        let mut chosen = None;
+        for s in &self.candidates {
+            let esp: Vec<ProposalSpec> = s.esp.iter().map(ProposalSpec::without_dh).collect();
+            let r = ike_auth::respond(d, &auth_config(s, &esp, false), bytes, spi);
+            if matches!(&r, Ok(a) if a.child.is_ok()) {
+                chosen = Some((s.clone(), r));
+                break;
+            }
+            if first.is_none() {
+                first = Some((s.clone(), r));
+            }
+        }
+        let Some((settings, r)) = chosen.or(first) else {
+            return;
+        };
+        self.settings = settings;
+        match r {
             Ok(a) => {
                 self.stats.exchanges += 1;
                 self.peer_next = 2;
@@ -648,10 +699,9 @@ impl IkeSa {
                 match a.child {
                     // The inbound SA is in force before the peer hears of it.
                     Ok(c) => self.add_child(c, now, true),
-                    Err(n) => self.actions.push_back(Action::Closed(Close::Failed(format!(
-                        "child SA: {}",
-                        notify_name(n)
-                    )))),
+                    Err(n) => self
+                        .actions
+                        .push_back(Action::ChildFailed(format!("child SA: {}", notify_name(n)))),
                 }
                 self.actions.push_back(Action::Send {
                     path,
@@ -767,8 +817,12 @@ impl IkeSa {
             return refuse(35, Vec::new());
         };
         if let Some(old) = asked.rekeys {
-            if !self.children.iter().any(|c| c.sa.outbound_spi == old) {
-                return refuse(44, Vec::new());
+            match self.children.iter().find(|c| c.sa.outbound_spi == old) {
+                None => return refuse(44, Vec::new()),
+                // Our own rekey of it is out (RFC 7296 section 2.25): ours goes on, the peer
+                // tries again later.
+                Some(c) if c.rekeyed && self.busy() => return refuse(43, Vec::new()),
+                Some(_) => {}
             }
         }
         let settings = self.settings.clone();
@@ -863,10 +917,10 @@ impl IkeSa {
                                 c.made = now;
                             }
                         }
-                        self.actions.push_back(Action::Closed(Close::Failed(format!(
+                        self.actions.push_back(Action::ChildFailed(format!(
                             "child rekey: {}",
                             notify_name(n)
-                        ))));
+                        )));
                     }
                 }
             }
@@ -934,6 +988,27 @@ impl IkeSa {
         }
     }
 
+    /// When a child is rekeyed: the IKE SA's initiator first, the responder a tenth of the
+    /// time later, so that both do not rekey the same child at once (a collision costs a
+    /// TEMPORARY_FAILURE and a retry).
+    fn rekey_after(&self, k: Duration) -> Duration {
+        match self.role {
+            Role::Initiator => k,
+            Role::Responder => k + k / 10,
+        }
+    }
+
+    /// Whether a request of ours is waiting for its answer.
+    pub fn busy(&self) -> bool {
+        self.out.is_some()
+    }
+
+    /// Forgets the IKE SA and its children without a word to the peer (it has forgotten
+    /// them: INITIAL_CONTACT, or a newer SA replaced this one before it was up).
+    pub fn abandon(&mut self) {
+        self.close(Close::Deleted);
+    }
+
     /// Deletes the IKE SA and its children (the peer is told; the children go at once).
     pub fn delete(&mut self, now: Instant) {
         match self.state {
@@ -960,7 +1035,7 @@ impl IkeSa {
     pub fn tick(&mut self, now: Instant, spis: &mut dyn SpiSource) {
         if let Some(o) = &mut self.out {
             if now >= o.next {
-                let r = self.settings.retransmit;
+                let r = o.schedule;
                 if o.sends >= r.tries {
                     let deleting = self.state == State::Deleting;
                     return self.close(if deleting {
@@ -992,11 +1067,9 @@ impl IkeSa {
             return;
         }
         if let Some(k) = self.settings.child_rekey {
-            if let Some(c) = self
-                .children
-                .iter()
-                .find(|c| !c.rekeyed && c.retire_at.is_none() && now >= c.made + k)
-            {
+            if let Some(c) = self.children.iter().find(|c| {
+                !c.rekeyed && c.retire_at.is_none() && now >= c.made + self.rekey_after(k)
+            }) {
                 let spi = c.sa.inbound_spi;
                 self.rekey_child(now, spi, spis);
                 return;

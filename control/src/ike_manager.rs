@@ -1,0 +1,774 @@
+//! IKE in the control process: the configured VPNs, their IKE SAs, and what they mean for
+//! the dataplane. Datagrams come in (punted by the dataplane, or from kernel sockets) and go
+//! out as `Out::Send`; the children of every established IKE SA are an overlay on the
+//! configuration's changes (the bound tunnel's NAT-T ports and selectors, its SAs), which the
+//! core reconciles with the dataplane at each `Out::Sync`. Sans IO like the SAs themselves:
+//! the caller owns the clock, the channel and the sockets.
+
+use crate::ike::proposal::{parse_esp, parse_ike};
+use crate::ike::sa::{Action, Close, IkeSa, Path, Retransmit, Settings, SpiSource, State};
+use crate::ike::selectors::{of_prefix, prefixes};
+use crate::ike::wire::{Exchange, Id, Message};
+use channel::{
+    Algorithm, Change, InboundSaSpec, KeyMaterial, Lifetime, Name, OutboundSaSpec, SaSpec,
+};
+use config::{Config, DpdAction, Establish, IkeId};
+use std::collections::{BTreeMap, HashSet};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a failed or dead VPN waits before it is tried again.
+const RETRY: Duration = Duration::from_secs(5);
+/// Inbound replay window of negotiated SAs, in packets.
+const REPLAY_WINDOW: u32 = 1024;
+/// Half-open (responder, not yet authenticated) IKE SAs above which a COOKIE is asked for.
+pub const COOKIE_THRESHOLD: usize = 1000;
+/// Half-open IKE SAs kept at most: beyond, requests are dropped.
+pub const MAX_HALF_OPEN: usize = 10_000;
+/// A half-open SA not authenticated in this time is forgotten.
+const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A datagram to send, from our address and port to the peer's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub path: Path,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub enum Out {
+    Send(Outgoing),
+    /// The children changed: bring the dataplane in line before sending what follows.
+    Sync,
+}
+
+/// One configured VPN and what it needs to negotiate.
+struct Vpn {
+    name: Name,
+    gateway: Name,
+    tunnel: Name,
+    local: Ipv4Addr,
+    remote: Ipv4Addr,
+    port: u16,
+    settings: Arc<Settings>,
+    establish: Establish,
+    dpd_action: DpdAction,
+    hard: Lifetime,
+    /// When to try again after a failure (or to start, on traffic).
+    start_at: Option<Instant>,
+    /// Everything but the keys: an unchanged VPN keeps its SAs over a commit.
+    fingerprint: String,
+}
+
+/// Per-gateway counters (exchanges and failures by reason).
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct GatewayStats {
+    pub gateway: String,
+    pub established: u64,
+    pub initiated: u64,
+    pub responded: u64,
+    pub rekeys: u64,
+    pub dpd_timeouts: u64,
+    pub deleted_by_peer: u64,
+    /// Failures by reason (`AUTHENTICATION_FAILED`, `NO_PROPOSAL_CHOSEN`, `timeout`...).
+    pub failures: BTreeMap<String, u64>,
+}
+
+/// An IKE SA as the operator sees it (Junos `show security ike security-associations`).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct IkeSaView {
+    pub index: u64,
+    pub vpn: String,
+    pub gateway: String,
+    pub state: String,
+    pub role: String,
+    pub initiator_spi: String,
+    pub responder_spi: String,
+    pub remote: String,
+    pub local: String,
+    pub nat_t: bool,
+    pub established_s: Option<u64>,
+    pub children: Vec<ChildView>,
+    pub exchanges: u64,
+    pub retransmits: u64,
+    pub child_rekeys: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ChildView {
+    pub inbound_spi: String,
+    pub outbound_spi: String,
+    pub outbound: bool,
+    pub esn: bool,
+    pub local_ts: Vec<String>,
+    pub remote_ts: Vec<String>,
+    pub age_s: u64,
+}
+
+struct Entry {
+    index: u64,
+    vpn: Name,
+    sa: IkeSa,
+}
+
+/// Our inbound SPIs: random, never 0..255 (RFC 4303 section 2.1), never two alike.
+#[derive(Default)]
+struct Spis {
+    used: HashSet<u32>,
+}
+
+impl SpiSource for Spis {
+    fn next_spi(&mut self) -> u32 {
+        let rng = ring::rand::SystemRandom::new();
+        loop {
+            let mut b = [0u8; 4];
+            if ring::rand::SecureRandom::fill(&rng, &mut b).is_err() {
+                continue;
+            }
+            let spi = u32::from_be_bytes(b);
+            if spi > 255 && self.used.insert(spi) {
+                return spi;
+            }
+        }
+    }
+}
+
+pub struct IkeManager {
+    vpns: Vec<Vpn>,
+    sas: Vec<Entry>,
+    next_index: u64,
+    spis: Spis,
+    out: Vec<Out>,
+    cookie_secret: [u8; 32],
+    pub stats: BTreeMap<String, GatewayStats>,
+    /// Requests dropped: half-open table full, no VPN for the peer, unparsable.
+    pub dropped: u64,
+    pub cookies_sent: u64,
+}
+
+fn id_of(i: &IkeId) -> Id {
+    match i {
+        IkeId::Ipv4(a) => Id {
+            kind: 1,
+            data: a.octets().to_vec(),
+        },
+        IkeId::Fqdn(s) => Id {
+            kind: 2,
+            data: s.as_bytes().to_vec(),
+        },
+        IkeId::UserFqdn(s) => Id {
+            kind: 3,
+            data: s.as_bytes().to_vec(),
+        },
+    }
+}
+
+/// The IKE settings of every VPN of `cfg`; an error names the field (a proposal the
+/// dataplane cannot carry out, or that does not parse).
+fn vpns_of(cfg: &Config) -> Result<Vec<Vpn>, (String, String)> {
+    let mut out = Vec::new();
+    for (vi, v) in cfg.ike.vpns.iter().enumerate() {
+        let Some(g) = cfg.ike.gateways.get(v.gateway) else {
+            continue;
+        };
+        let gi = v.gateway;
+        let ike = g
+            .proposals
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                parse_ike(p)
+                    .map_err(|e| (format!("ike.gateways[{gi}].proposals[{i}]"), e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let esp = v
+            .esp_proposals
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                parse_esp(p)
+                    .map_err(|e| (format!("ike.vpns[{vi}].esp_proposals[{i}]"), e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let rekey = v.lifetime_s.saturating_sub(v.rekey_margin_s);
+        let settings = Settings {
+            ike,
+            esp,
+            psk: g.psk.clone(),
+            local_id: id_of(&g.local_id),
+            remote_id: id_of(&g.remote_id),
+            local_ts: v.local_ts.iter().map(|p| of_prefix(*p)).collect(),
+            remote_ts: v.remote_ts.iter().map(|p| of_prefix(*p)).collect(),
+            force_encap: g.force_encap,
+            retransmit: Retransmit::default(),
+            dpd: match g.dpd.action {
+                DpdAction::None => None,
+                _ => Some(Duration::from_secs(u64::from(g.dpd.interval_s))),
+            },
+            dpd_threshold: g.dpd.threshold,
+            child_rekey: Some(Duration::from_secs(u64::from(rekey.max(1)))),
+            grace: Duration::from_secs(5),
+        };
+        let fingerprint = format!("{g:?} {v:?}");
+        out.push(Vpn {
+            name: v.name,
+            gateway: g.name,
+            tunnel: v.tunnel,
+            local: g.local,
+            remote: g.remote,
+            port: g.port,
+            settings: Arc::new(settings),
+            establish: v.establish,
+            dpd_action: g.dpd.action,
+            hard: Lifetime {
+                packets: v.lifetime_packets,
+                bytes: v.lifetime_bytes,
+            },
+            start_at: None,
+            fingerprint,
+        });
+    }
+    Ok(out)
+}
+
+/// Checks what only the control can check (the proposals); `Err`: (field, reason).
+pub fn validate(cfg: &Config) -> Result<(), (String, String)> {
+    vpns_of(cfg).map(|_| ())
+}
+
+impl Default for IkeManager {
+    fn default() -> Self {
+        let mut cookie_secret = [0u8; 32];
+        let _ =
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut cookie_secret);
+        IkeManager {
+            vpns: Vec::new(),
+            sas: Vec::new(),
+            next_index: 1,
+            spis: Spis::default(),
+            out: Vec::new(),
+            cookie_secret,
+            stats: BTreeMap::new(),
+            dropped: 0,
+            cookies_sent: 0,
+        }
+    }
+}
+
+impl IkeManager {
+    /// Takes the VPNs of `cfg` (already validated): unchanged ones keep their SAs, the SAs of
+    /// changed or removed ones are deleted, new ones start as configured.
+    pub fn configure(&mut self, cfg: &Config, now: Instant) {
+        let Ok(mut new) = vpns_of(cfg) else { return };
+        for v in &mut new {
+            let kept = self
+                .vpns
+                .iter()
+                .find(|o| o.name == v.name && o.fingerprint == v.fingerprint);
+            v.start_at = match kept {
+                Some(o) => o.start_at,
+                None => (v.establish == Establish::Immediately).then_some(now),
+            };
+        }
+        let keep: HashSet<(String, String)> = new
+            .iter()
+            .filter(|v| {
+                self.vpns
+                    .iter()
+                    .any(|o| o.name == v.name && o.fingerprint == v.fingerprint)
+            })
+            .map(|v| (v.name.to_string(), v.fingerprint.clone()))
+            .collect();
+        for e in &mut self.sas {
+            if !keep.iter().any(|(n, _)| *n == e.vpn.to_string()) {
+                e.sa.delete(now);
+            }
+        }
+        for v in &new {
+            self.stats
+                .entry(v.gateway.to_string())
+                .or_insert_with(|| GatewayStats {
+                    gateway: v.gateway.to_string(),
+                    ..Default::default()
+                });
+        }
+        self.vpns = new;
+        self.pump(now);
+    }
+
+    pub fn take_out(&mut self) -> Vec<Out> {
+        std::mem::take(&mut self.out)
+    }
+
+    fn stats_of(&mut self, vpn: &Name) -> Option<&mut GatewayStats> {
+        let g = self
+            .vpns
+            .iter()
+            .find(|v| v.name == *vpn)?
+            .gateway
+            .to_string();
+        self.stats.get_mut(&g)
+    }
+
+    fn start(&mut self, vi: usize, now: Instant) {
+        let Some(v) = self.vpns.get_mut(vi) else {
+            return;
+        };
+        v.start_at = None;
+        let path = Path {
+            local: SocketAddrV4::new(v.local, 500),
+            remote: SocketAddrV4::new(v.remote, v.port),
+        };
+        let sa = IkeSa::initiate(v.settings.clone(), path, now);
+        let vpn = v.name;
+        let index = self.next_index;
+        self.next_index += 1;
+        if let Some(s) = self.stats_of(&vpn) {
+            s.initiated += 1;
+        }
+        self.sas.push(Entry { index, vpn, sa });
+    }
+
+    /// Starts `vpn` now (`espgw request security ike initiate`); false if no such VPN.
+    pub fn initiate(&mut self, vpn: &str, now: Instant) -> bool {
+        let Some(vi) = self.vpns.iter().position(|v| v.name.as_str() == vpn) else {
+            return false;
+        };
+        self.start(vi, now);
+        self.pump(now);
+        true
+    }
+
+    /// Deletes IKE SA `index` (all when `None`); how many.
+    pub fn clear(&mut self, index: Option<u64>, now: Instant) -> usize {
+        let mut n = 0;
+        for e in &mut self.sas {
+            if index.is_none_or(|i| i == e.index) && e.sa.state != State::Closed {
+                e.sa.delete(now);
+                n += 1;
+            }
+        }
+        self.pump(now);
+        n
+    }
+
+    /// Traffic for a tunnel with no outbound SA (the dataplane's ACQUIRE).
+    pub fn acquire(&mut self, tunnel: &Name, now: Instant) {
+        let Some(vi) = self
+            .vpns
+            .iter()
+            .position(|v| v.tunnel == *tunnel && v.establish == Establish::OnTraffic)
+        else {
+            return;
+        };
+        let busy = self
+            .sas
+            .iter()
+            .any(|e| e.vpn == self.vpns[vi].name && e.sa.state != State::Closed);
+        if !busy {
+            self.start(vi, now);
+            self.pump(now);
+        }
+    }
+
+    /// The dataplane says an inbound SA ran out by traffic (soft: rekey it; hard: it is gone,
+    /// rekey at once).
+    pub fn lifetime(&mut self, spi: u32, now: Instant) {
+        for e in &mut self.sas {
+            if e.sa
+                .children()
+                .iter()
+                .any(|c| c.sa.inbound_spi == spi || c.sa.outbound_spi == spi)
+            {
+                let inbound =
+                    e.sa.children()
+                        .iter()
+                        .find(|c| c.sa.inbound_spi == spi || c.sa.outbound_spi == spi)
+                        .map(|c| c.sa.inbound_spi);
+                if let Some(i) = inbound {
+                    e.sa.rekey_child(now, i, &mut self.spis);
+                }
+            }
+        }
+        self.pump(now);
+    }
+
+    /// ESP arrived on inbound SA `spi`: its IKE SA's peer is alive.
+    pub fn heard(&mut self, spi: u32, now: Instant) {
+        for e in &mut self.sas {
+            if e.sa.children().iter().any(|c| c.sa.inbound_spi == spi) {
+                e.sa.heard(now);
+            }
+        }
+    }
+
+    /// A datagram from the wire for IKE (`local`: our address and port it came to).
+    pub fn datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        bytes: &[u8],
+    ) {
+        let Ok(m) = Message::parse(bytes) else {
+            self.dropped += 1;
+            return;
+        };
+        let h = m.header;
+        let path = Path { local, remote };
+        // Which side we are is in the I flag the peer set.
+        let ours = if h.flags.initiator {
+            h.responder_spi
+        } else {
+            h.initiator_spi
+        };
+        let found = self.sas.iter_mut().find(|e| {
+            let mine = match e.sa.role {
+                crate::ike::sa::Role::Initiator => e.sa.spi_i,
+                crate::ike::sa::Role::Responder => e.sa.spi_r,
+            };
+            if ours == 0 {
+                // A repeated IKE_SA_INIT: the SA it already made.
+                e.sa.role == crate::ike::sa::Role::Responder
+                    && e.sa.spi_i == h.initiator_spi
+                    && e.sa.path.remote == remote
+            } else {
+                mine == ours && e.sa.spi_i == h.initiator_spi
+            }
+        });
+        if let Some(e) = found {
+            e.sa.handle(now, path, bytes, &mut self.spis);
+            self.pump(now);
+            return;
+        }
+        if ours != 0 || h.exchange != Exchange::IkeSaInit || h.flags.response {
+            self.dropped += 1;
+            return;
+        }
+        self.new_responder(now, path, bytes, &m);
+    }
+
+    fn new_responder(&mut self, now: Instant, path: Path, bytes: &[u8], m: &Message) {
+        // Every VPN with this peer: IKE_AUTH picks one by the selectors.
+        let candidates: Vec<usize> = (0..self.vpns.len())
+            .filter(|&i| {
+                let v = &self.vpns[i];
+                v.local == *path.local.ip() && v.remote == *path.remote.ip()
+            })
+            .collect();
+        let Some(&vi) = candidates.first() else {
+            self.dropped += 1;
+            return;
+        };
+        let half_open = self
+            .sas
+            .iter()
+            .filter(|e| {
+                e.sa.state == State::Authenticating && e.sa.role == crate::ike::sa::Role::Responder
+            })
+            .count();
+        if half_open >= MAX_HALF_OPEN {
+            self.dropped += 1;
+            return;
+        }
+        if half_open >= COOKIE_THRESHOLD {
+            let want = self.cookie(m, path);
+            if crate::ike::cookie::carried(m) != Some(&want[..]) {
+                self.cookies_sent += 1;
+                self.out.push(Out::Send(Outgoing {
+                    path,
+                    bytes: crate::ike::init::refuse(&m.header, crate::ike::init::COOKIE, want),
+                }));
+                return;
+            }
+        }
+        let v = &self.vpns[vi];
+        let vpn = v.name;
+        let settings = candidates
+            .iter()
+            .map(|&i| self.vpns[i].settings.clone())
+            .collect();
+        match IkeSa::respond(settings, path, bytes, now) {
+            Ok(sa) => {
+                let index = self.next_index;
+                self.next_index += 1;
+                if let Some(s) = self.stats_of(&vpn) {
+                    s.responded += 1;
+                }
+                self.sas.push(Entry { index, vpn, sa });
+            }
+            Err(actions) => {
+                for a in actions {
+                    if let Action::Send { path, bytes } = a {
+                        self.out.push(Out::Send(Outgoing { path, bytes }));
+                    }
+                }
+            }
+        }
+        self.pump(now);
+    }
+
+    fn cookie(&self, m: &Message, path: Path) -> Vec<u8> {
+        crate::ike::cookie::make(&self.cookie_secret, m, path.remote)
+    }
+
+    /// Timers of every SA, VPNs to start, half-open SAs to forget.
+    pub fn tick(&mut self, now: Instant) {
+        for e in &mut self.sas {
+            if e.sa.next_timer().is_some_and(|t| now >= t) {
+                e.sa.tick(now, &mut self.spis);
+            }
+            if e.sa.state == State::Authenticating && now >= e.sa.made + HALF_OPEN_TIMEOUT {
+                e.sa.delete(now);
+            }
+        }
+        let due: Vec<usize> = (0..self.vpns.len())
+            .filter(|&i| self.vpns[i].start_at.is_some_and(|t| now >= t))
+            .filter(|&i| {
+                !self
+                    .sas
+                    .iter()
+                    .any(|e| e.vpn == self.vpns[i].name && e.sa.state != State::Closed)
+            })
+            .collect();
+        for vi in due {
+            self.start(vi, now);
+        }
+        self.pump(now);
+    }
+
+    /// Moves every SA's actions out, in order, and follows what closes and what establishes.
+    fn pump(&mut self, now: Instant) {
+        let mut closed = Vec::new();
+        let mut established = Vec::new();
+        let mut child_failed = Vec::new();
+        for e in &mut self.sas {
+            for a in e.sa.actions() {
+                match a {
+                    Action::Send { path, bytes } => {
+                        self.out.push(Out::Send(Outgoing { path, bytes }))
+                    }
+                    Action::Children => {
+                        if !matches!(self.out.last(), Some(Out::Sync)) {
+                            self.out.push(Out::Sync);
+                        }
+                    }
+                    Action::Established => established.push(e.index),
+                    Action::ChildFailed(why) => child_failed.push((e.vpn, why)),
+                    Action::Closed(why) => closed.push((e.index, e.vpn, why)),
+                }
+            }
+        }
+        for index in established {
+            self.on_established(index, now);
+        }
+        for (vpn, why) in child_failed {
+            eprintln!("espgw-control: IKE: {vpn}: {why}");
+            if let Some(s) = self.stats_of(&vpn) {
+                *s.failures.entry(why).or_default() += 1;
+            }
+        }
+        for (index, vpn, why) in closed {
+            self.on_closed(index, &vpn, why, now);
+        }
+        // Release the SPIs of children that are gone.
+        let live: HashSet<u32> = self
+            .sas
+            .iter()
+            .flat_map(|e| e.sa.children().iter().map(|c| c.sa.inbound_spi))
+            .collect();
+        // An SPI offered in a request still out is in no child yet: wait until none is.
+        if !self
+            .sas
+            .iter()
+            .any(|e| e.sa.busy() || e.sa.state == State::Authenticating)
+        {
+            self.spis.used.retain(|s| live.contains(s));
+        }
+        self.sas.retain(|e| e.sa.state != State::Closed);
+    }
+
+    fn on_established(&mut self, index: u64, now: Instant) {
+        let Some(e) = self.sas.iter().find(|e| e.index == index) else {
+            return;
+        };
+        let (vpn, initial_contact) = (e.vpn, e.sa.initial_contact);
+        eprintln!(
+            "espgw-control: IKE: {vpn}: IKE SA {:016x}_i {:016x}_r established with {} as {:?}{}; child SAs {}",
+            e.sa.spi_i,
+            e.sa.spi_r,
+            e.sa.path.remote,
+            e.sa.role,
+            if e.sa.nat { ", NAT-T" } else { "" },
+            e.sa
+                .children()
+                .iter()
+                .map(|c| format!("{:08x}_i {:08x}_o", c.sa.inbound_spi, c.sa.outbound_spi))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if let Some(s) = self.stats_of(&vpn) {
+            s.established += 1;
+        }
+        // One IKE SA per VPN: the newest replaces the others (the peer restarted, or both
+        // sides initiated at once). With INITIAL_CONTACT the peer has forgotten them: no
+        // delete is sent.
+        let mut sync = false;
+        for o in &mut self.sas {
+            if o.index != index && o.vpn == vpn && o.sa.state != State::Closed {
+                if initial_contact || o.sa.state != State::Established {
+                    sync |= !o.sa.children().is_empty();
+                    o.sa.abandon();
+                } else {
+                    o.sa.delete(now);
+                }
+            }
+        }
+        if sync {
+            self.out.push(Out::Sync);
+        }
+    }
+
+    fn on_closed(&mut self, index: u64, vpn: &Name, why: Close, now: Instant) {
+        eprintln!("espgw-control: IKE: {vpn}: IKE SA #{index}: {why:?}");
+        let reason = match &why {
+            Close::Timeout => Some("timeout".to_string()),
+            Close::Failed(s) => Some(s.clone()),
+            Close::DeletedByPeer | Close::Deleted => None,
+        };
+        if let Some(s) = self.stats_of(vpn) {
+            match &why {
+                Close::Timeout => s.dpd_timeouts += 1,
+                Close::DeletedByPeer => s.deleted_by_peer += 1,
+                _ => {}
+            }
+            if let Some(r) = &reason {
+                *s.failures.entry(r.clone()).or_default() += 1;
+            }
+        }
+        if let Some(v) = self.vpns.iter_mut().find(|v| v.name == *vpn) {
+            let again = match (v.establish, &why) {
+                (Establish::ResponderOnly, _) => false,
+                (_, Close::Timeout) => {
+                    v.dpd_action == DpdAction::Restart || v.establish == Establish::Immediately
+                }
+                (Establish::Immediately, _) => true,
+                _ => false,
+            };
+            if again && v.start_at.is_none() {
+                v.start_at = Some(now + RETRY);
+            }
+        }
+    }
+
+    /// The configuration's changes with what IKE negotiated laid over them: each bound
+    /// tunnel's NAT-T ports and selectors from its IKE SA, its SAs from the children.
+    pub fn overlay(&self, changes: &mut Vec<Change>) {
+        for e in &self.sas {
+            if e.sa.state != State::Established || e.sa.children().is_empty() {
+                continue;
+            }
+            let Some(v) = self.vpns.iter().find(|v| v.name == e.vpn) else {
+                continue;
+            };
+            let first = &e.sa.children()[0].sa;
+            for c in changes.iter_mut() {
+                if let Change::SetTunnel(t) = c {
+                    if t.name == v.tunnel {
+                        t.udp =
+                            e.sa.nat
+                                .then(|| (channel::NATT_PORT, e.sa.path.remote.port()));
+                        t.local_selectors = prefixes(&first.local_ts)
+                            .into_iter()
+                            .take(channel::MAX_SELECTORS)
+                            .collect();
+                        t.remote_selectors = prefixes(&first.remote_ts)
+                            .into_iter()
+                            .take(channel::MAX_SELECTORS)
+                            .collect();
+                    }
+                }
+            }
+            for c in e.sa.children() {
+                let alg = if c.sa.outbound_key.len() == 20 {
+                    Algorithm::Aes128Gcm
+                } else {
+                    Algorithm::Aes256Gcm
+                };
+                let spec = |spi: u32, key: &[u8]| {
+                    KeyMaterial::new(alg, key).ok().map(|keys| SaSpec {
+                        tunnel: v.tunnel,
+                        spi,
+                        keys,
+                        esn: c.sa.esn,
+                        soft: Lifetime::default(),
+                        hard: v.hard,
+                    })
+                };
+                if let Some(sa) = spec(c.sa.inbound_spi, &c.sa.inbound_key) {
+                    changes.push(Change::SetInboundSa(InboundSaSpec {
+                        sa,
+                        replay_window: REPLAY_WINDOW,
+                        highest_seen: 0,
+                        idle_after: None,
+                    }));
+                }
+                if c.outbound {
+                    if let Some(sa) = spec(c.sa.outbound_spi, &c.sa.outbound_key) {
+                        changes.push(Change::SetOutboundSa(OutboundSaSpec { sa, first_seq: 1 }));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every IKE SA, for REST and the CLI.
+    pub fn view(&self, now: Instant) -> Vec<IkeSaView> {
+        self.sas
+            .iter()
+            .map(|e| {
+                let v = self.vpns.iter().find(|v| v.name == e.vpn);
+                IkeSaView {
+                    index: e.index,
+                    vpn: e.vpn.to_string(),
+                    gateway: v.map(|v| v.gateway.to_string()).unwrap_or_default(),
+                    state: format!("{:?}", e.sa.state).to_lowercase(),
+                    role: format!("{:?}", e.sa.role).to_lowercase(),
+                    initiator_spi: format!("{:016x}", e.sa.spi_i),
+                    responder_spi: format!("{:016x}", e.sa.spi_r),
+                    remote: e.sa.path.remote.to_string(),
+                    local: e.sa.path.local.to_string(),
+                    nat_t: e.sa.nat,
+                    established_s: e
+                        .sa
+                        .established_at
+                        .map(|t| now.saturating_duration_since(t).as_secs()),
+                    children: e
+                        .sa
+                        .children()
+                        .iter()
+                        .map(|c| ChildView {
+                            inbound_spi: format!("{:08x}", c.sa.inbound_spi),
+                            outbound_spi: format!("{:08x}", c.sa.outbound_spi),
+                            outbound: c.outbound,
+                            esn: c.sa.esn,
+                            local_ts: prefixes(&c.sa.local_ts)
+                                .iter()
+                                .map(|p| p.to_string())
+                                .collect(),
+                            remote_ts: prefixes(&c.sa.remote_ts)
+                                .iter()
+                                .map(|p| p.to_string())
+                                .collect(),
+                            age_s: now.saturating_duration_since(c.made).as_secs(),
+                        })
+                        .collect(),
+                    exchanges: e.sa.stats.exchanges,
+                    retransmits: e.sa.stats.retransmits,
+                    child_rekeys: e.sa.stats.child_rekeys,
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,176 @@
+//! IKEv2 end to end between two espgw gateways (control + dataplane each, in the namespaces
+//! of scripts/topology.sh in mode `ike`): IKE is punted by one dataplane to its control and
+//! injected back out, the children are installed over the channel, and hosts ping across.
+//! gw1 offers ESN or not, gw2 only ESN: ESN is negotiated. Child rekeys every few seconds
+//! under a bounded ping flood lose nothing; a dead peer is found by DPD and its SAs cleared;
+//! the peer back again, the tunnel comes back.
+
+#[path = "common/gateways.rs"]
+mod gateways;
+#[path = "../../dataplane/tests/common/host.rs"]
+mod host;
+use gateways::*;
+use host::*;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Polls `f` every 200 ms until it holds or `limit` passes.
+fn until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    f()
+}
+
+fn log_count(path: &std::path::Path, text: &str) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .matches(text)
+        .count()
+}
+
+#[test]
+fn two_espgw_gateways_negotiate_rekey_and_survive_a_dead_peer() {
+    if !require_root("IKE between two gateways in network namespaces") {
+        return;
+    }
+    let name = format!("espgw-k{}", std::process::id() % 100_000);
+    let dir = std::env::temp_dir().join(format!("espgw-ike-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let _topo = Topology {
+        name: name.clone(),
+        dir: dir.clone(),
+    };
+    let ok = Command::new(repo_root().join("scripts/topology.sh"))
+        .args(["up", &name])
+        .arg(&dir)
+        .args(["ike", "1", "1"])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let p = |f: &str| dir.join(f);
+    let ns = |g: &str| format!("{name}-{g}");
+    // Children rekeyed 6 s after they are made; DPD after 1 s of silence, dead after 2
+    // unanswered checks.
+    for g in ["gw1", "gw2"] {
+        let f = p(&format!("{g}.json"));
+        let mut c: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+        c["ike"]["vpns"][0]["lifetime_s"] = 60.into();
+        c["ike"]["vpns"][0]["rekey_margin_s"] = 54.into();
+        c["ike"]["gateways"][0]["dpd"] =
+            serde_json::json!({"interval_s": 1, "threshold": 2, "action": "clear"});
+        std::fs::write(&f, c.to_string()).unwrap();
+    }
+    let start = |g: &str| -> (Proc, Proc) {
+        let dp = spawn(
+            &ns(g),
+            &bin("espgw-dataplane"),
+            &p(&format!("{g}.json")),
+            &p(&format!("{g}.dp.log")),
+        );
+        wait_for(
+            &p(&format!("{g}.dp.log")),
+            "ready for the control process",
+            g,
+        );
+        let ctl = spawn(
+            &ns(g),
+            &bin("espgw-control"),
+            &p(&format!("{g}.json")),
+            &p(&format!("{g}.ctl.log")),
+        );
+        (dp, ctl)
+    };
+    let gw2 = start("gw2");
+    let _gw1 = start("gw1");
+    let ctl1 = p("gw1.ctl.log");
+    assert!(
+        until(Duration::from_secs(20), || log_count(
+            &ctl1,
+            "established with"
+        ) > 0),
+        "no IKE SA: {}",
+        std::fs::read_to_string(&ctl1).unwrap_or_default()
+    );
+    // ARP both ways, then the tunnel.
+    ping(&ns("a"), "10.1.0.10", "10.1.0.1", 1, "0.2");
+    ping(&ns("b"), "10.2.0.10", "10.2.0.1", 1, "0.2");
+    assert!(
+        until(Duration::from_secs(5), || ping(
+            &ns("a"),
+            "10.1.0.10",
+            "10.2.0.10",
+            1,
+            "0.2"
+        ) == (1, 1)),
+        "no traffic through the negotiated tunnel"
+    );
+    let token = p("token");
+    let sas = cli(
+        &ns("gw1"),
+        &token,
+        &["show", "security", "ipsec", "security-associations"],
+    )
+    .unwrap();
+    assert!(sas.contains("ESP:aes-256-gcm/ESN"), "{sas}");
+
+    // A bounded flood across two child rekeys (every 6 s): nothing lost.
+    let rekeys_before = log_count(&ctl1, "established with");
+    let (sent, got) = ping(&ns("a"), "10.1.0.10", "10.2.0.10", 1400, "0.01");
+    assert_eq!((sent, got), (1400, 1400), "lost packets across rekeys");
+    let sas_after = cli(
+        &ns("gw1"),
+        &token,
+        &["show", "security", "ipsec", "security-associations"],
+    )
+    .unwrap();
+    assert_ne!(sas, sas_after, "the SPIs changed: rekeyed");
+    assert_eq!(
+        log_count(&ctl1, "established with"),
+        rekeys_before,
+        "the IKE SA stayed"
+    );
+
+    // The peer dies (both its processes): DPD finds it within interval x threshold (plus a
+    // second for the liveness look), and the SAs are cleared from gw1's dataplane.
+    drop(gw2);
+    let died = Instant::now();
+    assert!(
+        until(Duration::from_secs(10), || log_count(&ctl1, "Timeout") > 0),
+        "DPD did not find the dead peer: {}",
+        std::fs::read_to_string(&ctl1).unwrap_or_default()
+    );
+    assert!(
+        died.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        died.elapsed()
+    );
+    assert!(until(Duration::from_secs(3), || {
+        cli(
+            &ns("gw1"),
+            &token,
+            &["show", "security", "ipsec", "security-associations"],
+        )
+        .is_ok_and(|s| s.contains("Total IPsec SAs: 0"))
+    }));
+    // Back again: gw1 tries again and the tunnel comes back.
+    let _gw2 = start("gw2");
+    ping(&ns("b"), "10.2.0.10", "10.2.0.1", 1, "0.2");
+    assert!(
+        until(Duration::from_secs(20), || ping(
+            &ns("a"),
+            "10.1.0.10",
+            "10.2.0.10",
+            1,
+            "0.2"
+        ) == (1, 1)),
+        "the tunnel did not come back: {}",
+        std::fs::read_to_string(&ctl1).unwrap_or_default()
+    );
+}
