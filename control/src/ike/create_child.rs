@@ -8,7 +8,7 @@ use super::dh::{Group, KeyPair};
 use super::ike_auth::{Child, NO_PROPOSAL_CHOSEN, TS_UNACCEPTABLE};
 use super::init::INVALID_KE_PAYLOAD;
 use super::kdf::{Prf, Secret};
-use super::proposal::{select, ProposalSpec};
+use super::proposal::{is_choice, select, ProposalSpec};
 use super::selectors::{narrow, within};
 use super::wire::{Notify, Payload, Protocol, TrafficSelector, TransformType};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -284,7 +284,7 @@ pub fn complete(
     };
     let mut offered = chosen.clone();
     offered.spi = pending.our_spi.to_be_bytes().to_vec();
-    if select(cfg.esp, std::slice::from_ref(&offered), Protocol::Esp).is_none() {
+    if !is_choice(cfg.esp, &offered, Protocol::Esp) {
         return Err(bad);
     }
     if !within(ts_i, cfg.local_ts) || !within(ts_r, cfg.remote_ts) {

@@ -6,7 +6,7 @@
 use super::auth::{psk_auth, psk_verify, Signed};
 use super::init::InitDone;
 use super::kdf::Secret;
-use super::proposal::{select, ProposalSpec};
+use super::proposal::{is_choice, select, ProposalSpec};
 use super::selectors::{narrow, within};
 use super::sk::{self, SkError};
 use super::wire::{
@@ -367,7 +367,7 @@ pub fn complete(
     // selectors within what we proposed.
     let mut offered = chosen.clone();
     offered.spi = our_spi.to_be_bytes().to_vec();
-    if select(cfg.esp, std::slice::from_ref(&offered), Protocol::Esp).is_none() {
+    if !is_choice(cfg.esp, &offered, Protocol::Esp) {
         return Err(AuthError::NoProposalChosen);
     }
     if !within(ts_i, &cfg.local_ts) || !within(ts_r, &cfg.remote_ts) {

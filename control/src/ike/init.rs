@@ -5,7 +5,7 @@
 
 use super::dh::{DhError, Group, KeyPair};
 use super::kdf::{Prf, Secret};
-use super::proposal::{select, ProposalSpec};
+use super::proposal::{is_choice, select, ProposalSpec};
 use super::sk::{Integrity, SkError, SkKey};
 use super::wire::{
     Exchange, Flags, Header, Message, Payload, Proposal, Protocol, TransformType, WireError,
@@ -504,8 +504,8 @@ impl Initiator {
                 "the response must choose one proposal",
             ));
         };
-        // The choice must be one we offered, transform for transform.
-        if select(ours, std::slice::from_ref(chosen), Protocol::Ike).as_ref() != Some(chosen) {
+        // The choice must be one we offered, one transform of each type.
+        if !is_choice(ours, chosen, Protocol::Ike) {
             return Err(InitError::NoProposalChosen);
         }
         let s = suite(chosen)?;

@@ -273,6 +273,20 @@ pub fn select(ours: &[ProposalSpec], theirs: &[Proposal], protocol: Protocol) ->
     None
 }
 
+/// Whether `chosen`, a responder's answer, is a choice from `ours`: one transform of each
+/// type one of our proposals has, each one we accept (in any order).
+pub fn is_choice(ours: &[ProposalSpec], chosen: &Proposal, protocol: Protocol) -> bool {
+    let key = |t: &Transform| (t.kind.to_u8(), t.id, t.key_length());
+    let Some(ok) = select(ours, std::slice::from_ref(chosen), protocol) else {
+        return false;
+    };
+    let mut a: Vec<_> = ok.transforms.iter().map(key).collect();
+    let mut b: Vec<_> = chosen.transforms.iter().map(key).collect();
+    a.sort_unstable();
+    b.sort_unstable();
+    a == b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,5 +376,26 @@ mod tests {
             .transforms
             .iter()
             .any(|t| t.kind == TransformType::Esn && t.id == 0));
+    }
+
+    /// A responder's answer in its own transform order is a choice; one with two transforms
+    /// of a type (ESN and no ESN both) is not.
+    #[test]
+    fn a_choice_has_one_transform_of_each_type_in_any_order() {
+        let ours = [parse_ike("aes256-sha256-x25519").unwrap()];
+        let mut p = select(
+            &ours,
+            &[ours[0].to_wire(1, Protocol::Ike, vec![])],
+            Protocol::Ike,
+        )
+        .unwrap();
+        assert!(is_choice(&ours, &p, Protocol::Ike));
+        p.transforms.reverse();
+        assert!(is_choice(&ours, &p, Protocol::Ike));
+        let esp = [parse_esp("aes128gcm16-esn-noesn").unwrap()];
+        let both = esp[0].to_wire(1, Protocol::Esp, vec![1, 2, 3, 4]);
+        assert!(!is_choice(&esp, &both, Protocol::Esp));
+        let one = select(&esp, &[both], Protocol::Esp).unwrap();
+        assert!(is_choice(&esp, &one, Protocol::Esp));
     }
 }

@@ -297,3 +297,20 @@ fn an_invalid_ke_payload_is_retried_in_the_group_asked_for() {
     assert_eq!(req2.len(), 1);
     assert!(IkeSa::respond(vec![sr], path(2, 1), &req2[0], t0).is_ok());
 }
+
+#[test]
+fn a_child_is_rekeyed_when_its_time_comes() {
+    let t0 = Instant::now();
+    let (mut i, _r, mut spis) = pair(t0, "aes128gcm16");
+    let _ = sent(&mut i);
+    let mut s = settings("a", "b", "10.1.0.0/16", "10.2.0.0/16", "aes128gcm16");
+    if let Some(s) = Arc::get_mut(&mut s) {
+        s.child_rekey = Some(Duration::from_secs(8));
+    }
+    i.settings = s;
+    let t = t0 + Duration::from_secs(8);
+    assert!(i.next_timer().is_some_and(|x| x <= t));
+    i.tick(t, &mut spis);
+    let (req, _, _) = sent(&mut i);
+    assert_eq!(req.len(), 1, "a CREATE_CHILD_SA request");
+}
