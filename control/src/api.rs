@@ -39,7 +39,7 @@ pub struct ErrorBody {
     pub field: Option<String>,
 }
 
-fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (
         status,
         Json(ErrorBody {
@@ -96,7 +96,7 @@ impl Api {
     }
 
     /// Asks the core and waits for its answer.
-    async fn ask<T>(
+    pub(crate) async fn ask<T>(
         &self,
         make: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> Request,
     ) -> Result<T, Response> {
@@ -128,7 +128,7 @@ impl Api {
 )]
 pub struct ApiDoc;
 
-struct Bearer;
+pub(crate) struct Bearer;
 
 impl utoipa::Modify for Bearer {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -201,6 +201,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/workers", get(workers))
         .route("/v1/routes", get(routes))
         .route("/v1/tunnels", get(tunnels))
+        .merge(crate::api_ike::routes())
         .layer(middleware::from_fn_with_state(api.clone(), authorize));
     open.merge(guarded)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
@@ -297,7 +298,9 @@ async fn status(State(api): State<Arc<Api>>) -> Response {
 }
 
 async fn openapi() -> Response {
-    Json(ApiDoc::openapi()).into_response()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::api_ike::IkeDoc::openapi());
+    Json(doc).into_response()
 }
 
 #[derive(Debug, Serialize, ToSchema)]

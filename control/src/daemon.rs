@@ -86,6 +86,20 @@ pub enum Request {
     Stats {
         reply: tokio::sync::oneshot::Sender<Result<serde_json::Value, String>>,
     },
+    /// IKE: its SAs and per-gateway counters.
+    Ike {
+        reply: tokio::sync::oneshot::Sender<crate::ike_manager::IkeState>,
+    },
+    /// Deletes IKE SA `index` (every one when `None`); how many.
+    IkeClear {
+        index: Option<u64>,
+        reply: tokio::sync::oneshot::Sender<usize>,
+    },
+    /// Starts a VPN's negotiation now; false if there is no such VPN.
+    IkeInitiate {
+        vpn: String,
+        reply: tokio::sync::oneshot::Sender<bool>,
+    },
     /// Changes outside the configuration: clears (counters, SAs).
     Clear {
         changes: Vec<channel::Change>,
@@ -410,6 +424,19 @@ impl Core {
                         }
                     });
                 let _ = reply.send(r);
+            }
+            Request::Ike { reply } => {
+                let _ = reply.send(self.ike.state(std::time::Instant::now()));
+            }
+            Request::IkeClear { index, reply } => {
+                let n = self.ike.clear(index, std::time::Instant::now());
+                self.ike_out();
+                let _ = reply.send(n);
+            }
+            Request::IkeInitiate { vpn, reply } => {
+                let ok = self.ike.initiate(&vpn, std::time::Instant::now());
+                self.ike_out();
+                let _ = reply.send(ok);
             }
             Request::Status { reply } => {
                 let _ = reply.send(Status {

@@ -106,6 +106,17 @@ pub struct ChildView {
     pub age_s: u64,
 }
 
+/// IKE as a whole, for REST, the CLI and `/metrics`.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct IkeState {
+    pub security_associations: Vec<IkeSaView>,
+    pub gateways: Vec<GatewayStats>,
+    /// IKE datagrams dropped: unparsable, no VPN for the peer, half-open table full.
+    pub dropped: u64,
+    /// IKE_SA_INIT requests answered with a COOKIE (more than 1000 half-open SAs).
+    pub cookies_sent: u64,
+}
+
 struct Entry {
     index: u64,
     vpn: Name,
@@ -720,6 +731,15 @@ impl IkeManager {
                     }
                 }
             }
+        }
+    }
+
+    pub fn state(&self, now: Instant) -> IkeState {
+        IkeState {
+            security_associations: self.view(now),
+            gateways: self.stats.values().cloned().collect(),
+            dropped: self.dropped,
+            cookies_sent: self.cookies_sent,
         }
     }
 

@@ -6,6 +6,7 @@
 //! after its own restart (`daemon`), and serves the REST port (`api`) the `espgw` CLI uses.
 
 pub mod api;
+pub mod api_ike;
 pub mod daemon;
 pub mod diff;
 pub mod ike;

@@ -4,6 +4,7 @@
 
 use crate::api::Api;
 use crate::daemon::Status;
+use crate::ike_manager::{GatewayStats, IkeState};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -22,7 +23,11 @@ pub async fn metrics(State(api): State<Arc<Api>>) -> Response {
     };
     // Without a dataplane, only the control's own metrics.
     let snap = api.snapshot().await.ok();
-    match render(&s, snap.as_ref()) {
+    let ike = api
+        .ask(|reply| crate::daemon::Request::Ike { reply })
+        .await
+        .ok();
+    match render(&s, snap.as_ref(), ike.as_ref()) {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,
@@ -67,6 +72,76 @@ fn label(k: &str, v: &Value) -> (String, String) {
         other => other.to_string(),
     };
     (k.to_string(), s)
+}
+
+/// IKE: SAs by state, and per gateway the exchanges' outcomes and failures by reason.
+fn ike(r: &mut Registry, i: &IkeState) {
+    let mut by_state: std::collections::BTreeMap<&str, i64> = Default::default();
+    for sa in &i.security_associations {
+        *by_state.entry(sa.state.as_str()).or_default() += 1;
+    }
+    let f: Family<Labels, Gauge> = Family::default();
+    for (state, n) in by_state {
+        f.get_or_create(&vec![("state".to_string(), state.to_string())])
+            .set(n);
+    }
+    r.register("security_associations", "IKE SAs by state", f);
+    let gw = |g: &GatewayStats| vec![("gateway".to_string(), g.gateway.clone())];
+    let per = |name: &str, help: &str, v: fn(&GatewayStats) -> u64, r: &mut Registry| {
+        family(
+            r,
+            name,
+            help,
+            i.gateways.iter().map(|g| (gw(g), v(g))).collect(),
+        );
+    };
+    per("established", "IKE SAs established", |g| g.established, r);
+    per("initiated", "IKE SAs we initiated", |g| g.initiated, r);
+    per(
+        "responded",
+        "IKE SAs the peer initiated",
+        |g| g.responded,
+        r,
+    );
+    per(
+        "dpd_timeouts",
+        "Peers found dead by DPD",
+        |g| g.dpd_timeouts,
+        r,
+    );
+    per(
+        "deleted_by_peer",
+        "IKE SAs the peer deleted",
+        |g| g.deleted_by_peer,
+        r,
+    );
+    family(
+        r,
+        "failures",
+        "Negotiations that failed, by reason (the notification, or timeout)",
+        i.gateways
+            .iter()
+            .flat_map(|g| {
+                g.failures.iter().map(move |(reason, n)| {
+                    let mut l = gw(g);
+                    l.push(("reason".to_string(), reason.clone()));
+                    (l, *n)
+                })
+            })
+            .collect(),
+    );
+    counter(
+        r,
+        "dropped",
+        "IKE datagrams dropped (unparsable, no VPN, half-open table full)",
+        i.dropped,
+    );
+    counter(
+        r,
+        "cookies_sent",
+        "IKE_SA_INIT requests answered with a COOKIE",
+        i.cookies_sent,
+    );
 }
 
 /// The dataplane's counters from its stats snapshot.
@@ -213,10 +288,17 @@ fn dataplane(r: &mut Registry, doc: &Value) {
     r.register("worker_tunnels", "Tunnels anchored on the worker", tun);
 }
 
-pub fn render(s: &Status, snap: Option<&Value>) -> Result<String, std::fmt::Error> {
+pub fn render(
+    s: &Status,
+    snap: Option<&Value>,
+    ike_state: Option<&IkeState>,
+) -> Result<String, std::fmt::Error> {
     let mut root = Registry::with_prefix("espgw");
     if let Some(doc) = snap {
         dataplane(&mut root, doc);
+    }
+    if let Some(i) = ike_state {
+        ike(root.sub_registry_with_prefix("ike"), i);
     }
     let r = root.sub_registry_with_prefix("control");
     let d = &s.dataplane;

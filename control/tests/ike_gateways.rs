@@ -112,13 +112,43 @@ fn two_espgw_gateways_negotiate_rekey_and_survive_a_dead_peer() {
         "no traffic through the negotiated tunnel"
     );
     let token = p("token");
-    let sas = cli(
-        &ns("gw1"),
-        &token,
-        &["show", "security", "ipsec", "security-associations"],
-    )
-    .unwrap();
+    let show_sas = || {
+        cli(
+            &ns("gw1"),
+            &token,
+            &["show", "security", "ipsec", "security-associations"],
+        )
+        .unwrap()
+    };
+    // The stats region is published every 250 ms.
+    assert!(until(Duration::from_secs(2), || show_sas()
+        .contains("Total IPsec SAs: 2")));
+    let sas = show_sas();
     assert!(sas.contains("ESP:aes-256-gcm/ESN"), "{sas}");
+    // The IKE SA as the operator sees it: CLI, detail, REST and /metrics.
+    let show = |words: &[&str]| {
+        let mut a = vec!["show", "security", "ike", "security-associations"];
+        a.extend_from_slice(words);
+        cli(&ns("gw1"), &token, &a).unwrap()
+    };
+    let ike = show(&[]);
+    assert!(ike.contains("UP") && ike.contains("192.0.2.2:500"), "{ike}");
+    let detail = show(&["detail"]);
+    assert!(
+        detail.contains("VPN vpn0") && detail.contains("role initiator"),
+        "{detail}"
+    );
+    let token_text = std::fs::read_to_string(&token).unwrap();
+    let (code, metrics) = http(&ns("gw1"), "/metrics", Some(token_text.trim()));
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("espgw_ike_established_total{gateway=\"peer\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("espgw_ike_security_associations{state=\"established\"} 1"),
+        "{metrics}"
+    );
 
     // A bounded flood across two child rekeys (every 6 s): nothing lost.
     let rekeys_before = log_count(&ctl1, "established with");
@@ -173,4 +203,31 @@ fn two_espgw_gateways_negotiate_rekey_and_survive_a_dead_peer() {
         "the tunnel did not come back: {}",
         std::fs::read_to_string(&ctl1).unwrap_or_default()
     );
+    // The operator clears the IKE SA: the peer is told, the children go on both sides; a
+    // request to initiate brings it back at once.
+    let out = cli(
+        &ns("gw1"),
+        &token,
+        &["clear", "security", "ike", "security-associations"],
+    )
+    .unwrap();
+    assert!(out.contains("1 IKE SAs deleted"), "{out}");
+    assert!(until(Duration::from_secs(3), || log_count(
+        &p("gw2.ctl.log"),
+        "DeletedByPeer"
+    ) == 1));
+    let out = cli(
+        &ns("gw1"),
+        &token,
+        &["request", "security", "ike", "initiate", "vpn0"],
+    )
+    .unwrap();
+    assert!(out.contains("negotiating vpn0"), "{out}");
+    assert!(until(Duration::from_secs(3), || ping(
+        &ns("a"),
+        "10.1.0.10",
+        "10.2.0.10",
+        1,
+        "0.2"
+    ) == (1, 1)));
 }

@@ -147,6 +147,7 @@ struct Outstanding {
     bytes: Vec<u8>,
     sends: u32,
     next: Instant,
+    first_sent: Instant,
     schedule: Retransmit,
     what: Asking,
 }
@@ -317,6 +318,9 @@ impl IkeSa {
         if self.state == State::Established {
             if let Some(d) = self.settings.dpd {
                 at(self.last_heard + d);
+                if let Some(o) = &self.out {
+                    at(o.first_sent + d * self.settings.dpd_threshold);
+                }
             }
             for c in &self.children {
                 if let Some(r) = c.retire_at {
@@ -403,6 +407,7 @@ impl IkeSa {
             bytes,
             sends: 1,
             next: now + schedule.timeout,
+            first_sent: now,
             schedule,
             what,
         });
@@ -1033,6 +1038,14 @@ impl IkeSa {
 
     /// Timers: retransmission, liveness, child rekeys and the end of replaced inbound SAs.
     pub fn tick(&mut self, now: Instant, spis: &mut dyn SpiSource) {
+        // With DPD, any request unanswered (and nothing else heard) for interval x threshold
+        // means a dead peer, whatever the request's own schedule (a rekey backs off longer).
+        if let (Some(o), Some(d), State::Established) = (&self.out, self.settings.dpd, self.state) {
+            let limit = d * self.settings.dpd_threshold;
+            if now >= o.first_sent + limit && now >= self.last_heard + limit {
+                return self.close(Close::Timeout);
+            }
+        }
         if let Some(o) = &mut self.out {
             if now >= o.next {
                 let r = o.schedule;

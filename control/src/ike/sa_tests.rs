@@ -314,3 +314,24 @@ fn a_child_is_rekeyed_when_its_time_comes() {
     let (req, _, _) = sent(&mut i);
     assert_eq!(req.len(), 1, "a CREATE_CHILD_SA request");
 }
+
+#[test]
+fn a_peer_that_dies_during_a_rekey_is_dead_after_the_dpd_time_not_the_rekeys_back_off() {
+    let t0 = Instant::now();
+    let (mut i, _r, mut spis) = pair(t0, "aes128gcm16");
+    let inbound = i.children()[0].sa.inbound_spi;
+    assert!(i.rekey_child(t0, inbound, &mut spis));
+    let _ = sent(&mut i);
+    // DPD 10 s, threshold 3: 30 s without an answer or anything else from the peer.
+    i.tick(t0 + Duration::from_secs(29), &mut spis);
+    assert_eq!(i.state, State::Established);
+    assert!(i
+        .next_timer()
+        .is_some_and(|t| t <= t0 + Duration::from_secs(30)));
+    i.tick(t0 + Duration::from_secs(30), &mut spis);
+    let (_, _, other) = sent(&mut i);
+    assert!(
+        matches!(other[..], [Action::Closed(Close::Timeout)]),
+        "{other:?}"
+    );
+}

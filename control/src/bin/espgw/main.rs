@@ -8,6 +8,8 @@
 //! espgw load override FILE | espgw commit [check] [FILE] | espgw rollback N
 
 use clap::{Parser, Subcommand};
+
+mod ike;
 use comfy_table::{presets::NOTHING, Table};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -63,6 +65,11 @@ enum Cmd {
         #[command(subcommand)]
         what: Clear,
     },
+    /// Operational requests (Junos `request security ike initiate`).
+    Request {
+        #[command(subcommand)]
+        what: RequestCmd,
+    },
 }
 
 #[derive(Subcommand)]
@@ -79,6 +86,41 @@ enum ClearSecurity {
         #[command(subcommand)]
         what: ClearIpsec,
     },
+    Ike {
+        #[command(subcommand)]
+        what: ClearIke,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClearIke {
+    /// Delete IKE SAs (the peer is told) and their child SAs: `index N`, or every one.
+    SecurityAssociations {
+        #[arg(num_args = 0..=2, value_name = "index N")]
+        words: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RequestCmd {
+    Security {
+        #[command(subcommand)]
+        what: RequestSecurity,
+    },
+}
+
+#[derive(Subcommand)]
+enum RequestSecurity {
+    Ike {
+        #[command(subcommand)]
+        what: RequestIke,
+    },
+}
+
+#[derive(Subcommand)]
+enum RequestIke {
+    /// Negotiate a VPN now (its name in ike.vpns).
+    Initiate { vpn: String },
 }
 
 #[derive(Subcommand)]
@@ -142,6 +184,12 @@ fn index_detail(words: &[String]) -> Result<(Option<u64>, bool), String> {
 enum Ike {
     /// Anchor groups and workers: load factor, tunnels, SAs, traffic.
     TunnelMap,
+    /// The IKE SAs: index, state, initiator and responder SPIs, mode, remote address:
+    /// `[index N] [detail]` (`detail`: child SAs and counters, and every gateway's counters).
+    SecurityAssociations {
+        #[arg(num_args = 0..=3, value_name = "[index N] [detail]")]
+        words: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -303,6 +351,12 @@ fn run(args: &Args) -> Result<(), String> {
                             what: Ike::TunnelMap,
                         },
                 } => "/v1/tunnel-map",
+                Show::Security {
+                    what:
+                        Security::Ike {
+                            what: Ike::SecurityAssociations { .. },
+                        },
+                } => "/v1/ike",
                 Show::Configuration => "/v1/config",
                 Show::Interfaces => "/v1/interfaces",
                 Show::Route => "/v1/routes",
@@ -391,6 +445,48 @@ fn run(args: &Args) -> Result<(), String> {
                 }
             }
             (Value::Null, "cleared".to_string())
+        }
+        Cmd::Clear {
+            what:
+                Clear::Security {
+                    what:
+                        ClearSecurity::Ike {
+                            what: ClearIke::SecurityAssociations { words },
+                        },
+                },
+        } => {
+            let v = match words.as_slice() {
+                [] => c.call("POST", "/v1/ike/clear", None)?,
+                [k, n] if k == "index" => {
+                    let n: u64 = n
+                        .parse()
+                        .map_err(|_| format!("index {n:?}: not a number"))?;
+                    c.call(
+                        "DELETE",
+                        &format!("/v1/ike/security-associations/{n}"),
+                        None,
+                    )?
+                }
+                _ => {
+                    return Err(
+                        "usage: espgw clear security ike security-associations [index N]".into(),
+                    )
+                }
+            };
+            let text = format!("{} IKE SAs deleted", s(&v, "deleted"));
+            (v, text)
+        }
+        Cmd::Request {
+            what:
+                RequestCmd::Security {
+                    what:
+                        RequestSecurity::Ike {
+                            what: RequestIke::Initiate { vpn },
+                        },
+                },
+        } => {
+            let v = c.call("POST", &format!("/v1/ike/initiate/{vpn}"), None)?;
+            (v, format!("negotiating {vpn}"))
         }
         Cmd::Load { file, .. } => {
             let body =
@@ -559,6 +655,15 @@ fn render(what: &Show, v: &Value) -> Result<String, String> {
                 n("invalid_spi"), n("ts_check_fail"), n("exceeds_tunnel_mtu"), n("seq_exhausted")
             ));
             out
+        }
+        Show::Security {
+            what:
+                Security::Ike {
+                    what: Ike::SecurityAssociations { words },
+                },
+        } => {
+            let (index, detail) = index_detail(words)?;
+            ike::security_associations(v, index, detail)
         }
         Show::Security {
             what: Security::Ike {
