@@ -62,11 +62,58 @@ fn sh(ns: &str, cmd: &str) {
     assert!(ok.success(), "{cmd}");
 }
 
-/// One case: IKE `ike`, ESP `esp` on both sides (espgw adds `-esn-noesn`'s fallback), espgw
-/// initiating or charon.
-fn case(tag: &str, ike: &str, esp: &str, espgw_initiates: bool, rekey: bool) {
+/// The lab of one case: topology, charon on gw2, espgw on gw1.
+struct Lab {
+    name: String,
+    dir: std::path::PathBuf,
+    _ctl: Proc,
+    _dp: Proc,
+    _charon: Charon,
+    _topo: Topology,
+}
+
+impl Lab {
+    fn p(&self, f: &str) -> std::path::PathBuf {
+        self.dir.join(f)
+    }
+
+    fn ns(&self, g: &str) -> String {
+        format!("{}-{g}", self.name)
+    }
+
+    fn logs(&self) -> String {
+        format!(
+            "espgw:\n{}\ncharon:\n{}",
+            std::fs::read_to_string(self.p("gw1.ctl.log")).unwrap_or_default(),
+            std::fs::read_to_string(self.p("charon.log")).unwrap_or_default()
+        )
+    }
+
+    fn charon_log(&self) -> String {
+        std::fs::read_to_string(self.p("charon.log")).unwrap_or_default()
+    }
+}
+
+/// What a case sets up: charon's IKE and ESP proposals and selectors, and espgw's
+/// configuration edited by `edit` (its proposals start as charon's).
+struct Setup<'a> {
+    tag: &'a str,
+    ike: &'a str,
+    esp: &'a str,
+    espgw_initiates: bool,
+    edit: &'a dyn Fn(&mut serde_json::Value),
+}
+
+fn lab(s: &Setup<'_>) -> Option<Lab> {
+    let Setup {
+        tag,
+        ike,
+        esp,
+        espgw_initiates,
+        edit,
+    } = *s;
     if !require_root("strongSwan as the peer gateway") {
-        return;
+        return None;
     }
     assert!(
         Path::new("/usr/lib/ipsec/charon").exists(),
@@ -76,7 +123,7 @@ fn case(tag: &str, ike: &str, esp: &str, espgw_initiates: bool, rekey: bool) {
     let dir = std::env::temp_dir().join(format!("espgw-sw-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let _topo = Topology {
+    let topo = Topology {
         name: name.clone(),
         dir: dir.clone(),
     };
@@ -105,13 +152,8 @@ fn case(tag: &str, ike: &str, esp: &str, espgw_initiates: bool, rekey: bool) {
     } else {
         "responder-only"
     });
-    if rekey {
-        // espgw rekeys the child 8 s after it is made.
-        c["ike"]["vpns"][0]["lifetime_s"] = 60.into();
-        c["ike"]["vpns"][0]["rekey_margin_s"] = 52.into();
-    }
+    edit(&mut c);
     std::fs::write(&f, c.to_string()).unwrap();
-
     // gw2: a Linux router with charon. Hosts use MTU 1400 (the tunnel's path MTU; espgw does
     // not send ICMP "fragmentation needed" yet, issue 18).
     let gw2 = ns("gw2");
@@ -153,7 +195,7 @@ fn case(tag: &str, ike: &str, esp: &str, espgw_initiates: bool, rekey: bool) {
         ),
     )
     .unwrap();
-    let _charon = Charon {
+    let charon = Charon {
         shell: Command::new("ip")
             .args(["netns", "exec", &gw2, "unshare", "-m", "sh"])
             .arg(p("charon.sh"))
@@ -163,26 +205,51 @@ fn case(tag: &str, ike: &str, esp: &str, espgw_initiates: bool, rekey: bool) {
             .unwrap(),
         pid_file: p("charon.pid"),
     };
-    let _dp = spawn(
+    let dp = spawn(
         &ns("gw1"),
         &bin("espgw-dataplane"),
         &p("gw1.json"),
         &p("gw1.dp.log"),
     );
     wait_for(&p("gw1.dp.log"), "ready for the control process", "gw1");
-    let _ctl = spawn(
+    let ctl = spawn(
         &ns("gw1"),
         &bin("espgw-control"),
         &p("gw1.json"),
         &p("gw1.ctl.log"),
     );
-    let logs = || {
-        format!(
-            "espgw:\n{}\ncharon:\n{}",
-            std::fs::read_to_string(p("gw1.ctl.log")).unwrap_or_default(),
-            std::fs::read_to_string(p("charon.log")).unwrap_or_default()
-        )
+    Some(Lab {
+        name,
+        dir,
+        _ctl: ctl,
+        _dp: dp,
+        _charon: charon,
+        _topo: topo,
+    })
+}
+
+/// One case: IKE `ike`, ESP `esp` on both sides (espgw adds `-esn-noesn`'s fallback), espgw
+/// initiating or charon; with `rekey`, espgw rekeys the child every 8 s under a flood.
+fn case(tag: &str, ike: &str, esp: &str, espgw_initiates: bool, rekey: bool) {
+    let edit = move |c: &mut serde_json::Value| {
+        if rekey {
+            c["ike"]["vpns"][0]["lifetime_s"] = 60.into();
+            c["ike"]["vpns"][0]["rekey_margin_s"] = 52.into();
+        }
     };
+    let Some(lab) = lab(&Setup {
+        tag,
+        ike,
+        esp,
+        espgw_initiates,
+        edit: &edit,
+    }) else {
+        return;
+    };
+    let p = |f: &str| lab.p(f);
+    let ns = |g: &str| lab.ns(g);
+    let dir = lab.dir.clone();
+    let logs = || lab.logs();
     assert!(
         until(Duration::from_secs(30), || std::fs::read_to_string(p(
             "charon.log"
@@ -324,5 +391,108 @@ fn espgw_initiates_aes256_sha256_x25519_and_rekeys_its_child_with_pfs_under_a_fl
         "aes256gcm16-x25519",
         true,
         true,
+    );
+}
+
+/// A negotiation that must fail: espgw's configuration edited by `edit`. espgw counts the
+/// failure under `reason`, charon's log says `charon_says`, and no SA is left on either side.
+fn failure(
+    tag: &str,
+    espgw_initiates: bool,
+    edit: &dyn Fn(&mut serde_json::Value),
+    reason: &str,
+    charon_says: &str,
+) {
+    let Some(lab) = lab(&Setup {
+        tag,
+        ike: "aes256gcm16-prfsha384-ecp384",
+        esp: "aes256gcm16",
+        espgw_initiates,
+        edit,
+    }) else {
+        return;
+    };
+    let token = lab.p("token");
+    let show = |what: &[&str]| {
+        let mut a = vec!["show", "security"];
+        a.extend_from_slice(what);
+        cli(&lab.ns("gw1"), &token, &a).unwrap_or_default()
+    };
+    assert!(
+        until(Duration::from_secs(20), || show(&[
+            "ike",
+            "security-associations",
+            "detail"
+        ])
+        .contains(reason)),
+        "{reason} not counted: {}",
+        lab.logs()
+    );
+    assert!(
+        until(Duration::from_secs(5), || lab
+            .charon_log()
+            .contains(charon_says)),
+        "charon did not say {charon_says}: {}",
+        lab.logs()
+    );
+    assert!(
+        show(&["ipsec", "security-associations"]).contains("Total IPsec SAs: 0"),
+        "{}",
+        lab.logs()
+    );
+    assert!(!lab.charon_log().contains("CHILD_SA net{1} established"));
+    let (code, metrics) = http(
+        &lab.ns("gw1"),
+        "/metrics",
+        Some(std::fs::read_to_string(&token).unwrap_or_default().trim()),
+    );
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains(&format!("reason=\"{reason}\"")),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_wrong_psk_fails_with_authentication_failed_both_ways() {
+    let wrong = |c: &mut serde_json::Value| {
+        let f = std::path::PathBuf::from(c["ike"]["gateways"][0]["psk_file"].as_str().unwrap());
+        let other = f.with_file_name("wrong-psk");
+        std::fs::write(&other, "not the shared key\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o600)).unwrap();
+        c["ike"]["gateways"][0]["psk_file"] = other.to_str().unwrap().into();
+    };
+    // espgw initiates: charon refuses our AUTH.
+    failure("p", true, &wrong, "AUTHENTICATION_FAILED", "N(AUTH_FAILED)");
+    // charon initiates: we refuse its AUTH, and it hears why.
+    failure(
+        "q",
+        false,
+        &wrong,
+        "AUTHENTICATION_FAILED",
+        "received AUTHENTICATION_FAILED notify error",
+    );
+}
+
+#[test]
+fn a_proposal_mismatch_fails_with_no_proposal_chosen() {
+    let other = |c: &mut serde_json::Value| {
+        c["ike"]["gateways"][0]["proposals"] = serde_json::json!(["aes128gcm16-prfsha256-ecp256"]);
+    };
+    failure("n", true, &other, "NO_PROPOSAL_CHOSEN", "N(NO_PROP)");
+}
+
+#[test]
+fn a_traffic_selector_mismatch_fails_with_ts_unacceptable_and_leaves_no_ike_sa() {
+    let elsewhere = |c: &mut serde_json::Value| {
+        c["ike"]["vpns"][0]["remote_ts"] = serde_json::json!(["10.9.0.0/24"]);
+    };
+    failure(
+        "t",
+        true,
+        &elsewhere,
+        "child SA: TS_UNACCEPTABLE",
+        "N(TS_UNACCEPT)",
     );
 }
