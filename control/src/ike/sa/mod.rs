@@ -5,11 +5,16 @@
 //! repeated request from the cached response (section 2.1), checks liveness (DPD, section
 //! 2.4), rekeys children make-before-break (section 2.8) and deletes (section 1.4.1).
 //!
-//! Exchanges: `init` and `ike_auth` build and check IKE_SA_INIT and IKE_AUTH, `create_child`
-//! CREATE_CHILD_SA; INFORMATIONAL is here. The caller (the IKE manager) owns sockets, the
+//! The message formats and keys of each exchange are in `ike::init`, `ike::ike_auth` and
+//! `ike::create_child`; here `setup` drives IKE_SA_INIT and IKE_AUTH, `child` CREATE_CHILD_SA
+//! for children, `informational` deletes and liveness. The caller (the IKE manager) owns sockets, the
 //! clock and the dataplane: after every call it takes `actions()` in order, and must bring
 //! the dataplane in line with `children()` at each `Action::Children` before it sends what
 //! follows (that is how a new inbound SA is in force before the peer can use it).
+
+mod child;
+mod informational;
+mod setup;
 
 use super::create_child::{self, ChildConfig, Derive, Pending as ChildPending, Refused, PROTO_ESP};
 use super::ike_auth::{self, AuthConfig, AuthError, Child};
@@ -413,18 +418,6 @@ impl IkeSa {
         });
     }
 
-    fn send_init(&mut self, now: Instant) {
-        match init::initiate(&self.settings.ike, self.start.clone(), &self.rng) {
-            Ok(i) => {
-                self.spi_i = i.spi_i;
-                let bytes = i.request.clone();
-                self.send_request(now, 0, bytes, Asking::Init(i));
-                self.next_id = 1;
-            }
-            Err(e) => self.close(Close::Failed(e.to_string())),
-        }
-    }
-
     fn close(&mut self, why: Close) {
         if self.state == State::Closed {
             return;
@@ -472,109 +465,8 @@ impl IkeSa {
             return;
         }
         match out.what {
-            Asking::Init(i) => {
-                self.stats.exchanges += 1;
-                if let Some(r) = init::refusal(m) {
-                    match r {
-                        Refusal::InvalidKe(g) if self.start.group.map(|x| x.id()) != Some(g) => {
-                            match super::dh::Group::from_id(g) {
-                                Ok(group) => {
-                                    self.start.group = Some(group);
-                                    self.send_init(now);
-                                }
-                                Err(_) => self.close(Close::Failed(
-                                    "INVALID_KE_PAYLOAD for a group we do not have".into(),
-                                )),
-                            }
-                        }
-                        Refusal::Cookie(c) if self.start.cookie.is_none() => {
-                            self.start.cookie = Some(c.clone());
-                            match i.with_cookie(c) {
-                                Ok(i) => {
-                                    let bytes = i.request.clone();
-                                    self.send_request(now, 0, bytes, Asking::Init(i));
-                                }
-                                Err(e) => self.close(Close::Failed(e.to_string())),
-                            }
-                        }
-                        Refusal::Error(n) => self.close(Close::Failed(notify_name(n))),
-                        _ => self.close(Close::Failed("IKE_SA_INIT refused twice".into())),
-                    }
-                    return;
-                }
-                let done = match i.complete(&self.settings.ike, bytes) {
-                    Ok(d) => d,
-                    Err(e) => return self.close(Close::Failed(e.to_string())),
-                };
-                self.spi_r = done.spi_r;
-                self.nat = done.nat || self.settings.force_encap;
-                if self.nat {
-                    // RFC 7296 section 2.23: IKE floats to UDP 4500.
-                    self.path.local.set_port(channel::NATT_PORT);
-                    self.path.remote.set_port(channel::NATT_PORT);
-                }
-                self.done = Some(done);
-                self.state = State::Authenticating;
-                let spi = spis.next_spi();
-                let esp: Vec<ProposalSpec> = self
-                    .settings
-                    .esp
-                    .iter()
-                    .map(ProposalSpec::without_dh)
-                    .collect();
-                let settings = self.settings.clone();
-                let cfg = auth_config(&settings, &esp, true);
-                let Some(d) = &self.done else { return };
-                match ike_auth::request(d, &cfg, spi) {
-                    Ok(req) => {
-                        self.next_id = 2;
-                        self.send_request(now, 1, req, Asking::Auth);
-                        self.pending_spi = Some(spi);
-                    }
-                    Err(e) => self.close(Close::Failed(e.to_string())),
-                }
-            }
-            Asking::Auth => {
-                self.stats.exchanges += 1;
-                let spi = self.pending_spi.take().unwrap_or_default();
-                let esp: Vec<ProposalSpec> = self
-                    .settings
-                    .esp
-                    .iter()
-                    .map(ProposalSpec::without_dh)
-                    .collect();
-                let settings = self.settings.clone();
-                let cfg = auth_config(&settings, &esp, true);
-                let Some(d) = &self.done else { return };
-                match ike_auth::complete(d, &cfg, bytes, spi) {
-                    Ok(child) => {
-                        self.path = path;
-                        self.established(now);
-                        match child {
-                            Ok(c) => self.add_child(c, now, true),
-                            Err(n) => {
-                                // An IKE SA without its child serves no VPN: it goes too
-                                // (strongSwan does the same).
-                                self.actions.push_back(Action::ChildFailed(format!(
-                                    "child SA: {}",
-                                    notify_name(n)
-                                )));
-                                self.delete(now);
-                            }
-                        }
-                    }
-                    Err(AuthError::Sk(_)) => {
-                        // Not from the peer (or mangled): wait for the real answer.
-                        self.stats.invalid += 1;
-                        self.out = Some(Outstanding {
-                            what: Asking::Auth,
-                            ..out
-                        });
-                        self.pending_spi = Some(spi);
-                    }
-                    Err(e) => self.close(Close::Failed(e.to_string())),
-                }
-            }
+            Asking::Init(i) => self.init_answered(now, bytes, m, i, spis),
+            Asking::Auth => self.auth_answered(now, path, bytes, out),
             what => {
                 let Some(inner) = self.open(bytes) else {
                     self.stats.invalid += 1;
@@ -588,9 +480,34 @@ impl IkeSa {
             }
         }
     }
-}
 
-impl IkeSa {
+    /// The answer to our request.
+    fn answered(
+        &mut self,
+        now: Instant,
+        what: Asking,
+        payloads: &[Payload],
+        spis: &mut dyn SpiSource,
+    ) {
+        match what {
+            Asking::Init(_) | Asking::Auth => {}
+            Asking::Liveness => {}
+            Asking::Delete => self.close(Close::Deleted),
+            Asking::DeleteChild(inbound) => {
+                // The old inbound SA stays for the grace period: packets already on the way.
+                if let Some(c) = self
+                    .children
+                    .iter_mut()
+                    .find(|c| c.sa.inbound_spi == inbound)
+                {
+                    c.retire_at = Some(now + self.settings.grace);
+                    c.outbound = false;
+                }
+            }
+            Asking::CreateChild(pending) => self.child_answered(now, pending, payloads, spis),
+        }
+    }
+
     fn established(&mut self, now: Instant) {
         self.state = State::Established;
         self.established_at = Some(now);
@@ -671,338 +588,6 @@ impl IkeSa {
         }
     }
 
-    fn answer_auth(&mut self, now: Instant, path: Path, bytes: &[u8], spis: &mut dyn SpiSource) {
-        let Some(d) = &self.done else { return };
-        let spi = spis.next_spi();
-        // The first of the candidate settings (the VPNs with this peer) whose selectors and
-        // proposals suit the child; if none does, the first one's answer.
-        let mut first = None;
-        let mut chosen = None;
-        for s in &self.candidates {
-            let esp: Vec<ProposalSpec> = s.esp.iter().map(ProposalSpec::without_dh).collect();
-            let r = ike_auth::respond(d, &auth_config(s, &esp, false), bytes, spi);
-            if matches!(&r, Ok(a) if a.child.is_ok()) {
-                chosen = Some((s.clone(), r));
-                break;
-            }
-            if first.is_none() {
-                first = Some((s.clone(), r));
-            }
-        }
-        let Some((settings, r)) = chosen.or(first) else {
-            return;
-        };
-        self.settings = settings;
-        match r {
-            Ok(a) => {
-                self.stats.exchanges += 1;
-                self.peer_next = 2;
-                self.path = path;
-                self.cached = Some((1, a.response.clone()));
-                self.initial_contact = a.initial_contact;
-                self.established(now);
-                match a.child {
-                    // The inbound SA is in force before the peer hears of it.
-                    Ok(c) => self.add_child(c, now, true),
-                    Err(n) => self
-                        .actions
-                        .push_back(Action::ChildFailed(format!("child SA: {}", notify_name(n)))),
-                }
-                self.actions.push_back(Action::Send {
-                    path,
-                    bytes: a.response,
-                });
-            }
-            Err(AuthError::Sk(_)) => self.stats.invalid += 1,
-            Err(e) => {
-                // Said to the peer, then forgotten (RFC 7296 section 2.21.2).
-                let h = self.header(Exchange::IkeAuth, 1, true);
-                let n = Payload::Notify(Notify {
-                    protocol: 0,
-                    kind: e.notify(),
-                    spi: Vec::new(),
-                    data: Vec::new(),
-                });
-                if let Ok(key) = self.our_key() {
-                    if let Ok(b) = sk::seal(&h, &[n], &key, 1, &self.rng) {
-                        self.actions.push_back(Action::Send { path, bytes: b });
-                    }
-                }
-                self.close(Close::Failed(e.to_string()));
-            }
-        }
-    }
-
-    /// An INFORMATIONAL request: liveness (empty), or deletes. The answer's payloads, and
-    /// whether the IKE SA is gone.
-    fn informational(&mut self, now: Instant, payloads: &[Payload]) -> (Vec<Payload>, bool) {
-        let mut ours = Vec::new();
-        let mut changed = false;
-        for p in payloads {
-            match p {
-                Payload::Delete { protocol: 1, .. } => return (Vec::new(), true),
-                Payload::Delete {
-                    protocol: PROTO_ESP,
-                    spis,
-                    ..
-                } => {
-                    for s in spis {
-                        let Ok(b) = <[u8; 4]>::try_from(s.as_slice()) else {
-                            continue;
-                        };
-                        let theirs = u32::from_be_bytes(b);
-                        // Their inbound SPI is our outbound one; we answer with our inbound.
-                        if let Some(i) = self
-                            .children
-                            .iter()
-                            .position(|c| c.sa.outbound_spi == theirs)
-                        {
-                            let c = self.children.remove(i);
-                            ours.push(c.sa.inbound_spi.to_be_bytes().to_vec());
-                            // Its successor from a rekey carries our traffic from now on.
-                            if c.outbound {
-                                if let Some(n) = self
-                                    .children
-                                    .iter_mut()
-                                    .rev()
-                                    .find(|n| n.sa.remote_ts == c.sa.remote_ts)
-                                {
-                                    n.outbound = true;
-                                }
-                            }
-                            changed = true;
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        let _ = now;
-        if changed {
-            self.actions.push_back(Action::Children);
-        }
-        if ours.is_empty() {
-            return (Vec::new(), false);
-        }
-        (
-            vec![Payload::Delete {
-                protocol: PROTO_ESP,
-                spi_size: 4,
-                spis: ours,
-            }],
-            false,
-        )
-    }
-
-    fn child_config<'a>(s: &'a Settings) -> ChildConfig<'a> {
-        ChildConfig {
-            esp: &s.esp,
-            local_ts: &s.local_ts,
-            remote_ts: &s.remote_ts,
-        }
-    }
-
-    /// A CREATE_CHILD_SA request: a new child or a rekey (the new inbound SA in force before
-    /// the answer leaves); an IKE SA rekey is refused for now (NO_ADDITIONAL_SAS).
-    fn create_child(
-        &mut self,
-        now: Instant,
-        payloads: &[Payload],
-        spis: &mut dyn SpiSource,
-    ) -> Vec<Payload> {
-        let refuse = |kind: u16, data: Vec<u8>| {
-            vec![Payload::Notify(Notify {
-                protocol: 0,
-                kind,
-                spi: Vec::new(),
-                data,
-            })]
-        };
-        let Some(asked) = create_child::asked(payloads) else {
-            return refuse(35, Vec::new());
-        };
-        if let Some(old) = asked.rekeys {
-            match self.children.iter().find(|c| c.sa.outbound_spi == old) {
-                None => return refuse(44, Vec::new()),
-                // Our own rekey of it is out (RFC 7296 section 2.25): ours goes on, the peer
-                // tries again later.
-                Some(c) if c.rekeyed && self.busy() => return refuse(43, Vec::new()),
-                Some(_) => {}
-            }
-        }
-        let settings = self.settings.clone();
-        let Some(d) = &self.done else {
-            return refuse(43, Vec::new());
-        };
-        let derive = Derive {
-            prf: d.keys.prf,
-            sk_d: &d.keys.sk_d,
-        };
-        let spi = spis.next_spi();
-        match create_child::respond(
-            &derive,
-            &Self::child_config(&settings),
-            &asked,
-            spi,
-            &self.rng,
-        ) {
-            Ok((answer, child)) => {
-                // A rekey: the old child's traffic moves when the peer deletes it; a new
-                // child carries ours at once.
-                let rekey = asked.rekeys;
-                if let Some(old) = rekey {
-                    if let Some(c) = self.children.iter_mut().find(|c| c.sa.outbound_spi == old) {
-                        c.rekeyed = true;
-                    }
-                    self.stats.child_rekeys += 1;
-                }
-                self.add_child(child, now, rekey.is_none());
-                answer
-            }
-            Err((kind, data)) => refuse(kind, data),
-        }
-    }
-
-    /// The answer to our request.
-    fn answered(
-        &mut self,
-        now: Instant,
-        what: Asking,
-        payloads: &[Payload],
-        spis: &mut dyn SpiSource,
-    ) {
-        match what {
-            Asking::Init(_) | Asking::Auth => {}
-            Asking::Liveness => {}
-            Asking::Delete => self.close(Close::Deleted),
-            Asking::DeleteChild(inbound) => {
-                // The old inbound SA stays for the grace period: packets already on the way.
-                if let Some(c) = self
-                    .children
-                    .iter_mut()
-                    .find(|c| c.sa.inbound_spi == inbound)
-                {
-                    c.retire_at = Some(now + self.settings.grace);
-                    c.outbound = false;
-                }
-            }
-            Asking::CreateChild(pending) => {
-                let rekeys = pending.rekeys;
-                let settings = self.settings.clone();
-                let Some(d) = &self.done else { return };
-                let derive = Derive {
-                    prf: d.keys.prf,
-                    sk_d: &d.keys.sk_d,
-                };
-                match create_child::complete(
-                    &derive,
-                    &Self::child_config(&settings),
-                    pending,
-                    payloads,
-                ) {
-                    Ok(child) => {
-                        // Both sides have the new SAs: ours switches now, the old is deleted.
-                        for c in &mut self.children {
-                            if Some(c.sa.inbound_spi) == rekeys {
-                                c.outbound = false;
-                            }
-                        }
-                        self.add_child(child, now, true);
-                        if let Some(old) = rekeys {
-                            self.stats.child_rekeys += 1;
-                            self.delete_child(now, old);
-                        }
-                    }
-                    Err(Refused::InvalidKe(g)) => self.rekey_child_in(now, rekeys, Some(g), spis),
-                    Err(Refused::Error(n)) => {
-                        // The old child stays; it is tried again at its next timer.
-                        for c in &mut self.children {
-                            if Some(c.sa.inbound_spi) == rekeys {
-                                c.rekeyed = false;
-                                c.made = now;
-                            }
-                        }
-                        self.actions.push_back(Action::ChildFailed(format!(
-                            "child rekey: {}",
-                            notify_name(n)
-                        )));
-                    }
-                }
-            }
-        }
-    }
-
-    /// Our INFORMATIONAL request: `inner` its payloads.
-    fn informational_request(&mut self, now: Instant, inner: &[Payload], what: Asking) {
-        let id = self.next_id;
-        if let Some(b) = self.seal(Exchange::Informational, id, false, inner) {
-            self.next_id = id.wrapping_add(1);
-            self.send_request(now, id, b, what);
-        }
-    }
-
-    fn delete_child(&mut self, now: Instant, inbound: u32) {
-        let d = Payload::Delete {
-            protocol: PROTO_ESP,
-            spi_size: 4,
-            spis: vec![inbound.to_be_bytes().to_vec()],
-        };
-        self.informational_request(now, &[d], Asking::DeleteChild(inbound));
-    }
-
-    /// Rekeys the child whose inbound SPI is `inbound` (its lifetime ran out, by time here or
-    /// by traffic in the dataplane).
-    pub fn rekey_child(&mut self, now: Instant, inbound: u32, spis: &mut dyn SpiSource) -> bool {
-        if self.state != State::Established || self.out.is_some() {
-            return false;
-        }
-        match self
-            .children
-            .iter_mut()
-            .find(|c| c.sa.inbound_spi == inbound && !c.rekeyed)
-        {
-            Some(c) => c.rekeyed = true,
-            None => return false,
-        }
-        self.rekey_child_in(now, Some(inbound), None, spis);
-        true
-    }
-
-    fn rekey_child_in(
-        &mut self,
-        now: Instant,
-        rekeys: Option<u32>,
-        group: Option<u16>,
-        spis: &mut dyn SpiSource,
-    ) {
-        let spi = spis.next_spi();
-        let settings = self.settings.clone();
-        let Some((inner, pending)) = create_child::request(
-            &Self::child_config(&settings),
-            rekeys,
-            spi,
-            group,
-            &self.rng,
-        ) else {
-            return;
-        };
-        let id = self.next_id;
-        if let Some(b) = self.seal(Exchange::CreateChildSa, id, false, &inner) {
-            self.next_id = id.wrapping_add(1);
-            self.send_request(now, id, b, Asking::CreateChild(pending));
-        }
-    }
-
-    /// When a child is rekeyed: the IKE SA's initiator first, the responder a tenth of the
-    /// time later, so that both do not rekey the same child at once (a collision costs a
-    /// TEMPORARY_FAILURE and a retry).
-    fn rekey_after(&self, k: Duration) -> Duration {
-        match self.role {
-            Role::Initiator => k,
-            Role::Responder => k + k / 10,
-        }
-    }
-
     /// Whether a request of ours is waiting for its answer.
     pub fn busy(&self) -> bool {
         self.out.is_some()
@@ -1012,28 +597,6 @@ impl IkeSa {
     /// them: INITIAL_CONTACT, or a newer SA replaced this one before it was up).
     pub fn abandon(&mut self) {
         self.close(Close::Deleted);
-    }
-
-    /// Deletes the IKE SA and its children (the peer is told; the children go at once).
-    pub fn delete(&mut self, now: Instant) {
-        match self.state {
-            State::Established => {
-                self.out = None;
-                let d = Payload::Delete {
-                    protocol: 1,
-                    spi_size: 0,
-                    spis: Vec::new(),
-                };
-                if !self.children.is_empty() {
-                    self.children.clear();
-                    self.actions.push_back(Action::Children);
-                }
-                self.informational_request(now, &[d], Asking::Delete);
-                self.state = State::Deleting;
-            }
-            State::Closed | State::Deleting => {}
-            _ => self.close(Close::Deleted),
-        }
     }
 
     /// Timers: retransmission, liveness, child rekeys and the end of replaced inbound SAs.
@@ -1131,5 +694,4 @@ pub fn notify_name(n: u16) -> String {
 }
 
 #[cfg(test)]
-#[path = "sa_tests.rs"]
 mod tests;

@@ -1,0 +1,176 @@
+//! CREATE_CHILD_SA for children (RFC 7296 sections 1.3.1, 1.3.3): a child rekey is
+//! make-before-break on both sides (the responder's new inbound SA is in force before it
+//! answers; the initiator sends on the new SA at once, then deletes the old one, whose
+//! inbound SA stays for the grace period).
+
+use super::*;
+
+impl IkeSa {
+    pub(super) fn child_config<'a>(s: &'a Settings) -> ChildConfig<'a> {
+        ChildConfig {
+            esp: &s.esp,
+            local_ts: &s.local_ts,
+            remote_ts: &s.remote_ts,
+        }
+    }
+
+    /// A CREATE_CHILD_SA request: a new child or a rekey (the new inbound SA in force before
+    /// the answer leaves); an IKE SA rekey is refused for now (NO_ADDITIONAL_SAS).
+    pub(super) fn create_child(
+        &mut self,
+        now: Instant,
+        payloads: &[Payload],
+        spis: &mut dyn SpiSource,
+    ) -> Vec<Payload> {
+        let refuse = |kind: u16, data: Vec<u8>| {
+            vec![Payload::Notify(Notify {
+                protocol: 0,
+                kind,
+                spi: Vec::new(),
+                data,
+            })]
+        };
+        let Some(asked) = create_child::asked(payloads) else {
+            return refuse(35, Vec::new());
+        };
+        if let Some(old) = asked.rekeys {
+            match self.children.iter().find(|c| c.sa.outbound_spi == old) {
+                None => return refuse(44, Vec::new()),
+                // Our own rekey of it is out (RFC 7296 section 2.25): ours goes on, the peer
+                // tries again later.
+                Some(c) if c.rekeyed && self.busy() => return refuse(43, Vec::new()),
+                Some(_) => {}
+            }
+        }
+        let settings = self.settings.clone();
+        let Some(d) = &self.done else {
+            return refuse(43, Vec::new());
+        };
+        let derive = Derive {
+            prf: d.keys.prf,
+            sk_d: &d.keys.sk_d,
+        };
+        let spi = spis.next_spi();
+        match create_child::respond(
+            &derive,
+            &Self::child_config(&settings),
+            &asked,
+            spi,
+            &self.rng,
+        ) {
+            Ok((answer, child)) => {
+                // A rekey: the old child's traffic moves when the peer deletes it; a new
+                // child carries ours at once.
+                let rekey = asked.rekeys;
+                if let Some(old) = rekey {
+                    if let Some(c) = self.children.iter_mut().find(|c| c.sa.outbound_spi == old) {
+                        c.rekeyed = true;
+                    }
+                    self.stats.child_rekeys += 1;
+                }
+                self.add_child(child, now, rekey.is_none());
+                answer
+            }
+            Err((kind, data)) => refuse(kind, data),
+        }
+    }
+
+    /// The answer to our CREATE_CHILD_SA request: the new child, or why not.
+    pub(super) fn child_answered(
+        &mut self,
+        now: Instant,
+        pending: ChildPending,
+        payloads: &[Payload],
+        spis: &mut dyn SpiSource,
+    ) {
+        let rekeys = pending.rekeys;
+        let settings = self.settings.clone();
+        let Some(d) = &self.done else { return };
+        let derive = Derive {
+            prf: d.keys.prf,
+            sk_d: &d.keys.sk_d,
+        };
+        match create_child::complete(&derive, &Self::child_config(&settings), pending, payloads) {
+            Ok(child) => {
+                // Both sides have the new SAs: ours switches now, the old is deleted.
+                for c in &mut self.children {
+                    if Some(c.sa.inbound_spi) == rekeys {
+                        c.outbound = false;
+                    }
+                }
+                self.add_child(child, now, true);
+                if let Some(old) = rekeys {
+                    self.stats.child_rekeys += 1;
+                    self.delete_child(now, old);
+                }
+            }
+            Err(Refused::InvalidKe(g)) => self.rekey_child_in(now, rekeys, Some(g), spis),
+            Err(Refused::Error(n)) => {
+                // The old child stays; it is tried again at its next timer.
+                for c in &mut self.children {
+                    if Some(c.sa.inbound_spi) == rekeys {
+                        c.rekeyed = false;
+                        c.made = now;
+                    }
+                }
+                self.actions.push_back(Action::ChildFailed(format!(
+                    "child rekey: {}",
+                    notify_name(n)
+                )));
+            }
+        }
+    }
+
+    /// Rekeys the child whose inbound SPI is `inbound` (its lifetime ran out, by time here or
+    /// by traffic in the dataplane).
+    pub fn rekey_child(&mut self, now: Instant, inbound: u32, spis: &mut dyn SpiSource) -> bool {
+        if self.state != State::Established || self.out.is_some() {
+            return false;
+        }
+        match self
+            .children
+            .iter_mut()
+            .find(|c| c.sa.inbound_spi == inbound && !c.rekeyed)
+        {
+            Some(c) => c.rekeyed = true,
+            None => return false,
+        }
+        self.rekey_child_in(now, Some(inbound), None, spis);
+        true
+    }
+
+    pub(super) fn rekey_child_in(
+        &mut self,
+        now: Instant,
+        rekeys: Option<u32>,
+        group: Option<u16>,
+        spis: &mut dyn SpiSource,
+    ) {
+        let spi = spis.next_spi();
+        let settings = self.settings.clone();
+        let Some((inner, pending)) = create_child::request(
+            &Self::child_config(&settings),
+            rekeys,
+            spi,
+            group,
+            &self.rng,
+        ) else {
+            return;
+        };
+        let id = self.next_id;
+        if let Some(b) = self.seal(Exchange::CreateChildSa, id, false, &inner) {
+            self.next_id = id.wrapping_add(1);
+            self.send_request(now, id, b, Asking::CreateChild(pending));
+        }
+    }
+
+    /// When a child is rekeyed: the IKE SA's initiator first, the responder a tenth of the
+    /// time later, so that both do not rekey the same child at once (a collision costs a
+    /// TEMPORARY_FAILURE and a retry).
+    pub(super) fn rekey_after(&self, k: Duration) -> Duration {
+        match self.role {
+            Role::Initiator => k,
+            Role::Responder => k + k / 10,
+        }
+    }
+}

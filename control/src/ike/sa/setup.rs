@@ -1,0 +1,207 @@
+//! The first two exchanges on both sides: IKE_SA_INIT (with the INVALID_KE_PAYLOAD and
+//! COOKIE retries) and IKE_AUTH (with the first child).
+
+use super::*;
+
+impl IkeSa {
+    pub(super) fn send_init(&mut self, now: Instant) {
+        match init::initiate(&self.settings.ike, self.start.clone(), &self.rng) {
+            Ok(i) => {
+                self.spi_i = i.spi_i;
+                let bytes = i.request.clone();
+                self.send_request(now, 0, bytes, Asking::Init(i));
+                self.next_id = 1;
+            }
+            Err(e) => self.close(Close::Failed(e.to_string())),
+        }
+    }
+
+    /// The answer to our IKE_SA_INIT request: the IKE SA's keys and our IKE_AUTH request, or
+    /// the request again (INVALID_KE_PAYLOAD, COOKIE), or the end.
+    pub(super) fn init_answered(
+        &mut self,
+        now: Instant,
+        bytes: &[u8],
+        m: &Message,
+        i: Initiator,
+        spis: &mut dyn SpiSource,
+    ) {
+        self.stats.exchanges += 1;
+        if let Some(r) = init::refusal(m) {
+            match r {
+                Refusal::InvalidKe(g) if self.start.group.map(|x| x.id()) != Some(g) => {
+                    match crate::ike::dh::Group::from_id(g) {
+                        Ok(group) => {
+                            self.start.group = Some(group);
+                            self.send_init(now);
+                        }
+                        Err(_) => self.close(Close::Failed(
+                            "INVALID_KE_PAYLOAD for a group we do not have".into(),
+                        )),
+                    }
+                }
+                Refusal::Cookie(c) if self.start.cookie.is_none() => {
+                    self.start.cookie = Some(c.clone());
+                    match i.with_cookie(c) {
+                        Ok(i) => {
+                            let bytes = i.request.clone();
+                            self.send_request(now, 0, bytes, Asking::Init(i));
+                        }
+                        Err(e) => self.close(Close::Failed(e.to_string())),
+                    }
+                }
+                Refusal::Error(n) => self.close(Close::Failed(notify_name(n))),
+                _ => self.close(Close::Failed("IKE_SA_INIT refused twice".into())),
+            }
+            return;
+        }
+        let done = match i.complete(&self.settings.ike, bytes) {
+            Ok(d) => d,
+            Err(e) => return self.close(Close::Failed(e.to_string())),
+        };
+        self.spi_r = done.spi_r;
+        self.nat = done.nat || self.settings.force_encap;
+        if self.nat {
+            // RFC 7296 section 2.23: IKE floats to UDP 4500.
+            self.path.local.set_port(channel::NATT_PORT);
+            self.path.remote.set_port(channel::NATT_PORT);
+        }
+        self.done = Some(done);
+        self.state = State::Authenticating;
+        let spi = spis.next_spi();
+        let esp: Vec<ProposalSpec> = self
+            .settings
+            .esp
+            .iter()
+            .map(ProposalSpec::without_dh)
+            .collect();
+        let settings = self.settings.clone();
+        let cfg = auth_config(&settings, &esp, true);
+        let Some(d) = &self.done else { return };
+        match ike_auth::request(d, &cfg, spi) {
+            Ok(req) => {
+                self.next_id = 2;
+                self.send_request(now, 1, req, Asking::Auth);
+                self.pending_spi = Some(spi);
+            }
+            Err(e) => self.close(Close::Failed(e.to_string())),
+        }
+    }
+
+    /// The answer to our IKE_AUTH request: established with the first child, or failed.
+    pub(super) fn auth_answered(
+        &mut self,
+        now: Instant,
+        path: Path,
+        bytes: &[u8],
+        out: Outstanding,
+    ) {
+        self.stats.exchanges += 1;
+        let spi = self.pending_spi.take().unwrap_or_default();
+        let esp: Vec<ProposalSpec> = self
+            .settings
+            .esp
+            .iter()
+            .map(ProposalSpec::without_dh)
+            .collect();
+        let settings = self.settings.clone();
+        let cfg = auth_config(&settings, &esp, true);
+        let Some(d) = &self.done else { return };
+        match ike_auth::complete(d, &cfg, bytes, spi) {
+            Ok(child) => {
+                self.path = path;
+                self.established(now);
+                match child {
+                    Ok(c) => self.add_child(c, now, true),
+                    Err(n) => {
+                        // An IKE SA without its child serves no VPN: it goes too
+                        // (strongSwan does the same).
+                        self.actions.push_back(Action::ChildFailed(format!(
+                            "child SA: {}",
+                            notify_name(n)
+                        )));
+                        self.delete(now);
+                    }
+                }
+            }
+            Err(AuthError::Sk(_)) => {
+                // Not from the peer (or mangled): wait for the real answer.
+                self.stats.invalid += 1;
+                self.out = Some(Outstanding {
+                    what: Asking::Auth,
+                    ..out
+                });
+                self.pending_spi = Some(spi);
+            }
+            Err(e) => self.close(Close::Failed(e.to_string())),
+        }
+    }
+
+    pub(super) fn answer_auth(
+        &mut self,
+        now: Instant,
+        path: Path,
+        bytes: &[u8],
+        spis: &mut dyn SpiSource,
+    ) {
+        let Some(d) = &self.done else { return };
+        let spi = spis.next_spi();
+        // The first of the candidate settings (the VPNs with this peer) whose selectors and
+        // proposals suit the child; if none does, the first one's answer.
+        let mut first = None;
+        let mut chosen = None;
+        for s in &self.candidates {
+            let esp: Vec<ProposalSpec> = s.esp.iter().map(ProposalSpec::without_dh).collect();
+            let r = ike_auth::respond(d, &auth_config(s, &esp, false), bytes, spi);
+            if matches!(&r, Ok(a) if a.child.is_ok()) {
+                chosen = Some((s.clone(), r));
+                break;
+            }
+            if first.is_none() {
+                first = Some((s.clone(), r));
+            }
+        }
+        let Some((settings, r)) = chosen.or(first) else {
+            return;
+        };
+        self.settings = settings;
+        match r {
+            Ok(a) => {
+                self.stats.exchanges += 1;
+                self.peer_next = 2;
+                self.path = path;
+                self.cached = Some((1, a.response.clone()));
+                self.initial_contact = a.initial_contact;
+                self.established(now);
+                match a.child {
+                    // The inbound SA is in force before the peer hears of it.
+                    Ok(c) => self.add_child(c, now, true),
+                    Err(n) => self
+                        .actions
+                        .push_back(Action::ChildFailed(format!("child SA: {}", notify_name(n)))),
+                }
+                self.actions.push_back(Action::Send {
+                    path,
+                    bytes: a.response,
+                });
+            }
+            Err(AuthError::Sk(_)) => self.stats.invalid += 1,
+            Err(e) => {
+                // Said to the peer, then forgotten (RFC 7296 section 2.21.2).
+                let h = self.header(Exchange::IkeAuth, 1, true);
+                let n = Payload::Notify(Notify {
+                    protocol: 0,
+                    kind: e.notify(),
+                    spi: Vec::new(),
+                    data: Vec::new(),
+                });
+                if let Ok(key) = self.our_key() {
+                    if let Ok(b) = sk::seal(&h, &[n], &key, 1, &self.rng) {
+                        self.actions.push_back(Action::Send { path, bytes: b });
+                    }
+                }
+                self.close(Close::Failed(e.to_string()));
+            }
+        }
+    }
+}
