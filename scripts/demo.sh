@@ -7,10 +7,14 @@
 #
 #   scripts/demo.sh            raw ESP (IP protocol 50)
 #   scripts/demo.sh --natt     ESP in UDP 4500 (RFC 3948)
+#   scripts/demo.sh --ike      IKEv2: espgw as gw1 negotiates with strongSwan's charon as gw2
+#                              (a Linux router, kernel-libipsec: ESP in UDP 4500), rekeys the
+#                              child under traffic, is cleared and initiates again (docs/ike.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=raw
 [ "${1:-}" = --natt ] && mode=natt
+[ "${1:-}" = --ike ] && mode=ike
 
 scripts/setup.sh
 
@@ -22,19 +26,25 @@ cli=$PWD/target/release/espgw
 gw_pids=()
 ctl_pids=()
 cap_pid=""
+charon_sh=""
 cleanup() {
     [ -n "$cap_pid" ] && kill -INT "$cap_pid" 2>/dev/null || true
     for p in "${ctl_pids[@]}" "${gw_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    if [ -n "$charon_sh" ]; then
+        # charon is not our child: stopped by the PID it wrote, then the shell that started it.
+        cpid=$(cat "$dir/charon.pid" 2>/dev/null || true)
+        if [ -n "$cpid" ]; then
+            kill -TERM "$cpid" 2>/dev/null || true
+            for _ in $(seq 50); do kill -0 "$cpid" 2>/dev/null || break; sleep 0.1; done
+        fi
+        kill -TERM "$charon_sh" 2>/dev/null || true
+    fi
     wait 2>/dev/null || true
     scripts/topology.sh down "$name"
     rm -rf "$dir"
 }
 trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-
-step "topology: host a - gw1 - ($mode ESP) - gw2 - host b, in network namespaces"
-CONTROL=1 scripts/topology.sh up "$name" "$dir" "$mode"
-
 wait_log() { # file text what
     for _ in $(seq 100); do
         grep -q "$2" "$1" && return 0
@@ -42,6 +52,204 @@ wait_log() { # file text what
     done
     echo "$3 did not start:"; cat "$1"; exit 1
 }
+
+espgw() { ip netns exec "$name-gw1" "$cli" --token-file "$dir/token" "$@"; }
+
+# --ike: host a -- espgw gw1 == IKEv2 + ESP in UDP 4500 == charon on gw2 -- host b.
+ike_demo() {
+    local ns1="$name-gw1" ns2="$name-gw2" t0 i out before after rekeys0 rekeys1 cpid
+    step "topology: host a - gw1 (espgw) - (IKEv2, ESP in UDP) - gw2 (strongSwan) - host b"
+    scripts/topology.sh up "$name" "$dir" ike
+    # gw1 (espgw) initiates and rekeys its child 10 s after it is made (lifetime 60 s, margin
+    # 50 s), with PFS (x25519) in CREATE_CHILD_SA; it offers ESN or not (charon's libipsec
+    # takes no ESN).
+    python3 - "$dir/gw1.json" <<'PY2'
+import json, sys
+f = sys.argv[1]
+c = json.load(open(f))
+v = c["ike"]["vpns"][0]
+v["esp_proposals"] = ["aes256gcm16-x25519-esn-noesn"]
+v["lifetime_s"] = 60
+v["rekey_margin_s"] = 50
+json.dump(c, open(f, "w"), indent=2)
+PY2
+    echo "  gw1's ike section (the PSK is read from $dir/psk):"
+    python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["ike"], indent=2))' \
+        "$dir/gw1.json" | sed 's/^/    /'
+
+    step "gw2: a Linux router running strongSwan's charon (kernel-libipsec) in its own mount namespace"
+    # Kernel addresses on gw2's ports, forwarding; the hosts use MTU 1400 (libipsec's TUN
+    # device; espgw sends no ICMP "fragmentation needed" yet).
+    ip netns exec "$ns2" sh -c "ip addr add 192.0.2.2/24 dev wan && ip addr add 10.2.0.1/16 dev lan && sysctl -qw net.ipv4.ip_forward=1"
+    for h in a b; do ip netns exec "$name-$h" ip link set eth0 mtu 1400; done
+    cat >"$dir/strongswan.conf" <<EOF
+charon {
+  load_modular = yes
+  plugins {
+    include /etc/strongswan.d/charon/*.conf
+    kernel-libipsec { load = yes }
+  }
+  filelog {
+    log { path = $dir/charon.log
+          flush_line = yes
+          default = 1
+          ike = 2
+          cfg = 2 }
+  }
+}
+EOF
+    (umask 077; cat >"$dir/swanctl.conf" <<EOF
+connections {
+  gw1 {
+    version = 2
+    encap = yes
+    local_addrs = 192.0.2.2
+    remote_addrs = 192.0.2.1
+    proposals = aes256gcm16-prfsha384-ecp384
+    local { auth = psk
+            id = gw2.example }
+    remote { auth = psk
+             id = gw1.example }
+    children {
+      net { local_ts = 10.2.0.0/24
+            remote_ts = 10.1.0.0/24
+            esp_proposals = aes256gcm16-x25519
+            start_action = none }
+    }
+  }
+}
+secrets { ike-1 { id-1 = gw1.example
+                  id-2 = gw2.example
+                  secret = "$(cat "$dir/psk")" } }
+EOF
+)
+    # charon writes a fixed /run/charon.pid and /run/charon.vici: a private /run in its own
+    # mount namespace. The pid it writes to DIR/charon.pid is how it is stopped, and how
+    # swanctl gets into its mount namespace (nsenter).
+    cat >"$dir/charon.sh" <<EOF
+#!/bin/sh
+mount -t tmpfs tmpfs /run
+export STRONGSWAN_CONF=$dir/strongswan.conf
+/usr/lib/ipsec/charon &
+echo \$! > $dir/charon.pid
+for i in \$(seq 100); do [ -S /run/charon.vici ] && break; sleep 0.1; done
+swanctl --load-all --file $dir/swanctl.conf > $dir/swanctl.log 2>&1
+wait
+EOF
+    ip netns exec "$ns2" unshare -m sh "$dir/charon.sh" >"$dir/charon.out" 2>&1 &
+    charon_sh=$!
+    for _ in $(seq 100); do grep -q "successfully loaded" "$dir/swanctl.log" 2>/dev/null && break; sleep 0.1; done
+    grep -q "successfully loaded" "$dir/swanctl.log" 2>/dev/null || {
+        echo "charon did not start:"; cat "$dir/charon.out" "$dir/swanctl.log" "$dir/charon.log" 2>/dev/null; exit 1; }
+    cpid=$(cat "$dir/charon.pid")
+    swan() { nsenter --mount --net --target "$cpid" swanctl "$@" --uri unix:///run/charon.vici; }
+    echo "  charon pid $cpid; $dir/swanctl.conf:"
+    sed 's/secret = ".*"/secret = "<redacted>"/' "$dir/swanctl.conf" | sed 's/^/    /'
+    sed 's/^/  swanctl: /' "$dir/swanctl.log"
+
+    ip netns exec "$ns1" tshark -q -n -i wan -a duration:120 -w "$dir/wan.pcap" 2>"$dir/tshark.log" &
+    cap_pid=$!
+    for _ in $(seq 50); do grep -q "Capturing on" "$dir/tshark.log" 2>/dev/null && break; sleep 0.2; done
+    sleep 0.5
+
+    step "gw1: espgw-dataplane, then espgw-control (it runs IKE over the dataplane's punt and inject rings)"
+    ip netns exec "$ns1" "$bin" --config "$dir/gw1.json" --stats-file "$dir/gw1.stats.json" >"$dir/gw1.log" 2>&1 &
+    gw_pids+=($!)
+    wait_log "$dir/gw1.log" "ready for the control process" "gw1's dataplane"
+    ip netns exec "$ns1" "$ctl" --config "$dir/gw1.json" >"$dir/gw1.ctl.log" 2>&1 &
+    ctl_pids+=($!)
+    wait_log "$dir/gw1.ctl.log" "espgw-control: resync:" "gw1's control"
+
+    step "gw1 negotiates: espgw show security ike security-associations, until State UP (30 s at most)"
+    t0=$(date +%s%N)
+    out=""
+    for _ in $(seq 120); do
+        out=$(espgw show security ike security-associations 2>/dev/null || true)
+        grep -qw UP <<<"$out" && break
+        sleep 0.25
+    done
+    if ! grep -qw UP <<<"$out"; then
+        echo "$out"; echo "--- espgw-control:"; cat "$dir/gw1.ctl.log"; echo "--- charon:"; tail -40 "$dir/charon.log"
+        step "FAILED: no IKE SA within 30 s"
+        exit 1
+    fi
+    echo "  up after $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+    grep 'IKE:' "$dir/gw1.ctl.log" | sed 's/^/  gw1: /' || true
+    grep -E 'established|selected proposal' "$dir/charon.log" | sed 's/^/  charon: /' || true
+
+    step "host a (10.1.0.10) pings host b (10.2.0.10) through the tunnel"
+    ip netns exec "$name-a" ping -n -c 1 -W 1 10.1.0.1 >/dev/null || true
+    for _ in $(seq 5); do ip netns exec "$name-a" ping -n -c 1 -W 1 10.2.0.10 >/dev/null && break; done
+    ip netns exec "$name-a" ping -n -c 5 -i 0.2 -W 2 10.2.0.10 || { step "FAILED: host b did not answer host a"; exit 1; }
+
+    kill -INT "$cap_pid" 2>/dev/null || true
+    wait "$cap_pid" 2>/dev/null || true
+    cap_pid=""
+    step "on the wire between the gateways: IKE on UDP 500, then on 4500 (NAT-T forced by charon's encap=yes), and ESP in UDP 4500"
+    tshark -n -r "$dir/wan.pcap" -Y 'isakmp or esp' 2>/dev/null | head -14 || true
+
+    step "gw1: espgw show security ike security-associations"
+    espgw show security ike security-associations
+    step "gw1: espgw show security ike security-associations detail"
+    espgw show security ike security-associations detail
+    step "gw1: espgw show security ipsec security-associations"
+    espgw show security ipsec security-associations
+    step "gw2: charon's view (swanctl --list-sas, in charon's mount namespace)"
+    swan --list-sas
+
+    step "a child rekey under traffic: make-before-break, CREATE_CHILD_SA with PFS (x25519)"
+    rekeys0=$(espgw show security ike security-associations detail | grep -o 'child rekeys [0-9]*' | awk '{print $3}' | head -1 || true)
+    before=$(espgw show security ipsec security-associations)
+    echo "  child rekeys so far: ${rekeys0:-0}; host a pings host b 150 times, 0.1 s apart (the child is rekeyed every 10 s):"
+    out=$(ip netns exec "$name-a" ping -n -q -c 150 -i 0.1 -W 2 10.2.0.10 || true)
+    echo "$out" | tail -2 | sed 's/^/  /'
+    rekeys1=$(espgw show security ike security-associations detail | grep -o 'child rekeys [0-9]*' | awk '{print $3}' | head -1 || true)
+    after=$(espgw show security ipsec security-associations)
+    echo "  child rekeys now: ${rekeys1:-0}"
+    echo "  before:"; sed 's/^/    /' <<<"$before"
+    echo "  after:"; sed 's/^/    /' <<<"$after"
+    grep -E 'CHILD_SA net\{[0-9]+\} established|selected proposal: ESP' "$dir/charon.log" | tail -4 | sed 's/^/  charon: /' || true
+    if [ "${rekeys1:-0}" -le "${rekeys0:-0}" ] || [ "$before" = "$after" ]; then
+        step "FAILED: the child was not rekeyed"
+        exit 1
+    fi
+    if ! grep -q ' 0% packet loss' <<<"$out"; then
+        step "FAILED: packets lost across the rekey"
+        exit 1
+    fi
+
+    step "gw1: espgw clear security ike security-associations (charon is told; the children go on both sides)"
+    espgw clear security ike security-associations
+    sleep 1
+    espgw show security ike security-associations
+    espgw show security ipsec security-associations | tail -1
+    swan --list-sas | sed 's/^/  charon: /'
+    grep -E 'received DELETE|deleting IKE_SA|IKE_SA .* deleted' "$dir/charon.log" | tail -3 | sed 's/^/  charon: /' || true
+
+    step "gw1: espgw request security ike initiate vpn0, then host a pings host b again"
+    espgw request security ike initiate vpn0
+    out=""
+    for _ in $(seq 120); do
+        out=$(espgw show security ike security-associations 2>/dev/null || true)
+        grep -qw UP <<<"$out" && break
+        sleep 0.25
+    done
+    echo "$out"
+    grep -qw UP <<<"$out" || { step "FAILED: no IKE SA after request security ike initiate"; exit 1; }
+    for _ in $(seq 5); do ip netns exec "$name-a" ping -n -c 1 -W 1 10.2.0.10 >/dev/null && break; done
+    ip netns exec "$name-a" ping -n -c 5 -i 0.2 -W 2 10.2.0.10 || { step "FAILED: host b did not answer host a"; exit 1; }
+    swan --list-sas | sed 's/^/  charon: /'
+
+    step "done: espgw negotiated with strongSwan, carried traffic, rekeyed under it and came back after a clear"
+}
+
+if [ "$mode" = ike ]; then
+    ike_demo
+    exit 0
+fi
+
+step "topology: host a - gw1 - ($mode ESP) - gw2 - host b, in network namespaces"
+CONTROL=1 scripts/topology.sh up "$name" "$dir" "$mode"
 
 step "starting espgw-dataplane on both gateways (ports and workers; it waits for its control)"
 for g in gw1 gw2; do
@@ -62,7 +270,6 @@ for g in gw1 gw2; do
     wait_log "$dir/$g.ctl.log" "espgw-control: resync:" "$g's control"
     sed "s/^/  $g: /" "$dir/$g.ctl.log"
 done
-espgw() { ip netns exec "$name-gw1" "$cli" --token-file "$dir/token" "$@"; }
 
 ip netns exec "$name-gw1" tshark -q -n -i wan -a duration:60 -w "$dir/wan.pcap" 2>"$dir/tshark.log" &
 cap_pid=$!

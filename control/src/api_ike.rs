@@ -16,8 +16,8 @@ use utoipa::{OpenApi, ToSchema};
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(ike, clear_one, clear_all, initiate),
-    components(schemas(IkeState, IkeSaView, ChildView, GatewayStats, Cleared, Initiated, ErrorBody)),
+    paths(ike, clear_one, clear_all, rekey, initiate),
+    components(schemas(IkeState, IkeSaView, ChildView, GatewayStats, Cleared, Initiated, Rekeying, ErrorBody)),
     modifiers(&Bearer)
 )]
 pub struct IkeDoc;
@@ -27,6 +27,7 @@ pub fn routes() -> Router<Arc<Api>> {
         .route("/v1/ike", get(ike))
         .route("/v1/ike/security-associations/{index}", delete(clear_one))
         .route("/v1/ike/clear", post(clear_all))
+        .route("/v1/ike/security-associations/{index}/rekey", post(rekey))
         .route("/v1/ike/initiate/{vpn}", post(initiate))
 }
 
@@ -43,6 +44,12 @@ async fn ike(State(api): State<Arc<Api>>) -> Response {
 pub struct Cleared {
     /// IKE SAs deleted (the peer is told; their child SAs leave the dataplane).
     pub deleted: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Rekeying {
+    /// The IKE SA being rekeyed; its successor gets a new index.
+    pub index: u64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -76,6 +83,26 @@ async fn clear_one(State(api): State<Arc<Api>>, Path(index): Path<String>) -> Re
 #[utoipa::path(post, path = "/v1/ike/clear", responses((status = 200, body = Cleared)))]
 async fn clear_all(State(api): State<Arc<Api>>) -> Response {
     clear(&api, None).await
+}
+
+/// Rekeys IKE SA `index` now (its children move to the new IKE SA unchanged).
+#[utoipa::path(post, path = "/v1/ike/security-associations/{index}/rekey", params(("index" = u64, Path, description = "The IKE SA's index")),
+    responses((status = 202, body = Rekeying), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn rekey(State(api): State<Arc<Api>>, Path(index): Path<String>) -> Response {
+    let Ok(index) = index.parse::<u64>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("{index:?} is not an IKE SA index"),
+        );
+    };
+    match api.ask(|reply| Request::IkeRekey { index, reply }).await {
+        Ok(true) => (StatusCode::ACCEPTED, Json(Rekeying { index })).into_response(),
+        Ok(false) => error(
+            StatusCode::CONFLICT,
+            "no such IKE SA up, or an exchange of it is under way",
+        ),
+        Err(r) => r,
+    }
 }
 
 /// Starts the negotiation of VPN `vpn` now.

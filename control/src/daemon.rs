@@ -95,6 +95,11 @@ pub enum Request {
         index: Option<u64>,
         reply: tokio::sync::oneshot::Sender<usize>,
     },
+    /// Rekeys IKE SA `index` now; false if it is not up or busy.
+    IkeRekey {
+        index: u64,
+        reply: tokio::sync::oneshot::Sender<bool>,
+    },
     /// Starts a VPN's negotiation now; false if there is no such VPN.
     IkeInitiate {
         vpn: String,
@@ -432,6 +437,11 @@ impl Core {
                 let n = self.ike.clear(index, std::time::Instant::now());
                 self.ike_out();
                 let _ = reply.send(n);
+            }
+            Request::IkeRekey { index, reply } => {
+                let ok = self.ike.rekey(index, std::time::Instant::now());
+                self.ike_out();
+                let _ = reply.send(ok);
             }
             Request::IkeInitiate { vpn, reply } => {
                 let ok = self.ike.initiate(&vpn, std::time::Instant::now());

@@ -218,6 +218,9 @@ fn vpns_of(cfg: &Config) -> Result<Vec<Vpn>, (String, String)> {
                 _ => Some(Duration::from_secs(u64::from(g.dpd.interval_s))),
             },
             dpd_threshold: g.dpd.threshold,
+            ike_rekey: Some(Duration::from_secs(u64::from(
+                g.lifetime_s - g.lifetime_s / 10,
+            ))),
             child_rekey: Some(Duration::from_secs(u64::from(rekey.max(1)))),
             grace: Duration::from_secs(5),
         };
@@ -362,6 +365,18 @@ impl IkeManager {
         }
         self.pump(now);
         n
+    }
+
+    /// Rekeys IKE SA `index` now (strongSwan's `swanctl --rekey --ike`); false if there is
+    /// no such SA up or it is busy.
+    pub fn rekey(&mut self, index: u64, now: Instant) -> bool {
+        let ok = self
+            .sas
+            .iter_mut()
+            .find(|e| e.index == index)
+            .is_some_and(|e| e.sa.rekey_ike(now));
+        self.pump(now);
+        ok
     }
 
     /// Traffic for a tunnel with no outbound SA (the dataplane's ACQUIRE).
@@ -554,6 +569,7 @@ impl IkeManager {
         let mut closed = Vec::new();
         let mut established = Vec::new();
         let mut child_failed = Vec::new();
+        let mut rekeyed: Vec<(Name, Box<IkeSa>)> = Vec::new();
         for e in &mut self.sas {
             for a in e.sa.actions() {
                 match a {
@@ -567,12 +583,29 @@ impl IkeManager {
                     }
                     Action::Established => established.push(e.index),
                     Action::ChildFailed(why) => child_failed.push((e.vpn, why)),
+                    Action::Rekeyed(sa) => rekeyed.push((e.vpn, sa)),
                     Action::Closed(why) => closed.push((e.index, e.vpn, why)),
                 }
             }
         }
         for index in established {
             self.on_established(index, now);
+        }
+        for (vpn, sa) in rekeyed {
+            eprintln!(
+                "espgw-control: IKE: {vpn}: IKE SA rekeyed: now {:016x}_i {:016x}_r",
+                sa.spi_i, sa.spi_r
+            );
+            if let Some(s) = self.stats_of(&vpn) {
+                s.rekeys += 1;
+            }
+            let index = self.next_index;
+            self.next_index += 1;
+            self.sas.push(Entry {
+                index,
+                vpn,
+                sa: *sa,
+            });
         }
         for (vpn, why) in child_failed {
             eprintln!("espgw-control: IKE: {vpn}: {why}");
@@ -643,10 +676,13 @@ impl IkeManager {
 
     fn on_closed(&mut self, index: u64, vpn: &Name, why: Close, now: Instant) {
         eprintln!("espgw-control: IKE: {vpn}: IKE SA #{index}: {why:?}");
+        if why == Close::Rekeyed {
+            return;
+        }
         let reason = match &why {
             Close::Timeout => Some("timeout".to_string()),
             Close::Failed(s) => Some(s.clone()),
-            Close::DeletedByPeer | Close::Deleted => None,
+            Close::DeletedByPeer | Close::Deleted | Close::Rekeyed => None,
         };
         if let Some(s) = self.stats_of(vpn) {
             match &why {

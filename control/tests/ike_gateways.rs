@@ -150,9 +150,25 @@ fn two_espgw_gateways_negotiate_rekey_and_survive_a_dead_peer() {
         "{metrics}"
     );
 
-    // A bounded flood across two child rekeys (every 6 s): nothing lost.
+    // A bounded flood across two child rekeys (every 6 s) and an IKE SA rekey asked for by
+    // the operator 3 s in: nothing lost.
     let rekeys_before = log_count(&ctl1, "established with");
+    let operator = {
+        let (ns1, token) = (ns("gw1"), token.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(3));
+            cli(
+                &ns1,
+                &token,
+                &["request", "security", "ike", "rekey", "index", "1"],
+            )
+        })
+    };
     let (sent, got) = ping(&ns("a"), "10.1.0.10", "10.2.0.10", 1400, "0.01");
+    let out = operator.join().unwrap().unwrap();
+    assert!(out.contains("rekeying IKE SA 1"), "{out}");
+    assert_eq!(log_count(&ctl1, "IKE SA rekeyed"), 1);
+    assert_eq!(log_count(&p("gw2.ctl.log"), "IKE SA rekeyed"), 1);
     assert_eq!((sent, got), (1400, 1400), "lost packets across rekeys");
     let sas_after = cli(
         &ns("gw1"),

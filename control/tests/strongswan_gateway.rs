@@ -102,6 +102,8 @@ struct Setup<'a> {
     esp: &'a str,
     espgw_initiates: bool,
     edit: &'a dyn Fn(&mut serde_json::Value),
+    /// charon's IKE SA rekey time (swanctl.conf syntax).
+    rekey_time: &'a str,
 }
 
 fn lab(s: &Setup<'_>) -> Option<Lab> {
@@ -111,6 +113,7 @@ fn lab(s: &Setup<'_>) -> Option<Lab> {
         esp,
         espgw_initiates,
         edit,
+        rekey_time,
     } = *s;
     if !require_root("strongSwan as the peer gateway") {
         return None;
@@ -175,7 +178,7 @@ fn lab(s: &Setup<'_>) -> Option<Lab> {
     std::fs::write(
         p("swanctl.conf"),
         format!(
-            "connections {{\n  gw1 {{\n    version = 2\n    encap = yes\n    local_addrs = 192.0.2.2\n    remote_addrs = 192.0.2.1\n    proposals = {ike}\n    local {{ auth = psk\n            id = gw2.example }}\n    remote {{ auth = psk\n             id = gw1.example }}\n    children {{\n      net {{ local_ts = 10.2.0.0/24\n            remote_ts = 10.1.0.0/24\n            esp_proposals = {esp}\n            start_action = none }}\n    }}\n  }}\n}}\nsecrets {{ ike-1 {{ id-1 = gw1.example\n                  id-2 = gw2.example\n                  secret = \"{psk}\" }} }}\n"
+            "connections {{\n  gw1 {{\n    version = 2\n    encap = yes\n    local_addrs = 192.0.2.2\n    remote_addrs = 192.0.2.1\n    proposals = {ike}\n    rekey_time = {rekey_time}\n    local {{ auth = psk\n            id = gw2.example }}\n    remote {{ auth = psk\n             id = gw1.example }}\n    children {{\n      net {{ local_ts = 10.2.0.0/24\n            remote_ts = 10.1.0.0/24\n            esp_proposals = {esp}\n            start_action = none }}\n    }}\n  }}\n}}\nsecrets {{ ike-1 {{ id-1 = gw1.example\n                  id-2 = gw2.example\n                  secret = \"{psk}\" }} }}\n"
         ),
     )
     .unwrap();
@@ -243,6 +246,8 @@ fn case(tag: &str, ike: &str, esp: &str, espgw_initiates: bool, rekey: bool) {
         esp,
         espgw_initiates,
         edit: &edit,
+        // With `rekey`, charon rekeys the IKE SA after 12-13 s (10 % jitter).
+        rekey_time: if rekey { "13s" } else { "4h" },
     }) else {
         return;
     };
@@ -325,11 +330,24 @@ fn case(tag: &str, ike: &str, esp: &str, espgw_initiates: bool, rekey: bool) {
     if !rekey {
         return;
     }
-    // A bounded flood across the child rekey (with PFS: a new DH in CREATE_CHILD_SA, which
-    // charon names in the proposal it selects): nothing lost, and the new SAs carry it.
-    let (sent, got) = ping(&ns("a"), "10.1.0.10", "10.2.0.10", 800, "0.01");
+    // A bounded flood across child rekeys by espgw (with PFS: a new DH in CREATE_CHILD_SA,
+    // which charon names in the proposal it selects) and an IKE SA rekey by charon: nothing
+    // lost, and the new SAs carry it.
+    let (sent, got) = ping(&ns("a"), "10.1.0.10", "10.2.0.10", 1400, "0.01");
     let charon_log = std::fs::read_to_string(p("charon.log")).unwrap_or_default();
-    assert_eq!((sent, got), (800, 800), "lost across the rekey: {}", logs());
+    assert_eq!(
+        (sent, got),
+        (1400, 1400),
+        "lost across the rekeys: {}",
+        logs()
+    );
+    let ours = std::fs::read_to_string(p("gw1.ctl.log")).unwrap_or_default();
+    assert!(ours.contains("IKE SA rekeyed"), "{}", logs());
+    assert!(
+        !ours.contains("IKE SA rekey:"),
+        "a failed IKE rekey: {}",
+        logs()
+    );
     assert!(
         charon_log.contains("CHILD_SA net{2} established with SPIs"),
         "no rekey: {}",
@@ -409,6 +427,7 @@ fn failure(
         esp: "aes256gcm16",
         espgw_initiates,
         edit,
+        rekey_time: "4h",
     }) else {
         return;
     };

@@ -100,7 +100,8 @@ pub struct Suite {
     pub sk_e_len: usize,
 }
 
-fn suite(p: &Proposal) -> Result<Suite, InitError> {
+/// What an IKE proposal the responder chose means.
+pub fn suite(p: &Proposal) -> Result<Suite, InitError> {
     use super::proposal::id;
     let find = |k: TransformType| p.transforms.iter().find(|t| t.kind == k);
     let enc = find(TransformType::Encryption).ok_or(InitError::Malformed("no cipher"))?;
@@ -132,13 +133,33 @@ fn suite(p: &Proposal) -> Result<Suite, InitError> {
 
 fn derive(s: Suite, ni: &[u8], nr: &[u8], gir: &[u8], spi_i: u64, spi_r: u64) -> IkeKeys {
     let skeyseed = s.prf.skeyseed(ni, nr, gir);
+    keys_from(s, &skeyseed, ni, nr, spi_i, spi_r)
+}
+
+/// The keys of an IKE SA made by rekeying `old` (RFC 7296 section 2.18): SKEYSEED =
+/// prf(SK_d (old), g^ir (new) | Ni | Nr) with the old SA's PRF (the rekey belongs to it),
+/// then the new SA's keys from it with the new SA's suite and SPIs.
+pub fn rekeyed(
+    old: &IkeKeys,
+    s: Suite,
+    ni: &[u8],
+    nr: &[u8],
+    gir: &[u8],
+    spi_i: u64,
+    spi_r: u64,
+) -> IkeKeys {
+    let skeyseed = old.prf.rekey_skeyseed(&old.sk_d, gir, ni, nr);
+    keys_from(s, &skeyseed, ni, nr, spi_i, spi_r)
+}
+
+fn keys_from(s: Suite, skeyseed: &[u8], ni: &[u8], nr: &[u8], spi_i: u64, spi_r: u64) -> IkeKeys {
     let p = s.prf.output_len();
     let a = s.integrity.map_or(0, |i| i.key_len());
     let len = 3 * p + 2 * a + 2 * s.sk_e_len;
     // prf+ never refuses these few blocks.
     let km = s
         .prf
-        .ike_keys(&skeyseed, ni, nr, spi_i, spi_r, len)
+        .ike_keys(skeyseed, ni, nr, spi_i, spi_r, len)
         .unwrap_or_default();
     let mut at = 0;
     let mut take = |n: usize| {

@@ -121,6 +121,12 @@ enum RequestSecurity {
 enum RequestIke {
     /// Negotiate a VPN now (its name in ike.vpns).
     Initiate { vpn: String },
+    /// Rekey an IKE SA now: `index N`.
+    Rekey {
+        #[arg(value_parser = ["index"])]
+        index: String,
+        n: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -487,6 +493,22 @@ fn run(args: &Args) -> Result<(), String> {
         } => {
             let v = c.call("POST", &format!("/v1/ike/initiate/{vpn}"), None)?;
             (v, format!("negotiating {vpn}"))
+        }
+        Cmd::Request {
+            what:
+                RequestCmd::Security {
+                    what:
+                        RequestSecurity::Ike {
+                            what: RequestIke::Rekey { n, .. },
+                        },
+                },
+        } => {
+            let v = c.call(
+                "POST",
+                &format!("/v1/ike/security-associations/{n}/rekey"),
+                None,
+            )?;
+            (v, format!("rekeying IKE SA {n}"))
         }
         Cmd::Load { file, .. } => {
             let body =

@@ -30,6 +30,9 @@ impl IkeSa {
                 data,
             })]
         };
+        if super::ike_rekey::is_ike_rekey(payloads) {
+            return self.answer_ike_rekey(now, payloads);
+        }
         let Some(asked) = create_child::asked(payloads) else {
             return refuse(35, Vec::new());
         };

@@ -13,6 +13,7 @@
 //! follows (that is how a new inbound SA is in force before the peer can use it).
 
 mod child;
+mod ike_rekey;
 mod informational;
 mod setup;
 
@@ -43,8 +44,10 @@ pub struct Settings {
     pub dpd: Option<Duration>,
     /// Liveness checks unanswered before the peer is dead.
     pub dpd_threshold: u32,
-    /// Rekey a child this long after it was made (the caller adds jitter).
+    /// Rekey a child this long after it was made.
     pub child_rekey: Option<Duration>,
+    /// Rekey the IKE SA this long after it was made.
+    pub ike_rekey: Option<Duration>,
     /// Keep a replaced inbound SA this long (packets the peer sent before it switched).
     pub grace: Duration,
 }
@@ -105,6 +108,8 @@ pub enum Close {
     Deleted,
     /// The negotiation failed with this notification (ours or the peer's), or locally.
     Failed(String),
+    /// A rekey replaced it (its successor carries on).
+    Rekeyed,
 }
 
 /// What the caller does, in order.
@@ -120,6 +125,8 @@ pub enum Action {
     /// A child SA was refused (with this notification), or its rekey failed; the IKE SA
     /// stands.
     ChildFailed(String),
+    /// The IKE SA was rekeyed: this is the new one, with the children; the old one goes.
+    Rekeyed(Box<IkeSa>),
     Closed(Close),
 }
 
@@ -143,6 +150,8 @@ pub struct SaStats {
     pub duplicates_answered: u64,
     pub invalid: u64,
     pub child_rekeys: u64,
+    /// Rekeys of the IKE SA this one descends from.
+    pub ike_rekeys: u64,
     pub dpd_sent: u64,
 }
 
@@ -164,6 +173,7 @@ enum Asking {
     Delete,
     DeleteChild(u32),
     CreateChild(ChildPending),
+    RekeyIke(ike_rekey::IkeRekey),
 }
 
 /// The SPIs the caller allocates for our inbound child SAs (unique across the gateway).
@@ -202,7 +212,25 @@ pub struct IkeSa {
     /// A responder's possible settings until IKE_AUTH says which applies (the peer's
     /// selectors pick the VPN).
     candidates: Vec<Arc<Settings>>,
+    /// A successor took over (IKE SA rekey): this one only waits to be deleted.
+    succeeded: bool,
+    /// When to try an IKE rekey again after one failed.
+    rekey_ike_at: Option<Instant>,
     rng: SystemRandom,
+}
+
+/// What an operator may see of an IKE SA: never its keys.
+impl std::fmt::Debug for IkeSa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IkeSa")
+            .field("role", &self.role)
+            .field("state", &self.state)
+            .field("spi_i", &format_args!("{:016x}", self.spi_i))
+            .field("spi_r", &format_args!("{:016x}", self.spi_r))
+            .field("path", &self.path)
+            .field("children", &self.children.len())
+            .finish()
+    }
 }
 
 impl IkeSa {
@@ -231,6 +259,8 @@ impl IkeSa {
             initial_contact: false,
             pending_spi: None,
             candidates: Vec::new(),
+            succeeded: false,
+            rekey_ike_at: None,
             rng: SystemRandom::new(),
         }
     }
@@ -327,6 +357,9 @@ impl IkeSa {
                     at(o.first_sent + d * self.settings.dpd_threshold);
                 }
             }
+            if let Some(t) = self.ike_rekey_due() {
+                at(t);
+            }
             for c in &self.children {
                 if let Some(r) = c.retire_at {
                     at(r);
@@ -422,6 +455,8 @@ impl IkeSa {
         if self.state == State::Closed {
             return;
         }
+        // After a rekey this SA's end is no event: its successor carries on.
+        let why = if self.succeeded { Close::Rekeyed } else { why };
         self.state = State::Closed;
         self.out = None;
         if !self.children.is_empty() {
@@ -505,6 +540,7 @@ impl IkeSa {
                 }
             }
             Asking::CreateChild(pending) => self.child_answered(now, pending, payloads, spis),
+            Asking::RekeyIke(r) => self.ike_rekey_answered(now, r, payloads),
         }
     }
 
@@ -588,6 +624,18 @@ impl IkeSa {
         }
     }
 
+    /// When this IKE SA is to be rekeyed (its initiator first, as for children).
+    fn ike_rekey_due(&self) -> Option<Instant> {
+        if self.succeeded {
+            return None;
+        }
+        if let Some(t) = self.rekey_ike_at {
+            return Some(t);
+        }
+        let k = self.settings.ike_rekey?;
+        Some(self.established_at? + self.rekey_after(k))
+    }
+
     /// Whether a request of ours is waiting for its answer.
     pub fn busy(&self) -> bool {
         self.out.is_some()
@@ -641,6 +689,12 @@ impl IkeSa {
         }
         if self.out.is_some() {
             return;
+        }
+        if self.ike_rekey_due().is_some_and(|t| now >= t) {
+            self.rekey_ike_at = None;
+            if self.rekey_ike(now) {
+                return;
+            }
         }
         if let Some(k) = self.settings.child_rekey {
             if let Some(c) = self.children.iter().find(|c| {

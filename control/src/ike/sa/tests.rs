@@ -40,6 +40,7 @@ fn settings(me: &str, peer: &str, mine: &str, theirs: &str, esp: &str) -> Arc<Se
         dpd: Some(Duration::from_secs(10)),
         dpd_threshold: 3,
         child_rekey: None,
+        ike_rekey: None,
         grace: Duration::from_secs(2),
     })
 }
@@ -334,4 +335,95 @@ fn a_peer_that_dies_during_a_rekey_is_dead_after_the_dpd_time_not_the_rekeys_bac
         matches!(other[..], [Action::Closed(Close::Timeout)]),
         "{other:?}"
     );
+}
+
+/// The new IKE SA an action list carries, and the rest.
+fn successor(actions: Vec<Action>) -> (Option<IkeSa>, Vec<Action>) {
+    let mut new = None;
+    let mut rest = Vec::new();
+    for a in actions {
+        match a {
+            Action::Rekeyed(sa) => new = Some(*sa),
+            a => rest.push(a),
+        }
+    }
+    (new, rest)
+}
+
+#[test]
+fn an_ike_sa_rekey_moves_the_children_to_a_new_sa_whose_keys_match() {
+    for (who, first) in [("initiator", true), ("responder", false)] {
+        let t0 = Instant::now();
+        let (mut i, mut r, mut spis) = pair(t0, "aes128gcm16");
+        let (a, b) = if first {
+            (&mut i, &mut r)
+        } else {
+            (&mut r, &mut i)
+        };
+        let (pa, pb) = if first {
+            (path(1, 2), path(2, 1))
+        } else {
+            (path(2, 1), path(1, 2))
+        };
+        let child_in = a.children()[0].sa.inbound_spi;
+        assert!(a.rekey_ike(t0), "{who}");
+        let (req, _, _) = sent(a);
+        b.handle(t0, pb, &req[0], &mut spis);
+        let (resp, _, other) = sent(b);
+        let (Some(mut nb), _) = successor(other) else {
+            panic!("{who}: no new SA")
+        };
+        a.handle(t0, pa, &resp[0], &mut spis);
+        let (del, _, other) = sent(a);
+        let (Some(mut na), _) = successor(other) else {
+            panic!("{who}: no new SA")
+        };
+        // The children moved, unchanged; fresh SPIs; the old SA is deleted.
+        assert_eq!(na.children()[0].sa.inbound_spi, child_in);
+        assert!(a.children().is_empty() && b.children().is_empty());
+        assert_eq!((na.spi_i, na.spi_r), (nb.spi_i, nb.spi_r));
+        assert_ne!(na.spi_i, a.spi_i);
+        assert_eq!(
+            na.role,
+            Role::Initiator,
+            "the rekey's initiator starts the new SA"
+        );
+        b.handle(t0, pb, &del[0], &mut spis);
+        let (del_resp, children, other) = sent(b);
+        assert_eq!(children, 0, "no child leaves with the old SA");
+        assert!(
+            matches!(other[..], [Action::Closed(Close::Rekeyed)]),
+            "{other:?}"
+        );
+        a.handle(t0, pa, &del_resp[0], &mut spis);
+        let (_, _, other) = sent(a);
+        assert!(
+            matches!(other[..], [Action::Closed(Close::Rekeyed)]),
+            "{other:?}"
+        );
+        // The new SAs talk (their keys match): a liveness check, then a child rekey.
+        let t = t0 + Duration::from_secs(11);
+        na.tick(t, &mut spis);
+        let (dpd, _, _) = sent(&mut na);
+        assert_eq!(dpd.len(), 1);
+        nb.handle(t, pb, &dpd[0], &mut spis);
+        let (ans, _, _) = sent(&mut nb);
+        assert_eq!(
+            ans.len(),
+            1,
+            "{who}: the new SA's peer could not open the check"
+        );
+        na.handle(t, pa, &ans[0], &mut spis);
+        assert!(!na.busy());
+        let inb = na.children()[0].sa.inbound_spi;
+        assert!(na.rekey_child(t, inb, &mut spis));
+        let (req, _, _) = sent(&mut na);
+        nb.handle(t, pb, &req[0], &mut spis);
+        let (resp, _, _) = sent(&mut nb);
+        na.handle(t, pa, &resp[0], &mut spis);
+        assert_eq!(
+            *na.children()[1].sa.outbound_key,
+            *nb.children()[1].sa.inbound_key
+        );
+    }
 }
