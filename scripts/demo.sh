@@ -145,7 +145,7 @@ EOF
     swan() { nsenter --mount --net --target "$cpid" swanctl "$@" --uri unix:///run/charon.vici; }
     echo "  charon pid $cpid; $dir/swanctl.conf:"
     sed 's/secret = ".*"/secret = "<redacted>"/' "$dir/swanctl.conf" | sed 's/^/    /'
-    sed 's/^/  swanctl: /' "$dir/swanctl.log"
+    grep -v 'opening directory' "$dir/swanctl.log" | sed 's/^/  swanctl: /' || true
 
     ip netns exec "$ns1" tshark -q -n -i wan -a duration:120 -w "$dir/wan.pcap" 2>"$dir/tshark.log" &
     cap_pid=$!
@@ -156,12 +156,14 @@ EOF
     ip netns exec "$ns1" "$bin" --config "$dir/gw1.json" --stats-file "$dir/gw1.stats.json" >"$dir/gw1.log" 2>&1 &
     gw_pids+=($!)
     wait_log "$dir/gw1.log" "ready for the control process" "gw1's dataplane"
+    grep '^espgw' "$dir/gw1.log" | sed 's/^/  gw1: /' || true
+    t0=$(date +%s%N)
     ip netns exec "$ns1" "$ctl" --config "$dir/gw1.json" >"$dir/gw1.ctl.log" 2>&1 &
     ctl_pids+=($!)
     wait_log "$dir/gw1.ctl.log" "espgw-control: resync:" "gw1's control"
+    grep -v 'IKE:' "$dir/gw1.ctl.log" | sed 's/^/  gw1: /' || true
 
     step "gw1 negotiates: espgw show security ike security-associations, until State UP (30 s at most)"
-    t0=$(date +%s%N)
     out=""
     for _ in $(seq 120); do
         out=$(espgw show security ike security-associations 2>/dev/null || true)
@@ -173,7 +175,7 @@ EOF
         step "FAILED: no IKE SA within 30 s"
         exit 1
     fi
-    echo "  up after $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+    echo "  UP $(( ($(date +%s%N) - t0) / 1000000 )) ms after espgw-control started (polled every 250 ms)"
     grep 'IKE:' "$dir/gw1.ctl.log" | sed 's/^/  gw1: /' || true
     grep -E 'established|selected proposal' "$dir/charon.log" | sed 's/^/  charon: /' || true
 
@@ -185,8 +187,12 @@ EOF
     kill -INT "$cap_pid" 2>/dev/null || true
     wait "$cap_pid" 2>/dev/null || true
     cap_pid=""
-    step "on the wire between the gateways: IKE on UDP 500, then on 4500 (NAT-T forced by charon's encap=yes), and ESP in UDP 4500"
-    tshark -n -r "$dir/wan.pcap" -Y 'isakmp or esp' 2>/dev/null | head -14 || true
+    step "on the wire between the gateways: IKE on UDP 500, then 4500 (charon's encap=yes fakes a NAT), ESP in UDP 4500"
+    echo "  no.  source:port -> destination:port  what"
+    tshark -n -r "$dir/wan.pcap" -Y 'isakmp or esp' -T fields -E separator=' ' \
+        -e frame.number -e ip.src -e udp.srcport -e ip.dst -e udp.dstport -e _ws.col.Info 2>/dev/null |
+        awk '{ printf "  %-4s %s:%s -> %s:%s  ", $1, $2, $3, $4, $5; for (i = 6; i <= NF; i++) printf "%s ", $i; print "" }' |
+        head -12 || true
 
     step "gw1: espgw show security ike security-associations"
     espgw show security ike security-associations
@@ -218,12 +224,29 @@ EOF
         exit 1
     fi
 
+    step "an IKE SA rekey asked for by the operator: CREATE_CHILD_SA with a new DH; the child SAs move over unchanged"
+    i=$(espgw show security ike security-associations | awk '$2 == "UP" { print $1; exit }')
+    echo "$ espgw request security ike rekey index $i"
+    espgw request security ike rekey index "$i"
+    out=""
+    for _ in $(seq 40); do
+        out=$(espgw show security ike security-associations 2>/dev/null || true)
+        awk -v i="$i" '$2 == "UP" && $1 != i { f = 1 } END { exit !f }' <<<"$out" && break
+        sleep 0.25
+    done
+    espgw show security ike security-associations detail
+    awk -v i="$i" '$2 == "UP" && $1 != i { f = 1 } END { exit !f }' <<<"$out" || { step "FAILED: the IKE SA was not rekeyed"; exit 1; }
+    swan --list-sas | head -5 | sed 's/^/  charon: /'
+    grep -E 'IKE_SA gw1\[[0-9]+\] rekeyed|rekeyed' "$dir/charon.log" | tail -2 | sed 's/^/  charon: /' || true
+    ip netns exec "$name-a" ping -n -q -c 5 -i 0.2 -W 2 10.2.0.10 | tail -2 | sed 's/^/  /'
+
     step "gw1: espgw clear security ike security-associations (charon is told; the children go on both sides)"
     espgw clear security ike security-associations
     sleep 1
     espgw show security ike security-associations
-    espgw show security ipsec security-associations | tail -1
-    swan --list-sas | sed 's/^/  charon: /'
+    espgw show security ipsec security-associations
+    out=$(swan --list-sas)
+    echo "  charon's swanctl --list-sas: ${out:-(no SAs)}"
     grep -E 'received DELETE|deleting IKE_SA|IKE_SA .* deleted' "$dir/charon.log" | tail -3 | sed 's/^/  charon: /' || true
 
     step "gw1: espgw request security ike initiate vpn0, then host a pings host b again"
@@ -239,6 +262,9 @@ EOF
     for _ in $(seq 5); do ip netns exec "$name-a" ping -n -c 1 -W 1 10.2.0.10 >/dev/null && break; done
     ip netns exec "$name-a" ping -n -c 5 -i 0.2 -W 2 10.2.0.10 || { step "FAILED: host b did not answer host a"; exit 1; }
     swan --list-sas | sed 's/^/  charon: /'
+
+    step "gw1's espgw-control log (IKE)"
+    grep 'IKE' "$dir/gw1.ctl.log" | sed 's/^/  /' || true
 
     step "done: espgw negotiated with strongSwan, carried traffic, rekeyed under it and came back after a clear"
 }

@@ -6,14 +6,16 @@
 //! the caller owns the clock, the channel and the sockets.
 
 use crate::ike::proposal::{parse_esp, parse_ike};
-use crate::ike::sa::{Action, Close, IkeSa, Path, Retransmit, Settings, SpiSource, State};
+use crate::ike::sa::{
+    Action, Candidates, Close, IkeSa, Path, Retransmit, Role, Settings, SpiSource, State,
+};
 use crate::ike::selectors::{of_prefix, prefixes};
 use crate::ike::wire::{Exchange, Id, Message};
 use channel::{
     Algorithm, Change, InboundSaSpec, KeyMaterial, Lifetime, Name, OutboundSaSpec, SaSpec,
 };
 use config::{Config, DpdAction, Establish, IkeId};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +28,9 @@ const REPLAY_WINDOW: u32 = 1024;
 pub const COOKIE_THRESHOLD: usize = 1000;
 /// Half-open IKE SAs kept at most: beyond, requests are dropped.
 pub const MAX_HALF_OPEN: usize = 10_000;
+/// Our negotiations under way at once at most: more VPNs wait their turn (10 000 VPNs
+/// started at once would overflow the peer's socket and cost seconds of retransmission).
+pub const MAX_CONNECTING: usize = 128;
 /// A half-open SA not authenticated in this time is forgotten.
 const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -147,15 +152,40 @@ impl SpiSource for Spis {
 
 pub struct IkeManager {
     vpns: Vec<Vpn>,
-    sas: Vec<Entry>,
+    vpn_index: HashMap<Name, usize>,
+    /// VPN by its settings' address: the VPN a responder's IKE_AUTH chose.
+    by_settings: HashMap<usize, usize>,
+    /// Each VPN's IKE SAs (a responder's from its IKE_AUTH on).
+    by_vpn: HashMap<Name, HashSet<u64>>,
+    /// The IKE SAs by index (the operator's number for them).
+    sas: BTreeMap<u64, Entry>,
+    /// Our IKE SPI of each SA -> its index.
+    by_spi: HashMap<u64, u64>,
+    /// (the initiator's SPI, its address) of each SA we answered -> its index: a repeated
+    /// IKE_SA_INIT finds the SA it made.
+    by_init: HashMap<(u64, SocketAddrV4), u64>,
+    /// VPNs by (our address, the peer's): a responder's candidates (the first VPN's index
+    /// and all their settings).
+    by_peer: HashMap<(Ipv4Addr, Ipv4Addr), (usize, Arc<Candidates>)>,
     next_index: u64,
     spis: Spis,
     out: Vec<Out>,
     cookie_secret: [u8; 32],
+    /// Responder SAs not yet authenticated (counted at each tick).
+    half_open: usize,
+    spis_released: Instant,
     pub stats: BTreeMap<String, GatewayStats>,
     /// Requests dropped: half-open table full, no VPN for the peer, unparsable.
     pub dropped: u64,
     pub cookies_sent: u64,
+}
+
+/// Our SPI of an IKE SA: the one the peer's messages name us by.
+fn our_spi(sa: &IkeSa) -> u64 {
+    match sa.role {
+        Role::Initiator => sa.spi_i,
+        Role::Responder => sa.spi_r,
+    }
 }
 
 fn id_of(i: &IkeId) -> Id {
@@ -258,11 +288,19 @@ impl Default for IkeManager {
             ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut cookie_secret);
         IkeManager {
             vpns: Vec::new(),
-            sas: Vec::new(),
+            vpn_index: HashMap::new(),
+            by_settings: HashMap::new(),
+            by_vpn: HashMap::new(),
+            sas: BTreeMap::new(),
+            by_spi: HashMap::new(),
+            by_init: HashMap::new(),
+            by_peer: HashMap::new(),
             next_index: 1,
             spis: Spis::default(),
             out: Vec::new(),
             cookie_secret,
+            half_open: 0,
+            spis_released: Instant::now(),
             stats: BTreeMap::new(),
             dropped: 0,
             cookies_sent: 0,
@@ -294,7 +332,7 @@ impl IkeManager {
             })
             .map(|v| (v.name.to_string(), v.fingerprint.clone()))
             .collect();
-        for e in &mut self.sas {
+        for e in self.sas.values_mut() {
             if !keep.iter().any(|(n, _)| *n == e.vpn.to_string()) {
                 e.sa.delete(now);
             }
@@ -308,20 +346,55 @@ impl IkeManager {
                 });
         }
         self.vpns = new;
-        self.pump(now);
+        self.vpn_index = self
+            .vpns
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.name, i))
+            .collect();
+        let mut peers: HashMap<(Ipv4Addr, Ipv4Addr), Vec<usize>> = HashMap::new();
+        for (i, v) in self.vpns.iter().enumerate() {
+            peers.entry((v.local, v.remote)).or_default().push(i);
+        }
+        self.by_peer = peers
+            .into_iter()
+            .filter_map(|(k, list)| {
+                let first = *list.first()?;
+                let settings = list
+                    .iter()
+                    .map(|&i| self.vpns[i].settings.clone())
+                    .collect();
+                Some((k, (first, Arc::new(Candidates::new(settings)))))
+            })
+            .collect();
+        self.pump(now, None);
+    }
+
+    /// Keeps an SA, findable by our SPI (and, for a responder, by the request that made it).
+    fn insert(&mut self, vpn: Name, sa: IkeSa) -> u64 {
+        let index = self.next_index;
+        self.next_index += 1;
+        self.by_spi.insert(our_spi(&sa), index);
+        if sa.role == Role::Responder {
+            self.by_init.insert((sa.spi_i, sa.path.remote), index);
+        }
+        if sa.role == Role::Initiator || sa.state == State::Established {
+            self.by_vpn.entry(vpn).or_default().insert(index);
+        }
+        self.sas.insert(index, Entry { index, vpn, sa });
+        index
     }
 
     pub fn take_out(&mut self) -> Vec<Out> {
         std::mem::take(&mut self.out)
     }
 
+    fn vpn(&self, name: &Name) -> Option<&Vpn> {
+        self.vpns.get(*self.vpn_index.get(name)?)
+    }
+
     fn stats_of(&mut self, vpn: &Name) -> Option<&mut GatewayStats> {
-        let g = self
-            .vpns
-            .iter()
-            .find(|v| v.name == *vpn)?
-            .gateway
-            .to_string();
+        let g = self.vpn(vpn)?.gateway.to_string();
         self.stats.get_mut(&g)
     }
 
@@ -336,12 +409,11 @@ impl IkeManager {
         };
         let sa = IkeSa::initiate(v.settings.clone(), path, now);
         let vpn = v.name;
-        let index = self.next_index;
-        self.next_index += 1;
         if let Some(s) = self.stats_of(&vpn) {
             s.initiated += 1;
         }
-        self.sas.push(Entry { index, vpn, sa });
+        let index = self.insert(vpn, sa);
+        self.pump(now, Some(index));
     }
 
     /// Starts `vpn` now (`espgw request security ike initiate`); false if no such VPN.
@@ -350,20 +422,19 @@ impl IkeManager {
             return false;
         };
         self.start(vi, now);
-        self.pump(now);
         true
     }
 
     /// Deletes IKE SA `index` (all when `None`); how many.
     pub fn clear(&mut self, index: Option<u64>, now: Instant) -> usize {
         let mut n = 0;
-        for e in &mut self.sas {
+        for e in self.sas.values_mut() {
             if index.is_none_or(|i| i == e.index) && e.sa.state != State::Closed {
                 e.sa.delete(now);
                 n += 1;
             }
         }
-        self.pump(now);
+        self.pump(now, None);
         n
     }
 
@@ -372,10 +443,9 @@ impl IkeManager {
     pub fn rekey(&mut self, index: u64, now: Instant) -> bool {
         let ok = self
             .sas
-            .iter_mut()
-            .find(|e| e.index == index)
+            .get_mut(&index)
             .is_some_and(|e| e.sa.rekey_ike(now));
-        self.pump(now);
+        self.pump(now, Some(index));
         ok
     }
 
@@ -390,18 +460,18 @@ impl IkeManager {
         };
         let busy = self
             .sas
-            .iter()
+            .values()
             .any(|e| e.vpn == self.vpns[vi].name && e.sa.state != State::Closed);
         if !busy {
             self.start(vi, now);
-            self.pump(now);
+            self.pump(now, None);
         }
     }
 
     /// The dataplane says an inbound SA ran out by traffic (soft: rekey it; hard: it is gone,
     /// rekey at once).
     pub fn lifetime(&mut self, spi: u32, now: Instant) {
-        for e in &mut self.sas {
+        for e in self.sas.values_mut() {
             if e.sa
                 .children()
                 .iter()
@@ -417,12 +487,12 @@ impl IkeManager {
                 }
             }
         }
-        self.pump(now);
+        self.pump(now, None);
     }
 
     /// ESP arrived on inbound SA `spi`: its IKE SA's peer is alive.
     pub fn heard(&mut self, spi: u32, now: Instant) {
-        for e in &mut self.sas {
+        for e in self.sas.values_mut() {
             if e.sa.children().iter().any(|c| c.sa.inbound_spi == spi) {
                 e.sa.heard(now);
             }
@@ -449,23 +519,20 @@ impl IkeManager {
         } else {
             h.initiator_spi
         };
-        let found = self.sas.iter_mut().find(|e| {
-            let mine = match e.sa.role {
-                crate::ike::sa::Role::Initiator => e.sa.spi_i,
-                crate::ike::sa::Role::Responder => e.sa.spi_r,
-            };
-            if ours == 0 {
-                // A repeated IKE_SA_INIT: the SA it already made.
-                e.sa.role == crate::ike::sa::Role::Responder
-                    && e.sa.spi_i == h.initiator_spi
-                    && e.sa.path.remote == remote
-            } else {
-                mine == ours && e.sa.spi_i == h.initiator_spi
-            }
-        });
+        let index = if ours == 0 {
+            // A repeated IKE_SA_INIT: the SA it already made.
+            self.by_init.get(&(h.initiator_spi, remote))
+        } else {
+            self.by_spi.get(&ours)
+        };
+        let found = index
+            .copied()
+            .and_then(|i| self.sas.get_mut(&i))
+            .filter(|e| e.sa.spi_i == h.initiator_spi);
         if let Some(e) = found {
+            let index = e.index;
             e.sa.handle(now, path, bytes, &mut self.spis);
-            self.pump(now);
+            self.pump(now, Some(index));
             return;
         }
         if ours != 0 || h.exchange != Exchange::IkeSaInit || h.flags.response {
@@ -477,23 +544,15 @@ impl IkeManager {
 
     fn new_responder(&mut self, now: Instant, path: Path, bytes: &[u8], m: &Message) {
         // Every VPN with this peer: IKE_AUTH picks one by the selectors.
-        let candidates: Vec<usize> = (0..self.vpns.len())
-            .filter(|&i| {
-                let v = &self.vpns[i];
-                v.local == *path.local.ip() && v.remote == *path.remote.ip()
-            })
-            .collect();
-        let Some(&vi) = candidates.first() else {
+        let Some((vi, candidates)) = self
+            .by_peer
+            .get(&(*path.local.ip(), *path.remote.ip()))
+            .cloned()
+        else {
             self.dropped += 1;
             return;
         };
-        let half_open = self
-            .sas
-            .iter()
-            .filter(|e| {
-                e.sa.state == State::Authenticating && e.sa.role == crate::ike::sa::Role::Responder
-            })
-            .count();
+        let half_open = self.half_open;
         if half_open >= MAX_HALF_OPEN {
             self.dropped += 1;
             return;
@@ -511,18 +570,14 @@ impl IkeManager {
         }
         let v = &self.vpns[vi];
         let vpn = v.name;
-        let settings = candidates
-            .iter()
-            .map(|&i| self.vpns[i].settings.clone())
-            .collect();
-        match IkeSa::respond(settings, path, bytes, now) {
+        match IkeSa::respond(candidates, path, bytes, now) {
             Ok(sa) => {
-                let index = self.next_index;
-                self.next_index += 1;
                 if let Some(s) = self.stats_of(&vpn) {
                     s.responded += 1;
                 }
-                self.sas.push(Entry { index, vpn, sa });
+                self.half_open += 1;
+                let index = self.insert(vpn, sa);
+                self.pump(now, Some(index));
             }
             Err(actions) => {
                 for a in actions {
@@ -532,7 +587,6 @@ impl IkeManager {
                 }
             }
         }
-        self.pump(now);
     }
 
     fn cookie(&self, m: &Message, path: Path) -> Vec<u8> {
@@ -541,36 +595,74 @@ impl IkeManager {
 
     /// Timers of every SA, VPNs to start, half-open SAs to forget.
     pub fn tick(&mut self, now: Instant) {
-        for e in &mut self.sas {
+        let mut live = HashSet::new();
+        let mut half_open = 0;
+        let mut connecting = 0;
+        for e in self.sas.values_mut() {
+            if e.sa.role == Role::Initiator
+                && matches!(e.sa.state, State::Connecting | State::Authenticating)
+            {
+                connecting += 1;
+            }
             if e.sa.next_timer().is_some_and(|t| now >= t) {
                 e.sa.tick(now, &mut self.spis);
             }
-            if e.sa.state == State::Authenticating && now >= e.sa.made + HALF_OPEN_TIMEOUT {
-                e.sa.delete(now);
+            if e.sa.state == State::Authenticating && e.sa.role == Role::Responder {
+                half_open += 1;
+                if now >= e.sa.made + HALF_OPEN_TIMEOUT {
+                    e.sa.delete(now);
+                }
+            }
+            if e.sa.state != State::Closed {
+                live.insert(e.vpn);
             }
         }
+        self.half_open = half_open;
         let due: Vec<usize> = (0..self.vpns.len())
             .filter(|&i| self.vpns[i].start_at.is_some_and(|t| now >= t))
-            .filter(|&i| {
-                !self
-                    .sas
-                    .iter()
-                    .any(|e| e.vpn == self.vpns[i].name && e.sa.state != State::Closed)
-            })
+            .filter(|&i| !live.contains(&self.vpns[i].name))
+            .take(MAX_CONNECTING.saturating_sub(connecting))
             .collect();
         for vi in due {
             self.start(vi, now);
         }
-        self.pump(now);
+        self.pump(now, None);
+        if now >= self.spis_released + Duration::from_secs(1) {
+            self.spis_released = now;
+            self.release_spis();
+        }
     }
 
-    /// Moves every SA's actions out, in order, and follows what closes and what establishes.
-    fn pump(&mut self, now: Instant) {
+    /// Forgets the SPIs of children that are gone (not while one offered in a request may
+    /// still become a child).
+    fn release_spis(&mut self) {
+        if self
+            .sas
+            .values()
+            .any(|e| e.sa.busy() || e.sa.state == State::Authenticating)
+        {
+            return;
+        }
+        let live: HashSet<u32> = self
+            .sas
+            .values()
+            .flat_map(|e| e.sa.children().iter().map(|c| c.sa.inbound_spi))
+            .collect();
+        self.spis.used.retain(|s| live.contains(s));
+    }
+
+    /// Moves the actions of SA `only` (every SA's when `None`) out, in order, and follows
+    /// what closes, establishes and is rekeyed.
+    fn pump(&mut self, now: Instant, only: Option<u64>) {
         let mut closed = Vec::new();
         let mut established = Vec::new();
         let mut child_failed = Vec::new();
         let mut rekeyed: Vec<(Name, Box<IkeSa>)> = Vec::new();
-        for e in &mut self.sas {
+        let entries: Vec<&mut Entry> = match only {
+            Some(i) => self.sas.get_mut(&i).into_iter().collect(),
+            None => self.sas.values_mut().collect(),
+        };
+        for e in entries {
             for a in e.sa.actions() {
                 match a {
                     Action::Send { path, bytes } => {
@@ -599,13 +691,7 @@ impl IkeManager {
             if let Some(s) = self.stats_of(&vpn) {
                 s.rekeys += 1;
             }
-            let index = self.next_index;
-            self.next_index += 1;
-            self.sas.push(Entry {
-                index,
-                vpn,
-                sa: *sa,
-            });
+            self.insert(vpn, *sa);
         }
         for (vpn, why) in child_failed {
             eprintln!("espgw-control: IKE: {vpn}: {why}");
@@ -616,28 +702,43 @@ impl IkeManager {
         for (index, vpn, why) in closed {
             self.on_closed(index, &vpn, why, now);
         }
-        // Release the SPIs of children that are gone.
-        let live: HashSet<u32> = self
-            .sas
-            .iter()
-            .flat_map(|e| e.sa.children().iter().map(|c| c.sa.inbound_spi))
-            .collect();
-        // An SPI offered in a request still out is in no child yet: wait until none is.
-        if !self
-            .sas
-            .iter()
-            .any(|e| e.sa.busy() || e.sa.state == State::Authenticating)
-        {
-            self.spis.used.retain(|s| live.contains(s));
+        let gone: Vec<u64> = match only {
+            Some(i) => vec![i],
+            None => self.sas.keys().copied().collect(),
+        };
+        for i in gone {
+            if self
+                .sas
+                .get(&i)
+                .is_some_and(|e| e.sa.state == State::Closed)
+            {
+                if let Some(e) = self.sas.remove(&i) {
+                    self.by_spi.remove(&our_spi(&e.sa));
+                    self.by_init.remove(&(e.sa.spi_i, e.sa.path.remote));
+                    if let Some(set) = self.by_vpn.get_mut(&e.vpn) {
+                        set.remove(&i);
+                    }
+                }
+            }
         }
-        self.sas.retain(|e| e.sa.state != State::Closed);
     }
 
     fn on_established(&mut self, index: u64, now: Instant) {
-        let Some(e) = self.sas.iter().find(|e| e.index == index) else {
+        let Some(e) = self.sas.get_mut(&index) else {
             return;
         };
+        // A responder knows its VPN only now: the one whose settings IKE_AUTH took.
+        if e.sa.role == Role::Responder {
+            let chosen = self
+                .by_settings
+                .get(&(Arc::as_ptr(e.sa.settings()) as usize))
+                .and_then(|&i| self.vpns.get(i));
+            if let Some(v) = chosen {
+                e.vpn = v.name;
+            }
+        }
         let (vpn, initial_contact) = (e.vpn, e.sa.initial_contact);
+        self.by_vpn.entry(vpn).or_default().insert(index);
         eprintln!(
             "espgw-control: IKE: {vpn}: IKE SA {:016x}_i {:016x}_r established with {} as {:?}{}; child SAs {}",
             e.sa.spi_i,
@@ -659,8 +760,18 @@ impl IkeManager {
         // sides initiated at once). With INITIAL_CONTACT the peer has forgotten them: no
         // delete is sent.
         let mut sync = false;
-        for o in &mut self.sas {
-            if o.index != index && o.vpn == vpn && o.sa.state != State::Closed {
+        let others: Vec<u64> = self
+            .by_vpn
+            .get(&vpn)
+            .map(|s| s.iter().copied().filter(|&i| i != index).collect())
+            .unwrap_or_default();
+        for i in others {
+            let Some(o) = self.sas.get_mut(&i) else {
+                continue;
+            };
+            // A responder not yet authenticated has no VPN yet (IKE_AUTH picks it).
+            let unknown = o.sa.role == Role::Responder && o.sa.state == State::Authenticating;
+            if o.vpn == vpn && o.sa.state != State::Closed && !unknown {
                 if initial_contact || o.sa.state != State::Established {
                     sync |= !o.sa.children().is_empty();
                     o.sa.abandon();
@@ -694,7 +805,8 @@ impl IkeManager {
                 *s.failures.entry(r.clone()).or_default() += 1;
             }
         }
-        if let Some(v) = self.vpns.iter_mut().find(|v| v.name == *vpn) {
+        let vi = self.vpn_index.get(vpn).copied();
+        if let Some(v) = vi.and_then(|i| self.vpns.get_mut(i)) {
             let again = match (v.establish, &why) {
                 (Establish::ResponderOnly, _) => false,
                 (_, Close::Timeout) => {
@@ -712,11 +824,11 @@ impl IkeManager {
     /// The configuration's changes with what IKE negotiated laid over them: each bound
     /// tunnel's NAT-T ports and selectors from its IKE SA, its SAs from the children.
     pub fn overlay(&self, changes: &mut Vec<Change>) {
-        for e in &self.sas {
+        for e in self.sas.values() {
             if e.sa.state != State::Established || e.sa.children().is_empty() {
                 continue;
             }
-            let Some(v) = self.vpns.iter().find(|v| v.name == e.vpn) else {
+            let Some(v) = self.vpn(&e.vpn) else {
                 continue;
             };
             let first = &e.sa.children()[0].sa;
@@ -782,9 +894,9 @@ impl IkeManager {
     /// Every IKE SA, for REST and the CLI.
     pub fn view(&self, now: Instant) -> Vec<IkeSaView> {
         self.sas
-            .iter()
+            .values()
             .map(|e| {
-                let v = self.vpns.iter().find(|v| v.name == e.vpn);
+                let v = self.vpn(&e.vpn);
                 IkeSaView {
                     index: e.index,
                     vpn: e.vpn.to_string(),

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod diff;
 pub mod ike;
 pub mod ike_manager;
+pub mod ike_transport;
 pub mod link;
 pub mod metrics;
 pub mod redact;

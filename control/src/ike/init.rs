@@ -213,6 +213,9 @@ pub struct Start {
     pub force_encap: bool,
     /// A COOKIE the responder asked for (RFC 7296 section 2.6): sent first.
     pub cookie: Option<Vec<u8>>,
+    /// Our SPI, kept when the request is made again (after INVALID_KE_PAYLOAD): the caller
+    /// finds the answer by it.
+    pub spi_i: Option<u64>,
 }
 
 /// Starts an IKE SA: the request offering `proposals`, with a KE for `start.group`.
@@ -232,7 +235,10 @@ pub fn initiate(
     };
     let dh = KeyPair::generate(group, rng)?;
     let ni = random::<NONCE_LEN>(rng)?;
-    let spi_i = u64::from_be_bytes(random::<8>(rng)?).max(1);
+    let spi_i = match start.spi_i {
+        Some(s) => s,
+        None => u64::from_be_bytes(random::<8>(rng)?).max(1),
+    };
     let mut payloads = Vec::new();
     if let Some(c) = &start.cookie {
         payloads.push(notify(COOKIE, c.clone()));

@@ -21,10 +21,11 @@ use super::create_child::{self, ChildConfig, Derive, Pending as ChildPending, Re
 use super::ike_auth::{self, AuthConfig, AuthError, Child};
 use super::init::{self, Addrs, InitDone, Initiator, Refusal, Start};
 use super::proposal::ProposalSpec;
+use super::selectors::narrow;
 use super::sk::{self, SkError};
 use super::wire::{Exchange, Flags, Header, Id, Message, Notify, Payload, TrafficSelector};
 use ring::rand::SystemRandom;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddrV4;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -176,6 +177,56 @@ enum Asking {
     RekeyIke(ike_rekey::IkeRekey),
 }
 
+/// The settings a responder may take with one peer (the VPNs with it), shared by every SA
+/// it answers; IKE_AUTH picks one by the initiator's selectors: an exact match at once, else
+/// the first whose selectors meet the proposal.
+pub struct Candidates {
+    list: Vec<Arc<Settings>>,
+    exact: HashMap<(Vec<TrafficSelector>, Vec<TrafficSelector>), usize>,
+}
+
+impl Candidates {
+    pub fn new(list: Vec<Arc<Settings>>) -> Candidates {
+        let mut exact = HashMap::new();
+        for (i, s) in list.iter().enumerate() {
+            exact
+                .entry((s.remote_ts.clone(), s.local_ts.clone()))
+                .or_insert(i);
+        }
+        Candidates { list, exact }
+    }
+
+    fn first(&self) -> Option<&Arc<Settings>> {
+        self.list.first()
+    }
+
+    /// Those to try for a proposal of `ts_i` and `ts_r`, best first; the first candidate
+    /// last (its answer, should nothing fit).
+    fn for_proposal(
+        &self,
+        ts_i: &[TrafficSelector],
+        ts_r: &[TrafficSelector],
+    ) -> Vec<Arc<Settings>> {
+        let mut out = Vec::new();
+        if let Some(&i) = self.exact.get(&(ts_i.to_vec(), ts_r.to_vec())) {
+            out.extend(self.list.get(i).cloned());
+        } else {
+            out.extend(
+                self.list
+                    .iter()
+                    .filter(|s| {
+                        !narrow(ts_i, &s.remote_ts).is_empty()
+                            && !narrow(ts_r, &s.local_ts).is_empty()
+                    })
+                    .take(8)
+                    .cloned(),
+            );
+        }
+        out.extend(self.first().cloned());
+        out
+    }
+}
+
 /// The SPIs the caller allocates for our inbound child SAs (unique across the gateway).
 pub trait SpiSource {
     fn next_spi(&mut self) -> u32;
@@ -211,7 +262,7 @@ pub struct IkeSa {
     pending_spi: Option<u32>,
     /// A responder's possible settings until IKE_AUTH says which applies (the peer's
     /// selectors pick the VPN).
-    candidates: Vec<Arc<Settings>>,
+    candidates: Option<Arc<Candidates>>,
     /// A successor took over (IKE SA rekey): this one only waits to be deleted.
     succeeded: bool,
     /// When to try an IKE rekey again after one failed.
@@ -258,7 +309,7 @@ impl IkeSa {
             stats: SaStats::default(),
             initial_contact: false,
             pending_spi: None,
-            candidates: Vec::new(),
+            candidates: None,
             succeeded: false,
             rekey_ike_at: None,
             rng: SystemRandom::new(),
@@ -285,7 +336,7 @@ impl IkeSa {
     /// picks among them). `Err`: nothing to keep (the answer, if any, is in the actions:
     /// INVALID_KE_PAYLOAD or NO_PROPOSAL_CHOSEN).
     pub fn respond(
-        candidates: Vec<Arc<Settings>>,
+        candidates: Arc<Candidates>,
         path: Path,
         request: &[u8],
         now: Instant,
@@ -294,7 +345,7 @@ impl IkeSa {
             return Err(Vec::new());
         };
         let mut sa = IkeSa::new(settings, Role::Responder, path, now);
-        sa.candidates = candidates;
+        sa.candidates = Some(candidates);
         let addrs = Addrs {
             local: path.local,
             remote: path.remote,

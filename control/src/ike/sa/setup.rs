@@ -4,10 +4,24 @@
 use super::*;
 
 impl IkeSa {
+    /// The selectors an IKE_AUTH request proposes (TSi, TSr); empty if it does not open.
+    fn proposed_selectors(&self, bytes: &[u8]) -> (Vec<TrafficSelector>, Vec<TrafficSelector>) {
+        let (mut i, mut r) = (Vec::new(), Vec::new());
+        for p in self.open(bytes).map(|m| m.payloads).unwrap_or_default() {
+            match p {
+                Payload::TsI(t) => i = t,
+                Payload::TsR(t) => r = t,
+                _ => {}
+            }
+        }
+        (i, r)
+    }
+
     pub(super) fn send_init(&mut self, now: Instant) {
         match init::initiate(&self.settings.ike, self.start.clone(), &self.rng) {
             Ok(i) => {
                 self.spi_i = i.spi_i;
+                self.start.spi_i = Some(i.spi_i);
                 let bytes = i.request.clone();
                 self.send_request(now, 0, bytes, Asking::Init(i));
                 self.next_id = 1;
@@ -148,9 +162,14 @@ impl IkeSa {
         let spi = spis.next_spi();
         // The first of the candidate settings (the VPNs with this peer) whose selectors and
         // proposals suit the child; if none does, the first one's answer.
+        let (ts_i, ts_r) = self.proposed_selectors(bytes);
+        let tried = match self.candidates.take() {
+            Some(c) => c.for_proposal(&ts_i, &ts_r),
+            None => vec![self.settings.clone()],
+        };
         let mut first = None;
         let mut chosen = None;
-        for s in &self.candidates {
+        for s in &tried {
             let esp: Vec<ProposalSpec> = s.esp.iter().map(ProposalSpec::without_dh).collect();
             let r = ike_auth::respond(d, &auth_config(s, &esp, false), bytes, spi);
             if matches!(&r, Ok(a) if a.child.is_ok()) {

@@ -74,8 +74,8 @@ fn pair(t0: Instant, esp: &str) -> (IkeSa, IkeSa, Counter) {
     let sr = settings("b.example", "a.example", "10.2.0.0/16", "10.1.0.0/16", esp);
     let mut i = IkeSa::initiate(si, path(1, 2), t0);
     let (req, _, _) = sent(&mut i);
-    let mut r =
-        IkeSa::respond(vec![sr], path(2, 1), &req[0], t0).unwrap_or_else(|_| panic!("refused"));
+    let mut r = IkeSa::respond(Arc::new(Candidates::new(vec![sr])), path(2, 1), &req[0], t0)
+        .unwrap_or_else(|_| panic!("refused"));
     let (resp, _, _) = sent(&mut r);
     i.handle(t0, path(1, 2), &resp[0], &mut spis);
     let (auth, _, _) = sent(&mut i);
@@ -241,7 +241,8 @@ fn a_wrong_key_fails_on_both_sides_and_leaves_no_child() {
     }
     let mut i = IkeSa::initiate(si, path(1, 2), t0);
     let (req, _, _) = sent(&mut i);
-    let mut r = IkeSa::respond(vec![sr], path(2, 1), &req[0], t0).unwrap_or_else(|_| panic!());
+    let mut r = IkeSa::respond(Arc::new(Candidates::new(vec![sr])), path(2, 1), &req[0], t0)
+        .unwrap_or_else(|_| panic!());
     let (resp, _, _) = sent(&mut r);
     i.handle(t0, path(1, 2), &resp[0], &mut spis);
     let (auth, _, _) = sent(&mut i);
@@ -287,7 +288,12 @@ fn an_invalid_ke_payload_is_retried_in_the_group_asked_for() {
     );
     let mut i = IkeSa::initiate(si, path(1, 2), t0);
     let (req, _, _) = sent(&mut i);
-    let Err(refusal) = IkeSa::respond(vec![sr.clone()], path(2, 1), &req[0], t0) else {
+    let Err(refusal) = IkeSa::respond(
+        Arc::new(Candidates::new(vec![sr.clone()])),
+        path(2, 1),
+        &req[0],
+        t0,
+    ) else {
         panic!("a KE in the wrong group accepted")
     };
     let Some(Action::Send { bytes, .. }) = refusal.into_iter().next() else {
@@ -296,7 +302,13 @@ fn an_invalid_ke_payload_is_retried_in_the_group_asked_for() {
     i.handle(t0, path(1, 2), &bytes, &mut spis);
     let (req2, _, _) = sent(&mut i);
     assert_eq!(req2.len(), 1);
-    assert!(IkeSa::respond(vec![sr], path(2, 1), &req2[0], t0).is_ok());
+    assert!(IkeSa::respond(
+        Arc::new(Candidates::new(vec![sr])),
+        path(2, 1),
+        &req2[0],
+        t0
+    )
+    .is_ok());
 }
 
 #[test]

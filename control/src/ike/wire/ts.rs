@@ -7,7 +7,7 @@ pub const TS_IPV4_ADDR_RANGE: u8 = 7;
 pub const TS_IPV6_ADDR_RANGE: u8 = 8;
 
 /// One selector: an address range, a port range and an IP protocol (0: any).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TrafficSelector {
     pub kind: u8,
     pub protocol: u8,
