@@ -439,3 +439,107 @@ fn an_ike_sa_rekey_moves_the_children_to_a_new_sa_whose_keys_match() {
         );
     }
 }
+
+/// What an SA is, as far as any message could change it.
+fn snapshot(sa: &IkeSa) -> String {
+    format!(
+        "{:?} {:?} {} {} {:?} {:?} {} {}",
+        sa.state,
+        sa.path,
+        sa.next_id,
+        sa.peer_next,
+        sa.cached.as_ref().map(|c| c.0),
+        sa.out.as_ref().map(|o| o.id),
+        sa.children
+            .iter()
+            .map(|c| format!(
+                "{:x}/{:x}/{}",
+                c.sa.inbound_spi, c.sa.outbound_spi, c.outbound
+            ))
+            .collect::<Vec<_>>()
+            .join(","),
+        sa.stats.exchanges
+    )
+}
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A genuine request from an established pair: `pick` says which (a liveness check, a
+    /// child rekey or a delete, from either side); the pair after it is sent.
+    fn genuine(pick: usize) -> (IkeSa, IkeSa, Counter, Vec<u8>, bool) {
+        let t0 = Instant::now();
+        let (mut i, mut r, mut spis) = pair(t0, "aes128gcm16");
+        let from_i = pick % 2 == 0;
+        let t = t0 + Duration::from_secs(11);
+        {
+            let a = if from_i { &mut i } else { &mut r };
+            match pick / 2 % 3 {
+                0 => a.tick(t, &mut spis),
+                1 => {
+                    let inb = a.children()[0].sa.inbound_spi;
+                    a.rekey_child(t, inb, &mut spis);
+                }
+                _ => a.delete(t),
+            }
+        }
+        let a = if from_i { &mut i } else { &mut r };
+        let (m, _, _) = sent(a);
+        (i, r, spis, m.into_iter().next().unwrap_or_default(), from_i)
+    }
+
+    /// The property below means something: each genuine request does change its receiver.
+    #[test]
+    fn genuine_requests_change_their_receiver() {
+        for pick in 0..6 {
+            let t0 = Instant::now();
+            let (mut i, mut r, mut spis, m, from_i) = genuine(pick);
+            let (to, p) = if from_i {
+                (&mut r, path(2, 1))
+            } else {
+                (&mut i, path(1, 2))
+            };
+            let before = snapshot(to);
+            to.handle(t0, p, &m, &mut spis);
+            assert_ne!(snapshot(to), before, "pick {pick}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// No input panics an established SA on either side, and a message that is not
+        /// genuine (random bytes, or a genuine one with bytes changed or cut) changes nothing.
+        #[test]
+        fn mangled_messages_change_nothing(
+            pick in 0usize..6,
+            flips in proptest::collection::vec((any::<usize>(), 1u8..=255), 1..4),
+            cut in proptest::option::of(any::<usize>()),
+            random in proptest::collection::vec(any::<u8>(), 0..300),
+            use_random: bool,
+        ) {
+            let t0 = Instant::now();
+            let (mut i, mut r, mut spis, genuine, from_i) = genuine(pick);
+            let mut m = if use_random { random } else { genuine };
+            if !use_random && !m.is_empty() {
+                for (at, x) in &flips {
+                    let n = m.len();
+                    m[at % n] ^= x;
+                }
+                if let Some(cut) = cut {
+                    let n = m.len();
+                    m.truncate(cut % n);
+                }
+            }
+            let (bi, br) = (snapshot(&i), snapshot(&r));
+            let (to, p) = if from_i { (&mut r, path(2, 1)) } else { (&mut i, path(1, 2)) };
+            to.handle(t0, p, &m, &mut spis);
+            for a in to.actions() {
+                prop_assert!(false, "an action from a mangled message: {a:?}");
+            }
+            prop_assert_eq!(snapshot(&i), bi);
+            prop_assert_eq!(snapshot(&r), br);
+        }
+    }
+}
