@@ -246,4 +246,35 @@ fn two_espgw_gateways_negotiate_rekey_and_survive_a_dead_peer() {
         1,
         "0.2"
     ) == (1, 1)));
+    // A commit makes the VPN start on traffic: its SAs go (the VPN changed), and the next
+    // packet for the tunnel (the dataplane's ACQUIRE) negotiates them again.
+    let mut c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p("gw1.json")).unwrap()).unwrap();
+    c["ike"]["vpns"][0]["establish"] = "on-traffic".into();
+    std::fs::write(p("on-traffic.json"), c.to_string()).unwrap();
+    let out = cli(
+        &ns("gw1"),
+        &token,
+        &["commit", p("on-traffic.json").to_str().unwrap()],
+    )
+    .unwrap();
+    assert!(out.contains("commit complete"), "{out}");
+    assert!(until(Duration::from_secs(5), || show_sas()
+        .contains("Total IPsec SAs: 0")));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        show_sas().contains("Total IPsec SAs: 0"),
+        "nothing starts before traffic"
+    );
+    assert!(
+        until(Duration::from_secs(5), || ping(
+            &ns("a"),
+            "10.1.0.10",
+            "10.2.0.10",
+            1,
+            "0.2"
+        ) == (1, 1)),
+        "traffic did not start the VPN: {}",
+        std::fs::read_to_string(&ctl1).unwrap_or_default()
+    );
 }
