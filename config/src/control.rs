@@ -21,6 +21,16 @@ pub struct ControlConfig {
     /// HTTPS (rustls): the certificate chain and its private key (mode 0600), PEM. Required
     /// for a listen address other than loopback.
     pub tls: Option<TlsFiles>,
+    /// IKE's datagrams go through the dataplane (punted and injected), or through the
+    /// kernel's UDP sockets (a control without a dataplane: development, IKE-only tests).
+    pub ike_transport: IkeTransport,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IkeTransport {
+    #[default]
+    Dataplane,
+    Kernel,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +48,7 @@ impl Default for ControlConfig {
             token_file: DEFAULT_TOKEN_FILE.into(),
             state_dir: DEFAULT_STATE_DIR.into(),
             tls: None,
+            ike_transport: IkeTransport::Dataplane,
         }
     }
 }
@@ -49,6 +60,7 @@ pub(super) struct ControlFile {
     pub token_file: Option<String>,
     pub state_dir: Option<String>,
     pub tls: Option<TlsFile>,
+    pub ike_transport: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -88,10 +100,21 @@ pub(super) fn control(f: &ControlFile) -> Result<ControlConfig, ConfigError> {
             key_file: path("tls.key_file", &Some(t.key_file.clone()), PathBuf::new())?,
         }),
     };
+    let ike_transport = match f.ike_transport.as_deref() {
+        None | Some("dataplane") => IkeTransport::Dataplane,
+        Some("kernel") => IkeTransport::Kernel,
+        Some(x) => {
+            return err(
+                "control.ike_transport",
+                format!("{x:?} is not \"dataplane\" or \"kernel\""),
+            )
+        }
+    };
     Ok(ControlConfig {
         listen,
         token_file: path("token_file", &f.token_file, d.token_file)?,
         state_dir: path("state_dir", &f.state_dir, d.state_dir)?,
         tls,
+        ike_transport,
     })
 }

@@ -15,7 +15,7 @@ mod sas;
 mod tunnels;
 
 pub use changes::changes;
-pub use control::{ControlConfig, TlsFiles};
+pub use control::{ControlConfig, IkeTransport, TlsFiles};
 pub use ike::{Dpd, DpdAction, Establish, IkeConfig, IkeGateway, IkeId, IpsecVpn};
 
 use channel::Direction;

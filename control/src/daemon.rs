@@ -136,6 +136,8 @@ pub struct Core {
     ike: IkeManager,
     /// IKE datagrams that found no room (or no dataplane) to leave by.
     ike_unsent: u64,
+    /// With `control.ike_transport: "kernel"`: a socket pair per local gateway address.
+    kernel: Vec<(std::net::Ipv4Addr, crate::ike_transport::KernelUdp)>,
     /// What the dataplane was last brought to (configuration and IKE together).
     sent: Vec<channel::Change>,
     /// Inbound SA packet counts at the last look (liveness for DPD).
@@ -167,7 +169,7 @@ impl Core {
         if let Some((_, c)) = &running {
             ike.configure(c, std::time::Instant::now());
         }
-        Ok(Core {
+        let mut core = Core {
             store,
             running,
             candidate: None,
@@ -177,10 +179,15 @@ impl Core {
             last_error: None,
             ike,
             ike_unsent: 0,
+            kernel: Vec::new(),
             sent: Vec::new(),
             inbound_seen: Default::default(),
             last_stats: std::time::Instant::now(),
-        })
+        };
+        if let Some((_, c)) = core.running.clone() {
+            core.bind_kernel(&c);
+        }
+        Ok(core)
     }
 
     pub fn channel(&self) -> PathBuf {
@@ -234,6 +241,9 @@ impl Core {
         }
         // IKE from the wire.
         let mut datagrams = Vec::new();
+        for (_, k) in &mut self.kernel {
+            k.recv(256, |l, r, m| datagrams.push((l, r, m.to_vec())));
+        }
         self.link.punted(256, |d| {
             datagrams.push((
                 std::net::SocketAddrV4::new(d.dst, d.dport),
@@ -288,6 +298,12 @@ impl Core {
                         eprintln!("espgw-control: IKE: installing SAs: {e}");
                     }
                 }
+                Out::Send(g) if !self.kernel.is_empty() => {
+                    let sock = self.kernel.iter().find(|(a, _)| a == g.path.local.ip());
+                    if !sock.is_some_and(|(_, k)| k.send(&g).is_ok()) {
+                        self.ike_unsent += 1;
+                    }
+                }
                 Out::Send(g) => {
                     let d = channel::Datagram {
                         port: 0,
@@ -301,6 +317,23 @@ impl Core {
                         self.ike_unsent += 1;
                     }
                 }
+            }
+        }
+    }
+
+    /// With the kernel transport, binds the IKE ports of every gateway's local address not
+    /// bound yet.
+    fn bind_kernel(&mut self, cfg: &Config) {
+        if cfg.control.ike_transport != config::IkeTransport::Kernel {
+            return;
+        }
+        for g in &cfg.ike.gateways {
+            if self.kernel.iter().any(|(a, _)| *a == g.local) {
+                continue;
+            }
+            match crate::ike_transport::KernelUdp::bind(g.local, 500, channel::NATT_PORT) {
+                Ok(k) => self.kernel.push((g.local, k)),
+                Err(e) => eprintln!("espgw-control: IKE on {}: {e}", g.local),
             }
         }
     }
@@ -508,6 +541,7 @@ impl Core {
         let seq = self.store.commit(&text)?;
         self.sent = want;
         self.ike.configure(&cand, std::time::Instant::now());
+        self.bind_kernel(&cand);
         self.running = Some((text, cand));
         self.commits += 1;
         self.ike_out();

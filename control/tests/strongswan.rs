@@ -223,10 +223,10 @@ fn the_same_with_modp2048_and_prfsha384() {
     interop("aes128gcm16-prfsha384-modp2048", "m");
 }
 
-/// charon initiates with IKE `proposal` (ESP aes256gcm16) to our responder.
-fn interop(proposal: &str, tag: &str) {
+/// A namespace with charon's and our addresses on a veth pair; its directory.
+fn lab(tag: &str) -> Option<(Netns, String, std::path::PathBuf)> {
     if !require_root("strongSwan interop") {
-        return;
+        return None;
     }
     assert!(
         Path::new("/usr/lib/ipsec/charon").exists(),
@@ -267,6 +267,27 @@ fn interop(proposal: &str, tag: &str) {
     nsx(&["ip", "addr", "add", "10.1.0.1/32", "dev", "lo"]);
     nsx(&["ip", "link", "set", "c0", "up"]);
     nsx(&["ip", "link", "set", "e0", "up"]);
+    Some((ns, name, dir))
+}
+
+fn start_charon(name: &str, dir: &Path) -> Charon {
+    Charon {
+        shell: Command::new("ip")
+            .args(["netns", "exec", name, "unshare", "-m", "sh"])
+            .arg(dir.join("charon.sh"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        pid_file: dir.join("charon.pid"),
+    }
+}
+
+/// charon initiates with IKE `proposal` (ESP aes256gcm16) to our responder.
+fn interop(proposal: &str, tag: &str) {
+    let Some((ns, name, dir)) = lab(tag) else {
+        return;
+    };
     write_charon_config(&dir, proposal);
 
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -275,16 +296,7 @@ fn interop(proposal: &str, tag: &str) {
         let proposal = proposal.to_string();
         std::thread::spawn(move || respond_loop(&name, &proposal, deadline))
     };
-    let charon = Charon {
-        shell: Command::new("ip")
-            .args(["netns", "exec", &name, "unshare", "-m", "sh"])
-            .arg(dir.join("charon.sh"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-        pid_file: dir.join("charon.pid"),
-    };
+    let charon = start_charon(&name, &dir);
     let spis = responder.join().unwrap();
     // charon logs what it established once it processed our IKE_AUTH response.
     let log = dir.join("charon.log");
@@ -318,6 +330,91 @@ fn interop(proposal: &str, tag: &str) {
     assert!(text.contains(&established), "{text}");
     drop(charon);
     drop(ns);
+    if std::env::var_os("ESPGW_KEEP_TEST_DIRS").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// espgw-control itself as the responder, with no dataplane: IKE over the kernel's UDP
+/// sockets (`control.ike_transport: "kernel"`); charon establishes the IKE SA and the child,
+/// and the CLI shows the IKE SA up.
+#[test]
+fn strongswan_establishes_with_espgw_control_over_kernel_sockets() {
+    let Some((_ns, name, dir)) = lab("k") else {
+        return;
+    };
+    write_charon_config(&dir, "aes256gcm16-prfsha256-x25519");
+    std::fs::write(
+        dir.join("token"),
+        "kernel-transport-test-token-0123456789\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("psk"), format!("{PSK}\n")).unwrap();
+    for f in ["token", "psk"] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let d = dir.display();
+    let cfg = serde_json::json!({
+        "dataplane": {"eal": [], "workers": [1], "channel": format!("/dev/shm/{name}")},
+        "interfaces": [{"name": "e0", "port": 0, "address": format!("{NS_ADDR_OURS}/24")}],
+        "tunnels": [{"name": "st0.0", "local": NS_ADDR_OURS, "remote": NS_ADDR_CHARON}],
+        "routes": [{"prefix": "10.1.0.0/16", "via": "st0.0"}],
+        "ike": {
+            "gateways": [{"name": "charon", "local_address": NS_ADDR_OURS, "remote_address": NS_ADDR_CHARON,
+                          "port": 10500, "local_id": "gw2.example", "remote_id": "gw1.example",
+                          "psk_file": format!("{d}/psk"), "proposals": ["aes256gcm16-prfsha256-x25519"]}],
+            "vpns": [{"name": "net", "gateway": "charon", "bind_interface": "st0.0",
+                      "esp_proposals": ["aes256gcm16"], "local_ts": ["10.2.0.0/16"], "remote_ts": ["10.1.0.0/16"],
+                      "establish": "responder-only"}],
+        },
+        "control": {"token_file": format!("{d}/token"), "state_dir": format!("{d}/state"),
+                    "ike_transport": "kernel"},
+    });
+    std::fs::write(dir.join("espgw.json"), cfg.to_string()).unwrap();
+    let log = std::fs::File::create(dir.join("control.log")).unwrap();
+    let mut control = Command::new("ip")
+        .args(["netns", "exec", &name])
+        .arg(env!("CARGO_BIN_EXE_espgw-control"))
+        .arg("--config")
+        .arg(dir.join("espgw.json"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let charon = start_charon(&name, &dir);
+    let charon_log = dir.join("charon.log");
+    let until = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let t = std::fs::read_to_string(&charon_log).unwrap_or_default();
+        if t.contains("CHILD_SA net{1} established") || Instant::now() > until {
+            break t;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let show = Command::new("ip")
+        .args(["netns", "exec", &name])
+        .arg(env!("CARGO_BIN_EXE_espgw"))
+        .arg("--token-file")
+        .arg(dir.join("token"))
+        .args(["show", "security", "ike", "security-associations"])
+        .output()
+        .unwrap();
+    let show = String::from_utf8_lossy(&show.stdout).into_owned();
+    // SAFETY: kill on the PID of a child we spawned and have not yet reaped.
+    unsafe { libc::kill(control.id() as i32, libc::SIGTERM) };
+    let _ = control.wait();
+    drop(charon);
+    let ours = std::fs::read_to_string(dir.join("control.log")).unwrap_or_default();
+    assert!(
+        text.contains("CHILD_SA net{1} established"),
+        "{text}\n{ours}"
+    );
+    assert!(
+        show.contains("UP") && show.contains("10.98.0.1:14500"),
+        "{show}\n{ours}"
+    );
     if std::env::var_os("ESPGW_KEEP_TEST_DIRS").is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     }
