@@ -88,7 +88,7 @@ fn two_espgw_gateways_negotiate_rekey_and_survive_a_dead_peer() {
         (dp, ctl)
     };
     let gw2 = start("gw2");
-    let _gw1 = start("gw1");
+    let mut gw1 = start("gw1");
     let ctl1 = p("gw1.ctl.log");
     assert!(
         until(Duration::from_secs(20), || log_count(
@@ -219,6 +219,49 @@ fn two_espgw_gateways_negotiate_rekey_and_survive_a_dead_peer() {
         "the tunnel did not come back: {}",
         std::fs::read_to_string(&ctl1).unwrap_or_default()
     );
+    // gw1's control dies and comes back: it knows no IKE SA, so it says INITIAL_CONTACT,
+    // and gw2 drops the old IKE SA and its children without a word (no delete can reach a
+    // peer that forgot them) for the new ones.
+    let established2 = log_count(&p("gw2.ctl.log"), "established with");
+    gw1.1.stop(libc::SIGKILL);
+    gw1.1 = spawn(
+        &ns("gw1"),
+        &bin("espgw-control"),
+        &p("gw1.json"),
+        &p("gw1.ctl.log"),
+    );
+    assert!(
+        until(Duration::from_secs(10), || log_count(
+            &p("gw2.ctl.log"),
+            "established with"
+        ) > established2),
+        "{}",
+        std::fs::read_to_string(p("gw2.ctl.log")).unwrap_or_default()
+    );
+    let gw2_sas = || {
+        cli(
+            &ns("gw2"),
+            &token,
+            &["show", "security", "ipsec", "security-associations"],
+        )
+        .unwrap_or_default()
+    };
+    assert!(
+        until(Duration::from_secs(3), || gw2_sas()
+            .contains("Total IPsec SAs: 2")),
+        "{}",
+        gw2_sas()
+    );
+    // Replaced at once (not found dead by DPD later).
+    assert_eq!(log_count(&p("gw2.ctl.log"), "DeletedByPeer"), 0);
+    assert_eq!(log_count(&p("gw2.ctl.log"), "Timeout"), 0);
+    assert!(until(Duration::from_secs(5), || ping(
+        &ns("a"),
+        "10.1.0.10",
+        "10.2.0.10",
+        1,
+        "0.2"
+    ) == (1, 1)));
     // The operator clears the IKE SA: the peer is told, the children go on both sides; a
     // request to initiate brings it back at once.
     let out = cli(
