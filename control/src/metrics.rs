@@ -218,7 +218,7 @@ fn dataplane(r: &mut Registry, doc: &Value) {
     }
     let tunnels = d["tunnels"].as_array().cloned().unwrap_or_default();
     for (what, help) in [
-        ("packets", "Packets through the tunnel's SAs, by direction"),
+        ("packets", "Packets through the tunnel's SAs past and present (the count goes on across rekeys), by direction"),
         (
             "bytes",
             "Inner bytes through the tunnel's SAs, by direction",

@@ -166,6 +166,25 @@ fn two_espgw_gateways_negotiate_rekey_and_survive_a_dead_peer() {
     };
     let (sent, got) = ping(&ns("a"), "10.1.0.10", "10.2.0.10", 1400, "0.01");
     let out = operator.join().unwrap().unwrap();
+    // The tunnel's traffic goes on across the rekeys: its SAs' past and present (the stats
+    // region is published every 250 ms).
+    let tunnel_out = || {
+        let (_, m) = http(&ns("gw1"), "/metrics", Some(token_text.trim()));
+        m.lines()
+            .find(|l| {
+                l.starts_with("espgw_tunnel_packets_total{")
+                    && l.contains("tunnel=\"st0.0\"")
+                    && l.contains("direction=\"out\"")
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        until(Duration::from_secs(2), || tunnel_out() >= 1400),
+        "the tunnel counted {} packets out",
+        tunnel_out()
+    );
     assert!(out.contains("rekeying IKE SA 1"), "{out}");
     assert_eq!(log_count(&ctl1, "IKE SA rekeyed"), 1);
     assert_eq!(log_count(&p("gw2.ctl.log"), "IKE SA rekeyed"), 1);

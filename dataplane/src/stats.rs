@@ -239,7 +239,13 @@ impl Sources {
         v.tunnels
             .iter()
             .map(|(name, t)| {
-                let e = sums.get(name).copied().unwrap_or_default();
+                let mut e = sums.get(name).copied().unwrap_or_default();
+                // Its SAs that are gone count too.
+                if let Some(r) = v.retired.get(name) {
+                    for (x, r) in e[1..].iter_mut().zip(r) {
+                        *x += r;
+                    }
+                }
                 TunnelSnapshot {
                     name: name.to_string(),
                     index: t.id,

@@ -412,6 +412,7 @@ impl ControlState {
         match scope {
             channel::ClearScope::All => {
                 v.sas.values_mut().for_each(clear_sa);
+                v.retired.clear();
                 for (c, s) in v.cleared.iter_mut().zip(&stats) {
                     *c = std::array::from_fn(|i| s.get(Stat::ALL[i]));
                 }

@@ -117,7 +117,7 @@ impl ControlState {
         });
         self.retire_grant(old);
         let view = self.sa_view(&spec.sa, Direction::Out, 0, owner, group, &encap, counters);
-        self.lock_view().sas.insert(SaKey::Out(tunnel), view);
+        self.lock_view().set_sa(SaKey::Out(tunnel), view);
         Ok(())
     }
 
@@ -133,7 +133,7 @@ impl ControlState {
         let (id, owner) = (t.id, t.owner);
         self.retire_grant(old);
         self.send(g, owner, Cmd::RemoveOutbound { tunnel: id });
-        self.lock_view().sas.remove(&SaKey::Out(tunnel));
+        self.lock_view().remove_sa(&SaKey::Out(tunnel));
         Ok(())
     }
 
@@ -265,7 +265,7 @@ impl ControlState {
             &encap,
             counters,
         );
-        self.lock_view().sas.insert(SaKey::In(spi), view);
+        self.lock_view().set_sa(SaKey::In(spi), view);
         Ok(())
     }
 
@@ -294,7 +294,7 @@ impl ControlState {
             self.send(g, w, cmd);
         }
         self.inbound_ids.give(r.index.0);
-        self.lock_view().sas.remove(&SaKey::In(spi));
+        self.lock_view().remove_sa(&SaKey::In(spi));
         Ok(())
     }
 }

@@ -185,6 +185,7 @@ impl ControlState {
         self.tunnel_ids.give(id);
         let mut v = self.lock_view();
         v.tunnels.remove(&name);
+        v.retired.remove(&name);
         v.anchors = self.anchors.clone();
         Ok(())
     }

@@ -76,6 +76,10 @@ pub struct View {
     pub events: EventCounts,
     /// Each worker's global counters when they were last cleared.
     pub cleared: Vec<[u64; Stat::COUNT]>,
+    /// Per tunnel, the traffic of its SAs that are gone (replaced by a rekey, or deleted):
+    /// packets and bytes out, packets and bytes in. A tunnel's traffic is its SAs' past and
+    /// present, so that a graph of it does not fall to zero at each rekey.
+    pub retired: BTreeMap<Name, [u64; 4]>,
 }
 
 impl View {
@@ -86,6 +90,29 @@ impl View {
             anchors,
             events: EventCounts::default(),
             cleared: vec![[0; Stat::COUNT]; workers],
+            retired: BTreeMap::new(),
         }
+    }
+
+    /// Keeps or replaces the SA of `key`; a replaced one's traffic stays with its tunnel.
+    pub fn set_sa(&mut self, key: SaKey, sa: SaView) {
+        if let Some(old) = self.sas.insert(key, sa) {
+            self.retire(&old);
+        }
+    }
+
+    /// Removes the SA of `key`; its traffic stays with its tunnel.
+    pub fn remove_sa(&mut self, key: &SaKey) {
+        if let Some(old) = self.sas.remove(key) {
+            self.retire(&old);
+        }
+    }
+
+    fn retire(&mut self, sa: &SaView) {
+        let c = sa.counters();
+        let at = if sa.direction == Direction::Out { 0 } else { 2 };
+        let e = self.retired.entry(sa.tunnel).or_default();
+        e[at] += c[0].1;
+        e[at + 1] += c[1].1;
     }
 }
