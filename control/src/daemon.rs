@@ -300,7 +300,7 @@ impl Core {
                 }
                 Out::Send(g) if !self.kernel.is_empty() => {
                     let sock = self.kernel.iter().find(|(a, _)| a == g.path.local.ip());
-                    if !sock.is_some_and(|(_, k)| k.send(&g).is_ok()) {
+                    if sock.is_none_or(|(_, k)| k.send(&g).is_err()) {
                         self.ike_unsent += 1;
                     }
                 }
