@@ -167,13 +167,14 @@ impl IkeSa {
         }
     }
 
-    /// When a child is rekeyed: the IKE SA's initiator first, the responder a tenth of the
-    /// time later, so that both do not rekey the same child at once (a collision costs a
-    /// TEMPORARY_FAILURE and a retry).
-    pub(super) fn rekey_after(&self, k: Duration) -> Duration {
-        match self.role {
+    /// When a child (or the IKE SA) is rekeyed: the IKE SA's initiator first, the responder
+    /// a tenth of the time later, so that both do not rekey the same SA at once (a collision
+    /// costs a TEMPORARY_FAILURE and a retry); `jitter` (up to 5 %) earlier.
+    pub(super) fn rekey_after(&self, k: Duration, jitter: f64) -> Duration {
+        let base = match self.role {
             Role::Initiator => k,
             Role::Responder => k + k / 10,
-        }
+        };
+        base.saturating_sub(k.mul_f64(jitter.clamp(0.0, 0.05)))
     }
 }

@@ -49,6 +49,8 @@ pub struct Settings {
     pub child_rekey: Option<Duration>,
     /// Rekey the IKE SA this long after it was made.
     pub ike_rekey: Option<Duration>,
+    /// A child's hard lifetime by time: it goes then, rekeyed or not.
+    pub child_lifetime: Option<Duration>,
     /// Keep a replaced inbound SA this long (packets the peer sent before it switched).
     pub grace: Duration,
 }
@@ -141,6 +143,9 @@ pub struct ChildSa {
     pub retire_at: Option<Instant>,
     /// A rekey of it is under way or done.
     pub rekeyed: bool,
+    /// Its rekey comes this fraction (0..0.05) of the rekey time early: children made
+    /// together are not all rekeyed in the same instant.
+    jitter: f64,
 }
 
 /// Counters an operator reads.
@@ -416,7 +421,10 @@ impl IkeSa {
                     at(r);
                 }
                 if let (Some(k), false) = (self.settings.child_rekey, c.rekeyed) {
-                    at(c.made + self.rekey_after(k));
+                    at(c.made + self.rekey_after(k, c.jitter));
+                }
+                if let (Some(l), None) = (self.settings.child_lifetime, c.retire_at) {
+                    at(c.made + l);
                 }
             }
         }
@@ -609,6 +617,11 @@ impl IkeSa {
             made: now,
             retire_at: None,
             rekeyed: false,
+            jitter: {
+                let mut b = [0u8; 2];
+                let _ = ring::rand::SecureRandom::fill(&self.rng, &mut b);
+                f64::from(u16::from_be_bytes(b)) / f64::from(u16::MAX) * 0.05
+            },
         });
         self.actions.push_back(Action::Children);
     }
@@ -684,7 +697,7 @@ impl IkeSa {
             return Some(t);
         }
         let k = self.settings.ike_rekey?;
-        Some(self.established_at? + self.rekey_after(k))
+        Some(self.established_at? + self.rekey_after(k, 0.0))
     }
 
     /// Whether a request of ours is waiting for its answer.
@@ -735,8 +748,24 @@ impl IkeSa {
         let before = self.children.len();
         self.children
             .retain(|c| c.retire_at.is_none_or(|t| now < t));
+        // A child at the end of its hard lifetime (its rekey never came through) goes; the
+        // peer is told when nothing else is out.
+        let expired: Vec<u32> = match self.settings.child_lifetime {
+            Some(l) => self
+                .children
+                .iter()
+                .filter(|c| c.retire_at.is_none() && now >= c.made + l)
+                .map(|c| c.sa.inbound_spi)
+                .collect(),
+            None => Vec::new(),
+        };
+        self.children
+            .retain(|c| !expired.contains(&c.sa.inbound_spi));
         if self.children.len() != before {
             self.actions.push_back(Action::Children);
+        }
+        if let (Some(&spi), None) = (expired.first(), &self.out) {
+            self.delete_child(now, spi);
         }
         if self.out.is_some() {
             return;
@@ -749,7 +778,7 @@ impl IkeSa {
         }
         if let Some(k) = self.settings.child_rekey {
             if let Some(c) = self.children.iter().find(|c| {
-                !c.rekeyed && c.retire_at.is_none() && now >= c.made + self.rekey_after(k)
+                !c.rekeyed && c.retire_at.is_none() && now >= c.made + self.rekey_after(k, c.jitter)
             }) {
                 let spi = c.sa.inbound_spi;
                 self.rekey_child(now, spi, spis);

@@ -41,6 +41,7 @@ fn settings(me: &str, peer: &str, mine: &str, theirs: &str, esp: &str) -> Arc<Se
         dpd_threshold: 3,
         child_rekey: None,
         ike_rekey: None,
+        child_lifetime: None,
         grace: Duration::from_secs(2),
     })
 }
@@ -542,4 +543,25 @@ mod fuzz {
             prop_assert_eq!(snapshot(&r), br);
         }
     }
+}
+
+#[test]
+fn a_child_goes_at_its_hard_lifetime_and_the_peer_is_told() {
+    let t0 = Instant::now();
+    let (mut i, mut r, mut spis) = pair(t0, "aes128gcm16");
+    let mut s = settings("a", "b", "10.1.0.0/16", "10.2.0.0/16", "aes128gcm16");
+    if let Some(s) = Arc::get_mut(&mut s) {
+        s.child_lifetime = Some(Duration::from_secs(20));
+        s.dpd = None;
+    }
+    i.settings = s;
+    i.tick(t0 + Duration::from_secs(19), &mut spis);
+    assert_eq!(i.children().len(), 1);
+    assert!(i.next_timer().is_some_and(|t| t <= t0 + Duration::from_secs(20)));
+    i.tick(t0 + Duration::from_secs(20), &mut spis);
+    let (del, children, _) = sent(&mut i);
+    assert_eq!((children, i.children().len()), (1, 0));
+    r.handle(t0, path(2, 1), &del[0], &mut spis);
+    let (_, rc, _) = sent(&mut r);
+    assert_eq!((rc, r.children().len()), (1, 0), "the peer removes it too");
 }
