@@ -114,9 +114,9 @@ udp_errors() { # ns
 
 # The two configurations of one charon run. Each connection and its child are named cI.
 charon_configs() { # dir group
-    python3 - "$1" "$2" "$TUNNELS" "$CHARON_START" <<'PY'
+    python3 - "$1" "$2" "$TUNNELS" "$CHARON_START" "${CHARON_LOG:-0}" <<'PY'
 import os, sys
-d, group, n, start = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+d, group, n, start, level = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 psk = os.urandom(24).hex()
 def host(side, i):
     return f"10.{side}.{i // 256 % 256}.{i % 256}/32"
@@ -129,6 +129,7 @@ for side, me, peer, mine, theirs, my_id, peer_id, cpu in (
   load_modular = yes
   ikesa_table_size = 1024
   ikesa_table_segments = 16
+  reuse_ikesa = no
   dos_protection = no
   cookie_threshold = 1000000
   cookie_threshold_ip = 1000000
@@ -147,7 +148,7 @@ for side, me, peer, mine, theirs, my_id, peer_id, cpu in (
       path = {d}/{side}/charon.log
       time_format = %s
       time_add_ms = yes
-      default = 0
+      default = {level}
       flush_line = yes
     }}
   }}

@@ -8,6 +8,8 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 
 const NON_ESP_MARKER: [u8; 4] = [0; 4];
+/// A NAT keepalive (RFC 3948 section 2.3) goes as it is, without the marker.
+const NATT_KEEPALIVE: [u8; 1] = [0xff];
 
 /// The two sockets of one local address.
 pub struct KernelUdp {
@@ -84,7 +86,9 @@ impl KernelUdp {
     pub fn send(&self, o: &Outgoing) -> io::Result<()> {
         let to = SocketAddr::V4(o.path.remote);
         let natt = self.natt.local_addr()?.port() == o.path.local.port();
-        if natt {
+        if natt && o.bytes[..] == NATT_KEEPALIVE[..] {
+            self.natt.send_to(&o.bytes, to)?;
+        } else if natt {
             self.natt
                 .send_to(&[&NON_ESP_MARKER[..], &o.bytes].concat(), to)?;
         } else {

@@ -371,6 +371,9 @@ pub struct InitDone {
     /// A NAT between the peers (RFC 7296 section 2.23): IKE floats to UDP 4500 and the child
     /// SAs carry ESP in UDP (RFC 3948).
     pub nat: bool,
+    /// We are the one behind the NAT (the peer's hash of our address does not match it): we
+    /// keep the NAT's mapping open with keepalives (RFC 3948 section 2.3).
+    pub behind_nat: bool,
 }
 
 /// The NAT detection notifications of a message.
@@ -457,6 +460,7 @@ pub fn respond(
     // to. A mismatch with what we see: a NAT (or a peer forcing ESP in UDP, as strongSwan's
     // `encap = yes` and libipsec do).
     let mut nat = false;
+    let mut behind_nat = false;
     let mut nat_payloads = Vec::new();
     if let (Some(a), false) = (addrs, natd.is_empty()) {
         let theirs = natd_hash(spi_i, 0, a.remote);
@@ -468,6 +472,7 @@ pub fn respond(
             .iter()
             .any(|(k, d)| *k == NATD_DESTINATION && d[..] == mine);
         nat = !(src_ok && dst_ok);
+        behind_nat = !dst_ok;
         for (kind, addr) in [(NATD_SOURCE, a.local), (NATD_DESTINATION, a.remote)] {
             nat_payloads.push(Payload::Notify(super::wire::Notify {
                 protocol: 0,
@@ -510,6 +515,7 @@ pub fn respond(
         request: request.to_vec(),
         response,
         nat,
+        behind_nat,
     })
 }
 
@@ -543,19 +549,22 @@ impl Initiator {
         let spi_r = m.header.responder_spi;
         // The responder's hashes against what we see: its source against where the answer
         // came from, its destination against our address. No hashes: no NAT-T.
-        let nat = self.addrs.is_some_and(|a| {
-            let natd = natd_of(&m);
-            let src_ok = natd
-                .iter()
-                .any(|(k, d)| *k == NATD_SOURCE && d[..] == natd_hash(self.spi_i, spi_r, a.remote));
-            let dst_ok = natd.iter().any(|(k, d)| {
-                *k == NATD_DESTINATION && d[..] == natd_hash(self.spi_i, spi_r, a.local)
-            });
-            // No hashes at all: the responder does no NAT-T.
-            let hashes = !natd.is_empty();
-            let matched = src_ok && dst_ok;
-            hashes && !matched
-        });
+        let (nat, behind_nat) = match self.addrs {
+            None => (false, false),
+            Some(a) => {
+                let natd = natd_of(&m);
+                let src_ok = natd.iter().any(|(k, d)| {
+                    *k == NATD_SOURCE && d[..] == natd_hash(self.spi_i, spi_r, a.remote)
+                });
+                let dst_ok = natd.iter().any(|(k, d)| {
+                    *k == NATD_DESTINATION && d[..] == natd_hash(self.spi_i, spi_r, a.local)
+                });
+                // No hashes at all: the responder does no NAT-T.
+                let hashes = !natd.is_empty();
+                let matched = src_ok && dst_ok;
+                (hashes && !matched, hashes && !dst_ok)
+            }
+        };
         Ok(InitDone {
             spi_i: self.spi_i,
             spi_r,
@@ -566,6 +575,7 @@ impl Initiator {
             request: self.request,
             response: response.to_vec(),
             nat,
+            behind_nat,
         })
     }
 }

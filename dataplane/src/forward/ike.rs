@@ -44,8 +44,10 @@ pub fn packet_len(d: &Datagram<'_>) -> usize {
     ipv4::MIN_HEADER_LEN + udp::HEADER_LEN + marker_len(d) + d.payload.len()
 }
 
+/// The marker goes before IKE on a NAT-T port; never before a NAT keepalive (one 0xff byte,
+/// RFC 3948 section 2.3, which no IKE message can be).
 fn marker_len(d: &Datagram<'_>) -> usize {
-    if d.dport == IKE_PORT || d.sport == IKE_PORT {
+    if d.dport == IKE_PORT || d.sport == IKE_PORT || d.payload == [0xff] {
         0
     } else {
         NON_ESP_MARKER.len()
@@ -120,6 +122,23 @@ mod tests {
         f[12..14].copy_from_slice(&ethernet::ETHERTYPE_IPV4.to_be_bytes());
         f.extend_from_slice(packet);
         f
+    }
+
+    /// A NAT keepalive leaves as its one 0xff byte, no marker (RFC 3948 section 2.3).
+    #[test]
+    fn a_nat_keepalive_goes_without_the_marker() {
+        let d = Datagram {
+            port: 1,
+            src: Ipv4Addr::new(192, 0, 2, 1),
+            dst: Ipv4Addr::new(192, 0, 2, 2),
+            sport: 4500,
+            dport: 4500,
+            payload: &[0xff],
+        };
+        let mut out = vec![0u8; packet_len(&d)];
+        assert!(emit(&d, &mut out));
+        assert_eq!(out.len(), ipv4::MIN_HEADER_LEN + udp::HEADER_LEN + 1);
+        assert_eq!(out[out.len() - 1], 0xff);
     }
 
     #[test]

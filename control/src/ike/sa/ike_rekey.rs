@@ -51,6 +51,7 @@ impl IkeSa {
         n.spi_i = done.spi_i;
         n.spi_r = done.spi_r;
         n.nat = self.nat;
+        n.behind_nat = self.behind_nat;
         n.done = Some(done);
         n.iv = 0;
         n.children = std::mem::take(&mut self.children);
@@ -165,6 +166,7 @@ impl IkeSa {
             request: Vec::new(),
             response: Vec::new(),
             nat: self.nat,
+            behind_nat: self.behind_nat,
         };
         // The peer started the rekey: it is the new SA's initiator.
         let new = self.successor(Role::Responder, done, now);
@@ -236,6 +238,7 @@ impl IkeSa {
             request: Vec::new(),
             response: Vec::new(),
             nat: self.nat,
+            behind_nat: self.behind_nat,
         };
         let new = self.successor(Role::Initiator, done, now);
         self.actions.push_back(Action::Rekeyed(Box::new(new)));

@@ -30,6 +30,9 @@ use std::net::SocketAddrV4;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// A NAT keepalive after this long without sending (RFC 3948 section 2.3 suggests 20 s).
+pub const NATT_KEEPALIVE: Duration = Duration::from_secs(20);
+
 /// What an IKE SA is configured with (one gateway and one VPN of the configuration).
 pub struct Settings {
     pub ike: Vec<ProposalSpec>,
@@ -158,6 +161,8 @@ pub struct SaStats {
     pub child_rekeys: u64,
     /// Rekeys of the IKE SA this one descends from.
     pub ike_rekeys: u64,
+    /// NAT keepalives sent.
+    pub keepalives: u64,
     pub dpd_sent: u64,
 }
 
@@ -246,6 +251,10 @@ pub struct IkeSa {
     pub spi_r: u64,
     /// A NAT between us (or ESP in UDP forced): the children carry ESP in UDP.
     pub nat: bool,
+    /// We are behind the NAT: keepalives keep its mapping open.
+    pub behind_nat: bool,
+    /// When we last sent anything (a keepalive is due 20 s after).
+    last_sent: Instant,
     done: Option<InitDone>,
     start: Start,
     /// Our next request's message ID, and the peer's.
@@ -299,6 +308,8 @@ impl IkeSa {
             spi_i: 0,
             spi_r: 0,
             nat: false,
+            behind_nat: false,
+            last_sent: now,
             done: None,
             start: Start::default(),
             next_id: 0,
@@ -360,6 +371,7 @@ impl IkeSa {
                 sa.spi_i = d.spi_i;
                 sa.spi_r = d.spi_r;
                 sa.nat = d.nat || sa.settings.force_encap;
+                sa.behind_nat = d.behind_nat;
                 sa.cached = Some((0, d.response.clone()));
                 sa.peer_next = 1;
                 sa.actions.push_back(Action::Send {
@@ -415,6 +427,9 @@ impl IkeSa {
             }
             if let Some(t) = self.ike_rekey_due() {
                 at(t);
+            }
+            if self.behind_nat {
+                at(self.last_sent + NATT_KEEPALIVE);
             }
             for c in &self.children {
                 if let Some(r) = c.retire_at {
@@ -485,6 +500,7 @@ impl IkeSa {
     }
 
     fn send_request(&mut self, now: Instant, id: u32, bytes: Vec<u8>, what: Asking) {
+        self.last_sent = now;
         self.actions.push_back(Action::Send {
             path: self.path,
             bytes: bytes.clone(),
@@ -682,6 +698,7 @@ impl IkeSa {
             return;
         };
         self.cached = Some((h.message_id, resp.clone()));
+        self.last_sent = now;
         self.actions.push_back(Action::Send { path, bytes: resp });
         if closes {
             self.close(Close::DeletedByPeer);
@@ -744,6 +761,16 @@ impl IkeSa {
         }
         if self.state != State::Established {
             return;
+        }
+        // RFC 3948 section 2.3: one 0xff byte on the NAT-T port every 20 s of silence keeps
+        // the NAT's mapping (and so the peer's way to us) open.
+        if self.behind_nat && now >= self.last_sent + NATT_KEEPALIVE {
+            self.last_sent = now;
+            self.stats.keepalives += 1;
+            self.actions.push_back(Action::Send {
+                path: self.path,
+                bytes: vec![0xff],
+            });
         }
         let before = self.children.len();
         self.children

@@ -75,6 +75,7 @@ impl IkeSa {
         };
         self.spi_r = done.spi_r;
         self.nat = done.nat || self.settings.force_encap;
+        self.behind_nat = done.behind_nat;
         if self.nat {
             // RFC 7296 section 2.23: IKE floats to UDP 4500.
             self.path.local.set_port(channel::NATT_PORT);

@@ -557,11 +557,74 @@ fn a_child_goes_at_its_hard_lifetime_and_the_peer_is_told() {
     i.settings = s;
     i.tick(t0 + Duration::from_secs(19), &mut spis);
     assert_eq!(i.children().len(), 1);
-    assert!(i.next_timer().is_some_and(|t| t <= t0 + Duration::from_secs(20)));
+    assert!(i
+        .next_timer()
+        .is_some_and(|t| t <= t0 + Duration::from_secs(20)));
     i.tick(t0 + Duration::from_secs(20), &mut spis);
     let (del, children, _) = sent(&mut i);
     assert_eq!((children, i.children().len()), (1, 0));
     r.handle(t0, path(2, 1), &del[0], &mut spis);
     let (_, rc, _) = sent(&mut r);
     assert_eq!((rc, r.children().len()), (1, 0), "the peer removes it too");
+}
+
+/// Behind a NAT (the responder sees us at another address than ours), the initiator sends
+/// a keepalive after 20 s without sending anything; the responder, not behind one, does not.
+#[test]
+fn behind_a_nat_keepalives_keep_the_mapping_open() {
+    let t0 = Instant::now();
+    let mut spis = Counter(1);
+    let si = settings(
+        "a.example",
+        "b.example",
+        "10.1.0.0/16",
+        "10.2.0.0/16",
+        "aes128gcm16",
+    );
+    let sr = settings(
+        "b.example",
+        "a.example",
+        "10.2.0.0/16",
+        "10.1.0.0/16",
+        "aes128gcm16",
+    );
+    let mut i = IkeSa::initiate(si, path(1, 2), t0);
+    let (req, _, _) = sent(&mut i);
+    // The NAT: the responder sees the initiator as 198.51.100.7:31000.
+    let natted = Path {
+        local: "192.0.2.2:500".parse().unwrap(),
+        remote: "198.51.100.7:31000".parse().unwrap(),
+    };
+    let mut r = IkeSa::respond(Arc::new(Candidates::new(vec![sr])), natted, &req[0], t0)
+        .unwrap_or_else(|_| panic!());
+    assert!(r.nat && !r.behind_nat);
+    let (resp, _, _) = sent(&mut r);
+    i.handle(t0, path(1, 2), &resp[0], &mut spis);
+    assert!(i.nat && i.behind_nat);
+    assert_eq!(i.path.local.port(), 4500, "floated");
+    let (auth, _, _) = sent(&mut i);
+    let natted = Path {
+        local: "192.0.2.2:4500".parse().unwrap(),
+        remote: "198.51.100.7:31001".parse().unwrap(),
+    };
+    r.handle(t0, natted, &auth[0], &mut spis);
+    let (ar, _, _) = sent(&mut r);
+    i.handle(t0, path(1, 2), &ar[0], &mut spis);
+    assert_eq!(i.state, State::Established);
+    assert_eq!(
+        r.path.remote.port(),
+        31001,
+        "the responder follows the NAT's port"
+    );
+    let mut s = settings("a", "b", "10.1.0.0/16", "10.2.0.0/16", "aes128gcm16");
+    if let Some(s) = Arc::get_mut(&mut s) {
+        s.dpd = None;
+    }
+    i.settings = s;
+    i.tick(t0 + Duration::from_secs(19), &mut spis);
+    assert!(sent(&mut i).0.is_empty());
+    i.tick(t0 + Duration::from_secs(20), &mut spis);
+    assert_eq!(sent(&mut i).0, vec![vec![0xffu8]]);
+    r.tick(t0 + Duration::from_secs(20), &mut spis);
+    assert!(!sent(&mut r).0.contains(&vec![0xff]));
 }
