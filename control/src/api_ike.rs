@@ -4,7 +4,7 @@
 
 use crate::api::{error, Api, Bearer, ErrorBody};
 use crate::daemon::Request;
-use crate::ike_manager::{ChildView, GatewayStats, IkeSaView, IkeState};
+use crate::ike_manager::{ChildView, GatewayStats, IkeSaView, IkeState, Initiate};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -107,12 +107,18 @@ async fn rekey(State(api): State<Arc<Api>>, Path(index): Path<String>) -> Respon
 
 /// Starts the negotiation of VPN `vpn` now.
 #[utoipa::path(post, path = "/v1/ike/initiate/{vpn}", params(("vpn" = String, Path, description = "A VPN's name (ike.vpns[].name)")),
-    responses((status = 202, body = Initiated), (status = 404, body = ErrorBody)))]
+    responses((status = 202, body = Initiated), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn initiate(State(api): State<Arc<Api>>, Path(vpn): Path<String>) -> Response {
     let name = vpn.clone();
     match api.ask(|reply| Request::IkeInitiate { vpn, reply }).await {
-        Ok(true) => (StatusCode::ACCEPTED, Json(Initiated { vpn: name })).into_response(),
-        Ok(false) => error(StatusCode::NOT_FOUND, "no such VPN"),
+        Ok(Initiate::Started) => {
+            (StatusCode::ACCEPTED, Json(Initiated { vpn: name })).into_response()
+        }
+        Ok(Initiate::Busy) => error(
+            StatusCode::CONFLICT,
+            format!("{name} has an IKE SA up or being negotiated"),
+        ),
+        Ok(Initiate::NoSuchVpn) => error(StatusCode::NOT_FOUND, "no such VPN"),
         Err(r) => r,
     }
 }

@@ -100,10 +100,10 @@ pub enum Request {
         index: u64,
         reply: tokio::sync::oneshot::Sender<bool>,
     },
-    /// Starts a VPN's negotiation now; false if there is no such VPN.
+    /// Starts a VPN's negotiation now.
     IkeInitiate {
         vpn: String,
-        reply: tokio::sync::oneshot::Sender<bool>,
+        reply: tokio::sync::oneshot::Sender<crate::ike_manager::Initiate>,
     },
     /// Changes outside the configuration: clears (counters, SAs).
     Clear {

@@ -98,6 +98,8 @@ pub struct IkeSaView {
     pub exchanges: u64,
     pub retransmits: u64,
     pub child_rekeys: u64,
+    /// Its IKE_AUTH said INITIAL_CONTACT: the first IKE SA between the two identities.
+    pub initial_contact: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -181,6 +183,20 @@ pub struct IkeManager {
 }
 
 /// Our SPI of an IKE SA: the one the peer's messages name us by.
+/// Whether two IKE SAs are between the same identities (what INITIAL_CONTACT is about).
+fn same_identities(a: &Settings, b: &Settings) -> bool {
+    a.local_id == b.local_id && a.remote_id == b.remote_id
+}
+
+/// What `espgw request security ike initiate` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Initiate {
+    Started,
+    /// The VPN has an IKE SA up or under way.
+    Busy,
+    NoSuchVpn,
+}
+
 fn our_spi(sa: &IkeSa) -> u64 {
     match sa.role {
         Role::Initiator => sa.spi_i,
@@ -353,6 +369,12 @@ impl IkeManager {
             .enumerate()
             .map(|(i, v)| (v.name, i))
             .collect();
+        self.by_settings = self
+            .vpns
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (Arc::as_ptr(&v.settings) as usize, i))
+            .collect();
         let mut peers: HashMap<(Ipv4Addr, Ipv4Addr), Vec<usize>> = HashMap::new();
         for (i, v) in self.vpns.iter().enumerate() {
             peers.entry((v.local, v.remote)).or_default().push(i);
@@ -408,8 +430,10 @@ impl IkeManager {
             local: SocketAddrV4::new(v.local, 500),
             remote: SocketAddrV4::new(v.remote, v.port),
         };
-        let sa = IkeSa::initiate(v.settings.clone(), path, now);
+        let settings = v.settings.clone();
         let vpn = v.name;
+        let mut sa = IkeSa::initiate(settings.clone(), path, now);
+        sa.send_initial_contact = !self.has_contact(&settings);
         if let Some(s) = self.stats_of(&vpn) {
             s.initiated += 1;
         }
@@ -417,13 +441,52 @@ impl IkeManager {
         self.pump(now, Some(index));
     }
 
-    /// Starts `vpn` now (`espgw request security ike initiate`); false if no such VPN.
-    pub fn initiate(&mut self, vpn: &str, now: Instant) -> bool {
+    /// Starts `vpn` now (`espgw request security ike initiate`), unless it has an IKE SA up
+    /// or under way (a second one would replace it for nothing).
+    pub fn initiate(&mut self, vpn: &str, now: Instant) -> Initiate {
         let Some(vi) = self.vpns.iter().position(|v| v.name.as_str() == vpn) else {
-            return false;
+            return Initiate::NoSuchVpn;
         };
-        self.start(vi, now);
-        true
+        if self.busy(&self.vpns[vi].name) {
+            return Initiate::Busy;
+        }
+        self.start_or_defer(vi, now);
+        self.pump(now, None);
+        Initiate::Started
+    }
+
+    /// Whether `vpn` has an IKE SA up or being negotiated (one we are deleting does not count:
+    /// the peer may have forgotten it already, and it must not hold the VPN down meanwhile).
+    fn busy(&self, vpn: &Name) -> bool {
+        self.sas
+            .values()
+            .any(|e| e.vpn == *vpn && !matches!(e.sa.state, State::Closed | State::Deleting))
+    }
+
+    /// Whether an IKE SA with `s`'s identities exists (RFC 7296 section 2.4: INITIAL_CONTACT
+    /// only in the first).
+    fn has_contact(&self, s: &Settings) -> bool {
+        self.sas
+            .values()
+            .any(|e| e.sa.state != State::Closed && same_identities(e.sa.settings(), s))
+    }
+
+    /// Starts VPN `vi` now, or at the next tick if another VPN's first IKE SA with the same
+    /// identities (the one saying INITIAL_CONTACT) is still being negotiated: were ours to
+    /// be established first, the peer would take that INITIAL_CONTACT to mean ours is stale.
+    fn start_or_defer(&mut self, vi: usize, now: Instant) {
+        let Some(v) = self.vpns.get(vi) else { return };
+        let contact_pending = self.sas.values().any(|e| {
+            e.sa.send_initial_contact
+                && e.sa.role == Role::Initiator
+                && matches!(e.sa.state, State::Connecting | State::Authenticating)
+                && same_identities(e.sa.settings(), &v.settings)
+        });
+        if contact_pending {
+            self.vpns[vi].start_at = Some(now);
+        } else {
+            self.start(vi, now);
+        }
     }
 
     /// Deletes IKE SA `index` (all when `None`); how many.
@@ -459,12 +522,8 @@ impl IkeManager {
         else {
             return;
         };
-        let busy = self
-            .sas
-            .values()
-            .any(|e| e.vpn == self.vpns[vi].name && e.sa.state != State::Closed);
-        if !busy {
-            self.start(vi, now);
+        if !self.busy(&self.vpns[vi].name) && self.vpns[vi].start_at.is_none() {
+            self.start_or_defer(vi, now);
             self.pump(now, None);
         }
     }
@@ -614,7 +673,7 @@ impl IkeManager {
                     e.sa.delete(now);
                 }
             }
-            if e.sa.state != State::Closed {
+            if !matches!(e.sa.state, State::Closed | State::Deleting) {
                 live.insert(e.vpn);
             }
         }
@@ -624,13 +683,46 @@ impl IkeManager {
             .filter(|&i| !live.contains(&self.vpns[i].name))
             .take(MAX_CONNECTING.saturating_sub(connecting))
             .collect();
-        for vi in due {
-            self.start(vi, now);
+        if !due.is_empty() {
+            self.start_due(due, now);
         }
         self.pump(now, None);
         if now >= self.spis_released + Duration::from_secs(1) {
             self.spis_released = now;
             self.release_spis();
+        }
+    }
+
+    /// Starts the VPNs `due`, but of several with the same identities and none up yet only
+    /// the first (it says INITIAL_CONTACT): the others follow once it is established.
+    fn start_due(&mut self, due: Vec<usize>, now: Instant) {
+        let mut contact: HashSet<(Id, Id)> = HashSet::new();
+        let mut pending: HashSet<(Id, Id)> = HashSet::new();
+        for e in self.sas.values() {
+            if e.sa.state == State::Closed {
+                continue;
+            }
+            let s = e.sa.settings();
+            let ids = (s.local_id.clone(), s.remote_id.clone());
+            if e.sa.send_initial_contact
+                && e.sa.role == Role::Initiator
+                && matches!(e.sa.state, State::Connecting | State::Authenticating)
+            {
+                pending.insert(ids.clone());
+            }
+            contact.insert(ids);
+        }
+        for vi in due {
+            let s = &self.vpns[vi].settings;
+            let ids = (s.local_id.clone(), s.remote_id.clone());
+            if pending.contains(&ids) {
+                continue;
+            }
+            if !contact.contains(&ids) {
+                pending.insert(ids.clone());
+                contact.insert(ids);
+            }
+            self.start(vi, now);
         }
     }
 
@@ -758,21 +850,33 @@ impl IkeManager {
             s.established += 1;
         }
         // One IKE SA per VPN: the newest replaces the others (the peer restarted, or both
-        // sides initiated at once). With INITIAL_CONTACT the peer has forgotten them: no
-        // delete is sent.
+        // sides initiated at once). With INITIAL_CONTACT the peer has forgotten every IKE SA
+        // between the two identities, of this VPN and of any other: they go without a delete.
         let mut sync = false;
-        let others: Vec<u64> = self
+        let mut others: Vec<u64> = self
             .by_vpn
             .get(&vpn)
             .map(|s| s.iter().copied().filter(|&i| i != index).collect())
             .unwrap_or_default();
+        if initial_contact {
+            let mine = self.sas.get(&index).map(|e| e.sa.settings().clone());
+            if let Some(mine) = mine {
+                others.extend(self.sas.values().filter_map(|o| {
+                    (o.index != index
+                        && o.vpn != vpn
+                        && o.sa.state != State::Closed
+                        && same_identities(o.sa.settings(), &mine))
+                    .then_some(o.index)
+                }));
+            }
+        }
         for i in others {
             let Some(o) = self.sas.get_mut(&i) else {
                 continue;
             };
             // A responder not yet authenticated has no VPN yet (IKE_AUTH picks it).
             let unknown = o.sa.role == Role::Responder && o.sa.state == State::Authenticating;
-            if o.vpn == vpn && o.sa.state != State::Closed && !unknown {
+            if o.sa.state != State::Closed && !unknown {
                 if initial_contact || o.sa.state != State::Established {
                     sync |= !o.sa.children().is_empty();
                     o.sa.abandon();
@@ -936,6 +1040,10 @@ impl IkeManager {
                     exchanges: e.sa.stats.exchanges,
                     retransmits: e.sa.stats.retransmits,
                     child_rekeys: e.sa.stats.child_rekeys,
+                    initial_contact: match e.sa.role {
+                        Role::Initiator => e.sa.send_initial_contact,
+                        Role::Responder => e.sa.initial_contact,
+                    },
                 }
             })
             .collect()

@@ -272,6 +272,9 @@ pub struct IkeSa {
     pub stats: SaStats,
     /// The peer said INITIAL_CONTACT: its other IKE SAs with us are stale.
     pub initial_contact: bool,
+    /// Our IKE_AUTH says INITIAL_CONTACT (RFC 7296 section 2.4): only while we hold no other
+    /// IKE SA with the peer's identity, or the peer would drop those as stale.
+    pub send_initial_contact: bool,
     /// Our SPI offered in IKE_AUTH, until the answer.
     pending_spi: Option<u32>,
     /// A responder's possible settings until IKE_AUTH says which applies (the peer's
@@ -324,6 +327,7 @@ impl IkeSa {
             actions: VecDeque::new(),
             stats: SaStats::default(),
             initial_contact: false,
+            send_initial_contact: true,
             pending_spi: None,
             candidates: None,
             succeeded: false,

@@ -91,7 +91,7 @@ impl IkeSa {
             .map(ProposalSpec::without_dh)
             .collect();
         let settings = self.settings.clone();
-        let cfg = auth_config(&settings, &esp, true);
+        let cfg = auth_config(&settings, &esp, self.send_initial_contact);
         let Some(d) = &self.done else { return };
         match ike_auth::request(d, &cfg, spi) {
             Ok(req) => {
@@ -120,7 +120,7 @@ impl IkeSa {
             .map(ProposalSpec::without_dh)
             .collect();
         let settings = self.settings.clone();
-        let cfg = auth_config(&settings, &esp, true);
+        let cfg = auth_config(&settings, &esp, self.send_initial_contact);
         let Some(d) = &self.done else { return };
         match ike_auth::complete(d, &cfg, bytes, spi) {
             Ok(child) => {

@@ -29,7 +29,7 @@ pub mod payload_type {
 
 /// An identification (RFC 7296 section 3.5): its type (1 IPv4 address, 2 FQDN, 3 user FQDN,
 /// 5 IPv6 address, 9 DER DN, 11 key ID) and data.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Id {
     pub kind: u8,
     pub data: Vec<u8>,

@@ -1,0 +1,179 @@
+//! Two IKE managers wired to each other in memory (no sockets, no dataplane): what the
+//! appliance does with several VPNs to one peer identity, INITIAL_CONTACT (RFC 7296 section
+//! 2.4) and the operator's `request security ike initiate`.
+
+use control::ike_manager::{IkeManager, Initiate, Out};
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+const A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+const B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+
+/// `n` VPNs over one gateway (one pair of identities) between A and B, each its own /32s.
+fn config(initiator: bool, n: u32) -> config::Config {
+    let (me, peer, mine, theirs) = if initiator {
+        (A, B, 1, 2)
+    } else {
+        (B, A, 2, 1)
+    };
+    let tunnels: Vec<_> = (0..n)
+        .map(|i| serde_json::json!({"name": format!("st0.{i}"), "local": me.to_string(), "remote": peer.to_string()}))
+        .collect();
+    let vpns: Vec<_> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "name": format!("vpn{i}"), "gateway": "peer", "bind_interface": format!("st0.{i}"),
+                "local_ts": [format!("10.{mine}.0.{i}/32")], "remote_ts": [format!("10.{theirs}.0.{i}/32")],
+                "establish": if initiator { "immediately" } else { "responder-only" },
+            })
+        })
+        .collect();
+    let text = serde_json::json!({
+        "dataplane": {"eal": [], "workers": [1]},
+        "interfaces": [{"name": "wan0", "port": 0, "address": format!("{me}/24")}],
+        "tunnels": tunnels,
+        "ike": {
+            "gateways": [{"name": "peer", "local_address": me.to_string(), "remote_address": peer.to_string(),
+                          "local_id": if initiator { "a.example" } else { "b.example" },
+                          "remote_id": if initiator { "b.example" } else { "a.example" },
+                          "psk": "in-memory test key", "proposals": ["aes128gcm16-prfsha256-x25519"],
+                          "dpd": {"action": "none"}}],
+            "vpns": vpns,
+        }
+    })
+    .to_string();
+    match config::Config::parse(&text) {
+        Ok(c) => c,
+        Err(e) => panic!("test configuration: {e}"),
+    }
+}
+
+struct Pair {
+    a: IkeManager,
+    b: IkeManager,
+    now: Instant,
+}
+
+impl Pair {
+    fn new(n: u32) -> Pair {
+        let now = Instant::now();
+        let mut a = IkeManager::default();
+        let mut b = IkeManager::default();
+        b.configure(&config(false, n), now);
+        a.configure(&config(true, n), now);
+        Pair { a, b, now }
+    }
+
+    /// Delivers every datagram either side has out, ticking both every 10 ms of simulated
+    /// time, for `ms` milliseconds.
+    fn run(&mut self, ms: u64) {
+        for _ in 0..ms / 10 {
+            self.now += Duration::from_millis(10);
+            self.a.tick(self.now);
+            self.b.tick(self.now);
+            // Ping-pong until quiet (each exchange is a few round trips).
+            for _ in 0..16 {
+                let (oa, ob) = (self.a.take_out(), self.b.take_out());
+                if oa.is_empty() && ob.is_empty() {
+                    break;
+                }
+                deliver(oa, &mut self.b, self.now);
+                deliver(ob, &mut self.a, self.now);
+            }
+        }
+    }
+}
+
+fn deliver(out: Vec<Out>, to: &mut IkeManager, now: Instant) {
+    for o in out {
+        if let Out::Send(g) = o {
+            to.datagram(now, g.path.remote, g.path.local, &g.bytes);
+        }
+    }
+}
+
+/// (vpn, SPIs, initial_contact) of every established IKE SA.
+fn up(m: &IkeManager, now: Instant) -> Vec<(String, String, bool)> {
+    let mut v: Vec<_> = m
+        .view(now)
+        .into_iter()
+        .filter(|s| s.state == "established")
+        .map(|s| {
+            (
+                s.vpn,
+                format!("{}/{}", s.initiator_spi, s.responder_spi),
+                s.initial_contact,
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn several_vpns_to_one_identity_say_initial_contact_once() {
+    let mut p = Pair::new(3);
+    p.run(500);
+    let (a, b) = (up(&p.a, p.now), up(&p.b, p.now));
+    assert_eq!(a.len(), 3, "initiator: {a:?}");
+    // The same three IKE SAs on both sides: none was taken for stale by another's
+    // INITIAL_CONTACT (the responder drops every other IKE SA with the identities on one).
+    assert_eq!(a, b);
+    assert_eq!(
+        a.iter().filter(|s| s.2).count(),
+        1,
+        "exactly the first says INITIAL_CONTACT: {a:?}"
+    );
+    // Nothing more happens: no SA replaced, none closed.
+    p.run(2000);
+    assert_eq!(up(&p.a, p.now), a);
+    assert_eq!(up(&p.b, p.now), b);
+}
+
+#[test]
+fn a_restarted_initiator_replaces_every_old_sa_of_its_identity() {
+    let mut p = Pair::new(2);
+    p.run(500);
+    let old = up(&p.b, p.now);
+    assert_eq!(old.len(), 2);
+    // Initiator restarted: it has forgotten everything; its first IKE SA says INITIAL_CONTACT.
+    p.a = IkeManager::default();
+    p.a.configure(&config(true, 2), p.now);
+    p.run(500);
+    let new = up(&p.b, p.now);
+    assert_eq!(new.len(), 2, "responder: {new:?}");
+    assert!(
+        new.iter().all(|n| old.iter().all(|o| o.1 != n.1)),
+        "old SAs left: {old:?} -> {new:?}"
+    );
+    assert_eq!(new, up(&p.a, p.now));
+    // Not one left over in any state on the responder (they went without a delete).
+    assert_eq!(p.b.view(p.now).len(), 2, "{:?}", p.b.view(p.now));
+}
+
+#[test]
+fn initiate_refuses_a_vpn_that_is_up_and_not_one_being_deleted() {
+    let mut p = Pair::new(1);
+    assert_eq!(p.a.initiate("nope", p.now), Initiate::NoSuchVpn);
+    p.run(300);
+    let before = up(&p.a, p.now);
+    assert_eq!(before.len(), 1);
+    assert_eq!(p.a.initiate("vpn0", p.now), Initiate::Busy);
+    p.run(300);
+    assert_eq!(
+        up(&p.a, p.now),
+        before,
+        "a second IKE SA replaced the first"
+    );
+    // The peer goes silent: our delete stays unanswered (DELETING) for its whole
+    // retransmission schedule, which must not hold the VPN down.
+    let index = p.a.view(p.now)[0].index;
+    assert_eq!(p.a.clear(Some(index), p.now), 1);
+    let _ = p.a.take_out();
+    assert_eq!(p.a.initiate("vpn0", p.now), Initiate::Started);
+    let states: Vec<String> = p.a.view(p.now).into_iter().map(|s| s.state).collect();
+    assert!(
+        states.contains(&"deleting".to_string()) && states.contains(&"connecting".to_string()),
+        "{states:?}"
+    );
+}
