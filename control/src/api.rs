@@ -549,10 +549,45 @@ async fn clear(api: &Api, changes: Vec<channel::Change>) -> Response {
     }
 }
 
-/// IPsec SAs: settings, owner worker and counters, never keys.
+/// IPsec SAs: settings, owner worker and counters, never keys. An SA IKE negotiated also
+/// has `ike_sa` (its IKE SA's index), `rekey_in_s` and `expires_in_s` (its lifetime by time).
 #[utoipa::path(get, path = "/v1/sas", responses((status = 200, body = [Object]), (status = 503, body = ErrorBody)))]
 async fn sas(State(api): State<Arc<Api>>) -> Response {
-    part(&api, "sas").await
+    let mut v = match snapshot(&api).await {
+        Ok(mut v) => v["dataplane"]["sas"].take(),
+        Err(r) => return r,
+    };
+    let ike = match api.ask(|reply| Request::Ike { reply }).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    // (direction, SPI) -> what IKE knows of it.
+    let mut times = std::collections::HashMap::new();
+    for sa in &ike.security_associations {
+        for c in &sa.children {
+            let t = (sa.index, c.rekey_in_s, c.expires_in_s);
+            for (dir, spi) in [("in", &c.inbound_spi), ("out", &c.outbound_spi)] {
+                if let Ok(spi) = u32::from_str_radix(spi, 16) {
+                    times.insert((dir, spi), t);
+                }
+            }
+        }
+    }
+    for x in v.as_array_mut().into_iter().flatten() {
+        let dir = if x["direction"] == "in" { "in" } else { "out" };
+        let spi = x["spi"]
+            .as_str()
+            .and_then(|s| u32::from_str_radix(s.trim_start_matches("0x"), 16).ok());
+        if let (Some(&(index, rekey, expires)), Some(o)) = (
+            spi.and_then(|spi| times.get(&(dir, spi))),
+            x.as_object_mut(),
+        ) {
+            o.insert("ike_sa".into(), index.into());
+            o.insert("rekey_in_s".into(), rekey.into());
+            o.insert("expires_in_s".into(), expires.into());
+        }
+    }
+    Json(v).into_response()
 }
 
 /// An SPI as written in a path: `0x1001` or `4097`.

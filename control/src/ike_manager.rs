@@ -111,6 +111,10 @@ pub struct ChildView {
     pub local_ts: Vec<String>,
     pub remote_ts: Vec<String>,
     pub age_s: u64,
+    /// Seconds until it is rekeyed (none: a rekey is under way or it was replaced).
+    pub rekey_in_s: Option<u64>,
+    /// Seconds until it goes (its hard lifetime, or the end of a replaced SA's grace).
+    pub expires_in_s: Option<u64>,
 }
 
 /// IKE as a whole, for REST, the CLI and `/metrics`.
@@ -1021,20 +1025,28 @@ impl IkeManager {
                         .sa
                         .children()
                         .iter()
-                        .map(|c| ChildView {
-                            inbound_spi: format!("{:08x}", c.sa.inbound_spi),
-                            outbound_spi: format!("{:08x}", c.sa.outbound_spi),
-                            outbound: c.outbound,
-                            esn: c.sa.esn,
-                            local_ts: prefixes(&c.sa.local_ts)
-                                .iter()
-                                .map(|p| p.to_string())
-                                .collect(),
-                            remote_ts: prefixes(&c.sa.remote_ts)
-                                .iter()
-                                .map(|p| p.to_string())
-                                .collect(),
-                            age_s: now.saturating_duration_since(c.made).as_secs(),
+                        .map(|c| {
+                            let (rekey, expires) = e.sa.child_times(c);
+                            let left = |t: Option<Instant>| {
+                                t.map(|t| t.saturating_duration_since(now).as_secs())
+                            };
+                            ChildView {
+                                rekey_in_s: left(rekey),
+                                expires_in_s: left(expires),
+                                inbound_spi: format!("{:08x}", c.sa.inbound_spi),
+                                outbound_spi: format!("{:08x}", c.sa.outbound_spi),
+                                outbound: c.outbound,
+                                esn: c.sa.esn,
+                                local_ts: prefixes(&c.sa.local_ts)
+                                    .iter()
+                                    .map(|p| p.to_string())
+                                    .collect(),
+                                remote_ts: prefixes(&c.sa.remote_ts)
+                                    .iter()
+                                    .map(|p| p.to_string())
+                                    .collect(),
+                                age_s: now.saturating_duration_since(c.made).as_secs(),
+                            }
                         })
                         .collect(),
                     exchanges: e.sa.stats.exchanges,

@@ -125,6 +125,29 @@ fn two_espgw_gateways_negotiate_rekey_and_survive_a_dead_peer() {
         .contains("Total IPsec SAs: 2")));
     let sas = show_sas();
     assert!(sas.contains("ESP:aes-256-gcm/ESN"), "{sas}");
+    // Their lifetime by time (60 s): seconds left in the Life column, and over REST when the
+    // initiator's rekey (6 s after the child was made) comes.
+    let lives: Vec<u64> = sas
+        .lines()
+        .filter(|l| l.contains("ESP:"))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_suffix("/unlim")?.parse().ok())
+        })
+        .collect();
+    assert!(
+        lives.len() == 2 && lives.iter().all(|&s| (50..=60).contains(&s)),
+        "{sas}"
+    );
+    let token_text = std::fs::read_to_string(&token).unwrap();
+    let (code, body) = http(&ns("gw1"), "/v1/sas", Some(token_text.trim()));
+    assert_eq!(code, 200);
+    let rest: serde_json::Value = serde_json::from_str(&body).unwrap();
+    for sa in rest.as_array().unwrap() {
+        assert_eq!(sa["ike_sa"], 1, "{sa}");
+        assert!(sa["rekey_in_s"].as_u64().is_some_and(|s| s <= 6), "{sa}");
+        assert!(sa["expires_in_s"].as_u64().is_some_and(|s| s <= 60), "{sa}");
+    }
     // The IKE SA as the operator sees it: CLI, detail, REST and /metrics.
     let show = |words: &[&str]| {
         let mut a = vec!["show", "security", "ike", "security-associations"];
@@ -138,7 +161,6 @@ fn two_espgw_gateways_negotiate_rekey_and_survive_a_dead_peer() {
         detail.contains("VPN vpn0") && detail.contains("role initiator"),
         "{detail}"
     );
-    let token_text = std::fs::read_to_string(&token).unwrap();
     let (code, metrics) = http(&ns("gw1"), "/metrics", Some(token_text.trim()));
     assert_eq!(code, 200);
     assert!(

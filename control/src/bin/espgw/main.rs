@@ -540,9 +540,18 @@ fn run(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// What the SA has left of its hard lifetime, as Junos's `Life` column: packets/kB, `unlim`
-/// for none.
+/// What the SA has left of its hard lifetime, as Junos's `Life` column: seconds (an SA IKE
+/// negotiated), then packets/kB; `unlim` for none.
 fn life(sa: &Value) -> String {
+    let rest = life_volume(sa);
+    match sa["expires_in_s"].as_u64() {
+        Some(s) => format!("{s}/{rest}"),
+        None => rest,
+    }
+}
+
+/// The packets/kB part of `life`.
+fn life_volume(sa: &Value) -> String {
     let h = &sa["hard_lifetime"];
     let left = |limit: &Value, used: &Value, div: u64| match limit.as_u64() {
         Some(l) => (l.saturating_sub(used.as_u64().unwrap_or(0)) / div).to_string(),
@@ -617,7 +626,7 @@ fn render(what: &Show, v: &Value) -> Result<String, String> {
                 "Tunnel",
                 "Algorithm",
                 "SPI",
-                "Life:pkts/kB",
+                "Life:sec/pkts/kB",
                 "Port",
                 "Gateway",
                 "Worker",

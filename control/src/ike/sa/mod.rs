@@ -414,6 +414,22 @@ impl IkeSa {
         &self.children
     }
 
+    /// When child `c` is due for its rekey (none once under way or replaced) and when it
+    /// goes (replaced: at the end of its grace; otherwise its hard lifetime by time).
+    pub fn child_times(&self, c: &ChildSa) -> (Option<Instant>, Option<Instant>) {
+        let rekey = match (
+            self.settings.child_rekey,
+            c.rekeyed || c.retire_at.is_some(),
+        ) {
+            (Some(k), false) => Some(c.made + self.rekey_after(k, c.jitter)),
+            _ => None,
+        };
+        let expires = c
+            .retire_at
+            .or_else(|| self.settings.child_lifetime.map(|l| c.made + l));
+        (rekey, expires)
+    }
+
     pub fn actions(&mut self) -> impl Iterator<Item = Action> + '_ {
         self.actions.drain(..)
     }
