@@ -113,6 +113,28 @@ pub struct Asked<'a> {
     ts_r: &'a [TrafficSelector],
 }
 
+impl Asked<'_> {
+    /// The initiator's nonce (RFC 7296 section 2.8.1 compares them).
+    pub fn nonce(&self) -> &[u8] {
+        self.ni
+    }
+}
+
+impl Pending {
+    /// Our nonce in the request.
+    pub fn nonce(&self) -> &[u8] {
+        &self.ni
+    }
+}
+
+/// The nonce in a message's payloads.
+pub fn nonce_of(payloads: &[Payload]) -> Option<&[u8]> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Nonce(n) => Some(&n[..]),
+        _ => None,
+    })
+}
+
 /// Reads a CREATE_CHILD_SA request for a child; `None`: not one (an IKE SA rekey, or
 /// malformed).
 pub fn asked(payloads: &[Payload]) -> Option<Asked<'_>> {

@@ -165,6 +165,23 @@ fn cbc_apply(key: &[u8], iv: &[u8], data: &mut [u8], encrypt: bool) -> Result<()
     }
 }
 
+/// Whether an Encrypted payload carries the whole message (SK) or one fragment of it (SKF,
+/// RFC 7383 section 2.5: its header adds the fragment's number and the total).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Whole,
+    Fragment { number: u16, total: u16 },
+}
+
+impl Part {
+    fn header_len(self) -> usize {
+        match self {
+            Part::Whole => 4,
+            Part::Fragment { .. } => 8,
+        }
+    }
+}
+
 /// The message with `inner` encrypted under `key`. With GCM the IV is `counter` (the
 /// message ID does: it never repeats under the key); with CBC it is drawn from `rng`.
 pub fn seal(
@@ -177,28 +194,63 @@ pub fn seal(
     let first = inner.first().map_or(payload_type::NONE, Payload::kind);
     let mut plain = Vec::with_capacity(256);
     emit_chain(inner, &mut plain);
+    seal_part(header, first, Part::Whole, &plain, key, counter, rng)
+}
+
+/// The bytes an Encrypted payload adds to `len` bytes of plaintext under `key` (IV, padding,
+/// pad length, ICV), with `part`'s generic header and the IKE header.
+pub fn overhead(key: &SkKey, part: Part, len: usize) -> usize {
+    28 + part.header_len() + key.iv_len() + padded(key, len) - len + key.icv_len()
+}
+
+/// `len` bytes of plaintext padded (with the pad length byte) as `key`'s cipher needs.
+fn padded(key: &SkKey, len: usize) -> usize {
+    match key {
+        SkKey::Gcm { .. } => len + 1,
+        SkKey::Cbc { .. } => (len + 1).div_ceil(BLOCK) * BLOCK,
+    }
+}
+
+/// One message: `header`, then an Encrypted payload (`part`) over `chain` (payload bytes
+/// whose first payload is of type `first`; in a fragment after the first, `first` is 0).
+pub fn seal_part(
+    header: &Header,
+    first: u8,
+    part: Part,
+    chain: &[u8],
+    key: &SkKey,
+    counter: u64,
+    rng: &SystemRandom,
+) -> Result<Vec<u8>, SkError> {
+    let mut plain = chain.to_vec();
     // GCM needs no padding; CBC pads to its block (RFC 7296 section 3.14), then the pad
     // length.
-    let pad = match key {
-        SkKey::Gcm { .. } => 0,
-        SkKey::Cbc { .. } => (BLOCK - (plain.len() + 1) % BLOCK) % BLOCK,
-    };
+    let pad = padded(key, plain.len()) - plain.len() - 1;
     plain.extend(std::iter::repeat_n(0u8, pad));
     plain.push(pad as u8);
     let (iv_len, icv_len) = (key.iv_len(), key.icv_len());
-    let mut out = Vec::with_capacity(28 + 4 + iv_len + plain.len() + icv_len);
-    header.emit(payload_type::SK, &mut out);
+    let mut out = Vec::with_capacity(28 + 8 + iv_len + plain.len() + icv_len);
+    let kind = match part {
+        Part::Whole => payload_type::SK,
+        Part::Fragment { .. } => payload_type::SKF,
+    };
+    header.emit(kind, &mut out);
     let sk_start = out.len();
     out.push(first);
     out.push(0);
-    let sk_len = (4 + iv_len + plain.len() + icv_len) as u16;
+    let sk_len = (part.header_len() + iv_len + plain.len() + icv_len) as u16;
     out.extend_from_slice(&sk_len.to_be_bytes());
+    if let Part::Fragment { number, total } = part {
+        out.extend_from_slice(&number.to_be_bytes());
+        out.extend_from_slice(&total.to_be_bytes());
+    }
     let total = (out.len() + iv_len + plain.len() + icv_len) as u32;
     out[24..28].copy_from_slice(&total.to_be_bytes());
     match key {
         SkKey::Gcm { key, salt } => {
             let iv = counter.to_be_bytes();
-            let aad = out[..sk_start + 4].to_vec();
+            // The IKE header and the payload's header (with a fragment's number and total).
+            let aad = out[..sk_start + part.header_len()].to_vec();
             out.extend_from_slice(&iv);
             let tag = key
                 .seal_in_place_separate_tag(gcm_nonce(salt, &iv), Aad::from(&aad), &mut plain)
@@ -226,13 +278,41 @@ pub fn seal(
 /// Parses `bytes`, checks and decrypts its Encrypted payload (the last in the chain), and
 /// returns the message with the payloads before SK followed by those inside it.
 pub fn open(bytes: &[u8], key: &SkKey) -> Result<Message, SkError> {
-    let outer = Message::parse(bytes)?;
-    let Some(Payload::Sk { first, body }) = outer.payloads.last() else {
+    let (mut outer, first, part, chain) = open_part(bytes, key)?;
+    if part != Part::Whole {
         return Err(SkError::NotEncrypted);
+    }
+    let inner = parse_chain(first, &chain)?;
+    outer.payloads.pop();
+    outer.payloads.extend(inner);
+    Ok(outer)
+}
+
+/// Parses `bytes` and checks and decrypts its Encrypted payload, whole or a fragment: the
+/// message as parsed, the type of the first payload inside, which part it is, and the
+/// payload bytes inside (not parsed: a fragment's are a piece of the chain).
+pub fn open_part(bytes: &[u8], key: &SkKey) -> Result<(Message, u8, Part, Vec<u8>), SkError> {
+    let outer = Message::parse(bytes)?;
+    let (first, part, body) = match outer.payloads.last() {
+        Some(Payload::Sk { first, body }) => (*first, Part::Whole, body),
+        Some(Payload::Skf {
+            first,
+            number,
+            total,
+            body,
+        }) => (
+            *first,
+            Part::Fragment {
+                number: *number,
+                total: *total,
+            },
+            body,
+        ),
+        _ => return Err(SkError::NotEncrypted),
     };
     let (iv_len, icv_len) = (key.iv_len(), key.icv_len());
-    // The SK payload is the last: its generic header starts 4 bytes before its body.
-    let sk_start = bytes.len() - body.len() - 4;
+    // The Encrypted payload is the last: its header ends where its body starts.
+    let body_start = bytes.len() - body.len();
     if body.len() < iv_len + 1 + icv_len {
         return Err(WireError::Truncated("encrypted payload").into());
     }
@@ -240,7 +320,7 @@ pub fn open(bytes: &[u8], key: &SkKey) -> Result<Message, SkError> {
     let plain: Vec<u8> = match key {
         SkKey::Gcm { key, salt } => {
             let mut sealed = body[iv_len..].to_vec();
-            let aad = &bytes[..sk_start + 4];
+            let aad = &bytes[..body_start];
             let n = key
                 .open_in_place(gcm_nonce(salt, iv), Aad::from(aad), &mut sealed)
                 .map_err(|_| SkError::Integrity)?
@@ -271,14 +351,8 @@ pub fn open(bytes: &[u8], key: &SkKey) -> Result<Message, SkError> {
         .len()
         .checked_sub(usize::from(pad))
         .ok_or(WireError::Malformed("padding"))?;
-    let inner = parse_chain(*first, &rest[..chain_len])?;
-    let mut payloads = outer.payloads;
-    payloads.pop();
-    payloads.extend(inner);
-    Ok(Message {
-        header: outer.header,
-        payloads,
-    })
+    let chain = rest[..chain_len].to_vec();
+    Ok((outer, first, part, chain))
 }
 
 #[cfg(test)]

@@ -36,11 +36,15 @@ impl IkeSa {
         let Some(asked) = create_child::asked(payloads) else {
             return refuse(35, Vec::new());
         };
+        // Our own rekey of the same child is out: both go on, and once both are done the
+        // redundant child goes (RFC 7296 sections 2.8.1 and 2.25).
+        let mut collides = None;
         if let Some(old) = asked.rekeys {
             match self.children.iter().find(|c| c.sa.outbound_spi == old) {
                 None => return refuse(44, Vec::new()),
-                // Our own rekey of it is out (RFC 7296 section 2.25): ours goes on, the peer
-                // tries again later.
+                Some(c) if self.rekeying(c.sa.inbound_spi) => collides = Some(c.sa.inbound_spi),
+                // We are closing it (our rekey of it is done, its delete is out): the peer
+                // hears of that next.
                 Some(c) if c.rekeyed && self.busy() => return refuse(43, Vec::new()),
                 Some(_) => {}
             }
@@ -71,6 +75,13 @@ impl IkeSa {
                     }
                     self.stats.child_rekeys += 1;
                 }
+                if let (Some(old), Some(nr)) = (collides, create_child::nonce_of(&answer)) {
+                    self.collision = Some(Collision {
+                        old,
+                        theirs: child.inbound_spi,
+                        nonce: asked.nonce().min(nr).to_vec(),
+                    });
+                }
                 self.add_child(child, now, rekey.is_none());
                 answer
             }
@@ -87,6 +98,12 @@ impl IkeSa {
         spis: &mut dyn SpiSource,
     ) {
         let rekeys = pending.rekeys;
+        // The lower of this exchange's nonces, should it have collided with the peer's rekey.
+        let nonce = create_child::nonce_of(payloads).map(|nr| pending.nonce().min(nr).to_vec());
+        let collision = self
+            .collision
+            .take()
+            .filter(|c| rekeys == Some(c.old) && nonce.is_some());
         let settings = self.settings.clone();
         let Some(d) = &self.done else { return };
         let derive = Derive {
@@ -95,6 +112,9 @@ impl IkeSa {
         };
         match create_child::complete(&derive, &Self::child_config(&settings), pending, payloads) {
             Ok(child) => {
+                if let Some(col) = collision {
+                    return self.resolve_collision(now, child, col, nonce.unwrap_or_default());
+                }
                 // Both sides have the new SAs: ours switches now, the old is deleted.
                 for c in &mut self.children {
                     if Some(c.sa.inbound_spi) == rekeys {
@@ -122,6 +142,40 @@ impl IkeSa {
                 )));
             }
         }
+    }
+
+    /// Both sides rekeyed the same child at once and both exchanges are done (RFC 7296
+    /// section 2.8.1): the exchange with the lowest of the four nonces made the redundant
+    /// child, which its initiator deletes; the other exchange's initiator deletes the old
+    /// child. `mine`: the lower nonce of our exchange, which made `child`.
+    fn resolve_collision(&mut self, now: Instant, child: Child, col: Collision, mine: Vec<u8>) {
+        let ours = child.inbound_spi;
+        // Counted once, when we answered the peer's.
+        self.add_child(child, now, false);
+        let survivor = if mine < col.nonce {
+            // Ours is redundant: we delete it; the peer deletes the old child.
+            if let Some(c) = self.children.iter_mut().find(|c| c.sa.inbound_spi == ours) {
+                c.rekeyed = true;
+            }
+            self.delete_child(now, ours);
+            col.theirs
+        } else {
+            // The peer's is redundant (it deletes it); ours replaces the old child.
+            self.delete_child(now, col.old);
+            ours
+        };
+        // The survivor is in force on both sides: our traffic moves to it now.
+        for c in &mut self.children {
+            c.outbound = c.sa.inbound_spi == survivor;
+        }
+    }
+
+    /// Whether our rekey of the child whose inbound SPI is `inbound` is out.
+    fn rekeying(&self, inbound: u32) -> bool {
+        matches!(
+            &self.out,
+            Some(Outstanding { what: Asking::CreateChild(p), .. }) if p.rekeys == Some(inbound)
+        )
     }
 
     /// Rekeys the child whose inbound SPI is `inbound` (its lifetime ran out, by time here or

@@ -187,6 +187,16 @@ enum Asking {
     RekeyIke(ike_rekey::IkeRekey),
 }
 
+/// A peer's rekey of a child that collided with ours (RFC 7296 section 2.8.1).
+struct Collision {
+    /// The child both rekey (our inbound SPI).
+    old: u32,
+    /// The child the peer's exchange made (our inbound SPI).
+    theirs: u32,
+    /// The lower of that exchange's two nonces.
+    nonce: Vec<u8>,
+}
+
 /// The settings a responder may take with one peer (the VPNs with it), shared by every SA
 /// it answers; IKE_AUTH picks one by the initiator's selectors: an exact match at once, else
 /// the first whose selectors meet the proposal.
@@ -284,6 +294,8 @@ pub struct IkeSa {
     succeeded: bool,
     /// When to try an IKE rekey again after one failed.
     rekey_ike_at: Option<Instant>,
+    /// The peer's rekey of a child we are rekeying too, answered while ours is out.
+    collision: Option<Collision>,
     rng: SystemRandom,
 }
 
@@ -332,6 +344,7 @@ impl IkeSa {
             candidates: None,
             succeeded: false,
             rekey_ike_at: None,
+            collision: None,
             rng: SystemRandom::new(),
         }
     }

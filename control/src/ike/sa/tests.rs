@@ -202,6 +202,72 @@ fn a_child_rekey_is_make_before_break_on_both_sides() {
     }
 }
 
+/// Both sides rekey the same child at once (RFC 7296 section 2.8.1), the requests crossing
+/// on the wire: both are answered, and once everything is done each side has exactly one
+/// child left, the same one on both sides (no packet of ours on a child the peer dropped),
+/// whichever of the two exchanges had the lowest nonce.
+#[test]
+fn a_simultaneous_child_rekey_leaves_one_child_on_both_sides() {
+    let mut outcomes = std::collections::HashSet::new();
+    for round in 0..40 {
+        let t0 = Instant::now();
+        let (mut i, mut r, mut spis) = pair(t0, "aes256gcm16-x25519");
+        let (old_i, old_r) = (
+            i.children()[0].sa.inbound_spi,
+            r.children()[0].sa.inbound_spi,
+        );
+        assert!(i.rekey_child(t0, old_i, &mut spis));
+        assert!(r.rekey_child(t0, old_r, &mut spis));
+        let (req_i, _, _) = sent(&mut i);
+        let (req_r, _, _) = sent(&mut r);
+        // Each answers the other's request as usual (no TEMPORARY_FAILURE).
+        r.handle(t0, path(2, 1), &req_i[0], &mut spis);
+        i.handle(t0, path(1, 2), &req_r[0], &mut spis);
+        let (resp_r, _, failed_r) = sent(&mut r);
+        let (resp_i, _, failed_i) = sent(&mut i);
+        assert!(failed_r.is_empty() && failed_i.is_empty());
+        // The answers cross too; each side deletes one child (the redundant one, or the old).
+        i.handle(t0, path(1, 2), &resp_r[0], &mut spis);
+        r.handle(t0, path(2, 1), &resp_i[0], &mut spis);
+        let (del_i, _, other_i) = sent(&mut i);
+        let (del_r, _, other_r) = sent(&mut r);
+        assert!(
+            other_i.is_empty() && other_r.is_empty(),
+            "{other_i:?} {other_r:?}"
+        );
+        assert_eq!((del_i.len(), del_r.len()), (1, 1), "round {round}");
+        r.handle(t0, path(2, 1), &del_i[0], &mut spis);
+        i.handle(t0, path(1, 2), &del_r[0], &mut spis);
+        let (ans_r, _, _) = sent(&mut r);
+        let (ans_i, _, _) = sent(&mut i);
+        i.handle(t0, path(1, 2), &ans_r[0], &mut spis);
+        r.handle(t0, path(2, 1), &ans_i[0], &mut spis);
+        // Past the grace period: one child each, the same pair of SAs, carrying traffic.
+        let t = t0 + Duration::from_secs(3);
+        i.tick(t, &mut spis);
+        r.tick(t, &mut spis);
+        let _ = (sent(&mut i), sent(&mut r));
+        let (ic, rc) = (i.children(), r.children());
+        assert_eq!((ic.len(), rc.len()), (1, 1), "round {round}");
+        assert!(ic[0].outbound && rc[0].outbound);
+        assert_eq!(ic[0].sa.outbound_spi, rc[0].sa.inbound_spi);
+        assert_eq!(ic[0].sa.inbound_spi, rc[0].sa.outbound_spi);
+        assert_eq!(*ic[0].sa.outbound_key, *rc[0].sa.inbound_key);
+        assert!(ic[0].sa.inbound_spi != old_i && rc[0].sa.inbound_spi != old_r);
+        assert_eq!((i.stats.child_rekeys, r.stats.child_rekeys), (1, 1));
+        // Whose exchange survived: the initiator's (its SPI was offered by i) or not.
+        outcomes.insert(ic[0].sa.inbound_spi < rc[0].sa.inbound_spi);
+        if outcomes.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(
+        outcomes.len(),
+        2,
+        "both outcomes of the nonce comparison seen"
+    );
+}
+
 #[test]
 fn a_delete_closes_both_sides() {
     let t0 = Instant::now();
