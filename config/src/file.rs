@@ -185,6 +185,8 @@ pub(super) struct IkeGatewayFile {
     pub dpd: Option<DpdFile>,
     pub nat_traversal: Option<String>,
     pub port: Option<u64>,
+    pub fragmentation: Option<bool>,
+    pub fragment_size: Option<u64>,
 }
 
 #[derive(Deserialize)]

@@ -26,6 +26,10 @@ pub const DEFAULT_DPD_INTERVAL_S: u32 = 30;
 pub const MAX_DPD_INTERVAL_S: u32 = 3600;
 pub const DEFAULT_DPD_THRESHOLD: u32 = 5;
 pub const MAX_DPD_THRESHOLD: u32 = 100;
+/// IKE fragments as IP datagrams: strongSwan's default size, and the bounds (RFC 7383 section
+/// 2.5.1 recommends 576 for IPv4; less only to exercise fragmentation in tests).
+pub const DEFAULT_FRAGMENT_SIZE: u16 = 1280;
+pub const FRAGMENT_SIZES: std::ops::RangeInclusive<u16> = 256..=9000;
 /// The longest FQDN or user FQDN identity.
 pub const MAX_ID_LEN: usize = 255;
 
@@ -55,6 +59,9 @@ pub struct IkeGateway {
     pub dpd: Dpd,
     /// `nat_traversal: "force"`: ESP always in UDP, NAT or not.
     pub force_encap: bool,
+    /// IKE fragmentation (RFC 7383) offered and accepted: our fragments' largest IP
+    /// datagram; `None`: `fragmentation: false`.
+    pub fragment_size: Option<u16>,
 }
 
 impl fmt::Debug for IkeGateway {
@@ -71,6 +78,7 @@ impl fmt::Debug for IkeGateway {
             .field("lifetime_s", &self.lifetime_s)
             .field("dpd", &self.dpd)
             .field("force_encap", &self.force_encap)
+            .field("fragment_size", &self.fragment_size)
             .finish()
     }
 }
@@ -276,6 +284,23 @@ fn gateway(
             )
         }
     };
+    let size = match g.fragment_size {
+        None => DEFAULT_FRAGMENT_SIZE,
+        Some(n) => match u16::try_from(n) {
+            Ok(n) if FRAGMENT_SIZES.contains(&n) => n,
+            _ => {
+                return err(
+                    field("fragment_size"),
+                    format!(
+                        "{n} is outside {}..={} bytes",
+                        FRAGMENT_SIZES.start(),
+                        FRAGMENT_SIZES.end()
+                    ),
+                )
+            }
+        },
+    };
+    let fragment_size = g.fragmentation.unwrap_or(true).then_some(size);
     Ok(IkeGateway {
         name,
         local,
@@ -288,6 +313,7 @@ fn gateway(
         lifetime_s,
         dpd,
         force_encap,
+        fragment_size,
     })
 }
 

@@ -32,7 +32,7 @@ fn example() -> serde_json::Value {
                       "local_id": "gw1.example", "remote_id": "admin@gw2.example", "psk": PSK,
                       "proposals": ["aes256gcm16-prfsha384-ecp384", "aes128gcm16-prfsha256-ecp256"],
                       "lifetime_s": 28800, "dpd": {"interval_s": 10, "action": "restart"},
-                      "nat_traversal": "force", "port": 10500},
+                      "nat_traversal": "force", "port": 10500, "fragment_size": 576},
                      {"name": "gw-c", "local_address": "192.0.2.1", "remote_address": "198.51.100.3",
                       "psk": "another one"}],
         "vpns": [{"name": "vpn-b", "gateway": "gw-b", "bind_interface": "st0.1",
@@ -90,6 +90,7 @@ fn a_full_section_parses() {
         }
     );
     assert!(b.force_encap);
+    assert_eq!(b.fragment_size, Some(576));
 
     // The defaults.
     assert_eq!(gc.port, 500);
@@ -107,6 +108,11 @@ fn a_full_section_parses() {
         }
     );
     assert!(!gc.force_encap);
+    assert_eq!(
+        gc.fragment_size,
+        Some(1280),
+        "offered by default, strongSwan's size"
+    );
 
     let vb = &c.ike.vpns[0];
     assert_eq!(
@@ -159,6 +165,7 @@ fn traffic_selectors_given_and_identities() {
     v["ike"]["gateways"][1]["remote_id"] = "peer".into();
     v["ike"]["gateways"][1]["dpd"] = serde_json::json!({"action": "none"});
     v["ike"]["gateways"][1]["nat_traversal"] = "auto".into();
+    v["ike"]["gateways"][1]["fragmentation"] = false.into();
     let c = parse(&v).unwrap();
     let vc = &c.ike.vpns[1];
     assert_eq!(vc.local_ts, [net("10.1.0.0/24"), net("10.1.1.0/24")]);
@@ -175,6 +182,7 @@ fn traffic_selectors_given_and_identities() {
         }
     );
     assert!(!gc.force_encap);
+    assert_eq!(gc.fragment_size, None, "fragmentation not offered");
     assert_eq!(IkeId::parse("a b"), Err("\"a b\" holds whitespace".into()));
     assert!(IkeId::parse("").is_err() && IkeId::parse(&"x".repeat(256)).is_err());
 }
@@ -304,6 +312,14 @@ fn errors_name_the_field() {
         (
             Box::new(|v| v["ike"]["gateways"][1]["port"] = 0.into()),
             "ike.gateways[1].port",
+        ),
+        (
+            Box::new(|v| v["ike"]["gateways"][1]["fragment_size"] = 255.into()),
+            "ike.gateways[1].fragment_size",
+        ),
+        (
+            Box::new(|v| v["ike"]["gateways"][1]["fragment_size"] = 9001.into()),
+            "ike.gateways[1].fragment_size",
         ),
         (
             Box::new(|v| v["ike"]["gateways"][1]["port"] = 65536.into()),

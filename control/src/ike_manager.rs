@@ -100,6 +100,11 @@ pub struct IkeSaView {
     pub child_rekeys: u64,
     /// Its IKE_AUTH said INITIAL_CONTACT: the first IKE SA between the two identities.
     pub initial_contact: bool,
+    /// IKE fragmentation (RFC 7383) agreed with the peer; our messages sent in fragments,
+    /// and the peer's put back together.
+    pub fragmentation: bool,
+    pub fragmented: u64,
+    pub reassembled: u64,
 }
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -262,6 +267,7 @@ fn vpns_of(cfg: &Config) -> Result<Vec<Vpn>, (String, String)> {
             local_ts: v.local_ts.iter().map(|p| of_prefix(*p)).collect(),
             remote_ts: v.remote_ts.iter().map(|p| of_prefix(*p)).collect(),
             force_encap: g.force_encap,
+            fragment_size: g.fragment_size,
             retransmit: Retransmit::default(),
             dpd: match g.dpd.action {
                 DpdAction::None => None,
@@ -1052,6 +1058,9 @@ impl IkeManager {
                     exchanges: e.sa.stats.exchanges,
                     retransmits: e.sa.stats.retransmits,
                     child_rekeys: e.sa.stats.child_rekeys,
+                    fragmentation: e.sa.fragmentation(),
+                    fragmented: e.sa.stats.fragmented,
+                    reassembled: e.sa.stats.reassembled,
                     initial_contact: match e.sa.role {
                         Role::Initiator => e.sa.send_initial_contact,
                         Role::Responder => e.sa.initial_contact,

@@ -13,6 +13,7 @@ mod host;
 use control::ike::ike_auth::{self, AuthConfig};
 use control::ike::init::{self, InitDone};
 use control::ike::proposal::{parse_esp, parse_ike};
+use control::ike::sk;
 use control::ike::wire::{Exchange, Id, Message, TrafficSelector, TS_IPV4_ADDR_RANGE};
 use host::*;
 use std::net::UdpSocket;
@@ -169,7 +170,8 @@ fn respond_loop(ns: &str, proposal: &str, deadline: Instant) -> Result<(u32, u32
                         (Some(local), Some(remote)) => Some(init::Addrs { local, remote }),
                         _ => None,
                     };
-                    let d = init::respond(&ike, msg, addrs, &rng).map_err(|e| e.to_string())?;
+                    let d =
+                        init::respond(&ike, msg, addrs, false, &rng).map_err(|e| e.to_string())?;
                     assert!(
                         d.nat,
                         "charon's encap = yes fakes a NAT, and we must see one"
@@ -180,8 +182,10 @@ fn respond_loop(ns: &str, proposal: &str, deadline: Instant) -> Result<(u32, u32
                 }
                 Exchange::IkeAuth => {
                     let d = done.as_ref().ok_or("IKE_AUTH before IKE_SA_INIT")?;
+                    let keys = d.keys.sk(true).map_err(|e| e.to_string())?;
+                    let m = sk::open(msg, &keys).map_err(|e| e.to_string())?;
                     let a =
-                        ike_auth::respond(d, &cfg, msg, 0xc0de_0002).map_err(|e| e.to_string())?;
+                        ike_auth::respond(d, &cfg, &m, 0xc0de_0002).map_err(|e| e.to_string())?;
                     let (r, child) = (
                         a.response,
                         a.child.map_err(|n| format!("child refused: {n}"))?,

@@ -104,6 +104,8 @@ struct Setup<'a> {
     edit: &'a dyn Fn(&mut serde_json::Value),
     /// charon's IKE SA rekey time (swanctl.conf syntax).
     rekey_time: &'a str,
+    /// More settings in strongswan.conf's `charon` section.
+    charon_extra: &'a str,
 }
 
 fn lab(s: &Setup<'_>) -> Option<Lab> {
@@ -114,6 +116,7 @@ fn lab(s: &Setup<'_>) -> Option<Lab> {
         espgw_initiates,
         edit,
         rekey_time,
+        charon_extra,
     } = *s;
     if !require_root("strongSwan as the peer gateway") {
         return None;
@@ -170,7 +173,7 @@ fn lab(s: &Setup<'_>) -> Option<Lab> {
     std::fs::write(
         p("strongswan.conf"),
         format!(
-            "charon {{\n  load_modular = yes\n  plugins {{\n    include /etc/strongswan.d/charon/*.conf\n    kernel-libipsec {{ load = yes }}\n  }}\n  filelog {{\n    log {{ path = {}/charon.log\n          flush_line = yes\n          default = 1\n          ike = 2\n          cfg = 2 }}\n  }}\n}}\n",
+            "charon {{\n  {charon_extra}\n  load_modular = yes\n  plugins {{\n    include /etc/strongswan.d/charon/*.conf\n    kernel-libipsec {{ load = yes }}\n  }}\n  filelog {{\n    log {{ path = {}/charon.log\n          flush_line = yes\n          default = 1\n          ike = 2\n          cfg = 2 }}\n  }}\n}}\n",
             dir.display()
         ),
     )
@@ -248,6 +251,7 @@ fn case(tag: &str, ike: &str, esp: &str, espgw_initiates: bool, rekey: bool) {
         edit: &edit,
         // With `rekey`, charon rekeys the IKE SA after 12-13 s (10 % jitter).
         rekey_time: if rekey { "13s" } else { "4h" },
+        charon_extra: "",
     }) else {
         return;
     };
@@ -412,6 +416,89 @@ fn espgw_initiates_aes256_sha256_x25519_and_rekeys_its_child_with_pfs_under_a_fl
     );
 }
 
+/// IKE fragmentation (RFC 7383) both ways: fragments of at most 256 bytes on both sides, and
+/// MODP-2048 PFS so that every child rekey (a 256-byte KE each way) is too big for one:
+/// espgw's IKE_AUTH and rekeys leave in fragments that charon puts back together, and
+/// charon's answers come in fragments that espgw does; traffic flows across the rekeys.
+#[test]
+fn ike_fragments_both_ways_across_pfs_rekeys() {
+    let edit = |c: &mut serde_json::Value| {
+        c["ike"]["gateways"][0]["fragment_size"] = 256.into();
+        c["ike"]["vpns"][0]["lifetime_s"] = 60.into();
+        c["ike"]["vpns"][0]["rekey_margin_s"] = 52.into();
+    };
+    let Some(lab) = lab(&Setup {
+        tag: "f",
+        ike: "aes256gcm16-prfsha256-modp2048",
+        esp: "aes256gcm16-modp2048",
+        espgw_initiates: true,
+        edit: &edit,
+        rekey_time: "4h",
+        charon_extra: "fragment_size = 256",
+    }) else {
+        return;
+    };
+    let ns = |g: &str| lab.ns(g);
+    assert!(
+        until(Duration::from_secs(30), || lab
+            .charon_log()
+            .contains("CHILD_SA net{1} established")),
+        "no child SA: {}",
+        lab.logs()
+    );
+    ping(&ns("a"), "10.1.0.10", "10.1.0.1", 1, "0.2");
+    assert!(
+        until(Duration::from_secs(5), || ping(
+            &ns("a"),
+            "10.1.0.10",
+            "10.2.0.10",
+            1,
+            "0.2"
+        ) == (1, 1)),
+        "a -> b: {}",
+        lab.logs()
+    );
+    // Across the first rekey (8 s after the child was made): nothing lost.
+    assert_eq!(
+        ping(&ns("a"), "10.1.0.10", "10.2.0.10", 1000, "0.01"),
+        (1000, 1000),
+        "{}",
+        lab.logs()
+    );
+    assert!(
+        until(Duration::from_secs(10), || lab
+            .charon_log()
+            .contains("CHILD_SA net{2} established")),
+        "no rekey: {}",
+        lab.logs()
+    );
+    let charon = lab.charon_log();
+    assert!(
+        charon.contains("reassembled fragmented IKE message"),
+        "charon got no fragments: {charon}"
+    );
+    assert!(
+        charon.contains("splitting IKE message"),
+        "charon sent no fragments: {charon}"
+    );
+    assert!(
+        charon.contains("selected proposal: ESP:AES_GCM_16_256/MODP_2048/NO_EXT_SEQ"),
+        "{charon}"
+    );
+    let token = std::fs::read_to_string(lab.p("token")).unwrap();
+    let (code, body) = http(&ns("gw1"), "/v1/ike", Some(token.trim()));
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let sa = &v["security_associations"][0];
+    assert_eq!(sa["fragmentation"], true, "{v}");
+    assert!(sa["fragmented"].as_u64() >= Some(2), "{v}");
+    assert!(sa["reassembled"].as_u64() >= Some(2), "{v}");
+    assert_eq!(
+        ping(&ns("b"), "10.2.0.10", "10.1.0.10", 20, "0.02"),
+        (20, 20)
+    );
+}
+
 /// A negotiation that must fail: espgw's configuration edited by `edit`. espgw counts the
 /// failure under `reason`, charon's log says `charon_says`, and no SA is left on either side.
 fn failure(
@@ -428,6 +515,7 @@ fn failure(
         espgw_initiates,
         edit,
         rekey_time: "4h",
+        charon_extra: "",
     }) else {
         return;
     };

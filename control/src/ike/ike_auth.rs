@@ -10,7 +10,7 @@ use super::proposal::{is_choice, select, ProposalSpec};
 use super::selectors::{narrow, within};
 use super::sk::{self, SkError};
 use super::wire::{
-    Exchange, Flags, Header, Id, Notify, Payload, Proposal, Protocol, TrafficSelector,
+    Exchange, Flags, Header, Id, Message, Notify, Payload, Proposal, Protocol, TrafficSelector,
     TransformType,
 };
 
@@ -182,13 +182,14 @@ pub fn request(done: &InitDone, cfg: &AuthConfig<'_>, our_spi: u32) -> Result<Ve
 /// narrows its selectors, and answers. A wrong key or ID is an error (the caller answers
 /// AUTHENTICATION_FAILED and drops the IKE SA); a child it cannot accept is answered with the
 /// notification, and the IKE SA stands.
+/// `req` is the request opened (`sk::open`, or put back together from its fragments).
 pub fn respond(
     done: &InitDone,
     cfg: &AuthConfig<'_>,
-    req: &[u8],
+    req: &Message,
     our_spi: u32,
 ) -> Result<Answer, AuthError> {
-    let m = sk::open(req, &done.keys.sk(true)?)?;
+    let m = req;
     let mut id_i = None;
     let mut auth = None;
     let mut sa = None;
@@ -311,13 +312,14 @@ fn accept_child(
 
 /// The initiator: checks the responder's AUTH and its choice for the child. `Err`: the IKE
 /// SA failed; `Ok(Err(n))`: the IKE SA stands, the child was refused with notification `n`.
+/// `resp` is the response opened (`sk::open`, or put back together from its fragments).
 pub fn complete(
     done: &InitDone,
     cfg: &AuthConfig<'_>,
-    resp: &[u8],
+    resp: &Message,
     our_spi: u32,
 ) -> Result<Result<Child, u16>, AuthError> {
-    let m = sk::open(resp, &done.keys.sk(false)?)?;
+    let m = resp;
     let mut id_r = None;
     let mut auth = None;
     let mut sa = None;
@@ -405,6 +407,11 @@ mod tests {
         }]
     }
 
+    /// A message opened under the key of the side that sent it.
+    fn opened(done: &InitDone, bytes: &[u8], from_initiator: bool) -> Message {
+        sk::open(bytes, &done.keys.sk(from_initiator).unwrap()).unwrap()
+    }
+
     fn id(s: &str) -> Id {
         Id {
             kind: 2,
@@ -455,16 +462,21 @@ mod tests {
             initial_contact: false,
         };
         let i = initiate(&ike, Default::default(), &rng).unwrap();
-        let r_done = respond_init(&ike, &i.request, None, &rng).unwrap();
+        let r_done = respond_init(&ike, &i.request, None, false, &rng).unwrap();
         let i_done = i.complete(&ike, &r_done.response).unwrap();
 
         let req = request(&i_done, &gw1, 0xc1c1_0001).unwrap();
-        let a = respond(&r_done, &gw2, &req, 0xc2c2_0002).unwrap();
+        let a = respond(&r_done, &gw2, &opened(&r_done, &req, true), 0xc2c2_0002).unwrap();
         assert!(a.initial_contact);
         let r_child = a.child.unwrap();
-        let i_child = complete(&i_done, &gw1, &a.response, 0xc1c1_0001)
-            .unwrap()
-            .unwrap();
+        let i_child = complete(
+            &i_done,
+            &gw1,
+            &opened(&i_done, &a.response, false),
+            0xc1c1_0001,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(
             (i_child.outbound_spi, i_child.inbound_spi),
             (0xc2c2_0002, 0xc1c1_0001)
@@ -486,7 +498,7 @@ mod tests {
             ..gw2
         };
         assert!(matches!(
-            respond(&r_done, &bad, &req, 2),
+            respond(&r_done, &bad, &opened(&r_done, &req, true), 2),
             Err(AuthError::AuthenticationFailed)
         ));
         let impostor = AuthConfig {
@@ -503,7 +515,7 @@ mod tests {
             ..bad
         };
         assert!(matches!(
-            respond(&r_done, &gw2, &req2, 2),
+            respond(&r_done, &gw2, &opened(&r_done, &req2, true), 2),
             Err(AuthError::AuthenticationFailed)
         ));
 
@@ -514,10 +526,12 @@ mod tests {
             ..gw2
         };
         let req = request(&i_done, &gw1, 7).unwrap();
-        let a = respond(&r_done, &elsewhere, &req, 8).unwrap();
+        let a = respond(&r_done, &elsewhere, &opened(&r_done, &req, true), 8).unwrap();
         assert_eq!(a.child.err(), Some(TS_UNACCEPTABLE));
         assert_eq!(
-            complete(&i_done, &gw1, &a.response, 7).unwrap().err(),
+            complete(&i_done, &gw1, &opened(&i_done, &a.response, false), 7)
+                .unwrap()
+                .err(),
             Some(TS_UNACCEPTABLE)
         );
         // A wider policy: narrowed to the proposal.
@@ -525,7 +539,7 @@ mod tests {
             remote_ts: ts([10, 0, 0, 0], [10, 255, 255, 255]),
             ..elsewhere
         };
-        let a = respond(&r_done, &wide, &req, 8).unwrap();
+        let a = respond(&r_done, &wide, &opened(&r_done, &req, true), 8).unwrap();
         let Ok(c) = a.child else { panic!("refused") };
         assert_eq!(c.remote_ts, net1);
     }

@@ -4,6 +4,7 @@
 //! caller owns sockets and clocks.
 
 use super::dh::{DhError, Group, KeyPair};
+use super::fragment::IKE_FRAGMENTATION_SUPPORTED;
 use super::kdf::{Prf, Secret};
 use super::proposal::{is_choice, select, ProposalSpec};
 use super::sk::{Integrity, SkError, SkKey};
@@ -198,6 +199,7 @@ pub struct Initiator {
     /// The request as sent: the initiator signs it in IKE_AUTH.
     pub request: Vec<u8>,
     addrs: Option<Addrs>,
+    fragmentation: bool,
 }
 
 /// How the initiator starts.
@@ -216,6 +218,8 @@ pub struct Start {
     /// Our SPI, kept when the request is made again (after INVALID_KE_PAYLOAD): the caller
     /// finds the answer by it.
     pub spi_i: Option<u64>,
+    /// Offer IKE fragmentation (RFC 7383).
+    pub fragmentation: bool,
 }
 
 /// Starts an IKE SA: the request offering `proposals`, with a KE for `start.group`.
@@ -269,6 +273,9 @@ pub fn initiate(
             natd_hash(spi_i, 0, a.remote).to_vec(),
         ));
     }
+    if start.fragmentation {
+        payloads.push(notify(IKE_FRAGMENTATION_SUPPORTED, Vec::new()));
+    }
     let m = Message {
         header: Header {
             initiator_spi: spi_i,
@@ -289,6 +296,7 @@ pub fn initiate(
         dh,
         request,
         addrs: start.addrs,
+        fragmentation: start.fragmentation,
     })
 }
 
@@ -374,6 +382,16 @@ pub struct InitDone {
     /// We are the one behind the NAT (the peer's hash of our address does not match it): we
     /// keep the NAT's mapping open with keepalives (RFC 3948 section 2.3).
     pub behind_nat: bool,
+    /// Both sides said IKE_FRAGMENTATION_SUPPORTED (RFC 7383): big messages may go in
+    /// fragments.
+    pub fragmentation: bool,
+}
+
+/// Whether a message says IKE_FRAGMENTATION_SUPPORTED.
+fn offers_fragmentation(m: &Message) -> bool {
+    m.payloads
+        .iter()
+        .any(|p| matches!(p, Payload::Notify(n) if n.kind == IKE_FRAGMENTATION_SUPPORTED))
 }
 
 /// The NAT detection notifications of a message.
@@ -426,11 +444,13 @@ fn parts(m: &Message) -> Result<InitParts<'_>, InitError> {
 /// Answers an IKE_SA_INIT request with the first of its proposals `ours` accepts.
 /// With `addrs` (how the request arrived), NAT detection: when the request carries NAT-D
 /// notifications, the response carries ours, and `InitDone::nat` says whether the peer's
-/// hashes match the addresses we see.
+/// hashes match the addresses we see. With `fragmentation`, IKE fragmentation is agreed to
+/// if the peer offers it.
 pub fn respond(
     ours: &[ProposalSpec],
     request: &[u8],
     addrs: Option<Addrs>,
+    fragmentation: bool,
     rng: &SystemRandom,
 ) -> Result<InitDone, InitError> {
     let m = Message::parse(request)?;
@@ -491,6 +511,10 @@ pub fn respond(
         Payload::Nonce(nr.to_vec()),
     ];
     payloads.extend(nat_payloads);
+    let fragmentation = fragmentation && offers_fragmentation(&m);
+    if fragmentation {
+        payloads.push(notify(IKE_FRAGMENTATION_SUPPORTED, Vec::new()));
+    }
     let response = Message {
         header: Header {
             initiator_spi: spi_i,
@@ -516,6 +540,7 @@ pub fn respond(
         response,
         nat,
         behind_nat,
+        fragmentation,
     })
 }
 
@@ -576,6 +601,7 @@ impl Initiator {
             response: response.to_vec(),
             nat,
             behind_nat,
+            fragmentation: self.fragmentation && offers_fragmentation(&m),
         })
     }
 }
@@ -597,11 +623,11 @@ mod tests {
         let i = initiate(&ours, Start::default(), &rng).unwrap();
         // Its KE is for the first proposal's group: the responder asks for another.
         assert!(matches!(
-            respond(&theirs, &i.request, None, &rng),
+            respond(&theirs, &i.request, None, false, &rng),
             Err(InitError::InvalidKe(31))
         ));
         let i = initiate(&theirs, Start::default(), &rng).unwrap();
-        let r = respond(&theirs, &i.request, None, &rng).unwrap();
+        let r = respond(&theirs, &i.request, None, false, &rng).unwrap();
         let done = i.complete(&theirs, &r.response).unwrap();
         let keys = &done.keys;
         assert_eq!(done.spi_r, r.spi_r);
@@ -629,7 +655,7 @@ mod tests {
         let hex = include_str!("wire/fixtures/strongswan-5.9-ike-sa-init.hex");
         let req = hex::decode(hex.trim()).unwrap();
         let ours = [parse_ike("aes256gcm16-prfsha256-x25519").unwrap()];
-        let r = respond(&ours, &req, None, &rng).unwrap();
+        let r = respond(&ours, &req, None, false, &rng).unwrap();
         assert_eq!(r.suite.group, Group::Curve25519);
         assert_eq!(r.suite.sk_e_len, 36);
         let m = Message::parse(&r.response).unwrap();
@@ -638,7 +664,7 @@ mod tests {
         // Nothing in common: NO_PROPOSAL_CHOSEN.
         let other = [parse_ike("aes128gcm16-prfsha512-ecp256").unwrap()];
         assert!(matches!(
-            respond(&other, &req, None, &rng),
+            respond(&other, &req, None, false, &rng),
             Err(InitError::NoProposalChosen)
         ));
     }

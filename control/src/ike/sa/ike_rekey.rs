@@ -167,6 +167,8 @@ impl IkeSa {
             response: Vec::new(),
             nat: self.nat,
             behind_nat: self.behind_nat,
+            // IKE fragmentation carries over (RFC 7383 section 2.3).
+            fragmentation: old.fragmentation,
         };
         // The peer started the rekey: it is the new SA's initiator.
         let new = self.successor(Role::Responder, done, now);
@@ -239,6 +241,8 @@ impl IkeSa {
             response: Vec::new(),
             nat: self.nat,
             behind_nat: self.behind_nat,
+            // IKE fragmentation carries over (RFC 7383 section 2.3).
+            fragmentation: old.fragmentation,
         };
         let new = self.successor(Role::Initiator, done, now);
         self.actions.push_back(Action::Rekeyed(Box::new(new)));

@@ -18,6 +18,7 @@ mod informational;
 mod setup;
 
 use super::create_child::{self, ChildConfig, Derive, Pending as ChildPending, Refused, PROTO_ESP};
+use super::fragment;
 use super::ike_auth::{self, AuthConfig, AuthError, Child};
 use super::init::{self, Addrs, InitDone, Initiator, Refusal, Start};
 use super::proposal::ProposalSpec;
@@ -43,6 +44,9 @@ pub struct Settings {
     pub local_ts: Vec<TrafficSelector>,
     pub remote_ts: Vec<TrafficSelector>,
     pub force_encap: bool,
+    /// IKE fragmentation (RFC 7383) offered and accepted, our fragments at most this big as
+    /// IP datagrams; `None`: not offered.
+    pub fragment_size: Option<u16>,
     pub retransmit: Retransmit,
     /// Check liveness after this long without a message from the peer; `None`: never.
     pub dpd: Option<Duration>,
@@ -164,12 +168,16 @@ pub struct SaStats {
     /// NAT keepalives sent.
     pub keepalives: u64,
     pub dpd_sent: u64,
+    /// Our messages sent in fragments, and the peer's put back together (RFC 7383).
+    pub fragmented: u64,
+    pub reassembled: u64,
 }
 
 /// Our request between send and answer.
 struct Outstanding {
     id: u32,
-    bytes: Vec<u8>,
+    /// The request as sent: one datagram, or its fragments.
+    bytes: Vec<Vec<u8>>,
     sends: u32,
     next: Instant,
     first_sent: Instant,
@@ -185,6 +193,20 @@ enum Asking {
     DeleteChild(u32),
     CreateChild(ChildPending),
     RekeyIke(ike_rekey::IkeRekey),
+}
+
+/// An encrypted message of the peer's as it arrived: one datagram (opened when needed), or
+/// put back together from its fragments (opened already).
+enum Incoming<'a> {
+    Whole(&'a [u8]),
+    Reassembled(Message),
+}
+
+/// Whether `bytes` is the first fragment of a message (RFC 7383: it alone may be answered
+/// with the cached response).
+fn is_first_fragment(bytes: &[u8]) -> bool {
+    Message::parse(bytes)
+        .is_ok_and(|m| matches!(m.payloads.last(), Some(Payload::Skf { number: 1, .. })))
 }
 
 /// A peer's rekey of a child that collided with ours (RFC 7296 section 2.8.1).
@@ -270,7 +292,9 @@ pub struct IkeSa {
     /// Our next request's message ID, and the peer's.
     next_id: u32,
     peer_next: u32,
-    cached: Option<(u32, Vec<u8>)>,
+    cached: Option<(u32, Vec<Vec<u8>>)>,
+    /// The fragments of the peer's message under way (RFC 7383).
+    reassembly: Option<fragment::Reassembly>,
     out: Option<Outstanding>,
     /// GCM IVs under our key (RFC 5282: never twice): IKE_AUTH used 1.
     iv: u64,
@@ -330,6 +354,7 @@ impl IkeSa {
             next_id: 0,
             peer_next: 0,
             cached: None,
+            reassembly: None,
             out: None,
             iv: 2,
             children: Vec::new(),
@@ -358,6 +383,7 @@ impl IkeSa {
                 remote: path.remote,
             }),
             force_encap: sa.settings.force_encap,
+            fragmentation: sa.settings.fragment_size.is_some(),
             ..Start::default()
         };
         sa.send_init(now);
@@ -383,13 +409,20 @@ impl IkeSa {
             local: path.local,
             remote: path.remote,
         };
-        match init::respond(&sa.settings.ike, request, Some(addrs), &sa.rng) {
+        let fragmentation = sa.settings.fragment_size.is_some();
+        match init::respond(
+            &sa.settings.ike,
+            request,
+            Some(addrs),
+            fragmentation,
+            &sa.rng,
+        ) {
             Ok(d) => {
                 sa.spi_i = d.spi_i;
                 sa.spi_r = d.spi_r;
                 sa.nat = d.nat || sa.settings.force_encap;
                 sa.behind_nat = d.behind_nat;
-                sa.cached = Some((0, d.response.clone()));
+                sa.cached = Some((0, vec![d.response.clone()]));
                 sa.peer_next = 1;
                 sa.actions.push_back(Action::Send {
                     path,
@@ -417,6 +450,11 @@ impl IkeSa {
                 }])
             }
         }
+    }
+
+    /// Whether IKE fragmentation was agreed with the peer.
+    pub fn fragmentation(&self) -> bool {
+        self.done.as_ref().is_some_and(|d| d.fragmentation)
     }
 
     pub fn settings(&self) -> &Arc<Settings> {
@@ -504,6 +542,59 @@ impl IkeSa {
         sk::open(bytes, &self.peer_key().ok()?).ok()
     }
 
+    /// An encrypted message of the peer's, opened (and checked) if it is not yet.
+    fn open_incoming(&self, body: Incoming<'_>) -> Option<Message> {
+        match body {
+            Incoming::Whole(bytes) => self.open(bytes),
+            Incoming::Reassembled(m) => Some(m),
+        }
+    }
+
+    /// The largest IKE message we send whole, once both sides agreed to IKE fragmentation:
+    /// the fragment size less the IP and UDP headers and the non-ESP marker.
+    fn fragment_max(&self) -> Option<usize> {
+        let agreed = self.fragmentation();
+        let size = usize::from(self.settings.fragment_size.filter(|_| agreed)?);
+        Some(size.saturating_sub(fragment::IP_UDP_MARKER))
+    }
+
+    /// A message sealed whole elsewhere (IKE_AUTH), in fragments if it is too big.
+    fn outgoing(&mut self, whole: Vec<u8>) -> Vec<Vec<u8>> {
+        let Some(max) = self.fragment_max().filter(|&m| whole.len() > m) else {
+            return vec![whole];
+        };
+        let Ok(key) = self.our_key() else {
+            return vec![whole];
+        };
+        let sealed = sk::open(&whole, &key).and_then(|m| {
+            fragment::seal(
+                &m.header,
+                &m.payloads,
+                &key,
+                &mut self.iv,
+                &self.rng,
+                Some(max),
+            )
+        });
+        match sealed {
+            Ok(frags) => {
+                self.stats.fragmented += 1;
+                frags
+            }
+            Err(_) => vec![whole],
+        }
+    }
+
+    /// Sends `datagrams` (a message or its fragments) along `path`.
+    fn send_all(&mut self, path: Path, datagrams: &[Vec<u8>]) {
+        for bytes in datagrams {
+            self.actions.push_back(Action::Send {
+                path,
+                bytes: bytes.clone(),
+            });
+        }
+    }
+
     fn header(&self, exchange: Exchange, id: u32, response: bool) -> Header {
         Header {
             initiator_spi: self.spi_i,
@@ -518,26 +609,28 @@ impl IkeSa {
         }
     }
 
-    /// Encrypts `inner` under our key.
+    /// Encrypts `inner` under our key: one datagram, or its fragments (RFC 7383) when both
+    /// sides agreed to them and it is too big.
     fn seal(
         &mut self,
         exchange: Exchange,
         id: u32,
         response: bool,
         inner: &[Payload],
-    ) -> Option<Vec<u8>> {
+    ) -> Option<Vec<Vec<u8>>> {
         let key = self.our_key().ok()?;
         let h = self.header(exchange, id, response);
-        self.iv += 1;
-        sk::seal(&h, inner, &key, self.iv, &self.rng).ok()
+        let max = self.fragment_max();
+        let out = fragment::seal(&h, inner, &key, &mut self.iv, &self.rng, max).ok()?;
+        if out.len() > 1 {
+            self.stats.fragmented += 1;
+        }
+        Some(out)
     }
 
-    fn send_request(&mut self, now: Instant, id: u32, bytes: Vec<u8>, what: Asking) {
+    fn send_request(&mut self, now: Instant, id: u32, bytes: Vec<Vec<u8>>, what: Asking) {
         self.last_sent = now;
-        self.actions.push_back(Action::Send {
-            path: self.path,
-            bytes: bytes.clone(),
-        });
+        self.send_all(self.path, &bytes);
         // A liveness check is sent again each interval, `threshold` times in all (Junos'
         // `dead-peer-detection interval N threshold M`); everything else backs off.
         let schedule = match (&what, self.settings.dpd) {
@@ -581,10 +674,62 @@ impl IkeSa {
             return;
         };
         let h = m.header;
+        if matches!(m.payloads.last(), Some(Payload::Skf { .. })) {
+            return self.fragment_in(now, path, bytes, h, spis);
+        }
         if h.flags.response {
-            self.handle_response(now, path, bytes, &m, spis);
+            self.handle_response(now, path, h, Incoming::Whole(bytes), spis);
         } else {
-            self.handle_request(now, path, bytes, h, spis);
+            self.handle_request(now, path, Incoming::Whole(bytes), h, spis);
+        }
+    }
+
+    /// A fragment (RFC 7383) of the message due from the peer: kept once it verifies; the
+    /// message handled once whole. A fragment of a request already answered sends the
+    /// answer again (on its first fragment, so once per retransmission).
+    fn fragment_in(
+        &mut self,
+        now: Instant,
+        path: Path,
+        bytes: &[u8],
+        h: Header,
+        spis: &mut dyn SpiSource,
+    ) {
+        let agreed = self.fragmentation();
+        let due = if h.flags.response {
+            self.out.as_ref().is_some_and(|o| o.id == h.message_id)
+        } else {
+            if let Some((id, resp)) = &self.cached {
+                if *id == h.message_id {
+                    if is_first_fragment(bytes) {
+                        let resp = resp.clone();
+                        self.stats.duplicates_answered += 1;
+                        self.send_all(path, &resp);
+                    }
+                    return;
+                }
+            }
+            h.message_id == self.peer_next
+        };
+        let Ok(key) = self.peer_key() else {
+            self.stats.invalid += 1;
+            return;
+        };
+        if !agreed || !due {
+            self.stats.invalid += 1;
+            return;
+        }
+        match fragment::reassemble(&mut self.reassembly, bytes, &key) {
+            Err(_) => self.stats.invalid += 1,
+            Ok(None) => self.last_heard = self.last_heard.max(now),
+            Ok(Some(m)) => {
+                self.stats.reassembled += 1;
+                if h.flags.response {
+                    self.handle_response(now, path, h, Incoming::Reassembled(m), spis);
+                } else {
+                    self.handle_request(now, path, Incoming::Reassembled(m), h, spis);
+                }
+            }
         }
     }
 
@@ -592,26 +737,37 @@ impl IkeSa {
         &mut self,
         now: Instant,
         path: Path,
-        bytes: &[u8],
-        m: &Message,
+        h: Header,
+        body: Incoming<'_>,
         spis: &mut dyn SpiSource,
     ) {
         let Some(out) = self.out.take() else {
             self.stats.invalid += 1;
             return;
         };
-        if m.header.message_id != out.id
-            || m.header.flags.initiator == (self.role == Role::Initiator)
-        {
+        if h.message_id != out.id || h.flags.initiator == (self.role == Role::Initiator) {
             self.stats.invalid += 1;
             self.out = Some(out);
             return;
         }
         match out.what {
-            Asking::Init(i) => self.init_answered(now, bytes, m, i, spis),
-            Asking::Auth => self.auth_answered(now, path, bytes, out),
+            Asking::Init(i) => match body {
+                Incoming::Whole(bytes) => match Message::parse(bytes) {
+                    Ok(m) => self.init_answered(now, bytes, &m, i, spis),
+                    Err(_) => self.stats.invalid += 1,
+                },
+                // IKE_SA_INIT is never fragmented.
+                Incoming::Reassembled(_) => {
+                    self.stats.invalid += 1;
+                    self.out = Some(Outstanding {
+                        what: Asking::Init(i),
+                        ..out
+                    });
+                }
+            },
+            Asking::Auth => self.auth_answered(now, path, body, out),
             what => {
-                let Some(inner) = self.open(bytes) else {
+                let Some(inner) = self.open_incoming(body) else {
                     self.stats.invalid += 1;
                     self.out = Some(Outstanding { what, ..out });
                     return;
@@ -680,7 +836,7 @@ impl IkeSa {
         &mut self,
         now: Instant,
         path: Path,
-        bytes: &[u8],
+        body: Incoming<'_>,
         h: Header,
         spis: &mut dyn SpiSource,
     ) {
@@ -690,11 +846,9 @@ impl IkeSa {
         }
         if let Some((id, resp)) = &self.cached {
             if h.message_id == *id {
+                let resp = resp.clone();
                 self.stats.duplicates_answered += 1;
-                self.actions.push_back(Action::Send {
-                    path,
-                    bytes: resp.clone(),
-                });
+                self.send_all(path, &resp);
                 return;
             }
         }
@@ -706,13 +860,13 @@ impl IkeSa {
             && self.state == State::Authenticating
             && self.role == Role::Responder
         {
-            return self.answer_auth(now, path, bytes, spis);
+            return self.answer_auth(now, path, body, spis);
         }
         if self.state != State::Established && self.state != State::Deleting {
             self.stats.invalid += 1;
             return;
         }
-        let Some(m) = self.open(bytes) else {
+        let Some(m) = self.open_incoming(body) else {
             // Not from the peer, or mangled: changes nothing (RFC 7296 section 2.21).
             self.stats.invalid += 1;
             return;
@@ -730,9 +884,9 @@ impl IkeSa {
         let Some(resp) = self.seal(h.exchange, h.message_id, true, &inner) else {
             return;
         };
-        self.cached = Some((h.message_id, resp.clone()));
         self.last_sent = now;
-        self.actions.push_back(Action::Send { path, bytes: resp });
+        self.send_all(path, &resp);
+        self.cached = Some((h.message_id, resp));
         if closes {
             self.close(Close::DeletedByPeer);
         }
@@ -786,10 +940,7 @@ impl IkeSa {
                 o.next = now + r.timeout.mul_f64(r.base.powi(o.sends as i32 - 1));
                 self.stats.retransmits += 1;
                 let bytes = o.bytes.clone();
-                self.actions.push_back(Action::Send {
-                    path: self.path,
-                    bytes,
-                });
+                self.send_all(self.path, &bytes);
             }
         }
         if self.state != State::Established {

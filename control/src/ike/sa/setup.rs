@@ -4,13 +4,13 @@
 use super::*;
 
 impl IkeSa {
-    /// The selectors an IKE_AUTH request proposes (TSi, TSr); empty if it does not open.
-    fn proposed_selectors(&self, bytes: &[u8]) -> (Vec<TrafficSelector>, Vec<TrafficSelector>) {
+    /// The selectors an IKE_AUTH request proposes (TSi, TSr).
+    fn proposed_selectors(m: &Message) -> (Vec<TrafficSelector>, Vec<TrafficSelector>) {
         let (mut i, mut r) = (Vec::new(), Vec::new());
-        for p in self.open(bytes).map(|m| m.payloads).unwrap_or_default() {
+        for p in &m.payloads {
             match p {
-                Payload::TsI(t) => i = t,
-                Payload::TsR(t) => r = t,
+                Payload::TsI(t) => i = t.clone(),
+                Payload::TsR(t) => r = t.clone(),
                 _ => {}
             }
         }
@@ -23,7 +23,7 @@ impl IkeSa {
                 self.spi_i = i.spi_i;
                 self.start.spi_i = Some(i.spi_i);
                 let bytes = i.request.clone();
-                self.send_request(now, 0, bytes, Asking::Init(i));
+                self.send_request(now, 0, vec![bytes], Asking::Init(i));
                 self.next_id = 1;
             }
             Err(e) => self.close(Close::Failed(e.to_string())),
@@ -59,7 +59,7 @@ impl IkeSa {
                     match i.with_cookie(c) {
                         Ok(i) => {
                             let bytes = i.request.clone();
-                            self.send_request(now, 0, bytes, Asking::Init(i));
+                            self.send_request(now, 0, vec![bytes], Asking::Init(i));
                         }
                         Err(e) => self.close(Close::Failed(e.to_string())),
                     }
@@ -96,6 +96,7 @@ impl IkeSa {
         match ike_auth::request(d, &cfg, spi) {
             Ok(req) => {
                 self.next_id = 2;
+                let req = self.outgoing(req);
                 self.send_request(now, 1, req, Asking::Auth);
                 self.pending_spi = Some(spi);
             }
@@ -108,9 +109,18 @@ impl IkeSa {
         &mut self,
         now: Instant,
         path: Path,
-        bytes: &[u8],
+        body: Incoming<'_>,
         out: Outstanding,
     ) {
+        let Some(m) = self.open_incoming(body) else {
+            // Not from the peer (or mangled): wait for the real answer.
+            self.stats.invalid += 1;
+            self.out = Some(Outstanding {
+                what: Asking::Auth,
+                ..out
+            });
+            return;
+        };
         self.stats.exchanges += 1;
         let spi = self.pending_spi.take().unwrap_or_default();
         let esp: Vec<ProposalSpec> = self
@@ -122,7 +132,7 @@ impl IkeSa {
         let settings = self.settings.clone();
         let cfg = auth_config(&settings, &esp, self.send_initial_contact);
         let Some(d) = &self.done else { return };
-        match ike_auth::complete(d, &cfg, bytes, spi) {
+        match ike_auth::complete(d, &cfg, &m, spi) {
             Ok(child) => {
                 self.path = path;
                 self.established(now);
@@ -156,14 +166,19 @@ impl IkeSa {
         &mut self,
         now: Instant,
         path: Path,
-        bytes: &[u8],
+        body: Incoming<'_>,
         spis: &mut dyn SpiSource,
     ) {
+        let Some(m) = self.open_incoming(body) else {
+            // Not from the peer, or mangled: changes nothing.
+            self.stats.invalid += 1;
+            return;
+        };
         let Some(d) = &self.done else { return };
         let spi = spis.next_spi();
         // The first of the candidate settings (the VPNs with this peer) whose selectors and
         // proposals suit the child; if none does, the first one's answer.
-        let (ts_i, ts_r) = self.proposed_selectors(bytes);
+        let (ts_i, ts_r) = Self::proposed_selectors(&m);
         let tried = match self.candidates.take() {
             Some(c) => c.for_proposal(&ts_i, &ts_r),
             None => vec![self.settings.clone()],
@@ -172,7 +187,7 @@ impl IkeSa {
         let mut chosen = None;
         for s in &tried {
             let esp: Vec<ProposalSpec> = s.esp.iter().map(ProposalSpec::without_dh).collect();
-            let r = ike_auth::respond(d, &auth_config(s, &esp, false), bytes, spi);
+            let r = ike_auth::respond(d, &auth_config(s, &esp, false), &m, spi);
             if matches!(&r, Ok(a) if a.child.is_ok()) {
                 chosen = Some((s.clone(), r));
                 break;
@@ -190,7 +205,6 @@ impl IkeSa {
                 self.stats.exchanges += 1;
                 self.peer_next = 2;
                 self.path = path;
-                self.cached = Some((1, a.response.clone()));
                 self.initial_contact = a.initial_contact;
                 self.established(now);
                 match a.child {
@@ -200,25 +214,21 @@ impl IkeSa {
                         .actions
                         .push_back(Action::ChildFailed(format!("child SA: {}", notify_name(n)))),
                 }
-                self.actions.push_back(Action::Send {
-                    path,
-                    bytes: a.response,
-                });
+                let response = self.outgoing(a.response);
+                self.send_all(path, &response);
+                self.cached = Some((1, response));
             }
             Err(AuthError::Sk(_)) => self.stats.invalid += 1,
             Err(e) => {
                 // Said to the peer, then forgotten (RFC 7296 section 2.21.2).
-                let h = self.header(Exchange::IkeAuth, 1, true);
                 let n = Payload::Notify(Notify {
                     protocol: 0,
                     kind: e.notify(),
                     spi: Vec::new(),
                     data: Vec::new(),
                 });
-                if let Ok(key) = self.our_key() {
-                    if let Ok(b) = sk::seal(&h, &[n], &key, 1, &self.rng) {
-                        self.actions.push_back(Action::Send { path, bytes: b });
-                    }
+                if let Some(b) = self.seal(Exchange::IkeAuth, 1, true, &[n]) {
+                    self.send_all(path, &b);
                 }
                 self.close(Close::Failed(e.to_string()));
             }

@@ -32,6 +32,7 @@ fn settings(me: &str, peer: &str, mine: &str, theirs: &str, esp: &str) -> Arc<Se
         local_ts: vec![of_prefix(mine.parse().unwrap())],
         remote_ts: vec![of_prefix(theirs.parse().unwrap())],
         force_encap: false,
+        fragment_size: Some(1280),
         retransmit: Retransmit {
             timeout: Duration::from_secs(1),
             base: 2.0,
@@ -70,9 +71,14 @@ fn sent(sa: &mut IkeSa) -> (Vec<Vec<u8>>, usize, Vec<Action>) {
 
 /// An initiator and a responder, established, with one child each.
 fn pair(t0: Instant, esp: &str) -> (IkeSa, IkeSa, Counter) {
-    let mut spis = Counter(0x1000);
     let si = settings("a.example", "b.example", "10.1.0.0/16", "10.2.0.0/16", esp);
     let sr = settings("b.example", "a.example", "10.2.0.0/16", "10.1.0.0/16", esp);
+    pair_of(t0, si, sr)
+}
+
+/// `pair` with the given settings on each side.
+fn pair_of(t0: Instant, si: Arc<Settings>, sr: Arc<Settings>) -> (IkeSa, IkeSa, Counter) {
+    let mut spis = Counter(0x1000);
     let mut i = IkeSa::initiate(si, path(1, 2), t0);
     let (req, _, _) = sent(&mut i);
     let mut r = IkeSa::respond(Arc::new(Candidates::new(vec![sr])), path(2, 1), &req[0], t0)
@@ -693,4 +699,122 @@ fn behind_a_nat_keepalives_keep_the_mapping_open() {
     assert_eq!(sent(&mut i).0, vec![vec![0xffu8]]);
     r.tick(t0 + Duration::from_secs(20), &mut spis);
     assert!(!sent(&mut r).0.contains(&vec![0xff]));
+}
+
+/// `settings` with IKE fragments of at most `size` bytes (`None`: fragmentation not offered).
+fn fragmenting(me: &str, peer: &str, mine: &str, theirs: &str, size: Option<u16>) -> Arc<Settings> {
+    let s = settings(me, peer, mine, theirs, "aes256gcm16-x25519");
+    Arc::new(Settings {
+        ike: s.ike.clone(),
+        esp: s.esp.clone(),
+        psk: s.psk.clone(),
+        local_id: s.local_id.clone(),
+        remote_id: s.remote_id.clone(),
+        local_ts: s.local_ts.clone(),
+        remote_ts: s.remote_ts.clone(),
+        fragment_size: size,
+        ..*s
+    })
+}
+
+/// Both sides offer IKE fragmentation with tiny fragments: IKE_AUTH and a PFS rekey go in
+/// fragments both ways, taken in any order, and come out as they would whole; a repeated
+/// request is answered with every fragment of the cached answer again.
+#[test]
+fn big_messages_go_in_fragments_when_both_sides_agreed() {
+    let t0 = Instant::now();
+    let si = fragmenting(
+        "a.example",
+        "b.example",
+        "10.1.0.0/16",
+        "10.2.0.0/16",
+        Some(180),
+    );
+    let sr = fragmenting(
+        "b.example",
+        "a.example",
+        "10.2.0.0/16",
+        "10.1.0.0/16",
+        Some(180),
+    );
+    let mut spis = Counter(0x1000);
+    let mut i = IkeSa::initiate(si, path(1, 2), t0);
+    let (req, _, _) = sent(&mut i);
+    let mut r = IkeSa::respond(Arc::new(Candidates::new(vec![sr])), path(2, 1), &req[0], t0)
+        .unwrap_or_else(|_| panic!("refused"));
+    let (resp, _, _) = sent(&mut r);
+    i.handle(t0, path(1, 2), &resp[0], &mut spis);
+    let (auth, _, _) = sent(&mut i);
+    assert!(auth.len() >= 2, "IKE_AUTH in {} datagrams", auth.len());
+    assert!(auth.iter().all(|f| f.len() <= 180 - 32));
+    // Backwards: nothing happens until the last one (the first) is in.
+    for f in auth.iter().rev() {
+        assert_eq!(r.state, State::Authenticating);
+        r.handle(t0, path(2, 1), f, &mut spis);
+    }
+    assert_eq!(r.state, State::Established);
+    let (answer, _, _) = sent(&mut r);
+    assert!(answer.len() >= 2);
+    // The request again (our answer was lost): all of the answer again, once.
+    for f in &auth {
+        r.handle(t0, path(2, 1), f, &mut spis);
+    }
+    let (again, _, _) = sent(&mut r);
+    assert_eq!(again, answer);
+    for f in &answer {
+        i.handle(t0, path(1, 2), f, &mut spis);
+    }
+    assert_eq!(i.state, State::Established);
+    let _ = sent(&mut i);
+    assert_eq!(
+        i.children()[0].sa.outbound_key,
+        r.children()[0].sa.inbound_key
+    );
+    assert_eq!((i.stats.fragmented, r.stats.reassembled), (1, 1));
+    assert_eq!((r.stats.fragmented, i.stats.reassembled), (1, 1));
+    // A PFS rekey: its KE makes it big too.
+    let old = i.children()[0].sa.inbound_spi;
+    assert!(i.rekey_child(t0, old, &mut spis));
+    let (rekey, _, _) = sent(&mut i);
+    assert!(rekey.len() >= 2);
+    for f in &rekey {
+        r.handle(t0, path(2, 1), f, &mut spis);
+    }
+    let (rekey_answer, _, _) = sent(&mut r);
+    for f in &rekey_answer {
+        i.handle(t0, path(1, 2), f, &mut spis);
+    }
+    assert_eq!(i.stats.child_rekeys, 1);
+    let new = i.children().iter().find(|c| c.outbound).unwrap();
+    assert!(r
+        .children()
+        .iter()
+        .any(|c| c.sa.inbound_key == new.sa.outbound_key));
+}
+
+/// A peer that does not offer fragmentation gets whole messages, however small our
+/// fragment size, and fragments from it are refused.
+#[test]
+fn without_the_peers_agreement_nothing_is_fragmented() {
+    let t0 = Instant::now();
+    let si = fragmenting(
+        "a.example",
+        "b.example",
+        "10.1.0.0/16",
+        "10.2.0.0/16",
+        Some(256),
+    );
+    let sr = fragmenting("b.example", "a.example", "10.2.0.0/16", "10.1.0.0/16", None);
+    let mut spis = Counter(0x1000);
+    let mut i = IkeSa::initiate(si, path(1, 2), t0);
+    let (req, _, _) = sent(&mut i);
+    let mut r = IkeSa::respond(Arc::new(Candidates::new(vec![sr])), path(2, 1), &req[0], t0)
+        .unwrap_or_else(|_| panic!("refused"));
+    let (resp, _, _) = sent(&mut r);
+    i.handle(t0, path(1, 2), &resp[0], &mut spis);
+    let (auth, _, _) = sent(&mut i);
+    assert_eq!(auth.len(), 1);
+    r.handle(t0, path(2, 1), &auth[0], &mut spis);
+    assert_eq!(r.state, State::Established);
+    assert_eq!((i.stats.fragmented, r.stats.reassembled), (0, 0));
 }
