@@ -21,14 +21,31 @@ struct Charon {
     pid_file: std::path::PathBuf,
 }
 
-impl Drop for Charon {
-    fn drop(&mut self) {
+impl Charon {
+    /// charon in gw2's namespace `ns` and a mount namespace of its own, run by `dir`'s
+    /// charon.sh.
+    fn start(ns: &str, dir: &Path) -> Charon {
+        Charon {
+            shell: Command::new("ip")
+                .args(["netns", "exec", ns, "unshare", "-m", "sh"])
+                .arg(dir.join("charon.sh"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+            pid_file: dir.join("charon.pid"),
+        }
+    }
+
+    /// Ends charon with `signal` (by the PID it wrote), then its shell.
+    fn stop(&mut self, signal: i32) {
         if let Some(pid) = std::fs::read_to_string(&self.pid_file)
             .ok()
             .and_then(|s| s.trim().parse::<i32>().ok())
         {
+            let _ = std::fs::remove_file(&self.pid_file);
             // SAFETY: kill on the PID of the charon this test started (from its pid file).
-            unsafe { libc::kill(pid, libc::SIGTERM) };
+            unsafe { libc::kill(pid, signal) };
             for _ in 0..50 {
                 // SAFETY: signal 0 only checks that the process exists.
                 if unsafe { libc::kill(pid, 0) } != 0 {
@@ -40,6 +57,12 @@ impl Drop for Charon {
         // SAFETY: kill on the PID of a child we spawned and have not yet reaped.
         unsafe { libc::kill(self.shell.id() as i32, libc::SIGTERM) };
         let _ = self.shell.wait();
+    }
+}
+
+impl Drop for Charon {
+    fn drop(&mut self) {
+        self.stop(libc::SIGTERM);
     }
 }
 
@@ -68,7 +91,7 @@ struct Lab {
     dir: std::path::PathBuf,
     _ctl: Proc,
     _dp: Proc,
-    _charon: Charon,
+    charon: Charon,
     _topo: Topology,
 }
 
@@ -91,6 +114,23 @@ impl Lab {
 
     fn charon_log(&self) -> String {
         std::fs::read_to_string(self.p("charon.log")).unwrap_or_default()
+    }
+
+    fn ctl_log(&self) -> String {
+        std::fs::read_to_string(self.p("gw1.ctl.log")).unwrap_or_default()
+    }
+
+    /// charon killed (`SIGKILL`: no delete reaches espgw) and, with `again`, started anew
+    /// with none of its old SAs (it initiates again if it did at first).
+    fn kill_charon(&mut self, again: bool) {
+        self.charon.stop(libc::SIGKILL);
+        if again {
+            self.charon = Charon::start(&self.ns("gw2"), &self.dir);
+        }
+    }
+
+    fn cli(&self, words: &[&str]) -> String {
+        cli(&self.ns("gw1"), &self.p("token"), words).unwrap_or_else(|e| e)
     }
 }
 
@@ -201,16 +241,7 @@ fn lab(s: &Setup<'_>) -> Option<Lab> {
         ),
     )
     .unwrap();
-    let charon = Charon {
-        shell: Command::new("ip")
-            .args(["netns", "exec", &gw2, "unshare", "-m", "sh"])
-            .arg(p("charon.sh"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-        pid_file: p("charon.pid"),
-    };
+    let charon = Charon::start(&gw2, &dir);
     let dp = spawn(
         &ns("gw1"),
         &bin("espgw-dataplane"),
@@ -229,7 +260,7 @@ fn lab(s: &Setup<'_>) -> Option<Lab> {
         dir,
         _ctl: ctl,
         _dp: dp,
-        _charon: charon,
+        charon,
         _topo: topo,
     })
 }
@@ -496,6 +527,169 @@ fn ike_fragments_both_ways_across_pfs_rekeys() {
     assert_eq!(
         ping(&ns("b"), "10.2.0.10", "10.1.0.10", 20, "0.02"),
         (20, 20)
+    );
+}
+
+/// The index and SPIs of every IKE SA espgw has UP (`show security ike
+/// security-associations`).
+fn ike_up(lab: &Lab) -> Vec<String> {
+    lab.cli(&["show", "security", "ike", "security-associations"])
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("UP"))
+        .map(|l| l.split_whitespace().take(4).collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+/// charon is killed: espgw's DPD (2 s x 2) finds it dead within 2 x 2 s (plus a second for
+/// the dataplane's counters), and the SAs leave espgw's dataplane at once; charon started
+/// again (with nothing of the old SAs), espgw's next try brings the tunnel back.
+#[test]
+fn a_dead_strongswan_is_found_by_dpd_and_the_tunnel_comes_back_with_it() {
+    let edit = |c: &mut serde_json::Value| {
+        c["ike"]["gateways"][0]["dpd"] =
+            serde_json::json!({"interval_s": 2, "threshold": 2, "action": "clear"});
+    };
+    let Some(mut lab) = lab(&Setup {
+        tag: "d",
+        ike: "aes256gcm16-prfsha384-ecp384",
+        esp: "aes256gcm16",
+        espgw_initiates: true,
+        edit: &edit,
+        rekey_time: "4h",
+        charon_extra: "",
+    }) else {
+        return;
+    };
+    let name = lab.name.clone();
+    let ns = move |g: &str| format!("{name}-{g}");
+    assert!(
+        until(Duration::from_secs(30), || ike_up(&lab).len() == 1),
+        "no IKE SA: {}",
+        lab.logs()
+    );
+    ping(&ns("a"), "10.1.0.10", "10.1.0.1", 1, "0.2");
+    assert!(
+        until(Duration::from_secs(5), || ping(
+            &ns("a"),
+            "10.1.0.10",
+            "10.2.0.10",
+            1,
+            "0.2"
+        ) == (1, 1)),
+        "a -> b: {}",
+        lab.logs()
+    );
+    lab.kill_charon(false);
+    let died = Instant::now();
+    assert!(
+        until(Duration::from_secs(10), || lab
+            .ctl_log()
+            .contains(": Timeout")),
+        "DPD did not find charon dead: {}",
+        lab.logs()
+    );
+    let found = died.elapsed();
+    assert!(found < Duration::from_secs(6), "found dead after {found:?}");
+    assert!(
+        until(Duration::from_secs(2), || lab
+            .cli(&["show", "security", "ipsec", "security-associations"])
+            .contains("Total IPsec SAs: 0")),
+        "the dead peer's SAs stayed: {}",
+        lab.cli(&["show", "security", "ipsec", "security-associations"])
+    );
+    let (code, metrics) = http(
+        &ns("gw1"),
+        "/metrics",
+        Some(std::fs::read_to_string(lab.p("token")).unwrap().trim()),
+    );
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("espgw_ike_dpd_timeouts_total{gateway=\"peer\"} 1"),
+        "{metrics}"
+    );
+    // charon back, knowing nothing: espgw negotiates again (its IKE_SA_INIT retransmitted).
+    lab.kill_charon(true);
+    assert!(
+        until(Duration::from_secs(30), || ike_up(&lab).len() == 1),
+        "the tunnel did not come back: {}",
+        lab.logs()
+    );
+    assert!(
+        until(Duration::from_secs(5), || ping(
+            &ns("a"),
+            "10.1.0.10",
+            "10.2.0.10",
+            1,
+            "0.2"
+        ) == (1, 1)),
+        "a -> b after charon's restart: {}",
+        lab.logs()
+    );
+}
+
+/// charon initiates, is killed and started again: its new IKE SA says INITIAL_CONTACT, and
+/// espgw replaces the old IKE SA and its child at once (long before DPD, left at its 30 s
+/// default, could notice), leaving exactly the new SAs; traffic flows on them.
+#[test]
+fn a_restarted_strongswan_says_initial_contact_and_replaces_the_old_sas() {
+    let Some(mut lab) = lab(&Setup {
+        tag: "c",
+        ike: "aes256gcm16-prfsha384-ecp384",
+        esp: "aes256gcm16",
+        espgw_initiates: false,
+        edit: &|_| {},
+        rekey_time: "4h",
+        charon_extra: "",
+    }) else {
+        return;
+    };
+    let name = lab.name.clone();
+    let ns = move |g: &str| format!("{name}-{g}");
+    assert!(
+        until(Duration::from_secs(30), || ike_up(&lab).len() == 1),
+        "no IKE SA: {}",
+        lab.logs()
+    );
+    let old = ike_up(&lab);
+    lab.kill_charon(true);
+    let restarted = Instant::now();
+    assert!(
+        until(Duration::from_secs(20), || {
+            let now = ike_up(&lab);
+            now.len() == 1 && now != old
+        }),
+        "not replaced: {:?} -> {:?}: {}",
+        old,
+        ike_up(&lab),
+        lab.logs()
+    );
+    assert!(restarted.elapsed() < Duration::from_secs(20));
+    let ctl = lab.ctl_log();
+    assert!(
+        !ctl.contains(": Timeout"),
+        "DPD, not INITIAL_CONTACT: {ctl}"
+    );
+    assert!(
+        until(Duration::from_secs(2), || lab
+            .cli(&["show", "security", "ipsec", "security-associations"])
+            .contains("Total IPsec SAs: 2")),
+        "{}",
+        lab.cli(&["show", "security", "ipsec", "security-associations"])
+    );
+    // Everything IKE knows is the new SA.
+    let all = lab.cli(&["show", "security", "ike", "security-associations"]);
+    assert_eq!(all.lines().count(), 2, "{all}");
+    ping(&ns("a"), "10.1.0.10", "10.1.0.1", 1, "0.2");
+    assert!(
+        until(Duration::from_secs(5), || ping(
+            &ns("a"),
+            "10.1.0.10",
+            "10.2.0.10",
+            1,
+            "0.2"
+        ) == (1, 1)),
+        "a -> b on the new SAs: {}",
+        lab.logs()
     );
 }
 
