@@ -761,6 +761,7 @@ impl IkeManager {
         let mut established = Vec::new();
         let mut child_failed = Vec::new();
         let mut rekeyed: Vec<(Name, Box<IkeSa>)> = Vec::new();
+        let mut redundant: Vec<(Name, Box<IkeSa>)> = Vec::new();
         let entries: Vec<&mut Entry> = match only {
             Some(i) => self.sas.get_mut(&i).into_iter().collect(),
             None => self.sas.values_mut().collect(),
@@ -779,6 +780,7 @@ impl IkeManager {
                     Action::Established => established.push(e.index),
                     Action::ChildFailed(why) => child_failed.push((e.vpn, why)),
                     Action::Rekeyed(sa) => rekeyed.push((e.vpn, sa)),
+                    Action::Redundant(sa) => redundant.push((e.vpn, sa)),
                     Action::Closed(why) => closed.push((e.index, e.vpn, why)),
                 }
             }
@@ -795,6 +797,14 @@ impl IkeManager {
                 s.rekeys += 1;
             }
             self.insert(vpn, *sa);
+        }
+        for (vpn, sa) in redundant {
+            eprintln!(
+                "espgw-control: IKE: {vpn}: simultaneous IKE SA rekey: {:016x}_i {:016x}_r is redundant",
+                sa.spi_i, sa.spi_r
+            );
+            let index = self.insert(vpn, *sa);
+            self.pump(now, Some(index));
         }
         for (vpn, why) in child_failed {
             eprintln!("espgw-control: IKE: {vpn}: {why}");

@@ -3,6 +3,11 @@
 //! from the old SA's SK_d and the new DH secret; it starts with message IDs at 0, takes over
 //! the children (their SAs do not change: no packet notices), and the rekey's initiator then
 //! deletes the old IKE SA. The caller gets the new SA as `Action::Rekeyed`.
+//!
+//! Both sides rekeying at once (RFC 7296 sections 2.8.2 and 2.25.2): each answers the other
+//! as usual, and once both exchanges are done the one with the lowest of the four nonces made
+//! the redundant IKE SA, which its initiator deletes; the children go to the other, whose
+//! initiator deletes the old IKE SA.
 
 use super::*;
 use crate::ike::dh::{Group, KeyPair};
@@ -14,6 +19,13 @@ use ring::rand::SecureRandom;
 /// TEMPORARY_FAILURE (RFC 7296 section 2.25): a rekey of ours is under way.
 const TEMPORARY_FAILURE: u16 = 43;
 const NONCE_LEN: usize = 32;
+
+/// A peer's rekey of this IKE SA answered while ours was out: the SA it made (the children
+/// stay here until ours is done) and the lower of its two nonces.
+pub(super) struct IkeCollision {
+    sa: Box<IkeSa>,
+    nonce: Vec<u8>,
+}
 
 /// Our IKE rekey request between send and answer.
 pub(super) struct IkeRekey {
@@ -45,8 +57,8 @@ pub(super) fn is_ike_rekey(payloads: &[Payload]) -> bool {
 }
 
 impl IkeSa {
-    /// The new IKE SA, which takes over our children.
-    fn successor(&mut self, role: Role, done: InitDone, now: Instant) -> IkeSa {
+    /// A new IKE SA from a rekey (without the children: `adopt` moves them).
+    fn successor(&self, role: Role, done: InitDone, now: Instant) -> IkeSa {
         let mut n = IkeSa::new(self.settings.clone(), role, self.path, now);
         n.spi_i = done.spi_i;
         n.spi_r = done.spi_r;
@@ -54,12 +66,38 @@ impl IkeSa {
         n.behind_nat = self.behind_nat;
         n.done = Some(done);
         n.iv = 0;
-        n.children = std::mem::take(&mut self.children);
         n.state = State::Established;
         n.established_at = Some(now);
         n.stats.ike_rekeys = self.stats.ike_rekeys + 1;
-        self.succeeded = true;
         n
+    }
+
+    /// `new` takes over this SA's children and carries on for it.
+    fn adopt(&mut self, mut new: IkeSa) {
+        new.children = std::mem::take(&mut self.children);
+        self.succeeded = true;
+        self.actions.push_back(Action::Rekeyed(Box::new(new)));
+    }
+
+    /// The redundant IKE SA of a simultaneous rekey, handed up to live until it is deleted
+    /// (by us when `ours`: we made it); its end is no event.
+    fn redundant(&mut self, mut sa: IkeSa, ours: bool, now: Instant) {
+        sa.succeeded = true;
+        if ours {
+            sa.delete(now);
+        }
+        self.actions.push_back(Action::Redundant(Box::new(sa)));
+    }
+
+    /// Deletes this IKE SA, replaced by a rekey (its children live on in the successor).
+    fn delete_replaced(&mut self, now: Instant) {
+        let d = Payload::Delete {
+            protocol: 1,
+            spi_size: 0,
+            spis: Vec::new(),
+        };
+        self.informational_request(now, &[d], Asking::Delete);
+        self.state = State::Deleting;
     }
 
     /// Starts a rekey of this IKE SA; false when another request is out.
@@ -104,15 +142,21 @@ impl IkeSa {
         }
     }
 
-    /// The peer rekeys this IKE SA: the answer's payloads; the new SA is an action.
+    /// The peer rekeys this IKE SA: the answer's payloads; the new SA is an action (or, if
+    /// our own rekey is out, kept until ours is done).
     pub(super) fn answer_ike_rekey(&mut self, now: Instant, payloads: &[Payload]) -> Vec<Payload> {
-        if matches!(
+        let colliding = matches!(
             self.out,
             Some(Outstanding {
                 what: Asking::RekeyIke(_),
                 ..
             })
-        ) {
+        );
+        // Being closed (replaced already, or deleted): the peer hears of it next.
+        if self.succeeded
+            || self.state != State::Established
+            || (colliding && self.ike_collision.is_some())
+        {
             return notify(TEMPORARY_FAILURE, Vec::new());
         }
         let (mut sa, mut ni, mut ke) = (None, None, None);
@@ -172,7 +216,14 @@ impl IkeSa {
         };
         // The peer started the rekey: it is the new SA's initiator.
         let new = self.successor(Role::Responder, done, now);
-        self.actions.push_back(Action::Rekeyed(Box::new(new)));
+        if colliding {
+            self.ike_collision = Some(IkeCollision {
+                sa: Box::new(new),
+                nonce: ni.min(&nr[..]).to_vec(),
+            });
+        } else {
+            self.adopt(new);
+        }
         let mut answer = chosen;
         answer.spi = our_spi.to_be_bytes().to_vec();
         vec![
@@ -230,6 +281,7 @@ impl IkeSa {
         let Some(old) = &self.done else { return };
         let spi_r = u64::from_be_bytes(peer_spi);
         let keys = rekeyed(&old.keys, s, &r.ni, nr, &gir, r.spi, spi_r);
+        let mine = r.ni.as_slice().min(nr).to_vec();
         let done = InitDone {
             spi_i: r.spi,
             spi_r,
@@ -245,19 +297,33 @@ impl IkeSa {
             fragmentation: old.fragmentation,
         };
         let new = self.successor(Role::Initiator, done, now);
-        self.actions.push_back(Action::Rekeyed(Box::new(new)));
-        // The old SA goes; its children live on in the new one.
-        let d = Payload::Delete {
-            protocol: 1,
-            spi_size: 0,
-            spis: Vec::new(),
-        };
-        self.informational_request(now, &[d], Asking::Delete);
-        self.state = State::Deleting;
+        match self.ike_collision.take() {
+            None => {
+                // The old SA goes; its children live on in the new one.
+                self.adopt(new);
+                self.delete_replaced(now);
+            }
+            // Ours made the redundant SA: we delete it, the peer deletes the old one.
+            Some(c) if mine < c.nonce => {
+                self.adopt(*c.sa);
+                self.redundant(new, true, now);
+            }
+            // The peer's did: it deletes that one, and we the old.
+            Some(c) => {
+                self.adopt(new);
+                self.redundant(*c.sa, false, now);
+                self.delete_replaced(now);
+            }
+        }
     }
 
-    /// The IKE SA stays as it is; the next try comes at the next timer.
+    /// The IKE SA stays as it is; the next try comes at the next timer. If the peer's rekey
+    /// crossed ours, it alone replaces this SA (the peer deletes this one).
     fn ike_rekey_failed(&mut self, now: Instant, why: &str) {
+        if let Some(c) = self.ike_collision.take() {
+            self.adopt(*c.sa);
+            return;
+        }
         self.rekey_ike_at = Some(now + self.settings.retransmit.timeout * 4);
         self.actions
             .push_back(Action::ChildFailed(format!("IKE SA rekey: {why}")));

@@ -137,6 +137,9 @@ pub enum Action {
     ChildFailed(String),
     /// The IKE SA was rekeyed: this is the new one, with the children; the old one goes.
     Rekeyed(Box<IkeSa>),
+    /// A redundant IKE SA from a simultaneous rekey (RFC 7296 section 2.8.2): no children,
+    /// kept only until it is deleted (its own delete may be in its actions).
+    Redundant(Box<IkeSa>),
     Closed(Close),
 }
 
@@ -320,6 +323,8 @@ pub struct IkeSa {
     rekey_ike_at: Option<Instant>,
     /// The peer's rekey of a child we are rekeying too, answered while ours is out.
     collision: Option<Collision>,
+    /// The peer's rekey of this IKE SA, answered while ours is out.
+    ike_collision: Option<ike_rekey::IkeCollision>,
     rng: SystemRandom,
 }
 
@@ -370,6 +375,7 @@ impl IkeSa {
             succeeded: false,
             rekey_ike_at: None,
             collision: None,
+            ike_collision: None,
             rng: SystemRandom::new(),
         }
     }

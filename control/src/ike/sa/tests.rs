@@ -818,3 +818,153 @@ fn without_the_peers_agreement_nothing_is_fragmented() {
     assert_eq!(r.state, State::Established);
     assert_eq!((i.stats.fragmented, r.stats.reassembled), (0, 0));
 }
+
+/// The new SAs a side's actions carry: the one with the children, and the redundant one.
+fn rekey_results(actions: Vec<Action>) -> (Option<IkeSa>, Option<IkeSa>) {
+    let (mut survivor, mut redundant) = (None, None);
+    for a in actions {
+        match a {
+            Action::Rekeyed(sa) => survivor = Some(*sa),
+            Action::Redundant(sa) => redundant = Some(*sa),
+            _ => {}
+        }
+    }
+    (survivor, redundant)
+}
+
+/// Delivers what every SA of each side has to send to the SA of the other side its SPIs
+/// name, until nothing more is sent; the other actions, in the order they came.
+fn exchange(
+    a: &mut [&mut IkeSa],
+    b: &mut [&mut IkeSa],
+    t: Instant,
+    spis: &mut Counter,
+) -> Vec<Action> {
+    /// Hands each datagram to the SA its SPIs name.
+    fn deliver(
+        sends: Vec<Vec<u8>>,
+        to: &mut [&mut IkeSa],
+        p: Path,
+        t: Instant,
+        spis: &mut Counter,
+    ) {
+        for bytes in sends {
+            let h = Message::parse(&bytes).unwrap().header;
+            if let Some(sa) = to
+                .iter_mut()
+                .find(|s| (s.spi_i, s.spi_r) == (h.initiator_spi, h.responder_spi))
+            {
+                sa.handle(t, p, &bytes, spis);
+            }
+        }
+    }
+    let mut events = Vec::new();
+    let drain = |side: &mut [&mut IkeSa], events: &mut Vec<Action>| -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for s in side.iter_mut() {
+            let (sends, _, other) = sent(s);
+            out.extend(sends);
+            events.extend(other);
+        }
+        out
+    };
+    for _ in 0..8 {
+        let from_a = drain(a, &mut events);
+        let quiet = from_a.is_empty();
+        deliver(from_a, b, path(2, 1), t, spis);
+        let from_b = drain(b, &mut events);
+        if quiet && from_b.is_empty() {
+            break;
+        }
+        deliver(from_b, a, path(1, 2), t, spis);
+    }
+    events
+}
+
+/// Both sides rekey the IKE SA at once (RFC 7296 section 2.8.2), the requests crossing: both
+/// are answered, and once everything is done each side has one new IKE SA with the
+/// children, the same on both sides; the old and the redundant one are gone from both, with
+/// no event for either. Both outcomes of the nonce comparison are seen.
+#[test]
+fn a_simultaneous_ike_sa_rekey_leaves_one_new_sa_on_both_sides() {
+    let mut outcomes = std::collections::HashSet::new();
+    for round in 0..40 {
+        let t0 = Instant::now();
+        let (mut i, mut r, mut spis) = pair(t0, "aes128gcm16");
+        let child = i.children()[0].sa.inbound_spi;
+        assert!(i.rekey_ike(t0) && r.rekey_ike(t0));
+        let (req_i, _, _) = sent(&mut i);
+        let (req_r, _, _) = sent(&mut r);
+        r.handle(t0, path(2, 1), &req_i[0], &mut spis);
+        i.handle(t0, path(1, 2), &req_r[0], &mut spis);
+        let (resp_r, _, other_r) = sent(&mut r);
+        let (resp_i, _, other_i) = sent(&mut i);
+        // Answered as usual, nothing handed up yet.
+        assert!(
+            other_r.is_empty() && other_i.is_empty(),
+            "{other_i:?} {other_r:?}"
+        );
+        assert_eq!(i.children().len(), 1);
+        i.handle(t0, path(1, 2), &resp_r[0], &mut spis);
+        r.handle(t0, path(2, 1), &resp_i[0], &mut spis);
+        let (del_i, _, acts_i) = sent(&mut i);
+        let (del_r, _, acts_r) = sent(&mut r);
+        // Exactly one side deletes the old SA.
+        assert_eq!(del_i.len() + del_r.len(), 1, "round {round}");
+        let (Some(mut si), Some(mut xi)) = rekey_results(acts_i) else {
+            panic!("initiator: no new SAs")
+        };
+        let (Some(mut sr), Some(mut xr)) = rekey_results(acts_r) else {
+            panic!("responder: no new SAs")
+        };
+        // The old SAs' deletes go out again for `exchange` to carry.
+        for (sa, del) in [(&mut i, del_i), (&mut r, del_r)] {
+            for bytes in del {
+                sa.actions.push_back(Action::Send {
+                    path: sa.path,
+                    bytes,
+                });
+            }
+        }
+        let events = exchange(
+            &mut [&mut i, &mut si, &mut xi],
+            &mut [&mut r, &mut sr, &mut xr],
+            t0,
+            &mut spis,
+        );
+        for sa in [&i, &r, &xi, &xr] {
+            assert_eq!(sa.state, State::Closed, "round {round}");
+        }
+        // Four silent ends (no failure, no delete by the peer), nothing else.
+        assert_eq!(events.len(), 4, "{events:?}");
+        assert!(
+            events
+                .iter()
+                .all(|a| matches!(a, Action::Closed(Close::Rekeyed))),
+            "{events:?}"
+        );
+        assert_eq!(
+            (si.state, sr.state),
+            (State::Established, State::Established)
+        );
+        assert_eq!((si.spi_i, si.spi_r), (sr.spi_i, sr.spi_r));
+        assert_eq!(si.children()[0].sa.inbound_spi, child);
+        assert_eq!(
+            *si.children()[0].sa.outbound_key,
+            *sr.children()[0].sa.inbound_key
+        );
+        // The survivors talk: a liveness check answered.
+        si.informational_request(t0, &[], Asking::Liveness);
+        exchange(&mut [&mut si], &mut [&mut sr], t0, &mut spis);
+        assert!(!si.busy());
+        outcomes.insert(si.role == Role::Initiator);
+        if outcomes.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(
+        outcomes.len(),
+        2,
+        "both outcomes of the nonce comparison seen"
+    );
+}
