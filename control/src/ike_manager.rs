@@ -980,13 +980,20 @@ impl IkeManager {
                 } else {
                     Algorithm::Aes256Gcm
                 };
+                // The dataplane's soft event (bytes, packets) starts the rekey well before
+                // the hard limit stops the SA.
+                let share = |n: Option<u64>| n.map(|n| (n as f64 * c.soft_share()).max(1.0) as u64);
+                let soft = Lifetime {
+                    packets: share(v.hard.packets),
+                    bytes: share(v.hard.bytes),
+                };
                 let spec = |spi: u32, key: &[u8]| {
                     KeyMaterial::new(alg, key).ok().map(|keys| SaSpec {
                         tunnel: v.tunnel,
                         spi,
                         keys,
                         esn: c.sa.esn,
-                        soft: Lifetime::default(),
+                        soft,
                         hard: v.hard,
                     })
                 };

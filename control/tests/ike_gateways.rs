@@ -55,14 +55,17 @@ fn two_espgw_gateways_negotiate_rekey_and_survive_a_dead_peer() {
     assert!(ok.success());
     let p = |f: &str| dir.join(f);
     let ns = |g: &str| format!("{name}-{g}");
-    // Children rekeyed 6 s after they are made; DPD after 1 s of silence, dead after 2
-    // unanswered checks.
+    // Children rekeyed 6 s after they are made, or after 255-270 packets; DPD after 1 s of
+    // silence, dead after 2 unanswered checks.
     for g in ["gw1", "gw2"] {
         let f = p(&format!("{g}.json"));
         let mut c: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
         c["ike"]["vpns"][0]["lifetime_s"] = 60.into();
         c["ike"]["vpns"][0]["rekey_margin_s"] = 54.into();
+        // And by volume: a rekey every 255-270 packets (the soft limit), long before the
+        // hard limit would stop the SA.
+        c["ike"]["vpns"][0]["lifetime_packets"] = 300.into();
         c["ike"]["gateways"][0]["dpd"] =
             serde_json::json!({"interval_s": 1, "threshold": 2, "action": "clear"});
         std::fs::write(&f, c.to_string()).unwrap();
@@ -125,14 +128,18 @@ fn two_espgw_gateways_negotiate_rekey_and_survive_a_dead_peer() {
         .contains("Total IPsec SAs: 2")));
     let sas = show_sas();
     assert!(sas.contains("ESP:aes-256-gcm/ESN"), "{sas}");
-    // Their lifetime by time (60 s): seconds left in the Life column, and over REST when the
-    // initiator's rekey (6 s after the child was made) comes.
+    // Their lifetime by time (60 s): seconds left in the Life column (then packets, kB), and
+    // over REST when the initiator's rekey (6 s after the child was made) comes.
     let lives: Vec<u64> = sas
         .lines()
         .filter(|l| l.contains("ESP:"))
         .filter_map(|l| {
-            l.split_whitespace()
-                .find_map(|w| w.strip_suffix("/unlim")?.parse().ok())
+            l.split_whitespace().find_map(|w| {
+                // seconds/packets/kB
+                let mut parts = w.split('/');
+                let secs = parts.next()?.parse().ok()?;
+                (parts.next()?.parse::<u64>().is_ok() && parts.next()? == "unlim").then_some(secs)
+            })
         })
         .collect();
     assert!(
@@ -211,6 +218,14 @@ fn two_espgw_gateways_negotiate_rekey_and_survive_a_dead_peer() {
     assert_eq!(log_count(&ctl1, "IKE SA rekeyed"), 1);
     assert_eq!(log_count(&p("gw2.ctl.log"), "IKE SA rekeyed"), 1);
     assert_eq!((sent, got), (1400, 1400), "lost packets across rekeys");
+    // The volume rekeys came from soft limits; no SA ever reached its hard one.
+    for g in ["gw1", "gw2"] {
+        let (_, body) = http(&ns(g), "/v1/statistics", Some(token_text.trim()));
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let e = &v["events"];
+        assert!(e["soft_lifetimes"].as_u64() >= Some(2), "{g}: {e}");
+        assert_eq!(e["hard_lifetimes"], 0, "{g}: {e}");
+    }
     let sas_after = cli(
         &ns("gw1"),
         &token,

@@ -11,6 +11,11 @@ const B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 
 /// `n` VPNs over one gateway (one pair of identities) between A and B, each its own /32s.
 fn config(initiator: bool, n: u32) -> config::Config {
+    config_with(initiator, n, |_| {})
+}
+
+/// `config`, its JSON edited by `edit` first.
+fn config_with(initiator: bool, n: u32, edit: impl Fn(&mut serde_json::Value)) -> config::Config {
     let (me, peer, mine, theirs) = if initiator {
         (A, B, 1, 2)
     } else {
@@ -28,7 +33,7 @@ fn config(initiator: bool, n: u32) -> config::Config {
             })
         })
         .collect();
-    let text = serde_json::json!({
+    let mut v = serde_json::json!({
         "dataplane": {"eal": [], "workers": [1]},
         "interfaces": [{"name": "wan0", "port": 0, "address": format!("{me}/24")}],
         "tunnels": tunnels,
@@ -40,9 +45,9 @@ fn config(initiator: bool, n: u32) -> config::Config {
                           "dpd": {"action": "none"}}],
             "vpns": vpns,
         }
-    })
-    .to_string();
-    match config::Config::parse(&text) {
+    });
+    edit(&mut v);
+    match config::Config::parse(&v.to_string()) {
         Ok(c) => c,
         Err(e) => panic!("test configuration: {e}"),
     }
@@ -175,5 +180,50 @@ fn initiate_refuses_a_vpn_that_is_up_and_not_one_being_deleted() {
     assert!(
         states.contains(&"deleting".to_string()) && states.contains(&"connecting".to_string()),
         "{states:?}"
+    );
+}
+
+/// A negotiated SA's hard volume lifetime (the VPN's `lifetime_packets`, `lifetime_bytes`)
+/// comes with a soft one at 85-90 % of it, so that the dataplane's soft event starts the
+/// rekey while the SA still carries traffic; the same for both directions of a child.
+#[test]
+fn negotiated_sas_get_a_soft_volume_lifetime_before_the_hard_one() {
+    let now = Instant::now();
+    let edit = |v: &mut serde_json::Value| {
+        v["ike"]["vpns"][0]["lifetime_packets"] = 1_000_000.into();
+        v["ike"]["vpns"][0]["lifetime_bytes"] = 2_000_000_000u64.into();
+    };
+    let mut p = Pair {
+        a: IkeManager::default(),
+        b: IkeManager::default(),
+        now,
+    };
+    p.b.configure(&config_with(false, 1, edit), now);
+    p.a.configure(&config_with(true, 1, edit), now);
+    p.run(300);
+    let mut changes = Vec::new();
+    p.a.overlay(&mut changes);
+    let lifetimes: Vec<(channel::Lifetime, channel::Lifetime)> = changes
+        .iter()
+        .filter_map(|c| match c {
+            channel::Change::SetInboundSa(s) => Some((s.sa.soft, s.sa.hard)),
+            channel::Change::SetOutboundSa(s) => Some((s.sa.soft, s.sa.hard)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lifetimes.len(), 2, "{changes:?}");
+    assert_eq!(lifetimes[0], lifetimes[1]);
+    let (soft, hard) = lifetimes[0];
+    assert_eq!(hard.packets, Some(1_000_000));
+    assert_eq!(hard.bytes, Some(2_000_000_000));
+    assert!(
+        soft.packets
+            .is_some_and(|n| (850_000..=900_000).contains(&n)),
+        "{soft:?}"
+    );
+    assert!(
+        soft.bytes
+            .is_some_and(|n| (1_700_000_000..=1_800_000_000).contains(&n)),
+        "{soft:?}"
     );
 }

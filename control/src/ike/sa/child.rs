@@ -182,6 +182,14 @@ impl IkeSa {
     /// by traffic in the dataplane).
     pub fn rekey_child(&mut self, now: Instant, inbound: u32, spis: &mut dyn SpiSource) -> bool {
         if self.state != State::Established || self.out.is_some() {
+            // Not now: as soon as the IKE SA is free (its timers say when).
+            if let Some(c) = self
+                .children
+                .iter_mut()
+                .find(|c| c.sa.inbound_spi == inbound)
+            {
+                c.rekey_due = !c.rekeyed;
+            }
             return false;
         }
         match self

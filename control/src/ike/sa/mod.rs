@@ -153,9 +153,20 @@ pub struct ChildSa {
     pub retire_at: Option<Instant>,
     /// A rekey of it is under way or done.
     pub rekeyed: bool,
+    /// Its soft volume lifetime ran out (the dataplane's event) while the IKE SA was busy:
+    /// it is rekeyed as soon as the IKE SA is free.
+    pub rekey_due: bool,
     /// Its rekey comes this fraction (0..0.05) of the rekey time early: children made
     /// together are not all rekeyed in the same instant.
     jitter: f64,
+}
+
+impl ChildSa {
+    /// The share of its hard volume lifetime (bytes, packets) after which it is rekeyed:
+    /// 90 %, up to 5 % earlier at random (fixed per child, as its time).
+    pub fn soft_share(&self) -> f64 {
+        0.9 - self.jitter
+    }
 }
 
 /// Counters an operator reads.
@@ -515,6 +526,9 @@ impl IkeSa {
                 if let (Some(k), false) = (self.settings.child_rekey, c.rekeyed) {
                     at(c.made + self.rekey_after(k, c.jitter));
                 }
+                if c.rekey_due && !c.rekeyed {
+                    at(c.made);
+                }
                 if let (Some(l), None) = (self.settings.child_lifetime, c.retire_at) {
                     at(c.made + l);
                 }
@@ -828,6 +842,7 @@ impl IkeSa {
             made: now,
             retire_at: None,
             rekeyed: false,
+            rekey_due: false,
             jitter: {
                 let mut b = [0u8; 2];
                 let _ = ring::rand::SecureRandom::fill(&self.rng, &mut b);
@@ -993,14 +1008,21 @@ impl IkeSa {
                 return;
             }
         }
-        if let Some(k) = self.settings.child_rekey {
-            if let Some(c) = self.children.iter().find(|c| {
-                !c.rekeyed && c.retire_at.is_none() && now >= c.made + self.rekey_after(k, c.jitter)
-            }) {
-                let spi = c.sa.inbound_spi;
-                self.rekey_child(now, spi, spis);
-                return;
-            }
+        let due = |c: &ChildSa| {
+            c.rekey_due
+                || self
+                    .settings
+                    .child_rekey
+                    .is_some_and(|k| now >= c.made + self.rekey_after(k, c.jitter))
+        };
+        if let Some(c) = self
+            .children
+            .iter()
+            .find(|c| !c.rekeyed && c.retire_at.is_none() && due(c))
+        {
+            let spi = c.sa.inbound_spi;
+            self.rekey_child(now, spi, spis);
+            return;
         }
         if let Some(d) = self.settings.dpd {
             if now >= self.last_heard + d {

@@ -968,3 +968,31 @@ fn a_simultaneous_ike_sa_rekey_leaves_one_new_sa_on_both_sides() {
         "both outcomes of the nonce comparison seen"
     );
 }
+
+/// The dataplane's soft lifetime event for a child while the IKE SA is busy (a liveness
+/// check out) is not lost: the rekey starts as soon as the answer is in.
+#[test]
+fn a_rekey_asked_for_while_busy_starts_once_the_ike_sa_is_free() {
+    let t0 = Instant::now();
+    let (mut i, mut r, mut spis) = pair(t0, "aes128gcm16");
+    i.informational_request(t0, &[], Asking::Liveness);
+    let (check, _, _) = sent(&mut i);
+    let inbound = i.children()[0].sa.inbound_spi;
+    assert!(!i.rekey_child(t0, inbound, &mut spis), "busy");
+    assert!(i.next_timer().is_some_and(|t| t <= t0));
+    r.handle(t0, path(2, 1), &check[0], &mut spis);
+    let (answer, _, _) = sent(&mut r);
+    i.handle(t0, path(1, 2), &answer[0], &mut spis);
+    let t = t0 + Duration::from_millis(20);
+    i.tick(t, &mut spis);
+    let (req, _, _) = sent(&mut i);
+    assert_eq!(req.len(), 1, "the rekey request");
+    r.handle(t, path(2, 1), &req[0], &mut spis);
+    let (resp, _, _) = sent(&mut r);
+    i.handle(t, path(1, 2), &resp[0], &mut spis);
+    assert_eq!(i.stats.child_rekeys, 1);
+    assert!(i
+        .children()
+        .iter()
+        .any(|c| c.outbound && c.sa.inbound_spi != inbound));
+}
