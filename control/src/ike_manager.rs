@@ -277,6 +277,7 @@ fn vpns_of(cfg: &Config) -> Result<Vec<Vpn>, (String, String)> {
             ike_rekey: Some(Duration::from_secs(u64::from(
                 g.lifetime_s - g.lifetime_s / 10,
             ))),
+            ike_lifetime: Some(Duration::from_secs(u64::from(g.lifetime_s))),
             child_lifetime: Some(Duration::from_secs(u64::from(v.lifetime_s))),
             child_rekey: Some(Duration::from_secs(u64::from(rekey.max(1)))),
             grace: Duration::from_secs(5),

@@ -56,6 +56,9 @@ pub struct Settings {
     pub child_rekey: Option<Duration>,
     /// Rekey the IKE SA this long after it was made.
     pub ike_rekey: Option<Duration>,
+    /// The IKE SA's hard lifetime: not rekeyed by then, it is deleted with its children (a
+    /// VPN that establishes immediately negotiates again).
+    pub ike_lifetime: Option<Duration>,
     /// A child's hard lifetime by time: it goes then, rekeyed or not.
     pub child_lifetime: Option<Duration>,
     /// Keep a replaced inbound SA this long (packets the peer sent before it switched).
@@ -185,6 +188,8 @@ pub struct SaStats {
     /// Our messages sent in fragments, and the peer's put back together (RFC 7383).
     pub fragmented: u64,
     pub reassembled: u64,
+    /// It reached its hard lifetime unrekeyed and was deleted.
+    pub expired: bool,
 }
 
 /// Our request between send and answer.
@@ -514,6 +519,9 @@ impl IkeSa {
                 }
             }
             if let Some(t) = self.ike_rekey_due() {
+                at(t);
+            }
+            if let Some(t) = self.ike_expires() {
                 at(t);
             }
             if self.behind_nat {
@@ -913,6 +921,14 @@ impl IkeSa {
         }
     }
 
+    /// When this IKE SA reaches its hard lifetime (none once a successor took over).
+    fn ike_expires(&self) -> Option<Instant> {
+        if self.succeeded {
+            return None;
+        }
+        Some(self.established_at? + self.settings.ike_lifetime?)
+    }
+
     /// When this IKE SA is to be rekeyed (its initiator first, as for children).
     fn ike_rekey_due(&self) -> Option<Instant> {
         if self.succeeded {
@@ -976,6 +992,10 @@ impl IkeSa {
                 path: self.path,
                 bytes: vec![0xff],
             });
+        }
+        if self.ike_expires().is_some_and(|t| now >= t) {
+            self.stats.expired = true;
+            return self.delete(now);
         }
         let before = self.children.len();
         self.children

@@ -42,6 +42,7 @@ fn settings(me: &str, peer: &str, mine: &str, theirs: &str, esp: &str) -> Arc<Se
         dpd_threshold: 3,
         child_rekey: None,
         ike_rekey: None,
+        ike_lifetime: None,
         child_lifetime: None,
         grace: Duration::from_secs(2),
     })
@@ -995,4 +996,33 @@ fn a_rekey_asked_for_while_busy_starts_once_the_ike_sa_is_free() {
         .children()
         .iter()
         .any(|c| c.outbound && c.sa.inbound_spi != inbound));
+}
+
+/// An IKE SA whose rekey never comes through (the peer refuses it) is deleted with its
+/// children at its hard lifetime, the peer told.
+#[test]
+fn an_ike_sa_goes_at_its_hard_lifetime() {
+    let t0 = Instant::now();
+    let (mut i, mut r, mut spis) = pair(t0, "aes128gcm16");
+    let mut s = settings("a", "b", "10.1.0.0/16", "10.2.0.0/16", "aes128gcm16");
+    if let Some(s) = Arc::get_mut(&mut s) {
+        s.ike_lifetime = Some(Duration::from_secs(100));
+        s.dpd = None;
+    }
+    i.settings = s;
+    i.tick(t0 + Duration::from_secs(99), &mut spis);
+    assert_eq!(i.state, State::Established);
+    assert!(i
+        .next_timer()
+        .is_some_and(|t| t <= t0 + Duration::from_secs(100)));
+    i.tick(t0 + Duration::from_secs(100), &mut spis);
+    let (del, children, _) = sent(&mut i);
+    assert_eq!((i.state, children), (State::Deleting, 1));
+    assert!(i.children().is_empty() && i.stats.expired);
+    r.handle(t0, path(2, 1), &del[0], &mut spis);
+    let (_, _, other) = sent(&mut r);
+    assert!(
+        matches!(other[..], [Action::Closed(Close::DeletedByPeer)]),
+        "{other:?}"
+    );
 }
