@@ -213,7 +213,7 @@ fn lab(s: &Setup<'_>) -> Option<Lab> {
     std::fs::write(
         p("strongswan.conf"),
         format!(
-            "charon {{\n  {charon_extra}\n  load_modular = yes\n  plugins {{\n    include /etc/strongswan.d/charon/*.conf\n    kernel-libipsec {{ load = yes }}\n  }}\n  filelog {{\n    log {{ path = {}/charon.log\n          flush_line = yes\n          default = 1\n          ike = 2\n          cfg = 2 }}\n  }}\n}}\n",
+            "charon {{\n  {charon_extra}\n  load_modular = yes\n  plugins {{\n    include /etc/strongswan.d/charon/*.conf\n    kernel-libipsec {{ load = yes }}\n  }}\n  filelog {{\n    log {{ path = {}/charon.log\n          flush_line = yes\n          default = 1\n          ike = 2\n          chd = 4\n          cfg = 2 }}\n  }}\n}}\n",
             dir.display()
         ),
     )
@@ -367,8 +367,21 @@ fn case(tag: &str, ike: &str, esp: &str, espgw_initiates: bool, rekey: bool) {
     }
     // A bounded flood across child rekeys by espgw (with PFS: a new DH in CREATE_CHILD_SA,
     // which charon names in the proposal it selects) and an IKE SA rekey by charon: nothing
-    // lost, and the new SAs carry it.
+    // lost, and the new SAs carry it. The wire between the gateways is captured, for tshark.
+    let pcap = p("wan.pcap");
+    let mut cap = Proc(
+        in_ns(&ns("gw2"))
+            .args(["tshark", "-n", "-q", "-i", "wan", "-a", "duration:60", "-w"])
+            .arg(&pcap)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(p("tshark.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(&p("tshark.log"), "Capturing on", "tshark");
     let (sent, got) = ping(&ns("a"), "10.1.0.10", "10.2.0.10", 1400, "0.01");
+    std::thread::sleep(Duration::from_millis(300));
+    cap.stop(libc::SIGINT);
     let charon_log = std::fs::read_to_string(p("charon.log")).unwrap_or_default();
     assert_eq!(
         (sent, got),
@@ -412,6 +425,148 @@ fn case(tag: &str, ike: &str, esp: &str, espgw_initiates: bool, rekey: bool) {
     for spi in &spis {
         assert!(ours.contains(spi), "{spi} not in {ours}");
     }
+    decrypted_by_tshark(&pcap, &charon_log);
+}
+
+/// The child SAs charon made, from its log (`chd = 4` prints their keys): for each, its
+/// inbound and outbound SPIs and the keys of the initiator's and the responder's direction
+/// (espgw initiated every child of these cases: its direction is charon's inbound).
+fn charon_children(log: &str) -> Vec<(String, String, String, String)> {
+    let lines: Vec<&str> = log.lines().collect();
+    let key = |at: usize| -> String {
+        // "... key => 36 bytes @ 0x...", then rows "   0: 7C 86 ...  ascii".
+        let n: usize = lines[at]
+            .split("=> ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        // Each line after charon's "12[CHD] " prefix.
+        lines[at + 1..]
+            .iter()
+            .map(|l| l.split_once("] ").map_or(*l, |x| x.1))
+            .take_while(|l| {
+                l.split_once(':')
+                    .is_some_and(|(o, _)| o.trim().parse::<u32>().is_ok())
+            })
+            .flat_map(|l| {
+                l.split_once(':')
+                    .map(|x| x.1)
+                    .unwrap_or("")
+                    .split_whitespace()
+            })
+            .filter(|t| t.len() == 2 && t.chars().all(|c| c.is_ascii_hexdigit()))
+            .take(n)
+            .collect::<String>()
+            .to_lowercase()
+    };
+    let (mut init, mut resp) = (String::new(), String::new());
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if l.contains("encryption initiator key =>") {
+            init = key(i);
+        } else if l.contains("encryption responder key =>") {
+            resp = key(i);
+        } else if l.contains("established with SPIs") {
+            let spis: Vec<&str> = l
+                .split_whitespace()
+                .filter(|w| w.ends_with("_i") || w.ends_with("_o"))
+                .map(|w| &w[..8])
+                .collect();
+            if let [i_spi, o_spi] = spis[..] {
+                // Logged twice (IKE and CHD): once is enough.
+                if !out
+                    .iter()
+                    .any(|c: &(String, String, String, String)| c.0 == i_spi)
+                {
+                    out.push((
+                        i_spi.to_string(),
+                        o_spi.to_string(),
+                        init.clone(),
+                        resp.clone(),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// tshark, an ESP implementation independent of ours and charon's, decrypts every ESP packet
+/// of the capture with the keys charon logged: the echo requests and replies are inside, and
+/// both directions used more than one SA (the rekeys' new SPIs carried traffic).
+fn decrypted_by_tshark(pcap: &Path, charon_log: &str) {
+    let children = charon_children(charon_log);
+    let sample: Vec<&str> = charon_log
+        .lines()
+        .skip_while(|l| !l.contains("encryption initiator key"))
+        .take(6)
+        .collect();
+    assert!(
+        children.len() >= 2,
+        "children with keys: {children:?} {sample:#?}"
+    );
+    assert!(
+        children.iter().all(|c| c.2.len() == 72),
+        "{children:?} {sample:#?}"
+    );
+    let mut args = vec![
+        "-n".to_string(),
+        "-r".to_string(),
+        pcap.display().to_string(),
+    ];
+    args.extend(["-o".into(), "esp.enable_encryption_decode:TRUE".into()]);
+    for (i_spi, o_spi, init, resp) in &children {
+        assert_eq!(
+            (init.len(), resp.len()),
+            (72, 72),
+            "AES-256-GCM key and salt"
+        );
+        for (src, dst, spi, k) in [
+            ("192.0.2.1", "192.0.2.2", i_spi, init),
+            ("192.0.2.2", "192.0.2.1", o_spi, resp),
+        ] {
+            args.push("-o".into());
+            args.push(format!(
+                "uat:esp_sa:\"IPv4\",\"{src}\",\"{dst}\",\"0x{spi}\",\"AES-GCM with 16 octet ICV [RFC4106]\",\"0x{k}\",\"NULL\",\"\""
+            ));
+        }
+    }
+    args.extend(
+        [
+            "-Y",
+            "esp",
+            "-T",
+            "fields",
+            "-e",
+            "esp.spi",
+            "-e",
+            "icmp.type",
+        ]
+        .map(String::from),
+    );
+    let out = Command::new("tshark").args(&args).output().unwrap();
+    let rows = String::from_utf8_lossy(&out.stdout);
+    let mut spis: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut undecrypted = 0;
+    for row in rows.lines() {
+        let mut f = row.split('\t');
+        let (spi, icmp) = (f.next().unwrap_or(""), f.next().unwrap_or(""));
+        if icmp != "8" && icmp != "0" {
+            undecrypted += 1;
+        }
+        *spis.entry(spi.to_string()).or_default() += 1;
+    }
+    let total: usize = spis.values().sum();
+    assert!(total >= 2800, "ESP packets captured: {spis:?}");
+    assert_eq!(
+        undecrypted, 0,
+        "not decrypted to an echo: {undecrypted} of {total}"
+    );
+    assert!(
+        spis.len() >= 4,
+        "the rekeyed SAs carried no traffic: {spis:?}"
+    );
 }
 
 #[test]
