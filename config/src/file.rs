@@ -168,6 +168,8 @@ pub(super) struct IkeFile {
     pub gateways: Vec<IkeGatewayFile>,
     #[serde(default)]
     pub vpns: Vec<IpsecVpnFile>,
+    pub cookie_threshold: Option<u64>,
+    pub half_open_limit: Option<u64>,
 }
 
 #[derive(Deserialize)]

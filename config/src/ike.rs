@@ -33,11 +33,32 @@ pub const FRAGMENT_SIZES: std::ops::RangeInclusive<u16> = 256..=9000;
 /// The longest FQDN or user FQDN identity.
 pub const MAX_ID_LEN: usize = 255;
 
+/// Half-open IKE SAs (answered IKE_SA_INIT, no IKE_AUTH yet) above which the responder asks
+/// for a COOKIE (RFC 7296 section 2.6), and beyond which it drops IKE_SA_INIT requests.
+pub const DEFAULT_COOKIE_THRESHOLD: u32 = 1000;
+pub const DEFAULT_HALF_OPEN_LIMIT: u32 = 10_000;
+pub const MAX_HALF_OPEN_LIMIT: u32 = 1_000_000;
+
 /// The `ike` section, validated (empty when the file has none).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct IkeConfig {
     pub gateways: Vec<IkeGateway>,
     pub vpns: Vec<IpsecVpn>,
+    /// COOKIEs asked for from this many half-open IKE SAs on (0: always).
+    pub cookie_threshold: u32,
+    /// Half-open IKE SAs kept at most.
+    pub half_open_limit: u32,
+}
+
+impl Default for IkeConfig {
+    fn default() -> IkeConfig {
+        IkeConfig {
+            gateways: Vec::new(),
+            vpns: Vec::new(),
+            cookie_threshold: DEFAULT_COOKIE_THRESHOLD,
+            half_open_limit: DEFAULT_HALF_OPEN_LIMIT,
+        }
+    }
 }
 
 /// An IKE peer. `Debug` never shows the pre-shared key.
@@ -208,7 +229,36 @@ pub(super) fn ike(
         gateways.push(gw);
     }
     let vpns = vpns(&f.vpns, &gateways, tunnels, manual_sas)?;
-    Ok(IkeConfig { gateways, vpns })
+    let half_open_limit = match f.half_open_limit {
+        None => DEFAULT_HALF_OPEN_LIMIT,
+        Some(n) => match u32::try_from(n) {
+            Ok(n) if (1..=MAX_HALF_OPEN_LIMIT).contains(&n) => n,
+            _ => {
+                return err(
+                    "ike.half_open_limit",
+                    format!("{n} is outside 1..={MAX_HALF_OPEN_LIMIT}"),
+                )
+            }
+        },
+    };
+    let cookie_threshold = match f.cookie_threshold {
+        None => DEFAULT_COOKIE_THRESHOLD.min(half_open_limit),
+        Some(n) => match u32::try_from(n) {
+            Ok(n) if n <= half_open_limit => n,
+            _ => {
+                return err(
+                    "ike.cookie_threshold",
+                    format!("{n} is above half_open_limit ({half_open_limit})"),
+                )
+            }
+        },
+    };
+    Ok(IkeConfig {
+        gateways,
+        vpns,
+        cookie_threshold,
+        half_open_limit,
+    })
 }
 
 fn gateway(

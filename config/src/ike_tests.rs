@@ -60,6 +60,14 @@ fn error_of(edit: impl FnOnce(&mut serde_json::Value)) -> ConfigError {
 #[test]
 fn a_full_section_parses() {
     let c = parse(&example()).unwrap();
+    assert_eq!(
+        (c.ike.cookie_threshold, c.ike.half_open_limit),
+        (1000, 10_000)
+    );
+    let mut small = example();
+    small["ike"]["half_open_limit"] = 500.into();
+    let s = parse(&small).unwrap();
+    assert_eq!((s.ike.cookie_threshold, s.ike.half_open_limit), (500, 500));
     let (b, gc) = (&c.ike.gateways[0], &c.ike.gateways[1]);
     assert_eq!(b.name, name("gw-b"));
     assert_eq!(
@@ -332,6 +340,17 @@ fn errors_name_the_field() {
         (
             Box::new(|v| v["ike"]["vpns"][0]["bogus"] = 1.into()),
             "config",
+        ),
+        (
+            Box::new(|v| v["ike"]["half_open_limit"] = 0.into()),
+            "ike.half_open_limit",
+        ),
+        (
+            Box::new(|v| {
+                v["ike"]["half_open_limit"] = 100.into();
+                v["ike"]["cookie_threshold"] = 101.into();
+            }),
+            "ike.cookie_threshold",
         ),
     ];
     for (edit, field) in cases {

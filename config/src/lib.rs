@@ -16,7 +16,10 @@ mod tunnels;
 
 pub use changes::changes;
 pub use control::{ControlConfig, IkeTransport, TlsFiles};
-pub use ike::{Dpd, DpdAction, Establish, IkeConfig, IkeGateway, IkeId, IpsecVpn};
+pub use ike::{
+    Dpd, DpdAction, Establish, IkeConfig, IkeGateway, IkeId, IpsecVpn, DEFAULT_COOKIE_THRESHOLD,
+    DEFAULT_HALF_OPEN_LIMIT,
+};
 
 use channel::Direction;
 use channel::Mac;

@@ -24,10 +24,6 @@ use std::time::{Duration, Instant};
 const RETRY: Duration = Duration::from_secs(5);
 /// Inbound replay window of negotiated SAs, in packets.
 const REPLAY_WINDOW: u32 = 1024;
-/// Half-open (responder, not yet authenticated) IKE SAs above which a COOKIE is asked for.
-pub const COOKIE_THRESHOLD: usize = 1000;
-/// Half-open IKE SAs kept at most: beyond, requests are dropped.
-pub const MAX_HALF_OPEN: usize = 10_000;
 /// Our negotiations under way at once at most: more VPNs wait their turn (10 000 VPNs
 /// started at once would overflow the peer's socket and cost seconds of retransmission).
 pub const MAX_CONNECTING: usize = 128;
@@ -184,6 +180,10 @@ pub struct IkeManager {
     cookie_secret: [u8; 32],
     /// Responder SAs not yet authenticated (counted at each tick).
     half_open: usize,
+    /// COOKIEs asked for from this many half-open IKE SAs on; beyond `half_open_limit`,
+    /// IKE_SA_INIT requests are dropped (the configuration's `ike` section).
+    cookie_threshold: usize,
+    half_open_limit: usize,
     spis_released: Instant,
     pub stats: BTreeMap<String, GatewayStats>,
     /// Requests dropped: half-open table full, no VPN for the peer, unparsable.
@@ -328,6 +328,8 @@ impl Default for IkeManager {
             out: Vec::new(),
             cookie_secret,
             half_open: 0,
+            cookie_threshold: config::DEFAULT_COOKIE_THRESHOLD as usize,
+            half_open_limit: config::DEFAULT_HALF_OPEN_LIMIT as usize,
             spis_released: Instant::now(),
             stats: BTreeMap::new(),
             dropped: 0,
@@ -341,6 +343,8 @@ impl IkeManager {
     /// changed or removed ones are deleted, new ones start as configured.
     pub fn configure(&mut self, cfg: &Config, now: Instant) {
         let Ok(mut new) = vpns_of(cfg) else { return };
+        self.cookie_threshold = cfg.ike.cookie_threshold as usize;
+        self.half_open_limit = cfg.ike.half_open_limit as usize;
         for v in &mut new {
             let kept = self
                 .vpns
@@ -624,11 +628,11 @@ impl IkeManager {
             return;
         };
         let half_open = self.half_open;
-        if half_open >= MAX_HALF_OPEN {
+        if half_open >= self.half_open_limit {
             self.dropped += 1;
             return;
         }
-        if half_open >= COOKIE_THRESHOLD {
+        if half_open >= self.cookie_threshold {
             let want = self.cookie(m, path);
             if crate::ike::cookie::carried(m) != Some(&want[..]) {
                 self.cookies_sent += 1;

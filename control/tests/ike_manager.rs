@@ -227,3 +227,24 @@ fn negotiated_sas_get_a_soft_volume_lifetime_before_the_hard_one() {
         "{soft:?}"
     );
 }
+
+/// `ike.cookie_threshold: 0`: the responder asks every IKE_SA_INIT for a COOKIE (RFC 7296
+/// section 2.6), keeps no state for it, and the initiator's request with the cookie goes on.
+#[test]
+fn a_responder_asking_for_cookies_still_gets_every_tunnel_up() {
+    let now = Instant::now();
+    let mut p = Pair {
+        a: IkeManager::default(),
+        b: IkeManager::default(),
+        now,
+    };
+    p.b.configure(
+        &config_with(false, 3, |v| v["ike"]["cookie_threshold"] = 0.into()),
+        now,
+    );
+    p.a.configure(&config(true, 3), now);
+    p.run(500);
+    assert_eq!(up(&p.a, p.now).len(), 3);
+    assert_eq!(up(&p.b, p.now), up(&p.a, p.now));
+    assert_eq!(p.b.state(p.now).cookies_sent, 3);
+}
