@@ -76,6 +76,10 @@ pub struct TunnelSpec {
     /// Our address (one of an interface's) and the peer gateway's.
     pub local: Ipv4Addr,
     pub remote: Ipv4Addr,
+    /// A dial-up peer's tunnel: its remote is learned (by IKE), unspecified until then, and
+    /// may change while the tunnel has no SAs; anchored round-robin, with no affinity to an
+    /// address.
+    pub dynamic: bool,
     /// NAT-T (RFC 3948): ESP in UDP between (local port, remote port).
     pub udp: Option<(u16, u16)>,
     pub df: DfPolicy,

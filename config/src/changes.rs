@@ -34,6 +34,8 @@ pub fn changes(cfg: &Config) -> Vec<Change> {
             name: t.name,
             local: t.encap.local,
             remote: t.encap.remote,
+            // `remote: "%any"`: a dial-up peer's, learned by IKE.
+            dynamic: t.encap.remote.is_unspecified(),
             udp: t.encap.udp,
             df: t.encap.df,
             dscp: t.encap.dscp,

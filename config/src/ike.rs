@@ -67,6 +67,7 @@ pub struct IkeGateway {
     pub name: Name,
     /// One of our interface addresses.
     pub local: Ipv4Addr,
+    /// Unspecified: a dial-up peer (`%any`), from any address, known by `remote_id`.
     pub remote: Ipv4Addr,
     /// The peer's IKE port.
     pub port: u16,
@@ -228,6 +229,22 @@ pub(super) fn ike(
         }
         gateways.push(gw);
     }
+    // A dial-up peer is known only after IKE_SA_INIT: the dial-up gateways on one address
+    // answer it with one set of IKE proposals.
+    for (i, g) in gateways.iter().enumerate() {
+        let first = gateways
+            .iter()
+            .find(|o| o.remote.is_unspecified() && o.local == g.local);
+        if let Some(o) = first.filter(|o| g.remote.is_unspecified() && o.proposals != g.proposals) {
+            return err(
+                format!("ike.gateways[{i}].proposals"),
+                format!(
+                    "dial-up gateways on {} share their IKE proposals (as gateway {}'s): the peer is known only after IKE_SA_INIT",
+                    g.local, o.name
+                ),
+            );
+        }
+    }
     let vpns = vpns(&f.vpns, &gateways, tunnels, manual_sas)?;
     let half_open_limit = match f.half_open_limit {
         None => DEFAULT_HALF_OPEN_LIMIT,
@@ -275,20 +292,29 @@ fn gateway(
             format!("{local} is not the address of any interface"),
         );
     }
-    if g.remote_address.trim() == "%any" {
-        return err(
-            field("remote_address"),
-            "dial-up peers (%any) are not supported yet",
-        );
-    }
-    let remote = parse_ip(&field("remote_address"), &g.remote_address)?;
-    if remote.is_unspecified() || remote.is_broadcast() || remote.is_multicast() || remote == local
-    {
-        return err(
-            field("remote_address"),
-            format!("{remote} cannot be an IKE peer"),
-        );
-    }
+    // "%any": a dial-up peer, from any address; known by its identity.
+    let remote = if g.remote_address.trim() == "%any" {
+        if g.remote_id.is_none() {
+            return err(
+                field("remote_id"),
+                "a dial-up peer (remote_address %any) is known by its identity: give remote_id",
+            );
+        }
+        Ipv4Addr::UNSPECIFIED
+    } else {
+        let remote = parse_ip(&field("remote_address"), &g.remote_address)?;
+        if remote.is_unspecified()
+            || remote.is_broadcast()
+            || remote.is_multicast()
+            || remote == local
+        {
+            return err(
+                field("remote_address"),
+                format!("{remote} cannot be an IKE peer"),
+            );
+        }
+        remote
+    };
     let port = match g.port {
         None => DEFAULT_IKE_PORT,
         Some(p) => match u16::try_from(p) {
@@ -324,6 +350,12 @@ fn gateway(
         None => Dpd::default(),
         Some(d) => dpd(&field("dpd"), d)?,
     };
+    if remote.is_unspecified() && dpd.action == DpdAction::Restart {
+        return err(
+            field("dpd.action"),
+            "a dial-up peer cannot be called back: \"clear\" or \"none\"",
+        );
+    }
     let force_encap = match g.nat_traversal.as_deref() {
         None | Some("auto") => false,
         Some("force") => true,
@@ -476,7 +508,16 @@ fn vpns(
             v.remote_ts.as_deref(),
             &tunnel.remote_selectors,
         )?;
+        let dial_up = g.remote.is_unspecified();
         let establish = match v.establish.as_deref() {
+            // A dial-up peer's address is unknown until it calls.
+            None if dial_up => Establish::ResponderOnly,
+            Some(x) if dial_up && x != "responder-only" => {
+                return err(
+                    field("establish"),
+                    format!("{x:?}: gateway {} is a dial-up peer (%any), which only calls in: \"responder-only\"", g.name),
+                )
+            }
             None | Some("immediately") => Establish::Immediately,
             Some("on-traffic") => Establish::OnTraffic,
             Some("responder-only") => Establish::ResponderOnly,
@@ -529,6 +570,18 @@ fn vpns(
             lifetime_packets: v.lifetime_packets,
             rekey_margin_s,
         });
+    }
+    // A dial-up tunnel's peer comes from IKE: it must be bound.
+    for (t, tunnel) in tunnels.iter().enumerate() {
+        if tunnel.encap.remote.is_unspecified() && !bound.contains_key(&tunnel.name) {
+            return err(
+                format!("tunnels[{t}].remote"),
+                format!(
+                    "{} has a dial-up peer (%any): bind it to a VPN of a dial-up gateway",
+                    tunnel.name
+                ),
+            );
+        }
     }
     // IKE keys a bound tunnel: it takes no manual SA.
     for (k, s) in manual_sas.iter().enumerate() {

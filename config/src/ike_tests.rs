@@ -361,11 +361,79 @@ fn errors_name_the_field() {
     }
 }
 
+/// gw-c made a dial-up peer (`%any`): its tunnel's remote too, known by its identity.
+fn dial_up(v: &mut serde_json::Value) {
+    v["ike"]["gateways"][1]["remote_address"] = "%any".into();
+    v["ike"]["gateways"][1]["remote_id"] = "branch.example".into();
+    v["tunnels"][2]["remote"] = "%any".into();
+}
+
 #[test]
-fn dial_up_peers_are_refused_for_now() {
-    let e = error_of(|v| v["ike"]["gateways"][0]["remote_address"] = "%any".into());
-    assert_eq!(e.field, "ike.gateways[0].remote_address");
-    assert_eq!(e.reason, "dial-up peers (%any) are not supported yet");
+fn dial_up_peers_call_in_and_are_known_by_their_identity() {
+    let mut v = example();
+    dial_up(&mut v);
+    let c = parse(&v).unwrap();
+    let g = &c.ike.gateways[1];
+    assert_eq!(g.remote, Ipv4Addr::UNSPECIFIED);
+    assert_eq!(g.remote_id, IkeId::Fqdn("branch.example".into()));
+    assert_eq!(c.tunnels[2].encap.remote, Ipv4Addr::UNSPECIFIED);
+    assert_eq!(
+        c.ike.vpns[1].establish,
+        Establish::ResponderOnly,
+        "by default"
+    );
+    let cases: Vec<(Edit, &str, &str)> = vec![
+        (
+            Box::new(|v| {
+                v["ike"]["gateways"][1]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("remote_id");
+            }),
+            "ike.gateways[1].remote_id",
+            "identity",
+        ),
+        (
+            Box::new(|v| v["ike"]["vpns"][1]["establish"] = "immediately".into()),
+            "ike.vpns[1].establish",
+            "responder-only",
+        ),
+        (
+            Box::new(|v| v["ike"]["gateways"][1]["dpd"] = serde_json::json!({"action": "restart"})),
+            "ike.gateways[1].dpd.action",
+            "called back",
+        ),
+        (
+            Box::new(|v| v["tunnels"][2]["remote"] = "198.51.100.3".into()),
+            "ike.vpns[1].bind_interface",
+            "runs",
+        ),
+        (
+            Box::new(|v| {
+                v["ike"]["vpns"].as_array_mut().unwrap().pop();
+            }),
+            "tunnels[2].remote",
+            "bind it",
+        ),
+        (
+            Box::new(|v| {
+                v["ike"]["gateways"][0]["remote_address"] = "%any".into();
+                v["tunnels"][1]["remote"] = "%any".into();
+                v["ike"]["vpns"][0]["establish"] = "responder-only".into();
+                v["ike"]["gateways"][0]["dpd"] = serde_json::json!({"action": "clear"});
+            }),
+            "ike.gateways[1].proposals",
+            "share their IKE proposals",
+        ),
+    ];
+    for (edit, field, why) in cases {
+        let e = error_of(|v| {
+            dial_up(v);
+            edit(v);
+        });
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.reason.contains(why), "{e}");
+    }
 }
 
 /// Removes the directory when the test ends, passed or not.

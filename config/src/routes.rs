@@ -71,6 +71,10 @@ pub(super) fn routes(
     let mut reachable_peers: HashMap<Ipv4Addr, bool> = HashMap::new();
     for (i, t) in tunnels.iter().enumerate() {
         let r = t.encap.remote;
+        // A dial-up peer's address is not known here (it comes from IKE).
+        if r.is_unspecified() {
+            continue;
+        }
         let reachable = *reachable_peers.entry(r).or_insert_with(|| {
             let best = (0..=32u8).rev().find_map(|len| {
                 let net = Ipv4Net::new(r, len).ok()?.trunc();

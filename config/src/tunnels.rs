@@ -5,6 +5,7 @@ use super::{err, parse_ip, parse_name, parse_prefix, ConfigError, InterfaceConfi
 use crate::TunnelEncap;
 use channel::{Dscp, Prefixes, MAX_SELECTORS};
 use std::collections::HashSet;
+use std::net::Ipv4Addr;
 
 pub const DEFAULT_TUNNEL_TTL: u8 = 64;
 
@@ -30,14 +31,21 @@ pub(super) fn tunnels(
                 format!("{local} is not the address of any interface"),
             );
         }
-        let remote = parse_ip(&field("remote"), &t.remote)?;
-        if remote.is_unspecified()
-            || remote.is_broadcast()
-            || remote.is_multicast()
-            || remote == local
-        {
-            return err(field("remote"), format!("{remote} cannot be a tunnel peer"));
-        }
+        // "%any": a dial-up peer's, learned by IKE (the tunnel must be bound to a VPN of a
+        // dial-up gateway: `ike::vpns` checks).
+        let remote = if t.remote.trim() == "%any" {
+            Ipv4Addr::UNSPECIFIED
+        } else {
+            let remote = parse_ip(&field("remote"), &t.remote)?;
+            if remote.is_unspecified()
+                || remote.is_broadcast()
+                || remote.is_multicast()
+                || remote == local
+            {
+                return err(field("remote"), format!("{remote} cannot be a tunnel peer"));
+            }
+            remote
+        };
         let udp = match &t.udp_encap {
             Some(u) if u.local_port == 0 || u.remote_port == 0 => {
                 return err(field("udp_encap"), "ports must be non-zero");

@@ -118,6 +118,10 @@ async fn initiate(State(api): State<Arc<Api>>, Path(vpn): Path<String>) -> Respo
             StatusCode::CONFLICT,
             format!("{name} has an IKE SA up or being negotiated"),
         ),
+        Ok(Initiate::DialUp) => error(
+            StatusCode::CONFLICT,
+            format!("{name}'s peer is a dial-up one (%any): it calls in"),
+        ),
         Ok(Initiate::NoSuchVpn) => error(StatusCode::NOT_FOUND, "no such VPN"),
         Err(r) => r,
     }

@@ -203,6 +203,8 @@ pub enum Initiate {
     Started,
     /// The VPN has an IKE SA up or under way.
     Busy,
+    /// The VPN's peer is a dial-up one (`%any`): it calls in.
+    DialUp,
     NoSuchVpn,
 }
 
@@ -440,6 +442,11 @@ impl IkeManager {
         let Some(v) = self.vpns.get_mut(vi) else {
             return;
         };
+        // A dial-up peer's address is unknown: it calls in.
+        if v.remote.is_unspecified() {
+            v.start_at = None;
+            return;
+        }
         v.start_at = None;
         let path = Path {
             local: SocketAddrV4::new(v.local, 500),
@@ -462,6 +469,9 @@ impl IkeManager {
         let Some(vi) = self.vpns.iter().position(|v| v.name.as_str() == vpn) else {
             return Initiate::NoSuchVpn;
         };
+        if self.vpns[vi].remote.is_unspecified() {
+            return Initiate::DialUp;
+        }
         if self.busy(&self.vpns[vi].name) {
             return Initiate::Busy;
         }
@@ -618,10 +628,13 @@ impl IkeManager {
     }
 
     fn new_responder(&mut self, now: Instant, path: Path, bytes: &[u8], m: &Message) {
-        // Every VPN with this peer: IKE_AUTH picks one by the selectors.
+        // Every VPN with this peer, else every dial-up VPN on this address: IKE_AUTH picks
+        // one by the identity and the selectors.
+        let local = *path.local.ip();
         let Some((vi, candidates)) = self
             .by_peer
-            .get(&(*path.local.ip(), *path.remote.ip()))
+            .get(&(local, *path.remote.ip()))
+            .or_else(|| self.by_peer.get(&(local, Ipv4Addr::UNSPECIFIED)))
             .cloned()
         else {
             self.dropped += 1;
@@ -965,6 +978,10 @@ impl IkeManager {
             for c in changes.iter_mut() {
                 if let Change::SetTunnel(t) = c {
                     if t.name == v.tunnel {
+                        // A dial-up peer is where its IKE SA is.
+                        if t.dynamic {
+                            t.remote = *e.sa.path.remote.ip();
+                        }
                         t.udp =
                             e.sa.nat
                                 .then(|| (channel::NATT_PORT, e.sa.path.remote.port()));

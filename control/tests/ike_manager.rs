@@ -248,3 +248,55 @@ fn a_responder_asking_for_cookies_still_gets_every_tunnel_up() {
     assert_eq!(up(&p.b, p.now), up(&p.a, p.now));
     assert_eq!(p.b.state(p.now).cookies_sent, 3);
 }
+
+/// The responder's gateway is a dial-up one (`remote_address: "%any"`): the peer calls in
+/// from whatever address it has, is known by its identity, and the bound tunnel's peer is
+/// where its IKE SA is; when it calls again from a new address, the new IKE SA replaces the
+/// old and the tunnel follows.
+#[test]
+fn a_dial_up_peer_calls_in_from_any_address() {
+    let now = Instant::now();
+    let dial_up = |v: &mut serde_json::Value| {
+        v["ike"]["gateways"][0]["remote_address"] = "%any".into();
+        v["tunnels"][0]["remote"] = "%any".into();
+    };
+    let b_cfg = config_with(false, 1, dial_up);
+    let mut p = Pair {
+        a: IkeManager::default(),
+        b: IkeManager::default(),
+        now,
+    };
+    p.b.configure(&b_cfg, now);
+    p.a.configure(&config(true, 1), now);
+    p.run(300);
+    assert_eq!(up(&p.a, p.now).len(), 1);
+    assert_eq!(up(&p.b, p.now), up(&p.a, p.now));
+    let tunnel_remote = |m: &IkeManager| {
+        let mut changes = config::changes(&b_cfg);
+        m.overlay(&mut changes);
+        changes.iter().find_map(|c| match c {
+            channel::Change::SetTunnel(t) => Some((t.remote, t.dynamic)),
+            _ => None,
+        })
+    };
+    assert_eq!(tunnel_remote(&p.b), Some((A, true)));
+    // `request security ike initiate` has no address to call.
+    assert_eq!(p.b.initiate("vpn0", p.now), Initiate::DialUp);
+    // The peer comes back from another address (its DHCP lease changed).
+    let moved = Ipv4Addr::new(192, 0, 2, 9);
+    p.a = IkeManager::default();
+    p.a.configure(
+        &config_with(true, 1, |v| {
+            v["interfaces"][0]["address"] = "192.0.2.9/24".into();
+            v["tunnels"][0]["local"] = "192.0.2.9".into();
+            v["ike"]["gateways"][0]["local_address"] = "192.0.2.9".into();
+        }),
+        p.now,
+    );
+    p.run(300);
+    let b = up(&p.b, p.now);
+    assert_eq!(b.len(), 1, "{b:?}");
+    assert_eq!(b, up(&p.a, p.now));
+    assert_eq!(p.b.view(p.now).len(), 1, "the old IKE SA is gone");
+    assert_eq!(tunnel_remote(&p.b), Some((moved, true)));
+}

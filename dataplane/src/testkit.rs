@@ -45,6 +45,7 @@ pub fn tunnel_spec(name: &str, local: Ipv4Addr, remote: Ipv4Addr) -> channel::Tu
         name: channel::Name::new(name).expect("a test tunnel's name"),
         local,
         remote,
+        dynamic: false,
         udp: None,
         df: DfPolicy::Copy,
         dscp: Dscp::Copy,

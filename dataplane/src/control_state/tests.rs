@@ -174,6 +174,45 @@ fn route(prefix: &str, tunnel: &str) -> Change {
 
 /// Setting again what is set changes nothing: no new generation, no SA rebuilt (an outbound
 /// SA keeps its sequence numbers, an inbound one its replay window).
+/// A dial-up peer's tunnel: created with no peer address, anchored with no affinity, its
+/// remote set (and changed) while it has no SAs, never while SAs are built from it; a fixed
+/// peer's tunnel keeps its gateways.
+#[test]
+fn a_dial_up_tunnel_learns_its_peer_while_it_has_no_sas() {
+    let mut gw = empty(8);
+    let dial_up = |remote: [u8; 4]| {
+        let mut t =
+            crate::testkit::tunnel_spec("d", Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::from(remote));
+        t.dynamic = true;
+        Change::SetTunnel(t)
+    };
+    let e = gw.change(tunnel("s", [0, 0, 0, 0])).unwrap_err();
+    assert!(e.reason.contains("cannot be a tunnel peer"), "{e}");
+    gw.change(dial_up([0, 0, 0, 0])).unwrap();
+    let at = placement(&gw, "d");
+    gw.change(dial_up([198, 51, 100, 7])).unwrap();
+    gw.change(outbound("d", 0x1001, 1, None)).unwrap();
+    gw.change(inbound("d", 0x2001, 2)).unwrap();
+    let e = gw.change(dial_up([198, 51, 100, 8])).unwrap_err();
+    assert!(e.reason.contains("SAs are built from it"), "{e}");
+    gw.change(Change::DeleteOutboundSa { tunnel: name("d") })
+        .unwrap();
+    gw.change(Change::DeleteInboundSa { spi: 0x2001 }).unwrap();
+    gw.change(dial_up([198, 51, 100, 8])).unwrap();
+    assert_eq!(placement(&gw, "d"), at, "it stays where it was anchored");
+    {
+        let v = gw.control.view();
+        let v = v.lock().unwrap();
+        assert_eq!(v.tunnels[&name("d")].remote, Ipv4Addr::new(198, 51, 100, 8));
+    }
+    // Neither a fixed peer's tunnel nor the kind of a tunnel changes.
+    gw.change(tunnel("s", [192, 0, 2, 2])).unwrap();
+    let e = gw.change(tunnel("s", [192, 0, 2, 3])).unwrap_err();
+    assert!(e.reason.contains("gateways cannot change"), "{e}");
+    let e = gw.change(tunnel("d", [198, 51, 100, 8])).unwrap_err();
+    assert!(e.reason.contains("gateways cannot change"), "{e}");
+}
+
 #[test]
 fn an_identical_change_changes_nothing() {
     let mut gw = empty(4);

@@ -21,7 +21,12 @@ impl ControlState {
             );
         }
         let r = spec.remote;
-        if r.is_unspecified() || r.is_broadcast() || r.is_multicast() || r == spec.local {
+        // Unspecified: a dial-up peer not known yet.
+        if (r.is_unspecified() && !spec.dynamic)
+            || r.is_broadcast()
+            || r.is_multicast()
+            || r == spec.local
+        {
             return refuse(what, format!("{r} cannot be a tunnel peer"));
         }
         if spec.ttl == 0 {
@@ -49,7 +54,10 @@ impl ControlState {
             if t.spec == spec {
                 return Ok(());
             }
-            if t.encap.local != spec.local || t.encap.remote != spec.remote {
+            // A dial-up peer's address may change (its anchor has no affinity to it); any
+            // other tunnel's gateways are what it is anchored by.
+            let moved = t.encap.remote != spec.remote && !(t.spec.dynamic && spec.dynamic);
+            if t.encap.local != spec.local || t.spec.dynamic != spec.dynamic || moved {
                 return refuse(
                     what,
                     "its gateways cannot change: delete it and add it again",
@@ -58,8 +66,16 @@ impl ControlState {
             if t.outbound.is_some() || !t.inbound.is_empty() {
                 return refuse(what, "its SAs are built from it: delete them first");
             }
-            let old = t.spec.udp;
+            let (old, old_remote) = (t.spec.udp, t.encap.remote);
             self.natt(old, spec.udp, g);
+            if spec.remote != old_remote {
+                if let Some(v) = self.lock_view().tunnels.get_mut(&spec.name) {
+                    v.remote = spec.remote;
+                }
+                if let Some(i) = self.on_subnet(spec.remote) {
+                    self.want(i.port, spec.remote);
+                }
+            }
             if let Some(t) = self.tunnels.get_mut(&spec.name) {
                 t.spec = spec;
                 t.encap = encap;
@@ -80,13 +96,15 @@ impl ControlState {
             self.tunnel_ids.give(id);
             return refuse(what, "tunnel ids are exhausted");
         }
-        let p = self.anchors.place(
-            id,
+        let peer = if spec.dynamic {
+            Peer::Dynamic
+        } else {
             Peer::Site {
                 local: spec.local,
                 remote: spec.remote,
-            },
-        );
+            }
+        };
+        let p = self.anchors.place(id, peer);
         let Some(owner) = self.workers.iter().position(|w| w.info.lcore == p.worker) else {
             self.anchors.remove(id);
             self.tunnel_ids.give(id);
@@ -109,7 +127,10 @@ impl ControlState {
             );
             v.anchors = self.anchors.clone();
         }
-        if let Some(i) = self.on_subnet(spec.remote) {
+        if let Some(i) = self
+            .on_subnet(spec.remote)
+            .filter(|_| !spec.remote.is_unspecified())
+        {
             self.want(i.port, spec.remote);
         }
         self.tunnels.insert(

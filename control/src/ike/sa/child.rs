@@ -152,21 +152,28 @@ impl IkeSa {
         let ours = child.inbound_spi;
         // Counted once, when we answered the peer's.
         self.add_child(child, now, false);
-        let survivor = if mine < col.nonce {
-            // Ours is redundant: we delete it; the peer deletes the old child.
+        if mine < col.nonce {
+            // Ours is redundant: we delete it. The peer deletes the old child once its own
+            // exchange is done (its inbound SA of the survivor in force), and our traffic
+            // moves to the survivor then, as after any rekey the peer made.
             if let Some(c) = self.children.iter_mut().find(|c| c.sa.inbound_spi == ours) {
                 c.rekeyed = true;
             }
             self.delete_child(now, ours);
-            col.theirs
         } else {
-            // The peer's is redundant (it deletes it); ours replaces the old child.
+            // The peer's is redundant (it deletes it); ours replaces the old child, in force
+            // on both sides already (the peer answered it): our traffic moves now.
+            if let Some(c) = self
+                .children
+                .iter_mut()
+                .find(|c| c.sa.inbound_spi == col.theirs)
+            {
+                c.rekeyed = true;
+            }
+            for c in &mut self.children {
+                c.outbound = c.sa.inbound_spi == ours;
+            }
             self.delete_child(now, col.old);
-            ours
-        };
-        // The survivor is in force on both sides: our traffic moves to it now.
-        for c in &mut self.children {
-            c.outbound = c.sa.inbound_spi == survivor;
         }
     }
 

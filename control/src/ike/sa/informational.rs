@@ -34,14 +34,14 @@ impl IkeSa {
                         {
                             let c = self.children.remove(i);
                             ours.push(c.sa.inbound_spi.to_be_bytes().to_vec());
-                            // Its successor from a rekey carries our traffic from now on.
+                            // Its successor from a rekey carries our traffic from now on
+                            // (not a redundant child of a simultaneous rekey, nor one going).
                             if c.outbound {
-                                if let Some(n) = self
-                                    .children
-                                    .iter_mut()
-                                    .rev()
-                                    .find(|n| n.sa.remote_ts == c.sa.remote_ts)
-                                {
+                                if let Some(n) = self.children.iter_mut().rev().find(|n| {
+                                    n.sa.remote_ts == c.sa.remote_ts
+                                        && !n.rekeyed
+                                        && n.retire_at.is_none()
+                                }) {
                                     n.outbound = true;
                                 }
                             }

@@ -234,7 +234,19 @@ fn a_simultaneous_child_rekey_leaves_one_child_on_both_sides() {
         let (resp_i, _, failed_i) = sent(&mut i);
         assert!(failed_r.is_empty() && failed_i.is_empty());
         // The answers cross too; each side deletes one child (the redundant one, or the old).
+        // i has its answer before r has its own: whatever i sends on, r must have already.
         i.handle(t0, path(1, 2), &resp_r[0], &mut spis);
+        let sending: Vec<u32> = i
+            .children()
+            .iter()
+            .filter(|c| c.outbound)
+            .map(|c| c.sa.outbound_spi)
+            .collect();
+        assert_eq!(sending.len(), 1);
+        assert!(
+            r.children().iter().any(|c| c.sa.inbound_spi == sending[0]),
+            "round {round}: i sends on an SA r does not have yet"
+        );
         r.handle(t0, path(2, 1), &resp_i[0], &mut spis);
         let (del_i, _, other_i) = sent(&mut i);
         let (del_r, _, other_r) = sent(&mut r);
