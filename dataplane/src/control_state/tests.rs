@@ -175,8 +175,7 @@ fn route(prefix: &str, tunnel: &str) -> Change {
 /// Setting again what is set changes nothing: no new generation, no SA rebuilt (an outbound
 /// SA keeps its sequence numbers, an inbound one its replay window).
 /// A dial-up peer's tunnel: created with no peer address, anchored with no affinity, its
-/// remote set (and changed) while it has no SAs, never while SAs are built from it; a fixed
-/// peer's tunnel keeps its gateways.
+/// remote set and changed, its SAs following; a fixed peer's tunnel keeps its gateways.
 #[test]
 fn a_dial_up_tunnel_learns_its_peer_while_it_has_no_sas() {
     let mut gw = empty(8);
@@ -193,17 +192,29 @@ fn a_dial_up_tunnel_learns_its_peer_while_it_has_no_sas() {
     gw.change(dial_up([198, 51, 100, 7])).unwrap();
     gw.change(outbound("d", 0x1001, 1, None)).unwrap();
     gw.change(inbound("d", 0x2001, 2)).unwrap();
-    let e = gw.change(dial_up([198, 51, 100, 8])).unwrap_err();
+    // The peer calls from elsewhere: the SAs follow (their outer headers), as after a NAT
+    // rebinding; what they copied (selectors, ESP in UDP or not) cannot change under them.
+    gw.change(dial_up([198, 51, 100, 8])).unwrap();
+    let mut selective = crate::testkit::tunnel_spec(
+        "d",
+        Ipv4Addr::new(192, 0, 2, 1),
+        Ipv4Addr::new(198, 51, 100, 8),
+    );
+    selective.dynamic = true;
+    selective
+        .remote_selectors
+        .push("10.9.0.0/16".parse().unwrap());
+    let e = gw.change(Change::SetTunnel(selective)).unwrap_err();
     assert!(e.reason.contains("SAs are built from it"), "{e}");
     gw.change(Change::DeleteOutboundSa { tunnel: name("d") })
         .unwrap();
     gw.change(Change::DeleteInboundSa { spi: 0x2001 }).unwrap();
-    gw.change(dial_up([198, 51, 100, 8])).unwrap();
+    gw.change(dial_up([198, 51, 100, 9])).unwrap();
     assert_eq!(placement(&gw, "d"), at, "it stays where it was anchored");
     {
         let v = gw.control.view();
         let v = v.lock().unwrap();
-        assert_eq!(v.tunnels[&name("d")].remote, Ipv4Addr::new(198, 51, 100, 8));
+        assert_eq!(v.tunnels[&name("d")].remote, Ipv4Addr::new(198, 51, 100, 9));
     }
     // Neither a fixed peer's tunnel nor the kind of a tunnel changes.
     gw.change(tunnel("s", [192, 0, 2, 2])).unwrap();

@@ -1,7 +1,7 @@
 //! Tunnels: checked, given an id, anchored to a worker (`anchor`), and told to every worker;
 //! deleted with their SAs once no route points at them.
 
-use super::view::TunnelView;
+use super::view::{SaKey, TunnelView};
 use super::{refuse, ChangeError, ControlState, TunnelRec};
 use crate::anchor::Peer;
 use crate::esp::outer::TunnelEncap;
@@ -63,10 +63,22 @@ impl ControlState {
                     "its gateways cannot change: delete it and add it again",
                 );
             }
-            if t.outbound.is_some() || !t.inbound.is_empty() {
+            // Its SAs copied its selectors and whether (and on which of our ports) ESP is in
+            // UDP; the outer header's other fields (the peer's NAT-T port, a dial-up peer's
+            // address, DF, DSCP, TTL) follow live, as when a NAT rebinds the peer.
+            let has_sas = t.outbound.is_some() || !t.inbound.is_empty();
+            let copied = |s: &TunnelSpec| {
+                (
+                    s.local_selectors.clone(),
+                    s.remote_selectors.clone(),
+                    s.udp.map(|u| u.0),
+                )
+            };
+            if has_sas && copied(&t.spec) != copied(&spec) {
                 return refuse(what, "its SAs are built from it: delete them first");
             }
-            let (old, old_remote) = (t.spec.udp, t.encap.remote);
+            let (old, old_remote, id, owner) = (t.spec.udp, t.encap.remote, t.id, t.owner);
+            let spis: Vec<u32> = t.inbound.iter().copied().collect();
             self.natt(old, spec.udp, g);
             if spec.remote != old_remote {
                 if let Some(v) = self.lock_view().tunnels.get_mut(&spec.name) {
@@ -74,6 +86,20 @@ impl ControlState {
                 }
                 if let Some(i) = self.on_subnet(spec.remote) {
                     self.want(i.port, spec.remote);
+                }
+            }
+            if has_sas {
+                self.send(g, owner, Cmd::Reencap { tunnel: id, encap });
+                let mut v = self.lock_view();
+                let keys = spis
+                    .into_iter()
+                    .map(SaKey::In)
+                    .chain([SaKey::Out(spec.name)]);
+                for k in keys {
+                    if let Some(sa) = v.sas.get_mut(&k) {
+                        sa.remote = spec.remote;
+                        sa.udp_encap = spec.udp;
+                    }
                 }
             }
             if let Some(t) = self.tunnels.get_mut(&spec.name) {

@@ -54,6 +54,13 @@ pub enum WorkerCommand {
     RemoveOutbound {
         tunnel: TunnelId,
     },
+    /// On the tunnel's owner: its outbound SA's outer headers rebuilt for the tunnel's new
+    /// NAT-T ports or dial-up peer (RFC 7296 section 2.23: the peer is now elsewhere, behind
+    /// its NAT); keys, sequence numbers and counters go on.
+    Reencap {
+        tunnel: TunnelId,
+        encap: crate::esp::outer::TunnelEncap,
+    },
     /// On the tunnel's owner: more sequence numbers for its outbound SA `spi` (published
     /// before this is sent).
     ExtendLease {

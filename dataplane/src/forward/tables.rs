@@ -252,6 +252,14 @@ impl Tables {
                     self.sas -= 1;
                 }
             }
+            Reencap { tunnel, encap } => {
+                let t = self.tunnel_slot(tunnel)?;
+                if let Some(sa) = t.sa.as_mut() {
+                    sa.outer = crate::esp::outer::OuterTemplate::new(&encap, sa.crypto.spi);
+                    // Another peer: its next hop afresh.
+                    t.adj.generation = 0;
+                }
+            }
             ExtendLease { tunnel, spi, lease } => {
                 // A grant for an SA since replaced finds nothing to extend.
                 if let Some(sa) = self.tunnel_slot(tunnel)?.sa.as_mut() {

@@ -262,11 +262,12 @@ fn a_change_that_does_not_fit_changes_nothing() {
         t.remote = ip("192.0.2.3");
     }
     assert!(gw1.change(moved).is_err());
-    let mut ttl = tunnel(true, "st0.1");
-    if let Change::SetTunnel(t) = &mut ttl {
-        t.ttl = 5;
+    // Selectors its inbound SA copied cannot change under it.
+    let mut narrower = tunnel(true, "st0.1");
+    if let Change::SetTunnel(t) = &mut narrower {
+        t.remote_selectors.push("10.2.0.0/24".parse().unwrap());
     }
-    assert!(gw1.change(ttl).is_err());
+    assert!(gw1.change(narrower).is_err());
     assert_eq!(gw1.control.generation(), g, "no generation spent");
     assert_eq!(gw1.control.live_sas(), sas);
     // And traffic flows as before.
@@ -456,4 +457,44 @@ fn replay_windows_resume_from_their_published_top() {
     );
     drop((seg, seg2));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The peer's NAT rebinds (RFC 7296 section 2.23, RFC 3948): IKE moves the tunnel's NAT-T
+/// port while its SA runs, and the next packet goes to the new port with the next sequence
+/// number (the same SA, its keys and counters); the old port is used no more.
+#[test]
+fn an_outbound_sa_follows_its_tunnels_new_nat_t_port() {
+    let (mut gw1, _) = pair();
+    let mut t = crate::testkit::tunnel_spec("st0.2", ip("192.0.2.1"), ip("192.0.2.2"));
+    t.udp = Some((4500, 4500));
+    gw1.change(Change::SetTunnel(t.clone())).unwrap();
+    gw1.change(outbound(sa("st0.2", 0x1003, 3))).unwrap();
+    gw1.change(Change::SetRoute {
+        prefix: "10.2.0.77/32".parse().unwrap(),
+        via: RouteVia::Tunnel(name("st0.2")),
+    })
+    .unwrap();
+    // Ethernet, IPv4, UDP: the destination port, then the ESP sequence number.
+    let sent = |gw: &mut Gateway| -> (u16, u32) {
+        let out = through(gw, 0, &[to_host(77, 40)]);
+        let (v, b) = &out[0];
+        assert_eq!(*v, Verdict::Tx(1));
+        let port = u16::from_be_bytes([b[36], b[37]]);
+        let seq = u32::from_be_bytes([b[46], b[47], b[48], b[49]]);
+        (port, seq)
+    };
+    assert_eq!(sent(&mut gw1), (4500, 1));
+    t.udp = Some((4500, 40123));
+    gw1.change(Change::SetTunnel(t.clone())).unwrap();
+    assert_eq!(sent(&mut gw1), (40123, 2));
+    assert_eq!(sent(&mut gw1), (40123, 3));
+    // ESP in UDP cannot become raw ESP under its SA.
+    t.udp = None;
+    let e = gw1.change(Change::SetTunnel(t)).unwrap_err();
+    assert!(e.reason.contains("SAs are built from it"), "{e}");
+    assert_eq!(
+        gw1.control.live_sas(),
+        5,
+        "no SA replaced: the pair's 4 and st0.2's"
+    );
 }
