@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 
 /// One ARP request per next hop per second at most.
 const RESOLVE_INTERVAL: Duration = Duration::from_secs(1);
+/// ICMP errors the gateway sends a second at most, in bursts of as many (RFC 1812 section
+/// 4.3.2.8: rate-limited, so that a flood of big packets does not become one of errors).
+const ICMP_ERRORS_PER_SECOND: u32 = 100;
 const MIN_FRAME: usize = 60;
 
 /// The main lcore's own counters.
@@ -26,6 +29,10 @@ pub struct MainStats {
     pub arp_replies_sent: Counter,
     pub neighbors_learned: Counter,
     pub icmp_echo_replies: Counter,
+    /// ICMP "fragmentation needed" sent for packets too big for their tunnel (DF set), and
+    /// those not sent for the rate limit.
+    pub icmp_frag_needed_sent: Counter,
+    pub icmp_errors_rate_limited: Counter,
     /// IKE packets punted while no control process is attached.
     pub ike_dropped: Counter,
     /// Other packets for the gateway itself that nothing handles.
@@ -34,12 +41,17 @@ pub struct MainStats {
 }
 
 impl MainStats {
-    pub fn fields(&self) -> [(&'static str, u64); 7] {
+    pub fn fields(&self) -> [(&'static str, u64); 9] {
         [
             ("arp_requests_sent", self.arp_requests_sent.get()),
             ("arp_replies_sent", self.arp_replies_sent.get()),
             ("neighbors_learned", self.neighbors_learned.get()),
             ("icmp_echo_replies", self.icmp_echo_replies.get()),
+            ("icmp_frag_needed_sent", self.icmp_frag_needed_sent.get()),
+            (
+                "icmp_errors_rate_limited",
+                self.icmp_errors_rate_limited.get(),
+            ),
             ("ike_dropped", self.ike_dropped.get()),
             ("local_dropped", self.local_dropped.get()),
             ("inject_drops", self.inject_drops.get()),
@@ -60,6 +72,8 @@ pub struct MainLcore {
     rings: Vec<WorkerRings>,
     asked: HashMap<Ipv4Addr, Instant>,
     idle_checked: Instant,
+    /// ICMP errors that may still be sent this second, and when the second began.
+    icmp_budget: (u32, Instant),
     pub stats: Arc<MainStats>,
 }
 
@@ -71,6 +85,7 @@ impl MainLcore {
             rings,
             asked: HashMap::new(),
             idle_checked: Instant::now(),
+            icmp_budget: (ICMP_ERRORS_PER_SECOND, Instant::now()),
             stats: Arc::default(),
         }
     }
@@ -170,8 +185,61 @@ impl MainLcore {
                 m.set_port(INJECT_ROUTE);
                 self.inject(worker, m);
             }
+            Some(Punt::TooBig { mtu }) => {
+                if self.frag_needed(&mut m, mtu) {
+                    self.stats.icmp_frag_needed_sent.inc();
+                    m.set_port(INJECT_ROUTE);
+                    self.inject(worker, m);
+                }
+            }
             Some(Punt::Local) | None => self.stats.local_dropped.inc(),
         }
+    }
+
+    /// Turns a punted packet too big for its tunnel into the ICMP "fragmentation needed" its
+    /// sender gets (from our address on its subnet, else our first), as an IPv4 packet ready
+    /// to be routed; false if none is due (the rate limit, or RFC 1122's exceptions).
+    fn frag_needed(&mut self, m: &mut Mbuf, mtu: u16) -> bool {
+        let now = Instant::now();
+        if now.duration_since(self.icmp_budget.1) >= Duration::from_secs(1) {
+            self.icmp_budget = (ICMP_ERRORS_PER_SECOND, now);
+        }
+        if self.icmp_budget.0 == 0 {
+            self.stats.icmp_errors_rate_limited.inc();
+            return false;
+        }
+        let Some(packet) = m.data().get(ethernet::HEADER_LEN..) else {
+            return false;
+        };
+        let Ok(p) = ipv4::Packet::new_checked(packet) else {
+            return false;
+        };
+        let sender = p.src();
+        let mut ours = self.control.interfaces().map(|(_, i)| *i);
+        let first = ours.next();
+        let from = std::iter::once(first)
+            .flatten()
+            .chain(ours)
+            .find(|i| ipnet::Ipv4Net::new(i.addr, i.prefix_len).is_ok_and(|n| n.contains(&sender)))
+            .or(first)
+            .map(|i| i.addr);
+        let Some(from) = from else {
+            return false;
+        };
+        let mut out = [0u8; icmp::FRAG_NEEDED_MAX_LEN];
+        let Some(n) = icmp::frag_needed(packet, from, mtu, &mut out) else {
+            return false;
+        };
+        let len = m.len() as u16;
+        if !m.trim(len) {
+            return false;
+        }
+        let Some(dst) = m.append(n as u16) else {
+            return false;
+        };
+        dst.copy_from_slice(&out[..n]);
+        self.icmp_budget.0 -= 1;
+        true
     }
 
     /// Turns a punted ICMP echo request to one of our addresses into its reply, as an IPv4

@@ -358,7 +358,7 @@ impl Worker {
                 b.n += 1;
             }
             Verdict::Punt(why) => {
-                m.set_tag(why as u32);
+                m.set_tag(why.tag());
                 let raw = m.into_raw();
                 if self.punt.enqueue_mbufs(&[raw]) == 0 {
                     // SAFETY: the ring did not take it, so it is still ours to free.

@@ -155,6 +155,9 @@ fn e2e(mode: &str, tunnels: usize, workers: usize) {
 
     std::thread::sleep(Duration::from_millis(300));
     cap.stop(libc::SIGINT);
+    if tunnels == 1 {
+        path_mtu_discovery(&dir, &a, &b, if mode == "natt" { 1438 } else { 1446 });
+    }
     for g in &mut gws {
         g.stop(libc::SIGTERM);
     }
@@ -307,6 +310,102 @@ fn e2e(mode: &str, tunnels: usize, workers: usize) {
     }
     let s1 = read_stats(&dir.path("gw1.stats.json"));
     assert!(s1["main"]["icmp_echo_replies"].as_u64().unwrap() >= 3);
+    if tunnels == 1 {
+        assert!(s1["main"]["icmp_frag_needed_sent"].as_u64().unwrap() >= 1);
+        assert!(counter(&s1, "exceeds_tunnel_mtu") >= 1);
+    }
+}
+
+/// Hosts with MTU 1500 across the tunnel: a 1500-byte packet with DF is too big for it, and
+/// the gateway answers ICMP "fragmentation needed" with the tunnel's MTU (RFC 1191), which
+/// the sender's kernel then keeps for the path; a TCP transfer (whose segments carry DF) goes
+/// through by path MTU discovery.
+fn path_mtu_discovery(dir: &TempDir, a: &str, b: &str, mtu: usize) {
+    let out = in_ns(
+        a,
+        &[
+            "ping",
+            "-n",
+            "-M",
+            "do",
+            "-s",
+            "1472",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "-I",
+            "10.1.0.10",
+            "10.2.0.10",
+        ],
+    )
+    .output()
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("Frag needed and DF set (mtu = {mtu})")),
+        "{text}"
+    );
+    let route = in_ns(a, &["ip", "route", "get", "10.2.0.10", "from", "10.1.0.10"])
+        .output()
+        .unwrap();
+    let route = String::from_utf8_lossy(&route.stdout);
+    assert!(route.contains(&format!("mtu {mtu}")), "{route}");
+    // 2 MB over TCP, b -> a, checked byte for byte.
+    let blob: Vec<u8> = (0..2_000_000u32)
+        .map(|i| (i * 13 + i / 509) as u8)
+        .collect();
+    std::fs::write(dir.path("blob"), &blob).unwrap();
+    let _server = Proc(
+        in_ns(
+            b,
+            &[
+                "python3",
+                "-m",
+                "http.server",
+                "--bind",
+                "10.2.0.10",
+                "8080",
+                "--directory",
+            ],
+        )
+        .arg(&dir.0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    // The gateways' pollers keep both CPUs busy: the server may take seconds to listen.
+    let listening = || {
+        in_ns(b, &["ss", "-ltn", "sport", "= :8080"])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("LISTEN"))
+    };
+    for _ in 0..200 {
+        if listening() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let fetched = dir.path("fetched");
+    let mut ok = false;
+    for _ in 0..5 {
+        let s = in_ns(a, &["curl", "-sf", "--max-time", "20", "-o"])
+            .arg(&fetched)
+            .arg("http://10.2.0.10:8080/blob")
+            .status()
+            .unwrap();
+        if s.success() {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(ok, "no TCP transfer across the tunnel");
+    assert!(
+        std::fs::read(&fetched).unwrap() == blob,
+        "the TCP transfer changed bytes"
+    );
 }
 
 #[test]

@@ -35,6 +35,13 @@ pub fn outer_len(sa: &OutboundSa, inner_len: usize) -> usize {
     overhead_front(sa) + inner_len + esp::pad_len(inner_len) + TRAILER_LEN + ICV_LEN
 }
 
+/// The tunnel's MTU through this SA: the longest inner packet whose outer packet fits `mtu`
+/// (ESP pads the inner packet and its trailer to 4 bytes).
+pub fn tunnel_mtu(sa: &OutboundSa, mtu: usize) -> usize {
+    let room = mtu.saturating_sub(overhead_front(sa) + ICV_LEN);
+    (room / 4 * 4).saturating_sub(TRAILER_LEN)
+}
+
 /// Wraps the IPv4 packet that fills `buf` into outer IPv4 [+ UDP] + ESP, encrypting it in
 /// place. On success `buf` holds the outer IPv4 packet; on error it is unchanged except for
 /// `Crypto`, after which it must be dropped. The dataplane itself runs `prepare` per packet and

@@ -86,23 +86,39 @@ pub enum Target {
 
 /// Why a packet goes to the main lcore.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
 pub enum Punt {
     /// ARP, broadcast or to our MAC.
-    Arp = 1,
+    Arp,
     /// IKE: UDP 500, or the non-ESP marker on 4500 or a NAT-T port (`wire::udp::classify`).
-    Ike = 2,
+    Ike,
     /// Anything else for one of our addresses (ICMP echo among it).
-    Local = 3,
+    Local,
+    /// Too big for its tunnel, with DF set: its sender is told the tunnel's `mtu` (ICMP
+    /// "fragmentation needed", RFC 1191), as path MTU discovery needs.
+    TooBig { mtu: u16 },
 }
 
 impl Punt {
-    /// From the tag a punted buffer carries (`Punt as u32`).
+    /// The tag a punted buffer carries: the reason in the low byte, a too-big packet's MTU
+    /// above it.
+    pub fn tag(self) -> u32 {
+        match self {
+            Punt::Arp => 1,
+            Punt::Ike => 2,
+            Punt::Local => 3,
+            Punt::TooBig { mtu } => 4 | u32::from(mtu) << 8,
+        }
+    }
+
+    /// From the tag a punted buffer carries (`tag`).
     pub fn from_tag(tag: u32) -> Option<Punt> {
-        match tag {
+        match tag & 0xff {
             1 => Some(Punt::Arp),
             2 => Some(Punt::Ike),
             3 => Some(Punt::Local),
+            4 => Some(Punt::TooBig {
+                mtu: (tag >> 8) as u16,
+            }),
             _ => None,
         }
     }

@@ -5,7 +5,7 @@
 use super::batch::{Job, SealJob};
 use super::handoff::Resume;
 use super::tables::Adjacency;
-use super::{Event, Forwarder, Interface, Target, TunnelId, Verdict, NO_OWNER};
+use super::{Event, Forwarder, Interface, Punt, Target, TunnelId, Verdict, NO_OWNER};
 use crate::counters::Stat;
 use crate::esp::{self, EncapError};
 use crate::packet::PacketBuf;
@@ -113,6 +113,10 @@ impl Forwarder {
         // The frame in one step: ESP, then the Ethernet header in front of it.
         let prep = match esp::encap::prepare(sa, buf, ethernet::HEADER_LEN, adj.mtu.into()) {
             Ok(p) => p,
+            Err(EncapError::ExceedsMtu) => {
+                let mtu = esp::encap::tunnel_mtu(sa, adj.mtu.into());
+                return self.too_big(buf, mtu);
+            }
             Err(e) => return self.encap_failed(tunnel, e),
         };
         if many {
@@ -137,6 +141,38 @@ impl Forwarder {
             inner_len,
         });
         self.park_or_run(buf, prep, job)
+    }
+
+    /// A packet too big for its tunnel (`mtu`, what its inner packet may be): dropped and
+    /// counted; with DF set, to the main lcore, which tells its sender the MTU (path MTU
+    /// discovery, RFC 1191). Without DF it would be fragmented before encryption (issue 18:
+    /// not yet).
+    #[cold]
+    #[inline(never)]
+    fn too_big<B: PacketBuf>(&mut self, buf: &mut B, mtu: usize) -> Verdict {
+        self.stats.inc(Stat::ExceedsTunnelMtu);
+        let df = buf
+            .data()
+            .get(6)
+            .is_some_and(|f| u16::from(*f) << 8 & ipv4::FLAG_DF != 0);
+        if !df {
+            return Verdict::Drop(Stat::ExceedsTunnelMtu);
+        }
+        // The main lcore takes frames: a blank link header in front of the inner packet.
+        let Some(h) = buf.prepend(ethernet::HEADER_LEN) else {
+            return Verdict::Drop(Stat::ExceedsTunnelMtu);
+        };
+        if let Some(h) = h.first_chunk_mut() {
+            ethernet::Repr {
+                dst: Mac::default(),
+                src: Mac::default(),
+                ethertype: ethernet::ETHERTYPE_IPV4,
+            }
+            .emit(h);
+        }
+        self.punt(Punt::TooBig {
+            mtu: u16::try_from(mtu).unwrap_or(u16::MAX),
+        })
     }
 
     /// `tunnel_output` once the tunnel's outer next hop is resolved again (after a change of

@@ -28,7 +28,7 @@ pub const PROTO_ESP: u8 = 50;
 pub const PROTO_NONE: u8 = 59;
 pub const FLAG_DF: u16 = 0x4000;
 const FLAG_MF: u16 = 0x2000;
-const FRAG_OFFSET_MASK: u16 = 0x1fff;
+pub const FRAG_OFFSET_MASK: u16 = 0x1fff;
 
 /// A checked view of an IPv4 packet: the header length, total length and version have been
 /// validated against the buffer, so accessors never go out of bounds.

@@ -319,11 +319,31 @@ fn tunnel_limits_sequence_exhaustion_mtu_and_selectors() {
         Some(1)
     );
 
+    // Too big for the tunnel: with DF (as the frames here have), to the main lcore, tagged
+    // with the tunnel's MTU (1500 less outer IPv4 20, ESP 8 + IV 8, ICV 16, trailer 2, to 4
+    // bytes) and framed as it came; without DF, dropped (pre-fragmentation comes later).
     let mut gw1 = gateway(true, false, |_| {});
-    let (v, _) = run(&mut gw1, 0, &a_to_b(64, 1500 - 28));
+    let big = a_to_b(64, 1500 - 28);
+    let (v, punted) = run(&mut gw1, 0, &big);
+    assert_eq!(v, Verdict::Punt(Punt::TooBig { mtu: 1446 }));
+    // The packet as it was routed: TTL down by one, the rest as sent.
+    assert_eq!(punted.len(), big.len());
+    assert_eq!(punted[14 + 8], 63);
+    assert_eq!(&punted[14 + 20..], &big[14 + 20..]);
+    let (v, _) = run(&mut gw1, 0, &a_to_b(64, 1446 - 28));
+    assert_eq!(v, Verdict::Tx(1), "exactly the tunnel's MTU fits");
+    let mut no_df = a_to_b(64, 1500 - 28);
+    no_df[14 + 6] = 0;
+    ipv4::Packet::new_checked(&mut no_df[14..])
+        .unwrap()
+        .fill_checksum();
+    let (v, _) = run(&mut gw1, 0, &no_df);
     assert_eq!(v, Verdict::Drop(Stat::ExceedsTunnelMtu));
-    let (v, _) = run(&mut gw1, 0, &a_to_b(64, 1500 - 28 - 60));
-    assert_eq!(v, Verdict::Tx(1));
+    assert_eq!(gw1.stats.get(Stat::ExceedsTunnelMtu), 2);
+    assert_eq!(
+        Punt::from_tag(Punt::TooBig { mtu: 1446 }.tag()),
+        Some(Punt::TooBig { mtu: 1446 })
+    );
 
     // gw2 only admits 10.1.0.0/24 -> 10.2.0.0/24 from this tunnel.
     let mut gw2 = gateway(false, false, |v| {
