@@ -236,6 +236,7 @@ fn bench(c: &mut Criterion) {
             let mut pkt = VecBuf::new(&inner);
             encap(&mut sa, &mut pkt).unwrap();
             let params = InboundParams {
+                tunnel: 0,
                 spi: 0x1001,
                 esn: false,
                 local: testkit::tunnel(None).local,

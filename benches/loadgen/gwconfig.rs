@@ -250,6 +250,7 @@ fn memif(vdev: &str) -> Option<MemifLink> {
 pub fn mirror_gw_out(t: &TunnelPlan) -> Option<Result<InboundSa, CryptoError>> {
     let sa = t.gw_out.as_ref()?;
     let params = InboundParams {
+        tunnel: 0,
         spi: sa.spi,
         esn: sa.esn,
         local: t.encap.remote,

@@ -80,6 +80,8 @@ pub struct TunnelSpec {
     /// may change while the tunnel has no SAs; anchored round-robin, with no affinity to an
     /// address.
     pub dynamic: bool,
+    /// TCP SYNs into and out of the tunnel have their MSS clamped to this.
+    pub tcp_mss: Option<u16>,
     /// NAT-T (RFC 3948): ESP in UDP between (local port, remote port).
     pub udp: Option<(u16, u16)>,
     pub df: DfPolicy,

@@ -36,6 +36,7 @@ pub fn changes(cfg: &Config) -> Vec<Change> {
             remote: t.encap.remote,
             // `remote: "%any"`: a dial-up peer's, learned by IKE.
             dynamic: t.encap.remote.is_unspecified(),
+            tcp_mss: cfg.tcp_mss_ipsec_vpn,
             udp: t.encap.udp,
             df: t.encap.df,
             dscp: t.encap.dscp,

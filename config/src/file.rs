@@ -23,6 +23,15 @@ pub(super) struct File {
     pub control: Option<super::control::ControlFile>,
     #[serde(default)]
     pub ike: IkeFile,
+    #[serde(default)]
+    pub flow: FlowFile,
+}
+
+/// Junos `security flow`: how traffic through the tunnels is treated.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FlowFile {
+    pub tcp_mss_ipsec_vpn: Option<u64>,
 }
 
 #[derive(Deserialize)]

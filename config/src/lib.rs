@@ -98,7 +98,13 @@ pub struct Config {
     /// IKE gateways and the VPNs keyed through them (empty when the file has no `ike`
     /// section). Read by the control process; it makes no dataplane changes of its own.
     pub ike: IkeConfig,
+    /// The MSS that TCP SYNs into and out of every tunnel are clamped to (Junos `set security
+    /// flow tcp-mss ipsec-vpn mss N`); `None`: left alone.
+    pub tcp_mss_ipsec_vpn: Option<u16>,
 }
+
+/// The MSS clamp's bounds: RFC 9293's minimum IPv4 MSS, and what a 9000-byte tunnel carries.
+pub const TCP_MSS: std::ops::RangeInclusive<u16> = 536..=8960;
 
 #[derive(Debug, Clone)]
 pub struct Dataplane {
@@ -196,6 +202,18 @@ impl Config {
             .as_ref()
             .map_or_else(|| Ok(ControlConfig::default()), control::control)?;
         let ike = ike::ike(&f.ike, &interfaces, &tunnels, &manual_sas)?;
+        let tcp_mss_ipsec_vpn = match f.flow.tcp_mss_ipsec_vpn {
+            None => None,
+            Some(n) => match u16::try_from(n) {
+                Ok(n) if TCP_MSS.contains(&n) => Some(n),
+                _ => {
+                    return err(
+                        "flow.tcp_mss_ipsec_vpn",
+                        format!("{n} is outside {}..={}", TCP_MSS.start(), TCP_MSS.end()),
+                    )
+                }
+            },
+        };
         Ok(Config {
             dataplane,
             interfaces,
@@ -205,6 +223,7 @@ impl Config {
             manual_sas,
             control,
             ike,
+            tcp_mss_ipsec_vpn,
         })
     }
 

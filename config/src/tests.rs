@@ -71,6 +71,32 @@ fn the_documented_example_parses() {
     assert_eq!(i.keys.salt(), [0x20, 0x21, 0x22, 0x23]);
 }
 
+/// `flow.tcp_mss_ipsec_vpn` (Junos `set security flow tcp-mss ipsec-vpn mss N`): every
+/// tunnel's SYNs are clamped to it; absent, none is.
+#[test]
+fn the_tcp_mss_clamp_reaches_every_tunnel() {
+    let c = parse(&example()).unwrap();
+    assert_eq!(c.tcp_mss_ipsec_vpn, None);
+    let mut v = example();
+    v["flow"] = serde_json::json!({"tcp_mss_ipsec_vpn": 1350});
+    let c = parse(&v).unwrap();
+    assert_eq!(c.tcp_mss_ipsec_vpn, Some(1350));
+    let tunnels: Vec<Option<u16>> = crate::changes(&c)
+        .into_iter()
+        .filter_map(|ch| match ch {
+            channel::Change::SetTunnel(t) => Some(t.tcp_mss),
+            _ => None,
+        })
+        .collect();
+    assert!(!tunnels.is_empty() && tunnels.iter().all(|&m| m == Some(1350)));
+    for bad in [535, 8961, 100_000] {
+        let e = error_of(|v| v["flow"] = serde_json::json!({"tcp_mss_ipsec_vpn": bad}));
+        assert_eq!(e.field, "flow.tcp_mss_ipsec_vpn", "{e}");
+    }
+    let e = error_of(|v| v["flow"] = serde_json::json!({"tcp_mss": 1}));
+    assert!(e.reason.contains("tcp_mss"), "{e}");
+}
+
 #[test]
 fn several_workers_and_anchor_groups() {
     let mut v = example();

@@ -381,6 +381,8 @@ pub struct InboundSa {
     pub crypto: SaCrypto,
     /// Our address the SA's packets must be sent to.
     pub local: Ipv4Addr,
+    /// Its tunnel (the MSS clamp of its decrypted TCP SYNs).
+    pub tunnel: crate::forward::TunnelId,
     /// Expect ESP in UDP (NAT-T) rather than raw ESP.
     pub udp_encap: bool,
     /// The hard lifetime is reached: every packet is dropped.
@@ -401,6 +403,8 @@ pub struct InboundSa {
 /// What an inbound SA is built from, besides its keys and window.
 #[derive(Debug, Clone)]
 pub struct InboundParams {
+    /// The tunnel it belongs to (what its decrypted packets came through).
+    pub tunnel: crate::forward::TunnelId,
     pub spi: u32,
     pub esn: bool,
     pub local: Ipv4Addr,
@@ -424,6 +428,7 @@ impl InboundSa {
         Ok(InboundSa {
             crypto: SaCrypto::new(p.spi, p.esn, keys, Op::Open, backend)?,
             local: p.local,
+            tunnel: p.tunnel,
             udp_encap: p.udp_encap,
             expired: false,
             events: EventFlags::default(),

@@ -46,6 +46,7 @@ pub fn tunnel_spec(name: &str, local: Ipv4Addr, remote: Ipv4Addr) -> channel::Tu
         local,
         remote,
         dynamic: false,
+        tcp_mss: None,
         udp: None,
         df: DfPolicy::Copy,
         dscp: Dscp::Copy,

@@ -146,8 +146,8 @@ impl ControlState {
             tunnel, spi, esn, ..
         } = spec.sa;
         let what = format!("inbound SA {spi:#x}");
-        let (owner, group, encap, selectors) = match self.tunnels.get(&tunnel) {
-            Some(t) => (t.owner, t.group, t.encap, t.selectors.clone()),
+        let (id, owner, group, encap, selectors) = match self.tunnels.get(&tunnel) {
+            Some(t) => (t.id, t.owner, t.group, t.encap, t.selectors.clone()),
             None => return refuse(what, format!("no tunnel named {tunnel}")),
         };
         check_sa(&what, &spec.sa)?;
@@ -182,6 +182,7 @@ impl ControlState {
             return refuse(what, "no counter slot is free");
         };
         let params = InboundParams {
+            tunnel: id,
             spi,
             esn,
             local: encap.local,

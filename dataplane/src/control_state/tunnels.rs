@@ -78,7 +78,16 @@ impl ControlState {
                 return refuse(what, "its SAs are built from it: delete them first");
             }
             let (old, old_remote, id, owner) = (t.spec.udp, t.encap.remote, t.id, t.owner);
+            let mss_changed = t.spec.tcp_mss != spec.tcp_mss;
             let spis: Vec<u32> = t.inbound.iter().copied().collect();
+            if mss_changed {
+                let tcp_mss = spec.tcp_mss.unwrap_or(0);
+                self.broadcast(g, || Cmd::SetTunnel {
+                    tunnel: id,
+                    owner,
+                    tcp_mss,
+                });
+            }
             self.natt(old, spec.udp, g);
             if spec.remote != old_remote {
                 if let Some(v) = self.lock_view().tunnels.get_mut(&spec.name) {
@@ -138,7 +147,12 @@ impl ControlState {
         };
         let owner = owner as WorkerIndex;
         self.natt(None, spec.udp, g);
-        self.broadcast(g, || Cmd::SetTunnel { tunnel: id, owner });
+        let tcp_mss = spec.tcp_mss.unwrap_or(0);
+        self.broadcast(g, || Cmd::SetTunnel {
+            tunnel: id,
+            owner,
+            tcp_mss,
+        });
         {
             let mut v = self.lock_view();
             v.tunnels.insert(

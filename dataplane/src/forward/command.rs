@@ -36,10 +36,12 @@ pub enum WorkerCommand {
     /// A UDP port on which ESP in UDP (RFC 3948) is accepted, or no longer.
     AddNattPort(u16),
     DelNattPort(u16),
-    /// A tunnel and the worker that owns it (its SAs, and the packets into it).
+    /// A tunnel and the worker that owns it (its SAs, and the packets into it), and the MSS
+    /// its TCP SYNs are clamped to (0: none).
     SetTunnel {
         tunnel: TunnelId,
         owner: WorkerIndex,
+        tcp_mss: u16,
     },
     /// Forgets a tunnel that has no SA left.
     DelTunnel {

@@ -105,10 +105,13 @@ impl Forwarder {
         if t.adj.generation != generation {
             return self.resolve_and_output(buf, tunnel);
         }
-        let adj = t.adj;
+        let (adj, mss) = (t.adj, t.tcp_mss);
         let Some(sa) = t.sa.as_deref_mut() else {
             return self.no_sa(tunnel);
         };
+        if mss != 0 {
+            clamp_mss(buf, mss);
+        }
         let inner_len = buf.len() as u16;
         // The frame in one step: ESP, then the Ethernet header in front of it.
         let prep = match esp::encap::prepare(sa, buf, ethernet::HEADER_LEN, adj.mtu.into()) {
@@ -264,4 +267,12 @@ impl Forwarder {
         let iface = *self.tables.interface(port).ok_or(Stat::NoRoute)?;
         Ok((mac, iface))
     }
+}
+
+/// Clamps a TCP SYN's MSS in the IPv4 packet that fills `buf` (outbound before encryption,
+/// inbound after decryption): rare, so out of the way of the common path.
+#[cold]
+#[inline(never)]
+pub(super) fn clamp_mss<B: PacketBuf>(buf: &mut B, mss: u16) {
+    let _ = crate::wire::tcp::clamp_mss_ipv4(buf.data_mut(), mss);
 }

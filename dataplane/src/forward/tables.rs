@@ -38,6 +38,8 @@ pub(super) struct TunnelSlot {
     pub adj: Adjacency,
     /// The current outbound SA, if this worker holds one.
     pub sa: Option<Owned<OutboundSa>>,
+    /// TCP SYNs into and out of the tunnel have their MSS clamped to this; 0: none.
+    pub tcp_mss: u16,
 }
 
 const _: () = assert!(std::mem::size_of::<TunnelSlot>() == 32);
@@ -47,6 +49,7 @@ impl Default for TunnelSlot {
         TunnelSlot {
             owner: NO_OWNER,
             adj: Adjacency::default(),
+            tcp_mss: 0,
             sa: None,
         }
     }
@@ -224,9 +227,14 @@ impl Tables {
                 }
             }
             DelNattPort(p) => self.natt_ports.retain(|&x| x != p),
-            SetTunnel { tunnel, owner } => {
+            SetTunnel {
+                tunnel,
+                owner,
+                tcp_mss,
+            } => {
                 let t = self.tunnel_slot(tunnel)?;
                 t.owner = owner;
+                t.tcp_mss = tcp_mss;
                 t.adj.generation = 0;
             }
             DelTunnel { tunnel } => {

@@ -23,6 +23,7 @@ pub mod field {
 pub const MIN_HEADER_LEN: usize = field::DST_ADDR.end;
 pub const PROTO_ICMP: u8 = 1;
 pub const PROTO_IPV4: u8 = 4;
+pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
 pub const PROTO_ESP: u8 = 50;
 pub const PROTO_NONE: u8 = 59;

@@ -9,6 +9,7 @@ pub mod esp;
 pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;
+pub mod tcp;
 pub mod udp;
 
 /// Why a header could not be read.

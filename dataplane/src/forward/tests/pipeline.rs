@@ -461,3 +461,72 @@ fn a_replaced_sa_takes_over_and_a_new_peer_is_followed() {
         "outer destination"
     );
 }
+
+/// A TCP SYN from `src` to `dst` offering MSS 1460 (Linux's options), its checksum right.
+fn syn(gw_mac: Mac, host_mac: Mac, src: &str, dst: &str, flags: u8) -> Vec<u8> {
+    let mut tcp = vec![0u8; 20];
+    tcp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+    tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
+    tcp[12] = (40 / 4) << 4;
+    tcp[13] = flags;
+    tcp.extend_from_slice(&[
+        2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+    ]);
+    let sum = tcp_sum(src, dst, &tcp);
+    tcp[16..18].copy_from_slice(&(!sum).to_be_bytes());
+    frame(gw_mac, host_mac, src, dst, 64, ipv4::PROTO_TCP, &tcp)
+}
+
+/// The ones'-complement sum of a TCP segment with its pseudo header (0xffff: it verifies).
+fn tcp_sum(src: &str, dst: &str, tcp: &[u8]) -> u16 {
+    let mut p = Vec::new();
+    p.extend_from_slice(&ip(src).octets());
+    p.extend_from_slice(&ip(dst).octets());
+    p.extend_from_slice(&[0, ipv4::PROTO_TCP]);
+    p.extend_from_slice(&(tcp.len() as u16).to_be_bytes());
+    p.extend_from_slice(tcp);
+    checksum::sum(&p)
+}
+
+/// `flow.tcp_mss_ipsec_vpn` (Junos `set security flow tcp-mss ipsec-vpn mss 1300`): the MSS of
+/// SYNs into the tunnel (before encryption) and out of it (after decryption) is lowered to it,
+/// checksum kept right; a gateway without it leaves them alone.
+#[test]
+fn tcp_syns_through_the_tunnel_have_their_mss_clamped() {
+    let mss =
+        |v: &mut serde_json::Value| v["flow"] = serde_json::json!({"tcp_mss_ipsec_vpn": 1300});
+    let mut gw1 = gateway(true, false, mss);
+    let mut gw2 = gateway(false, false, |_| {});
+    let mss_of = |f: &[u8]| u16::from_be_bytes([f[34 + 22], f[34 + 23]]);
+    // a -> b: clamped by gw1 going in.
+    let (v, wire) = run(
+        &mut gw1,
+        0,
+        &syn(GW1_LAN, HOST_A, "10.1.0.10", "10.2.0.10", 0x02),
+    );
+    assert_eq!(v, Verdict::Tx(1));
+    let (v, got) = run(&mut gw2, 1, &wire);
+    assert_eq!(v, Verdict::Tx(0));
+    assert_eq!(mss_of(&got), 1300);
+    assert_eq!(tcp_sum("10.1.0.10", "10.2.0.10", &got[34..]), 0xffff);
+    // b -> a (a SYN-ACK): gw2 leaves it alone, gw1 clamps it coming out.
+    let (v, wire) = run(
+        &mut gw2,
+        0,
+        &syn(GW2_LAN, HOST_B, "10.2.0.10", "10.1.0.10", 0x12),
+    );
+    assert_eq!(v, Verdict::Tx(1));
+    let (v, got) = run(&mut gw1, 1, &wire);
+    assert_eq!(v, Verdict::Tx(0));
+    assert_eq!(mss_of(&got), 1300);
+    assert_eq!(tcp_sum("10.2.0.10", "10.1.0.10", &got[34..]), 0xffff);
+    // Without the setting, a SYN keeps its MSS end to end.
+    let (_, wire) = run(
+        &mut gw2,
+        0,
+        &syn(GW2_LAN, HOST_B, "10.2.0.10", "10.1.0.10", 0x02),
+    );
+    let mut plain = gateway(true, false, |_| {});
+    let (_, got) = run(&mut plain, 1, &wire);
+    assert_eq!(mss_of(&got), 1460);
+}
