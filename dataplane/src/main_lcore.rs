@@ -33,6 +33,11 @@ pub struct MainStats {
     /// those not sent for the rate limit.
     pub icmp_frag_needed_sent: Counter,
     pub icmp_errors_rate_limited: Counter,
+    /// Packets too big for their tunnel without DF, cut before encryption, and the fragments
+    /// made of them; those that could not be (no buffer, or not a packet to cut).
+    pub prefragmented: Counter,
+    pub prefragments: Counter,
+    pub prefragment_drops: Counter,
     /// IKE packets punted while no control process is attached.
     pub ike_dropped: Counter,
     /// Other packets for the gateway itself that nothing handles.
@@ -41,7 +46,7 @@ pub struct MainStats {
 }
 
 impl MainStats {
-    pub fn fields(&self) -> [(&'static str, u64); 9] {
+    pub fn fields(&self) -> [(&'static str, u64); 12] {
         [
             ("arp_requests_sent", self.arp_requests_sent.get()),
             ("arp_replies_sent", self.arp_replies_sent.get()),
@@ -52,6 +57,9 @@ impl MainStats {
                 "icmp_errors_rate_limited",
                 self.icmp_errors_rate_limited.get(),
             ),
+            ("prefragmented", self.prefragmented.get()),
+            ("prefragments", self.prefragments.get()),
+            ("prefragment_drops", self.prefragment_drops.get()),
             ("ike_dropped", self.ike_dropped.get()),
             ("local_dropped", self.local_dropped.get()),
             ("inject_drops", self.inject_drops.get()),
@@ -100,7 +108,7 @@ impl MainLcore {
             for &r in &raw[..n] {
                 // SAFETY: the worker gave up ownership when it enqueued the mbuf.
                 let m = unsafe { Mbuf::from_raw(r) };
-                self.punted(w, m);
+                self.punted(w, m, pool);
             }
             done += n;
         }
@@ -157,7 +165,7 @@ impl MainLcore {
         self.inject(0, m);
     }
 
-    fn punted(&mut self, worker: usize, mut m: Mbuf) {
+    fn punted(&mut self, worker: usize, mut m: Mbuf, pool: &Mempool) {
         match Punt::from_tag(m.tag()) {
             Some(Punt::Arp) => {
                 let Some(iface) = self.control.interface_on(m.port()) else {
@@ -192,7 +200,41 @@ impl MainLcore {
                     self.inject(worker, m);
                 }
             }
+            Some(Punt::Fragment { mtu }) => self.prefragment(worker, &m, mtu, pool),
             Some(Punt::Local) | None => self.stats.local_dropped.inc(),
+        }
+    }
+
+    /// Cuts a punted packet too big for its tunnel (DF clear) into fragments of at most `mtu`
+    /// (RFC 791), each a packet of its own that the worker routes into the tunnel again.
+    fn prefragment(&mut self, worker: usize, m: &Mbuf, mtu: u16, pool: &Mempool) {
+        let Some(packet) = m.data().get(ethernet::HEADER_LEN..) else {
+            return self.stats.prefragment_drops.inc();
+        };
+        let mut made = Vec::new();
+        let mut short = false;
+        let cut = ipv4::fragment(packet, usize::from(mtu), |f| {
+            let (Some(mut fm), Ok(len)) = (pool.alloc(), u16::try_from(f.len())) else {
+                short = true;
+                return;
+            };
+            match fm.append(len) {
+                Some(out) => {
+                    out.copy_from_slice(f);
+                    fm.set_port(INJECT_ROUTE);
+                    made.push(fm);
+                }
+                None => short = true,
+            }
+        });
+        // All of them or none: a datagram missing a fragment is lost anyway.
+        if cut.is_none() || short {
+            return self.stats.prefragment_drops.inc();
+        }
+        self.stats.prefragmented.inc();
+        for fm in made {
+            self.stats.prefragments.inc();
+            self.inject(worker, fm);
         }
     }
 

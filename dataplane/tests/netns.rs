@@ -312,6 +312,8 @@ fn e2e(mode: &str, tunnels: usize, workers: usize) {
     assert!(s1["main"]["icmp_echo_replies"].as_u64().unwrap() >= 3);
     if tunnels == 1 {
         assert!(s1["main"]["icmp_frag_needed_sent"].as_u64().unwrap() >= 1);
+        assert!(s1["main"]["prefragmented"].as_u64().unwrap() >= 3);
+        assert_eq!(s1["main"]["prefragment_drops"].as_u64(), Some(0));
         assert!(counter(&s1, "exceeds_tunnel_mtu") >= 1);
     }
 }
@@ -351,6 +353,31 @@ fn path_mtu_discovery(dir: &TempDir, a: &str, b: &str, mtu: usize) {
         .unwrap();
     let route = String::from_utf8_lossy(&route.stdout);
     assert!(route.contains(&format!("mtu {mtu}")), "{route}");
+    // DF clear: gw1 cuts the 1500-byte echoes before encryption; b puts them back together.
+    let out = in_ns(
+        a,
+        &[
+            "ping",
+            "-n",
+            "-M",
+            "dont",
+            "-s",
+            "1472",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "-I",
+            "10.1.0.10",
+            "10.2.0.10",
+        ],
+    )
+    .output()
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("3 packets transmitted, 3 received"), "{text}");
     // 2 MB over TCP, b -> a, checked byte for byte.
     let blob: Vec<u8> = (0..2_000_000u32)
         .map(|i| (i * 13 + i / 509) as u8)

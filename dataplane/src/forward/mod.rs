@@ -96,6 +96,9 @@ pub enum Punt {
     /// Too big for its tunnel, with DF set: its sender is told the tunnel's `mtu` (ICMP
     /// "fragmentation needed", RFC 1191), as path MTU discovery needs.
     TooBig { mtu: u16 },
+    /// Too big for its tunnel, DF clear: cut into fragments of at most `mtu` before
+    /// encryption (as Juniper's inline IPsec does), so that no outer fragment is ever sent.
+    Fragment { mtu: u16 },
 }
 
 impl Punt {
@@ -107,6 +110,7 @@ impl Punt {
             Punt::Ike => 2,
             Punt::Local => 3,
             Punt::TooBig { mtu } => 4 | u32::from(mtu) << 8,
+            Punt::Fragment { mtu } => 5 | u32::from(mtu) << 8,
         }
     }
 
@@ -117,6 +121,9 @@ impl Punt {
             2 => Some(Punt::Ike),
             3 => Some(Punt::Local),
             4 => Some(Punt::TooBig {
+                mtu: (tag >> 8) as u16,
+            }),
+            5 => Some(Punt::Fragment {
                 mtu: (tag >> 8) as u16,
             }),
             _ => None,

@@ -146,24 +146,27 @@ impl Forwarder {
         self.park_or_run(buf, prep, job)
     }
 
-    /// A packet too big for its tunnel (`mtu`, what its inner packet may be): dropped and
-    /// counted; with DF set, to the main lcore, which tells its sender the MTU (path MTU
-    /// discovery, RFC 1191). Without DF it would be fragmented before encryption (issue 18:
-    /// not yet).
+    /// A packet too big for its tunnel (`mtu`, what its inner packet may be), to the main
+    /// lcore: with DF set, it is dropped (counted) and its sender told the MTU (path MTU
+    /// discovery, RFC 1191); without, it is cut into fragments that fit, which come back here
+    /// to be encrypted one by one.
     #[cold]
     #[inline(never)]
     fn too_big<B: PacketBuf>(&mut self, buf: &mut B, mtu: usize) -> Verdict {
-        self.stats.inc(Stat::ExceedsTunnelMtu);
         let df = buf
             .data()
             .get(6)
             .is_some_and(|f| u16::from(*f) << 8 & ipv4::FLAG_DF != 0);
-        if !df {
-            return Verdict::Drop(Stat::ExceedsTunnelMtu);
-        }
+        let mtu = u16::try_from(mtu).unwrap_or(u16::MAX);
+        let why = if df {
+            self.stats.inc(Stat::ExceedsTunnelMtu);
+            Punt::TooBig { mtu }
+        } else {
+            Punt::Fragment { mtu }
+        };
         // The main lcore takes frames: a blank link header in front of the inner packet.
         let Some(h) = buf.prepend(ethernet::HEADER_LEN) else {
-            return Verdict::Drop(Stat::ExceedsTunnelMtu);
+            return self.drop(Stat::NoBufferRoom);
         };
         if let Some(h) = h.first_chunk_mut() {
             ethernet::Repr {
@@ -173,9 +176,7 @@ impl Forwarder {
             }
             .emit(h);
         }
-        self.punt(Punt::TooBig {
-            mtu: u16::try_from(mtu).unwrap_or(u16::MAX),
-        })
+        self.punt(why)
     }
 
     /// `tunnel_output` once the tunnel's outer next hop is resolved again (after a change of

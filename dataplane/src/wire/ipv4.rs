@@ -28,7 +28,7 @@ pub const PROTO_UDP: u8 = 17;
 pub const PROTO_ESP: u8 = 50;
 pub const PROTO_NONE: u8 = 59;
 pub const FLAG_DF: u16 = 0x4000;
-const FLAG_MF: u16 = 0x2000;
+pub const FLAG_MF: u16 = 0x2000;
 pub const FRAG_OFFSET_MASK: u16 = 0x1fff;
 
 /// A checked view of an IPv4 packet: the header length, total length and version have been
@@ -255,6 +255,83 @@ impl Repr {
     }
 }
 
+/// The options of a header that every fragment after the first repeats (RFC 791: those whose
+/// type has the copied flag), padded to 4 bytes; `None` if they do not parse.
+fn copied_options(options: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(&kind) = options.get(i) {
+        match kind {
+            0 => break,
+            1 => i += 1,
+            _ => {
+                let len = usize::from(*options.get(i + 1)?);
+                let opt = options.get(i..i + len).filter(|_| len >= 2)?;
+                if kind & 0x80 != 0 {
+                    out.extend_from_slice(opt);
+                }
+                i += len;
+            }
+        }
+    }
+    out.resize(out.len().div_ceil(4) * 4, 0);
+    Some(out)
+}
+
+/// Cuts the IPv4 `packet` (a whole datagram, or itself a fragment) into fragments of at most
+/// `mtu` bytes (RFC 791 section 3.2), handing each, a whole IPv4 packet with its checksum, to
+/// `emit` in order; how many, or `None` (and nothing emitted) if the packet does not parse,
+/// has DF set, or `mtu` leaves no room for 8 bytes of data.
+pub fn fragment(packet: &[u8], mtu: usize, mut emit: impl FnMut(&[u8])) -> Option<usize> {
+    let p = Packet::new_checked(packet).ok()?;
+    let (ihl, total) = (p.header_len(), p.total_len());
+    if p.dont_frag() || total > packet.len() {
+        return None;
+    }
+    let (head, data) = packet.get(..total)?.split_at(ihl);
+    let later_options = copied_options(head.get(MIN_HEADER_LEN..)?)?;
+    let (offset0, more0) = (
+        usize::from(p.flags_frag() & FRAG_OFFSET_MASK) * 8,
+        p.flags_frag() & FLAG_MF != 0,
+    );
+    let mut at = 0;
+    let mut n = 0;
+    let mut out = Vec::with_capacity(mtu);
+    while at < data.len() || n == 0 {
+        let options = if n == 0 {
+            &head[MIN_HEADER_LEN..]
+        } else {
+            &later_options[..]
+        };
+        let hlen = MIN_HEADER_LEN + options.len();
+        // Every fragment but the last carries a multiple of 8 bytes.
+        let room = mtu.checked_sub(hlen)? / 8 * 8;
+        if room == 0 {
+            return None;
+        }
+        let take = room.min(data.len() - at);
+        let last = at + take == data.len();
+        let offset = (offset0 + at) / 8;
+        let flags = if last && !more0 { 0 } else { FLAG_MF };
+        out.clear();
+        out.extend_from_slice(&head[..MIN_HEADER_LEN]);
+        out.extend_from_slice(options);
+        out.extend_from_slice(&data[at..at + take]);
+        out[field::VER_IHL] = 0x40 | (hlen / 4) as u8;
+        out[field::LENGTH].copy_from_slice(&((hlen + take) as u16).to_be_bytes());
+        out[field::FLG_OFF].copy_from_slice(&(flags | offset as u16).to_be_bytes());
+        let mut f = Packet::new_checked(&mut out[..]).ok()?;
+        f.fill_checksum();
+        emit(&out);
+        n += 1;
+        at += take;
+        if last {
+            break;
+        }
+    }
+    Some(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,5 +454,61 @@ mod tests {
                 assert_eq!((h[8], be16(&h, 10)), (next, want), "hc {hc:#06x} ttl {ttl}");
             }
         }
+    }
+
+    /// A 1500-byte datagram (with a copied and a not copied option) cut for a 1000-byte MTU:
+    /// each fragment fits, its checksum verifies, offsets and MF are right, options are as
+    /// RFC 791 says, and the pieces put back together are the original data; a fragment is
+    /// cut further with offsets from its own; DF refuses.
+    #[test]
+    fn fragments_fit_and_put_back_together() {
+        let mut p = vec![0u8; 1500];
+        // IHL 7: a copied option (type 0x94, router alert style, len 4) and a not copied one
+        // (type 0x07 record route, len 3) + end.
+        p[0] = 0x47;
+        p[2..4].copy_from_slice(&1500u16.to_be_bytes());
+        p[4..6].copy_from_slice(&0x1234u16.to_be_bytes());
+        p[8] = 64;
+        p[9] = PROTO_UDP;
+        p[12..16].copy_from_slice(&[10, 1, 0, 10]);
+        p[16..20].copy_from_slice(&[10, 2, 0, 10]);
+        p[20..28].copy_from_slice(&[0x94, 4, 0, 0, 0x07, 3, 4, 0]);
+        for (i, b) in p[28..].iter_mut().enumerate() {
+            *b = (i * 7) as u8;
+        }
+        Packet::new_checked(&mut p[..]).unwrap().fill_checksum();
+        let mut frags = Vec::new();
+        assert_eq!(fragment(&p, 1000, |f| frags.push(f.to_vec())), Some(2));
+        let mut data = Vec::new();
+        for (i, f) in frags.iter().enumerate() {
+            let q = Packet::new_checked(&f[..]).unwrap();
+            assert!(f.len() <= 1000 && q.verify_checksum());
+            assert_eq!(q.total_len(), f.len());
+            assert_eq!(q.ident(), 0x1234);
+            let off = usize::from(q.flags_frag() & FRAG_OFFSET_MASK) * 8;
+            assert_eq!(off, data.len());
+            assert_eq!(q.flags_frag() & FLAG_MF != 0, i == 0);
+            // The first keeps every option; the second only the copied one.
+            assert_eq!(q.header_len(), if i == 0 { 28 } else { 24 });
+            if i == 1 {
+                assert_eq!(&f[20..24], &[0x94, 4, 0, 0]);
+            }
+            data.extend_from_slice(&f[q.header_len()..]);
+        }
+        assert_eq!(&data[..], &p[28..]);
+        // The first fragment cut again for 600 bytes: offsets continue from 0, MF stays.
+        let mut again = Vec::new();
+        fragment(&frags[1], 600, |f| again.push(f.to_vec())).unwrap();
+        let last = Packet::new_checked(&again[again.len() - 1][..]).unwrap();
+        assert_eq!(last.flags_frag() & FLAG_MF, 0, "the original's last piece");
+        let first = Packet::new_checked(&again[0][..]).unwrap();
+        assert_eq!(
+            usize::from(first.flags_frag() & FRAG_OFFSET_MASK) * 8,
+            frags[0].len() - 28
+        );
+        // DF set: no fragments.
+        p[6] = 0x40;
+        assert_eq!(fragment(&p, 1000, |_| panic!("emitted")), None);
+        assert_eq!(fragment(&[0x45, 0], 1000, |_| panic!("emitted")), None);
     }
 }
