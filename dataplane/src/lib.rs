@@ -21,6 +21,7 @@ pub mod link;
 pub mod mem;
 pub mod packet;
 pub mod prefetch;
+pub mod reassembly;
 pub mod sa;
 pub mod wire;
 

@@ -38,6 +38,16 @@ pub struct MainStats {
     pub prefragmented: Counter,
     pub prefragments: Counter,
     pub prefragment_drops: Counter,
+    /// Fragments for us (ESP, ESP in UDP, IKE) taken, datagrams put back together, and the
+    /// fragment sets dropped: overlapping, beyond 65535 bytes, never completed, no room in the
+    /// table, malformed (`reassembly`).
+    pub reassembly_fragments: Counter,
+    pub reassembled: Counter,
+    pub reassembly_overlaps: Counter,
+    pub reassembly_oversize: Counter,
+    pub reassembly_timeouts: Counter,
+    pub reassembly_table_full: Counter,
+    pub reassembly_malformed: Counter,
     /// IKE packets punted while no control process is attached.
     pub ike_dropped: Counter,
     /// Other packets for the gateway itself that nothing handles.
@@ -46,7 +56,7 @@ pub struct MainStats {
 }
 
 impl MainStats {
-    pub fn fields(&self) -> [(&'static str, u64); 12] {
+    pub fn fields(&self) -> [(&'static str, u64); 19] {
         [
             ("arp_requests_sent", self.arp_requests_sent.get()),
             ("arp_replies_sent", self.arp_replies_sent.get()),
@@ -60,6 +70,13 @@ impl MainStats {
             ("prefragmented", self.prefragmented.get()),
             ("prefragments", self.prefragments.get()),
             ("prefragment_drops", self.prefragment_drops.get()),
+            ("reassembly_fragments", self.reassembly_fragments.get()),
+            ("reassembled", self.reassembled.get()),
+            ("reassembly_overlaps", self.reassembly_overlaps.get()),
+            ("reassembly_oversize", self.reassembly_oversize.get()),
+            ("reassembly_timeouts", self.reassembly_timeouts.get()),
+            ("reassembly_table_full", self.reassembly_table_full.get()),
+            ("reassembly_malformed", self.reassembly_malformed.get()),
             ("ike_dropped", self.ike_dropped.get()),
             ("local_dropped", self.local_dropped.get()),
             ("inject_drops", self.inject_drops.get()),
@@ -82,6 +99,8 @@ pub struct MainLcore {
     idle_checked: Instant,
     /// ICMP errors that may still be sent this second, and when the second began.
     icmp_budget: (u32, Instant),
+    /// Fragmented datagrams for us being put back together.
+    pub reassembly: crate::reassembly::Reassembler,
     pub stats: Arc<MainStats>,
 }
 
@@ -94,6 +113,7 @@ impl MainLcore {
             asked: HashMap::new(),
             idle_checked: Instant::now(),
             icmp_budget: (ICMP_ERRORS_PER_SECOND, Instant::now()),
+            reassembly: Default::default(),
             stats: Arc::default(),
         }
     }
@@ -128,6 +148,8 @@ impl MainLcore {
         if self.idle_checked.elapsed() >= crate::control_state::idle::CHECK_EVERY {
             self.idle_checked = Instant::now();
             self.control.check_idle(self.idle_checked);
+            self.reassembly.expire(self.idle_checked);
+            self.publish_reassembly();
         }
         for (port, addr) in self.control.take_wanted() {
             self.resolve(pool, port, addr);
@@ -201,7 +223,47 @@ impl MainLcore {
                 }
             }
             Some(Punt::Fragment { mtu }) => self.prefragment(worker, &m, mtu, pool),
+            Some(Punt::Reassemble) => self.reassemble(worker, &m, pool),
             Some(Punt::Local) | None => self.stats.local_dropped.inc(),
+        }
+    }
+
+    /// Takes a punted fragment for us (ESP, ESP in UDP, IKE); the datagram, once whole, goes
+    /// back to the worker to be handled as if it had come so.
+    fn reassemble(&mut self, worker: usize, m: &Mbuf, pool: &Mempool) {
+        let Some(packet) = m.data().get(ethernet::HEADER_LEN..) else {
+            return;
+        };
+        let whole = self.reassembly.add(packet, Instant::now());
+        self.publish_reassembly();
+        let Some(whole) = whole else {
+            return;
+        };
+        let (Some(mut out), Ok(len)) = (pool.alloc(), u16::try_from(whole.len())) else {
+            return self.stats.inject_drops.inc();
+        };
+        let Some(dst) = out.append(len) else {
+            return self.stats.inject_drops.inc();
+        };
+        dst.copy_from_slice(&whole);
+        out.set_port(INJECT_ROUTE);
+        self.inject(worker, out);
+    }
+
+    /// The reassembly's counters, where the stats region reads them.
+    fn publish_reassembly(&self) {
+        let r = self.reassembly.stats;
+        let s = &self.stats;
+        for (c, v) in [
+            (&s.reassembly_fragments, r.fragments),
+            (&s.reassembled, r.reassembled),
+            (&s.reassembly_overlaps, r.overlaps),
+            (&s.reassembly_oversize, r.oversize),
+            (&s.reassembly_timeouts, r.timeouts),
+            (&s.reassembly_table_full, r.table_full),
+            (&s.reassembly_malformed, r.malformed),
+        ] {
+            c.add(v.saturating_sub(c.get()));
         }
     }
 

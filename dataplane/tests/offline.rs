@@ -240,6 +240,42 @@ fn encrypt_decode_with_tshark_and_decrypt_back() {
     let mut unknown = esp_in[4].clone();
     unknown[34..38].copy_from_slice(&0xdeadu32.to_be_bytes());
     esp_in.extend([esp_in[5].clone(), forged, unknown]);
+    // The last ten arrive fragmented, as a router on the way with a 76-byte MTU would cut
+    // them, their fragments in reverse order: gw2 puts them back together (`reassembly`)
+    // before it decrypts them. A copy of packet 7, cut too, has an overlapping piece: that set
+    // is dropped and counted.
+    let cut = |frame: &[u8], ident: Option<u16>| -> Vec<Vec<u8>> {
+        let mut ip = frame[14..].to_vec();
+        // gw1 copied the inner DF; a path that fragments had it clear (`df: "clear"`).
+        ip[6] &= !0x40;
+        if let Some(id) = ident {
+            ip[4..6].copy_from_slice(&id.to_be_bytes());
+        }
+        ipv4::Packet::new_checked(&mut ip[..])
+            .unwrap()
+            .fill_checksum();
+        let mut out = Vec::new();
+        ipv4::fragment(&ip, 76, |f| out.push([&frame[..14], f].concat())).unwrap();
+        assert!(out.len() >= 2);
+        out
+    };
+    let mut fragments = 0;
+    for i in N - 10..N {
+        let mut f = cut(&esp_in[i], None);
+        f.reverse();
+        fragments += f.len();
+        esp_in.extend(f);
+    }
+    let mut overlapping = cut(&esp_in[7], Some(0x5151));
+    let second = &mut overlapping[1];
+    let off = u16::from_be_bytes([second[20], second[21]]);
+    second[20..22].copy_from_slice(&(off - 1).to_be_bytes());
+    ipv4::Packet::new_checked(&mut second[14..])
+        .unwrap()
+        .fill_checksum();
+    fragments += 2;
+    esp_in.extend(overlapping.into_iter().take(2));
+    esp_in.drain(N - 10..N);
     write_pcap(&dir.path("wan-in.pcap"), &esp_in);
     config(
         &dir.path("gw2.json"),
@@ -250,6 +286,14 @@ fn encrypt_decode_with_tshark_and_decrypt_back() {
     );
     let s2 = run_gateway(&dir, 2);
     assert_eq!(counter(&s2, "decrypted_packets"), N as u64);
+    let main = &s2["main"];
+    assert_eq!(
+        main["reassembly_fragments"].as_u64(),
+        Some(fragments as u64),
+        "{main}"
+    );
+    assert_eq!(main["reassembled"].as_u64(), Some(10), "{main}");
+    assert_eq!(main["reassembly_overlaps"].as_u64(), Some(1), "{main}");
     assert_eq!(counter(&s2, "replay_errors"), 1);
     assert_eq!(counter(&s2, "esp_auth_failures"), 1);
     assert_eq!(counter(&s2, "invalid_spi"), 1);

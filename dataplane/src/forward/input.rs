@@ -116,6 +116,11 @@ impl Forwarder {
             return self.forward(buf, target, h.ttl, at);
         }
         if h.fragment {
+            // ESP (raw or in UDP) or IKE that was fragmented on the way: put back together on
+            // the main lcore, then handled as if it had come whole.
+            if matches!(h.protocol, ipv4::PROTO_ESP | ipv4::PROTO_UDP) {
+                return self.punt_local(buf, Punt::Reassemble, from_wire);
+            }
             return self.drop(Stat::Fragments);
         }
         let ihl = h.header_len();

@@ -99,6 +99,9 @@ pub enum Punt {
     /// Too big for its tunnel, DF clear: cut into fragments of at most `mtu` before
     /// encryption (as Juniper's inline IPsec does), so that no outer fragment is ever sent.
     Fragment { mtu: u16 },
+    /// A fragment of ESP or UDP for us: the main lcore reassembles the datagram
+    /// (`reassembly`) and hands it back whole.
+    Reassemble,
 }
 
 impl Punt {
@@ -111,6 +114,7 @@ impl Punt {
             Punt::Local => 3,
             Punt::TooBig { mtu } => 4 | u32::from(mtu) << 8,
             Punt::Fragment { mtu } => 5 | u32::from(mtu) << 8,
+            Punt::Reassemble => 6,
         }
     }
 
@@ -126,6 +130,7 @@ impl Punt {
             5 => Some(Punt::Fragment {
                 mtu: (tag >> 8) as u16,
             }),
+            6 => Some(Punt::Reassemble),
             _ => None,
         }
     }

@@ -84,13 +84,14 @@ fn every_malformed_or_unroutable_frame_is_dropped_and_counted() {
     let mut l2_broadcast = good.clone();
     l2_broadcast[0..6].copy_from_slice(&[0xff; 6]);
     // A fragment of an ESP packet for us: we do not reassemble.
+    // A fragment for us of anything but ESP, ESP in UDP or IKE (those are reassembled).
     let mut frag = frame(
         GW1_LAN,
         HOST_A,
         "10.1.0.10",
         "10.1.0.1",
         64,
-        ipv4::PROTO_ESP,
+        ipv4::PROTO_ICMP,
         &[0; 40],
     );
     frag[14 + 6] = 0x20; // MF
@@ -337,6 +338,24 @@ fn tunnel_limits_sequence_exhaustion_mtu_and_selectors() {
     ipv4::Packet::new_checked(&mut no_df[14..])
         .unwrap()
         .fill_checksum();
+    // A fragment of ESP for us: to the main lcore, to be put back together (`reassembly`).
+    let mut esp_frag = frame(
+        GW1_WAN,
+        GW2_WAN,
+        "192.0.2.2",
+        "192.0.2.1",
+        64,
+        ipv4::PROTO_ESP,
+        &[0; 48],
+    );
+    esp_frag[14 + 6] = 0x20;
+    ipv4::Packet::new_checked(&mut esp_frag[14..])
+        .unwrap()
+        .fill_checksum();
+    assert_eq!(
+        run(&mut gw1, 1, &esp_frag).0,
+        Verdict::Punt(Punt::Reassemble)
+    );
     // Without DF, to the main lcore to be cut before encryption (`ipv4::fragment`).
     let (v, _) = run(&mut gw1, 0, &no_df);
     assert_eq!(v, Verdict::Punt(Punt::Fragment { mtu: 1446 }));
