@@ -282,6 +282,7 @@ pub fn mirror_gw_in(t: &TunnelPlan) -> Option<Result<OutboundSa, CryptoError>> {
         df: DfPolicy::Copy,
         dscp: Dscp::Copy,
         ttl: 64,
+        mtu: None,
     };
     let params = OutboundParams {
         // The gateway has already seen up to initial_seq: continue above it.

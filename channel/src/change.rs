@@ -82,6 +82,8 @@ pub struct TunnelSpec {
     pub dynamic: bool,
     /// TCP SYNs into and out of the tunnel have their MSS clamped to this.
     pub tcp_mss: Option<u16>,
+    /// The largest inner packet it carries; `None`: the egress MTU less the SA's overhead.
+    pub mtu: Option<u16>,
     /// NAT-T (RFC 3948): ESP in UDP between (local port, remote port).
     pub udp: Option<(u16, u16)>,
     pub df: DfPolicy,

@@ -37,6 +37,7 @@ pub fn changes(cfg: &Config) -> Vec<Change> {
             // `remote: "%any"`: a dial-up peer's, learned by IKE.
             dynamic: t.encap.remote.is_unspecified(),
             tcp_mss: cfg.tcp_mss_ipsec_vpn,
+            mtu: t.encap.mtu,
             udp: t.encap.udp,
             df: t.encap.df,
             dscp: t.encap.dscp,

@@ -83,6 +83,7 @@ pub(super) struct TunnelFile {
     pub df: DfPolicy,
     pub dscp: Option<DscpFile>,
     pub ttl: Option<u8>,
+    pub mtu: Option<u64>,
     pub traffic_selectors: Option<SelectorsFile>,
 }
 

@@ -40,6 +40,9 @@ pub struct TunnelEncap {
     pub df: channel::DfPolicy,
     pub dscp: channel::Dscp,
     pub ttl: u8,
+    /// The largest inner packet the tunnel carries (`tunnels[].mtu`); `None`: what the egress
+    /// interface's MTU leaves after this SA's overhead.
+    pub mtu: Option<u16>,
 }
 
 /// How large the dataplane's tables are. They never grow, so that a worker never rehashes

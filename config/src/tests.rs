@@ -98,6 +98,18 @@ fn the_tcp_mss_clamp_reaches_every_tunnel() {
 }
 
 #[test]
+fn a_tunnel_may_have_its_own_mtu() {
+    let mut v = example();
+    v["tunnels"][0]["mtu"] = 1400.into();
+    let c = parse(&v).unwrap();
+    assert_eq!(c.tunnels[0].encap.mtu, Some(1400));
+    for bad in [575, 9001] {
+        let e = error_of(|v| v["tunnels"][0]["mtu"] = bad.into());
+        assert_eq!(e.field, "tunnels[0].mtu", "{e}");
+    }
+}
+
+#[test]
 fn several_workers_and_anchor_groups() {
     let mut v = example();
     v["dataplane"]["workers"] = serde_json::json!([1, 2, 3]);

@@ -59,6 +59,13 @@ pub(super) fn tunnels(
             Some(DscpFile::Value(v)) if *v < 64 => Dscp::Set(*v),
             Some(_) => return err(field("dscp"), "\"copy\" or a number 0..63"),
         };
+        let mtu = match t.mtu {
+            None => None,
+            Some(m) => match u16::try_from(m) {
+                Ok(m) if (576..=9000).contains(&m) => Some(m),
+                _ => return err(field("mtu"), format!("{m} is outside 576..=9000")),
+            },
+        };
         let ttl = t.ttl.unwrap_or(DEFAULT_TUNNEL_TTL);
         if ttl == 0 {
             return err(field("ttl"), "must be at least 1");
@@ -90,6 +97,7 @@ pub(super) fn tunnels(
                 df: t.df,
                 dscp,
                 ttl,
+                mtu,
             },
             local_selectors,
             remote_selectors,

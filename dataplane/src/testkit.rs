@@ -35,6 +35,7 @@ pub fn tunnel(udp: Option<(u16, u16)>) -> TunnelEncap {
         df: DfPolicy::Copy,
         dscp: Dscp::Copy,
         ttl: 64,
+        mtu: None,
     }
 }
 
@@ -47,6 +48,7 @@ pub fn tunnel_spec(name: &str, local: Ipv4Addr, remote: Ipv4Addr) -> channel::Tu
         remote,
         dynamic: false,
         tcp_mss: None,
+        mtu: None,
         udp: None,
         df: DfPolicy::Copy,
         dscp: Dscp::Copy,

@@ -49,6 +49,7 @@ impl ControlState {
             df: spec.df,
             dscp: spec.dscp,
             ttl: spec.ttl,
+            mtu: spec.mtu,
         };
         if let Some(t) = self.tunnels.get(&spec.name) {
             if t.spec == spec {

@@ -36,10 +36,13 @@ pub fn outer_len(sa: &OutboundSa, inner_len: usize) -> usize {
 }
 
 /// The tunnel's MTU through this SA: the longest inner packet whose outer packet fits `mtu`
-/// (ESP pads the inner packet and its trailer to 4 bytes).
+/// (ESP pads the inner packet and its trailer to 4 bytes), or the tunnel's own `mtu` if that
+/// is less.
 pub fn tunnel_mtu(sa: &OutboundSa, mtu: usize) -> usize {
     let room = mtu.saturating_sub(overhead_front(sa) + ICV_LEN);
-    (room / 4 * 4).saturating_sub(TRAILER_LEN)
+    (room / 4 * 4)
+        .saturating_sub(TRAILER_LEN)
+        .min(sa.outer.inner_mtu())
 }
 
 /// Wraps the IPv4 packet that fills `buf` into outer IPv4 [+ UDP] + ESP, encrypting it in
@@ -79,7 +82,7 @@ pub fn prepare<B: PacketBuf>(
     let pad = esp::pad_len(inner_len);
     let tail = pad + TRAILER_LEN + ICV_LEN;
     let front = overhead_front(sa);
-    if front + inner_len + tail > mtu {
+    if front + inner_len + tail > mtu || inner_len > sa.outer.inner_mtu() {
         return Err(EncapError::ExceedsMtu);
     }
     // The outer packet's length must fit the 16 bits of its IPv4 header (and of an mbuf).

@@ -31,6 +31,8 @@ pub struct OuterTemplate {
     df_set: u8,
     /// Ones'-complement sum of the IPv4 header words that never change.
     fixed_sum: u32,
+    /// The tunnel's own MTU for inner packets (`tunnels[].mtu`); `u16::MAX`: none.
+    inner_mtu: u16,
 }
 
 impl OuterTemplate {
@@ -94,7 +96,14 @@ impl OuterTemplate {
             df_keep,
             df_set,
             fixed_sum,
+            inner_mtu: e.mtu.unwrap_or(u16::MAX),
         }
+    }
+
+    /// The tunnel's own MTU for inner packets; `u16::MAX`: none (the egress MTU decides).
+    #[inline(always)]
+    pub fn inner_mtu(&self) -> usize {
+        usize::from(self.inner_mtu)
     }
 
     /// The peer's address, as the template's destination.

@@ -554,3 +554,30 @@ fn tcp_syns_through_the_tunnel_have_their_mss_clamped() {
     let (_, got) = run(&mut plain, 1, &wire);
     assert_eq!(mss_of(&got), 1460);
 }
+
+/// `tunnels[].mtu`: the tunnel's own MTU, below what the egress interface would allow: a
+/// bigger packet is too big with that MTU (ICMP with DF, cut without), one that size passes;
+/// changed under the running SA, it applies at the next packet.
+#[test]
+fn a_tunnels_own_mtu_is_what_it_carries() {
+    let mut gw1 = gateway(true, false, |v| v["tunnels"][0]["mtu"] = 1300.into());
+    let (v, _) = run(&mut gw1, 0, &a_to_b(64, 1301 - 28));
+    assert_eq!(v, Verdict::Punt(Punt::TooBig { mtu: 1300 }));
+    let (v, _) = run(&mut gw1, 0, &a_to_b(64, 1300 - 28));
+    assert_eq!(v, Verdict::Tx(1));
+    let mut no_df = a_to_b(64, 1301 - 28);
+    no_df[14 + 6] = 0;
+    ipv4::Packet::new_checked(&mut no_df[14..])
+        .unwrap()
+        .fill_checksum();
+    assert_eq!(
+        run(&mut gw1, 0, &no_df).0,
+        Verdict::Punt(Punt::Fragment { mtu: 1300 })
+    );
+    // Lowered live: the SA stays, the next packet of 1300 is too big.
+    let mut t = crate::testkit::tunnel_spec("st0.0", ip("192.0.2.1"), ip("192.0.2.2"));
+    t.mtu = Some(1200);
+    gw1.change(channel::Change::SetTunnel(t)).unwrap();
+    let (v, _) = run(&mut gw1, 0, &a_to_b(64, 1300 - 28));
+    assert_eq!(v, Verdict::Punt(Punt::TooBig { mtu: 1200 }));
+}
