@@ -10,8 +10,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-/// Datagrams being put back together at most.
+/// Datagrams being put back together at most, and the bytes they may hold together (a flood
+/// of first fragments cannot take more memory than this).
 pub const MAX_DATAGRAMS: usize = 1024;
+pub const MAX_BYTES: usize = 8 << 20;
 /// How long the fragments of a datagram wait for the rest (Linux waits 30 s; a tunnel's
 /// traffic is retransmitted long before).
 pub const TIMEOUT: Duration = Duration::from_secs(2);
@@ -34,6 +36,8 @@ struct Partial {
     parts: BTreeMap<usize, Vec<u8>>,
     /// The data's length, once the last fragment came.
     total: Option<usize>,
+    /// Bytes held (its fragments' data).
+    held: usize,
 }
 
 /// The counters an operator reads.
@@ -51,6 +55,8 @@ pub struct ReassemblyStats {
 #[derive(Default)]
 pub struct Reassembler {
     pending: HashMap<Key, Partial>,
+    /// Bytes held by every pending datagram.
+    held: usize,
     pub stats: ReassemblyStats,
 }
 
@@ -81,17 +87,21 @@ impl Reassembler {
         // All but the last carry a multiple of 8 bytes, and the whole stays within 65535.
         if more && (data.is_empty() || data.len() % 8 != 0) {
             self.stats.malformed += 1;
-            self.pending.remove(&key);
+            self.forget(&key);
             return None;
         }
         if ihl + off + data.len() > MAX_DATAGRAM {
             self.stats.oversize += 1;
-            self.pending.remove(&key);
+            self.forget(&key);
             return None;
         }
-        if !self.pending.contains_key(&key) && self.pending.len() >= MAX_DATAGRAMS {
+        let full = |r: &Self| {
+            (!r.pending.contains_key(&key) && r.pending.len() >= MAX_DATAGRAMS)
+                || r.held + data.len() > MAX_BYTES
+        };
+        if full(self) {
             self.expire(now);
-            if self.pending.len() >= MAX_DATAGRAMS {
+            if full(self) {
                 self.stats.table_full += 1;
                 return None;
             }
@@ -101,6 +111,7 @@ impl Reassembler {
             header: None,
             parts: BTreeMap::new(),
             total: None,
+            held: 0,
         });
         let end = off + data.len();
         // An exact copy (a retransmission on the way) changes nothing; any other overlap
@@ -115,7 +126,7 @@ impl Reassembler {
             || d.total.is_some_and(|t| end > t || (!more && end != t));
         if overlaps {
             self.stats.overlaps += 1;
-            self.pending.remove(&key);
+            self.forget(&key);
             return None;
         }
         if !more {
@@ -125,6 +136,8 @@ impl Reassembler {
             d.header = packet.get(..ihl).map(<[u8]>::to_vec);
         }
         d.parts.insert(off, data.to_vec());
+        d.held += data.len();
+        self.held += data.len();
         let total = d.total?;
         let contiguous = d
             .parts
@@ -133,7 +146,7 @@ impl Reassembler {
         if contiguous != Some(total) {
             return None;
         }
-        let d = self.pending.remove(&key)?;
+        let d = self.forget(&key)?;
         let header = d.header?;
         let mut out = header;
         let hlen = out.len();
@@ -149,14 +162,33 @@ impl Reassembler {
         Some(out)
     }
 
+    /// Removes a pending datagram, and what it held from the total.
+    fn forget(&mut self, key: &Key) -> Option<Partial> {
+        let d = self.pending.remove(key)?;
+        self.held -= d.held;
+        Some(d)
+    }
+
     /// Forgets the datagrams whose time ran out; how many.
     pub fn expire(&mut self, now: Instant) -> usize {
         let before = self.pending.len();
-        self.pending
-            .retain(|_, d| now.saturating_duration_since(d.since) < TIMEOUT);
+        let mut freed = 0;
+        self.pending.retain(|_, d| {
+            let keep = now.saturating_duration_since(d.since) < TIMEOUT;
+            if !keep {
+                freed += d.held;
+            }
+            keep
+        });
+        self.held -= freed;
         let gone = before - self.pending.len();
         self.stats.timeouts += gone as u64;
         gone
+    }
+
+    /// Bytes held by the datagrams being put back together.
+    pub fn held(&self) -> usize {
+        self.held
     }
 
     pub fn pending(&self) -> usize {
@@ -265,9 +297,26 @@ mod tests {
         let f = pieces(&datagram(1200, 60000), 1000);
         assert!(r.add(&f[0], t).is_none());
         assert_eq!((r.stats.table_full, r.pending()), (1, MAX_DATAGRAMS));
+        assert_eq!(r.held(), MAX_DATAGRAMS * 976);
         // Once the old ones expire there is room again.
         let later = t + TIMEOUT;
         assert!(r.add(&f[0], later).is_none());
         assert!(r.add(&f[1], later).is_some());
+        assert_eq!((r.held(), r.pending()), (0, 0));
+    }
+
+    /// However few the datagrams, the bytes they hold are bounded.
+    #[test]
+    fn the_bytes_held_are_bounded() {
+        let t = Instant::now();
+        let mut r = Reassembler::default();
+        let mut ident = 0u16;
+        // Big first fragments (64 KiB datagrams cut at 9000 bytes) until the budget is used.
+        while r.stats.table_full == 0 {
+            let f = pieces(&datagram(60_000, ident), 9000);
+            r.add(&f[0], t);
+            ident += 1;
+        }
+        assert!(r.held() <= MAX_BYTES && r.pending() < MAX_DATAGRAMS);
     }
 }
