@@ -273,9 +273,14 @@ impl MainLcore {
         let Some(packet) = m.data().get(ethernet::HEADER_LEN..) else {
             return self.stats.prefragment_drops.inc();
         };
+        // It was routed once (its TTL lowered) and its fragments will be again: once counts.
+        let mut packet = packet.to_vec();
+        if let Some(ttl) = packet.get_mut(ipv4::field::TTL) {
+            *ttl = ttl.saturating_add(1);
+        }
         let mut made = Vec::new();
         let mut short = false;
-        let cut = ipv4::fragment(packet, usize::from(mtu), |f| {
+        let cut = ipv4::fragment(&packet, usize::from(mtu), |f| {
             let (Some(mut fm), Ok(len)) = (pool.alloc(), u16::try_from(f.len())) else {
                 short = true;
                 return;
