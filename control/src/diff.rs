@@ -1,7 +1,7 @@
 //! A commit applies the difference between the running configuration and the candidate, never
 //! the whole file: changing one route touches no SA, adding a tunnel moves no other.
 
-use channel::{Change, ObjectKey};
+use channel::{Change, Name, ObjectKey};
 use std::collections::BTreeMap;
 
 /// The changes that turn `running` into `candidate` (both as `config::changes` makes them):
@@ -16,21 +16,45 @@ pub fn diff(running: &[Change], candidate: &[Change]) -> Vec<Change> {
             .collect()
     };
     let (old, new) = (keyed(running), keyed(candidate));
+    // A tunnel whose SAs copied what changes in it (its selectors, ESP in UDP or not, our
+    // port) takes no change under them: its outbound SA (keyed by the tunnel, so never
+    // deleted by a new one) goes first and is set again after it. IKE's dial-up peer calling
+    // from behind a NAT, then without one, is such a change.
+    let rebuilt: Vec<Name> = candidate
+        .iter()
+        .filter_map(|c| match c {
+            Change::SetTunnel(t) => match old.get(&ObjectKey::Tunnel(t.name)).map(|&i| &running[i])
+            {
+                Some(Change::SetTunnel(o)) if copied(o) != copied(t) => Some(t.name),
+                _ => None,
+            },
+            _ => None,
+        })
+        .filter(|n| old.contains_key(&ObjectKey::OutboundSa(*n)))
+        .collect();
     // BTreeMap order is ObjectKey's order: routes, SAs, tunnels, neighbors, interfaces.
     let mut out: Vec<Change> = old
         .keys()
-        .filter(|k| !new.contains_key(k))
+        .filter(|k| {
+            !new.contains_key(k) || matches!(k, ObjectKey::OutboundSa(n) if rebuilt.contains(n))
+        })
         .map(|k| k.delete())
         .collect();
     for c in candidate {
         let Some(k) = ObjectKey::of_set(c) else {
             continue;
         };
-        if old.get(&k).map(|&i| &running[i]) != Some(c) {
+        let again = matches!(k, ObjectKey::OutboundSa(n) if rebuilt.contains(&n));
+        if again || old.get(&k).map(|&i| &running[i]) != Some(c) {
             out.push(c.clone());
         }
     }
     out
+}
+
+/// What a tunnel's SAs copy from it when they are made.
+fn copied(t: &channel::TunnelSpec) -> (&channel::Prefixes, &channel::Prefixes, Option<u16>) {
+    (&t.local_selectors, &t.remote_selectors, t.udp.map(|u| u.0))
 }
 
 #[cfg(test)]
@@ -63,5 +87,59 @@ mod tests {
         // The same prefix to another tunnel: one set, no delete.
         let moved = vec![route("10.1.0.0/16", "b"), route("10.3.0.0/16", "b")];
         assert_eq!(diff(&candidate, &moved), vec![route("10.1.0.0/16", "b")]);
+    }
+
+    /// A tunnel's selectors change under its outbound SA (a new IKE SA narrowed them): the
+    /// SA goes first, the tunnel changes, the SA is set again, so that the dataplane, which
+    /// refuses such a change under an SA, takes it.
+    #[test]
+    fn a_tunnel_changed_under_its_sa_gets_the_sa_again() {
+        let tunnel = |sel: &str| {
+            let mut t = channel::TunnelSpec {
+                name: Name::new("st0.0").unwrap(),
+                local: "192.0.2.1".parse().unwrap(),
+                remote: "192.0.2.2".parse().unwrap(),
+                dynamic: false,
+                tcp_mss: None,
+                mtu: None,
+                udp: None,
+                df: channel::DfPolicy::Copy,
+                dscp: channel::Dscp::Copy,
+                ttl: 64,
+                local_selectors: Default::default(),
+                remote_selectors: Default::default(),
+            };
+            t.remote_selectors.push(sel.parse().unwrap());
+            Change::SetTunnel(t)
+        };
+        let out = Change::SetOutboundSa(channel::OutboundSaSpec {
+            sa: channel::SaSpec {
+                tunnel: Name::new("st0.0").unwrap(),
+                spi: 0x1001,
+                keys: channel::KeyMaterial::new(channel::Algorithm::Aes128Gcm, &[7; 20]).unwrap(),
+                esn: false,
+                soft: Default::default(),
+                hard: Default::default(),
+            },
+            first_seq: 1,
+        });
+        let running = vec![tunnel("10.2.0.0/16"), out.clone()];
+        let candidate = vec![tunnel("10.2.0.0/24"), out.clone()];
+        assert_eq!(
+            diff(&running, &candidate),
+            vec![
+                Change::DeleteOutboundSa {
+                    tunnel: Name::new("st0.0").unwrap()
+                },
+                tunnel("10.2.0.0/24"),
+                out.clone(),
+            ]
+        );
+        // Anything else about the tunnel (its TTL) changes under the SA.
+        let mut ttl = tunnel("10.2.0.0/16");
+        if let Change::SetTunnel(t) = &mut ttl {
+            t.ttl = 9;
+        }
+        assert_eq!(diff(&running, &[ttl.clone(), out]), vec![ttl]);
     }
 }

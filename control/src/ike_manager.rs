@@ -491,9 +491,12 @@ impl IkeManager {
     /// Whether an IKE SA with `s`'s identities exists (RFC 7296 section 2.4: INITIAL_CONTACT
     /// only in the first).
     fn has_contact(&self, s: &Settings) -> bool {
-        self.sas
-            .values()
-            .any(|e| e.sa.state != State::Closed && same_identities(e.sa.settings(), s))
+        // A half-open responder SA is no contact: anyone can make one from the peer's address.
+        self.sas.values().any(|e| {
+            e.sa.state != State::Closed
+                && !(e.sa.role == Role::Responder && e.sa.state == State::Authenticating)
+                && same_identities(e.sa.settings(), s)
+        })
     }
 
     /// Starts VPN `vi` now, or at the next tick if another VPN's first IKE SA with the same
@@ -727,7 +730,9 @@ impl IkeManager {
         let mut contact: HashSet<(Id, Id)> = HashSet::new();
         let mut pending: HashSet<(Id, Id)> = HashSet::new();
         for e in self.sas.values() {
-            if e.sa.state == State::Closed {
+            if e.sa.state == State::Closed
+                || (e.sa.role == Role::Responder && e.sa.state == State::Authenticating)
+            {
                 continue;
             }
             let s = e.sa.settings();
@@ -896,13 +901,15 @@ impl IkeManager {
             .get(&vpn)
             .map(|s| s.iter().copied().filter(|&i| i != index).collect())
             .unwrap_or_default();
+        // Other VPNs' SAs only once established: one still being negotiated may be the peer's
+        // next, which its INITIAL_CONTACT does not mean.
         if initial_contact {
             let mine = self.sas.get(&index).map(|e| e.sa.settings().clone());
             if let Some(mine) = mine {
                 others.extend(self.sas.values().filter_map(|o| {
                     (o.index != index
                         && o.vpn != vpn
-                        && o.sa.state != State::Closed
+                        && o.sa.state == State::Established
                         && same_identities(o.sa.settings(), &mine))
                     .then_some(o.index)
                 }));

@@ -300,3 +300,75 @@ fn a_dial_up_peer_calls_in_from_any_address() {
     assert_eq!(p.b.view(p.now).len(), 1, "the old IKE SA is gone");
     assert_eq!(tunnel_remote(&p.b), Some((moved, true)));
 }
+
+/// Two dial-up peers on one address with the same selectors, told apart by their identities
+/// (each its own gateway and key): each gets its own VPN, whichever calls first.
+#[test]
+fn dial_up_peers_with_the_same_selectors_are_told_apart_by_identity() {
+    let now = Instant::now();
+    let gateways: Vec<serde_json::Value> = (0..2)
+        .map(|i| {
+            serde_json::json!({
+                "name": format!("branch{i}"), "local_address": "192.0.2.2", "remote_address": "%any",
+                "local_id": "b.example", "remote_id": format!("branch{i}.example"),
+                "psk": format!("key of branch {i}"), "proposals": ["aes128gcm16-prfsha256-x25519"],
+                "dpd": {"action": "none"}})
+        })
+        .collect();
+    let vpns: Vec<serde_json::Value> = (0..2)
+        .map(|i| {
+            serde_json::json!({
+                "name": format!("vpn{i}"), "gateway": format!("branch{i}"),
+                "bind_interface": format!("st0.{i}"),
+                "local_ts": ["10.2.0.0/24"], "remote_ts": ["10.1.0.0/24"]})
+        })
+        .collect();
+    let responder = serde_json::json!({
+        "dataplane": {"eal": [], "workers": [1]},
+        "interfaces": [{"name": "wan0", "port": 0, "address": "192.0.2.2/24"}],
+        "tunnels": [{"name": "st0.0", "local": "192.0.2.2", "remote": "%any"},
+                    {"name": "st0.1", "local": "192.0.2.2", "remote": "%any"}],
+        "ike": {"gateways": gateways, "vpns": vpns}
+    });
+    let branch = |i: u8| {
+        let addr = format!("192.0.2.{}", 10 + i);
+        let v = serde_json::json!({
+            "dataplane": {"eal": [], "workers": [1]},
+            "interfaces": [{"name": "wan0", "port": 0, "address": format!("{addr}/24")}],
+            "tunnels": [{"name": "st0.0", "local": addr, "remote": "192.0.2.2"}],
+            "ike": {
+                "gateways": [{"name": "hub", "local_address": addr, "remote_address": "192.0.2.2",
+                              "local_id": format!("branch{i}.example"), "remote_id": "b.example",
+                              "psk": format!("key of branch {i}"),
+                              "proposals": ["aes128gcm16-prfsha256-x25519"], "dpd": {"action": "none"}}],
+                "vpns": [{"name": "hub", "gateway": "hub", "bind_interface": "st0.0",
+                          "local_ts": ["10.1.0.0/24"], "remote_ts": ["10.2.0.0/24"]}],
+            }
+        });
+        config::Config::parse(&v.to_string()).unwrap()
+    };
+    let mut hub = IkeManager::default();
+    hub.configure(&config::Config::parse(&responder.to_string()).unwrap(), now);
+    // The second branch calls first: its VPN is vpn1, not the first that would fit.
+    for i in [1u8, 0] {
+        let mut p = Pair {
+            a: IkeManager::default(),
+            b: std::mem::take(&mut hub),
+            now,
+        };
+        p.a.configure(&branch(i), now);
+        p.run(300);
+        assert_eq!(up(&p.a, p.now).len(), 1, "branch {i}");
+        hub = p.b;
+    }
+    let mut vpns: Vec<String> = up(&hub, now).into_iter().map(|s| s.0).collect();
+    vpns.sort();
+    assert_eq!(vpns, ["vpn0", "vpn1"]);
+    let failures: u64 = hub
+        .state(now)
+        .gateways
+        .iter()
+        .flat_map(|g| g.failures.values())
+        .sum();
+    assert_eq!(failures, 0, "no branch was tried with the other's key");
+}

@@ -148,6 +148,11 @@ impl Reassembler {
         }
         let d = self.forget(&key)?;
         let header = d.header?;
+        // The first fragment's header may be longer than the one each piece was checked with.
+        if header.len() + total > MAX_DATAGRAM {
+            self.stats.oversize += 1;
+            return None;
+        }
         let mut out = header;
         let hlen = out.len();
         for x in d.parts.values() {

@@ -40,7 +40,7 @@ pub fn clamp_mss(segment: &mut [u8], mss: u16) -> Option<u16> {
                     return None;
                 }
                 if kind == OPT_MSS {
-                    if len != 4 {
+                    if len != 4 || i + 4 > options.len() {
                         return None;
                     }
                     break field::OPTIONS + i + 2;
@@ -57,7 +57,14 @@ pub fn clamp_mss(segment: &mut [u8], mss: u16) -> Option<u16> {
         .get_mut(at..at + 2)?
         .copy_from_slice(&mss.to_be_bytes());
     let sum = segment.get_mut(field::CHECKSUM)?;
-    let c = checksum::update(u16::from_be_bytes([sum[0], sum[1]]), old, mss);
+    // The checksum sums 16-bit words from the header's start: an MSS at an odd offset
+    // straddles two of them, which is the same sum with its bytes swapped (RFC 1071 2.B).
+    let (o, n) = if at % 2 == 0 {
+        (old, mss)
+    } else {
+        (old.swap_bytes(), mss.swap_bytes())
+    };
+    let c = checksum::update(u16::from_be_bytes([sum[0], sum[1]]), o, n);
     sum.copy_from_slice(&c.to_be_bytes());
     Some(mss)
 }
@@ -126,6 +133,16 @@ mod tests {
         let mut sa = segment(FLAG_SYN | 0x10, &[1, 1, 2, 4, 0x05, 0xb4, 1, 1]);
         assert_eq!(clamp_mss(&mut sa, 1000), Some(1000));
         assert_eq!(pseudo_sum(&sa), 0xffff);
+        // At an odd offset (after a window scale option): the checksum still right.
+        let mut odd = segment(FLAG_SYN, &[3, 3, 7, 2, 4, 0x05, 0xb4, 0]);
+        assert_eq!(clamp_mss(&mut odd, 1200), Some(1200));
+        assert_eq!(&odd[25..27], &1200u16.to_be_bytes());
+        assert_eq!(pseudo_sum(&odd), 0xffff);
+        // An MSS option running past the header: not touched.
+        let mut past = segment(FLAG_SYN, &[1, 1, 2, 4]);
+        let before = past.clone();
+        assert_eq!(clamp_mss(&mut past, 536), None);
+        assert_eq!(past, before);
     }
 
     #[test]

@@ -204,7 +204,10 @@ impl IkeSa {
             .iter_mut()
             .find(|c| c.sa.inbound_spi == inbound && !c.rekeyed)
         {
-            Some(c) => c.rekeyed = true,
+            Some(c) => {
+                c.rekeyed = true;
+                c.rekey_due = false;
+            }
             None => return false,
         }
         self.rekey_child_in(now, Some(inbound), None, spis);

@@ -243,7 +243,7 @@ struct Collision {
 /// the first whose selectors meet the proposal.
 pub struct Candidates {
     list: Vec<Arc<Settings>>,
-    exact: HashMap<(Vec<TrafficSelector>, Vec<TrafficSelector>), usize>,
+    exact: HashMap<(Id, Vec<TrafficSelector>, Vec<TrafficSelector>), usize>,
 }
 
 impl Candidates {
@@ -251,7 +251,7 @@ impl Candidates {
         let mut exact = HashMap::new();
         for (i, s) in list.iter().enumerate() {
             exact
-                .entry((s.remote_ts.clone(), s.local_ts.clone()))
+                .entry((s.remote_id.clone(), s.remote_ts.clone(), s.local_ts.clone()))
                 .or_insert(i);
         }
         Candidates { list, exact }
@@ -261,20 +261,26 @@ impl Candidates {
         self.list.first()
     }
 
-    /// Those to try for a proposal of `ts_i` and `ts_r`, best first; the first candidate
-    /// last (its answer, should nothing fit).
+    /// Those to try for a peer that says it is `id` and proposes `ts_i` and `ts_r`, best
+    /// first: its own VPNs (several dial-up peers share one address and may share selectors),
+    /// an exact match of selectors at once, else those whose selectors meet the proposal;
+    /// then its first VPN, else the first candidate (their answer, should nothing fit).
     fn for_proposal(
         &self,
+        id: Option<&Id>,
         ts_i: &[TrafficSelector],
         ts_r: &[TrafficSelector],
     ) -> Vec<Arc<Settings>> {
         let mut out = Vec::new();
-        if let Some(&i) = self.exact.get(&(ts_i.to_vec(), ts_r.to_vec())) {
+        let theirs = |s: &&Arc<Settings>| id.is_none_or(|id| s.remote_id == *id);
+        let exact = id.and_then(|id| self.exact.get(&(id.clone(), ts_i.to_vec(), ts_r.to_vec())));
+        if let Some(&i) = exact {
             out.extend(self.list.get(i).cloned());
         } else {
             out.extend(
                 self.list
                     .iter()
+                    .filter(theirs)
                     .filter(|s| {
                         !narrow(ts_i, &s.remote_ts).is_empty()
                             && !narrow(ts_r, &s.local_ts).is_empty()
@@ -283,7 +289,7 @@ impl Candidates {
                     .cloned(),
             );
         }
-        out.extend(self.first().cloned());
+        out.extend(self.list.iter().find(theirs).or(self.first()).cloned());
         out
     }
 }
@@ -312,8 +318,8 @@ pub struct IkeSa {
     next_id: u32,
     peer_next: u32,
     cached: Option<(u32, Vec<Vec<u8>>)>,
-    /// The fragments of the peer's message under way (RFC 7383).
-    reassembly: Option<fragment::Reassembly>,
+    /// The fragments of the peer's messages under way (RFC 7383): a request's, a response's.
+    reassembly: [Option<fragment::Reassembly>; 2],
     out: Option<Outstanding>,
     /// GCM IVs under our key (RFC 5282: never twice): IKE_AUTH used 1.
     iv: u64,
@@ -375,7 +381,7 @@ impl IkeSa {
             next_id: 0,
             peer_next: 0,
             cached: None,
-            reassembly: None,
+            reassembly: [None, None],
             out: None,
             iv: 2,
             children: Vec::new(),
@@ -747,7 +753,8 @@ impl IkeSa {
             self.stats.invalid += 1;
             return;
         }
-        match fragment::reassemble(&mut self.reassembly, bytes, &key) {
+        let slot = &mut self.reassembly[usize::from(h.flags.response)];
+        match fragment::reassemble(slot, bytes, &key) {
             Err(_) => self.stats.invalid += 1,
             Ok(None) => self.last_heard = self.last_heard.max(now),
             Ok(Some(m)) => {

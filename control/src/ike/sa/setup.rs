@@ -179,8 +179,12 @@ impl IkeSa {
         // The first of the candidate settings (the VPNs with this peer) whose selectors and
         // proposals suit the child; if none does, the first one's answer.
         let (ts_i, ts_r) = Self::proposed_selectors(&m);
+        let id = m.payloads.iter().find_map(|p| match p {
+            Payload::IdI(id) => Some(id),
+            _ => None,
+        });
         let tried = match self.candidates.take() {
-            Some(c) => c.for_proposal(&ts_i, &ts_r),
+            Some(c) => c.for_proposal(id, &ts_i, &ts_r),
             None => vec![self.settings.clone()],
         };
         let mut first = None;
