@@ -239,11 +239,13 @@ impl MainLcore {
         let Some(whole) = whole else {
             return;
         };
-        let (Some(mut out), Ok(len)) = (pool.alloc(), u16::try_from(whole.len())) else {
+        let Some(mut out) = pool.alloc() else {
             return self.stats.inject_drops.inc();
         };
-        let Some(dst) = out.append(len) else {
-            return self.stats.inject_drops.inc();
+        // Whole, it must fit one buffer (the pool's data room): beyond, too big for us.
+        let Some(dst) = u16::try_from(whole.len()).ok().and_then(|n| out.append(n)) else {
+            self.reassembly.stats.oversize += 1;
+            return self.publish_reassembly();
         };
         dst.copy_from_slice(&whole);
         out.set_port(INJECT_ROUTE);
