@@ -224,14 +224,18 @@ fn two_espgw_gateways_negotiate_rekey_and_survive_a_dead_peer() {
     assert_eq!(log_count(&ctl1, "IKE SA rekeyed"), 1);
     assert_eq!(log_count(&p("gw2.ctl.log"), "IKE SA rekeyed"), 1);
     assert_eq!((sent, got), (1400, 1400), "lost packets across rekeys");
-    // The volume rekeys came from soft limits; no SA ever reached its hard one.
+    // The volume rekeys came from soft limits (whichever side's came first: each child's is
+    // random on each side, and a child rekeyed by the peer never reaches ours); no SA ever
+    // reached its hard one.
+    let mut soft = 0;
     for g in ["gw1", "gw2"] {
         let (_, body) = http(&ns(g), "/v1/statistics", Some(token_text.trim()));
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         let e = &v["events"];
-        assert!(e["soft_lifetimes"].as_u64() >= Some(2), "{g}: {e}");
+        soft += e["soft_lifetimes"].as_u64().unwrap_or(0);
         assert_eq!(e["hard_lifetimes"], 0, "{g}: {e}");
     }
+    assert!(soft >= 2, "soft lifetime events: {soft}");
     let sas_after = cli(
         &ns("gw1"),
         &token,
