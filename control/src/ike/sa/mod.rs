@@ -15,7 +15,12 @@
 mod child;
 mod ike_rekey;
 mod informational;
+mod messages;
+mod settings;
 mod setup;
+mod timers;
+
+pub use settings::{Candidates, Retransmit, Settings};
 
 use super::create_child::{self, ChildConfig, Derive, Pending as ChildPending, Refused, PROTO_ESP};
 use super::fragment;
@@ -33,56 +38,6 @@ use std::time::{Duration, Instant};
 
 /// A NAT keepalive after this long without sending (RFC 3948 section 2.3 suggests 20 s).
 pub const NATT_KEEPALIVE: Duration = Duration::from_secs(20);
-
-/// What an IKE SA is configured with (one gateway and one VPN of the configuration).
-pub struct Settings {
-    pub ike: Vec<ProposalSpec>,
-    pub esp: Vec<ProposalSpec>,
-    pub psk: zeroize::Zeroizing<Vec<u8>>,
-    pub local_id: Id,
-    pub remote_id: Id,
-    pub local_ts: Vec<TrafficSelector>,
-    pub remote_ts: Vec<TrafficSelector>,
-    pub force_encap: bool,
-    /// IKE fragmentation (RFC 7383) offered and accepted, our fragments at most this big as
-    /// IP datagrams; `None`: not offered.
-    pub fragment_size: Option<u16>,
-    pub retransmit: Retransmit,
-    /// Check liveness after this long without a message from the peer; `None`: never.
-    pub dpd: Option<Duration>,
-    /// Liveness checks unanswered before the peer is dead.
-    pub dpd_threshold: u32,
-    /// Rekey a child this long after it was made.
-    pub child_rekey: Option<Duration>,
-    /// Rekey the IKE SA this long after it was made.
-    pub ike_rekey: Option<Duration>,
-    /// The IKE SA's hard lifetime: not rekeyed by then, it is deleted with its children (a
-    /// VPN that establishes immediately negotiates again).
-    pub ike_lifetime: Option<Duration>,
-    /// A child's hard lifetime by time: it goes then, rekeyed or not.
-    pub child_lifetime: Option<Duration>,
-    /// Keep a replaced inbound SA this long (packets the peer sent before it switched).
-    pub grace: Duration,
-}
-
-/// Retransmission (RFC 7296 section 2.1): `timeout * base^n` after the n-th send, `tries`
-/// sends in all (strongSwan's defaults: 4 s, 1.8, 5 + 1).
-#[derive(Debug, Clone, Copy)]
-pub struct Retransmit {
-    pub timeout: Duration,
-    pub base: f64,
-    pub tries: u32,
-}
-
-impl Default for Retransmit {
-    fn default() -> Self {
-        Retransmit {
-            timeout: Duration::from_secs(4),
-            base: 1.8,
-            tries: 6,
-        }
-    }
-}
 
 /// Where IKE goes between (after NAT-T, UDP 4500 on both sides).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,62 +191,6 @@ struct Collision {
     theirs: u32,
     /// The lower of that exchange's two nonces.
     nonce: Vec<u8>,
-}
-
-/// The settings a responder may take with one peer (the VPNs with it), shared by every SA
-/// it answers; IKE_AUTH picks one by the initiator's selectors: an exact match at once, else
-/// the first whose selectors meet the proposal.
-pub struct Candidates {
-    list: Vec<Arc<Settings>>,
-    exact: HashMap<(Id, Vec<TrafficSelector>, Vec<TrafficSelector>), usize>,
-}
-
-impl Candidates {
-    pub fn new(list: Vec<Arc<Settings>>) -> Candidates {
-        let mut exact = HashMap::new();
-        for (i, s) in list.iter().enumerate() {
-            exact
-                .entry((s.remote_id.clone(), s.remote_ts.clone(), s.local_ts.clone()))
-                .or_insert(i);
-        }
-        Candidates { list, exact }
-    }
-
-    fn first(&self) -> Option<&Arc<Settings>> {
-        self.list.first()
-    }
-
-    /// Those to try for a peer that says it is `id` and proposes `ts_i` and `ts_r`, best
-    /// first: its own VPNs (several dial-up peers share one address and may share selectors),
-    /// an exact match of selectors at once, else those whose selectors meet the proposal;
-    /// then its first VPN, else the first candidate (their answer, should nothing fit).
-    fn for_proposal(
-        &self,
-        id: Option<&Id>,
-        ts_i: &[TrafficSelector],
-        ts_r: &[TrafficSelector],
-    ) -> Vec<Arc<Settings>> {
-        let mut out = Vec::new();
-        let theirs = |s: &&Arc<Settings>| id.is_none_or(|id| s.remote_id == *id);
-        let exact = id.and_then(|id| self.exact.get(&(id.clone(), ts_i.to_vec(), ts_r.to_vec())));
-        if let Some(&i) = exact {
-            out.extend(self.list.get(i).cloned());
-        } else {
-            out.extend(
-                self.list
-                    .iter()
-                    .filter(theirs)
-                    .filter(|s| {
-                        !narrow(ts_i, &s.remote_ts).is_empty()
-                            && !narrow(ts_r, &s.local_ts).is_empty()
-                    })
-                    .take(8)
-                    .cloned(),
-            );
-        }
-        out.extend(self.list.iter().find(theirs).or(self.first()).cloned());
-        out
-    }
 }
 
 /// The SPIs the caller allocates for our inbound child SAs (unique across the gateway).
@@ -513,177 +412,10 @@ impl IkeSa {
         self.actions.drain(..)
     }
 
-    /// When `tick` next has something to do.
-    pub fn next_timer(&self) -> Option<Instant> {
-        let mut t = self.out.as_ref().map(|o| o.next);
-        let mut at = |x: Instant| t = Some(t.map_or(x, |t: Instant| t.min(x)));
-        if self.state == State::Established {
-            if let Some(d) = self.settings.dpd {
-                at(self.last_heard + d);
-                if let Some(o) = &self.out {
-                    at(o.first_sent + d * self.settings.dpd_threshold);
-                }
-            }
-            if let Some(t) = self.ike_rekey_due() {
-                at(t);
-            }
-            if let Some(t) = self.ike_expires() {
-                at(t);
-            }
-            if self.behind_nat {
-                at(self.last_sent + NATT_KEEPALIVE);
-            }
-            for c in &self.children {
-                if let Some(r) = c.retire_at {
-                    at(r);
-                }
-                if let (Some(k), false) = (self.settings.child_rekey, c.rekeyed) {
-                    at(c.made + self.rekey_after(k, c.jitter));
-                }
-                if c.rekey_due && !c.rekeyed {
-                    at(c.made);
-                }
-                if let (Some(l), None) = (self.settings.child_lifetime, c.retire_at) {
-                    at(c.made + l);
-                }
-            }
-        }
-        t
-    }
-
     /// Something arrived from the peer's side without IKE (its ESP, per the dataplane's
     /// counters): the peer is alive, no DPD needed.
     pub fn heard(&mut self, now: Instant) {
         self.last_heard = self.last_heard.max(now);
-    }
-
-    fn our_key(&self) -> Result<sk::SkKey, SkError> {
-        match &self.done {
-            Some(d) => d.keys.sk(self.role == Role::Initiator),
-            None => Err(SkError::NotEncrypted),
-        }
-    }
-
-    fn peer_key(&self) -> Result<sk::SkKey, SkError> {
-        match &self.done {
-            Some(d) => d.keys.sk(self.role != Role::Initiator),
-            None => Err(SkError::NotEncrypted),
-        }
-    }
-
-    /// The message with its Encrypted payload checked and opened under the peer's key.
-    fn open(&self, bytes: &[u8]) -> Option<Message> {
-        sk::open(bytes, &self.peer_key().ok()?).ok()
-    }
-
-    /// An encrypted message of the peer's, opened (and checked) if it is not yet.
-    fn open_incoming(&self, body: Incoming<'_>) -> Option<Message> {
-        match body {
-            Incoming::Whole(bytes) => self.open(bytes),
-            Incoming::Reassembled(m) => Some(m),
-        }
-    }
-
-    /// The largest IKE message we send whole, once both sides agreed to IKE fragmentation:
-    /// the fragment size less the IP and UDP headers and the non-ESP marker.
-    fn fragment_max(&self) -> Option<usize> {
-        let agreed = self.fragmentation();
-        let size = usize::from(self.settings.fragment_size.filter(|_| agreed)?);
-        Some(size.saturating_sub(fragment::IP_UDP_MARKER))
-    }
-
-    /// A message sealed whole elsewhere (IKE_AUTH), in fragments if it is too big.
-    fn outgoing(&mut self, whole: Vec<u8>) -> Vec<Vec<u8>> {
-        let Some(max) = self.fragment_max().filter(|&m| whole.len() > m) else {
-            return vec![whole];
-        };
-        let Ok(key) = self.our_key() else {
-            return vec![whole];
-        };
-        let sealed = sk::open(&whole, &key).and_then(|m| {
-            fragment::seal(
-                &m.header,
-                &m.payloads,
-                &key,
-                &mut self.iv,
-                &self.rng,
-                Some(max),
-            )
-        });
-        match sealed {
-            Ok(frags) => {
-                self.stats.fragmented += 1;
-                frags
-            }
-            Err(_) => vec![whole],
-        }
-    }
-
-    /// Sends `datagrams` (a message or its fragments) along `path`.
-    fn send_all(&mut self, path: Path, datagrams: &[Vec<u8>]) {
-        for bytes in datagrams {
-            self.actions.push_back(Action::Send {
-                path,
-                bytes: bytes.clone(),
-            });
-        }
-    }
-
-    fn header(&self, exchange: Exchange, id: u32, response: bool) -> Header {
-        Header {
-            initiator_spi: self.spi_i,
-            responder_spi: self.spi_r,
-            exchange,
-            flags: Flags {
-                initiator: self.role == Role::Initiator,
-                response,
-                ..Default::default()
-            },
-            message_id: id,
-        }
-    }
-
-    /// Encrypts `inner` under our key: one datagram, or its fragments (RFC 7383) when both
-    /// sides agreed to them and it is too big.
-    fn seal(
-        &mut self,
-        exchange: Exchange,
-        id: u32,
-        response: bool,
-        inner: &[Payload],
-    ) -> Option<Vec<Vec<u8>>> {
-        let key = self.our_key().ok()?;
-        let h = self.header(exchange, id, response);
-        let max = self.fragment_max();
-        let out = fragment::seal(&h, inner, &key, &mut self.iv, &self.rng, max).ok()?;
-        if out.len() > 1 {
-            self.stats.fragmented += 1;
-        }
-        Some(out)
-    }
-
-    fn send_request(&mut self, now: Instant, id: u32, bytes: Vec<Vec<u8>>, what: Asking) {
-        self.last_sent = now;
-        self.send_all(self.path, &bytes);
-        // A liveness check is sent again each interval, `threshold` times in all (Junos'
-        // `dead-peer-detection interval N threshold M`); everything else backs off.
-        let schedule = match (&what, self.settings.dpd) {
-            (Asking::Liveness, Some(d)) => Retransmit {
-                timeout: d,
-                base: 1.0,
-                tries: self.settings.dpd_threshold,
-            },
-            _ => self.settings.retransmit,
-        };
-        self.out = Some(Outstanding {
-            id,
-            bytes,
-            sends: 1,
-            next: now + schedule.timeout,
-            first_sent: now,
-            schedule,
-            what,
-        });
     }
 
     fn close(&mut self, why: Close) {
@@ -715,56 +447,6 @@ impl IkeSa {
             self.handle_response(now, path, h, Incoming::Whole(bytes), spis);
         } else {
             self.handle_request(now, path, Incoming::Whole(bytes), h, spis);
-        }
-    }
-
-    /// A fragment (RFC 7383) of the message due from the peer: kept once it verifies; the
-    /// message handled once whole. A fragment of a request already answered sends the
-    /// answer again (on its first fragment, so once per retransmission).
-    fn fragment_in(
-        &mut self,
-        now: Instant,
-        path: Path,
-        bytes: &[u8],
-        h: Header,
-        spis: &mut dyn SpiSource,
-    ) {
-        let agreed = self.fragmentation();
-        let due = if h.flags.response {
-            self.out.as_ref().is_some_and(|o| o.id == h.message_id)
-        } else {
-            if let Some((id, resp)) = &self.cached {
-                if *id == h.message_id {
-                    if is_first_fragment(bytes) {
-                        let resp = resp.clone();
-                        self.stats.duplicates_answered += 1;
-                        self.send_all(path, &resp);
-                    }
-                    return;
-                }
-            }
-            h.message_id == self.peer_next
-        };
-        let Ok(key) = self.peer_key() else {
-            self.stats.invalid += 1;
-            return;
-        };
-        if !agreed || !due {
-            self.stats.invalid += 1;
-            return;
-        }
-        let slot = &mut self.reassembly[usize::from(h.flags.response)];
-        match fragment::reassemble(slot, bytes, &key) {
-            Err(_) => self.stats.invalid += 1,
-            Ok(None) => self.last_heard = self.last_heard.max(now),
-            Ok(Some(m)) => {
-                self.stats.reassembled += 1;
-                if h.flags.response {
-                    self.handle_response(now, path, h, Incoming::Reassembled(m), spis);
-                } else {
-                    self.handle_request(now, path, Incoming::Reassembled(m), h, spis);
-                }
-            }
         }
     }
 
@@ -928,26 +610,6 @@ impl IkeSa {
         }
     }
 
-    /// When this IKE SA reaches its hard lifetime (none once a successor took over).
-    fn ike_expires(&self) -> Option<Instant> {
-        if self.succeeded {
-            return None;
-        }
-        Some(self.established_at? + self.settings.ike_lifetime?)
-    }
-
-    /// When this IKE SA is to be rekeyed (its initiator first, as for children).
-    fn ike_rekey_due(&self) -> Option<Instant> {
-        if self.succeeded {
-            return None;
-        }
-        if let Some(t) = self.rekey_ike_at {
-            return Some(t);
-        }
-        let k = self.settings.ike_rekey?;
-        Some(self.established_at? + self.rekey_after(k, 0.0))
-    }
-
     /// Whether a request of ours is waiting for its answer.
     pub fn busy(&self) -> bool {
         self.out.is_some()
@@ -958,109 +620,15 @@ impl IkeSa {
     pub fn abandon(&mut self) {
         self.close(Close::Deleted);
     }
-
-    /// Timers: retransmission, liveness, child rekeys and the end of replaced inbound SAs.
-    pub fn tick(&mut self, now: Instant, spis: &mut dyn SpiSource) {
-        // With DPD, any request unanswered (and nothing else heard) for interval x threshold
-        // means a dead peer, whatever the request's own schedule (a rekey backs off longer).
-        if let (Some(o), Some(d), State::Established) = (&self.out, self.settings.dpd, self.state) {
-            let limit = d * self.settings.dpd_threshold;
-            if now >= o.first_sent + limit && now >= self.last_heard + limit {
-                return self.close(Close::Timeout);
-            }
-        }
-        if let Some(o) = &mut self.out {
-            if now >= o.next {
-                let r = o.schedule;
-                if o.sends >= r.tries {
-                    let deleting = self.state == State::Deleting;
-                    return self.close(if deleting {
-                        Close::Deleted
-                    } else {
-                        Close::Timeout
-                    });
-                }
-                o.sends += 1;
-                o.next = now + r.timeout.mul_f64(r.base.powi(o.sends as i32 - 1));
-                self.stats.retransmits += 1;
-                let bytes = o.bytes.clone();
-                self.send_all(self.path, &bytes);
-            }
-        }
-        if self.state != State::Established {
-            return;
-        }
-        // RFC 3948 section 2.3: one 0xff byte on the NAT-T port every 20 s of silence keeps
-        // the NAT's mapping (and so the peer's way to us) open.
-        if self.behind_nat && now >= self.last_sent + NATT_KEEPALIVE {
-            self.last_sent = now;
-            self.stats.keepalives += 1;
-            self.actions.push_back(Action::Send {
-                path: self.path,
-                bytes: vec![0xff],
-            });
-        }
-        if self.ike_expires().is_some_and(|t| now >= t) {
-            self.stats.expired = true;
-            return self.delete(now);
-        }
-        let before = self.children.len();
-        self.children
-            .retain(|c| c.retire_at.is_none_or(|t| now < t));
-        // A child at the end of its hard lifetime (its rekey never came through) goes; the
-        // peer is told when nothing else is out.
-        let expired: Vec<u32> = match self.settings.child_lifetime {
-            Some(l) => self
-                .children
-                .iter()
-                .filter(|c| c.retire_at.is_none() && now >= c.made + l)
-                .map(|c| c.sa.inbound_spi)
-                .collect(),
-            None => Vec::new(),
-        };
-        self.children
-            .retain(|c| !expired.contains(&c.sa.inbound_spi));
-        if self.children.len() != before {
-            self.actions.push_back(Action::Children);
-        }
-        if let (Some(&spi), None) = (expired.first(), &self.out) {
-            self.delete_child(now, spi);
-        }
-        if self.out.is_some() {
-            return;
-        }
-        if self.ike_rekey_due().is_some_and(|t| now >= t) {
-            self.rekey_ike_at = None;
-            if self.rekey_ike(now) {
-                return;
-            }
-        }
-        let due = |c: &ChildSa| {
-            c.rekey_due
-                || self
-                    .settings
-                    .child_rekey
-                    .is_some_and(|k| now >= c.made + self.rekey_after(k, c.jitter))
-        };
-        if let Some(c) = self
-            .children
-            .iter()
-            .find(|c| !c.rekeyed && c.retire_at.is_none() && due(c))
-        {
-            let spi = c.sa.inbound_spi;
-            self.rekey_child(now, spi, spis);
-            return;
-        }
-        if let Some(d) = self.settings.dpd {
-            if now >= self.last_heard + d {
-                self.stats.dpd_sent += 1;
-                self.informational_request(now, &[], Asking::Liveness);
-            }
-        }
-    }
 }
 
-/// The IKE_AUTH settings of an SA (`esp` without DH groups: IKE_AUTH makes no PFS child).
+/// The ESP proposals IKE_AUTH offers or accepts: without DH groups (its child has no DH of
+/// its own, RFC 7296 section 1.2; PFS applies from the first rekey).
+fn auth_esp(s: &Settings) -> Vec<ProposalSpec> {
+    s.esp.iter().map(ProposalSpec::without_dh).collect()
+}
+
+/// The IKE_AUTH settings of an SA (`esp` from `auth_esp`).
 fn auth_config<'a>(
     s: &'a Settings,
     esp: &'a [ProposalSpec],

@@ -84,13 +84,8 @@ impl IkeSa {
         self.done = Some(done);
         self.state = State::Authenticating;
         let spi = spis.next_spi();
-        let esp: Vec<ProposalSpec> = self
-            .settings
-            .esp
-            .iter()
-            .map(ProposalSpec::without_dh)
-            .collect();
         let settings = self.settings.clone();
+        let esp = auth_esp(&settings);
         let cfg = auth_config(&settings, &esp, self.send_initial_contact);
         let Some(d) = &self.done else { return };
         match ike_auth::request(d, &cfg, spi) {
@@ -123,13 +118,8 @@ impl IkeSa {
         };
         self.stats.exchanges += 1;
         let spi = self.pending_spi.take().unwrap_or_default();
-        let esp: Vec<ProposalSpec> = self
-            .settings
-            .esp
-            .iter()
-            .map(ProposalSpec::without_dh)
-            .collect();
         let settings = self.settings.clone();
+        let esp = auth_esp(&settings);
         let cfg = auth_config(&settings, &esp, self.send_initial_contact);
         let Some(d) = &self.done else { return };
         match ike_auth::complete(d, &cfg, &m, spi) {
@@ -148,15 +138,6 @@ impl IkeSa {
                         self.delete(now);
                     }
                 }
-            }
-            Err(AuthError::Sk(_)) => {
-                // Not from the peer (or mangled): wait for the real answer.
-                self.stats.invalid += 1;
-                self.out = Some(Outstanding {
-                    what: Asking::Auth,
-                    ..out
-                });
-                self.pending_spi = Some(spi);
             }
             Err(e) => self.close(Close::Failed(e.to_string())),
         }
@@ -190,7 +171,7 @@ impl IkeSa {
         let mut first = None;
         let mut chosen = None;
         for s in &tried {
-            let esp: Vec<ProposalSpec> = s.esp.iter().map(ProposalSpec::without_dh).collect();
+            let esp = auth_esp(s);
             let r = ike_auth::respond(d, &auth_config(s, &esp, false), &m, spi);
             if matches!(&r, Ok(a) if a.child.is_ok()) {
                 chosen = Some((s.clone(), r));

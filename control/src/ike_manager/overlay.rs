@@ -1,0 +1,77 @@
+//! What IKE negotiated, laid over the configuration's changes for the dataplane.
+
+use super::*;
+
+impl IkeManager {
+    /// The configuration's changes with what IKE negotiated laid over them: each bound
+    /// tunnel's NAT-T ports and selectors from its IKE SA, its SAs from the children.
+    pub fn overlay(&self, changes: &mut Vec<Change>) {
+        for e in self.sas.values() {
+            if e.sa.state != State::Established || e.sa.children().is_empty() {
+                continue;
+            }
+            let Some(v) = self.vpn(&e.vpn) else {
+                continue;
+            };
+            let first = &e.sa.children()[0].sa;
+            for c in changes.iter_mut() {
+                if let Change::SetTunnel(t) = c {
+                    if t.name == v.tunnel {
+                        // A dial-up peer is where its IKE SA is.
+                        if t.dynamic {
+                            t.remote = *e.sa.path.remote.ip();
+                        }
+                        t.udp =
+                            e.sa.nat
+                                .then(|| (channel::NATT_PORT, e.sa.path.remote.port()));
+                        t.local_selectors = prefixes(&first.local_ts)
+                            .into_iter()
+                            .take(channel::MAX_SELECTORS)
+                            .collect();
+                        t.remote_selectors = prefixes(&first.remote_ts)
+                            .into_iter()
+                            .take(channel::MAX_SELECTORS)
+                            .collect();
+                    }
+                }
+            }
+            for c in e.sa.children() {
+                let alg = if c.sa.outbound_key.len() == 20 {
+                    Algorithm::Aes128Gcm
+                } else {
+                    Algorithm::Aes256Gcm
+                };
+                // The dataplane's soft event (bytes, packets) starts the rekey well before
+                // the hard limit stops the SA.
+                let share = |n: Option<u64>| n.map(|n| (n as f64 * c.soft_share()).max(1.0) as u64);
+                let soft = Lifetime {
+                    packets: share(v.hard.packets),
+                    bytes: share(v.hard.bytes),
+                };
+                let spec = |spi: u32, key: &[u8]| {
+                    KeyMaterial::new(alg, key).ok().map(|keys| SaSpec {
+                        tunnel: v.tunnel,
+                        spi,
+                        keys,
+                        esn: c.sa.esn,
+                        soft,
+                        hard: v.hard,
+                    })
+                };
+                if let Some(sa) = spec(c.sa.inbound_spi, &c.sa.inbound_key) {
+                    changes.push(Change::SetInboundSa(InboundSaSpec {
+                        sa,
+                        replay_window: REPLAY_WINDOW,
+                        highest_seen: 0,
+                        idle_after: None,
+                    }));
+                }
+                if c.outbound {
+                    if let Some(sa) = spec(c.sa.outbound_spi, &c.sa.outbound_key) {
+                        changes.push(Change::SetOutboundSa(OutboundSaSpec { sa, first_seq: 1 }));
+                    }
+                }
+            }
+        }
+    }
+}
