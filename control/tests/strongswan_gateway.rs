@@ -66,6 +66,14 @@ impl Drop for Charon {
     }
 }
 
+/// Host a (ARP resolved first) reaches host b through the tunnel within 5 s.
+fn a_reaches_b(a: &str) -> bool {
+    ping(a, "10.1.0.10", "10.1.0.1", 1, "0.2");
+    until(Duration::from_secs(5), || {
+        ping(a, "10.1.0.10", "10.2.0.10", 1, "0.2") == (1, 1)
+    })
+}
+
 fn until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + limit;
     while Instant::now() < end {
@@ -302,19 +310,7 @@ fn case(tag: &str, ike: &str, esp: &str, espgw_initiates: bool, rekey: bool) {
         charon_log.contains("selected proposal: ESP:") && charon_log.contains("/NO_EXT_SEQ"),
         "no ESN with libipsec: {charon_log}"
     );
-    // ARP, then traffic both ways.
-    ping(&ns("a"), "10.1.0.10", "10.1.0.1", 1, "0.2");
-    assert!(
-        until(Duration::from_secs(5), || ping(
-            &ns("a"),
-            "10.1.0.10",
-            "10.2.0.10",
-            1,
-            "0.2"
-        ) == (1, 1)),
-        "a -> b: {}",
-        logs()
-    );
+    assert!(a_reaches_b(&ns("a")), "a -> b: {}", logs());
     assert_eq!(
         ping(&ns("a"), "10.1.0.10", "10.2.0.10", 50, "0.02"),
         (50, 50)
@@ -634,18 +630,7 @@ fn ike_fragments_both_ways_across_pfs_rekeys() {
         "no child SA: {}",
         lab.logs()
     );
-    ping(&ns("a"), "10.1.0.10", "10.1.0.1", 1, "0.2");
-    assert!(
-        until(Duration::from_secs(5), || ping(
-            &ns("a"),
-            "10.1.0.10",
-            "10.2.0.10",
-            1,
-            "0.2"
-        ) == (1, 1)),
-        "a -> b: {}",
-        lab.logs()
-    );
+    assert!(a_reaches_b(&ns("a")), "a -> b: {}", lab.logs());
     // Across the first rekey (8 s after the child was made): nothing lost.
     assert_eq!(
         ping(&ns("a"), "10.1.0.10", "10.2.0.10", 1000, "0.01"),
@@ -724,18 +709,7 @@ fn a_dead_strongswan_is_found_by_dpd_and_the_tunnel_comes_back_with_it() {
         "no IKE SA: {}",
         lab.logs()
     );
-    ping(&ns("a"), "10.1.0.10", "10.1.0.1", 1, "0.2");
-    assert!(
-        until(Duration::from_secs(5), || ping(
-            &ns("a"),
-            "10.1.0.10",
-            "10.2.0.10",
-            1,
-            "0.2"
-        ) == (1, 1)),
-        "a -> b: {}",
-        lab.logs()
-    );
+    assert!(a_reaches_b(&ns("a")), "a -> b: {}", lab.logs());
     lab.kill_charon(false);
     let died = Instant::now();
     assert!(
@@ -774,13 +748,7 @@ fn a_dead_strongswan_is_found_by_dpd_and_the_tunnel_comes_back_with_it() {
         lab.logs()
     );
     assert!(
-        until(Duration::from_secs(5), || ping(
-            &ns("a"),
-            "10.1.0.10",
-            "10.2.0.10",
-            1,
-            "0.2"
-        ) == (1, 1)),
+        a_reaches_b(&ns("a")),
         "a -> b after charon's restart: {}",
         lab.logs()
     );
@@ -838,15 +806,8 @@ fn a_restarted_strongswan_says_initial_contact_and_replaces_the_old_sas() {
     // Everything IKE knows is the new SA.
     let all = lab.cli(&["show", "security", "ike", "security-associations"]);
     assert_eq!(all.lines().count(), 2, "{all}");
-    ping(&ns("a"), "10.1.0.10", "10.1.0.1", 1, "0.2");
     assert!(
-        until(Duration::from_secs(5), || ping(
-            &ns("a"),
-            "10.1.0.10",
-            "10.2.0.10",
-            1,
-            "0.2"
-        ) == (1, 1)),
+        a_reaches_b(&ns("a")),
         "a -> b on the new SAs: {}",
         lab.logs()
     );
