@@ -237,6 +237,7 @@ fn bench(c: &mut Criterion) {
             encap(&mut sa, &mut pkt).unwrap();
             let params = InboundParams {
                 tunnel: 0,
+                tcp_mss: 0,
                 spi: 0x1001,
                 esn: false,
                 local: testkit::tunnel(None).local,

@@ -251,6 +251,7 @@ pub fn mirror_gw_out(t: &TunnelPlan) -> Option<Result<InboundSa, CryptoError>> {
     let sa = t.gw_out.as_ref()?;
     let params = InboundParams {
         tunnel: 0,
+        tcp_mss: 0,
         spi: sa.spi,
         esn: sa.esn,
         local: t.encap.remote,

@@ -252,6 +252,7 @@ mod tests {
             .copy_from_slice(&[2, 0, 0, 0, 2, 2, 2, 0, 0, 0, 2, 1, 8, 0]);
         let p = InboundParams {
             tunnel: 0,
+            tcp_mss: 0,
             spi: 0x100000,
             esn: false,
             local: tunnel.remote,

@@ -381,8 +381,10 @@ pub struct InboundSa {
     pub crypto: SaCrypto,
     /// Our address the SA's packets must be sent to.
     pub local: Ipv4Addr,
-    /// Its tunnel (the MSS clamp of its decrypted TCP SYNs).
+    /// Its tunnel, and that tunnel's MSS clamp for the TCP SYNs it decrypts (0: none), kept
+    /// here so that decryption reads no other line for it.
     pub tunnel: crate::forward::TunnelId,
+    pub tcp_mss: u16,
     /// Expect ESP in UDP (NAT-T) rather than raw ESP.
     pub udp_encap: bool,
     /// The hard lifetime is reached: every packet is dropped.
@@ -403,8 +405,10 @@ pub struct InboundSa {
 /// What an inbound SA is built from, besides its keys and window.
 #[derive(Debug, Clone)]
 pub struct InboundParams {
-    /// The tunnel it belongs to (what its decrypted packets came through).
+    /// The tunnel it belongs to (what its decrypted packets came through), and its MSS clamp
+    /// (0: none).
     pub tunnel: crate::forward::TunnelId,
+    pub tcp_mss: u16,
     pub spi: u32,
     pub esn: bool,
     pub local: Ipv4Addr,
@@ -429,6 +433,7 @@ impl InboundSa {
             crypto: SaCrypto::new(p.spi, p.esn, keys, Op::Open, backend)?,
             local: p.local,
             tunnel: p.tunnel,
+            tcp_mss: p.tcp_mss,
             udp_encap: p.udp_encap,
             expired: false,
             events: EventFlags::default(),

@@ -23,6 +23,7 @@ use std::sync::Arc;
 fn inbound(km: &KeyMaterial, esn: bool, udp: bool, top: u64, backend: &Backend) -> InboundSa {
     let p = InboundParams {
         tunnel: 0,
+        tcp_mss: 0,
         spi: 0x1001,
         esn,
         local: Ipv4Addr::new(192, 0, 2, 2),

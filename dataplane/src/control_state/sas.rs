@@ -146,8 +146,15 @@ impl ControlState {
             tunnel, spi, esn, ..
         } = spec.sa;
         let what = format!("inbound SA {spi:#x}");
-        let (id, owner, group, encap, selectors) = match self.tunnels.get(&tunnel) {
-            Some(t) => (t.id, t.owner, t.group, t.encap, t.selectors.clone()),
+        let (id, owner, group, encap, selectors, tcp_mss) = match self.tunnels.get(&tunnel) {
+            Some(t) => (
+                t.id,
+                t.owner,
+                t.group,
+                t.encap,
+                t.selectors.clone(),
+                t.spec.tcp_mss.unwrap_or(0),
+            ),
             None => return refuse(what, format!("no tunnel named {tunnel}")),
         };
         check_sa(&what, &spec.sa)?;
@@ -183,6 +190,7 @@ impl ControlState {
         };
         let params = InboundParams {
             tunnel: id,
+            tcp_mss,
             spi,
             esn,
             local: encap.local,

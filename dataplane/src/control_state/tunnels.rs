@@ -88,6 +88,16 @@ impl ControlState {
                     owner,
                     tcp_mss,
                 });
+                if !spis.is_empty() {
+                    self.send(
+                        g,
+                        owner,
+                        Cmd::SetInboundMss {
+                            tunnel: id,
+                            tcp_mss,
+                        },
+                    );
+                }
             }
             self.natt(old, spec.udp, g);
             if spec.remote != old_remote {

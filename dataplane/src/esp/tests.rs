@@ -28,6 +28,7 @@ fn outbound_from(alg: Algorithm, esn: bool, t: TunnelEncap, first_seq: u64) -> O
 fn inbound(alg: Algorithm, esn: bool, udp: bool, window: u32) -> InboundSa {
     let p = InboundParams {
         tunnel: 0,
+        tcp_mss: 0,
         spi: 0x1001,
         esn,
         local: Ipv4Addr::new(192, 0, 2, 2),

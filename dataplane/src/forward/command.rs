@@ -56,6 +56,12 @@ pub enum WorkerCommand {
     RemoveOutbound {
         tunnel: TunnelId,
     },
+    /// On the tunnel's owner: its inbound SAs' MSS clamp changed (the tunnel's, which went to
+    /// every worker in `SetTunnel`).
+    SetInboundMss {
+        tunnel: TunnelId,
+        tcp_mss: u16,
+    },
     /// On the tunnel's owner: its outbound SA's outer headers rebuilt for the tunnel's new
     /// NAT-T ports or dial-up peer (RFC 7296 section 2.23: the peer is now elsewhere, behind
     /// its NAT); keys, sequence numbers and counters go on.

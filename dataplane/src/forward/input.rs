@@ -280,7 +280,7 @@ impl Forwarder {
         let Some(sa) = self.tables.inbound_mut(job.sa) else {
             return self.drop(Stat::InvalidSpi);
         };
-        let tunnel = sa.tunnel;
+        let mss = sa.tcp_mss;
         let inner = match esp::decap::finish(sa, buf, usize::from(job.esp_off), seq) {
             Ok(h) => h,
             Err(e) => return self.decap_failed(job.sa, e),
@@ -292,11 +292,6 @@ impl Forwarder {
         }
         self.stats.inc(Stat::DecryptedPackets);
         self.stats.add(Stat::DecryptedBytes, buf.len() as u64);
-        let mss = self
-            .tables
-            .tunnels
-            .get(tunnel as usize)
-            .map_or(0, |t| t.tcp_mss);
         if mss != 0 {
             super::output::clamp_mss(buf, mss);
         }

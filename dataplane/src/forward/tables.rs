@@ -260,6 +260,13 @@ impl Tables {
                     self.sas -= 1;
                 }
             }
+            SetInboundMss { tunnel, tcp_mss } => {
+                for sa in self.inbound.iter_mut().flatten() {
+                    if sa.tunnel == tunnel {
+                        sa.tcp_mss = tcp_mss;
+                    }
+                }
+            }
             Reencap { tunnel, encap } => {
                 let t = self.tunnel_slot(tunnel)?;
                 if let Some(sa) = t.sa.as_mut() {

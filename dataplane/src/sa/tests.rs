@@ -21,6 +21,7 @@ fn outbound(esn: bool, first_seq: u64, soft: Lifetime, hard: Lifetime) -> Outbou
 fn inbound(soft: Lifetime, hard: Lifetime) -> InboundSa {
     let p = InboundParams {
         tunnel: 0,
+        tcp_mss: 0,
         spi: 0x2001,
         esn: false,
         local: Ipv4Addr::new(192, 0, 2, 1),

@@ -553,6 +553,17 @@ fn tcp_syns_through_the_tunnel_have_their_mss_clamped() {
     let mut plain = gateway(true, false, |_| {});
     let (_, got) = run(&mut plain, 1, &wire);
     assert_eq!(mss_of(&got), 1460);
+    // Set under the running SAs: the next SYN out of the tunnel is clamped.
+    let mut t = crate::testkit::tunnel_spec("st0.0", ip("192.0.2.1"), ip("192.0.2.2"));
+    t.tcp_mss = Some(1200);
+    plain.change(channel::Change::SetTunnel(t)).unwrap();
+    let (_, wire) = run(
+        &mut gw2,
+        0,
+        &syn(GW2_LAN, HOST_B, "10.2.0.10", "10.1.0.10", 0x02),
+    );
+    let (_, got) = run(&mut plain, 1, &wire);
+    assert_eq!(mss_of(&got), 1200);
 }
 
 /// `tunnels[].mtu`: the tunnel's own MTU, below what the egress interface would allow: a
