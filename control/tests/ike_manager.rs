@@ -372,3 +372,97 @@ fn dial_up_peers_with_the_same_selectors_are_told_apart_by_identity() {
         .sum();
     assert_eq!(failures, 0, "no branch was tried with the other's key");
 }
+
+/// The test PKI's files (scripts/make-test-pki.sh) copied where a configuration may name
+/// them: private keys mode 0600.
+fn pki_dir() -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ike/fixtures/pki");
+    let dir = std::env::temp_dir().join(format!("espgw-pki-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(&from).unwrap() {
+        let e = e.unwrap();
+        let to = dir.join(e.file_name());
+        std::fs::copy(e.path(), &to).unwrap();
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    dir
+}
+
+/// `config` with certificates: `me` (gw1 .. gw4) trusting the test root, expecting `peer`,
+/// known as `id` (by default the certificate's subject).
+fn with_certs(initiator: bool, me: &str, id: Option<&str>, peer: &str) -> config::Config {
+    let dir = pki_dir();
+    let f = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    config_with(initiator, 1, |v| {
+        let g = &mut v["ike"]["gateways"][0];
+        let o = g.as_object_mut().unwrap();
+        o.remove("psk");
+        o.remove("local_id");
+        g["certificate"] = f(&format!("{me}.pem")).into();
+        g["private_key"] = f(&format!("{me}.key")).into();
+        g["ca_certificates"] = serde_json::json!([f("root.crt")]);
+        g["remote_id"] = peer.into();
+        if let Some(id) = id {
+            g["local_id"] = id.into();
+        }
+    })
+}
+
+/// Two managers authenticating by certificates (gw1's RSA chain, gw2's ECDSA key; IDs a DN
+/// and an FQDN), and what a commit refuses: a key that is not the certificate's, an ID the
+/// certificate does not carry, a CA file that holds no certificate.
+#[test]
+fn certificates_authenticate_through_the_manager_and_bad_files_fail_the_commit() {
+    let now = Instant::now();
+    let (ca, cb) = (
+        with_certs(true, "gw1", None, "gw2.example"),
+        with_certs(
+            false,
+            "gw2",
+            Some("gw2.example"),
+            "C=CH, O=espgw test, CN=gw1.example",
+        ),
+    );
+    assert_eq!(control::ike_manager::validate(&ca), Ok(()));
+    assert_eq!(control::ike_manager::validate(&cb), Ok(()));
+    let mut p = Pair {
+        a: IkeManager::default(),
+        b: IkeManager::default(),
+        now,
+    };
+    p.b.configure(&cb, now);
+    p.a.configure(&ca, now);
+    p.run(500);
+    assert_eq!(up(&p.a, p.now).len(), 1, "{:?}", p.a.view(p.now));
+    assert_eq!(up(&p.a, p.now), up(&p.b, p.now));
+
+    let dir = pki_dir();
+    let f = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    let refused = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let c = config_with(true, 1, |v| {
+            let g = &mut v["ike"]["gateways"][0];
+            let o = g.as_object_mut().unwrap();
+            o.remove("psk");
+            o.remove("local_id");
+            g["certificate"] = f("gw1.pem").into();
+            g["private_key"] = f("gw1.key").into();
+            g["ca_certificates"] = serde_json::json!([f("root.crt")]);
+            edit(v);
+        });
+        control::ike_manager::validate(&c).unwrap_err()
+    };
+    let (field, why) = refused(&|v| v["ike"]["gateways"][0]["private_key"] = f("gw2.key").into());
+    assert_eq!(field, "ike.gateways[0].certificate");
+    assert!(why.contains("is not the private key"), "{why}");
+    let (field, why) = refused(&|v| v["ike"]["gateways"][0]["local_id"] = "CN=gw1.example".into());
+    assert_eq!(field, "ike.gateways[0].local_id");
+    assert!(why.contains("not the subject"), "{why}");
+    let (field, _) = refused(&|v| {
+        v["ike"]["gateways"][0]["ca_certificates"] = serde_json::json!([f("gw1.key")])
+    });
+    assert_eq!(field, "ike.gateways[0].ca_certificates");
+    let (field, _) = refused(&|v| v["ike"]["gateways"][0]["remote_id"] = "C=CH, XX=1".into());
+    assert_eq!(field, "ike.gateways[0].remote_id");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -10,6 +10,8 @@
 #[path = "../../dataplane/tests/common/host.rs"]
 #[allow(dead_code)] // this test uses only the root check
 mod host;
+use control::ike::auth::Auth;
+use control::ike::identity::Identity;
 use control::ike::ike_auth::{self, AuthConfig};
 use control::ike::init::{self, InitDone};
 use control::ike::proposal::{parse_esp, parse_ike};
@@ -131,10 +133,11 @@ fn respond_loop(ns: &str, proposal: &str, deadline: Instant) -> Result<(u32, u32
     let rng = ring::rand::SystemRandom::new();
     let ike = [parse_ike(proposal).map_err(|e| e.to_string())?];
     let esp = [parse_esp("aes256gcm16").map_err(|e| e.to_string())?];
+    let psk = Auth::Psk(zeroize::Zeroizing::new(PSK.as_bytes().to_vec()));
     let cfg = AuthConfig {
-        psk: PSK.as_bytes(),
+        auth: &psk,
         local_id: fqdn("gw2.example"),
-        remote_id: fqdn("gw1.example"),
+        remote_id: Identity::Fqdn("gw1.example".into()),
         esp: &esp,
         local_ts: ts([10, 2, 0, 0], [10, 2, 255, 255]),
         remote_ts: ts([10, 1, 0, 0], [10, 1, 255, 255]),
@@ -170,8 +173,8 @@ fn respond_loop(ns: &str, proposal: &str, deadline: Instant) -> Result<(u32, u32
                         (Some(local), Some(remote)) => Some(init::Addrs { local, remote }),
                         _ => None,
                     };
-                    let d =
-                        init::respond(&ike, msg, addrs, false, &rng).map_err(|e| e.to_string())?;
+                    let d = init::respond(&ike, msg, addrs, &Default::default(), &rng)
+                        .map_err(|e| e.to_string())?;
                     assert!(
                         d.nat,
                         "charon's encap = yes fakes a NAT, and we must see one"

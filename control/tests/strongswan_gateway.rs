@@ -154,6 +154,58 @@ struct Setup<'a> {
     rekey_time: &'a str,
     /// More settings in strongswan.conf's `charon` section.
     charon_extra: &'a str,
+    /// Certificates instead of the PSK.
+    certs: Option<Certs<'a>>,
+}
+
+/// Certificate authentication, from a test PKI made for the case (scripts/make-test-pki.sh):
+/// which of its certificates each side uses, and identities.
+#[derive(Clone, Copy)]
+struct Certs<'a> {
+    /// espgw's certificate (its chain and key), e.g. `gw1`; its ID is the subject's DN.
+    espgw: &'a str,
+    /// charon's certificate; charon also knows the intermediate CA, to send it.
+    charon: &'a str,
+    /// The ID charon uses, and the one espgw expects of its peer.
+    charon_id: &'a str,
+    espgw_expects: &'a str,
+}
+
+/// espgw's configuration with certificates from `pki` in place of the PSK.
+fn use_certs(c: &mut serde_json::Value, pki: &Path, k: &Certs<'_>) {
+    let g = &mut c["ike"]["gateways"][0];
+    if let Some(o) = g.as_object_mut() {
+        o.remove("psk_file");
+        o.remove("local_id");
+    }
+    let f = |n: &str| pki.join(n).to_str().unwrap().to_string();
+    g["certificate"] = f(&format!("{}.pem", k.espgw)).into();
+    g["private_key"] = f(&format!("{}.key", k.espgw)).into();
+    g["ca_certificates"] = serde_json::json!([f("root.crt")]);
+    g["remote_id"] = k.espgw_expects.into();
+}
+
+/// charon's `local`/`remote` sections and the credentials they need (swanctl.conf), by PSK
+/// or by `certs` (swanctl loads private keys only from the `private` folder beside its
+/// configuration: `lab` puts charon's there).
+fn charon_auth(certs: Option<&Certs<'_>>, pki: &Path, psk: &str) -> (String, String) {
+    let Some(k) = certs else {
+        return (
+            "local { auth = psk\n            id = gw2.example }\n    remote { auth = psk\n             id = gw1.example }".into(),
+            format!("secrets {{ ike-1 {{ id-1 = gw1.example\n                  id-2 = gw2.example\n                  secret = \"{psk}\" }} }}\n"),
+        );
+    };
+    let p = |n: &str| pki.join(n).display().to_string();
+    (
+        format!(
+            "local {{ auth = pubkey\n            certs = {}\n            id = {} }}\n    remote {{ auth = pubkey\n             id = \"C=CH, O=espgw test, CN={}.example\"\n             cacerts = {} }}",
+            p(&format!("{}.crt", k.charon)),
+            k.charon_id,
+            k.espgw,
+            p("root.crt")
+        ),
+        format!("authorities {{ int {{ cacert = {} }} }}\n", p("int.crt")),
+    )
 }
 
 fn lab(s: &Setup<'_>) -> Option<Lab> {
@@ -165,6 +217,7 @@ fn lab(s: &Setup<'_>) -> Option<Lab> {
         edit,
         rekey_time,
         charon_extra,
+        certs,
     } = *s;
     if !require_root("strongSwan as the peer gateway") {
         return None;
@@ -206,8 +259,25 @@ fn lab(s: &Setup<'_>) -> Option<Lab> {
     } else {
         "responder-only"
     });
+    let pki = p("pki");
+    if let Some(k) = &certs {
+        let ok = Command::new(repo_root().join("scripts/make-test-pki.sh"))
+            .arg(&pki)
+            .arg("30")
+            .status()
+            .unwrap();
+        assert!(ok.success(), "make-test-pki.sh");
+        use_certs(&mut c, &pki, k);
+        std::fs::create_dir_all(p("private")).unwrap();
+        std::fs::copy(
+            pki.join(format!("{}.key", k.charon)),
+            p("private").join(format!("{}.key", k.charon)),
+        )
+        .unwrap();
+    }
     edit(&mut c);
     std::fs::write(&f, c.to_string()).unwrap();
+    let (charon_ends, charon_secrets) = charon_auth(certs.as_ref(), &pki, &psk);
     // gw2: a Linux router with charon. The hosts keep MTU 1500: path MTU discovery finds each
     // tunnel's (espgw sends ICMP "fragmentation needed", as the kernel does for libipsec's
     // TUN device).
@@ -227,7 +297,7 @@ fn lab(s: &Setup<'_>) -> Option<Lab> {
     std::fs::write(
         p("swanctl.conf"),
         format!(
-            "connections {{\n  gw1 {{\n    version = 2\n    encap = yes\n    local_addrs = 192.0.2.2\n    remote_addrs = 192.0.2.1\n    proposals = {ike}\n    rekey_time = {rekey_time}\n    local {{ auth = psk\n            id = gw2.example }}\n    remote {{ auth = psk\n             id = gw1.example }}\n    children {{\n      net {{ local_ts = 10.2.0.0/24\n            remote_ts = 10.1.0.0/24\n            esp_proposals = {esp}\n            start_action = none }}\n    }}\n  }}\n}}\nsecrets {{ ike-1 {{ id-1 = gw1.example\n                  id-2 = gw2.example\n                  secret = \"{psk}\" }} }}\n"
+            "connections {{\n  gw1 {{\n    version = 2\n    encap = yes\n    local_addrs = 192.0.2.2\n    remote_addrs = 192.0.2.1\n    proposals = {ike}\n    rekey_time = {rekey_time}\n    {charon_ends}\n    children {{\n      net {{ local_ts = 10.2.0.0/24\n            remote_ts = 10.1.0.0/24\n            esp_proposals = {esp}\n            start_action = none }}\n    }}\n  }}\n}}\n{charon_secrets}"
         ),
     )
     .unwrap();
@@ -289,6 +359,7 @@ fn case(tag: &str, ike: &str, esp: &str, espgw_initiates: bool, rekey: bool) {
         // With `rekey`, charon rekeys the IKE SA after 12-13 s (10 % jitter).
         rekey_time: if rekey { "13s" } else { "4h" },
         charon_extra: "",
+        certs: None,
     }) else {
         return;
     };
@@ -619,6 +690,7 @@ fn ike_fragments_both_ways_across_pfs_rekeys() {
         edit: &edit,
         rekey_time: "4h",
         charon_extra: "fragment_size = 256",
+        certs: None,
     }) else {
         return;
     };
@@ -699,6 +771,7 @@ fn a_dead_strongswan_is_found_by_dpd_and_the_tunnel_comes_back_with_it() {
         edit: &edit,
         rekey_time: "4h",
         charon_extra: "",
+        certs: None,
     }) else {
         return;
     };
@@ -767,6 +840,7 @@ fn a_restarted_strongswan_says_initial_contact_and_replaces_the_old_sas() {
         edit: &|_| {},
         rekey_time: "4h",
         charon_extra: "",
+        certs: None,
     }) else {
         return;
     };
@@ -813,15 +887,17 @@ fn a_restarted_strongswan_says_initial_contact_and_replaces_the_old_sas() {
     );
 }
 
-/// A negotiation that must fail: espgw's configuration edited by `edit`. espgw counts the
-/// failure under `reason`, charon's log says `charon_says`, and no SA is left on either side.
+/// A negotiation that must fail: espgw's configuration edited by `edit`, with `certs` or
+/// the PSK. espgw counts the failure under `reason`, charon's log says `charon_says`, and no
+/// SA is left on either side. Returns espgw's log.
 fn failure(
     tag: &str,
     espgw_initiates: bool,
     edit: &dyn Fn(&mut serde_json::Value),
+    certs: Option<Certs<'_>>,
     reason: &str,
     charon_says: &str,
-) {
+) -> String {
     let Some(lab) = lab(&Setup {
         tag,
         ike: "aes256gcm16-prfsha384-ecp384",
@@ -830,8 +906,9 @@ fn failure(
         edit,
         rekey_time: "4h",
         charon_extra: "",
+        certs,
     }) else {
-        return;
+        return String::new();
     };
     let token = lab.p("token");
     let show = |what: &[&str]| {
@@ -872,6 +949,7 @@ fn failure(
         metrics.contains(&format!("reason=\"{reason}\"")),
         "{metrics}"
     );
+    lab.ctl_log()
 }
 
 #[test]
@@ -885,12 +963,20 @@ fn a_wrong_psk_fails_with_authentication_failed_both_ways() {
         c["ike"]["gateways"][0]["psk_file"] = other.to_str().unwrap().into();
     };
     // espgw initiates: charon refuses our AUTH.
-    failure("p", true, &wrong, "AUTHENTICATION_FAILED", "N(AUTH_FAILED)");
+    failure(
+        "p",
+        true,
+        &wrong,
+        None,
+        "AUTHENTICATION_FAILED",
+        "N(AUTH_FAILED)",
+    );
     // charon initiates: we refuse its AUTH, and it hears why.
     failure(
         "q",
         false,
         &wrong,
+        None,
         "AUTHENTICATION_FAILED",
         "received AUTHENTICATION_FAILED notify error",
     );
@@ -901,7 +987,7 @@ fn a_proposal_mismatch_fails_with_no_proposal_chosen() {
     let other = |c: &mut serde_json::Value| {
         c["ike"]["gateways"][0]["proposals"] = serde_json::json!(["aes128gcm16-prfsha256-ecp256"]);
     };
-    failure("n", true, &other, "NO_PROPOSAL_CHOSEN", "N(NO_PROP)");
+    failure("n", true, &other, None, "NO_PROPOSAL_CHOSEN", "N(NO_PROP)");
 }
 
 #[test]
@@ -913,7 +999,180 @@ fn a_traffic_selector_mismatch_fails_with_ts_unacceptable_and_leaves_no_ike_sa()
         "t",
         true,
         &elsewhere,
+        None,
         "child SA: TS_UNACCEPTABLE",
         "N(TS_UNACCEPT)",
+    );
+}
+
+/// Certificates both ways, espgw initiating: espgw's RSA certificate and the intermediate CA
+/// it was issued by (its ID: the subject's DN), charon's ECDSA P-256 one from the root. The
+/// chain makes espgw's IKE_AUTH bigger than an IKE fragment (1280 bytes): charon puts it back
+/// together; espgw's CERTREQ names the root, RFC 7427 signatures both ways; then traffic.
+#[test]
+fn certificates_espgw_initiates_with_an_rsa_chain_in_ike_fragments() {
+    let certs = Certs {
+        espgw: "gw1",
+        charon: "gw2",
+        charon_id: "gw2.example",
+        espgw_expects: "gw2.example",
+    };
+    let Some(lab) = certificate_case("c", true, certs, "") else {
+        return;
+    };
+    let charon = lab.charon_log();
+    for said in [
+        "received cert request for \"C=CH, O=espgw test, CN=espgw test root\"",
+        "received end entity cert \"C=CH, O=espgw test, CN=gw1.example\"",
+        "received issuer cert \"C=CH, O=espgw test, CN=espgw test intermediate\"",
+        "authentication of 'C=CH, O=espgw test, CN=gw1.example' with RSA_EMSA_PKCS1_SHA2_256 successful",
+        "reassembled fragmented IKE message",
+    ] {
+        assert!(charon.contains(said), "charon did not say {said}: {charon}");
+    }
+    let token = std::fs::read_to_string(lab.p("token")).unwrap();
+    let (code, body) = http(&lab.ns("gw1"), "/v1/ike", Some(token.trim()));
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        v["security_associations"][0]["fragmented"].as_u64() >= Some(1),
+        "{v}"
+    );
+}
+
+/// charon initiating with an ECDSA P-384 certificate under the intermediate (which it sends),
+/// espgw answering with an RSA-3072 certificate whose key is PKCS#1 ("RSA PRIVATE KEY").
+#[test]
+fn certificates_strongswan_initiates_with_ecdsa_p384_through_an_intermediate() {
+    let certs = Certs {
+        espgw: "gw4",
+        charon: "gw3",
+        charon_id: "gw3.example",
+        espgw_expects: "gw3.example",
+    };
+    let Some(lab) = certificate_case("d", false, certs, "") else {
+        return;
+    };
+    let charon = lab.charon_log();
+    assert!(
+        charon.contains("authentication of 'gw4.example' with RSA_EMSA_PKCS1_SHA2_256 successful")
+            || charon.contains("authentication of 'C=CH, O=espgw test, CN=gw4.example' with RSA_EMSA_PKCS1_SHA2_256 successful"),
+        "{charon}"
+    );
+    assert!(charon.contains("sending issuer cert"), "{charon}");
+}
+
+/// Without RFC 7427 (charon's `signature_authentication = no`): charon signs with its RSA key
+/// by AUTH method 1 (PKCS#1 v1.5, SHA-1), which espgw verifies, and espgw with its ECDSA key
+/// by method 9 (RFC 4754).
+#[test]
+fn certificates_without_rfc7427_rsa_method_1_and_ecdsa_method_9() {
+    let certs = Certs {
+        espgw: "gw2",
+        charon: "gw1",
+        charon_id: "gw1.example",
+        espgw_expects: "gw1.example",
+    };
+    let Some(lab) = certificate_case("e", true, certs, "signature_authentication = no") else {
+        return;
+    };
+    let charon = lab.charon_log();
+    assert!(
+        charon.contains("with ECDSA-256 signature successful"),
+        "charon did not take method 9: {charon}"
+    );
+    assert!(
+        charon.contains("authentication of 'gw1.example' (myself) with RSA signature successful"),
+        "charon did not sign by method 1: {charon}"
+    );
+    assert!(
+        !charon.contains("SIGNATURE_HASH_ALGORITHMS"),
+        "charon offered RFC 7427: {charon}"
+    );
+}
+
+/// Negotiates with `certs` (espgw initiating or not, charon's extra settings), then host a
+/// reaches host b and back through the tunnel.
+fn certificate_case(
+    tag: &str,
+    espgw_initiates: bool,
+    certs: Certs<'_>,
+    charon_extra: &str,
+) -> Option<Lab> {
+    let lab = lab(&Setup {
+        tag,
+        ike: "aes256gcm16-prfsha256-x25519",
+        esp: "aes256gcm16",
+        espgw_initiates,
+        edit: &|_| {},
+        rekey_time: "4h",
+        charon_extra,
+        certs: Some(certs),
+    })?;
+    assert!(
+        until(Duration::from_secs(30), || lab
+            .charon_log()
+            .contains("CHILD_SA net{1} established")),
+        "no child SA: {}",
+        lab.logs()
+    );
+    assert!(a_reaches_b(&lab.ns("a")), "a -> b: {}", lab.logs());
+    assert_eq!(
+        ping(&lab.ns("b"), "10.2.0.10", "10.1.0.10", 20, "0.02"),
+        (20, 20)
+    );
+    let detail = lab.cli(&["show", "security", "ike", "security-associations", "detail"]);
+    for line in [
+        "authentication: certificates".to_string(),
+        format!("remote identity: {}", certs.espgw_expects),
+        format!(
+            "local identity: C=CH, O=espgw test, CN={}.example",
+            certs.espgw
+        ),
+    ] {
+        assert!(detail.contains(&line), "{line} not in {detail}");
+    }
+    Some(lab)
+}
+
+/// A certificate from another CA (with the very names espgw expects), and a peer whose
+/// certificate is good but whose identity is not the one configured: both refused by espgw
+/// with AUTHENTICATION_FAILED, which charon hears.
+#[test]
+fn certificates_from_another_ca_or_for_another_identity_are_refused() {
+    let rogue = Certs {
+        espgw: "gw1",
+        charon: "rogue",
+        charon_id: "gw2.example",
+        espgw_expects: "gw2.example",
+    };
+    let log = failure(
+        "r",
+        false,
+        &|_| {},
+        Some(rogue),
+        "AUTHENTICATION_FAILED",
+        "received AUTHENTICATION_FAILED notify error",
+    );
+    assert!(
+        log.is_empty() || log.contains("certificate not trusted: UnknownIssuer"),
+        "{log}"
+    );
+    let stranger = Certs {
+        espgw_expects: "gw9.example",
+        charon: "gw2",
+        ..rogue
+    };
+    let log = failure(
+        "i",
+        false,
+        &|_| {},
+        Some(stranger),
+        "AUTHENTICATION_FAILED",
+        "received AUTHENTICATION_FAILED notify error",
+    );
+    assert!(
+        log.is_empty() || log.contains("the peer says it is gw2.example, not gw9.example"),
+        "{log}"
     );
 }

@@ -1,4 +1,5 @@
-//! The `ike` section: IKEv2 gateways (peers authenticated by a pre-shared key) and the IPsec
+//! The `ike` section: IKEv2 gateways (peers authenticated by a pre-shared key or by X.509
+//! certificates; the control reads and checks the certificates) and the IPsec
 //! VPNs negotiated with them, each bound to a tunnel whose SAs IKE then keys. The control
 //! process runs IKE; the section makes no dataplane changes of its own.
 
@@ -76,8 +77,7 @@ pub struct IkeGateway {
     pub port: u16,
     pub local_id: IkeId,
     pub remote_id: IkeId,
-    /// Wiped from memory when dropped.
-    pub psk: Zeroizing<Vec<u8>>,
+    pub auth: IkeAuth,
     /// IKE SA proposals as written (`aes256gcm16-prfsha384-ecp384`); the control parses them.
     pub proposals: Vec<String>,
     pub lifetime_s: u32,
@@ -98,7 +98,7 @@ impl fmt::Debug for IkeGateway {
             .field("port", &self.port)
             .field("local_id", &self.local_id)
             .field("remote_id", &self.remote_id)
-            .field("psk", &format_args!("<redacted>"))
+            .field("auth", &self.auth)
             .field("proposals", &self.proposals)
             .field("lifetime_s", &self.lifetime_s)
             .field("dpd", &self.dpd)
@@ -108,17 +108,55 @@ impl fmt::Debug for IkeGateway {
     }
 }
 
+/// How a gateway and its peer authenticate each other (both the same way).
+#[derive(Clone)]
+pub enum IkeAuth {
+    /// Wiped from memory when dropped.
+    Psk(Zeroizing<Vec<u8>>),
+    /// X.509: our certificate (PEM, intermediates after it), its private key (PEM, mode
+    /// 0600) and the CAs (PEM files) a peer's certificate must chain to. Paths, read and
+    /// checked by the control at commit.
+    Certificate {
+        certificate: String,
+        private_key: String,
+        ca_certificates: Vec<String>,
+    },
+}
+
+impl fmt::Debug for IkeAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IkeAuth::Psk(_) => f.write_str("Psk(<redacted>)"),
+            IkeAuth::Certificate {
+                certificate,
+                private_key,
+                ca_certificates,
+            } => f
+                .debug_struct("Certificate")
+                .field("certificate", certificate)
+                .field("private_key", private_key)
+                .field("ca_certificates", ca_certificates)
+                .finish(),
+        }
+    }
+}
+
 /// An IKE identity (RFC 7296 section 3.5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IkeId {
     Ipv4(Ipv4Addr),
     Fqdn(String),
     UserFqdn(String),
+    /// A distinguished name as written (`C=CH, O=espgw, CN=gw1`); the control parses it.
+    Dn(String),
+    /// Our certificate's subject: the local identity by default with certificates.
+    CertificateSubject,
 }
 
 impl IkeId {
-    /// An IPv4 literal is an `Ipv4` identity, a string with `@` a `UserFqdn`, anything else an
-    /// `Fqdn`: 1..=255 bytes without whitespace.
+    /// An IPv4 literal is an `Ipv4` identity, a string with `=` a `Dn`, one with `@` a
+    /// `UserFqdn`, anything else an `Fqdn`: 1..=255 bytes without whitespace (a DN may hold
+    /// spaces).
     pub fn parse(s: &str) -> Result<IkeId, String> {
         if let Ok(a) = s.parse::<Ipv4Addr>() {
             return Ok(IkeId::Ipv4(a));
@@ -128,6 +166,12 @@ impl IkeId {
         }
         if s.len() > MAX_ID_LEN {
             return Err(format!("longer than {MAX_ID_LEN} bytes"));
+        }
+        if s.contains('=') {
+            if s.chars().any(char::is_control) {
+                return Err(format!("{s:?} holds control characters"));
+            }
+            return Ok(IkeId::Dn(s.trim().to_string()));
         }
         if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(format!("{s:?} holds whitespace"));
@@ -144,7 +188,8 @@ impl fmt::Display for IkeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             IkeId::Ipv4(a) => a.fmt(f),
-            IkeId::Fqdn(s) | IkeId::UserFqdn(s) => f.write_str(s),
+            IkeId::Fqdn(s) | IkeId::UserFqdn(s) | IkeId::Dn(s) => f.write_str(s),
+            IkeId::CertificateSubject => f.write_str("(the certificate's subject)"),
         }
     }
 }
@@ -325,19 +370,23 @@ fn gateway(
             _ => return err(field("port"), format!("{p} is outside 1..65535")),
         },
     };
-    let id = |f: &str, v: &Option<String>, default: Ipv4Addr| match v {
-        None => Ok(IkeId::Ipv4(default)),
+    let auth = auth(&field, g)?;
+    let id = |f: &str, v: &Option<String>, default: IkeId| match v {
+        None => Ok(default),
         Some(s) => IkeId::parse(s).or_else(|e| err(field(f), e)),
     };
-    let local_id = id("local_id", &g.local_id, local)?;
-    let remote_id = id("remote_id", &g.remote_id, remote)?;
-    let psk = match (&g.psk, &g.psk_file) {
-        (Some(_), Some(_)) => return err(field("psk"), "give psk or psk_file, not both"),
-        (None, None) => return err(field("psk"), "give psk or psk_file"),
-        (Some(p), None) if p.0.is_empty() => return err(field("psk"), "empty"),
-        (Some(p), None) => Zeroizing::new(p.0.as_bytes().to_vec()),
-        (None, Some(path)) => read_psk_file(&field("psk_file"), path)?,
+    let local_default = match auth {
+        IkeAuth::Psk(_) => IkeId::Ipv4(local),
+        IkeAuth::Certificate { .. } => IkeId::CertificateSubject,
     };
+    let local_id = id("local_id", &g.local_id, local_default)?;
+    let remote_id = id("remote_id", &g.remote_id, IkeId::Ipv4(remote))?;
+    if matches!(auth, IkeAuth::Psk(_)) && matches!(local_id, IkeId::Dn(_)) {
+        return err(
+            field("local_id"),
+            "a distinguished name is a certificate's: give certificate and private_key",
+        );
+    }
     let proposals = strings(
         &field("proposals"),
         g.proposals.as_deref(),
@@ -393,13 +442,69 @@ fn gateway(
         port,
         local_id,
         remote_id,
-        psk,
+        auth,
         proposals,
         lifetime_s,
         dpd,
         force_encap,
         fragment_size,
     })
+}
+
+/// A pre-shared key (`psk` or `psk_file`), or certificates (`certificate`, `private_key`,
+/// `ca_certificates`): paths checked here (absolute; the key a regular file only its owner
+/// can read), contents by the control.
+fn auth(field: &dyn Fn(&str) -> String, g: &IkeGatewayFile) -> Result<IkeAuth, ConfigError> {
+    let certs = g.certificate.is_some() || g.private_key.is_some() || g.ca_certificates.is_some();
+    match (&g.psk, &g.psk_file, certs) {
+        (Some(_), Some(_), _) => err(field("psk"), "give psk or psk_file, not both"),
+        (Some(_), _, true) | (_, Some(_), true) => err(
+            field("certificate"),
+            "give a pre-shared key or certificates, not both",
+        ),
+        (None, None, false) => err(
+            field("psk"),
+            "give psk, psk_file, or certificate, private_key and ca_certificates",
+        ),
+        (Some(p), None, false) if p.0.is_empty() => err(field("psk"), "empty"),
+        (Some(p), None, false) => Ok(IkeAuth::Psk(Zeroizing::new(p.0.as_bytes().to_vec()))),
+        (None, Some(path), false) => Ok(IkeAuth::Psk(read_psk_file(&field("psk_file"), path)?)),
+        (None, None, true) => {
+            let path = |name: &str, v: &Option<String>| match v {
+                None => err(field(name), "required with certificates"),
+                Some(p) if !p.starts_with('/') => {
+                    err(field(name), format!("{p:?} is not an absolute path"))
+                }
+                Some(p) => Ok(p.clone()),
+            };
+            let certificate = path("certificate", &g.certificate)?;
+            let private_key = path("private_key", &g.private_key)?;
+            let key_field = field("private_key");
+            let meta = std::fs::metadata(&private_key)
+                .or_else(|e| err(&key_field, format!("{private_key}: {e}")))?;
+            if !meta.is_file() {
+                return err(key_field, format!("{private_key} is not a regular file"));
+            }
+            owner_only(&key_field, &private_key, &meta)?;
+            let cas = g.ca_certificates.as_deref().unwrap_or_default();
+            if cas.is_empty() {
+                return err(
+                    field("ca_certificates"),
+                    "give the CA certificates a peer's certificate must chain to",
+                );
+            }
+            let ca_certificates = cas
+                .iter()
+                .enumerate()
+                .map(|(j, p)| path(&format!("ca_certificates[{j}]"), &Some(p.clone())))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(IkeAuth::Certificate {
+                certificate,
+                private_key,
+                ca_certificates,
+            })
+        }
+    }
 }
 
 fn dpd(field: &str, d: &DpdFile) -> Result<Dpd, ConfigError> {

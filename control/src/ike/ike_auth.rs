@@ -1,9 +1,10 @@
-//! The IKE_AUTH exchange (RFC 7296 section 1.2) with pre-shared keys, sans IO: each side
-//! proves it holds the key over what it sent in IKE_SA_INIT, and the first child SA (ESP, the
-//! traffic selectors) is agreed; its keys come from prf+(SK_d, Ni | Nr), the initiator's
-//! direction first (RFC 7296 section 2.17).
+//! The IKE_AUTH exchange (RFC 7296 section 1.2), sans IO: each side proves who it is over
+//! what it sent in IKE_SA_INIT (a pre-shared key, or a certificate and a signature; `auth`),
+//! and the first child SA (ESP, the traffic selectors) is agreed; its keys come from
+//! prf+(SK_d, Ni | Nr), the initiator's direction first (RFC 7296 section 2.17).
 
-use super::auth::{psk_auth, psk_verify, Signed};
+use super::auth::{Auth, Proof, Signed};
+use super::identity::Identity;
 use super::init::InitDone;
 use super::kdf::Secret;
 use super::proposal::{is_choice, select, ProposalSpec};
@@ -14,8 +15,6 @@ use super::wire::{
     TransformType,
 };
 
-/// RFC 7296 section 3.8: shared key message integrity code.
-const AUTH_PSK: u8 = 2;
 /// RFC 7296 section 3.10.1.
 pub const INITIAL_CONTACT: u16 = 16384;
 pub const AUTHENTICATION_FAILED: u16 = 24;
@@ -28,6 +27,12 @@ pub enum AuthError {
     Sk(#[from] SkError),
     #[error("AUTHENTICATION_FAILED")]
     AuthenticationFailed,
+    /// The peer's proof of identity is refused (said to it as AUTHENTICATION_FAILED).
+    #[error("AUTHENTICATION_FAILED: {0}")]
+    Rejected(String),
+    /// We cannot prove ours to this peer.
+    #[error("cannot authenticate: {0}")]
+    CannotProve(String),
     #[error("NO_PROPOSAL_CHOSEN for the child SA")]
     NoProposalChosen,
     #[error("TS_UNACCEPTABLE")]
@@ -38,9 +43,10 @@ pub enum AuthError {
 
 /// One side's settings for IKE_AUTH.
 pub struct AuthConfig<'a> {
-    pub psk: &'a [u8],
+    pub auth: &'a Auth,
     pub local_id: Id,
-    pub remote_id: Id,
+    /// Who the peer must say it is (and, with certificates, be certified as).
+    pub remote_id: Identity,
     pub esp: &'a [ProposalSpec],
     /// Our side's and the peer's traffic selectors: what the initiator proposes, what the
     /// responder narrows the proposal to.
@@ -97,6 +103,48 @@ fn header(done: &InitDone, initiator: bool, response: bool) -> Header {
     }
 }
 
+/// Our AUTH payload over `signed`, and the CERT payloads that go before it.
+fn proof(
+    done: &InitDone,
+    cfg: &AuthConfig<'_>,
+    signed: &Signed<'_>,
+) -> Result<(Payload, Vec<Payload>), AuthError> {
+    let mut ps = cfg
+        .auth
+        .prove(done.keys.prf, signed, &done.peer_hashes)
+        .map_err(AuthError::CannotProve)?;
+    let auth = ps.pop().ok_or(AuthError::CannotProve(String::new()))?;
+    Ok((auth, ps))
+}
+
+/// The peer is who we expect (`id` is its ID payload) and proved it over `signed`.
+fn check(
+    done: &InitDone,
+    cfg: &AuthConfig<'_>,
+    id: &Id,
+    signed: &Signed<'_>,
+    proof: &Proof<'_>,
+) -> Result<(), AuthError> {
+    match Identity::from_wire(id) {
+        Some(i) if i == cfg.remote_id => {}
+        Some(i) => {
+            return Err(AuthError::Rejected(format!(
+                "the peer says it is {i}, not {}",
+                cfg.remote_id
+            )))
+        }
+        None => {
+            return Err(AuthError::Rejected(format!(
+                "an identity of type {} espgw does not match",
+                id.kind
+            )))
+        }
+    }
+    cfg.auth
+        .check(done.keys.prf, signed, proof, &cfg.remote_id)
+        .map_err(AuthError::Rejected)
+}
+
 /// The chosen ESP proposal's key length in bytes (key + 4-byte salt) and ESN.
 fn esp_suite(p: &Proposal) -> Result<(usize, bool), AuthError> {
     let enc = p
@@ -133,17 +181,16 @@ fn child_keys(done: &InitDone, key_len: usize) -> (Secret, Secret) {
 
 /// The initiator's IKE_AUTH request (message ID 1), offering `cfg.esp` with `our_spi`.
 pub fn request(done: &InitDone, cfg: &AuthConfig<'_>, our_spi: u32) -> Result<Vec<u8>, AuthError> {
-    let auth = psk_auth(
-        done.keys.prf,
-        cfg.psk,
-        &Signed {
-            real_message: &done.request,
-            peer_nonce: &done.nr,
-            sk_p: &done.keys.sk_pi,
-            id: &cfg.local_id,
-        },
-    );
+    let signed = Signed {
+        real_message: &done.request,
+        peer_nonce: &done.nr,
+        sk_p: &done.keys.sk_pi,
+        id: &cfg.local_id,
+    };
+    let (auth, certs) = proof(done, cfg, &signed)?;
+    // RFC 7296 section 1.2's order: IDi, [CERT+], [N(INITIAL_CONTACT)], [CERTREQ], [IDr], AUTH.
     let mut inner = vec![Payload::IdI(cfg.local_id.clone())];
+    inner.extend(certs);
     if cfg.initial_contact {
         inner.push(Payload::Notify(Notify {
             protocol: 0,
@@ -152,12 +199,10 @@ pub fn request(done: &InitDone, cfg: &AuthConfig<'_>, our_spi: u32) -> Result<Ve
             data: Vec::new(),
         }));
     }
+    inner.extend(cfg.auth.certreq());
+    inner.extend(cfg.remote_id.to_wire().map(Payload::IdR));
     inner.extend([
-        Payload::IdR(cfg.remote_id.clone()),
-        Payload::Auth {
-            method: AUTH_PSK,
-            data: auth.to_vec(),
-        },
+        auth,
         Payload::Sa(
             cfg.esp
                 .iter()
@@ -191,7 +236,6 @@ pub fn respond(
 ) -> Result<Answer, AuthError> {
     let m = req;
     let mut id_i = None;
-    let mut auth = None;
     let mut sa = None;
     let mut ts_i = None;
     let mut ts_r = None;
@@ -199,10 +243,6 @@ pub fn respond(
     for p in &m.payloads {
         match p {
             Payload::IdI(id) => id_i = Some(id),
-            Payload::Auth {
-                method: AUTH_PSK,
-                data,
-            } => auth = Some(data),
             Payload::Sa(s) => sa = Some(s),
             Payload::TsI(t) => ts_i = Some(t),
             Payload::TsR(t) => ts_r = Some(t),
@@ -210,42 +250,34 @@ pub fn respond(
             _ => {}
         }
     }
-    let (Some(id_i), Some(auth), Some(sa), Some(ts_i), Some(ts_r)) = (id_i, auth, sa, ts_i, ts_r)
+    let (Some(id_i), Some(proof_i), Some(sa), Some(ts_i), Some(ts_r)) =
+        (id_i, Proof::of(&m.payloads), sa, ts_i, ts_r)
     else {
         return Err(AuthError::Malformed(
             "IDi, AUTH, SA, TSi and TSr are required",
         ));
     };
-    // The peer must be who we expect, and prove the key over its IKE_SA_INIT request.
-    if *id_i != cfg.remote_id {
-        return Err(AuthError::AuthenticationFailed);
-    }
+    // The peer must be who we expect, and prove it over its IKE_SA_INIT request.
     let signed = Signed {
         real_message: &done.request,
         peer_nonce: &done.nr,
         sk_p: &done.keys.sk_pi,
         id: id_i,
     };
-    if !psk_verify(done.keys.prf, cfg.psk, &signed, auth) {
-        return Err(AuthError::AuthenticationFailed);
-    }
-    let my_auth = psk_auth(
-        done.keys.prf,
-        cfg.psk,
+    check(done, cfg, id_i, &signed, &proof_i)?;
+    let (auth, certs) = proof(
+        done,
+        cfg,
         &Signed {
             real_message: &done.response,
             peer_nonce: &done.ni,
             sk_p: &done.keys.sk_pr,
             id: &cfg.local_id,
         },
-    );
-    let mut inner = vec![
-        Payload::IdR(cfg.local_id.clone()),
-        Payload::Auth {
-            method: AUTH_PSK,
-            data: my_auth.to_vec(),
-        },
-    ];
+    )?;
+    let mut inner = vec![Payload::IdR(cfg.local_id.clone())];
+    inner.extend(certs);
+    inner.push(auth);
     let child = accept_child(done, cfg, sa, ts_i, ts_r, our_spi);
     match &child {
         Ok((child, answer)) => inner.extend([
@@ -321,17 +353,12 @@ pub fn complete(
 ) -> Result<Result<Child, u16>, AuthError> {
     let m = resp;
     let mut id_r = None;
-    let mut auth = None;
     let mut sa = None;
     let mut ts = (None, None);
     let mut refused = None;
     for p in &m.payloads {
         match p {
             Payload::IdR(id) => id_r = Some(id),
-            Payload::Auth {
-                method: AUTH_PSK,
-                data,
-            } => auth = Some(data),
             Payload::Sa(s) => sa = Some(s),
             Payload::TsI(t) => ts.0 = Some(t),
             Payload::TsR(t) => ts.1 = Some(t),
@@ -339,24 +366,19 @@ pub fn complete(
             _ => {}
         }
     }
-    let (Some(id_r), Some(auth)) = (id_r, auth) else {
+    let (Some(id_r), Some(proof_r)) = (id_r, Proof::of(&m.payloads)) else {
         return match refused {
             Some(AUTHENTICATION_FAILED) | None => Err(AuthError::AuthenticationFailed),
             Some(_) => Err(AuthError::Malformed("IDr and AUTH are required")),
         };
     };
-    if *id_r != cfg.remote_id {
-        return Err(AuthError::AuthenticationFailed);
-    }
     let signed = Signed {
         real_message: &done.response,
         peer_nonce: &done.ni,
         sk_p: &done.keys.sk_pr,
         id: id_r,
     };
-    if !psk_verify(done.keys.prf, cfg.psk, &signed, auth) {
-        return Err(AuthError::AuthenticationFailed);
-    }
+    check(done, cfg, id_r, &signed, &proof_r)?;
     if let Some(n) = refused {
         return Ok(Err(n));
     }
@@ -419,6 +441,14 @@ mod tests {
         }
     }
 
+    fn fqdn(s: &str) -> Identity {
+        Identity::Fqdn(s.into())
+    }
+
+    fn psk(k: &[u8]) -> Auth {
+        Auth::Psk(zeroize::Zeroizing::new(k.to_vec()))
+    }
+
     /// Two cores from nothing to a child SA: IKE_SA_INIT, then IKE_AUTH with a pre-shared
     /// key; each side's outbound key is the other's inbound one.
     #[test]
@@ -443,26 +473,27 @@ mod tests {
             ts([10, 1, 0, 0], [10, 1, 255, 255]),
             ts([10, 2, 0, 0], [10, 2, 255, 255]),
         );
+        let (shared, another) = (psk(b"shared secret"), psk(b"another secret"));
         let gw1 = AuthConfig {
-            psk: b"shared secret",
+            auth: &shared,
             local_id: id("gw1.example"),
-            remote_id: id("gw2.example"),
+            remote_id: fqdn("gw2.example"),
             esp: &esp,
             local_ts: net1.clone(),
             remote_ts: net2.clone(),
             initial_contact: true,
         };
         let gw2 = AuthConfig {
-            psk: b"shared secret",
+            auth: &shared,
             local_id: id("gw2.example"),
-            remote_id: id("gw1.example"),
+            remote_id: fqdn("gw1.example"),
             esp: &esp,
             local_ts: net2.clone(),
             remote_ts: net1.clone(),
             initial_contact: false,
         };
         let i = initiate(&ike, Default::default(), &rng).unwrap();
-        let r_done = respond_init(&ike, &i.request, None, false, &rng).unwrap();
+        let r_done = respond_init(&ike, &i.request, None, &Default::default(), &rng).unwrap();
         let i_done = i.complete(&ike, &r_done.response).unwrap();
 
         let req = request(&i_done, &gw1, 0xc1c1_0001).unwrap();
@@ -494,15 +525,15 @@ mod tests {
 
         // A wrong key on either side: AUTHENTICATION_FAILED.
         let bad = AuthConfig {
-            psk: b"another secret",
+            auth: &another,
             ..gw2
         };
         assert!(matches!(
             respond(&r_done, &bad, &opened(&r_done, &req, true), 2),
-            Err(AuthError::AuthenticationFailed)
+            Err(AuthError::Rejected(e)) if e == "wrong pre-shared key"
         ));
         let impostor = AuthConfig {
-            psk: b"another secret",
+            auth: &another,
             local_id: gw1.local_id.clone(),
             remote_id: gw1.remote_id.clone(),
             local_ts: gw1.local_ts.clone(),
@@ -511,12 +542,12 @@ mod tests {
         };
         let req2 = request(&i_done, &impostor, 1).unwrap();
         let gw2 = AuthConfig {
-            psk: b"shared secret",
+            auth: &shared,
             ..bad
         };
         assert!(matches!(
             respond(&r_done, &gw2, &opened(&r_done, &req2, true), 2),
-            Err(AuthError::AuthenticationFailed)
+            Err(AuthError::Rejected(e)) if e == "wrong pre-shared key"
         ));
 
         // Selectors with nothing in common: the IKE SA stands, the child is refused with

@@ -7,6 +7,7 @@ use super::dh::{DhError, Group, KeyPair};
 use super::fragment::IKE_FRAGMENTATION_SUPPORTED;
 use super::kdf::{Prf, Secret};
 use super::proposal::{is_choice, select, ProposalSpec};
+use super::signature::{OUR_HASHES, SIGNATURE_HASH_ALGORITHMS};
 use super::sk::{Integrity, SkError, SkKey};
 use super::wire::{
     Exchange, Flags, Header, Message, Payload, Proposal, Protocol, TransformType, WireError,
@@ -276,6 +277,7 @@ pub fn initiate(
     if start.fragmentation {
         payloads.push(notify(IKE_FRAGMENTATION_SUPPORTED, Vec::new()));
     }
+    payloads.push(hash_algorithms());
     let m = Message {
         header: Header {
             initiator_spi: spi_i,
@@ -314,6 +316,27 @@ impl Initiator {
 }
 
 /// A notification about the IKE SA.
+/// SIGNATURE_HASH_ALGORITHMS with the hashes we verify: sent whatever the authentication,
+/// as strongSwan does (RFC 7427 section 4).
+fn hash_algorithms() -> Payload {
+    notify(
+        SIGNATURE_HASH_ALGORITHMS,
+        OUR_HASHES.iter().flat_map(|h| h.to_be_bytes()).collect(),
+    )
+}
+
+/// The hashes a message's SIGNATURE_HASH_ALGORITHMS lists (empty: no RFC 7427).
+fn peer_hashes(m: &Message) -> Vec<u16> {
+    m.payloads
+        .iter()
+        .filter_map(|p| match p {
+            Payload::Notify(n) if n.kind == SIGNATURE_HASH_ALGORITHMS => Some(&n.data),
+            _ => None,
+        })
+        .flat_map(|d| d.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])))
+        .collect()
+}
+
 fn notify(kind: u16, data: Vec<u8>) -> Payload {
     Payload::Notify(super::wire::Notify {
         protocol: 0,
@@ -385,6 +408,17 @@ pub struct InitDone {
     /// Both sides said IKE_FRAGMENTATION_SUPPORTED (RFC 7383): big messages may go in
     /// fragments.
     pub fragmentation: bool,
+    /// The hashes the peer verifies signatures with (RFC 7427); empty: it did not say.
+    pub peer_hashes: Vec<u16>,
+}
+
+/// What a responder adds to its IKE_SA_INIT answer.
+#[derive(Debug, Clone, Default)]
+pub struct Answering {
+    /// Agree to IKE fragmentation (RFC 7383) if the peer offers it.
+    pub fragmentation: bool,
+    /// Ask for a certificate from our CAs (RFC 7296 section 3.7).
+    pub certreq: Option<Payload>,
 }
 
 /// Whether a message says IKE_FRAGMENTATION_SUPPORTED.
@@ -444,13 +478,12 @@ fn parts(m: &Message) -> Result<InitParts<'_>, InitError> {
 /// Answers an IKE_SA_INIT request with the first of its proposals `ours` accepts.
 /// With `addrs` (how the request arrived), NAT detection: when the request carries NAT-D
 /// notifications, the response carries ours, and `InitDone::nat` says whether the peer's
-/// hashes match the addresses we see. With `fragmentation`, IKE fragmentation is agreed to
-/// if the peer offers it.
+/// hashes match the addresses we see.
 pub fn respond(
     ours: &[ProposalSpec],
     request: &[u8],
     addrs: Option<Addrs>,
-    fragmentation: bool,
+    answering: &Answering,
     rng: &SystemRandom,
 ) -> Result<InitDone, InitError> {
     let m = Message::parse(request)?;
@@ -511,10 +544,12 @@ pub fn respond(
         Payload::Nonce(nr.to_vec()),
     ];
     payloads.extend(nat_payloads);
-    let fragmentation = fragmentation && offers_fragmentation(&m);
+    let fragmentation = answering.fragmentation && offers_fragmentation(&m);
     if fragmentation {
         payloads.push(notify(IKE_FRAGMENTATION_SUPPORTED, Vec::new()));
     }
+    payloads.push(hash_algorithms());
+    payloads.extend(answering.certreq.clone());
     let response = Message {
         header: Header {
             initiator_spi: spi_i,
@@ -541,6 +576,7 @@ pub fn respond(
         nat,
         behind_nat,
         fragmentation,
+        peer_hashes: peer_hashes(&m),
     })
 }
 
@@ -602,6 +638,7 @@ impl Initiator {
             nat,
             behind_nat,
             fragmentation: self.fragmentation && offers_fragmentation(&m),
+            peer_hashes: peer_hashes(&m),
         })
     }
 }
@@ -623,11 +660,11 @@ mod tests {
         let i = initiate(&ours, Start::default(), &rng).unwrap();
         // Its KE is for the first proposal's group: the responder asks for another.
         assert!(matches!(
-            respond(&theirs, &i.request, None, false, &rng),
+            respond(&theirs, &i.request, None, &Default::default(), &rng),
             Err(InitError::InvalidKe(31))
         ));
         let i = initiate(&theirs, Start::default(), &rng).unwrap();
-        let r = respond(&theirs, &i.request, None, false, &rng).unwrap();
+        let r = respond(&theirs, &i.request, None, &Default::default(), &rng).unwrap();
         let done = i.complete(&theirs, &r.response).unwrap();
         let keys = &done.keys;
         assert_eq!(done.spi_r, r.spi_r);
@@ -655,7 +692,7 @@ mod tests {
         let hex = include_str!("wire/fixtures/strongswan-5.9-ike-sa-init.hex");
         let req = hex::decode(hex.trim()).unwrap();
         let ours = [parse_ike("aes256gcm16-prfsha256-x25519").unwrap()];
-        let r = respond(&ours, &req, None, false, &rng).unwrap();
+        let r = respond(&ours, &req, None, &Default::default(), &rng).unwrap();
         assert_eq!(r.suite.group, Group::Curve25519);
         assert_eq!(r.suite.sk_e_len, 36);
         let m = Message::parse(&r.response).unwrap();
@@ -664,7 +701,7 @@ mod tests {
         // Nothing in common: NO_PROPOSAL_CHOSEN.
         let other = [parse_ike("aes128gcm16-prfsha512-ecp256").unwrap()];
         assert!(matches!(
-            respond(&other, &req, None, false, &rng),
+            respond(&other, &req, None, &Default::default(), &rng),
             Err(InitError::NoProposalChosen)
         ));
     }

@@ -87,7 +87,7 @@ impl IkeManager {
         }
         let reason = match &why {
             Close::Timeout => Some("timeout".to_string()),
-            Close::Failed(s) => Some(s.clone()),
+            Close::Failed(s) => Some(failure_kind(s)),
             Close::DeletedByPeer | Close::Deleted | Close::Rekeyed => None,
         };
         if let Some(s) = self.stats_of(vpn) {
@@ -114,5 +114,14 @@ impl IkeManager {
                 v.start_at = Some(now + RETRY);
             }
         }
+    }
+}
+
+/// A failure counted by its kind: an authentication failure's detail (which may quote what
+/// the peer said it is) goes to the log, not into a counter's name.
+fn failure_kind(s: &str) -> String {
+    match s.split_once(": ") {
+        Some((kind @ ("AUTHENTICATION_FAILED" | "cannot authenticate"), _)) => kind.to_string(),
+        _ => s.to_string(),
     }
 }

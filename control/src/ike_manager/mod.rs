@@ -15,6 +15,9 @@ pub use view::{ChildView, GatewayStats, IkeSaView, IkeState};
 pub use vpns::validate;
 use vpns::vpns_of;
 
+use crate::ike::auth::Auth;
+use crate::ike::identity::{Dn, Identity};
+use crate::ike::pki::{load_credential, load_trust};
 use crate::ike::proposal::{parse_esp, parse_ike};
 use crate::ike::sa::{
     Action, Candidates, Close, IkeSa, Path, Retransmit, Role, Settings, SpiSource, State,
@@ -24,7 +27,7 @@ use crate::ike::wire::{Exchange, Id, Message};
 use channel::{
     Algorithm, Change, InboundSaSpec, KeyMaterial, Lifetime, Name, OutboundSaSpec, SaSpec,
 };
-use config::{Config, DpdAction, Establish, IkeId};
+use config::{Config, DpdAction, Establish, IkeAuth, IkeId};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;

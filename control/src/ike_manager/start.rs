@@ -87,8 +87,8 @@ impl IkeManager {
     /// Starts the VPNs `due`, but of several with the same identities and none up yet only
     /// the first (it says INITIAL_CONTACT): the others follow once it is established.
     pub(super) fn start_due(&mut self, due: Vec<usize>, now: Instant) {
-        let mut contact: HashSet<(Id, Id)> = HashSet::new();
-        let mut pending: HashSet<(Id, Id)> = HashSet::new();
+        let mut contact: HashSet<(Id, Identity)> = HashSet::new();
+        let mut pending: HashSet<(Id, Identity)> = HashSet::new();
         for e in self.sas.values() {
             if e.sa.state == State::Closed
                 || (e.sa.role == Role::Responder && e.sa.state == State::Authenticating)

@@ -42,6 +42,12 @@ pub struct IkeSaView {
     pub fragmentation: bool,
     pub fragmented: u64,
     pub reassembled: u64,
+    /// The identity we send, and the one the peer must prove (Junos "Local identity",
+    /// "Remote identity").
+    pub local_identity: String,
+    pub remote_identity: String,
+    /// "pre-shared-keys" or "certificates" (both ways).
+    pub authentication: String,
 }
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -133,6 +139,13 @@ impl IkeManager {
                     retransmits: e.sa.stats.retransmits,
                     child_rekeys: e.sa.stats.child_rekeys,
                     fragmentation: e.sa.fragmentation(),
+                    local_identity: identity_text(&e.sa.settings().local_id),
+                    remote_identity: e.sa.settings().remote_id.to_string(),
+                    authentication: match e.sa.settings().auth {
+                        Auth::Psk(_) => "pre-shared-keys",
+                        Auth::Certificate { .. } => "certificates",
+                    }
+                    .to_string(),
                     fragmented: e.sa.stats.fragmented,
                     reassembled: e.sa.stats.reassembled,
                     initial_contact: match e.sa.role {
@@ -143,4 +156,12 @@ impl IkeManager {
             })
             .collect()
     }
+}
+
+/// An ID payload as an operator reads it.
+fn identity_text(id: &Id) -> String {
+    Identity::from_wire(id).map_or_else(
+        || format!("type {} {}", id.kind, hex::encode(&id.data)),
+        |i| i.to_string(),
+    )
 }

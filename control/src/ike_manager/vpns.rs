@@ -2,27 +2,58 @@
 
 use super::*;
 
-pub(super) fn id_of(i: &IkeId) -> Id {
-    match i {
-        IkeId::Ipv4(a) => Id {
-            kind: 1,
-            data: a.octets().to_vec(),
-        },
-        IkeId::Fqdn(s) => Id {
-            kind: 2,
-            data: s.as_bytes().to_vec(),
-        },
-        IkeId::UserFqdn(s) => Id {
-            kind: 3,
-            data: s.as_bytes().to_vec(),
-        },
+/// A configured identity in normal form; `Err`: a DN that does not parse.
+fn identity_of(i: &IkeId) -> Result<Option<Identity>, String> {
+    Ok(Some(match i {
+        IkeId::Ipv4(a) => Identity::Ipv4(*a),
+        IkeId::Fqdn(s) => Identity::Fqdn(s.to_lowercase()),
+        IkeId::UserFqdn(s) => Identity::UserFqdn(s.to_lowercase()),
+        IkeId::Dn(s) => Identity::Dn(Dn::parse(s)?),
+        IkeId::CertificateSubject => return Ok(None),
+    }))
+}
+
+/// The ID payload we send: as configured, a DN as our certificate's own subject (which it
+/// must be), by default that subject.
+fn local_id(i: &IkeId, auth: &Auth) -> Result<Id, String> {
+    let subject = auth.certificate_subject();
+    match (identity_of(i)?, subject) {
+        (Some(Identity::Dn(dn)), Some(s)) => {
+            if Identity::from_wire(s) != Some(Identity::Dn(dn.clone())) {
+                return Err(format!("{dn} is not the subject of the certificate"));
+            }
+            Ok(s.clone())
+        }
+        (Some(id), _) => id
+            .to_wire()
+            .ok_or_else(|| "a DN needs a certificate".into()),
+        (None, Some(s)) => Ok(s.clone()),
+        (None, None) => Err("no certificate to take the identity from".into()),
     }
+}
+
+/// A gateway's authentication with its certificates and key loaded (once per commit).
+fn auth_of(a: &IkeAuth) -> Result<Auth, (&'static str, String)> {
+    Ok(match a {
+        IkeAuth::Psk(k) => Auth::Psk(k.clone()),
+        IkeAuth::Certificate {
+            certificate,
+            private_key,
+            ca_certificates,
+        } => Auth::Certificate {
+            ours: Arc::new(
+                load_credential(certificate, private_key).map_err(|e| ("certificate", e))?,
+            ),
+            trust: Arc::new(load_trust(ca_certificates).map_err(|e| ("ca_certificates", e))?),
+        },
+    })
 }
 
 /// The IKE settings of every VPN of `cfg`; an error names the field (a proposal the
 /// dataplane cannot carry out, or that does not parse).
 pub(super) fn vpns_of(cfg: &Config) -> Result<Vec<Vpn>, (String, String)> {
     let mut out = Vec::new();
+    let mut auths: HashMap<usize, Auth> = HashMap::new();
     for (vi, v) in cfg.ike.vpns.iter().enumerate() {
         let Some(g) = cfg.ike.gateways.get(v.gateway) else {
             continue;
@@ -47,12 +78,27 @@ pub(super) fn vpns_of(cfg: &Config) -> Result<Vec<Vpn>, (String, String)> {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let rekey = v.lifetime_s.saturating_sub(v.rekey_margin_s);
+        let field = |f: &str| format!("ike.gateways[{gi}].{f}");
+        let auth = match auths.get(&gi) {
+            Some(a) => a.clone(),
+            None => {
+                let a = auth_of(&g.auth).map_err(|(f, e)| (field(f), e))?;
+                auths.insert(gi, a.clone());
+                a
+            }
+        };
+        let local_id = local_id(&g.local_id, &auth).map_err(|e| (field("local_id"), e))?;
+        let remote_id = match identity_of(&g.remote_id) {
+            Ok(Some(id)) => id,
+            Ok(None) => return Err((field("remote_id"), "give the peer's identity".into())),
+            Err(e) => return Err((field("remote_id"), e)),
+        };
         let settings = Settings {
             ike,
             esp,
-            psk: g.psk.clone(),
-            local_id: id_of(&g.local_id),
-            remote_id: id_of(&g.remote_id),
+            auth,
+            local_id,
+            remote_id,
             local_ts: v.local_ts.iter().map(|p| of_prefix(*p)).collect(),
             remote_ts: v.remote_ts.iter().map(|p| of_prefix(*p)).collect(),
             force_encap: g.force_encap,

@@ -44,7 +44,7 @@ pub fn security_associations(v: &Value, index: Option<u64>, detail: bool) -> Str
     }
     for x in &sas {
         out.push_str(&format!(
-            "\n\nIKE SA index {}: VPN {}, gateway {}, role {}, local {}, remote {}{}\n  established {} s, exchanges {}, retransmits {}, child rekeys {}\n",
+            "\n\nIKE SA index {}: VPN {}, gateway {}, role {}, local {}, remote {}{}\n  local identity: {}\n  remote identity: {}\n  authentication: {}\n  established {} s, exchanges {}, retransmits {}, child rekeys {}\n",
             s(x, "index"),
             s(x, "vpn"),
             s(x, "gateway"),
@@ -52,6 +52,9 @@ pub fn security_associations(v: &Value, index: Option<u64>, detail: bool) -> Str
             s(x, "local"),
             s(x, "remote"),
             if x["nat_t"] == Value::Bool(true) { ", NAT-T" } else { "" },
+            s(x, "local_identity"),
+            s(x, "remote_identity"),
+            s(x, "authentication"),
             s(x, "established_s"),
             s(x, "exchanges"),
             s(x, "retransmits"),

@@ -213,6 +213,7 @@ impl IkeSa {
             behind_nat: self.behind_nat,
             // IKE fragmentation carries over (RFC 7383 section 2.3).
             fragmentation: old.fragmentation,
+            peer_hashes: old.peer_hashes.clone(),
         };
         // The peer started the rekey: it is the new SA's initiator.
         let new = self.successor(Role::Responder, done, now);
@@ -295,6 +296,7 @@ impl IkeSa {
             behind_nat: self.behind_nat,
             // IKE fragmentation carries over (RFC 7383 section 2.3).
             fragmentation: old.fragmentation,
+            peer_hashes: old.peer_hashes.clone(),
         };
         let new = self.successor(Role::Initiator, done, now);
         match self.ike_collision.take() {

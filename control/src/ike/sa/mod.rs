@@ -22,8 +22,10 @@ mod timers;
 
 pub use settings::{Candidates, Retransmit, Settings};
 
+use super::auth::Auth;
 use super::create_child::{self, ChildConfig, Derive, Pending as ChildPending, Refused, PROTO_ESP};
 use super::fragment;
+use super::identity::Identity;
 use super::ike_auth::{self, AuthConfig, AuthError, Child};
 use super::init::{self, Addrs, InitDone, Initiator, Refusal, Start};
 use super::proposal::ProposalSpec;
@@ -336,14 +338,11 @@ impl IkeSa {
             local: path.local,
             remote: path.remote,
         };
-        let fragmentation = sa.settings.fragment_size.is_some();
-        match init::respond(
-            &sa.settings.ike,
-            request,
-            Some(addrs),
-            fragmentation,
-            &sa.rng,
-        ) {
+        let answering = init::Answering {
+            fragmentation: sa.settings.fragment_size.is_some(),
+            certreq: sa.settings.auth.certreq(),
+        };
+        match init::respond(&sa.settings.ike, request, Some(addrs), &answering, &sa.rng) {
             Ok(d) => {
                 sa.spi_i = d.spi_i;
                 sa.spi_r = d.spi_r;
@@ -635,7 +634,7 @@ fn auth_config<'a>(
     initial_contact: bool,
 ) -> AuthConfig<'a> {
     AuthConfig {
-        psk: &s.psk,
+        auth: &s.auth,
         local_id: s.local_id.clone(),
         remote_id: s.remote_id.clone(),
         esp,

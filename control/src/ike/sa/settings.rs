@@ -7,9 +7,10 @@ use super::*;
 pub struct Settings {
     pub ike: Vec<ProposalSpec>,
     pub esp: Vec<ProposalSpec>,
-    pub psk: zeroize::Zeroizing<Vec<u8>>,
+    pub auth: Auth,
     pub local_id: Id,
-    pub remote_id: Id,
+    /// Who the peer must be.
+    pub remote_id: Identity,
     pub local_ts: Vec<TrafficSelector>,
     pub remote_ts: Vec<TrafficSelector>,
     pub force_encap: bool,
@@ -58,7 +59,7 @@ impl Default for Retransmit {
 /// the first whose selectors meet the proposal.
 pub struct Candidates {
     list: Vec<Arc<Settings>>,
-    exact: HashMap<(Id, Vec<TrafficSelector>, Vec<TrafficSelector>), usize>,
+    exact: HashMap<(Identity, Vec<TrafficSelector>, Vec<TrafficSelector>), usize>,
 }
 
 impl Candidates {
@@ -87,8 +88,11 @@ impl Candidates {
         ts_r: &[TrafficSelector],
     ) -> Vec<Arc<Settings>> {
         let mut out = Vec::new();
-        let theirs = |s: &&Arc<Settings>| id.is_none_or(|id| s.remote_id == *id);
-        let exact = id.and_then(|id| self.exact.get(&(id.clone(), ts_i.to_vec(), ts_r.to_vec())));
+        let id = id.and_then(Identity::from_wire);
+        let theirs = |s: &&Arc<Settings>| id.as_ref().is_none_or(|id| s.remote_id == *id);
+        let exact = id
+            .as_ref()
+            .and_then(|id| self.exact.get(&(id.clone(), ts_i.to_vec(), ts_r.to_vec())));
         if let Some(&i) = exact {
             out.extend(self.list.get(i).cloned());
         } else {

@@ -20,15 +20,12 @@ fn settings(me: &str, peer: &str, mine: &str, theirs: &str, esp: &str) -> Arc<Se
     Arc::new(Settings {
         ike: vec![parse_ike("aes256gcm16-prfsha256-ecp256").unwrap()],
         esp: vec![parse_esp(esp).unwrap()],
-        psk: zeroize::Zeroizing::new(b"sa test key".to_vec()),
+        auth: Auth::Psk(zeroize::Zeroizing::new(b"sa test key".to_vec())),
         local_id: Id {
             kind: 2,
             data: me.as_bytes().to_vec(),
         },
-        remote_id: Id {
-            kind: 2,
-            data: peer.as_bytes().to_vec(),
-        },
+        remote_id: Identity::Fqdn(peer.into()),
         local_ts: vec![of_prefix(mine.parse().unwrap())],
         remote_ts: vec![of_prefix(theirs.parse().unwrap())],
         force_encap: false,
@@ -323,7 +320,7 @@ fn a_wrong_key_fails_on_both_sides_and_leaves_no_child() {
         "aes128gcm16",
     );
     if let Some(s) = Arc::get_mut(&mut sr) {
-        s.psk = zeroize::Zeroizing::new(b"another key".to_vec());
+        s.auth = Auth::Psk(zeroize::Zeroizing::new(b"another key".to_vec()));
     }
     let mut i = IkeSa::initiate(si, path(1, 2), t0);
     let (req, _, _) = sent(&mut i);
@@ -336,7 +333,7 @@ fn a_wrong_key_fails_on_both_sides_and_leaves_no_child() {
     let (fail, rc, other) = sent(&mut r);
     assert_eq!(rc, 0);
     assert!(
-        matches!(&other[..], [Action::Closed(Close::Failed(s))] if s == "AUTHENTICATION_FAILED")
+        matches!(&other[..], [Action::Closed(Close::Failed(s))] if s == "AUTHENTICATION_FAILED: wrong pre-shared key")
     );
     i.handle(t0, path(1, 2), &fail[0], &mut spis);
     let (_, ic, other) = sent(&mut i);
@@ -720,7 +717,7 @@ fn fragmenting(me: &str, peer: &str, mine: &str, theirs: &str, size: Option<u16>
     Arc::new(Settings {
         ike: s.ike.clone(),
         esp: s.esp.clone(),
-        psk: s.psk.clone(),
+        auth: s.auth.clone(),
         local_id: s.local_id.clone(),
         remote_id: s.remote_id.clone(),
         local_ts: s.local_ts.clone(),

@@ -68,6 +68,17 @@ pub enum Payload {
     VendorId(Vec<u8>),
     TsI(Vec<TrafficSelector>),
     TsR(Vec<TrafficSelector>),
+    /// A certificate (RFC 7296 section 3.6): its encoding (4: X.509 signature, DER) and data.
+    Cert {
+        encoding: u8,
+        data: Vec<u8>,
+    },
+    /// A certificate request (section 3.7): for X.509, the SHA-1 hashes of the public keys
+    /// (SubjectPublicKeyInfo) of the CAs the sender trusts, concatenated.
+    CertReq {
+        encoding: u8,
+        data: Vec<u8>,
+    },
     /// Encrypted and authenticated (RFC 7296 section 3.14): `first` is the type of the first
     /// payload inside, `body` the IV, ciphertext and ICV.
     Sk {
@@ -81,7 +92,7 @@ pub enum Payload {
         total: u16,
         body: Vec<u8>,
     },
-    /// Any other payload (CERT, CERTREQ, CP, EAP, unknown non-critical ones), kept as bytes.
+    /// Any other payload (CP, EAP, unknown non-critical ones), kept as bytes.
     Other {
         kind: u8,
         critical: bool,
@@ -105,6 +116,8 @@ impl Payload {
             Payload::VendorId(_) => T::VENDOR_ID,
             Payload::TsI(_) => T::TSI,
             Payload::TsR(_) => T::TSR,
+            Payload::Cert { .. } => T::CERT,
+            Payload::CertReq { .. } => T::CERTREQ,
             Payload::Sk { .. } => T::SK,
             Payload::Skf { .. } => T::SKF,
             Payload::Other { kind, .. } => *kind,
@@ -226,7 +239,15 @@ fn parse_one(kind: u8, critical: bool, next: u8, body: &[u8]) -> Result<Payload,
                 body: r.rest().to_vec(),
             }
         }
-        T::CERT | T::CERTREQ | T::CP | T::EAP => Payload::Other {
+        T::CERT => Payload::Cert {
+            encoding: r.u8("certificate encoding")?,
+            data: r.rest().to_vec(),
+        },
+        T::CERTREQ => Payload::CertReq {
+            encoding: r.u8("certificate encoding")?,
+            data: r.rest().to_vec(),
+        },
+        T::CP | T::EAP => Payload::Other {
             kind,
             critical,
             body: body.to_vec(),
@@ -298,6 +319,10 @@ fn emit_body(p: &Payload, out: &mut Vec<u8>) {
             }
         }
         Payload::TsI(ts) | Payload::TsR(ts) => emit_selectors(ts, out),
+        Payload::Cert { encoding, data } | Payload::CertReq { encoding, data } => {
+            out.push(*encoding);
+            out.extend_from_slice(data);
+        }
         Payload::Sk { body, .. } | Payload::Other { body, .. } => out.extend_from_slice(body),
         Payload::Skf {
             number,

@@ -185,6 +185,8 @@ fn payload() -> impl Strategy<Value = Payload> {
         bytes(64).prop_map(Payload::Nonce),
         (any::<u8>(), bytes(40)).prop_map(|(kind, data)| Payload::IdI(Id { kind, data })),
         (any::<u8>(), bytes(40)).prop_map(|(method, data)| Payload::Auth { method, data }),
+        (any::<u8>(), bytes(200)).prop_map(|(encoding, data)| Payload::Cert { encoding, data }),
+        (any::<u8>(), bytes(60)).prop_map(|(encoding, data)| Payload::CertReq { encoding, data }),
         (any::<u8>(), any::<u16>(), bytes(8), bytes(40)).prop_map(|(protocol, kind, spi, data)| {
             Payload::Notify(Notify {
                 protocol,
