@@ -226,6 +226,15 @@ pub(super) struct IpsecVpnFile {
     pub lifetime_bytes: Option<u64>,
     pub lifetime_packets: Option<u64>,
     pub rekey_margin_s: Option<u64>,
+    pub children: Option<Vec<VpnChildFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct VpnChildFile {
+    pub bind_interface: String,
+    pub local_ts: Option<Vec<String>>,
+    pub remote_ts: Option<Vec<String>>,
 }
 
 /// A secret string (a pre-shared key) that is wiped from memory when dropped.

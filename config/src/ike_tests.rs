@@ -128,11 +128,13 @@ fn a_full_section_parses() {
         &IpsecVpn {
             name: name("vpn-b"),
             gateway: 0,
-            tunnel: name("st0.1"),
-            esp_proposals: vec!["aes128gcm16".into(), "aes256gcm16".into()],
             // The tunnel's traffic selectors.
-            local_ts: vec![net("10.1.0.0/16")],
-            remote_ts: vec![net("10.2.0.0/16")],
+            children: vec![VpnChild {
+                tunnel: name("st0.1"),
+                local_ts: vec![net("10.1.0.0/16")],
+                remote_ts: vec![net("10.2.0.0/16")],
+            }],
+            esp_proposals: vec!["aes128gcm16".into(), "aes256gcm16".into()],
             establish: Establish::OnTraffic,
             lifetime_s: 7200,
             lifetime_bytes: Some(1_000_000_000),
@@ -145,10 +147,12 @@ fn a_full_section_parses() {
         IpsecVpn {
             name: name("vpn-c"),
             gateway: 1,
-            tunnel: name("st0.2"),
+            children: vec![VpnChild {
+                tunnel: name("st0.2"),
+                local_ts: vec![net("0.0.0.0/0")],
+                remote_ts: vec![net("0.0.0.0/0")],
+            }],
             esp_proposals: vec!["aes256gcm16".into()],
-            local_ts: vec![net("0.0.0.0/0")],
-            remote_ts: vec![net("0.0.0.0/0")],
             establish: Establish::Immediately,
             lifetime_s: 3600,
             lifetime_bytes: None,
@@ -176,8 +180,11 @@ fn traffic_selectors_given_and_identities() {
     v["ike"]["gateways"][1]["fragmentation"] = false.into();
     let c = parse(&v).unwrap();
     let vc = &c.ike.vpns[1];
-    assert_eq!(vc.local_ts, [net("10.1.0.0/24"), net("10.1.1.0/24")]);
-    assert_eq!(vc.remote_ts, [net("10.3.0.0/16")]);
+    assert_eq!(
+        vc.children[0].local_ts,
+        [net("10.1.0.0/24"), net("10.1.1.0/24")]
+    );
+    assert_eq!(vc.children[0].remote_ts, [net("10.3.0.0/16")]);
     let gc = &c.ike.gateways[1];
     assert_eq!(gc.local_id, IkeId::Ipv4(Ipv4Addr::new(192, 0, 2, 77)));
     assert_eq!(gc.remote_id, IkeId::Fqdn("peer".into()));
@@ -580,4 +587,65 @@ fn certificate_authentication_takes_absolute_paths_and_a_private_key_only_its_ow
         Ok(IkeId::Dn("C=CH, O=A B".into()))
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A VPN with more children under its IKE SA: each its own tunnel and selectors, checked as
+/// the VPN's own binding is.
+#[test]
+fn a_vpn_keys_several_tunnels_with_one_child_each() {
+    let mut v = example();
+    v["tunnels"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "st0.3", "local": "192.0.2.1", "remote": "198.51.100.2"}));
+    v["ike"]["vpns"][0]["children"] = serde_json::json!([
+        {"bind_interface": "st0.3", "local_ts": ["10.1.0.0/24"], "remote_ts": ["10.3.0.0/24", "10.4.0.0/24"]}
+    ]);
+    let c = parse(&v).unwrap();
+    let children = &c.ike.vpns[0].children;
+    assert_eq!(children.len(), 2);
+    assert_eq!(children[0].tunnel, name("st0.1"));
+    assert_eq!(
+        children[1],
+        VpnChild {
+            tunnel: name("st0.3"),
+            local_ts: vec![net("10.1.0.0/24")],
+            remote_ts: vec![net("10.3.0.0/24"), net("10.4.0.0/24")],
+        }
+    );
+    let cases: Vec<(Edit, &str)> = vec![
+        (
+            Box::new(|v| v["ike"]["vpns"][0]["children"][0]["bind_interface"] = "st0.9".into()),
+            "ike.vpns[0].children[0].bind_interface",
+        ),
+        (
+            Box::new(|v| v["ike"]["vpns"][0]["children"][0]["bind_interface"] = "st0.1".into()),
+            "ike.vpns[0].children[0].bind_interface",
+        ),
+        (
+            Box::new(|v| v["ike"]["vpns"][0]["children"][0]["bind_interface"] = "st0.2".into()),
+            "ike.vpns[0].children[0].bind_interface",
+        ),
+        (
+            Box::new(|v| v["ike"]["vpns"][0]["children"][0]["remote_ts"] = serde_json::json!([])),
+            "ike.vpns[0].children[0].remote_ts",
+        ),
+        (
+            Box::new(|v| {
+                v["ike"]["vpns"][0]["children"] = serde_json::json!(vec![
+                    serde_json::json!({"bind_interface": "st0.3"});
+                    MAX_CHILDREN
+                ])
+            }),
+            "ike.vpns[0].children",
+        ),
+    ];
+    for (edit, field) in cases {
+        let mut w = v.clone();
+        edit(&mut w);
+        let e = parse(&w)
+            .err()
+            .unwrap_or_else(|| panic!("accepted: {field}"));
+        assert_eq!(e.field, field, "{e}");
+    }
 }

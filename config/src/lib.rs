@@ -17,8 +17,8 @@ mod tunnels;
 pub use changes::changes;
 pub use control::{ControlConfig, IkeTransport, TlsFiles};
 pub use ike::{
-    Dpd, DpdAction, Establish, IkeAuth, IkeConfig, IkeGateway, IkeId, IpsecVpn,
-    DEFAULT_COOKIE_THRESHOLD, DEFAULT_HALF_OPEN_LIMIT,
+    Dpd, DpdAction, Establish, IkeAuth, IkeConfig, IkeGateway, IkeId, IpsecVpn, VpnChild,
+    DEFAULT_COOKIE_THRESHOLD, DEFAULT_HALF_OPEN_LIMIT, MAX_CHILDREN,
 };
 
 use channel::Direction;

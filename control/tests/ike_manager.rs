@@ -466,3 +466,59 @@ fn certificates_authenticate_through_the_manager_and_bad_files_fail_the_commit()
     assert_eq!(field, "ike.gateways[0].remote_id");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One VPN with two children (two tunnels) under one IKE SA: the second is asked for by
+/// CREATE_CHILD_SA, and the dataplane gets each tunnel's SAs, with its own selectors.
+#[test]
+fn a_vpn_with_two_children_keys_both_tunnels_under_one_ike_sa() {
+    let now = Instant::now();
+    let edit = |initiator: bool| {
+        move |v: &mut serde_json::Value| {
+            let (mine, theirs) = if initiator { (1, 2) } else { (2, 1) };
+            let vpns = v["ike"]["vpns"].as_array_mut().unwrap();
+            vpns.pop();
+            vpns[0]["children"] = serde_json::json!([{
+                "bind_interface": "st0.1",
+                "local_ts": [format!("10.{mine}.0.1/32")],
+                "remote_ts": [format!("10.{theirs}.0.1/32")],
+            }]);
+        }
+    };
+    let mut p = Pair {
+        a: IkeManager::default(),
+        b: IkeManager::default(),
+        now,
+    };
+    p.b.configure(&config_with(false, 2, edit(false)), now);
+    p.a.configure(&config_with(true, 2, edit(true)), now);
+    p.run(500);
+    let (a, b) = (p.a.view(p.now), p.b.view(p.now));
+    assert_eq!((a.len(), b.len()), (1, 1), "one IKE SA: {a:?}");
+    assert_eq!(a[0].children.len(), 2, "{a:?}");
+    assert_eq!(b[0].children.len(), 2, "{b:?}");
+    for m in [&p.a, &p.b] {
+        let mut changes = Vec::new();
+        m.overlay(&mut changes);
+        let mut keyed: Vec<(String, &str)> = changes
+            .iter()
+            .filter_map(|c| match c {
+                channel::Change::SetInboundSa(s) => Some((s.sa.tunnel.to_string(), "in")),
+                channel::Change::SetOutboundSa(s) => Some((s.sa.tunnel.to_string(), "out")),
+                _ => None,
+            })
+            .collect();
+        keyed.sort();
+        assert_eq!(
+            keyed,
+            [
+                ("st0.0".to_string(), "in"),
+                ("st0.0".to_string(), "out"),
+                ("st0.1".to_string(), "in"),
+                ("st0.1".to_string(), "out")
+            ]
+        );
+    }
+    let mut ts: Vec<_> = a[0].children.iter().map(|c| c.remote_ts.clone()).collect();
+    ts.sort();
+    assert_eq!(ts, [["10.2.0.0/32"], ["10.2.0.1/32"]]);
+}

@@ -156,6 +156,9 @@ struct Setup<'a> {
     charon_extra: &'a str,
     /// Certificates instead of the PSK.
     certs: Option<Certs<'a>>,
+    /// A second child under the IKE SA: 10.1.0.0/24 <-> 10.2.1.0/24, espgw's tunnel st0.1,
+    /// charon's child `net2` (host b gets 10.2.1.10).
+    second_child: bool,
 }
 
 /// Certificate authentication, from a test PKI made for the case (scripts/make-test-pki.sh):
@@ -218,6 +221,7 @@ fn lab(s: &Setup<'_>) -> Option<Lab> {
         rekey_time,
         charon_extra,
         certs,
+        second_child,
     } = *s;
     if !require_root("strongSwan as the peer gateway") {
         return None;
@@ -275,9 +279,27 @@ fn lab(s: &Setup<'_>) -> Option<Lab> {
         )
         .unwrap();
     }
+    if second_child {
+        c["tunnels"].as_array_mut().unwrap().push(
+            serde_json::json!({"name": "st0.1", "local": "192.0.2.1", "remote": "192.0.2.2"}),
+        );
+        c["routes"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"prefix": "10.2.1.0/24", "via": "st0.1"}));
+        c["ike"]["vpns"][0]["children"] = serde_json::json!([{"bind_interface": "st0.1",
+            "local_ts": ["10.1.0.0/24"], "remote_ts": ["10.2.1.0/24"]}]);
+    }
     edit(&mut c);
     std::fs::write(&f, c.to_string()).unwrap();
     let (charon_ends, charon_secrets) = charon_auth(certs.as_ref(), &pki, &psk);
+    let net2 = if second_child {
+        sh(&ns("gw2"), "ip addr add 10.2.1.1/24 dev lan");
+        sh(&ns("b"), "ip addr add 10.2.1.10/16 dev eth0");
+        format!("\n      net2 {{ local_ts = 10.2.1.0/24\n            remote_ts = 10.1.0.0/24\n            esp_proposals = {esp}\n            start_action = none }}")
+    } else {
+        String::new()
+    };
     // gw2: a Linux router with charon. The hosts keep MTU 1500: path MTU discovery finds each
     // tunnel's (espgw sends ICMP "fragmentation needed", as the kernel does for libipsec's
     // TUN device).
@@ -297,15 +319,23 @@ fn lab(s: &Setup<'_>) -> Option<Lab> {
     std::fs::write(
         p("swanctl.conf"),
         format!(
-            "connections {{\n  gw1 {{\n    version = 2\n    encap = yes\n    local_addrs = 192.0.2.2\n    remote_addrs = 192.0.2.1\n    proposals = {ike}\n    rekey_time = {rekey_time}\n    {charon_ends}\n    children {{\n      net {{ local_ts = 10.2.0.0/24\n            remote_ts = 10.1.0.0/24\n            esp_proposals = {esp}\n            start_action = none }}\n    }}\n  }}\n}}\n{charon_secrets}"
+            "connections {{\n  gw1 {{\n    version = 2\n    encap = yes\n    local_addrs = 192.0.2.2\n    remote_addrs = 192.0.2.1\n    proposals = {ike}\n    rekey_time = {rekey_time}\n    {charon_ends}\n    children {{\n      net {{ local_ts = 10.2.0.0/24\n            remote_ts = 10.1.0.0/24\n            esp_proposals = {esp}\n            start_action = none }}{net2}\n    }}\n  }}\n}}\n{charon_secrets}"
         ),
     )
     .unwrap();
     let initiate = if espgw_initiates {
         String::new()
     } else {
+        let more = if second_child {
+            format!(
+                "swanctl --initiate --child net2 --timeout 15 >> {d}/swanctl.log 2>&1\n",
+                d = dir.display()
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "sleep 2\nswanctl --initiate --child net --timeout 15 >> {d}/swanctl.log 2>&1\n",
+            "sleep 2\nswanctl --initiate --child net --timeout 15 >> {d}/swanctl.log 2>&1\n{more}",
             d = dir.display()
         )
     };
@@ -360,6 +390,7 @@ fn case(tag: &str, ike: &str, esp: &str, espgw_initiates: bool, rekey: bool) {
         rekey_time: if rekey { "13s" } else { "4h" },
         charon_extra: "",
         certs: None,
+        second_child: false,
     }) else {
         return;
     };
@@ -691,6 +722,7 @@ fn ike_fragments_both_ways_across_pfs_rekeys() {
         rekey_time: "4h",
         charon_extra: "fragment_size = 256",
         certs: None,
+        second_child: false,
     }) else {
         return;
     };
@@ -772,6 +804,7 @@ fn a_dead_strongswan_is_found_by_dpd_and_the_tunnel_comes_back_with_it() {
         rekey_time: "4h",
         charon_extra: "",
         certs: None,
+        second_child: false,
     }) else {
         return;
     };
@@ -841,6 +874,7 @@ fn a_restarted_strongswan_says_initial_contact_and_replaces_the_old_sas() {
         rekey_time: "4h",
         charon_extra: "",
         certs: None,
+        second_child: false,
     }) else {
         return;
     };
@@ -907,6 +941,7 @@ fn failure(
         rekey_time: "4h",
         charon_extra: "",
         certs,
+        second_child: false,
     }) else {
         return String::new();
     };
@@ -1108,6 +1143,7 @@ fn certificate_case(
         rekey_time: "4h",
         charon_extra,
         certs: Some(certs),
+        second_child: false,
     })?;
     assert!(
         until(Duration::from_secs(30), || lab
@@ -1175,4 +1211,61 @@ fn certificates_from_another_ca_or_for_another_identity_are_refused() {
         log.is_empty() || log.contains("the peer says it is gw2.example, not gw9.example"),
         "{log}"
     );
+}
+
+/// One VPN, two children under one IKE SA with charon, each with its own selectors and
+/// espgw tunnel (st0.0: 10.2.0.0/24, st0.1: 10.2.1.0/24): espgw asks for the second by
+/// CREATE_CHILD_SA, or charon does and espgw matches it to its tunnel by the selectors.
+#[test]
+fn two_children_under_one_ike_sa_with_strongswan_both_roles() {
+    for (tag, espgw_initiates) in [("m", true), ("k", false)] {
+        let Some(lab) = lab(&Setup {
+            tag,
+            ike: "aes256gcm16-prfsha256-x25519",
+            esp: "aes256gcm16",
+            espgw_initiates,
+            edit: &|_| {},
+            rekey_time: "4h",
+            charon_extra: "",
+            certs: None,
+            second_child: true,
+        }) else {
+            return;
+        };
+        assert!(
+            until(Duration::from_secs(30), || {
+                let l = lab.charon_log();
+                l.contains("CHILD_SA net{1} established")
+                    && l.contains("CHILD_SA net2{2} established")
+            }),
+            "not both children: {}",
+            lab.logs()
+        );
+        let a = lab.ns("a");
+        assert!(a_reaches_b(&a), "a -> b: {}", lab.logs());
+        assert!(
+            until(Duration::from_secs(5), || ping(
+                &a,
+                "10.1.0.10",
+                "10.2.1.10",
+                1,
+                "0.2"
+            ) == (1, 1)),
+            "a -> b's second address (second child): {}",
+            lab.logs()
+        );
+        assert_eq!(ping(&a, "10.1.0.10", "10.2.1.10", 20, "0.02"), (20, 20));
+        assert_eq!(ping(&a, "10.1.0.10", "10.2.0.10", 20, "0.02"), (20, 20));
+        // One IKE SA, two children, each keying its tunnel.
+        assert_eq!(ike_up(&lab).len(), 1, "{}", lab.logs());
+        let detail = lab.cli(&["show", "security", "ike", "security-associations", "detail"]);
+        for (tunnel, remote) in [("st0.0", "10.2.0.0/24"), ("st0.1", "10.2.1.0/24")] {
+            assert!(
+                detail
+                    .lines()
+                    .any(|l| l.trim_start().starts_with(tunnel) && l.contains(remote)),
+                "{tunnel} {remote} not in {detail}"
+            );
+        }
+    }
 }

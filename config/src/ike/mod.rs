@@ -6,7 +6,7 @@
 mod vpns;
 use vpns::vpns;
 
-use super::file::{DpdFile, IkeFile, IkeGatewayFile, IpsecVpnFile};
+use super::file::{DpdFile, IkeFile, IkeGatewayFile, IpsecVpnFile, VpnChildFile};
 use super::{err, parse_ip, parse_name, parse_prefix, ConfigError};
 use super::{InterfaceConfig, ManualSa, Tunnel};
 use channel::{Name, MAX_SELECTORS};
@@ -36,6 +36,8 @@ pub const DEFAULT_FRAGMENT_SIZE: u16 = 1280;
 pub const FRAGMENT_SIZES: std::ops::RangeInclusive<u16> = 256..=9000;
 /// The longest FQDN or user FQDN identity.
 pub const MAX_ID_LEN: usize = 255;
+/// Child SAs of one VPN (one IKE SA), its own binding included.
+pub const MAX_CHILDREN: usize = 16;
 
 /// Half-open IKE SAs (answered IKE_SA_INIT, no IKE_AUTH yet) above which the responder asks
 /// for a COOKIE (RFC 7296 section 2.6), and beyond which it drops IKE_SA_INIT requests.
@@ -232,12 +234,12 @@ pub struct IpsecVpn {
     pub name: Name,
     /// Index into `IkeConfig::gateways`.
     pub gateway: usize,
-    /// The tunnel (`bind_interface`) whose SAs IKE keys.
-    pub tunnel: Name,
+    /// Its child SAs, each keying its own tunnel: the first (`bind_interface`, `local_ts`,
+    /// `remote_ts`) negotiated in IKE_AUTH, the others (`children`) by CREATE_CHILD_SA under
+    /// the same IKE SA.
+    pub children: Vec<VpnChild>,
     /// ESP proposals as written (`aes256gcm16`); the control parses them.
     pub esp_proposals: Vec<String>,
-    pub local_ts: Vec<Ipv4Net>,
-    pub remote_ts: Vec<Ipv4Net>,
     pub establish: Establish,
     /// The child SA's hard lifetime by time.
     pub lifetime_s: u32,
@@ -245,6 +247,14 @@ pub struct IpsecVpn {
     pub lifetime_packets: Option<u64>,
     /// The child SA is rekeyed this long before `lifetime_s`; below `lifetime_s`.
     pub rekey_margin_s: u32,
+}
+
+/// One child SA of a VPN: the tunnel it keys and its traffic selectors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VpnChild {
+    pub tunnel: Name,
+    pub local_ts: Vec<Ipv4Net>,
+    pub remote_ts: Vec<Ipv4Net>,
 }
 
 /// When the VPN's SAs are negotiated.

@@ -1,5 +1,5 @@
-//! `ike.vpns`: each VPN bound to a tunnel of its gateway, with its proposals, selectors and
-//! lifetimes.
+//! `ike.vpns`: each VPN's child SAs bound to tunnels of its gateway (one, or several under
+//! one IKE SA), with its proposals, selectors and lifetimes.
 
 use super::*;
 
@@ -35,51 +35,79 @@ pub(super) fn vpns(
                 format!("no gateway named {:?}", v.gateway),
             );
         };
-        let Some(&(t, tunnel)) = tunnel_by_name.get(v.bind_interface.as_str()) else {
+        // The VPN's own binding is its first child; `children` adds more under its IKE SA.
+        let extra = v.children.as_deref().unwrap_or_default();
+        if extra.len() >= MAX_CHILDREN {
             return err(
-                field("bind_interface"),
-                format!("no tunnel named {:?}", v.bind_interface),
+                field("children"),
+                format!("at most {} children with the VPN's own", MAX_CHILDREN),
             );
+        }
+        let own = VpnChildFile {
+            bind_interface: v.bind_interface.clone(),
+            local_ts: v.local_ts.clone(),
+            remote_ts: v.remote_ts.clone(),
         };
-        if let Some(other) = bound.insert(tunnel.name, i) {
-            return err(
-                field("bind_interface"),
-                format!("{} is already bound to ike.vpns[{other}]", tunnel.name),
-            );
-        }
-        if (tunnel.encap.local, tunnel.encap.remote) != (g.local, g.remote) {
-            return err(
-                field("bind_interface"),
-                format!(
-                    "tunnel {} runs {} -> {}, but gateway {} runs {} -> {}",
-                    tunnel.name, tunnel.encap.local, tunnel.encap.remote, g.name, g.local, g.remote
-                ),
-            );
-        }
-        if tunnel.encap.udp.is_some() {
-            return err(
-                format!("tunnels[{t}].udp_encap"),
-                format!(
-                    "{} is keyed by IKE (ike.vpns[{i}]), which decides NAT-T: leave udp_encap out \
-                     (nat_traversal \"force\" on the gateway always encapsulates)",
-                    tunnel.name
-                ),
-            );
+        let mut children = Vec::with_capacity(1 + extra.len());
+        for (k, c) in std::iter::once(&own).chain(extra).enumerate() {
+            let cfield = |x: &str| match k {
+                0 => field(x),
+                k => field(&format!("children[{}].{x}", k - 1)),
+            };
+            let Some(&(t, tunnel)) = tunnel_by_name.get(c.bind_interface.as_str()) else {
+                return err(
+                    cfield("bind_interface"),
+                    format!("no tunnel named {:?}", c.bind_interface),
+                );
+            };
+            if let Some(other) = bound.insert(tunnel.name, i) {
+                return err(
+                    cfield("bind_interface"),
+                    format!("{} is already bound to ike.vpns[{other}]", tunnel.name),
+                );
+            }
+            if (tunnel.encap.local, tunnel.encap.remote) != (g.local, g.remote) {
+                return err(
+                    cfield("bind_interface"),
+                    format!(
+                        "tunnel {} runs {} -> {}, but gateway {} runs {} -> {}",
+                        tunnel.name,
+                        tunnel.encap.local,
+                        tunnel.encap.remote,
+                        g.name,
+                        g.local,
+                        g.remote
+                    ),
+                );
+            }
+            if tunnel.encap.udp.is_some() {
+                return err(
+                    format!("tunnels[{t}].udp_encap"),
+                    format!(
+                        "{} is keyed by IKE (ike.vpns[{i}]), which decides NAT-T: leave udp_encap \
+                         out (nat_traversal \"force\" on the gateway always encapsulates)",
+                        tunnel.name
+                    ),
+                );
+            }
+            children.push(VpnChild {
+                tunnel: tunnel.name,
+                local_ts: selectors(
+                    &cfield("local_ts"),
+                    c.local_ts.as_deref(),
+                    &tunnel.local_selectors,
+                )?,
+                remote_ts: selectors(
+                    &cfield("remote_ts"),
+                    c.remote_ts.as_deref(),
+                    &tunnel.remote_selectors,
+                )?,
+            });
         }
         let esp_proposals = strings(
             &field("esp_proposals"),
             v.esp_proposals.as_deref(),
             DEFAULT_ESP_PROPOSAL,
-        )?;
-        let local_ts = selectors(
-            &field("local_ts"),
-            v.local_ts.as_deref(),
-            &tunnel.local_selectors,
-        )?;
-        let remote_ts = selectors(
-            &field("remote_ts"),
-            v.remote_ts.as_deref(),
-            &tunnel.remote_selectors,
         )?;
         let dial_up = g.remote.is_unspecified();
         let establish = match v.establish.as_deref() {
@@ -133,10 +161,8 @@ pub(super) fn vpns(
         vpns.push(IpsecVpn {
             name,
             gateway,
-            tunnel: tunnel.name,
+            children,
             esp_proposals,
-            local_ts,
-            remote_ts,
             establish,
             lifetime_s,
             lifetime_bytes: v.lifetime_bytes,

@@ -39,6 +39,8 @@ pub struct Pending {
     pub our_spi: u32,
     /// The inbound SPI of the child being rekeyed, if this is a rekey.
     pub rekeys: Option<u32>,
+    /// Which of its VPN's children this makes (the IKE SA sets it).
+    pub slot: usize,
 }
 
 fn nonce(rng: &SystemRandom) -> Option<Vec<u8>> {
@@ -98,6 +100,7 @@ pub fn request(
             dh,
             our_spi,
             rekeys,
+            slot: 0,
         },
     ))
 }
@@ -109,8 +112,8 @@ pub struct Asked<'a> {
     sa: &'a [super::wire::Proposal],
     ni: &'a [u8],
     ke: Option<(u16, &'a [u8])>,
-    ts_i: &'a [TrafficSelector],
-    ts_r: &'a [TrafficSelector],
+    pub ts_i: &'a [TrafficSelector],
+    pub ts_r: &'a [TrafficSelector],
 }
 
 impl Asked<'_> {
@@ -264,6 +267,7 @@ pub fn respond(
             esn,
             local_ts,
             remote_ts,
+            slot: 0,
         },
     ))
 }
@@ -335,6 +339,7 @@ pub fn complete(
         esn,
         local_ts: ts_i.to_vec(),
         remote_ts: ts_r.to_vec(),
+        slot: 0,
     })
 }
 

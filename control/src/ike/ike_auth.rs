@@ -87,6 +87,8 @@ pub struct Child {
     pub esn: bool,
     pub local_ts: Vec<TrafficSelector>,
     pub remote_ts: Vec<TrafficSelector>,
+    /// Which of its VPN's children it is (the IKE SA keeps the count; 0 here).
+    pub slot: usize,
 }
 
 fn header(done: &InitDone, initiator: bool, response: bool) -> Header {
@@ -337,6 +339,7 @@ fn accept_child(
             esn,
             local_ts,
             remote_ts,
+            slot: 0,
         },
         answer,
     ))
@@ -407,6 +410,7 @@ pub fn complete(
         esn,
         local_ts: ts_i.clone(),
         remote_ts: ts_r.clone(),
+        slot: 0,
     }))
 }
 

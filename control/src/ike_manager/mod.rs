@@ -20,7 +20,8 @@ use crate::ike::identity::{Dn, Identity};
 use crate::ike::pki::{load_credential, load_trust};
 use crate::ike::proposal::{parse_esp, parse_ike};
 use crate::ike::sa::{
-    Action, Candidates, Close, IkeSa, Path, Retransmit, Role, Settings, SpiSource, State,
+    Action, Candidates, ChildSelectors, Close, IkeSa, Path, Retransmit, Role, Settings, SpiSource,
+    State,
 };
 use crate::ike::selectors::{of_prefix, prefixes};
 use crate::ike::wire::{Exchange, Id, Message};
@@ -61,7 +62,8 @@ pub enum Out {
 struct Vpn {
     name: Name,
     gateway: Name,
-    tunnel: Name,
+    /// The tunnel each child keys, by slot.
+    tunnels: Vec<Name>,
     local: Ipv4Addr,
     remote: Ipv4Addr,
     port: u16,

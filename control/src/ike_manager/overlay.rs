@@ -4,7 +4,8 @@ use super::*;
 
 impl IkeManager {
     /// The configuration's changes with what IKE negotiated laid over them: each bound
-    /// tunnel's NAT-T ports and selectors from its IKE SA, its SAs from the children.
+    /// tunnel's NAT-T ports from its IKE SA, its selectors and SAs from its children (the
+    /// VPN's child of the tunnel's slot).
     pub fn overlay(&self, changes: &mut Vec<Change>) {
         for e in self.sas.values() {
             if e.sa.state != State::Established || e.sa.children().is_empty() {
@@ -13,26 +14,36 @@ impl IkeManager {
             let Some(v) = self.vpn(&e.vpn) else {
                 continue;
             };
-            let first = &e.sa.children()[0].sa;
             for c in changes.iter_mut() {
                 if let Change::SetTunnel(t) = c {
-                    if t.name == v.tunnel {
-                        // A dial-up peer is where its IKE SA is.
-                        if t.dynamic {
-                            t.remote = *e.sa.path.remote.ip();
-                        }
-                        t.udp =
-                            e.sa.nat
-                                .then(|| (channel::NATT_PORT, e.sa.path.remote.port()));
-                        t.local_selectors = prefixes(&first.local_ts)
-                            .into_iter()
-                            .take(channel::MAX_SELECTORS)
-                            .collect();
-                        t.remote_selectors = prefixes(&first.remote_ts)
-                            .into_iter()
-                            .take(channel::MAX_SELECTORS)
-                            .collect();
+                    let Some(slot) = v.tunnels.iter().position(|n| *n == t.name) else {
+                        continue;
+                    };
+                    // The selectors of the child that carries the traffic (the newest).
+                    let Some(first) =
+                        e.sa.children()
+                            .iter()
+                            .filter(|c| c.sa.slot == slot)
+                            .max_by_key(|c| (c.outbound, c.made))
+                            .map(|c| &c.sa)
+                    else {
+                        continue;
+                    };
+                    // A dial-up peer is where its IKE SA is.
+                    if t.dynamic {
+                        t.remote = *e.sa.path.remote.ip();
                     }
+                    t.udp =
+                        e.sa.nat
+                            .then(|| (channel::NATT_PORT, e.sa.path.remote.port()));
+                    t.local_selectors = prefixes(&first.local_ts)
+                        .into_iter()
+                        .take(channel::MAX_SELECTORS)
+                        .collect();
+                    t.remote_selectors = prefixes(&first.remote_ts)
+                        .into_iter()
+                        .take(channel::MAX_SELECTORS)
+                        .collect();
                 }
             }
             for c in e.sa.children() {
@@ -48,9 +59,12 @@ impl IkeManager {
                     packets: share(v.hard.packets),
                     bytes: share(v.hard.bytes),
                 };
+                let Some(&tunnel) = v.tunnels.get(c.sa.slot) else {
+                    continue;
+                };
                 let spec = |spi: u32, key: &[u8]| {
                     KeyMaterial::new(alg, key).ok().map(|keys| SaSpec {
-                        tunnel: v.tunnel,
+                        tunnel,
                         spi,
                         keys,
                         esn: c.sa.esn,

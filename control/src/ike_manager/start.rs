@@ -124,7 +124,7 @@ impl IkeManager {
         let Some(vi) = self
             .vpns
             .iter()
-            .position(|v| v.tunnel == *tunnel && v.establish == Establish::OnTraffic)
+            .position(|v| v.tunnels.contains(tunnel) && v.establish == Establish::OnTraffic)
         else {
             return;
         };

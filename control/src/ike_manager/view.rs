@@ -52,6 +52,8 @@ pub struct IkeSaView {
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ChildView {
+    /// The tunnel it keys (its VPN's child of that slot).
+    pub tunnel: String,
     pub inbound_spi: String,
     pub outbound_spi: String,
     pub outbound: bool,
@@ -117,6 +119,10 @@ impl IkeManager {
                                 t.map(|t| t.saturating_duration_since(now).as_secs())
                             };
                             ChildView {
+                                tunnel: v
+                                    .and_then(|v| v.tunnels.get(c.sa.slot))
+                                    .map(|t| t.to_string())
+                                    .unwrap_or_default(),
                                 rekey_in_s: left(rekey),
                                 expires_in_s: left(expires),
                                 inbound_spi: format!("{:08x}", c.sa.inbound_spi),

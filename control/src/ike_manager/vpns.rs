@@ -99,8 +99,14 @@ pub(super) fn vpns_of(cfg: &Config) -> Result<Vec<Vpn>, (String, String)> {
             auth,
             local_id,
             remote_id,
-            local_ts: v.local_ts.iter().map(|p| of_prefix(*p)).collect(),
-            remote_ts: v.remote_ts.iter().map(|p| of_prefix(*p)).collect(),
+            children: v
+                .children
+                .iter()
+                .map(|c| ChildSelectors {
+                    local: c.local_ts.iter().map(|p| of_prefix(*p)).collect(),
+                    remote: c.remote_ts.iter().map(|p| of_prefix(*p)).collect(),
+                })
+                .collect(),
             force_encap: g.force_encap,
             fragment_size: g.fragment_size,
             retransmit: Retransmit::default(),
@@ -121,7 +127,7 @@ pub(super) fn vpns_of(cfg: &Config) -> Result<Vec<Vpn>, (String, String)> {
         out.push(Vpn {
             name: v.name,
             gateway: g.name,
-            tunnel: v.tunnel,
+            tunnels: v.children.iter().map(|c| c.tunnel).collect(),
             local: g.local,
             remote: g.remote,
             port: g.port,

@@ -66,6 +66,7 @@ pub fn security_associations(v: &Value, index: Option<u64>, detail: bool) -> Str
             .flatten()
             .map(|c| {
                 vec![
+                    s(c, "tunnel"),
                     s(c, "inbound_spi"),
                     s(c, "outbound_spi"),
                     if c["outbound"] == Value::Bool(true) {
@@ -88,7 +89,7 @@ pub fn security_associations(v: &Value, index: Option<u64>, detail: bool) -> Str
             .collect();
         out.push_str(&table(
             &[
-                "In SPI", "Out SPI", "Sending", "ESN", "Local", "Remote", "Age s",
+                "Tunnel", "In SPI", "Out SPI", "Sending", "ESN", "Local", "Remote", "Age s",
             ],
             rows,
         ));

@@ -6,12 +6,33 @@
 use super::*;
 
 impl IkeSa {
-    pub(super) fn child_config<'a>(s: &'a Settings) -> ChildConfig<'a> {
+    /// What child `slot` of `s` is negotiated with.
+    pub(super) fn child_config(s: &Settings, slot: usize) -> ChildConfig<'_> {
+        let (local_ts, remote_ts) = s
+            .selectors(slot)
+            .map_or((&[][..], &[][..]), |c| (&c.local[..], &c.remote[..]));
         ChildConfig {
             esp: &s.esp,
-            local_ts: &s.local_ts,
-            remote_ts: &s.remote_ts,
+            local_ts,
+            remote_ts,
         }
+    }
+
+    /// The slot of the child whose inbound SPI is `inbound`.
+    pub(super) fn slot_of(&self, inbound: u32) -> Option<usize> {
+        self.children
+            .iter()
+            .find(|c| c.sa.inbound_spi == inbound)
+            .map(|c| c.sa.slot)
+    }
+
+    /// The next of the VPN's children to ask for under this IKE SA (its initiator asks for
+    /// each once, after IKE_AUTH made the first).
+    pub(super) fn missing_slot(&self) -> Option<usize> {
+        if self.role != Role::Initiator || self.state != State::Established || self.succeeded {
+            return None;
+        }
+        (1..self.settings.children.len()).find(|k| self.asked_slots & (1 << k) == 0)
     }
 
     /// A CREATE_CHILD_SA request: a new child or a rekey (the new inbound SA in force before
@@ -39,16 +60,25 @@ impl IkeSa {
         // Our own rekey of the same child is out: both go on, and once both are done the
         // redundant child goes (RFC 7296 sections 2.8.1 and 2.25).
         let mut collides = None;
-        if let Some(old) = asked.rekeys {
+        let slot = if let Some(old) = asked.rekeys {
             match self.children.iter().find(|c| c.sa.outbound_spi == old) {
                 None => return refuse(44, Vec::new()),
-                Some(c) if self.rekeying(c.sa.inbound_spi) => collides = Some(c.sa.inbound_spi),
+                Some(c) if self.rekeying(c.sa.inbound_spi) => {
+                    collides = Some(c.sa.inbound_spi);
+                    c.sa.slot
+                }
                 // We are closing it (our rekey of it is done, its delete is out): the peer
                 // hears of that next.
                 Some(c) if c.rekeyed && self.busy() => return refuse(43, Vec::new()),
-                Some(_) => {}
+                Some(c) => c.sa.slot,
             }
-        }
+        } else {
+            // A new child: the VPN's child its selectors fit, one without a child first.
+            let live = |k: usize| !self.children.iter().any(|c| c.sa.slot == k);
+            self.settings
+                .slot_for(asked.ts_i, asked.ts_r, live)
+                .unwrap_or(0)
+        };
         let settings = self.settings.clone();
         let Some(d) = &self.done else {
             return refuse(43, Vec::new());
@@ -60,12 +90,13 @@ impl IkeSa {
         let spi = spis.next_spi();
         match create_child::respond(
             &derive,
-            &Self::child_config(&settings),
+            &Self::child_config(&settings, slot),
             &asked,
             spi,
             &self.rng,
         ) {
-            Ok((answer, child)) => {
+            Ok((answer, mut child)) => {
+                child.slot = slot;
                 // A rekey: the old child's traffic moves when the peer deletes it; a new
                 // child carries ours at once.
                 let rekey = asked.rekeys;
@@ -110,8 +141,15 @@ impl IkeSa {
             prf: d.keys.prf,
             sk_d: &d.keys.sk_d,
         };
-        match create_child::complete(&derive, &Self::child_config(&settings), pending, payloads) {
-            Ok(child) => {
+        let slot = pending.slot;
+        match create_child::complete(
+            &derive,
+            &Self::child_config(&settings, slot),
+            pending,
+            payloads,
+        ) {
+            Ok(mut child) => {
+                child.slot = slot;
                 if let Some(col) = collision {
                     return self.resolve_collision(now, child, col, nonce.unwrap_or_default());
                 }
@@ -127,7 +165,7 @@ impl IkeSa {
                     self.delete_child(now, old);
                 }
             }
-            Err(Refused::InvalidKe(g)) => self.rekey_child_in(now, rekeys, Some(g), spis),
+            Err(Refused::InvalidKe(g)) => self.rekey_child_in(now, rekeys, slot, Some(g), spis),
             Err(Refused::Error(n)) => {
                 // The old child stays; it is tried again at its next timer.
                 for c in &mut self.children {
@@ -136,10 +174,13 @@ impl IkeSa {
                         c.made = now;
                     }
                 }
-                self.actions.push_back(Action::ChildFailed(format!(
-                    "child rekey: {}",
-                    notify_name(n)
-                )));
+                let what = if rekeys.is_some() {
+                    "child rekey"
+                } else {
+                    "child SA"
+                };
+                self.actions
+                    .push_back(Action::ChildFailed(format!("{what}: {}", notify_name(n))));
             }
         }
     }
@@ -170,7 +211,8 @@ impl IkeSa {
             {
                 c.rekeyed = true;
             }
-            for c in &mut self.children {
+            let slot = self.slot_of(ours);
+            for c in self.children.iter_mut().filter(|c| Some(c.sa.slot) == slot) {
                 c.outbound = c.sa.inbound_spi == ours;
             }
             self.delete_child(now, col.old);
@@ -210,21 +252,24 @@ impl IkeSa {
             }
             None => return false,
         }
-        self.rekey_child_in(now, Some(inbound), None, spis);
+        let slot = self.slot_of(inbound).unwrap_or(0);
+        self.rekey_child_in(now, Some(inbound), slot, None, spis);
         true
     }
 
+    /// Asks for child `slot`: a rekey of `rekeys` (an inbound SPI), or a new child.
     pub(super) fn rekey_child_in(
         &mut self,
         now: Instant,
         rekeys: Option<u32>,
+        slot: usize,
         group: Option<u16>,
         spis: &mut dyn SpiSource,
     ) {
         let spi = spis.next_spi();
         let settings = self.settings.clone();
-        let Some((inner, pending)) = create_child::request(
-            &Self::child_config(&settings),
+        let Some((inner, mut pending)) = create_child::request(
+            &Self::child_config(&settings, slot),
             rekeys,
             spi,
             group,
@@ -232,6 +277,8 @@ impl IkeSa {
         ) else {
             return;
         };
+        pending.slot = slot;
+        self.asked_slots |= 1 << slot;
         let id = self.next_id;
         if let Some(b) = self.seal(Exchange::CreateChildSa, id, false, &inner) {
             self.next_id = id.wrapping_add(1);

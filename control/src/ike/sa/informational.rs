@@ -38,9 +38,7 @@ impl IkeSa {
                             // (not a redundant child of a simultaneous rekey, nor one going).
                             if c.outbound {
                                 if let Some(n) = self.children.iter_mut().rev().find(|n| {
-                                    n.sa.remote_ts == c.sa.remote_ts
-                                        && !n.rekeyed
-                                        && n.retire_at.is_none()
+                                    n.sa.slot == c.sa.slot && !n.rekeyed && n.retire_at.is_none()
                                 }) {
                                     n.outbound = true;
                                 }

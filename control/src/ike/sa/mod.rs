@@ -20,7 +20,7 @@ mod settings;
 mod setup;
 mod timers;
 
-pub use settings::{Candidates, Retransmit, Settings};
+pub use settings::{Candidates, ChildSelectors, Retransmit, Settings};
 
 use super::auth::Auth;
 use super::create_child::{self, ChildConfig, Derive, Pending as ChildPending, Refused, PROTO_ESP};
@@ -248,6 +248,8 @@ pub struct IkeSa {
     collision: Option<Collision>,
     /// The peer's rekey of this IKE SA, answered while ours is out.
     ike_collision: Option<ike_rekey::IkeCollision>,
+    /// The VPN's children (slots, a bit each) asked for under this IKE SA.
+    asked_slots: u32,
     rng: SystemRandom,
 }
 
@@ -299,6 +301,7 @@ impl IkeSa {
             rekey_ike_at: None,
             collision: None,
             ike_collision: None,
+            asked_slots: 1,
             rng: SystemRandom::new(),
         }
     }
@@ -627,19 +630,23 @@ fn auth_esp(s: &Settings) -> Vec<ProposalSpec> {
     s.esp.iter().map(ProposalSpec::without_dh).collect()
 }
 
-/// The IKE_AUTH settings of an SA (`esp` from `auth_esp`).
+/// The IKE_AUTH settings of an SA (`esp` from `auth_esp`) for its child `slot`.
 fn auth_config<'a>(
     s: &'a Settings,
     esp: &'a [ProposalSpec],
+    slot: usize,
     initial_contact: bool,
 ) -> AuthConfig<'a> {
+    let (local_ts, remote_ts) = s.selectors(slot).map_or((Vec::new(), Vec::new()), |c| {
+        (c.local.clone(), c.remote.clone())
+    });
     AuthConfig {
         auth: &s.auth,
         local_id: s.local_id.clone(),
         remote_id: s.remote_id.clone(),
         esp,
-        local_ts: s.local_ts.clone(),
-        remote_ts: s.remote_ts.clone(),
+        local_ts,
+        remote_ts,
         initial_contact,
     }
 }
@@ -660,5 +667,7 @@ pub fn notify_name(n: u16) -> String {
     }
 }
 
+#[cfg(test)]
+mod children_tests;
 #[cfg(test)]
 mod tests;

@@ -11,8 +11,9 @@ pub struct Settings {
     pub local_id: Id,
     /// Who the peer must be.
     pub remote_id: Identity,
-    pub local_ts: Vec<TrafficSelector>,
-    pub remote_ts: Vec<TrafficSelector>,
+    /// The children it negotiates, by slot: the first in IKE_AUTH, the others by
+    /// CREATE_CHILD_SA (never empty).
+    pub children: Vec<ChildSelectors>,
     pub force_encap: bool,
     /// IKE fragmentation (RFC 7383) offered and accepted, our fragments at most this big as
     /// IP datagrams; `None`: not offered.
@@ -35,6 +36,39 @@ pub struct Settings {
     pub grace: Duration,
 }
 
+/// One child's traffic selectors: ours, the peer's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ChildSelectors {
+    pub local: Vec<TrafficSelector>,
+    pub remote: Vec<TrafficSelector>,
+}
+
+impl Settings {
+    /// The selectors of child `slot` (the first's if there is no such slot).
+    pub fn selectors(&self, slot: usize) -> Option<&ChildSelectors> {
+        self.children.get(slot).or(self.children.first())
+    }
+
+    /// The first slot whose selectors meet the peer's proposal (`ts_i` the initiator's,
+    /// `ts_r` the responder's; `theirs`: which of them is the peer's), among `free` ones
+    /// first, then any.
+    pub fn slot_for(
+        &self,
+        theirs: &[TrafficSelector],
+        ours: &[TrafficSelector],
+        free: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
+        let meets = |c: &ChildSelectors| {
+            !narrow(theirs, &c.remote).is_empty() && !narrow(ours, &c.local).is_empty()
+        };
+        let fits = |k: &usize| self.children.get(*k).is_some_and(meets);
+        (0..self.children.len())
+            .filter(|k| free(*k))
+            .find(fits)
+            .or_else(|| (0..self.children.len()).find(fits))
+    }
+}
+
 /// Retransmission (RFC 7296 section 2.1): `timeout * base^n` after the n-th send, `tries`
 /// sends in all (strongSwan's defaults: 4 s, 1.8, 5 + 1).
 #[derive(Debug, Clone, Copy)]
@@ -55,20 +89,23 @@ impl Default for Retransmit {
 }
 
 /// The settings a responder may take with one peer (the VPNs with it), shared by every SA
-/// it answers; IKE_AUTH picks one by the initiator's selectors: an exact match at once, else
-/// the first whose selectors meet the proposal.
+/// it answers; IKE_AUTH picks one, and the slot of its first child, by the initiator's
+/// selectors: an exact match at once, else the first whose selectors meet the proposal.
 pub struct Candidates {
     list: Vec<Arc<Settings>>,
-    exact: HashMap<(Identity, Vec<TrafficSelector>, Vec<TrafficSelector>), usize>,
+    /// (peer, the child's selectors) -> (candidate, slot).
+    exact: HashMap<(Identity, ChildSelectors), (usize, usize)>,
 }
 
 impl Candidates {
     pub fn new(list: Vec<Arc<Settings>>) -> Candidates {
         let mut exact = HashMap::new();
         for (i, s) in list.iter().enumerate() {
-            exact
-                .entry((s.remote_id.clone(), s.remote_ts.clone(), s.local_ts.clone()))
-                .or_insert(i);
+            for (k, c) in s.children.iter().enumerate() {
+                exact
+                    .entry((s.remote_id.clone(), c.clone()))
+                    .or_insert((i, k));
+            }
         }
         Candidates { list, exact }
     }
@@ -77,38 +114,45 @@ impl Candidates {
         self.list.first()
     }
 
-    /// Those to try for a peer that says it is `id` and proposes `ts_i` and `ts_r`, best
-    /// first: its own VPNs (several dial-up peers share one address and may share selectors),
-    /// an exact match of selectors at once, else those whose selectors meet the proposal;
-    /// then its first VPN, else the first candidate (their answer, should nothing fit).
+    /// Those to try, with the slot of the child, for a peer that says it is `id` and
+    /// proposes `ts_i` and `ts_r`, best first: its own VPNs (several dial-up peers share one
+    /// address and may share selectors), an exact match of selectors at once, else those
+    /// whose selectors meet the proposal; then its first VPN, else the first candidate
+    /// (their answer, should nothing fit).
     pub(super) fn for_proposal(
         &self,
         id: Option<&Id>,
         ts_i: &[TrafficSelector],
         ts_r: &[TrafficSelector],
-    ) -> Vec<Arc<Settings>> {
+    ) -> Vec<(Arc<Settings>, usize)> {
         let mut out = Vec::new();
         let id = id.and_then(Identity::from_wire);
         let theirs = |s: &&Arc<Settings>| id.as_ref().is_none_or(|id| s.remote_id == *id);
-        let exact = id
-            .as_ref()
-            .and_then(|id| self.exact.get(&(id.clone(), ts_i.to_vec(), ts_r.to_vec())));
-        if let Some(&i) = exact {
-            out.extend(self.list.get(i).cloned());
+        let exact = id.as_ref().and_then(|id| {
+            let c = ChildSelectors {
+                local: ts_r.to_vec(),
+                remote: ts_i.to_vec(),
+            };
+            self.exact.get(&(id.clone(), c))
+        });
+        if let Some(&(i, k)) = exact {
+            out.extend(self.list.get(i).map(|s| (s.clone(), k)));
         } else {
             out.extend(
                 self.list
                     .iter()
                     .filter(theirs)
-                    .filter(|s| {
-                        !narrow(ts_i, &s.remote_ts).is_empty()
-                            && !narrow(ts_r, &s.local_ts).is_empty()
-                    })
-                    .take(8)
-                    .cloned(),
+                    .filter_map(|s| Some((s.clone(), s.slot_for(ts_i, ts_r, |_| true)?)))
+                    .take(8),
             );
         }
-        out.extend(self.list.iter().find(theirs).or(self.first()).cloned());
+        out.extend(
+            self.list
+                .iter()
+                .find(theirs)
+                .or(self.first())
+                .map(|s| (s.clone(), 0)),
+        );
         out
     }
 }

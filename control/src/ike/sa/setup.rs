@@ -86,7 +86,7 @@ impl IkeSa {
         let spi = spis.next_spi();
         let settings = self.settings.clone();
         let esp = auth_esp(&settings);
-        let cfg = auth_config(&settings, &esp, self.send_initial_contact);
+        let cfg = auth_config(&settings, &esp, 0, self.send_initial_contact);
         let Some(d) = &self.done else { return };
         match ike_auth::request(d, &cfg, spi) {
             Ok(req) => {
@@ -120,7 +120,7 @@ impl IkeSa {
         let spi = self.pending_spi.take().unwrap_or_default();
         let settings = self.settings.clone();
         let esp = auth_esp(&settings);
-        let cfg = auth_config(&settings, &esp, self.send_initial_contact);
+        let cfg = auth_config(&settings, &esp, 0, self.send_initial_contact);
         let Some(d) = &self.done else { return };
         match ike_auth::complete(d, &cfg, &m, spi) {
             Ok(child) => {
@@ -166,25 +166,26 @@ impl IkeSa {
         });
         let tried = match self.candidates.take() {
             Some(c) => c.for_proposal(id, &ts_i, &ts_r),
-            None => vec![self.settings.clone()],
+            None => vec![(self.settings.clone(), 0)],
         };
         let mut first = None;
         let mut chosen = None;
-        for s in &tried {
+        for (s, slot) in &tried {
             let esp = auth_esp(s);
-            let r = ike_auth::respond(d, &auth_config(s, &esp, false), &m, spi);
+            let r = ike_auth::respond(d, &auth_config(s, &esp, *slot, false), &m, spi);
             if matches!(&r, Ok(a) if a.child.is_ok()) {
-                chosen = Some((s.clone(), r));
+                chosen = Some((s.clone(), *slot, r));
                 break;
             }
             if first.is_none() {
-                first = Some((s.clone(), r));
+                first = Some((s.clone(), *slot, r));
             }
         }
-        let Some((settings, r)) = chosen.or(first) else {
+        let Some((settings, slot, r)) = chosen.or(first) else {
             return;
         };
         self.settings = settings;
+        self.asked_slots = 1 << slot;
         match r {
             Ok(a) => {
                 self.stats.exchanges += 1;
@@ -194,7 +195,10 @@ impl IkeSa {
                 self.established(now);
                 match a.child {
                     // The inbound SA is in force before the peer hears of it.
-                    Ok(c) => self.add_child(c, now, true),
+                    Ok(mut c) => {
+                        c.slot = slot;
+                        self.add_child(c, now, true)
+                    }
                     Err(n) => self
                         .actions
                         .push_back(Action::ChildFailed(format!("child SA: {}", notify_name(n)))),

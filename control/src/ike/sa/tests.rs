@@ -8,7 +8,7 @@ use crate::ike::wire::Id;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-struct Counter(u32);
+pub(super) struct Counter(pub(super) u32);
 impl SpiSource for Counter {
     fn next_spi(&mut self) -> u32 {
         self.0 += 1;
@@ -16,7 +16,7 @@ impl SpiSource for Counter {
     }
 }
 
-fn settings(me: &str, peer: &str, mine: &str, theirs: &str, esp: &str) -> Arc<Settings> {
+pub(super) fn settings(me: &str, peer: &str, mine: &str, theirs: &str, esp: &str) -> Arc<Settings> {
     Arc::new(Settings {
         ike: vec![parse_ike("aes256gcm16-prfsha256-ecp256").unwrap()],
         esp: vec![parse_esp(esp).unwrap()],
@@ -26,8 +26,10 @@ fn settings(me: &str, peer: &str, mine: &str, theirs: &str, esp: &str) -> Arc<Se
             data: me.as_bytes().to_vec(),
         },
         remote_id: Identity::Fqdn(peer.into()),
-        local_ts: vec![of_prefix(mine.parse().unwrap())],
-        remote_ts: vec![of_prefix(theirs.parse().unwrap())],
+        children: vec![ChildSelectors {
+            local: vec![of_prefix(mine.parse().unwrap())],
+            remote: vec![of_prefix(theirs.parse().unwrap())],
+        }],
         force_encap: false,
         fragment_size: Some(1280),
         retransmit: Retransmit {
@@ -45,7 +47,7 @@ fn settings(me: &str, peer: &str, mine: &str, theirs: &str, esp: &str) -> Arc<Se
     })
 }
 
-fn path(a: u8, b: u8) -> Path {
+pub(super) fn path(a: u8, b: u8) -> Path {
     Path {
         local: format!("192.0.2.{a}:500").parse().unwrap(),
         remote: format!("192.0.2.{b}:500").parse().unwrap(),
@@ -53,7 +55,7 @@ fn path(a: u8, b: u8) -> Path {
 }
 
 /// Everything `sa` wants sent, and how many `Children` changes it announced.
-fn sent(sa: &mut IkeSa) -> (Vec<Vec<u8>>, usize, Vec<Action>) {
+pub(super) fn sent(sa: &mut IkeSa) -> (Vec<Vec<u8>>, usize, Vec<Action>) {
     let mut out = Vec::new();
     let mut children = 0;
     let mut other = Vec::new();
@@ -75,7 +77,11 @@ fn pair(t0: Instant, esp: &str) -> (IkeSa, IkeSa, Counter) {
 }
 
 /// `pair` with the given settings on each side.
-fn pair_of(t0: Instant, si: Arc<Settings>, sr: Arc<Settings>) -> (IkeSa, IkeSa, Counter) {
+pub(super) fn pair_of(
+    t0: Instant,
+    si: Arc<Settings>,
+    sr: Arc<Settings>,
+) -> (IkeSa, IkeSa, Counter) {
     let mut spis = Counter(0x1000);
     let mut i = IkeSa::initiate(si, path(1, 2), t0);
     let (req, _, _) = sent(&mut i);
@@ -720,8 +726,7 @@ fn fragmenting(me: &str, peer: &str, mine: &str, theirs: &str, size: Option<u16>
         auth: s.auth.clone(),
         local_id: s.local_id.clone(),
         remote_id: s.remote_id.clone(),
-        local_ts: s.local_ts.clone(),
-        remote_ts: s.remote_ts.clone(),
+        children: s.children.clone(),
         fragment_size: size,
         ..*s
     })
@@ -844,7 +849,7 @@ fn rekey_results(actions: Vec<Action>) -> (Option<IkeSa>, Option<IkeSa>) {
 
 /// Delivers what every SA of each side has to send to the SA of the other side its SPIs
 /// name, until nothing more is sent; the other actions, in the order they came.
-fn exchange(
+pub(super) fn exchange(
     a: &mut [&mut IkeSa],
     b: &mut [&mut IkeSa],
     t: Instant,

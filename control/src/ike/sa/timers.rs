@@ -24,6 +24,9 @@ impl IkeSa {
             if self.behind_nat {
                 at(self.last_sent + NATT_KEEPALIVE);
             }
+            if self.missing_slot().is_some() {
+                at(self.last_heard);
+            }
             for c in &self.children {
                 if let Some(r) = c.retire_at {
                     at(r);
@@ -137,6 +140,9 @@ impl IkeSa {
             if self.rekey_ike(now) {
                 return;
             }
+        }
+        if let Some(slot) = self.missing_slot() {
+            return self.rekey_child_in(now, None, slot, None, spis);
         }
         let due = |c: &ChildSa| {
             c.rekey_due
