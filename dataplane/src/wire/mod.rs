@@ -71,6 +71,7 @@ mod tests {
                 addr: std::net::Ipv4Addr::new(10, 0, 0, 1),
                 prefix_len: 24,
                 mtu: 1500,
+                ipv6: "2001:db8::1/64".parse().ok(),
             };
             let _ = crate::forward::arp::handle(&mut c, &iface);
             if let Ok(p) = ipv6::Packet::new_checked(&b[..]) {
@@ -89,6 +90,7 @@ mod tests {
             let a = std::net::Ipv6Addr::LOCALHOST;
             let _ = icmpv6::verify(&a, &a, &b);
             let _ = icmpv6::echo_request_to_reply(&a, &a, &mut b.clone());
+            let _ = crate::forward::nd::handle(&b, &iface, &mut [0; crate::forward::nd::FRAME_LEN]);
         }
     }
 }
