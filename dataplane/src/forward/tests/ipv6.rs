@@ -452,3 +452,27 @@ fn the_ipv6_route_table_has_its_size() {
     assert!(e.reason.contains("max_routes6"), "{e}");
     assert_eq!(gw.stats.get(Stat::CommandErrors), 0);
 }
+
+proptest! {
+    /// Any bytes behind a valid IPv6 header (any next header, to us, to a group, to route),
+    /// and any bytes in a frame that says IPv6, go through without a panic.
+    #[test]
+    fn ipv6_input_never_panics(
+        bytes in prop::collection::vec(any::<u8>(), 0..200),
+        next in prop::sample::select(vec![0u8, 6, 17, 43, 44, 58, 59, 60]),
+        dst in prop::sample::select(vec!["2001:db8:1::1", "ff02::1:ff00:1", "2001:db8:2::10", "fe80::ff:fe00:101"]),
+        hop_limit in any::<u8>(),
+    ) {
+        let mut gw = gateway6();
+        let mut raw = vec![0u8; 14];
+        raw[..6].copy_from_slice(&GW1_LAN.0);
+        raw[12..14].copy_from_slice(&[0x86, 0xdd]);
+        raw.extend_from_slice(&bytes);
+        let _ = run(&mut gw, 0, &raw);
+        let mac = if dst.starts_with("ff") { Mac([0x33, 0x33, 0xff, 0, 0, 1]) } else { GW1_LAN };
+        let f = frame6(mac, "2001:db8:1::10", dst, hop_limit, next, &bytes);
+        let _ = run(&mut gw, 0, &f);
+        let _ = nd::handle(&f, &Interface { ipv6: "2001:db8:1::1/64".parse().ok(), ..*gw.tables.interface(0).unwrap() },
+            &mut [0; nd::FRAME_LEN]);
+    }
+}
