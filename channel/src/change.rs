@@ -4,9 +4,9 @@
 //! the dataplane's internal numbers, which the dataplane allocates itself.
 
 use crate::vocabulary::{DfPolicy, Dscp, KeyMaterial, Lifetime, Name, Prefixes};
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv6Net};
 use serde::{Deserialize, Serialize};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Change {
@@ -14,20 +14,22 @@ pub enum Change {
     DeleteInterface {
         name: Name,
     },
-    /// A static neighbor (never aged out): the MAC of an address on a connected subnet.
+    /// A static neighbor (never aged out): the MAC of an address (IPv4 or IPv6) on a
+    /// connected subnet.
     SetNeighbor {
-        addr: Ipv4Addr,
+        addr: IpAddr,
         mac: [u8; 6],
     },
     DeleteNeighbor {
-        addr: Ipv4Addr,
+        addr: IpAddr,
     },
+    /// An IPv4 or IPv6 route; an IPv6 one goes to a next hop of its own family.
     SetRoute {
-        prefix: Ipv4Net,
+        prefix: IpNet,
         via: RouteVia,
     },
     DeleteRoute {
-        prefix: Ipv4Net,
+        prefix: IpNet,
     },
     SetTunnel(TunnelSpec),
     /// Deletes the tunnel and its SAs; refused while a route still points at it.
@@ -48,13 +50,16 @@ pub enum Change {
     ClearCounters(ClearScope),
 }
 
-/// One IPv4 address on one port.
+/// One IPv4 address on one port, and optionally one IPv6 address (the interface also has the
+/// link-local address its MAC gives).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InterfaceSpec {
     pub name: Name,
     pub port: u16,
     pub addr: Ipv4Addr,
     pub prefix_len: u8,
+    /// Our global IPv6 address and its on-link prefix.
+    pub ipv6: Option<Ipv6Net>,
     /// `None`: the port's own MAC.
     pub mac: Option<[u8; 6]>,
     pub mtu: u16,
@@ -65,7 +70,7 @@ pub enum RouteVia {
     /// Into a route-based VPN (`st0.N`).
     Tunnel(Name),
     /// To a next hop on a connected subnet.
-    Gateway(Ipv4Addr),
+    Gateway(IpAddr),
 }
 
 /// A route-based VPN tunnel: its gateways, how its packets are wrapped, and the inner
@@ -142,11 +147,11 @@ pub enum ClearScope {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ObjectKey {
     // The order is the order a resync deletes in: what refers to others first.
-    Route(Ipv4Net),
+    Route(IpNet),
     InboundSa(u32),
     OutboundSa(Name),
     Tunnel(Name),
-    Neighbor(Ipv4Addr),
+    Neighbor(IpAddr),
     Interface(Name),
 }
 

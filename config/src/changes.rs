@@ -12,8 +12,10 @@ pub fn changes(cfg: &Config) -> Vec<Change> {
     let mut c = Vec::with_capacity(
         cfg.interfaces.len()
             + cfg.neighbors.len()
+            + cfg.neighbors6.len()
             + cfg.tunnels.len()
             + cfg.routes.len()
+            + cfg.routes6.len()
             + cfg.manual_sas.len(),
     );
     for i in &cfg.interfaces {
@@ -22,12 +24,22 @@ pub fn changes(cfg: &Config) -> Vec<Change> {
             port: i.port,
             addr: i.addr,
             prefix_len: i.prefix_len,
+            ipv6: i.ipv6,
             mac: i.mac.map(|m| m.0),
             mtu: i.mtu,
         }));
     }
     for &(addr, mac) in &cfg.neighbors {
-        c.push(Change::SetNeighbor { addr, mac: mac.0 });
+        c.push(Change::SetNeighbor {
+            addr: addr.into(),
+            mac: mac.0,
+        });
+    }
+    for &(addr, mac) in &cfg.neighbors6 {
+        c.push(Change::SetNeighbor {
+            addr: addr.into(),
+            mac: mac.0,
+        });
     }
     for t in &cfg.tunnels {
         c.push(Change::SetTunnel(TunnelSpec {
@@ -49,11 +61,17 @@ pub fn changes(cfg: &Config) -> Vec<Change> {
     for r in &cfg.routes {
         let via = match r.via {
             RouteVia::Tunnel(name) => Via::Tunnel(name),
-            RouteVia::Gateway { via, .. } => Via::Gateway(via),
+            RouteVia::Gateway { via, .. } => Via::Gateway(via.into()),
         };
         c.push(Change::SetRoute {
-            prefix: r.prefix,
+            prefix: r.prefix.into(),
             via,
+        });
+    }
+    for r in &cfg.routes6 {
+        c.push(Change::SetRoute {
+            prefix: r.prefix.into(),
+            via: Via::Gateway(r.via.into()),
         });
     }
     for s in &cfg.manual_sas {

@@ -2,7 +2,7 @@
 //! backend, and how large the workers' tables are.
 
 use super::file::DataplaneFile;
-use super::{err, ConfigError, Dataplane, InterfaceConfig, ManualSa, Route, Tunnel};
+use super::{err, ConfigError, Dataplane, InterfaceConfig, ManualSa, Route, Route6, Tunnel};
 use crate::Capacity;
 use crate::MAX_TUNNEL_ID;
 use channel::Direction;
@@ -15,6 +15,8 @@ pub const DEFAULT_DESCRIPTORS: u16 = 1024;
 pub const MIN_TUNNELS: u32 = 4096;
 /// The fewest route-trie tables (1 KB each) by default.
 pub const MIN_ROUTE_TABLES: u32 = 1024;
+/// The fewest IPv6 routes the table has room for by default.
+pub const MIN_ROUTES6: u32 = 1024;
 /// The most tunnels a dataplane can be sized for (ids travel in 30 bits; this is far below).
 const MAX_TUNNELS: u32 = 1 << 22;
 
@@ -22,7 +24,7 @@ pub(super) fn dataplane(
     dp: &DataplaneFile,
     interfaces: &[InterfaceConfig],
     tunnels: &[Tunnel],
-    routes: &[Route],
+    routes: (&[Route], &[Route6]),
     sas: &[ManualSa],
 ) -> Result<Dataplane, ConfigError> {
     if dp.workers.is_empty() {
@@ -114,7 +116,7 @@ fn capacity(
     dp: &DataplaneFile,
     interfaces: &[InterfaceConfig],
     tunnels: &[Tunnel],
-    routes: &[Route],
+    (routes, routes6): (&[Route], &[Route6]),
     sas: &[ManualSa],
 ) -> Result<Capacity, ConfigError> {
     let n = |x: usize| u32::try_from(x).unwrap_or(u32::MAX);
@@ -161,10 +163,25 @@ fn capacity(
     if route_tables > 1 << 24 {
         return err("dataplane.route_tables", "at most 2^24");
     }
+    // Each interface with IPv6 brings its subnet's route and its address's.
+    let needed6 = n(routes6.len() + 2 * interfaces.iter().filter(|i| i.ipv6.is_some()).count());
+    let routes6 = dp
+        .max_routes6
+        .unwrap_or_else(|| MIN_ROUTES6.max(needed6.saturating_mul(2)));
+    if routes6 < needed6 {
+        return err(
+            "dataplane.max_routes6",
+            format!("{routes6} is fewer than the {needed6} IPv6 routes below (interfaces' own among them)"),
+        );
+    }
+    if routes6 > 1 << 22 {
+        return err("dataplane.max_routes6", "at most 2^22");
+    }
     Ok(Capacity {
         tunnels: max_tunnels,
         inbound_sas: max_sas,
         route_tables,
+        routes6,
     })
 }
 

@@ -52,6 +52,7 @@ pub(super) struct DataplaneFile {
     pub max_tunnels: Option<u32>,
     pub max_sas: Option<u32>,
     pub route_tables: Option<u32>,
+    pub max_routes6: Option<u32>,
     pub channel: Option<String>,
 }
 
@@ -61,6 +62,7 @@ pub(super) struct InterfaceFile {
     pub name: String,
     pub port: u16,
     pub address: String,
+    pub address6: Option<String>,
     pub mac: Option<String>,
     pub mtu: Option<u16>,
 }

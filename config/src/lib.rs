@@ -24,9 +24,9 @@ pub use ike::{
 use channel::Direction;
 use channel::Mac;
 use channel::{KeyMaterial, Lifetime, Name, Prefixes};
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Deserialize;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use zeroize::Zeroizing;
 
@@ -55,6 +55,8 @@ pub struct Capacity {
     pub inbound_sas: u32,
     /// 256-entry tables of the route trie.
     pub route_tables: u32,
+    /// IPv6 routes (interfaces' own among them) the IPv6 route table holds.
+    pub routes6: u32,
 }
 
 /// The highest tunnel id: the dataplane's handoff tags carry tunnel ids in 30 bits.
@@ -93,8 +95,11 @@ pub struct Config {
     pub dataplane: Dataplane,
     pub interfaces: Vec<InterfaceConfig>,
     pub neighbors: Vec<(Ipv4Addr, Mac)>,
+    /// Static IPv6 neighbors, each on an interface's IPv6 subnet.
+    pub neighbors6: Vec<(Ipv6Addr, Mac)>,
     pub tunnels: Vec<Tunnel>,
     pub routes: Vec<Route>,
+    pub routes6: Vec<Route6>,
     pub manual_sas: Vec<ManualSa>,
     /// The control process's settings (defaults when the file has no `control` section).
     pub control: ControlConfig,
@@ -134,6 +139,8 @@ pub struct InterfaceConfig {
     pub port: u16,
     pub addr: Ipv4Addr,
     pub prefix_len: u8,
+    /// Our global IPv6 address and its on-link prefix (the link-local one comes from the MAC).
+    pub ipv6: Option<Ipv6Net>,
     /// `None`: the port's own MAC.
     pub mac: Option<Mac>,
     pub mtu: u16,
@@ -167,6 +174,15 @@ pub struct Route {
     pub via: RouteVia,
 }
 
+/// An IPv6 route: to a next hop on an interface's IPv6 subnet (IPv6 into tunnels is not
+/// carried yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route6 {
+    pub prefix: Ipv6Net,
+    pub port: u16,
+    pub via: Ipv6Addr,
+}
+
 #[derive(Debug, Clone)]
 pub struct ManualSa {
     pub tunnel: Name,
@@ -194,12 +210,17 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let f: file::File = serde_json::from_str(text).or_else(|e| err("config", e.to_string()))?;
         let interfaces = network::interfaces(&f.interfaces)?;
-        let neighbors = network::neighbors(&f.neighbors, &interfaces)?;
+        let (neighbors, neighbors6) = network::neighbors(&f.neighbors, &interfaces)?;
         let tunnels = tunnels::tunnels(&f.tunnels, &interfaces)?;
-        let routes = routes::routes(&f.routes, &interfaces, &tunnels)?;
+        let (routes, routes6) = routes::routes(&f.routes, &interfaces, &tunnels)?;
         let manual_sas = sas::manual_sas(&f.manual_sas, &tunnels)?;
-        let dataplane =
-            dataplane::dataplane(&f.dataplane, &interfaces, &tunnels, &routes, &manual_sas)?;
+        let dataplane = dataplane::dataplane(
+            &f.dataplane,
+            &interfaces,
+            &tunnels,
+            (&routes, &routes6),
+            &manual_sas,
+        )?;
         let control = f
             .control
             .as_ref()
@@ -221,8 +242,10 @@ impl Config {
             dataplane,
             interfaces,
             neighbors,
+            neighbors6,
             tunnels,
             routes,
+            routes6,
             manual_sas,
             control,
             ike,
@@ -233,6 +256,13 @@ impl Config {
     /// The interface whose subnet holds `a`.
     pub fn interface_for(&self, a: Ipv4Addr) -> Option<&InterfaceConfig> {
         self.interfaces.iter().find(|i| i.subnet().contains(&a))
+    }
+}
+
+impl InterfaceConfig {
+    /// Its IPv6 on-link prefix, if it has an IPv6 address.
+    pub fn subnet6(&self) -> Option<Ipv6Net> {
+        self.ipv6.map(|n| n.trunc())
     }
 }
 
@@ -271,7 +301,31 @@ fn parse_prefix(field: &str, s: &str) -> Result<Ipv4Net, ConfigError> {
     Ok(n)
 }
 
+/// An IPv6 prefix like 2001:db8:2::/48, without host bits.
+fn parse_prefix6(field: &str, s: &str) -> Result<Ipv6Net, ConfigError> {
+    let n: Ipv6Net = s.parse().or_else(|_| {
+        err(
+            field,
+            format!("{s:?} is not an IPv6 prefix like 2001:db8:2::/48 (length 0..128)"),
+        )
+    })?;
+    if n.addr() != n.network() {
+        return err(
+            field,
+            format!("{s} has host bits set (did you mean {}?)", n.trunc()),
+        );
+    }
+    Ok(n)
+}
+
+/// Link-local unicast, fe80::/10: an address that means something only on one link.
+fn is_link_local6(a: &Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
+}
+
 #[cfg(test)]
 mod ike_tests;
+#[cfg(test)]
+mod ipv6_tests;
 #[cfg(test)]
 mod tests;

@@ -1,10 +1,14 @@
-//! The `routes` section, and that every tunnel's peer is reachable without a tunnel.
+//! The `routes` section (IPv4 and IPv6 prefixes in one list), and that every tunnel's peer is
+//! reachable without a tunnel.
 
 use super::file::RouteFile;
-use super::{err, parse_prefix, ConfigError, InterfaceConfig, Route, RouteVia, Tunnel};
+use super::{
+    err, is_link_local6, parse_prefix, parse_prefix6, ConfigError, InterfaceConfig, Route, Route6,
+    RouteVia, Tunnel,
+};
 use ipnet::Ipv4Net;
-use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::collections::{HashMap, HashSet};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 const MAX_ROUTES: usize = 1 << 20;
 
@@ -12,7 +16,7 @@ pub(super) fn routes(
     list: &[RouteFile],
     interfaces: &[InterfaceConfig],
     tunnels: &[Tunnel],
-) -> Result<Vec<Route>, ConfigError> {
+) -> Result<(Vec<Route>, Vec<Route6>), ConfigError> {
     if list.len() > MAX_ROUTES {
         return err("routes", format!("at most {MAX_ROUTES}"));
     }
@@ -21,7 +25,20 @@ pub(super) fn routes(
         tunnels.iter().map(|t| (t.name.as_str(), t.name)).collect();
     let mut routes: Vec<Route> = Vec::with_capacity(list.len());
     let mut by_prefix: HashMap<Ipv4Net, RouteVia> = HashMap::with_capacity(list.len());
+    let mut routes6: Vec<Route6> = Vec::new();
+    let mut prefixes6 = HashSet::new();
     for (i, r) in list.iter().enumerate() {
+        if r.prefix.contains(':') {
+            let r6 = route6(i, r, interfaces, &tunnel_names)?;
+            if !prefixes6.insert(r6.prefix) {
+                return err(
+                    format!("routes[{i}].prefix"),
+                    format!("{} is routed twice", r6.prefix),
+                );
+            }
+            routes6.push(r6);
+            continue;
+        }
         let prefix = parse_prefix(&format!("routes[{i}].prefix"), &r.prefix)?;
         if by_prefix.contains_key(&prefix) {
             return err(
@@ -94,5 +111,61 @@ pub(super) fn routes(
             );
         }
     }
-    Ok(routes)
+    Ok((routes, routes6))
+}
+
+/// An IPv6 route: to a global next hop on an interface's IPv6 subnet.
+fn route6(
+    i: usize,
+    r: &RouteFile,
+    interfaces: &[InterfaceConfig],
+    tunnel_names: &HashMap<&str, channel::Name>,
+) -> Result<Route6, ConfigError> {
+    let prefix = parse_prefix6(&format!("routes[{i}].prefix"), &r.prefix)?;
+    if interfaces.iter().any(|x| {
+        x.subnet6() == Some(prefix)
+            || x.ipv6
+                .is_some_and(|a| prefix.prefix_len() == 128 && prefix.addr() == a.addr())
+    }) {
+        return err(
+            format!("routes[{i}].prefix"),
+            format!("{prefix} is an interface's own route"),
+        );
+    }
+    let field = format!("routes[{i}].via");
+    if tunnel_names.contains_key(r.via.as_str()) {
+        return err(
+            field,
+            format!("{prefix}: IPv6 is not carried through tunnels yet; route it to a next hop"),
+        );
+    }
+    let via: Ipv6Addr = r.via.parse().or_else(|_| {
+        err(
+            &field,
+            format!("{:?} is not an IPv6 next hop for {prefix}", r.via),
+        )
+    })?;
+    if is_link_local6(&via) {
+        return err(
+            field,
+            format!("next hop {via} is link-local, which names no interface: give the router's global address"),
+        );
+    }
+    let Some(ifc) = interfaces
+        .iter()
+        .find(|x| x.subnet6().is_some_and(|n| n.contains(&via)))
+    else {
+        return err(
+            field,
+            format!("next hop {via} is not on any interface's IPv6 subnet"),
+        );
+    };
+    if ifc.ipv6.is_some_and(|n| n.addr() == via) {
+        return err(field, format!("next hop {via} is our own address"));
+    }
+    Ok(Route6 {
+        prefix,
+        port: ifc.port,
+        via,
+    })
 }

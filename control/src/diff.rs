@@ -89,6 +89,54 @@ mod tests {
         assert_eq!(diff(&candidate, &moved), vec![route("10.1.0.0/16", "b")]);
     }
 
+    /// IPv6 routes, neighbors and addresses are objects like IPv4's: a moved route is one
+    /// set, a gone neighbor one delete, an interface's new IPv6 address one set.
+    #[test]
+    fn ipv6_changes_are_applied_as_ipv4_ones() {
+        let route6 = |p: &str, via: &str| Change::SetRoute {
+            prefix: p.parse().unwrap(),
+            via: RouteVia::Gateway(via.parse().unwrap()),
+        };
+        let neighbor6 = |a: &str| Change::SetNeighbor {
+            addr: a.parse().unwrap(),
+            mac: [2, 0, 0, 0, 1, 0x10],
+        };
+        let lan = |v6: &str| {
+            Change::SetInterface(channel::InterfaceSpec {
+                name: Name::new("lan0").unwrap(),
+                port: 0,
+                addr: "10.1.0.1".parse().unwrap(),
+                prefix_len: 24,
+                ipv6: Some(v6.parse().unwrap()),
+                mac: None,
+                mtu: 1500,
+            })
+        };
+        let running = vec![
+            lan("2001:db8:1::1/64"),
+            neighbor6("2001:db8:1::10"),
+            route6("2001:db8:2::/48", "2001:db8:1::20"),
+            route("10.2.0.0/16", "a"),
+        ];
+        let candidate = vec![
+            lan("2001:db8:1::2/64"),
+            route6("2001:db8:2::/48", "2001:db8:1::30"),
+            route6("::/0", "2001:db8:1::20"),
+            route("10.2.0.0/16", "a"),
+        ];
+        assert_eq!(
+            diff(&running, &candidate),
+            vec![
+                Change::DeleteNeighbor {
+                    addr: "2001:db8:1::10".parse().unwrap()
+                },
+                lan("2001:db8:1::2/64"),
+                route6("2001:db8:2::/48", "2001:db8:1::30"),
+                route6("::/0", "2001:db8:1::20"),
+            ]
+        );
+    }
+
     /// A tunnel's selectors change under its outbound SA (a new IKE SA narrowed them): the
     /// SA goes first, the tunnel changes, the SA is set again, so that the dataplane, which
     /// refuses such a change under an SA, takes it.

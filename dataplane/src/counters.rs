@@ -80,6 +80,11 @@ stats! {
         NoRoute = "no_route",
         NoNeighbor = "no_neighbor",
         TtlExceeded = "ttl_exceeded",
+        /// IPv6's TTL: a packet to forward arrived with a hop limit of 1 or 0.
+        HopLimitExceeded = "hop_limit_exceeded",
+        /// IPv6 a router must not forward (RFC 4291): a link-local source or destination, or a
+        /// multicast source.
+        Ipv6NotForwarded = "ipv6_not_forwarded",
         BadIpChecksum = "bad_ip_checksum",
         /// Frames, IP or UDP headers shorter than they claim, or malformed.
         Malformed = "malformed",

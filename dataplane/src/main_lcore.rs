@@ -1,21 +1,24 @@
 //! The main lcore's housekeeping: the control state (changes in, what the workers report and
-//! retire back), ARP for our addresses and for next hops, ICMP echo for our addresses, and
-//! whatever else the workers punt. It never sits in a worker's hot loop.
+//! retire back), ARP and IPv6 neighbor discovery for our addresses and for next hops, ICMP
+//! and ICMPv6 echo for our addresses, and whatever else the workers punt. It never sits in a
+//! worker's hot loop.
 
 use crate::burst::MAX_BURST;
 use crate::control_channel::ControlChannel;
 use crate::control_state::ControlState;
 use crate::counters::Counter;
-use crate::forward::{arp, ike, Event, Interface, Punt};
+use crate::forward::{arp, ike, nd, Event, Interface, Punt};
 use crate::wire::{ethernet, icmp, ipv4};
 use crate::worker::INJECT_ROUTE;
 use dpdk_sys::{sys::rte_mbuf, Mbuf, Mempool, Ring};
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// One ARP request per next hop per second at most.
+mod ipv6;
+
+/// One ARP request or neighbor solicitation per next hop per second at most.
 const RESOLVE_INTERVAL: Duration = Duration::from_secs(1);
 /// ICMP errors the gateway sends a second at most, in bursts of as many (RFC 1812 section
 /// 4.3.2.8: rate-limited, so that a flood of big packets does not become one of errors).
@@ -28,7 +31,16 @@ pub struct MainStats {
     pub arp_requests_sent: Counter,
     pub arp_replies_sent: Counter,
     pub neighbors_learned: Counter,
+    /// IPv6 neighbor discovery: solicitations sent (resolving next hops) and received (for
+    /// our addresses or not), advertisements sent (answers) and received, and messages that
+    /// failed RFC 4861's validation (hop limit, checksum, lengths, options).
+    pub nd_solicitations_sent: Counter,
+    pub nd_solicitations_received: Counter,
+    pub nd_advertisements_sent: Counter,
+    pub nd_advertisements_received: Counter,
+    pub nd_invalid: Counter,
     pub icmp_echo_replies: Counter,
+    pub icmpv6_echo_replies: Counter,
     /// ICMP "fragmentation needed" sent for packets too big for their tunnel (DF set), and
     /// those not sent for the rate limit.
     pub icmp_frag_needed_sent: Counter,
@@ -56,12 +68,24 @@ pub struct MainStats {
 }
 
 impl MainStats {
-    pub fn fields(&self) -> [(&'static str, u64); 19] {
+    pub fn fields(&self) -> [(&'static str, u64); 25] {
         [
             ("arp_requests_sent", self.arp_requests_sent.get()),
             ("arp_replies_sent", self.arp_replies_sent.get()),
             ("neighbors_learned", self.neighbors_learned.get()),
+            ("nd_solicitations_sent", self.nd_solicitations_sent.get()),
+            (
+                "nd_solicitations_received",
+                self.nd_solicitations_received.get(),
+            ),
+            ("nd_advertisements_sent", self.nd_advertisements_sent.get()),
+            (
+                "nd_advertisements_received",
+                self.nd_advertisements_received.get(),
+            ),
+            ("nd_invalid", self.nd_invalid.get()),
             ("icmp_echo_replies", self.icmp_echo_replies.get()),
+            ("icmpv6_echo_replies", self.icmpv6_echo_replies.get()),
             ("icmp_frag_needed_sent", self.icmp_frag_needed_sent.get()),
             (
                 "icmp_errors_rate_limited",
@@ -95,7 +119,7 @@ pub struct MainLcore {
     /// The control process's channel, when the configuration names one.
     pub channel: Option<ControlChannel>,
     rings: Vec<WorkerRings>,
-    asked: HashMap<Ipv4Addr, Instant>,
+    asked: HashMap<IpAddr, Instant>,
     idle_checked: Instant,
     /// ICMP errors that may still be sent this second, and when the second began.
     icmp_budget: (u32, Instant),
@@ -158,8 +182,9 @@ impl MainLcore {
         done
     }
 
-    /// Asks for the MAC of `addr` on `port`, at most once per `RESOLVE_INTERVAL`.
-    pub fn resolve(&mut self, pool: &Mempool, port: u16, addr: Ipv4Addr) {
+    /// Asks for the MAC of `addr` on `port` (ARP, or a neighbor solicitation), at most once
+    /// per `RESOLVE_INTERVAL`.
+    pub fn resolve(&mut self, pool: &Mempool, port: u16, addr: IpAddr) {
         let now = Instant::now();
         if self
             .asked
@@ -174,16 +199,30 @@ impl MainLcore {
         let Some(mut m) = pool.alloc() else {
             return;
         };
-        let Some(frame) = m.append(MIN_FRAME as u16) else {
+        let sent = match addr {
+            IpAddr::V4(a) => {
+                let Some(frame) = m.append(MIN_FRAME as u16) else {
+                    return;
+                };
+                frame.fill(0);
+                arp::request(frame, &iface, a).then_some(&self.stats.arp_requests_sent)
+            }
+            IpAddr::V6(a) => {
+                let mut out = [0u8; nd::FRAME_LEN];
+                let Some(frame) = m.append(nd::FRAME_LEN as u16) else {
+                    return;
+                };
+                let ok = nd::solicit(&mut out, &iface, a);
+                frame.copy_from_slice(&out);
+                ok.then_some(&self.stats.nd_solicitations_sent)
+            }
+        };
+        let Some(counter) = sent else {
             return;
         };
-        frame.fill(0);
-        if !arp::request(frame, &iface, addr) {
-            return;
-        }
+        counter.inc();
         m.set_port(port);
         self.asked.insert(addr, now);
-        self.stats.arp_requests_sent.inc();
         self.inject(0, m);
     }
 
@@ -196,7 +235,7 @@ impl MainLcore {
                 let out = arp::handle(m.data_mut(), &iface);
                 if let Some((addr, mac)) = out.learned {
                     self.stats.neighbors_learned.inc();
-                    self.control.learned(addr, mac);
+                    self.control.learned(addr.into(), mac);
                 }
                 if out.reply {
                     self.stats.arp_replies_sent.inc();
@@ -209,6 +248,11 @@ impl MainLcore {
                     (Some(ch), Some(d)) => ch.punt(&d),
                     _ => self.stats.ike_dropped.inc(),
                 }
+            }
+            Some(Punt::Nd) => self.neighbor_discovery(worker, m),
+            Some(Punt::Local) if self.echo6_reply(&mut m) => {
+                self.stats.icmpv6_echo_replies.inc();
+                self.inject(worker, m);
             }
             Some(Punt::Local) if self.echo_reply(&mut m) => {
                 self.stats.icmp_echo_replies.inc();

@@ -210,6 +210,7 @@ fn a_resync_answers_with_what_it_removed() {
             port: 1,
             addr: "192.0.2.1".parse().unwrap(),
             prefix_len: 24,
+            ipv6: None,
             mac: None,
             mtu: 1500,
         }),

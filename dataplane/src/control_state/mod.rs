@@ -12,6 +12,7 @@ mod apply;
 pub mod grants;
 pub mod idle;
 mod network;
+mod network6;
 mod sas;
 pub mod sync;
 mod tunnels;
@@ -23,16 +24,16 @@ use crate::esp::crypto::Backend;
 use crate::esp::outer::TunnelEncap;
 use crate::forward::lpm::Lpm;
 use crate::forward::{
-    Capacity, Event, InboundIndex, Interface, Retired, Target, TunnelId, WorkerIndex,
+    Capacity, Event, InboundIndex, Interface, Retired, Target, Target6, TunnelId, WorkerIndex,
 };
 use crate::link::{self, MainEnd, WorkerEnd};
 use crate::mem::{Memory, Pool, Slots};
 use crate::sa::{Direction, InboundSa, OutboundSa, SaEventKind, Selectors};
 use crate::wire::ethernet::Mac;
 use channel::{Name, TunnelSpec};
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use view::{SaKey, View};
 
@@ -128,8 +129,11 @@ pub struct ControlState {
     port_mac: Box<dyn Fn(u16) -> Mac + Send>,
     stats: Vec<Arc<StatBlock>>,
     interfaces: BTreeMap<Name, Interface>,
-    neighbors: HashMap<Ipv4Addr, Mac>,
+    /// Static neighbors of both families.
+    neighbors: HashMap<IpAddr, Mac>,
     routes: BTreeMap<Ipv4Net, (Target, RouteOrigin)>,
+    /// IPv6 routes: the workers' table holds `capacity.routes6` of them.
+    routes6: BTreeMap<Ipv6Net, (Target6, RouteOrigin)>,
     /// The workers' route trie as it will be once they applied every route: a route that
     /// would not fit their tables is refused here.
     trie: Lpm,
@@ -150,7 +154,7 @@ pub struct ControlState {
     /// What the workers reported, for the control process (`take_notices`).
     notices: Vec<channel::message::Event>,
     /// Next hops to resolve before traffic needs them (`take_wanted`).
-    wanted: Vec<(u16, Ipv4Addr)>,
+    wanted: Vec<(u16, IpAddr)>,
     /// Sequence-number grants for outbound SAs, with a channel.
     grants: Option<grants::Grants>,
 }
@@ -213,6 +217,7 @@ impl ControlState {
                 interfaces: BTreeMap::new(),
                 neighbors: HashMap::new(),
                 routes: BTreeMap::new(),
+                routes6: BTreeMap::new(),
                 trie,
                 tunnels: BTreeMap::new(),
                 tunnel_ids: IdPool::new(cap.tunnels),
@@ -262,8 +267,9 @@ impl ControlState {
         self.interfaces.values().find(|i| i.port == port).copied()
     }
 
-    /// A neighbor ARP learned: every worker learns it (a static neighbor keeps its MAC).
-    pub fn learned(&mut self, addr: Ipv4Addr, mac: Mac) -> u64 {
+    /// A neighbor ARP or neighbor discovery learned: every worker learns it (a static
+    /// neighbor keeps its MAC).
+    pub fn learned(&mut self, addr: IpAddr, mac: Mac) -> u64 {
         self.generation += 1;
         let g = self.generation;
         self.broadcast(g, || crate::forward::WorkerCommand::SetNeighbor {

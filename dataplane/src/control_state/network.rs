@@ -1,14 +1,14 @@
 //! Interfaces, neighbors and routes. Each interface brings its connected route and the /32 of
 //! its address; the routes go into a mirror of the workers' route trie first, so that a route
-//! their tables could not hold is refused here.
+//! their tables could not hold is refused here. IPv6's share of each is in `network6`.
 
 use super::apply::subnet;
 use super::{refuse, ChangeError, ControlState, RouteOrigin};
 use crate::forward::{Interface, Target, WorkerCommand as Cmd};
 use crate::wire::ethernet::Mac;
 use channel::{InterfaceSpec, Name, RouteVia};
-use ipnet::Ipv4Net;
-use std::net::Ipv4Addr;
+use ipnet::{IpNet, Ipv4Net};
+use std::net::{IpAddr, Ipv4Addr};
 
 impl ControlState {
     pub(super) fn set_interface(&mut self, spec: InterfaceSpec, g: u64) -> Result<(), ChangeError> {
@@ -34,7 +34,8 @@ impl ControlState {
                 && old.addr == spec.addr
                 && old.prefix_len == spec.prefix_len
                 && spec.mac.is_none_or(|m| m == old.mac.0)
-                && old.mtu == spec.mtu;
+                && old.mtu == spec.mtu
+                && old.ipv6 == spec.ipv6;
             if same {
                 return Ok(());
             }
@@ -59,6 +60,7 @@ impl ControlState {
                 return refuse(what, format!("{p} is a static route"));
             }
         }
+        self.check_interface6(&spec, old.as_ref())?;
         // The old interface's routes make room for the new ones; back if those do not fit.
         let old_routes = old.map(|o| [subnet(&o), Ipv4Net::from(o.addr)]);
         for p in old_routes.iter().flatten() {
@@ -85,6 +87,7 @@ impl ControlState {
             addr: spec.addr,
             prefix_len: spec.prefix_len,
             mtu: spec.mtu,
+            ipv6: spec.ipv6,
         };
         let connected = Target::Connected { port: spec.port };
         self.routes.insert(sub, (connected, RouteOrigin::Interface));
@@ -100,6 +103,7 @@ impl ControlState {
             prefix: host,
             target: Target::Local,
         });
+        self.interface_routes6(old.as_ref(), Some(&iface), g);
         Ok(())
     }
 
@@ -119,9 +123,13 @@ impl ControlState {
         }) {
             return refuse(what, format!("route {p} goes through it"));
         }
-        if let Some(a) = self.neighbors.keys().find(|a| net.contains(*a)) {
+        if let Some(a) = self.neighbors.keys().find(|a| match a {
+            IpAddr::V4(a) => net.contains(a),
+            IpAddr::V6(a) => i.on_link6(a),
+        }) {
             return refuse(what, format!("neighbor {a} is on it"));
         }
+        self.interface_unused6(&what, &i)?;
         Ok(i)
     }
 
@@ -133,6 +141,7 @@ impl ControlState {
             self.trie.remove(p.addr(), p.prefix_len());
             self.broadcast(g, || Cmd::DelRoute { prefix: p });
         }
+        self.interface_routes6(Some(&i), None, g);
         self.interfaces.remove(&name);
         self.broadcast(g, || Cmd::DelInterface { port: i.port });
         Ok(())
@@ -140,11 +149,15 @@ impl ControlState {
 
     pub(super) fn set_neighbor(
         &mut self,
-        addr: Ipv4Addr,
+        addr: IpAddr,
         mac: Mac,
         g: u64,
     ) -> Result<(), ChangeError> {
         let what = format!("neighbor {addr}");
+        let addr = match addr {
+            IpAddr::V4(a) => a,
+            IpAddr::V6(a) => return self.set_neighbor6(a, mac, g),
+        };
         if self.on_subnet(addr).is_none() {
             return refuse(what, "not on any interface's subnet");
         }
@@ -154,16 +167,16 @@ impl ControlState {
         if mac.0[0] & 1 != 0 {
             return refuse(what, format!("{mac} is a multicast or broadcast MAC"));
         }
-        self.neighbors.insert(addr, mac);
+        self.neighbors.insert(addr.into(), mac);
         self.broadcast(g, || Cmd::SetNeighbor {
-            addr,
+            addr: addr.into(),
             mac,
             permanent: true,
         });
         Ok(())
     }
 
-    pub(super) fn delete_neighbor(&mut self, addr: Ipv4Addr, g: u64) -> Result<(), ChangeError> {
+    pub(super) fn delete_neighbor(&mut self, addr: IpAddr, g: u64) -> Result<(), ChangeError> {
         if self.neighbors.remove(&addr).is_none() {
             return refuse(format!("neighbor {addr}"), "no such static neighbor");
         }
@@ -173,11 +186,15 @@ impl ControlState {
 
     pub(super) fn set_route(
         &mut self,
-        prefix: Ipv4Net,
+        prefix: IpNet,
         via: RouteVia,
         g: u64,
     ) -> Result<(), ChangeError> {
         let what = format!("route {prefix}");
+        let prefix = match prefix {
+            IpNet::V4(p) => p,
+            IpNet::V6(p) => return self.set_route6(p, via, g),
+        };
         if prefix.addr() != prefix.network() {
             return refuse(
                 what,
@@ -192,7 +209,10 @@ impl ControlState {
                 Some(t) => Target::Tunnel { tunnel: t.id },
                 None => return refuse(what, format!("no tunnel named {name}")),
             },
-            RouteVia::Gateway(a) => {
+            RouteVia::Gateway(IpAddr::V6(a)) => {
+                return refuse(what, format!("next hop {a} is not IPv4"));
+            }
+            RouteVia::Gateway(IpAddr::V4(a)) => {
                 let Some(i) = self.on_subnet(a) else {
                     return refuse(
                         what,
@@ -214,24 +234,28 @@ impl ControlState {
         self.routes.insert(prefix, (target, RouteOrigin::Static));
         self.broadcast(g, || Cmd::AddRoute { prefix, target });
         if let Target::Gateway { port, via } = target {
-            self.want(port, via);
+            self.want(port, via.into());
         }
         Ok(())
     }
 
     /// Asks for `addr`'s MAC ahead of the first packet that needs it (unless it is static).
-    pub(super) fn want(&mut self, port: u16, addr: Ipv4Addr) {
+    pub(super) fn want(&mut self, port: u16, addr: IpAddr) {
         if !self.neighbors.contains_key(&addr) && self.wanted.len() < 4096 {
             self.wanted.push((port, addr));
         }
     }
 
     /// Next hops that changes made needed since the last call: (port, address) to resolve.
-    pub fn take_wanted(&mut self) -> Vec<(u16, Ipv4Addr)> {
+    pub fn take_wanted(&mut self) -> Vec<(u16, IpAddr)> {
         std::mem::take(&mut self.wanted)
     }
 
-    pub(super) fn delete_route(&mut self, prefix: Ipv4Net, g: u64) -> Result<(), ChangeError> {
+    pub(super) fn delete_route(&mut self, prefix: IpNet, g: u64) -> Result<(), ChangeError> {
+        let prefix = match prefix {
+            IpNet::V4(p) => p,
+            IpNet::V6(p) => return self.delete_route6(p, g),
+        };
         match self.routes.get(&prefix) {
             Some((_, RouteOrigin::Static)) => {}
             Some(_) => return refuse(format!("route {prefix}"), "an interface's own route"),

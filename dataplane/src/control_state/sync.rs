@@ -124,7 +124,12 @@ impl ControlState {
     /// Whether the object is installed now (a delete of another may have taken it along).
     fn holds(&self, key: ObjectKey) -> bool {
         match key {
-            ObjectKey::Route(p) => matches!(self.routes.get(&p), Some((_, RouteOrigin::Static))),
+            ObjectKey::Route(ipnet::IpNet::V4(p)) => {
+                matches!(self.routes.get(&p), Some((_, RouteOrigin::Static)))
+            }
+            ObjectKey::Route(ipnet::IpNet::V6(p)) => {
+                matches!(self.routes6.get(&p), Some((_, RouteOrigin::Static)))
+            }
             ObjectKey::InboundSa(spi) => self.inbound.contains_key(&spi),
             ObjectKey::OutboundSa(t) => self.tunnels.get(&t).is_some_and(|t| t.outbound.is_some()),
             ObjectKey::Tunnel(t) => self.tunnels.contains_key(&t),
@@ -142,7 +147,13 @@ impl ControlState {
             self.routes
                 .iter()
                 .filter(|(_, (_, o))| *o == RouteOrigin::Static)
-                .map(|(p, _)| ObjectKey::Route(*p)),
+                .map(|(p, _)| ObjectKey::Route((*p).into())),
+        );
+        all.extend(
+            self.routes6
+                .iter()
+                .filter(|(_, (_, o))| *o == RouteOrigin::Static)
+                .map(|(p, _)| ObjectKey::Route((*p).into())),
         );
         for (name, t) in &self.tunnels {
             all.insert(ObjectKey::Tunnel(*name));

@@ -105,7 +105,7 @@ impl ControlState {
                     v.remote = spec.remote;
                 }
                 if let Some(i) = self.on_subnet(spec.remote) {
-                    self.want(i.port, spec.remote);
+                    self.want(i.port, spec.remote.into());
                 }
             }
             if has_sas {
@@ -182,7 +182,7 @@ impl ControlState {
             .on_subnet(spec.remote)
             .filter(|_| !spec.remote.is_unspecified())
         {
-            self.want(i.port, spec.remote);
+            self.want(i.port, spec.remote.into());
         }
         self.tunnels.insert(
             spec.name,

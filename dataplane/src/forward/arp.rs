@@ -102,6 +102,7 @@ mod tests {
             addr: Ipv4Addr::new(10, 1, 0, 1),
             prefix_len: 24,
             mtu: 1500,
+            ipv6: None,
         }
     }
 

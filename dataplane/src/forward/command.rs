@@ -4,12 +4,12 @@
 //! worker's traffic found out (`Event`) and the SAs it no longer holds (`Retired`), which the
 //! main lcore frees.
 
-use super::{InboundIndex, Interface, Target, TunnelId, WorkerIndex};
+use super::{InboundIndex, Interface, Target, Target6, TunnelId, WorkerIndex};
 use crate::mem::Owned;
 use crate::sa::{Direction, InboundSa, OutboundSa, SaEventKind};
 use crate::wire::ethernet::Mac;
-use ipnet::Ipv4Net;
-use std::net::Ipv4Addr;
+use ipnet::{Ipv4Net, Ipv6Net};
+use std::net::IpAddr;
 
 /// A change to one worker's state, applied between bursts.
 pub enum WorkerCommand {
@@ -24,14 +24,21 @@ pub enum WorkerCommand {
     DelRoute {
         prefix: Ipv4Net,
     },
+    AddRoute6 {
+        prefix: Ipv6Net,
+        target: Target6,
+    },
+    DelRoute6 {
+        prefix: Ipv6Net,
+    },
     SetNeighbor {
-        addr: Ipv4Addr,
+        addr: IpAddr,
         mac: Mac,
-        /// Static, never replaced by what ARP learns.
+        /// Static, never replaced by what ARP or neighbor discovery learns.
         permanent: bool,
     },
     DelNeighbor {
-        addr: Ipv4Addr,
+        addr: IpAddr,
     },
     /// A UDP port on which ESP in UDP (RFC 3948) is accepted, or no longer.
     AddNattPort(u16),
@@ -107,8 +114,8 @@ pub struct Envelope {
 /// What a worker's traffic found out, for the main lcore.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    /// Resolve this next hop on this port.
-    Resolve { port: u16, addr: Ipv4Addr },
+    /// Resolve this next hop on this port (by ARP, or IPv6 neighbor discovery).
+    Resolve { port: u16, addr: IpAddr },
     /// An SA reached a lifetime or the end of its sequence numbers.
     Sa {
         spi: u32,

@@ -43,11 +43,15 @@ impl Forwarder {
             buf.adj(ethernet::HEADER_LEN);
             return self.ip_input(buf, Origin::Wire);
         }
-        let f = ethernet::Frame::new_checked(&h[..]);
-        match f {
-            Ok(f) => self.receive_other(ours, f.dst(), f.ethertype()),
-            Err(_) => self.drop(Stat::Malformed),
+        let (dst, ethertype) = match ethernet::Frame::new_checked(&h[..]) {
+            Ok(f) => (f.dst(), f.ethertype()),
+            Err(_) => return self.drop(Stat::Malformed),
+        };
+        // IPv6 is told apart here, once, off IPv4's path.
+        if ethertype == ethernet::ETHERTYPE_IPV6 {
+            return self.receive_ipv6(buf, ours, dst);
         }
+        self.receive_other(ours, dst, ethertype)
     }
 
     /// Frames other than IPv4 to our MAC: ARP may be broadcast; anything routed must be
@@ -78,9 +82,12 @@ impl Forwarder {
         }
     }
 
-    /// Routes an IPv4 packet that fills `buf` (no Ethernet header), as for packets the main
-    /// lcore originates (ICMP replies).
+    /// Routes an IPv4 or IPv6 packet that fills `buf` (no Ethernet header), as for packets
+    /// the main lcore originates (ICMP replies); the version nibble tells which.
     pub fn output_ip<B: PacketBuf>(&mut self, buf: &mut B) -> Verdict {
+        if buf.data().first().is_some_and(|v| v >> 4 == 6) {
+            return self.ipv6_input(buf, Origin::Local);
+        }
         self.ip_input(buf, Origin::Local)
     }
 

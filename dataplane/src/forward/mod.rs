@@ -10,7 +10,8 @@
 //! the pipeline (`receive`, `resume` or `output_ip`) up to its crypto, which is parked
 //! (`Verdict::Crypto`); then `complete` runs the parked crypto per SA and takes each parked
 //! packet the rest of its way. The pipeline itself is in `input` (IPv4, UDP and ESP input,
-//! local delivery) and `output` (routing, next hops, tunnel output).
+//! local delivery) and `output` (routing, next hops, tunnel output); IPv6, which a frame's
+//! ethertype sends apart once, in `ipv6` (input, local delivery, forwarding).
 
 pub mod arp;
 pub(crate) mod batch;
@@ -18,8 +19,11 @@ pub mod command;
 pub mod handoff;
 pub mod ike;
 mod input;
+mod ipv6;
 mod lookahead;
 pub mod lpm;
+pub mod lpm6;
+pub mod nd;
 pub mod neighbor;
 mod output;
 mod spi_table;
@@ -40,7 +44,8 @@ use crate::sa::{Direction, SaEventKind};
 use crate::wire::ethernet::Mac;
 use arrayvec::ArrayVec;
 use batch::{CryptoBatch, Job};
-use std::net::Ipv4Addr;
+use ipnet::Ipv6Net;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 /// A tunnel's number, as the main lcore allocated it (dense, below `Capacity::tunnels`).
@@ -55,7 +60,8 @@ pub struct InboundIndex(pub u32);
 /// No worker owns this tunnel or SPI (yet).
 pub const NO_OWNER: WorkerIndex = WorkerIndex::MAX;
 
-/// An interface: one IPv4 address on one DPDK port.
+/// An interface: one IPv4 address on one DPDK port, and optionally one global IPv6 address
+/// (besides the link-local one its MAC gives).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Interface {
     pub port: u16,
@@ -63,6 +69,40 @@ pub struct Interface {
     pub addr: Ipv4Addr,
     pub prefix_len: u8,
     pub mtu: u16,
+    pub ipv6: Option<Ipv6Net>,
+}
+
+impl Interface {
+    /// Its link-local address, from its MAC by modified EUI-64.
+    pub fn link_local(&self) -> Ipv6Addr {
+        crate::wire::ipv6::link_local(self.mac)
+    }
+
+    /// Whether `a` is one of its IPv6 addresses (global or link-local).
+    pub fn has_ipv6(&self, a: &Ipv6Addr) -> bool {
+        self.ipv6.is_some_and(|n| n.addr() == *a) || self.link_local() == *a
+    }
+
+    /// Whether `a` is on its IPv6 subnet.
+    pub fn on_link6(&self, a: &Ipv6Addr) -> bool {
+        self.ipv6.is_some_and(|n| n.trunc().contains(a))
+    }
+}
+
+/// Where an IPv6 route sends a packet (apart from `Target`, whose IPv4 next hop keeps the
+/// route cache's entries small).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Target6 {
+    /// On the IPv6 subnet of the interface on this port: the destination is the next hop.
+    Connected {
+        port: u16,
+    },
+    Gateway {
+        port: u16,
+        via: Ipv6Addr,
+    },
+    /// One of the gateway's own addresses.
+    Local,
 }
 
 /// Where a route sends a packet.
@@ -102,6 +142,9 @@ pub enum Punt {
     /// A fragment of ESP or UDP for us: the main lcore reassembles the datagram
     /// (`reassembly`) and hands it back whole.
     Reassemble,
+    /// IPv6 neighbor discovery: a solicitation for one of our addresses, or an advertisement
+    /// to us (`nd`).
+    Nd,
 }
 
 impl Punt {
@@ -115,6 +158,7 @@ impl Punt {
             Punt::TooBig { mtu } => 4 | u32::from(mtu) << 8,
             Punt::Fragment { mtu } => 5 | u32::from(mtu) << 8,
             Punt::Reassemble => 6,
+            Punt::Nd => 7,
         }
     }
 
@@ -131,6 +175,7 @@ impl Punt {
                 mtu: (tag >> 8) as u16,
             }),
             6 => Some(Punt::Reassemble),
+            7 => Some(Punt::Nd),
             _ => None,
         }
     }

@@ -1,10 +1,11 @@
-//! The neighbor (ARP) cache as a worker sees it: resolved MACs, plus a note of which
-//! addresses it already asked the main lcore to resolve, so one miss is one request a second.
+//! The neighbor cache as a worker sees it (ARP's for IPv4, neighbor discovery's for IPv6):
+//! resolved MACs, plus a note of which addresses it already asked the main lcore to resolve,
+//! so one miss is one request a second. One table per address family, keyed by the address
+//! as a number (`u32`, `u128`).
 
 use crate::wire::ethernet::Mac;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-use std::net::Ipv4Addr;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 /// Bounds the table so that traffic to many unresolvable addresses cannot grow it.
 pub const MAX_NEIGHBORS: usize = 8192;
@@ -28,6 +29,12 @@ impl Hasher for IdHasher {
         self.0 = (u64::from(n) ^ 0x9e37_79b9_7f4a_7c15).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         self.0 ^= self.0 >> 31;
     }
+    fn write_u128(&mut self, n: u128) {
+        // IPv6 addresses: both halves through one multiply each.
+        let (hi, lo) = ((n >> 64) as u64, n as u64);
+        self.0 = (hi.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ lo).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        self.0 ^= self.0 >> 31;
+    }
 }
 
 pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
@@ -38,11 +45,11 @@ enum Entry {
     Pending { since_ms: u64 },
 }
 
-pub struct NeighborTable {
-    map: IdMap<u32, Entry>,
+pub struct NeighborTable<K> {
+    map: IdMap<K, Entry>,
 }
 
-impl Default for NeighborTable {
+impl<K: Copy + Eq + Hash> Default for NeighborTable<K> {
     fn default() -> Self {
         // Room for the most learned entries from the start: the table never grows between a
         // worker's bursts.
@@ -52,10 +59,9 @@ impl Default for NeighborTable {
     }
 }
 
-impl NeighborTable {
+impl<K: Copy + Eq + Hash> NeighborTable<K> {
     /// Learned entries never replace static ones, and are not added to a full table.
-    pub fn set(&mut self, ip: Ipv4Addr, mac: Mac, permanent: bool) {
-        let k = u32::from(ip);
+    pub fn set(&mut self, k: K, mac: Mac, permanent: bool) {
         match self.map.get(&k) {
             Some(Entry::Known {
                 permanent: true, ..
@@ -66,14 +72,13 @@ impl NeighborTable {
         self.map.insert(k, Entry::Known { mac, permanent });
     }
 
-    pub fn remove(&mut self, ip: Ipv4Addr) {
-        self.map.remove(&u32::from(ip));
+    pub fn remove(&mut self, k: K) {
+        self.map.remove(&k);
     }
 
     /// The MAC for `ip`, or `None` and `true` when a resolution request should go out now.
     #[inline]
-    pub fn lookup(&mut self, ip: Ipv4Addr, now_ms: u64) -> (Option<Mac>, bool) {
-        let k = u32::from(ip);
+    pub fn lookup(&mut self, k: K, now_ms: u64) -> (Option<Mac>, bool) {
         match self.map.get_mut(&k) {
             Some(Entry::Known { mac, .. }) => (Some(*mac), false),
             Some(Entry::Pending { since_ms }) => {
@@ -98,11 +103,12 @@ impl NeighborTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     #[test]
     fn miss_asks_once_per_second_and_static_wins() {
         let mut t = NeighborTable::default();
-        let ip = Ipv4Addr::new(192, 0, 2, 2);
+        let ip = u32::from(Ipv4Addr::new(192, 0, 2, 2));
         assert_eq!(t.lookup(ip, 10), (None, true));
         assert_eq!(t.lookup(ip, 500), (None, false));
         assert_eq!(t.lookup(ip, 1010), (None, true));
@@ -117,9 +123,9 @@ mod tests {
         let mut t = NeighborTable::default();
         let m = Mac([2, 0, 0, 0, 0, 1]);
         for i in 0..MAX_NEIGHBORS as u32 {
-            t.set(Ipv4Addr::from(0x0a00_0000 + i), m, false);
+            t.set(0x0a00_0000 + i, m, false);
         }
-        let extra = Ipv4Addr::new(11, 0, 0, 1);
+        let extra = u32::from(Ipv4Addr::new(11, 0, 0, 1));
         t.set(extra, m, false);
         assert_eq!(
             t.lookup(extra, 0),
@@ -132,5 +138,24 @@ mod tests {
             (Some(m), false),
             "static entries always fit"
         );
+    }
+
+    /// The IPv6 table keeps the same rules, keyed by the whole address.
+    #[test]
+    fn ipv6_keys() {
+        let mut t: NeighborTable<u128> = NeighborTable::default();
+        let a = u128::from("2001:db8:1::10".parse::<Ipv6Addr>().unwrap());
+        let b = u128::from("2001:db8:2::10".parse::<Ipv6Addr>().unwrap());
+        let m = Mac([2, 0, 0, 0, 1, 0x10]);
+        assert_eq!(t.lookup(a, 0), (None, true));
+        t.set(a, m, false);
+        assert_eq!(t.lookup(a, 1), (Some(m), false));
+        assert_eq!(
+            t.lookup(b, 1),
+            (None, true),
+            "another address, same low bits"
+        );
+        t.remove(a);
+        assert_eq!(t.lookup(a, 2), (None, true));
     }
 }

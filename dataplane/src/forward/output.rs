@@ -261,7 +261,7 @@ impl Forwarder {
         if ask {
             self.report(Event::Resolve {
                 port,
-                addr: next_hop,
+                addr: next_hop.into(),
             });
         }
         let mac = mac.ok_or(Stat::NoNeighbor)?;

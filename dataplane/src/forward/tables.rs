@@ -5,14 +5,15 @@
 
 use super::command::{Retired, WorkerCommand};
 use super::lpm::{Lpm, LpmError};
+use super::lpm6::Lpm6;
 use super::neighbor::NeighborTable;
 use super::spi_table::{SpiEntry, SpiTable};
-use super::{fibonacci, InboundIndex, Interface, Target, TunnelId, WorkerIndex, NO_OWNER};
+use super::{fibonacci, InboundIndex, Interface, Target, Target6, TunnelId, WorkerIndex, NO_OWNER};
 use crate::mem::{Memory, OutOfMemory, Owned, Table};
 use crate::sa::{InboundSa, OutboundSa};
 use crate::wire::ethernet::Mac;
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub use config::Capacity;
 
@@ -103,7 +104,14 @@ pub struct Tables {
     /// Next hops by trie value, and the value of each, so that a route add is O(1).
     targets: Vec<Target>,
     target_index: HashMap<Target, u32>,
-    neighbors: NeighborTable,
+    neighbors: NeighborTable<u32>,
+    /// IPv6: the interfaces' addresses (global and link-local), routes and their next hops,
+    /// neighbors, apart from IPv4's so that its per-packet path does not change.
+    pub(super) own6: Vec<Ipv6Addr>,
+    routes6: Lpm6,
+    targets6: Vec<Target6>,
+    target6_index: HashMap<Target6, u32>,
+    neighbors6: NeighborTable<u128>,
     /// By tunnel id: owner, outer next hop, outbound SA.
     pub(super) tunnels: Table<TunnelSlot>,
     /// Inbound SAs by index; the SPI table says which index. Only the owner fills its entry.
@@ -136,6 +144,11 @@ impl Tables {
             targets: Vec::new(),
             target_index: HashMap::new(),
             neighbors: NeighborTable::default(),
+            own6: Vec::new(),
+            routes6: Lpm6::new(memory, socket, cap.routes6)?,
+            targets6: Vec::new(),
+            target6_index: HashMap::new(),
+            neighbors6: NeighborTable::default(),
             tunnels: Table::new(memory, socket, cap.tunnels as usize, "tunnel table", |_| {
                 TunnelSlot::default()
             })?,
@@ -174,6 +187,8 @@ impl Tables {
                 | DelInterface { .. }
                 | AddRoute { .. }
                 | DelRoute { .. }
+                | AddRoute6 { .. }
+                | DelRoute6 { .. }
                 | SetNeighbor { .. }
                 | DelNeighbor { .. }
         ) {
@@ -186,9 +201,11 @@ impl Tables {
                     self.ifaces.resize(p + 1, None);
                 }
                 if let Some(old) = self.ifaces[p].replace(i) {
-                    self.own.retain(|a| *a != old.addr);
+                    self.forget_own(&old);
                 }
                 self.own.push(i.addr);
+                self.own6.push(i.link_local());
+                self.own6.extend(i.ipv6.map(|n| n.addr()));
             }
             DelInterface { port } => {
                 if let Some(old) = self
@@ -196,7 +213,7 @@ impl Tables {
                     .get_mut(usize::from(port))
                     .and_then(Option::take)
                 {
-                    self.own.retain(|a| *a != old.addr);
+                    self.forget_own(&old);
                 }
             }
             AddRoute { prefix, target } => {
@@ -215,12 +232,36 @@ impl Tables {
             DelRoute { prefix } => {
                 self.routes.remove(prefix.addr(), prefix.prefix_len());
             }
+            AddRoute6 { prefix, target } => {
+                let next = self.targets6.len() as u32;
+                let nh = *self.target6_index.entry(target).or_insert(next);
+                if nh == next {
+                    self.targets6.push(target);
+                }
+                return self
+                    .routes6
+                    .insert(prefix.addr(), prefix.prefix_len(), nh)
+                    .map_err(|_| ApplyError::Full);
+            }
+            DelRoute6 { prefix } => {
+                self.routes6.remove(prefix.addr(), prefix.prefix_len());
+            }
             SetNeighbor {
-                addr,
+                addr: IpAddr::V4(a),
                 mac,
                 permanent,
-            } => self.neighbors.set(addr, mac, permanent),
-            DelNeighbor { addr } => self.neighbors.remove(addr),
+            } => self.neighbors.set(u32::from(a), mac, permanent),
+            SetNeighbor {
+                addr: IpAddr::V6(a),
+                mac,
+                permanent,
+            } => self.neighbors6.set(u128::from(a), mac, permanent),
+            DelNeighbor {
+                addr: IpAddr::V4(a),
+            } => self.neighbors.remove(u32::from(a)),
+            DelNeighbor {
+                addr: IpAddr::V6(a),
+            } => self.neighbors6.remove(u128::from(a)),
             AddNattPort(p) => {
                 if !self.natt_ports.contains(&p) {
                     self.natt_ports.push(p);
@@ -358,6 +399,12 @@ impl Tables {
         Ok(())
     }
 
+    /// Forgets the addresses of an interface replaced or deleted.
+    fn forget_own(&mut self, old: &Interface) {
+        self.own.retain(|a| *a != old.addr);
+        self.own6.retain(|a| !old.has_ipv6(a));
+    }
+
     fn tunnel_slot(&mut self, tunnel: TunnelId) -> Result<&mut TunnelSlot, ApplyError> {
         self.tunnels
             .get_mut(tunnel as usize)
@@ -415,7 +462,24 @@ impl Tables {
     /// A neighbor's MAC, and whether to ask the main lcore to resolve it now.
     #[inline]
     pub(super) fn neighbor(&mut self, ip: Ipv4Addr, now_ms: u64) -> (Option<Mac>, bool) {
-        self.neighbors.lookup(ip, now_ms)
+        self.neighbors.lookup(u32::from(ip), now_ms)
+    }
+
+    /// The IPv6 route to `dst`: one of our addresses, or the longest prefix's next hop.
+    #[inline]
+    pub(super) fn route6(&self, dst: &Ipv6Addr) -> Option<Target6> {
+        if self.own6.contains(dst) {
+            return Some(Target6::Local);
+        }
+        self.routes6
+            .lookup(*dst)
+            .and_then(|i| self.targets6.get(i as usize).copied())
+    }
+
+    /// An IPv6 neighbor's MAC, and whether to ask the main lcore to resolve it now.
+    #[inline]
+    pub(super) fn neighbor6(&mut self, ip: &Ipv6Addr, now_ms: u64) -> (Option<Mac>, bool) {
+        self.neighbors6.lookup(u128::from(*ip), now_ms)
     }
 
     /// The outbound SA of a tunnel, if this worker holds it.

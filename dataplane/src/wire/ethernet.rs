@@ -13,6 +13,7 @@ pub mod field {
 pub const HEADER_LEN: usize = field::ETHERTYPE.end;
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
 pub const ETHERTYPE_ARP: u16 = 0x0806;
+pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 pub const BROADCAST: Mac = Mac::BROADCAST;
 
 pub use channel::Mac;

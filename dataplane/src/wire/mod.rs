@@ -8,7 +8,9 @@ pub mod checksum;
 pub mod esp;
 pub mod ethernet;
 pub mod icmp;
+pub mod icmpv6;
 pub mod ipv4;
+pub mod ipv6;
 pub mod tcp;
 pub mod udp;
 
@@ -69,8 +71,26 @@ mod tests {
                 addr: std::net::Ipv4Addr::new(10, 0, 0, 1),
                 prefix_len: 24,
                 mtu: 1500,
+                ipv6: "2001:db8::1/64".parse().ok(),
             };
             let _ = crate::forward::arp::handle(&mut c, &iface);
+            if let Ok(p) = ipv6::Packet::new_checked(&b[..]) {
+                let _ = (p.traffic_class(), p.flow_label(), p.next_header(), p.hop_limit());
+                let _ = (p.src(), p.dst(), p.payload().len());
+                if let Ok(u) = p.upper_layer() {
+                    prop_assert!(u.offset <= p.total_len());
+                }
+                let mut out = [0u8; ipv6::MIN_MTU];
+                let te = icmpv6::ErrorKind::TimeExceeded { code: 0 };
+                if let Some(n) = icmpv6::error(te, &b, p.src(), &mut out) {
+                    prop_assert!(n <= ipv6::MIN_MTU);
+                }
+            }
+            let _ = icmpv6::NdRepr::parse(&b);
+            let a = std::net::Ipv6Addr::LOCALHOST;
+            let _ = icmpv6::verify(&a, &a, &b);
+            let _ = icmpv6::echo_request_to_reply(&a, &a, &mut b.clone());
+            let _ = crate::forward::nd::handle(&b, &iface, &mut [0; crate::forward::nd::FRAME_LEN]);
         }
     }
 }

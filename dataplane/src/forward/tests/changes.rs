@@ -97,7 +97,7 @@ fn changes_between_bursts_lose_no_packet_of_an_sa_that_stays() {
     let (mut gw1, mut gw2) = pair();
     // gw2 also delivers to 10.2.0.77, which gw1 will route through a new tunnel.
     gw2.change(Change::SetNeighbor {
-        addr: ip("10.2.0.77"),
+        addr: ip("10.2.0.77").into(),
         mac: HOST_B.0,
     })
     .unwrap();
@@ -236,7 +236,7 @@ fn a_change_that_does_not_fit_changes_nothing() {
         },
         Change::SetRoute {
             prefix: "10.9.0.0/16".parse().unwrap(),
-            via: RouteVia::Gateway(ip("172.16.0.1")),
+            via: RouteVia::Gateway(ip("172.16.0.1").into()),
         },
         Change::DeleteInterface { name: name("wan0") },
     ] {

@@ -5,6 +5,7 @@
 mod batch;
 mod changes;
 mod handoff;
+mod ipv6;
 mod lookahead;
 mod pipeline;
 
@@ -168,7 +169,7 @@ fn resume(f: &mut Forwarder, b: &mut VecBuf, r: Resume) -> Verdict {
 }
 
 /// The next-hop resolutions a gateway's bursts asked for, taken.
-fn resolutions(f: &mut Forwarder) -> Vec<(u16, Ipv4Addr)> {
+fn resolutions(f: &mut Forwarder) -> Vec<(u16, std::net::IpAddr)> {
     let mut r = Vec::new();
     f.events.retain(|e| match *e {
         Event::Resolve { port, addr } => {

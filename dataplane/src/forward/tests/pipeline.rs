@@ -77,8 +77,11 @@ fn every_malformed_or_unroutable_frame_is_dropped_and_counted() {
     bad_csum[14 + 10] ^= 1;
     let mut bad_len = good.clone();
     bad_len[14 + 3] = 200; // total length beyond the frame
+                           // An IPv4 packet in a frame that says IPv6: its version is wrong.
     let mut ipv6 = good.clone();
     ipv6[12..14].copy_from_slice(&[0x86, 0xdd]);
+    let mut lldp = good.clone();
+    lldp[12..14].copy_from_slice(&[0x88, 0xcc]);
     let mut not_us = good.clone();
     not_us[0..6].copy_from_slice(&[2, 0, 0, 0, 9, 9]);
     let mut l2_broadcast = good.clone();
@@ -103,7 +106,8 @@ fn every_malformed_or_unroutable_frame_is_dropped_and_counted() {
         (good[..14 + 19].to_vec(), Stat::Malformed),
         (bad_len, Stat::Malformed),
         (bad_csum, Stat::BadIpChecksum),
-        (ipv6, Stat::UnsupportedEthertype),
+        (ipv6, Stat::Malformed),
+        (lldp, Stat::UnsupportedEthertype),
         (not_us, Stat::NotForUs),
         (l2_broadcast, Stat::NotForUs),
         (
@@ -185,13 +189,13 @@ fn unresolved_next_hop_asks_the_main_lcore_once_a_second() {
     gw1.now_ms = 5_000;
     run(&mut gw1, 0, &to);
     run(&mut gw1, 0, &to);
-    assert_eq!(resolutions(&mut gw1), vec![(0, ip("10.1.0.99"))]);
+    assert_eq!(resolutions(&mut gw1), vec![(0, ip("10.1.0.99").into())]);
     gw1.now_ms = 6_000;
     run(&mut gw1, 0, &to);
     assert_eq!(resolutions(&mut gw1).len(), 1);
     // The neighbor learned at `mac`, then the packet forwarded again.
     let learned_at = |gw: &mut Gateway, mac| {
-        gw.control.learned(ip("10.1.0.99"), mac);
+        gw.control.learned(ip("10.1.0.99").into(), mac);
         gw.sync();
         run(gw, 0, &to)
     };
@@ -215,6 +219,7 @@ fn local_traffic_goes_to_the_main_lcore_and_natt_specials_are_recognised() {
             addr: ip("192.0.2.1"),
             prefix_len: 24,
             mtu: 1500,
+            ipv6: None,
         };
         arp::request(&mut f, &asker, ip("192.0.2.2"));
         f
@@ -452,7 +457,7 @@ fn a_replaced_sa_takes_over_and_a_new_peer_is_followed() {
 
     let other = Mac([2, 0, 0, 0, 0xa, 3]);
     gw1.change(Change::SetNeighbor {
-        addr: ip("192.0.2.3"),
+        addr: ip("192.0.2.3").into(),
         mac: other.0,
     })
     .unwrap();

@@ -1,0 +1,159 @@
+//! IPv6 through a worker, as a router takes it: input (the header checked, padding cut),
+//! neighbor discovery and local delivery to the main lcore, and forwarding between interfaces
+//! (hop limit decremented, next hop resolved by neighbor discovery). A frame's ethertype sends
+//! it here once (`receive`), so none of this is on IPv4's per-packet path. IPv6 is not carried
+//! through tunnels yet.
+
+use super::input::Origin;
+use super::{Event, Forwarder, Punt, Target6, Verdict};
+use crate::counters::Stat;
+use crate::packet::PacketBuf;
+use crate::wire::ethernet::{self, Mac};
+use crate::wire::{icmpv6, ipv6};
+use std::net::Ipv6Addr;
+
+impl Forwarder {
+    /// A frame with the IPv6 ethertype to `dst_mac`: unicast to us, or multicast (33:33:...),
+    /// which only neighbor discovery for our addresses gets past.
+    #[inline(never)]
+    pub(super) fn receive_ipv6<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        ours: Mac,
+        dst_mac: Mac,
+    ) -> Verdict {
+        if dst_mac != ours && dst_mac.0[..2] != [0x33, 0x33] {
+            return self.drop(Stat::NotForUs);
+        }
+        buf.adj(ethernet::HEADER_LEN);
+        self.ipv6_input(buf, Origin::Wire)
+    }
+
+    /// IPv6 input: the header checked and Ethernet padding cut, then delivered or routed.
+    pub(super) fn ipv6_input<B: PacketBuf>(&mut self, buf: &mut B, origin: Origin) -> Verdict {
+        let (src, dst, hop_limit, total) = match ipv6::Packet::new_checked(buf.data()) {
+            Ok(p) => (p.src(), p.dst(), p.hop_limit(), p.total_len()),
+            Err(_) => return self.drop(Stat::Malformed),
+        };
+        buf.truncate(total); // Ethernet padding
+        if src.is_multicast() {
+            return self.drop(Stat::Ipv6NotForwarded);
+        }
+        if dst.is_multicast() {
+            return match origin {
+                Origin::Wire if self.solicits_us(buf.data(), &dst) => self.punt_ipv6(buf, Punt::Nd),
+                _ => self.drop(Stat::NotForUs),
+            };
+        }
+        let target = match self.tables.route6(&dst) {
+            Some(Target6::Local) if origin == Origin::Wire => return self.local_ipv6(buf),
+            Some(Target6::Local) => return self.drop(Stat::NoRoute),
+            // A link-local address means something only on its own link.
+            _ if ipv6::is_link_local(&src) || ipv6::is_link_local(&dst) => {
+                return self.drop(Stat::Ipv6NotForwarded)
+            }
+            Some(t) => t,
+            None => return self.drop(Stat::NoRoute),
+        };
+        self.forward_ipv6(buf, target, dst, hop_limit, origin)
+    }
+
+    /// Whether a multicast packet is a Neighbor Solicitation to the solicited-node group of
+    /// one of our addresses (RFC 4861 section 7.2.2); the main lcore checks the rest.
+    fn solicits_us(&self, packet: &[u8], dst: &Ipv6Addr) -> bool {
+        let Ok(p) = ipv6::Packet::new_checked(packet) else {
+            return false;
+        };
+        let is_ns = p.upper_layer().is_ok_and(|u| {
+            u.protocol == ipv6::NEXT_ICMPV6
+                && !u.fragment
+                && packet.get(u.offset) == Some(&icmpv6::TYPE_NEIGHBOR_SOLICIT)
+        });
+        is_ns
+            && self
+                .tables
+                .own6
+                .iter()
+                .any(|a| ipv6::solicited_node(a) == *dst)
+    }
+
+    /// A packet for one of our addresses: neighbor discovery, or anything else (echo among
+    /// it), to the main lcore.
+    fn local_ipv6<B: PacketBuf>(&mut self, buf: &mut B) -> Verdict {
+        let upper = match ipv6::Packet::new_checked(buf.data()).and_then(|p| p.upper_layer()) {
+            Ok(u) => u,
+            Err(_) => return self.drop(Stat::Malformed),
+        };
+        if upper.fragment {
+            return self.drop(Stat::Fragments);
+        }
+        let nd = upper.protocol == ipv6::NEXT_ICMPV6
+            && matches!(
+                buf.data().get(upper.offset),
+                Some(&(icmpv6::TYPE_NEIGHBOR_SOLICIT | icmpv6::TYPE_NEIGHBOR_ADVERT))
+            );
+        self.punt_ipv6(buf, if nd { Punt::Nd } else { Punt::Local })
+    }
+
+    /// Gives a received IPv6 packet to the main lcore with its frame's header, still in the
+    /// headroom, in front again.
+    fn punt_ipv6<B: PacketBuf>(&mut self, buf: &mut B, why: Punt) -> Verdict {
+        if buf.prepend(ethernet::HEADER_LEN).is_none() {
+            return self.drop(Stat::NoBufferRoom);
+        }
+        self.punt(why)
+    }
+
+    /// Forwards a routed packet to its next hop: the hop limit lowered (not for what the
+    /// gateway originates), the neighbor's MAC from the table or asked for.
+    fn forward_ipv6<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        target: Target6,
+        dst: Ipv6Addr,
+        hop_limit: u8,
+        origin: Origin,
+    ) -> Verdict {
+        if origin != Origin::Local {
+            if hop_limit <= 1 {
+                return self.drop(Stat::HopLimitExceeded);
+            }
+            match buf.data_mut().get_mut(ipv6::field::HOP_LIMIT) {
+                Some(h) => *h = hop_limit - 1,
+                None => return self.drop(Stat::Malformed),
+            }
+        }
+        let (port, next_hop) = match target {
+            Target6::Connected { port } => (port, dst),
+            Target6::Gateway { port, via } => (port, via),
+            Target6::Local => return self.drop(Stat::NoRoute),
+        };
+        let (mac, ask) = self.tables.neighbor6(&next_hop, self.now_ms);
+        if ask {
+            self.report(Event::Resolve {
+                port,
+                addr: next_hop.into(),
+            });
+        }
+        let Some(mac) = mac else {
+            return self.drop(Stat::NoNeighbor);
+        };
+        let Some(src) = self.tables.interface(port).map(|i| i.mac) else {
+            return self.drop(Stat::NoRoute);
+        };
+        let Some(h) = buf
+            .prepend(ethernet::HEADER_LEN)
+            .and_then(|h| h.first_chunk_mut())
+        else {
+            return self.drop(Stat::NoBufferRoom);
+        };
+        ethernet::Repr {
+            dst: mac,
+            src,
+            ethertype: ethernet::ETHERTYPE_IPV6,
+        }
+        .emit(h);
+        self.stats.inc(Stat::ForwardedPackets);
+        Verdict::Tx(port)
+    }
+}
