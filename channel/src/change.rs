@@ -48,6 +48,12 @@ pub enum Change {
     },
     /// Zeroes counters as the operator sees them (Junos `clear security ipsec statistics`).
     ClearCounters(ClearScope),
+    /// A policy of policy-based VPNs, in force from the next lookup table the dataplane
+    /// builds (at once, whatever else the batch of changes holds).
+    SetPolicy(PolicySpec),
+    DeletePolicy {
+        name: Name,
+    },
 }
 
 /// One IPv4 address on one port, and optionally one IPv6 address (the interface also has the
@@ -100,6 +106,32 @@ pub struct TunnelSpec {
     pub remote_selectors: Prefixes,
 }
 
+/// A policy (Junos `security policies ... match ... then`): packets from `src` to `dst`
+/// (prefixes; empty: any) of `protocol` (0: any) and ports (TCP and UDP; `(0, 65535)`: any)
+/// get its action. Policies apply in the order of `position` (then name), the first that
+/// matches deciding, to packets that arrive on an interface (not to decrypted ones).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicySpec {
+    pub name: Name,
+    pub position: u32,
+    pub src: Prefixes,
+    pub dst: Prefixes,
+    pub protocol: u8,
+    pub src_ports: (u16, u16),
+    pub dst_ports: (u16, u16),
+    pub action: PolicyAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PolicyAction {
+    /// Routed as usual.
+    Permit,
+    /// Dropped and counted.
+    Deny,
+    /// Into this tunnel (a policy-based VPN's), whatever the routes say.
+    Tunnel(Name),
+}
+
 /// What every SA has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SaSpec {
@@ -147,6 +179,7 @@ pub enum ClearScope {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ObjectKey {
     // The order is the order a resync deletes in: what refers to others first.
+    Policy(Name),
     Route(IpNet),
     InboundSa(u32),
     OutboundSa(Name),
@@ -165,6 +198,7 @@ impl ObjectKey {
             Change::SetTunnel(s) => ObjectKey::Tunnel(s.name),
             Change::SetOutboundSa(s) => ObjectKey::OutboundSa(s.sa.tunnel),
             Change::SetInboundSa(s) => ObjectKey::InboundSa(s.sa.spi),
+            Change::SetPolicy(p) => ObjectKey::Policy(p.name),
             _ => return None,
         })
     }
@@ -172,6 +206,7 @@ impl ObjectKey {
     /// The change that deletes this object.
     pub fn delete(self) -> Change {
         match self {
+            ObjectKey::Policy(name) => Change::DeletePolicy { name },
             ObjectKey::Route(prefix) => Change::DeleteRoute { prefix },
             ObjectKey::InboundSa(spi) => Change::DeleteInboundSa { spi },
             ObjectKey::OutboundSa(tunnel) => Change::DeleteOutboundSa { tunnel },

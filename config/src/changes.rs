@@ -2,10 +2,11 @@
 //! applies: interfaces, neighbors, tunnels, routes, then SAs. Loading the file in standalone
 //! mode sends exactly these, one by one, through the same path the control process uses.
 
-use super::{Config, RouteVia};
+use super::{Config, PolicyThen, RouteVia};
 use channel::Direction;
 use channel::{
-    Change, InboundSaSpec, InterfaceSpec, OutboundSaSpec, RouteVia as Via, SaSpec, TunnelSpec,
+    Change, InboundSaSpec, InterfaceSpec, OutboundSaSpec, PolicyAction, PolicySpec,
+    RouteVia as Via, SaSpec, TunnelSpec,
 };
 
 pub fn changes(cfg: &Config) -> Vec<Change> {
@@ -73,6 +74,23 @@ pub fn changes(cfg: &Config) -> Vec<Change> {
             prefix: r.prefix.into(),
             via: Via::Gateway(r.via.into()),
         });
+    }
+    for (position, p) in cfg.policies.iter().enumerate() {
+        c.push(Change::SetPolicy(PolicySpec {
+            name: p.name,
+            position: position as u32,
+            src: p.source.clone(),
+            dst: p.destination.clone(),
+            protocol: p.protocol,
+            src_ports: p.source_ports,
+            dst_ports: p.destination_ports,
+            action: match p.then {
+                PolicyThen::Permit => PolicyAction::Permit,
+                PolicyThen::Deny => PolicyAction::Deny,
+                // Into the tunnel the policy made (its child of the VPN keys it).
+                PolicyThen::IpsecVpn(_) => PolicyAction::Tunnel(p.name),
+            },
+        }));
     }
     for s in &cfg.manual_sas {
         let sa = SaSpec {

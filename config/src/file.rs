@@ -25,6 +25,27 @@ pub(super) struct File {
     pub ike: IkeFile,
     #[serde(default)]
     pub flow: FlowFile,
+    #[serde(default)]
+    pub policies: Vec<PolicyFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PolicyFile {
+    pub name: String,
+    pub source: Option<Vec<String>>,
+    pub destination: Option<Vec<String>>,
+    pub protocol: Option<String>,
+    pub source_ports: Option<String>,
+    pub destination_ports: Option<String>,
+    pub then: PolicyThenFile,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+pub(super) enum PolicyThenFile {
+    Word(String),
+    Vpn { ipsec_vpn: String },
 }
 
 /// Junos `security flow`: how traffic through the tunnels is treated.
@@ -219,7 +240,7 @@ pub(super) struct DpdFile {
 pub(super) struct IpsecVpnFile {
     pub name: String,
     pub gateway: String,
-    pub bind_interface: String,
+    pub bind_interface: Option<String>,
     pub esp_proposals: Option<Vec<String>>,
     pub local_ts: Option<Vec<String>>,
     pub remote_ts: Option<Vec<String>>,

@@ -133,6 +133,9 @@ fn a_full_section_parses() {
                 tunnel: name("st0.1"),
                 local_ts: vec![net("10.1.0.0/16")],
                 remote_ts: vec![net("10.2.0.0/16")],
+                protocol: 0,
+                local_ports: ANY_PORTS,
+                remote_ports: ANY_PORTS,
             }],
             esp_proposals: vec!["aes128gcm16".into(), "aes256gcm16".into()],
             establish: Establish::OnTraffic,
@@ -151,6 +154,9 @@ fn a_full_section_parses() {
                 tunnel: name("st0.2"),
                 local_ts: vec![net("0.0.0.0/0")],
                 remote_ts: vec![net("0.0.0.0/0")],
+                protocol: 0,
+                local_ports: ANY_PORTS,
+                remote_ports: ANY_PORTS,
             }],
             esp_proposals: vec!["aes256gcm16".into()],
             establish: Establish::Immediately,
@@ -611,6 +617,9 @@ fn a_vpn_keys_several_tunnels_with_one_child_each() {
             tunnel: name("st0.3"),
             local_ts: vec![net("10.1.0.0/24")],
             remote_ts: vec![net("10.3.0.0/24"), net("10.4.0.0/24")],
+            protocol: 0,
+            local_ports: ANY_PORTS,
+            remote_ports: ANY_PORTS,
         }
     );
     let cases: Vec<(Edit, &str)> = vec![

@@ -10,6 +10,7 @@ mod dataplane;
 mod file;
 mod ike;
 mod network;
+mod policies;
 mod routes;
 mod sas;
 mod tunnels;
@@ -20,6 +21,7 @@ pub use ike::{
     Dpd, DpdAction, Establish, IkeAuth, IkeConfig, IkeGateway, IkeId, IpsecVpn, VpnChild,
     DEFAULT_COOKIE_THRESHOLD, DEFAULT_HALF_OPEN_LIMIT, MAX_CHILDREN,
 };
+pub use policies::{Policy, PolicyThen, ANY_PORTS};
 
 use channel::Direction;
 use channel::Mac;
@@ -109,6 +111,9 @@ pub struct Config {
     /// The MSS that TCP SYNs into and out of every tunnel are clamped to (Junos `set security
     /// flow tcp-mss ipsec-vpn mss N`); `None`: left alone.
     pub tcp_mss_ipsec_vpn: Option<u16>,
+    /// Policies (policy-based VPNs), in order; a policy into a VPN also made a tunnel of its
+    /// name in `tunnels`.
+    pub policies: Vec<Policy>,
 }
 
 /// The MSS clamp's bounds: RFC 9293's minimum IPv4 MSS, and what a 9000-byte tunnel carries.
@@ -211,9 +216,18 @@ impl Config {
         let f: file::File = serde_json::from_str(text).or_else(|e| err("config", e.to_string()))?;
         let interfaces = network::interfaces(&f.interfaces)?;
         let (neighbors, neighbors6) = network::neighbors(&f.neighbors, &interfaces)?;
-        let tunnels = tunnels::tunnels(&f.tunnels, &interfaces)?;
+        let mut tunnels = tunnels::tunnels(&f.tunnels, &interfaces)?;
         let (routes, routes6) = routes::routes(&f.routes, &interfaces, &tunnels)?;
         let manual_sas = sas::manual_sas(&f.manual_sas, &tunnels)?;
+        let taken = tunnels
+            .iter()
+            .map(|t| t.name)
+            .chain(interfaces.iter().map(|i| i.name))
+            .collect();
+        let policies = policies::policies(&f.policies, &taken)?;
+        // A policy into a VPN makes the tunnel its child keys.
+        let (ike, made) = ike::ike(&f.ike, &interfaces, &tunnels, &manual_sas, &policies)?;
+        tunnels.extend(made);
         let dataplane = dataplane::dataplane(
             &f.dataplane,
             &interfaces,
@@ -225,7 +239,6 @@ impl Config {
             .control
             .as_ref()
             .map_or_else(|| Ok(ControlConfig::default()), control::control)?;
-        let ike = ike::ike(&f.ike, &interfaces, &tunnels, &manual_sas)?;
         let tcp_mss_ipsec_vpn = match f.flow.tcp_mss_ipsec_vpn {
             None => None,
             Some(n) => match u16::try_from(n) {
@@ -250,6 +263,7 @@ impl Config {
             control,
             ike,
             tcp_mss_ipsec_vpn,
+            policies,
         })
     }
 
@@ -327,5 +341,7 @@ fn is_link_local6(a: &Ipv6Addr) -> bool {
 mod ike_tests;
 #[cfg(test)]
 mod ipv6_tests;
+#[cfg(test)]
+mod policy_tests;
 #[cfg(test)]
 mod tests;

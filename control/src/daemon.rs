@@ -571,5 +571,7 @@ fn describe(c: &channel::Change) -> String {
         SetInboundSa(s) => format!("inbound SA {:#x}", s.sa.spi),
         DeleteInboundSa { spi } => format!("the delete of inbound SA {spi:#x}"),
         ClearCounters(_) => "a clear of counters".into(),
+        SetPolicy(p) => format!("policy {}", p.name),
+        DeletePolicy { name } => format!("the delete of policy {name}"),
     }
 }

@@ -78,6 +78,14 @@ stats! {
         SaHardLimit = "sa_hard_limit",
         ExceedsTunnelMtu = "exceeds_tunnel_mtu",
         NoRoute = "no_route",
+        /// Packets a policy sent into a policy-based VPN's tunnel.
+        PolicyTunneled = "policy_tunneled",
+        /// Packets a policy let through to be routed as usual.
+        PolicyPermitted = "policy_permitted",
+        /// Packets a policy dropped.
+        PolicyDenied = "policy_denied",
+        /// Packets no policy matched (routed as usual), with policies configured.
+        PolicyUnmatched = "policy_unmatched",
         NoNeighbor = "no_neighbor",
         TtlExceeded = "ttl_exceeded",
         /// IPv6's TTL: a packet to forward arrived with a hop limit of 1 or 0.

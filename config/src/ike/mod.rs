@@ -7,6 +7,7 @@ mod vpns;
 use vpns::vpns;
 
 use super::file::{DpdFile, IkeFile, IkeGatewayFile, IpsecVpnFile, VpnChildFile};
+use super::policies::{Policy, PolicyThen, ANY_PORTS};
 use super::{err, parse_ip, parse_name, parse_prefix, ConfigError};
 use super::{InterfaceConfig, ManualSa, Tunnel};
 use channel::{Name, MAX_SELECTORS};
@@ -255,6 +256,11 @@ pub struct VpnChild {
     pub tunnel: Name,
     pub local_ts: Vec<Ipv4Net>,
     pub remote_ts: Vec<Ipv4Net>,
+    /// A policy-based VPN's child also selects by protocol (0: any) and ports (ours, the
+    /// peer's), its policy's.
+    pub protocol: u8,
+    pub local_ports: (u16, u16),
+    pub remote_ports: (u16, u16),
 }
 
 /// When the VPN's SAs are negotiated.
@@ -269,12 +275,14 @@ pub enum Establish {
     ResponderOnly,
 }
 
+/// The `ike` section, and the tunnels its policy-based VPNs make (one per policy into one).
 pub(super) fn ike(
     f: &IkeFile,
     interfaces: &[InterfaceConfig],
     tunnels: &[Tunnel],
     manual_sas: &[ManualSa],
-) -> Result<IkeConfig, ConfigError> {
+    policies: &[Policy],
+) -> Result<(IkeConfig, Vec<Tunnel>), ConfigError> {
     let mut gateways: Vec<IkeGateway> = Vec::with_capacity(f.gateways.len());
     let mut names: HashSet<Name> = HashSet::with_capacity(f.gateways.len());
     for (i, g) in f.gateways.iter().enumerate() {
@@ -303,7 +311,7 @@ pub(super) fn ike(
             );
         }
     }
-    let vpns = vpns(&f.vpns, &gateways, tunnels, manual_sas)?;
+    let (vpns, made) = vpns(&f.vpns, &gateways, tunnels, manual_sas, policies)?;
     let half_open_limit = match f.half_open_limit {
         None => DEFAULT_HALF_OPEN_LIMIT,
         Some(n) => match u32::try_from(n) {
@@ -328,12 +336,15 @@ pub(super) fn ike(
             }
         },
     };
-    Ok(IkeConfig {
-        gateways,
-        vpns,
-        cookie_threshold,
-        half_open_limit,
-    })
+    Ok((
+        IkeConfig {
+            gateways,
+            vpns,
+            cookie_threshold,
+            half_open_limit,
+        },
+        made,
+    ))
 }
 
 fn gateway(

@@ -2,13 +2,27 @@
 //! one IKE SA), with its proposals, selectors and lifetimes.
 
 use super::*;
+use channel::Prefixes;
 
+/// The VPNs, and the tunnels the policy-based ones make (one per policy into one).
 pub(super) fn vpns(
     list: &[IpsecVpnFile],
     gateways: &[IkeGateway],
     tunnels: &[Tunnel],
     manual_sas: &[ManualSa],
-) -> Result<Vec<IpsecVpn>, ConfigError> {
+    policies: &[Policy],
+) -> Result<(Vec<IpsecVpn>, Vec<Tunnel>), ConfigError> {
+    let mut made: Vec<Tunnel> = Vec::new();
+    for (k, p) in policies.iter().enumerate() {
+        if let PolicyThen::IpsecVpn(n) = p.then {
+            if !list.iter().any(|v| v.name == n.as_str()) {
+                return err(
+                    format!("policies[{k}].then.ipsec_vpn"),
+                    format!("no VPN named {n}"),
+                );
+            }
+        }
+    }
     let gateway_by_name: HashMap<&str, (usize, &IkeGateway)> = gateways
         .iter()
         .enumerate()
@@ -35,6 +49,37 @@ pub(super) fn vpns(
                 format!("no gateway named {:?}", v.gateway),
             );
         };
+        let named: Vec<&Policy> = policies
+            .iter()
+            .filter(|p| p.then == PolicyThen::IpsecVpn(name))
+            .collect();
+        let bind = match (&v.bind_interface, named.first()) {
+            (Some(_), Some(p)) => {
+                return err(
+                    field("bind_interface"),
+                    format!(
+                        "policy {} sends into this VPN: a VPN is route-based (bind_interface) or \
+                         policy-based (named by policies), not both",
+                        p.name
+                    ),
+                )
+            }
+            (None, None) => {
+                return err(
+                    field("bind_interface"),
+                    "give the tunnel it keys, or name it in a policy ({\"then\": {\"ipsec_vpn\": ...}})",
+                )
+            }
+            (Some(b), None) => b.clone(),
+            (None, Some(_)) => {
+                let children = policy_children(&field, v, &named, g, &mut made)?;
+                for c in &children {
+                    bound.insert(c.tunnel, i);
+                }
+                vpns.push(vpn(&field, v, name, gateway, children, dial_up_of(g))?);
+                continue;
+            }
+        };
         // The VPN's own binding is its first child; `children` adds more under its IKE SA.
         let extra = v.children.as_deref().unwrap_or_default();
         if extra.len() >= MAX_CHILDREN {
@@ -44,7 +89,7 @@ pub(super) fn vpns(
             );
         }
         let own = VpnChildFile {
-            bind_interface: v.bind_interface.clone(),
+            bind_interface: bind,
             local_ts: v.local_ts.clone(),
             remote_ts: v.remote_ts.clone(),
         };
@@ -102,74 +147,163 @@ pub(super) fn vpns(
                     c.remote_ts.as_deref(),
                     &tunnel.remote_selectors,
                 )?,
+                protocol: 0,
+                local_ports: ANY_PORTS,
+                remote_ports: ANY_PORTS,
             });
         }
-        let esp_proposals = strings(
-            &field("esp_proposals"),
-            v.esp_proposals.as_deref(),
-            DEFAULT_ESP_PROPOSAL,
-        )?;
-        let dial_up = g.remote.is_unspecified();
-        let establish = match v.establish.as_deref() {
-            // A dial-up peer's address is unknown until it calls.
-            None if dial_up => Establish::ResponderOnly,
-            Some(x) if dial_up && x != "responder-only" => {
-                return err(
-                    field("establish"),
-                    format!("{x:?}: gateway {} is a dial-up peer (%any), which only calls in: \"responder-only\"", g.name),
-                )
-            }
-            None | Some("immediately") => Establish::Immediately,
-            Some("on-traffic") => Establish::OnTraffic,
-            Some("responder-only") => Establish::ResponderOnly,
-            Some(x) => {
-                return err(
-                    field("establish"),
-                    format!("{x:?} is not \"immediately\", \"on-traffic\" or \"responder-only\""),
-                )
-            }
-        };
-        let lifetime_s = seconds(
-            &field("lifetime_s"),
-            v.lifetime_s,
-            DEFAULT_CHILD_LIFETIME_S,
-            MIN_LIFETIME_S..=MAX_CHILD_LIFETIME_S,
-        )?;
-        for (f, limit) in [
-            ("lifetime_bytes", v.lifetime_bytes),
-            ("lifetime_packets", v.lifetime_packets),
-        ] {
-            if limit == Some(0) {
-                return err(
-                    field(f),
-                    "a limit of 0 would end the SA before its first packet",
-                );
-            }
+        vpns.push(vpn(&field, v, name, gateway, children, dial_up_of(g))?);
+    }
+    finish(tunnels, &bound, manual_sas)?;
+    Ok((vpns, made))
+}
+
+/// Whether `g` is a dial-up gateway (`%any`).
+fn dial_up_of(g: &IkeGateway) -> bool {
+    g.remote.is_unspecified()
+}
+
+/// A policy-based VPN's children: one per policy that names it (at most `MAX_CHILDREN`),
+/// each keying a tunnel named after the policy between the gateway's addresses, added to
+/// `made`.
+fn policy_children(
+    field: &dyn Fn(&str) -> String,
+    v: &IpsecVpnFile,
+    named: &[&Policy],
+    g: &IkeGateway,
+    made: &mut Vec<Tunnel>,
+) -> Result<Vec<VpnChild>, ConfigError> {
+    if v.children.is_some() || v.local_ts.is_some() || v.remote_ts.is_some() {
+        return err(
+            field("children"),
+            "a policy-based VPN's children and selectors are its policies'",
+        );
+    }
+    if named.len() > MAX_CHILDREN {
+        return err(
+            field("name"),
+            format!(
+                "{} policies send into it: at most {MAX_CHILDREN}",
+                named.len()
+            ),
+        );
+    }
+    let any = |l: &Prefixes| {
+        if l.is_empty() {
+            vec![Ipv4Net::default()]
+        } else {
+            l.to_vec()
         }
-        let rekey_margin_s = match v.rekey_margin_s {
-            None => lifetime_s / 10,
-            Some(m) => match u32::try_from(m) {
-                Ok(m) if m < lifetime_s => m,
-                _ => {
-                    return err(
-                        field("rekey_margin_s"),
-                        format!("{m} is not below lifetime_s ({lifetime_s})"),
-                    )
-                }
+    };
+    let mut children = Vec::with_capacity(named.len());
+    for p in named {
+        made.push(Tunnel {
+            name: p.name,
+            encap: crate::TunnelEncap {
+                local: g.local,
+                remote: g.remote,
+                udp: None,
+                df: Default::default(),
+                dscp: channel::Dscp::Copy,
+                ttl: crate::tunnels::DEFAULT_TUNNEL_TTL,
+                mtu: None,
             },
-        };
-        vpns.push(IpsecVpn {
-            name,
-            gateway,
-            children,
-            esp_proposals,
-            establish,
-            lifetime_s,
-            lifetime_bytes: v.lifetime_bytes,
-            lifetime_packets: v.lifetime_packets,
-            rekey_margin_s,
+            local_selectors: p.source.clone(),
+            remote_selectors: p.destination.clone(),
+        });
+        children.push(VpnChild {
+            tunnel: p.name,
+            local_ts: any(&p.source),
+            remote_ts: any(&p.destination),
+            protocol: p.protocol,
+            local_ports: p.source_ports,
+            remote_ports: p.destination_ports,
         });
     }
+    Ok(children)
+}
+/// The VPN of `v` with its `children`, its proposals, establishment and lifetimes checked.
+fn vpn(
+    field: &dyn Fn(&str) -> String,
+    v: &IpsecVpnFile,
+    name: Name,
+    gateway: usize,
+    children: Vec<VpnChild>,
+    dial_up: bool,
+) -> Result<IpsecVpn, ConfigError> {
+    let esp_proposals = strings(
+        &field("esp_proposals"),
+        v.esp_proposals.as_deref(),
+        DEFAULT_ESP_PROPOSAL,
+    )?;
+    let establish = match v.establish.as_deref() {
+        // A dial-up peer's address is unknown until it calls.
+        None if dial_up => Establish::ResponderOnly,
+        Some(x) if dial_up && x != "responder-only" => {
+            return err(
+                field("establish"),
+                format!("{x:?}: its gateway is a dial-up peer (%any), which only calls in: \"responder-only\""),
+            )
+        }
+        None | Some("immediately") => Establish::Immediately,
+        Some("on-traffic") => Establish::OnTraffic,
+        Some("responder-only") => Establish::ResponderOnly,
+        Some(x) => {
+            return err(
+                field("establish"),
+                format!("{x:?} is not \"immediately\", \"on-traffic\" or \"responder-only\""),
+            )
+        }
+    };
+    let lifetime_s = seconds(
+        &field("lifetime_s"),
+        v.lifetime_s,
+        DEFAULT_CHILD_LIFETIME_S,
+        MIN_LIFETIME_S..=MAX_CHILD_LIFETIME_S,
+    )?;
+    for (f, limit) in [
+        ("lifetime_bytes", v.lifetime_bytes),
+        ("lifetime_packets", v.lifetime_packets),
+    ] {
+        if limit == Some(0) {
+            return err(
+                field(f),
+                "a limit of 0 would end the SA before its first packet",
+            );
+        }
+    }
+    let rekey_margin_s = match v.rekey_margin_s {
+        None => lifetime_s / 10,
+        Some(m) => match u32::try_from(m) {
+            Ok(m) if m < lifetime_s => m,
+            _ => {
+                return err(
+                    field("rekey_margin_s"),
+                    format!("{m} is not below lifetime_s ({lifetime_s})"),
+                )
+            }
+        },
+    };
+    Ok(IpsecVpn {
+        name,
+        gateway,
+        children,
+        esp_proposals,
+        establish,
+        lifetime_s,
+        lifetime_bytes: v.lifetime_bytes,
+        lifetime_packets: v.lifetime_packets,
+        rekey_margin_s,
+    })
+}
+
+/// What binding VPNs to tunnels leaves to check: a dial-up tunnel is bound; a bound tunnel
+/// (or one a policy made) takes no manual SA.
+fn finish(
+    tunnels: &[Tunnel],
+    bound: &HashMap<Name, usize>,
+    manual_sas: &[ManualSa],
+) -> Result<(), ConfigError> {
     // A dial-up tunnel's peer comes from IKE: it must be bound.
     for (t, tunnel) in tunnels.iter().enumerate() {
         if tunnel.encap.remote.is_unspecified() && !bound.contains_key(&tunnel.name) {
@@ -194,7 +328,7 @@ pub(super) fn vpns(
             );
         }
     }
-    Ok(vpns)
+    Ok(())
 }
 
 /// Traffic selectors: the prefixes given, else the tunnel's, else any.

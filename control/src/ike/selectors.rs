@@ -9,11 +9,16 @@ use std::net::Ipv4Addr;
 
 /// The selector for all of `net`, any protocol and port.
 pub fn of_prefix(net: Ipv4Net) -> TrafficSelector {
+    selector(net, 0, (0, 65535))
+}
+
+/// The selector of `net`, `protocol` (0: any) and the port range `ports`.
+pub fn selector(net: Ipv4Net, protocol: u8, ports: (u16, u16)) -> TrafficSelector {
     TrafficSelector {
         kind: TS_IPV4_ADDR_RANGE,
-        protocol: 0,
-        start_port: 0,
-        end_port: 65535,
+        protocol,
+        start_port: ports.0,
+        end_port: ports.1,
         start: net.network().octets().to_vec(),
         end: net.broadcast().octets().to_vec(),
     }

@@ -103,8 +103,16 @@ pub(super) fn vpns_of(cfg: &Config) -> Result<Vec<Vpn>, (String, String)> {
                 .children
                 .iter()
                 .map(|c| ChildSelectors {
-                    local: c.local_ts.iter().map(|p| of_prefix(*p)).collect(),
-                    remote: c.remote_ts.iter().map(|p| of_prefix(*p)).collect(),
+                    local: c
+                        .local_ts
+                        .iter()
+                        .map(|p| selector(*p, c.protocol, c.local_ports))
+                        .collect(),
+                    remote: c
+                        .remote_ts
+                        .iter()
+                        .map(|p| selector(*p, c.protocol, c.remote_ports))
+                        .collect(),
                 })
                 .collect(),
             force_encap: g.force_encap,

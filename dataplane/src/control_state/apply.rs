@@ -27,6 +27,8 @@ impl ControlState {
                 self.clear(scope);
                 Ok(())
             }
+            Change::SetPolicy(spec) => self.set_policy(spec),
+            Change::DeletePolicy { name } => self.delete_policy(name),
         }
     }
 

@@ -13,6 +13,7 @@ pub mod grants;
 pub mod idle;
 mod network;
 mod network6;
+mod policies;
 mod sas;
 pub mod sync;
 mod tunnels;
@@ -157,6 +158,9 @@ pub struct ControlState {
     wanted: Vec<(u16, IpAddr)>,
     /// Sequence-number grants for outbound SAs, with a channel.
     grants: Option<grants::Grants>,
+    /// Policies of policy-based VPNs by name, and whether the workers' table is behind them.
+    policies: BTreeMap<Name, channel::PolicySpec>,
+    policies_dirty: bool,
 }
 
 impl ControlState {
@@ -232,6 +236,8 @@ impl ControlState {
                 notices: Vec::new(),
                 wanted: Vec::new(),
                 grants: None,
+                policies: BTreeMap::new(),
+                policies_dirty: false,
             },
             ends,
         ))
@@ -250,6 +256,7 @@ impl ControlState {
 
     /// Sends what waits in the links' backlogs; how many commands still wait.
     pub fn flush(&mut self) -> usize {
+        self.publish_policies();
         self.workers.iter_mut().map(|w| w.link.flush()).sum()
     }
 

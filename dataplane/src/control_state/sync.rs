@@ -108,6 +108,7 @@ impl ControlState {
             Change::DeleteInterface { name } => vec![ObjectKey::Interface(name)],
             Change::DeleteNeighbor { addr } => vec![ObjectKey::Neighbor(addr)],
             Change::DeleteRoute { prefix } => vec![ObjectKey::Route(prefix)],
+            Change::DeletePolicy { name } => vec![ObjectKey::Policy(name)],
             Change::DeleteOutboundSa { tunnel } => vec![ObjectKey::OutboundSa(tunnel)],
             Change::DeleteInboundSa { spi } => vec![ObjectKey::InboundSa(spi)],
             Change::DeleteTunnel { name } => {
@@ -124,6 +125,7 @@ impl ControlState {
     /// Whether the object is installed now (a delete of another may have taken it along).
     fn holds(&self, key: ObjectKey) -> bool {
         match key {
+            ObjectKey::Policy(n) => self.policies.contains_key(&n),
             ObjectKey::Route(ipnet::IpNet::V4(p)) => {
                 matches!(self.routes.get(&p), Some((_, RouteOrigin::Static)))
             }
@@ -143,6 +145,7 @@ impl ControlState {
         let mut all = BTreeSet::new();
         all.extend(self.interfaces.keys().map(|n| ObjectKey::Interface(*n)));
         all.extend(self.neighbors.keys().map(|a| ObjectKey::Neighbor(*a)));
+        all.extend(self.policies.keys().map(|n| ObjectKey::Policy(*n)));
         all.extend(
             self.routes
                 .iter()

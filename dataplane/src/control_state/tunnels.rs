@@ -237,6 +237,9 @@ impl ControlState {
         {
             return refuse(what, format!("route {p} points at it"));
         }
+        if let Some(p) = self.policy_into(name) {
+            return refuse(what, format!("policy {p} sends into it"));
+        }
         // Its SAs go with it.
         if t.outbound.is_some() {
             self.delete_outbound_sa(name, g)?;

@@ -4,6 +4,7 @@
 
 use super::batch::{Job, OpenJob};
 use super::handoff::Resume;
+use super::policy::{Action, Key};
 use super::{Forwarder, Punt, Target, Verdict, NO_OWNER};
 use crate::counters::Stat;
 use crate::esp::{self, DecapError};
@@ -12,6 +13,36 @@ use crate::wire::ethernet::{self, Mac};
 use crate::wire::udp::{self, Carries};
 use crate::wire::{esp as esp_wire, ipv4};
 use std::net::Ipv4Addr;
+
+/// What policies look a packet up by (`ip`: from its IPv4 header on): its addresses,
+/// protocol and, for TCP and UDP but a non-first fragment, its ports.
+#[inline(always)]
+fn policy_key(ip: &[u8], h: &ipv4::Summary) -> Key {
+    let src = ip
+        .get(12..16)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u32::from_be_bytes);
+    let offset = ip
+        .get(6..8)
+        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]) & 0x1fff);
+    let ihl = h.header_len();
+    let ports = if matches!(h.protocol, ipv4::PROTO_TCP | ipv4::PROTO_UDP) && offset == 0 {
+        ip.get(ihl..ihl + 4).map(|p| {
+            (
+                u16::from_be_bytes([p[0], p[1]]),
+                u16::from_be_bytes([p[2], p[3]]),
+            )
+        })
+    } else {
+        None
+    };
+    Key {
+        src,
+        dst: u32::from(h.dst),
+        protocol: h.protocol,
+        ports,
+    }
+}
 
 /// Where an IPv4 packet entering `ip_input` comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +147,24 @@ impl Forwarder {
         if dst.is_broadcast() || dst.is_multicast() {
             return self.drop(Stat::NotForUs);
         }
-        let Some((target, at)) = self.tables.route(dst) else {
+        let route = self.tables.route(dst);
+        // Policies (policy-based VPNs) decide before the routes for what is not for us,
+        // except for what a tunnel just delivered.
+        if origin != Origin::Decrypted && !matches!(route, Some((Target::Local, _))) {
+            if let Some(p) = &self.tables.policies {
+                match p.classify(&policy_key(buf.data(), &h)) {
+                    Some((_, Action::Tunnel(tunnel))) => {
+                        self.stats.inc(Stat::PolicyTunneled);
+                        let at = route.map_or(0, |r| r.1);
+                        return self.forward(buf, Target::Tunnel { tunnel }, h.ttl, at);
+                    }
+                    Some((_, Action::Deny)) => return self.drop(Stat::PolicyDenied),
+                    Some((_, Action::Permit)) => self.stats.inc(Stat::PolicyPermitted),
+                    None => self.stats.inc(Stat::PolicyUnmatched),
+                }
+            }
+        }
+        let Some((target, at)) = route else {
             return self.drop(Stat::NoRoute);
         };
         if target != Target::Local {

@@ -26,6 +26,7 @@ pub mod lpm6;
 pub mod nd;
 pub mod neighbor;
 mod output;
+pub mod policy;
 mod spi_table;
 pub mod tables;
 

@@ -126,6 +126,8 @@ pub struct Tables {
     pub(super) generation: u32,
     /// The SAs (outbound and inbound) this worker holds.
     pub(super) sas: usize,
+    /// The policies of policy-based VPNs; `None` (no policies): no lookup.
+    pub(super) policies: Option<std::sync::Arc<super::policy::Classifier>>,
 }
 
 impl Tables {
@@ -171,6 +173,7 @@ impl Tables {
             ),
             generation: 1,
             sas: 0,
+            policies: None,
         })
     }
 
@@ -395,6 +398,7 @@ impl Tables {
                 }
                 self.sas = 0;
             }
+            SetPolicies(table) => self.policies = table,
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ mod handoff;
 mod ipv6;
 mod lookahead;
 mod pipeline;
+mod policies;
 
 use super::*;
 use crate::packet::VecBuf;

@@ -1,0 +1,178 @@
+//! Policies (policy-based VPNs) on the packet path: the first matching policy sends a packet
+//! into its tunnel whatever the routes say, drops it, or lets it be routed; what matches none
+//! is routed and counted; decrypted packets are not looked up.
+
+use super::*;
+use channel::{PolicyAction, PolicySpec, Prefixes};
+
+fn prefixes(l: &[&str]) -> Prefixes {
+    l.iter().map(|p| p.parse().unwrap()).collect()
+}
+
+fn policy(
+    name_: &str,
+    position: u32,
+    dst: &[&str],
+    dports: (u16, u16),
+    action: PolicyAction,
+) -> Change {
+    Change::SetPolicy(PolicySpec {
+        name: name(name_),
+        position,
+        src: prefixes(&["10.1.0.0/24"]),
+        dst: prefixes(dst),
+        protocol: if dports == (0, u16::MAX) {
+            0
+        } else {
+            ipv4::PROTO_UDP
+        },
+        src_ports: (0, u16::MAX),
+        dst_ports: dports,
+        action,
+    })
+}
+
+/// gw1 with a second tunnel, st0.1 to 192.0.2.3 (SPI 0x3001), which no route uses.
+fn with_second_tunnel(v: &mut serde_json::Value) {
+    v["neighbors"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"address": "192.0.2.3", "mac": "02:00:00:00:0a:03"}));
+    v["tunnels"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "st0.1", "local": "192.0.2.1", "remote": "192.0.2.3"}));
+    v["manual_sas"].as_array_mut().unwrap().push(serde_json::json!(
+        {"tunnel": "st0.1", "direction": "out", "spi": "0x3001", "algorithm": "aes-128-gcm", "key": K1}
+    ));
+}
+
+fn to(dst: &str) -> Vec<u8> {
+    frame(
+        GW1_LAN,
+        HOST_A,
+        "10.1.0.10",
+        dst,
+        64,
+        ipv4::PROTO_UDP,
+        &udp_payload(20),
+    )
+}
+
+/// The SPI of the ESP frame on the wire, and its outer destination.
+fn esp_of(wire: &[u8]) -> (u32, Ipv4Addr) {
+    let spi = u32::from_be_bytes(wire[34..38].try_into().unwrap());
+    let dst = Ipv4Addr::from(<[u8; 4]>::try_from(&wire[30..34]).unwrap());
+    (spi, dst)
+}
+
+#[test]
+fn the_first_matching_policy_decides_before_the_routes() {
+    let mut gw1 = gateway(true, false, with_second_tunnel);
+    let mut gw2 = gateway(false, false, |_| {});
+    gw1.change(policy(
+        "dns-to-c",
+        0,
+        &["10.2.5.0/24"],
+        (53, 53),
+        PolicyAction::Tunnel(name("st0.1")),
+    ))
+    .unwrap();
+    gw1.change(policy(
+        "block",
+        1,
+        &["10.2.9.0/24"],
+        (0, u16::MAX),
+        PolicyAction::Deny,
+    ))
+    .unwrap();
+    gw1.change(policy(
+        "lab",
+        2,
+        &["10.7.0.0/16"],
+        (0, u16::MAX),
+        PolicyAction::Permit,
+    ))
+    .unwrap();
+    // UDP 53 to 10.2.5.5: the policy's tunnel, not the route's.
+    let (v, wire) = run(&mut gw1, 0, &to("10.2.5.5"));
+    assert_eq!(v, Verdict::Tx(1));
+    assert_eq!(esp_of(&wire), (0x3001, ip("192.0.2.3")));
+    // Another destination in 10.2/16: no policy, the route into st0.0.
+    let (v, wire) = run(&mut gw1, 0, &to("10.2.0.10"));
+    assert_eq!(v, Verdict::Tx(1));
+    assert_eq!(esp_of(&wire), (0x1001, ip("192.0.2.2")));
+    // Denied; permitted but unroutable.
+    assert_eq!(
+        run(&mut gw1, 0, &to("10.2.9.9")).0,
+        Verdict::Drop(Stat::PolicyDenied)
+    );
+    assert_eq!(
+        run(&mut gw1, 0, &to("10.7.0.1")).0,
+        Verdict::Drop(Stat::NoRoute)
+    );
+    let counted = |gw: &crate::testkit::Gateway| {
+        [
+            Stat::PolicyTunneled,
+            Stat::PolicyUnmatched,
+            Stat::PolicyDenied,
+            Stat::PolicyPermitted,
+        ]
+        .map(|s| gw.stats.get(s))
+    };
+    assert_eq!(counted(&gw1), [1, 1, 1, 1]);
+    // What arrives through a tunnel is not looked up (it was, at the other end): a policy
+    // that would drop it changes nothing.
+    gw1.change(Change::SetPolicy(PolicySpec {
+        name: name("inbound"),
+        position: 3,
+        src: Prefixes::new(),
+        dst: prefixes(&["10.1.0.0/24"]),
+        protocol: 0,
+        src_ports: (0, u16::MAX),
+        dst_ports: (0, u16::MAX),
+        action: PolicyAction::Deny,
+    }))
+    .unwrap();
+    let back = frame(
+        GW2_LAN,
+        HOST_B,
+        "10.2.9.9",
+        "10.1.0.10",
+        64,
+        ipv4::PROTO_UDP,
+        &udp_payload(3),
+    );
+    let (v, wire) = run(&mut gw2, 0, &back);
+    assert_eq!(v, Verdict::Tx(1));
+    assert_eq!(run(&mut gw1, 1, &wire).0, Verdict::Tx(0));
+    assert_eq!(counted(&gw1), [1, 1, 1, 1]);
+    // The tunnel stays while a policy sends into it; without the policy, the route rules.
+    let e = gw1
+        .change(Change::DeleteTunnel {
+            name: name("st0.1"),
+        })
+        .unwrap_err();
+    assert!(e.reason.contains("policy dns-to-c"), "{e}");
+    gw1.change(Change::DeletePolicy {
+        name: name("dns-to-c"),
+    })
+    .unwrap();
+    let (_, wire) = run(&mut gw1, 0, &to("10.2.5.5"));
+    assert_eq!(esp_of(&wire).0, 0x1001);
+    assert!(gw1
+        .change(policy(
+            "x",
+            3,
+            &[],
+            (0, 9),
+            PolicyAction::Tunnel(name("st0.9"))
+        ))
+        .is_err());
+    // No policy left that matters... and none at all: no lookup, nothing counted.
+    for n in ["block", "lab", "inbound"] {
+        gw1.change(Change::DeletePolicy { name: name(n) }).unwrap();
+    }
+    run(&mut gw1, 0, &to("10.2.9.9"));
+    assert_eq!(counted(&gw1), [1, 2, 1, 1]);
+}
