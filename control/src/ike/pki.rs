@@ -144,12 +144,15 @@ fn public_key_of(cert_der: &[u8]) -> Result<PeerKey, String> {
 /// key is the certificate's.
 pub fn load_credential(cert_path: &str, key_path: &str) -> Result<Credential, String> {
     let chain = certificates(cert_path)?;
+    let ours = chain
+        .first()
+        .ok_or_else(|| format!("{cert_path}: no certificate"))?;
     let subject =
-        super::identity::subject_id(&chain[0]).ok_or_else(|| format!("{cert_path}: no subject"))?;
+        super::identity::subject_id(ours).ok_or_else(|| format!("{cert_path}: no subject"))?;
     let pem = Zeroizing::new(std::fs::read(key_path).map_err(|e| format!("{key_path}: {e}"))?);
     let der = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| format!("{key_path}: {e}"))?;
     let key = signing_key(&der).map_err(|e| format!("{key_path}: {e}"))?;
-    let cert_key = public_key_of(&chain[0]).map_err(|e| format!("{cert_path}: {e}"))?;
+    let cert_key = public_key_of(ours).map_err(|e| format!("{cert_path}: {e}"))?;
     if cert_key.kind != key.kind() || cert_key.public_key != key.public_key() {
         return Err(format!(
             "{key_path} is not the private key of the certificate in {cert_path}"
