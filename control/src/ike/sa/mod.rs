@@ -20,6 +20,7 @@ mod settings;
 mod setup;
 mod timers;
 
+use settings::{auth_config, auth_esp};
 pub use settings::{Candidates, ChildSelectors, Retransmit, Settings};
 
 use super::auth::Auth;
@@ -621,33 +622,6 @@ impl IkeSa {
     /// them: INITIAL_CONTACT, or a newer SA replaced this one before it was up).
     pub fn abandon(&mut self) {
         self.close(Close::Deleted);
-    }
-}
-
-/// The ESP proposals IKE_AUTH offers or accepts: without DH groups (its child has no DH of
-/// its own, RFC 7296 section 1.2; PFS applies from the first rekey).
-fn auth_esp(s: &Settings) -> Vec<ProposalSpec> {
-    s.esp.iter().map(ProposalSpec::without_dh).collect()
-}
-
-/// The IKE_AUTH settings of an SA (`esp` from `auth_esp`) for its child `slot`.
-fn auth_config<'a>(
-    s: &'a Settings,
-    esp: &'a [ProposalSpec],
-    slot: usize,
-    initial_contact: bool,
-) -> AuthConfig<'a> {
-    let (local_ts, remote_ts) = s.selectors(slot).map_or((Vec::new(), Vec::new()), |c| {
-        (c.local.clone(), c.remote.clone())
-    });
-    AuthConfig {
-        auth: &s.auth,
-        local_id: s.local_id.clone(),
-        remote_id: s.remote_id.clone(),
-        esp,
-        local_ts,
-        remote_ts,
-        initial_contact,
     }
 }
 
