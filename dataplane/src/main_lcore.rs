@@ -9,7 +9,7 @@ use crate::control_state::ControlState;
 use crate::counters::Counter;
 use crate::forward::{arp, ike, nd, Event, Interface, Punt};
 use crate::wire::{ethernet, icmp, ipv4};
-use crate::worker::INJECT_ROUTE;
+use crate::worker::{INJECT_ROUTE, INJECT_TRANSIT};
 use dpdk_sys::{sys::rte_mbuf, Mbuf, Mempool, Ring};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -334,7 +334,9 @@ impl MainLcore {
             match fm.append(len) {
                 Some(out) => {
                     out.copy_from_slice(f);
-                    fm.set_port(INJECT_ROUTE);
+                    // Looked up again by the policies: the first fragment as the packet was,
+                    // the others by addresses and protocol (they carry no ports).
+                    fm.set_port(INJECT_TRANSIT);
                     made.push(fm);
                 }
                 None => short = true,

@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 
 /// An injected mbuf whose port is this value is an IPv4 packet to route, not a frame to send.
 pub const INJECT_ROUTE: u16 = u16::MAX;
+/// The same for another host's packet (fragments the main lcore cut): routed as if received,
+/// policies included.
+pub const INJECT_TRANSIT: u16 = u16::MAX - 1;
 
 /// How long a worker polled, and how long it had traffic, for rates computed from the stats
 /// file. `active` runs from the first burst received to the end of the last, so an offline
@@ -288,6 +291,7 @@ impl Worker {
                 for (m, v) in burst.iter_mut().zip(verdicts.iter_mut()) {
                     *v = match m.port() {
                         INJECT_ROUTE => fwd.output_ip(m),
+                        INJECT_TRANSIT => fwd.transit_ip(m),
                         port => Verdict::Tx(port),
                     };
                 }

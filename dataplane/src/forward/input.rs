@@ -51,8 +51,12 @@ pub(super) enum Origin {
     Wire,
     /// Just decapsulated: its header and checksum are already verified.
     Decrypted,
-    /// Originated by the gateway (the main lcore).
+    /// Originated by the gateway (the main lcore): IKE, ICMP errors and replies. Policies do
+    /// not apply to the gateway's own traffic.
     Local,
+    /// Another host's packet the main lcore hands back (the fragments it cut from one too big
+    /// for its tunnel): routed, policies included, as if received; no Ethernet header.
+    Transit,
 }
 
 impl Forwarder {
@@ -122,6 +126,12 @@ impl Forwarder {
         self.ip_input(buf, Origin::Local)
     }
 
+    /// Routes an IPv4 packet of another host that fills `buf` (no Ethernet header) as if it
+    /// had been received: the fragments the main lcore cut from one too big for its tunnel.
+    pub fn transit_ip<B: PacketBuf>(&mut self, buf: &mut B) -> Verdict {
+        self.ip_input(buf, Origin::Transit)
+    }
+
     /// IPv4 input (VPP's ip4-input): the header checked, Ethernet padding cut, then routed.
     fn ip_input<B: PacketBuf>(&mut self, buf: &mut B, origin: Origin) -> Verdict {
         let (h, total) = match ipv4::Packet::new_checked(buf.data()) {
@@ -148,9 +158,10 @@ impl Forwarder {
             return self.drop(Stat::NotForUs);
         }
         let route = self.tables.route(dst);
-        // Policies (policy-based VPNs) decide before the routes for what is not for us,
-        // except for what a tunnel just delivered.
-        if origin != Origin::Decrypted && !matches!(route, Some((Target::Local, _))) {
+        // Policies (policy-based VPNs) decide before the routes for other hosts' packets that
+        // are not for us, except what a tunnel just delivered.
+        let transit = matches!(origin, Origin::Wire | Origin::Transit);
+        if transit && !matches!(route, Some((Target::Local, _))) {
             if let Some(p) = &self.tables.policies {
                 match p.classify(&policy_key(buf.data(), &h)) {
                     Some((_, Action::Tunnel(tunnel))) => {

@@ -37,8 +37,10 @@ pub struct Rule {
 
 pub const ANY_PORT: (u16, u16) = (0, u16::MAX);
 
-/// What a packet is looked up by. `ports`: None for a non-first fragment or a protocol
-/// without ports (only rules that ask for no ports match it then).
+/// What a packet is looked up by. `ports`: None for a non-first fragment (whose ports are
+/// unknown: RFC 4301's OPAQUE, it matches any rule's ports, so that fragments of a packet
+/// a port-specific policy sends into a tunnel follow it there rather than leave in clear) or a
+/// protocol without ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Key {
     pub src: u32,
@@ -59,7 +61,7 @@ impl Rule {
         }
         let within = |p: u16, (lo, hi): (u16, u16)| lo <= p && p <= hi;
         k.ports
-            .is_some_and(|(s, d)| within(s, self.src_ports) && within(d, self.dst_ports))
+            .is_none_or(|(s, d)| within(s, self.src_ports) && within(d, self.dst_ports))
     }
 
     /// Whether the rule matches the packet (the reference the tuple search must agree with).
@@ -246,10 +248,11 @@ mod tests {
             c.classify(&tcp("10.1.0.5", "10.2.0.9", 80)),
             Some((1, Action::Tunnel(1)))
         );
-        // A non-first fragment has no ports: the port rule cannot take it.
+        // A non-first fragment has no ports: opaque, it follows the port rule (its packet's
+        // first fragment went there).
         assert_eq!(
             c.classify(&key("10.1.0.5", "10.2.0.9", 6, None)),
-            Some((1, Action::Tunnel(1)))
+            Some((0, Action::Tunnel(7)))
         );
         assert_eq!(
             c.classify(&tcp("10.1.9.5", "10.3.4.4", 22)),

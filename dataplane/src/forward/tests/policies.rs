@@ -176,3 +176,64 @@ fn the_first_matching_policy_decides_before_the_routes() {
     run(&mut gw1, 0, &to("10.2.9.9"));
     assert_eq!(counted(&gw1), [1, 2, 1, 1]);
 }
+
+/// The gateway's own packets (IKE, ICMP) are not looked up, so a last "deny everything"
+/// policy (Junos' default) cannot cut its IKE; the fragments the main lcore cuts from a packet
+/// too big for its tunnel are (as transit), the non-first ones by addresses and protocol.
+#[test]
+fn the_gateways_own_packets_are_not_looked_up_and_its_fragments_are() {
+    let mut gw1 = gateway(true, false, with_second_tunnel);
+    gw1.change(policy(
+        "dns-to-c",
+        0,
+        &["10.2.5.0/24"],
+        (53, 53),
+        PolicyAction::Tunnel(name("st0.1")),
+    ))
+    .unwrap();
+    gw1.change(Change::SetPolicy(PolicySpec {
+        name: name("deny-all"),
+        position: 9,
+        src: Prefixes::new(),
+        dst: Prefixes::new(),
+        protocol: 0,
+        src_ports: (0, u16::MAX),
+        dst_ports: (0, u16::MAX),
+        action: PolicyAction::Deny,
+    }))
+    .unwrap();
+    let packet = |dst: &str| to(dst)[14..].to_vec();
+    let send = |gw: &mut crate::testkit::Gateway, bytes: Vec<u8>, own: bool| {
+        let mut b = [VecBuf::new(&bytes)];
+        let mut v = [if own {
+            gw.output_ip(&mut b[0])
+        } else {
+            gw.transit_ip(&mut b[0])
+        }];
+        gw.complete(&mut b, &mut v);
+        (v[0], b[0].data().to_vec())
+    };
+    // Ours: routed into st0.0 whatever the policies say.
+    let (v, wire) = send(&mut gw1, packet("10.2.0.10"), true);
+    assert_eq!(v, Verdict::Tx(1));
+    assert_eq!(esp_of(&wire).0, 0x1001);
+    // Another host's, handed back by the main lcore: denied.
+    assert_eq!(
+        send(&mut gw1, packet("10.2.0.10"), false).0,
+        Verdict::Drop(Stat::PolicyDenied)
+    );
+    // A non-first fragment of UDP to 10.2.5.5 (no ports to read): follows the port policy.
+    let mut frag = packet("10.2.5.5");
+    frag[6] = 0x00;
+    frag[7] = 0x10; // offset 128 bytes
+    let sum = checksum::sum(&{
+        let mut h = frag[..20].to_vec();
+        h[10] = 0;
+        h[11] = 0;
+        h
+    });
+    frag[10..12].copy_from_slice(&(!sum).to_be_bytes());
+    let (v, wire) = send(&mut gw1, frag, false);
+    assert_eq!(v, Verdict::Tx(1));
+    assert_eq!(esp_of(&wire), (0x3001, ip("192.0.2.3")));
+}
