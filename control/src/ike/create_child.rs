@@ -360,8 +360,8 @@ mod tests {
             sk_d: &sk_d,
         };
         let (a, b) = (
-            vec![of_prefix("10.1.0.0/16".parse().unwrap())],
-            vec![of_prefix("10.2.0.0/16".parse().unwrap())],
+            vec![of_prefix("10.1.0.0/16".parse::<ipnet::IpNet>().unwrap())],
+            vec![of_prefix("10.2.0.0/16".parse::<ipnet::IpNet>().unwrap())],
         );
         let esp_i = [parse_esp("aes256gcm16-ecp256-x25519").unwrap()];
         let esp_r = [parse_esp("aes256gcm16-x25519").unwrap()];

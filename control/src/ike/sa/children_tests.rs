@@ -18,8 +18,8 @@ fn with_children(
     let mut children = s.children.clone();
     for (l, r) in more {
         children.push(ChildSelectors {
-            local: vec![of_prefix(l.parse().unwrap())],
-            remote: vec![of_prefix(r.parse().unwrap())],
+            local: vec![of_prefix(l.parse::<ipnet::IpNet>().unwrap())],
+            remote: vec![of_prefix(r.parse::<ipnet::IpNet>().unwrap())],
         });
     }
     Arc::new(Settings {

@@ -27,8 +27,8 @@ pub(super) fn settings(me: &str, peer: &str, mine: &str, theirs: &str, esp: &str
         },
         remote_id: Identity::Fqdn(peer.into()),
         children: vec![ChildSelectors {
-            local: vec![of_prefix(mine.parse().unwrap())],
-            remote: vec![of_prefix(theirs.parse().unwrap())],
+            local: vec![of_prefix(mine.parse::<ipnet::IpNet>().unwrap())],
+            remote: vec![of_prefix(theirs.parse::<ipnet::IpNet>().unwrap())],
         }],
         force_encap: false,
         fragment_size: Some(1280),

@@ -12,7 +12,7 @@ mod ts;
 pub use header::{Exchange, Flags, Header, HEADER_LEN};
 pub use payload::{emit_chain, parse_chain, payload_type, Id, Notify, Payload};
 pub use sa::{Attribute, Proposal, Protocol, Transform, TransformType, KEY_LENGTH};
-pub use ts::{TrafficSelector, TS_IPV4_ADDR_RANGE};
+pub use ts::{TrafficSelector, TS_IPV4_ADDR_RANGE, TS_IPV6_ADDR_RANGE};
 
 /// Why bytes are not an IKEv2 message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
