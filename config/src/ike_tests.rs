@@ -131,8 +131,8 @@ fn a_full_section_parses() {
             // The tunnel's traffic selectors.
             children: vec![VpnChild {
                 tunnel: name("st0.1"),
-                local_ts: vec![net("10.1.0.0/16")],
-                remote_ts: vec![net("10.2.0.0/16")],
+                local_ts: vec![net("10.1.0.0/16").into()],
+                remote_ts: vec![net("10.2.0.0/16").into()],
                 protocol: 0,
                 local_ports: ANY_PORTS,
                 remote_ports: ANY_PORTS,
@@ -152,8 +152,8 @@ fn a_full_section_parses() {
             gateway: 1,
             children: vec![VpnChild {
                 tunnel: name("st0.2"),
-                local_ts: vec![net("0.0.0.0/0")],
-                remote_ts: vec![net("0.0.0.0/0")],
+                local_ts: vec![net("0.0.0.0/0").into()],
+                remote_ts: vec![net("0.0.0.0/0").into()],
                 protocol: 0,
                 local_ports: ANY_PORTS,
                 remote_ports: ANY_PORTS,
@@ -188,9 +188,15 @@ fn traffic_selectors_given_and_identities() {
     let vc = &c.ike.vpns[1];
     assert_eq!(
         vc.children[0].local_ts,
-        [net("10.1.0.0/24"), net("10.1.1.0/24")]
+        [
+            ipnet::IpNet::from(net("10.1.0.0/24")),
+            ipnet::IpNet::from(net("10.1.1.0/24"))
+        ]
     );
-    assert_eq!(vc.children[0].remote_ts, [net("10.3.0.0/16")]);
+    assert_eq!(
+        vc.children[0].remote_ts,
+        [ipnet::IpNet::from(net("10.3.0.0/16"))]
+    );
     let gc = &c.ike.gateways[1];
     assert_eq!(gc.local_id, IkeId::Ipv4(Ipv4Addr::new(192, 0, 2, 77)));
     assert_eq!(gc.remote_id, IkeId::Fqdn("peer".into()));
@@ -615,8 +621,8 @@ fn a_vpn_keys_several_tunnels_with_one_child_each() {
         children[1],
         VpnChild {
             tunnel: name("st0.3"),
-            local_ts: vec![net("10.1.0.0/24")],
-            remote_ts: vec![net("10.3.0.0/24"), net("10.4.0.0/24")],
+            local_ts: vec![net("10.1.0.0/24").into()],
+            remote_ts: vec![net("10.3.0.0/24").into(), net("10.4.0.0/24").into()],
             protocol: 0,
             local_ports: ANY_PORTS,
             remote_ports: ANY_PORTS,
@@ -657,4 +663,22 @@ fn a_vpn_keys_several_tunnels_with_one_child_each() {
             .unwrap_or_else(|| panic!("accepted: {field}"));
         assert_eq!(e.field, field, "{e}");
     }
+}
+
+/// A VPN's selectors may be IPv6 prefixes beside IPv4 ones (IKE negotiates both).
+#[test]
+fn vpn_selectors_take_ipv6_prefixes() {
+    let mut v = example();
+    v["ike"]["vpns"][1]["remote_ts"] = serde_json::json!(["10.3.0.0/16", "2001:db8:3::/48"]);
+    let c = parse(&v).unwrap();
+    assert_eq!(
+        c.ike.vpns[1].children[0].remote_ts,
+        [
+            ipnet::IpNet::from(net("10.3.0.0/16")),
+            "2001:db8:3::/48".parse::<ipnet::IpNet>().unwrap()
+        ]
+    );
+    v["ike"]["vpns"][1]["remote_ts"] = serde_json::json!(["2001:db8:3::1/48"]);
+    let e = parse(&v).err().unwrap();
+    assert_eq!(e.field, "ike.vpns[1].remote_ts[0]", "{e}");
 }

@@ -64,15 +64,18 @@ fn policies_into_a_vpn_make_its_children_and_their_tunnels() {
         b.children[0],
         VpnChild {
             tunnel: Name::new("web-b").unwrap(),
-            local_ts: vec![net("10.1.0.0/24")],
-            remote_ts: vec![net("10.2.0.0/24")],
+            local_ts: vec![net("10.1.0.0/24").into()],
+            remote_ts: vec![net("10.2.0.0/24").into()],
             protocol: 6,
             local_ports: ANY_PORTS,
             remote_ports: (443, 443),
         }
     );
     // No source: any.
-    assert_eq!(c.ike.vpns[1].children[0].local_ts, [net("0.0.0.0/0")]);
+    assert_eq!(
+        c.ike.vpns[1].children[0].local_ts,
+        [ipnet::IpNet::from(net("0.0.0.0/0"))]
+    );
     // The changes: a policy into a VPN sends into its tunnel, in order.
     let policies: Vec<_> = changes(&c)
         .into_iter()

@@ -522,3 +522,49 @@ fn a_vpn_with_two_children_keys_both_tunnels_under_one_ike_sa() {
     ts.sort();
     assert_eq!(ts, [["10.2.0.0/32"], ["10.2.0.1/32"]]);
 }
+
+/// IPv6 traffic selectors beside IPv4 ones in one child (RFC 7296 section 3.13: both
+/// families in one TSi/TSr): narrowed and agreed like IPv4's.
+#[test]
+fn a_child_carries_ipv4_and_ipv6_selectors() {
+    let now = Instant::now();
+    let edit = |initiator: bool| {
+        move |v: &mut serde_json::Value| {
+            let (mine, theirs) = if initiator { (1, 2) } else { (2, 1) };
+            v["ike"]["vpns"][0]["local_ts"] =
+                serde_json::json!([format!("10.{mine}.0.0/32"), format!("2001:db8:{mine}::/64")]);
+            // The responder allows a wider IPv6 net: narrowed to the initiator's /64.
+            let far6 = if initiator {
+                format!("2001:db8:{theirs}::/64")
+            } else {
+                format!("2001:db8:{theirs}::/48")
+            };
+            v["ike"]["vpns"][0]["remote_ts"] =
+                serde_json::json!([format!("10.{theirs}.0.0/32"), far6]);
+        }
+    };
+    let mut p = Pair {
+        a: IkeManager::default(),
+        b: IkeManager::default(),
+        now,
+    };
+    p.b.configure(&config_with(false, 1, edit(false)), now);
+    p.a.configure(&config_with(true, 1, edit(true)), now);
+    p.run(300);
+    let (a, b) = (p.a.view(p.now), p.b.view(p.now));
+    assert_eq!(
+        a[0].children[0].remote_ts,
+        ["10.2.0.0/32", "2001:db8:2::/64"],
+        "{a:?}"
+    );
+    assert_eq!(
+        b[0].children[0].remote_ts,
+        ["10.1.0.0/32", "2001:db8:1::/64"],
+        "{b:?}"
+    );
+    assert_eq!(
+        b[0].children[0].local_ts,
+        ["10.2.0.0/32", "2001:db8:2::/64"],
+        "{b:?}"
+    );
+}

@@ -8,10 +8,10 @@ use vpns::vpns;
 
 use super::file::{DpdFile, IkeFile, IkeGatewayFile, IpsecVpnFile, VpnChildFile};
 use super::policies::{Policy, PolicyThen, ANY_PORTS};
-use super::{err, parse_ip, parse_name, parse_prefix, ConfigError};
+use super::{err, parse_ip, parse_name, parse_prefix, parse_prefix6, ConfigError};
 use super::{InterfaceConfig, ManualSa, Tunnel};
 use channel::{Name, MAX_SELECTORS};
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io::Read;
@@ -254,8 +254,9 @@ pub struct IpsecVpn {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VpnChild {
     pub tunnel: Name,
-    pub local_ts: Vec<Ipv4Net>,
-    pub remote_ts: Vec<Ipv4Net>,
+    /// IPv4 and IPv6 prefixes (IKE negotiates both families in one child).
+    pub local_ts: Vec<IpNet>,
+    pub remote_ts: Vec<IpNet>,
     /// A policy-based VPN's child also selects by protocol (0: any) and ports (ours, the
     /// peer's), its policy's.
     pub protocol: u8,

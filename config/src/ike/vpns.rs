@@ -190,9 +190,9 @@ fn policy_children(
     }
     let any = |l: &Prefixes| {
         if l.is_empty() {
-            vec![Ipv4Net::default()]
+            vec![IpNet::V4(Ipv4Net::default())]
         } else {
-            l.to_vec()
+            l.iter().map(|&n| n.into()).collect()
         }
     };
     let mut children = Vec::with_capacity(named.len());
@@ -331,15 +331,15 @@ fn finish(
     Ok(())
 }
 
-/// Traffic selectors: the prefixes given, else the tunnel's, else any.
+/// Traffic selectors: the prefixes given (IPv4 or IPv6), else the tunnel's, else any IPv4.
 fn selectors(
     field: &str,
     v: Option<&[String]>,
     tunnel: &[Ipv4Net],
-) -> Result<Vec<Ipv4Net>, ConfigError> {
+) -> Result<Vec<IpNet>, ConfigError> {
     match v {
-        None if tunnel.is_empty() => Ok(vec![Ipv4Net::default()]),
-        None => Ok(tunnel.to_vec()),
+        None if tunnel.is_empty() => Ok(vec![IpNet::V4(Ipv4Net::default())]),
+        None => Ok(tunnel.iter().map(|&n| n.into()).collect()),
         Some([]) => err(field, "give at least one prefix, or leave the field out"),
         Some(l) if l.len() > MAX_SELECTORS => {
             err(field, format!("at most {MAX_SELECTORS} prefixes"))
@@ -347,7 +347,14 @@ fn selectors(
         Some(l) => l
             .iter()
             .enumerate()
-            .map(|(j, p)| parse_prefix(&format!("{field}[{j}]"), p))
+            .map(|(j, p)| {
+                let f = format!("{field}[{j}]");
+                if p.contains(':') {
+                    parse_prefix6(&f, p).map(IpNet::V6)
+                } else {
+                    parse_prefix(&f, p).map(IpNet::V4)
+                }
+            })
             .collect(),
     }
 }

@@ -23,7 +23,7 @@ use crate::ike::sa::{
     Action, Candidates, ChildSelectors, Close, IkeSa, Path, Retransmit, Role, Settings, SpiSource,
     State,
 };
-use crate::ike::selectors::{prefixes, selector};
+use crate::ike::selectors::{prefixes, prefixes6, selector};
 use crate::ike::wire::{Exchange, Id, Message};
 use channel::{
     Algorithm, Change, InboundSaSpec, KeyMaterial, Lifetime, Name, OutboundSaSpec, SaSpec,

@@ -129,14 +129,8 @@ impl IkeManager {
                                 outbound_spi: format!("{:08x}", c.sa.outbound_spi),
                                 outbound: c.outbound,
                                 esn: c.sa.esn,
-                                local_ts: prefixes(&c.sa.local_ts)
-                                    .iter()
-                                    .map(|p| p.to_string())
-                                    .collect(),
-                                remote_ts: prefixes(&c.sa.remote_ts)
-                                    .iter()
-                                    .map(|p| p.to_string())
-                                    .collect(),
+                                local_ts: texts(&c.sa.local_ts),
+                                remote_ts: texts(&c.sa.remote_ts),
                                 age_s: now.saturating_duration_since(c.made).as_secs(),
                             }
                         })
@@ -170,4 +164,11 @@ fn identity_text(id: &Id) -> String {
         || format!("type {} {}", id.kind, hex::encode(&id.data)),
         |i| i.to_string(),
     )
+}
+
+/// A child's selectors as prefixes, IPv4 then IPv6.
+fn texts(ts: &[crate::ike::wire::TrafficSelector]) -> Vec<String> {
+    let v4 = prefixes(ts).into_iter().map(|p| p.to_string());
+    v4.chain(prefixes6(ts).into_iter().map(|p| p.to_string()))
+        .collect()
 }
