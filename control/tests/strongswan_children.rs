@@ -157,6 +157,12 @@ fn a_policy_based_vpn_with_two_children_a_deny_and_traffic_in_clear() {
             "{tunnel} {remote} not in {detail}"
         );
     }
+    let shown = lab.cli(&["show", "security", "policies"]);
+    for want in ["b-net2", "10.2.1.0/24", "ipsec-vpn vpn0", "no-lab", "deny"] {
+        assert!(shown.contains(want), "{want} not in {shown}");
+    }
+    let stats = lab.cli(&["show", "security", "ipsec", "statistics"]);
+    assert!(stats.contains("Policies:") && !stats.contains("Denied: 0,"), "{stats}");
     let token = std::fs::read_to_string(lab.p("token")).unwrap();
     let (_, body) = http(&lab.ns("gw1"), "/v1/statistics", Some(token.trim()));
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();

@@ -10,6 +10,7 @@
 use clap::{Parser, Subcommand};
 
 mod ike;
+mod policies;
 use comfy_table::{presets::NOTHING, Table};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -151,6 +152,8 @@ enum Security {
         #[command(subcommand)]
         what: Ike,
     },
+    /// The policies (policy-based VPNs), in order: what each matches and does.
+    Policies,
 }
 
 #[derive(Subcommand)]
@@ -363,6 +366,9 @@ fn run(args: &Args) -> Result<(), String> {
                             what: Ike::SecurityAssociations { .. },
                         },
                 } => "/v1/ike",
+                Show::Security {
+                    what: Security::Policies,
+                } => "/v1/config",
                 Show::Configuration => "/v1/config",
                 Show::Interfaces => "/v1/interfaces",
                 Show::Route => "/v1/routes",
@@ -685,8 +691,18 @@ fn render(what: &Show, v: &Value) -> Result<String, String> {
                 n("esp_auth_failures"), n("replay_errors"), n("bad_headers"), n("bad_trailers"),
                 n("invalid_spi"), n("ts_check_fail"), n("exceeds_tunnel_mtu"), n("seq_exhausted")
             ));
+            out.push_str(&format!(
+                "\nPolicies:\n  Tunneled: {}, Permitted: {}, Denied: {}, Unmatched: {}",
+                n("policy_tunneled"),
+                n("policy_permitted"),
+                n("policy_denied"),
+                n("policy_unmatched")
+            ));
             out
         }
+        Show::Security {
+            what: Security::Policies,
+        } => policies::list(v),
         Show::Security {
             what:
                 Security::Ike {
