@@ -70,9 +70,13 @@ pub fn changes(cfg: &Config) -> Vec<Change> {
         });
     }
     for r in &cfg.routes6 {
+        let via = match r.via {
+            RouteVia::Tunnel(name) => Via::Tunnel(name),
+            RouteVia::Gateway { via, .. } => Via::Gateway(via.into()),
+        };
         c.push(Change::SetRoute {
             prefix: r.prefix.into(),
-            via: Via::Gateway(r.via.into()),
+            via,
         });
     }
     for (position, p) in cfg.policies.iter().enumerate() {

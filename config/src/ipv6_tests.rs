@@ -59,13 +59,17 @@ fn the_documented_example_parses_into_changes() {
         vec![
             Route6 {
                 prefix: "::/0".parse().unwrap(),
-                port: 1,
-                via: a6("2001:db8:ffff::fe")
+                via: RouteVia::Gateway {
+                    port: 1,
+                    via: a6("2001:db8:ffff::fe")
+                }
             },
             Route6 {
                 prefix: "2001:db8:2::/48".parse().unwrap(),
-                port: 0,
-                via: a6("2001:db8:1::20")
+                via: RouteVia::Gateway {
+                    port: 0,
+                    via: a6("2001:db8:1::20")
+                }
             },
         ]
     );
@@ -110,7 +114,13 @@ fn interface_addresses_follow_the_rules() {
     v["interfaces"][1]["address6"] = "2001:db8:ffff::/127".into();
     v["routes"][1]["via"] = "2001:db8:ffff::1".into();
     let c = parse(&v).unwrap();
-    assert_eq!(c.routes6[0].via, a6("2001:db8:ffff::1"));
+    assert_eq!(
+        c.routes6[0].via,
+        RouteVia::Gateway {
+            port: 1,
+            via: a6("2001:db8:ffff::1")
+        }
+    );
 }
 
 #[test]
@@ -136,7 +146,7 @@ fn neighbors_and_next_hops_must_be_on_link() {
         ("fe80::1", "link-local"),
         ("2001:db8:9::1", "not on any interface's IPv6 subnet"),
         ("2001:db8:ffff::1", "our own address"),
-        ("192.0.2.254", "not an IPv6 next hop"),
+        ("192.0.2.254", "nor an IPv6 next hop"),
     ] {
         let e = error_of(|v| v["routes"][1]["via"] = via.into());
         assert_eq!(e.field, "routes[1].via", "{via}: {e}");
@@ -157,13 +167,28 @@ fn route_prefixes_are_checked() {
         assert_eq!(e.field, "routes[2].prefix", "{prefix}: {e}");
         assert!(e.reason.contains(why), "{prefix}: {e}");
     }
-    let e = error_of(|v| {
-        v["tunnels"] =
-            serde_json::json!([{"name": "st0.0", "local": "192.0.2.1", "remote": "192.0.2.2"}]);
-        v["routes"][2]["via"] = "st0.0".into();
-    });
+    let e = error_of(|v| v["routes"][2]["via"] = "st0.9".into());
     assert_eq!(e.field, "routes[2].via");
-    assert!(e.reason.contains("not carried through tunnels yet"), "{e}");
+    assert!(
+        e.reason
+            .contains("neither a tunnel name nor an IPv6 next hop"),
+        "{e}"
+    );
+}
+
+#[test]
+fn ipv6_routes_may_point_into_a_tunnel() {
+    let mut v = example();
+    v["tunnels"] =
+        serde_json::json!([{"name": "st0.0", "local": "192.0.2.1", "remote": "192.0.2.2"}]);
+    v["routes"][2]["via"] = "st0.0".into();
+    let c = parse(&v).unwrap();
+    let st0 = channel::Name::new("st0.0").unwrap();
+    assert_eq!(c.routes6[1].via, RouteVia::Tunnel(st0));
+    assert!(crate::changes(&c).contains(&Change::SetRoute {
+        prefix: "2001:db8:2::/48".parse().unwrap(),
+        via: Via::Tunnel(st0)
+    }));
 }
 
 #[test]

@@ -167,10 +167,11 @@ pub struct Tunnel {
     pub remote_selectors: Prefixes,
 }
 
+/// Where a route sends: into a tunnel, or to a next hop of the route's family (`A`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteVia {
+pub enum RouteVia<A = Ipv4Addr> {
     Tunnel(Name),
-    Gateway { port: u16, via: Ipv4Addr },
+    Gateway { port: u16, via: A },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,13 +180,12 @@ pub struct Route {
     pub via: RouteVia,
 }
 
-/// An IPv6 route: to a next hop on an interface's IPv6 subnet (IPv6 into tunnels is not
-/// carried yet).
+/// An IPv6 route: into a tunnel (IPv6 in the tunnel's IPv4 ESP), or to a next hop on an
+/// interface's IPv6 subnet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route6 {
     pub prefix: Ipv6Net,
-    pub port: u16,
-    pub via: Ipv6Addr,
+    pub via: RouteVia<Ipv6Addr>,
 }
 
 #[derive(Debug, Clone)]
