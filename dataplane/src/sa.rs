@@ -454,6 +454,13 @@ impl InboundSa {
             .is_none_or(|s| s.admits_inbound(src, dst))
     }
 
+    /// Does a decrypted IPv6 packet belong to this tunnel? Selectors are IPv4 prefixes: a
+    /// tunnel limited to some carries no IPv6, one without (any) carries all of it.
+    #[inline]
+    pub fn admits_ipv6(&self) -> bool {
+        self.selectors.is_none()
+    }
+
     /// Writes the replay window's top into the SA's counters, where the main lcore publishes
     /// it for the next start of the dataplane.
     #[inline]

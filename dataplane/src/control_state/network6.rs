@@ -148,10 +148,14 @@ impl ControlState {
         }
         let a = match via {
             RouteVia::Tunnel(name) => {
-                return refuse(
-                    what,
-                    format!("IPv6 is not carried through tunnels yet (tunnel {name})"),
-                )
+                let Some(t) = self.tunnels.get(&name) else {
+                    return refuse(what, format!("no tunnel named {name}"));
+                };
+                let target = Target6::Tunnel { tunnel: t.id };
+                self.route6_slot(&what, &prefix)?;
+                self.routes6.insert(prefix, (target, RouteOrigin::Static));
+                self.broadcast(g, || Cmd::AddRoute6 { prefix, target });
+                return Ok(());
             }
             RouteVia::Gateway(IpAddr::V4(a)) => {
                 return refuse(what, format!("next hop {a} is not IPv6"))
@@ -170,7 +174,20 @@ impl ControlState {
         if i.has_ipv6(&a) {
             return refuse(what, format!("next hop {a} is our own address"));
         }
-        if !self.routes6.contains_key(&prefix)
+        self.route6_slot(&what, &prefix)?;
+        let target = Target6::Gateway {
+            port: i.port,
+            via: a,
+        };
+        self.routes6.insert(prefix, (target, RouteOrigin::Static));
+        self.broadcast(g, || Cmd::AddRoute6 { prefix, target });
+        self.want(i.port, a.into());
+        Ok(())
+    }
+
+    /// Refuses a new route when the workers' IPv6 table is full.
+    fn route6_slot(&self, what: &str, prefix: &Ipv6Net) -> Result<(), ChangeError> {
+        if !self.routes6.contains_key(prefix)
             && self.routes6.len() >= self.capacity.routes6 as usize
         {
             return refuse(
@@ -181,13 +198,6 @@ impl ControlState {
                 ),
             );
         }
-        let target = Target6::Gateway {
-            port: i.port,
-            via: a,
-        };
-        self.routes6.insert(prefix, (target, RouteOrigin::Static));
-        self.broadcast(g, || Cmd::AddRoute6 { prefix, target });
-        self.want(i.port, a.into());
         Ok(())
     }
 

@@ -6,7 +6,7 @@ use super::{refuse, ChangeError, ControlState, TunnelRec};
 use crate::anchor::Peer;
 use crate::esp::outer::TunnelEncap;
 use crate::forward::handoff::MAX_TUNNEL_ID;
-use crate::forward::{Target, WorkerCommand as Cmd, WorkerIndex};
+use crate::forward::{Target, Target6, WorkerCommand as Cmd, WorkerIndex};
 use crate::sa::Selectors;
 use channel::{Name, Prefixes, TunnelSpec};
 use ipnet::Ipv4Net;
@@ -234,6 +234,13 @@ impl ControlState {
             .routes
             .iter()
             .find(|(_, (t, _))| *t == Target::Tunnel { tunnel: id })
+        {
+            return refuse(what, format!("route {p} points at it"));
+        }
+        if let Some((p, _)) = self
+            .routes6
+            .iter()
+            .find(|(_, (t, _))| *t == Target6::Tunnel { tunnel: id })
         {
             return refuse(what, format!("route {p} points at it"));
         }

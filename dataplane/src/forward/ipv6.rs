@@ -1,8 +1,10 @@
 //! IPv6 through a worker, as a router takes it: input (the header checked, padding cut),
 //! neighbor discovery and local delivery to the main lcore, and forwarding between interfaces
 //! (hop limit decremented, next hop resolved by neighbor discovery). A frame's ethertype sends
-//! it here once (`receive`), so none of this is on IPv4's per-packet path. IPv6 is not carried
-//! through tunnels yet.
+//! it here once (`receive`), so none of this is on IPv4's per-packet path. A route into a
+//! tunnel hands the packet to the tunnel's output (`output`), which wraps it in the tunnel's
+//! IPv4 ESP as it does IPv4 (next header 41); decrypted IPv6 comes back here
+//! (`Origin::Decrypted`).
 
 use super::input::Origin;
 use super::{Event, Forwarder, Punt, Target6, Verdict};
@@ -104,8 +106,8 @@ impl Forwarder {
         self.punt(why)
     }
 
-    /// Forwards a routed packet to its next hop: the hop limit lowered (not for what the
-    /// gateway originates), the neighbor's MAC from the table or asked for.
+    /// Forwards a routed packet to its next hop or into a tunnel: the hop limit lowered (not
+    /// for what the gateway originates), the neighbor's MAC from the table or asked for.
     fn forward_ipv6<B: PacketBuf>(
         &mut self,
         buf: &mut B,
@@ -126,6 +128,7 @@ impl Forwarder {
         let (port, next_hop) = match target {
             Target6::Connected { port } => (port, dst),
             Target6::Gateway { port, via } => (port, via),
+            Target6::Tunnel { tunnel } => return self.tunnel_output(buf, tunnel),
             Target6::Local => return self.drop(Stat::NoRoute),
         };
         let (mac, ask) = self.tables.neighbor6(&next_hop, self.now_ms);
