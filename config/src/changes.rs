@@ -57,6 +57,8 @@ pub fn changes(cfg: &Config) -> Vec<Change> {
             ttl: t.encap.ttl,
             local_selectors: t.local_selectors.clone(),
             remote_selectors: t.remote_selectors.clone(),
+            local_selectors6: Box::new(t.local_selectors6.clone()),
+            remote_selectors6: Box::new(t.remote_selectors6.clone()),
         }));
     }
     for r in &cfg.routes {

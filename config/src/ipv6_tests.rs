@@ -201,3 +201,44 @@ fn the_ipv6_route_table_is_sized() {
     v["dataplane"]["max_routes6"] = 6.into();
     assert_eq!(parse(&v).unwrap().dataplane.capacity.routes6, 6);
 }
+
+#[test]
+fn tunnel_selectors_may_hold_ipv6_prefixes() {
+    let mut v = example();
+    v["tunnels"] = serde_json::json!([{"name": "st0.0", "local": "192.0.2.1", "remote": "192.0.2.2",
+        "traffic_selectors": {"local": ["10.1.0.0/16", "2001:db8:1::/48"],
+                              "remote": ["2001:db8:2::/48"]}}]);
+    let c = parse(&v).unwrap();
+    let t = &c.tunnels[0];
+    assert_eq!(
+        t.local_selectors.as_slice(),
+        &["10.1.0.0/16".parse().unwrap()]
+    );
+    assert!(t.remote_selectors.is_empty());
+    let n6 = |s: &str| -> Ipv6Net { s.parse().unwrap() };
+    assert_eq!(t.local_selectors6.as_slice(), &[n6("2001:db8:1::/48")]);
+    assert_eq!(t.remote_selectors6.as_slice(), &[n6("2001:db8:2::/48")]);
+    let Some(Change::SetTunnel(spec)) = crate::changes(&c)
+        .into_iter()
+        .find(|c| matches!(c, Change::SetTunnel(_)))
+    else {
+        panic!("no tunnel");
+    };
+    assert_eq!(*spec.local_selectors6, t.local_selectors6);
+    assert_eq!(*spec.remote_selectors6, t.remote_selectors6);
+
+    v["tunnels"][0]["traffic_selectors"]["remote"][0] = "2001:db8:2::1/48".into();
+    let e = parse(&v).unwrap_err();
+    assert_eq!(e.field, "tunnels[0].traffic_selectors.remote[0]");
+    assert!(e.reason.contains("did you mean 2001:db8:2::/48"), "{e}");
+
+    // IKE negotiates IPv4 selectors only: a tunnel it keys has no IPv6 ones.
+    v["tunnels"][0]["traffic_selectors"]["remote"][0] = "2001:db8:2::/48".into();
+    v["ike"] = serde_json::json!({
+        "gateways": [{"name": "gw-b", "local_address": "192.0.2.1", "remote_address": "192.0.2.2",
+                      "psk": "correct horse battery staple"}],
+        "vpns": [{"name": "vpn-b", "gateway": "gw-b", "bind_interface": "st0.0"}]});
+    let e = parse(&v).unwrap_err();
+    assert_eq!(e.field, "tunnels[0].traffic_selectors");
+    assert!(e.reason.contains("IPv4 selectors only"), "{e}");
+}

@@ -25,7 +25,7 @@ pub use policies::{Policy, PolicyThen, ANY_PORTS};
 
 use channel::Direction;
 use channel::Mac;
-use channel::{KeyMaterial, Lifetime, Name, Prefixes};
+use channel::{KeyMaterial, Lifetime, Name, Prefixes, Prefixes6};
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Deserialize;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -165,6 +165,9 @@ pub struct Tunnel {
     pub encap: TunnelEncap,
     pub local_selectors: Prefixes,
     pub remote_selectors: Prefixes,
+    /// The IPv6 prefixes of `traffic_selectors`.
+    pub local_selectors6: Prefixes6,
+    pub remote_selectors6: Prefixes6,
 }
 
 /// Where a route sends: into a tunnel, or to a next hop of the route's family (`A`).

@@ -135,7 +135,7 @@ pub fn finish<B: PacketBuf>(
 #[inline(never)]
 fn ipv6_inner(sa: &InboundSa, body: &[u8]) -> Result<usize, DecapError> {
     let p = ipv6::Packet::new_checked(body).map_err(|_| DecapError::BadInner)?;
-    if !sa.admits_ipv6() {
+    if !sa.admits6(&p.src(), &p.dst()) {
         return Err(DecapError::TsCheckFail);
     }
     Ok(p.total_len())

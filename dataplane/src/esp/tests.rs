@@ -415,7 +415,7 @@ fn ipv6_inner_packets_with_next_header_41() {
     let mut isa = inbound(Algorithm::Aes128Gcm, false, false, 64);
     isa.selectors = Some(Box::new(Selectors {
         local: Box::new(["10.2.0.0/16".parse().unwrap()]),
-        remote: Box::new([]),
+        ..Default::default()
     }));
     assert_eq!(decap(&mut isa, &mut buf, 20), Err(DecapError::TsCheckFail));
 }

@@ -1,7 +1,7 @@
 //! IPv6 through the IPv4 tunnels, route-based (RFC 4303 tunnel mode, next header 41): host a
 //! (2001:db8:1::10) behind gw1 to host b (2001:db8:2::10) behind gw2, under the same SAs and
 //! sequence numbers as the tunnel's IPv4; what is too big, out of hop limit or outside the
-//! selectors; and one ESP frame opened by the independent `aes-gcm` crate.
+//! IPv6 selectors; and one ESP frame opened by the independent `aes-gcm` crate.
 
 use super::ipv6::{a6, frame6};
 use super::*;
@@ -206,14 +206,26 @@ fn too_big_for_the_tunnel_gets_a_packet_too_big_never_a_fragment() {
 }
 
 #[test]
-fn ipv6_from_a_tunnel_limited_to_ipv4_selectors_is_dropped_and_counted() {
+fn decrypted_ipv6_must_match_the_tunnels_ipv6_selectors() {
     let mut gw1 = gateway6(true, false);
+    // gw2 admits 2001:db8:1::/64 -> 2001:db8:2::/64 and 10.1.0.0/16 -> 10.2.0.0/16.
     let mut gw2 = gateway(false, false, |v| {
         with_ipv6(false)(v);
-        v["tunnels"][0]["traffic_selectors"] =
-            serde_json::json!({"local": ["10.2.0.0/16"], "remote": ["10.1.0.0/16"]});
+        v["tunnels"][0]["traffic_selectors"] = serde_json::json!({
+            "local": ["10.2.0.0/16", "2001:db8:2::/64"],
+            "remote": ["10.1.0.0/16", "2001:db8:1::/64"]});
     });
     let (_, wire) = run(&mut gw1, 0, &a_to_b6(64, 10));
+    assert_eq!(run(&mut gw2, 1, &wire).0, Verdict::Tx(0));
+    let outside = frame6(
+        GW1_LAN,
+        "2001:db8:1:5::10",
+        "2001:db8:2::10",
+        64,
+        ipv6::NEXT_UDP,
+        &udp_payload(1),
+    );
+    let (_, wire) = run(&mut gw1, 0, &outside);
     assert_eq!(run(&mut gw2, 1, &wire).0, Verdict::Drop(Stat::TsCheckFail));
     let sa = gw2.tables.spis.get(0x1001).unwrap().index;
     let per_sa = gw2
@@ -221,9 +233,18 @@ fn ipv6_from_a_tunnel_limited_to_ipv4_selectors_is_dropped_and_counted() {
         .inbound(sa)
         .map(|s| s.counters.ts_check_fail.get());
     assert_eq!(per_sa, Some(1));
-    // IPv4 inside the selectors still passes.
+    // IPv4 inside its selectors still passes.
     let (_, wire) = run(&mut gw1, 0, &a_to_b(64, 10));
     assert_eq!(run(&mut gw2, 1, &wire).0, Verdict::Tx(0));
+
+    // A tunnel whose selectors are IPv4 prefixes carries no IPv6.
+    let mut gw2 = gateway(false, false, |v| {
+        with_ipv6(false)(v);
+        v["tunnels"][0]["traffic_selectors"] =
+            serde_json::json!({"local": ["10.2.0.0/16"], "remote": ["10.1.0.0/16"]});
+    });
+    let (_, wire) = run(&mut gw1, 0, &a_to_b6(64, 10));
+    assert_eq!(run(&mut gw2, 1, &wire).0, Verdict::Drop(Stat::TsCheckFail));
 }
 
 /// The TCP checksum of `segment` in IPv6 from `src` to `dst` verifies.
