@@ -1,7 +1,8 @@
 //! IPv6 through the IPv4 ESP tunnel end to end (next header 41), in the demo topology
 //! (scripts/topology.sh: two espgw-dataplane gateways on net_af_packet ports, mirrored
 //! manual SAs), the hosts given IPv6 (2001:db8:1::10 behind gw1, 2001:db8:2::10 behind gw2)
-//! and each gateway an IPv6 LAN address and a route for the far side's /48 into st0.0.
+//! and each gateway an IPv6 LAN address, a route for the far side's /48 into st0.0 and the
+//! two /48s as the tunnel's selectors.
 //! `ping -6` passes host to host with the hop limit lowered twice; packets too big for the
 //! tunnel get their senders an ICMPv6 Packet Too Big, which the hosts' kernels act on (a TCP
 //! transfer with 1500-byte segments, then a big ping, complete through the tunnel).
@@ -57,14 +58,15 @@ fn ping6(ns: &str, to: &str, count: usize, size: usize) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Gives a gateway's configuration (written by topology.sh) its IPv6 LAN address and the far
-/// side's IPv6 routed into the tunnel.
-fn add_ipv6(path: &std::path::Path, lan: &str, far: &str) {
+/// Gives a gateway's configuration (written by topology.sh) its IPv6 LAN address, the far
+/// side's IPv6 routed into the tunnel, and the tunnel IPv6 selectors (its /48s).
+fn add_ipv6(path: &std::path::Path, lan: &str, near: &str, far: &str) {
     let mut cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     cfg["interfaces"][0]["address6"] = lan.into();
     let r = serde_json::json!({"prefix": far, "via": "st0.0"});
     cfg["routes"].as_array_mut().unwrap().push(r);
+    cfg["tunnels"][0]["traffic_selectors"] = serde_json::json!({"local": [near], "remote": [far]});
     std::fs::write(path, cfg.to_string()).unwrap();
 }
 
@@ -102,8 +104,9 @@ fn ipv6_hosts_talk_through_the_ipv4_tunnel() {
             &["ip", "-6", "route", "add", "default", "via", gw],
         ));
     }
-    add_ipv6(&dir.path("gw1.json"), "2001:db8:1::1/64", "2001:db8:2::/48");
-    add_ipv6(&dir.path("gw2.json"), "2001:db8:2::1/64", "2001:db8:1::/48");
+    let (net1, net2) = ("2001:db8:1::/48", "2001:db8:2::/48");
+    add_ipv6(&dir.path("gw1.json"), "2001:db8:1::1/64", net1, net2);
+    add_ipv6(&dir.path("gw2.json"), "2001:db8:2::1/64", net2, net1);
     let mut gws = Vec::new();
     for g in ["gw1", "gw2"] {
         let log = std::fs::File::create(dir.path(&format!("{g}.log"))).unwrap();
