@@ -97,6 +97,16 @@ impl ControlState {
         Ok(())
     }
 
+    /// Our IPv6 address an ICMPv6 error to `to` leaves from: the one on its subnet, else the
+    /// first interface's (by name).
+    pub fn source6_for(&self, to: &Ipv6Addr) -> Option<Ipv6Addr> {
+        let ours = || self.interfaces.values().filter_map(|i| i.ipv6);
+        ours()
+            .find(|n| n.trunc().contains(to))
+            .or_else(|| ours().next())
+            .map(|n| n.addr())
+    }
+
     /// The interface whose IPv6 subnet holds `a`.
     pub(super) fn on_subnet6(&self, a: &Ipv6Addr) -> Option<Interface> {
         self.interfaces.values().find(|i| i.on_link6(a)).copied()

@@ -42,8 +42,8 @@ impl MainLcore {
 
     /// Turns a punted IPv6 packet too big for its tunnel into an ICMPv6 Packet Too Big with
     /// the tunnel's `mtu` to its sender (RFC 4443 section 3.2), an IPv6 packet ready to be
-    /// routed, from our address on the sender's subnet (else our first IPv6 address); false
-    /// if none is sent (rate limit, or a packet that gets no error).
+    /// routed (`ControlState::source6_for` picks our address); false if none is sent (rate
+    /// limit, or a packet that gets no error).
     pub(super) fn packet_too_big(&mut self, m: &mut Mbuf, mtu: u16) -> bool {
         if !self.icmp_budget_left() {
             return false;
@@ -54,13 +54,7 @@ impl MainLcore {
         let Ok(p) = ipv6::Packet::new_checked(packet) else {
             return false;
         };
-        let sender = p.src();
-        let ours = || self.control.interfaces().filter_map(|(_, i)| i.ipv6);
-        let Some(from) = ours()
-            .find(|n| n.trunc().contains(&sender))
-            .or_else(|| ours().next())
-            .map(|n| n.addr())
-        else {
+        let Some(from) = self.control.source6_for(&p.src()) else {
             return false;
         };
         let mut out = [0u8; ipv6::MIN_MTU];

@@ -5,7 +5,7 @@
 
 use super::ipv6::{a6, frame6};
 use super::*;
-use crate::wire::{ipv6, tcp};
+use crate::wire::{icmpv6, ipv6, tcp};
 use aes_gcm::aead::AeadInPlace;
 use aes_gcm::{Aes128Gcm, KeyInit};
 use channel::RouteVia;
@@ -187,6 +187,24 @@ fn too_big_for_the_tunnel_gets_a_packet_too_big_never_a_fragment() {
     assert_eq!(&punted[14..], &after_hops(&big, 1)[14..]);
     assert_eq!(gw1.stats.get(Stat::ExceedsTunnelMtu), 1);
     assert_eq!(gw1.stats.get(Stat::EncryptedPackets), 0);
+    // What the main lcore makes of it (`main_lcore::ipv6`): a Packet Too Big from our LAN
+    // address to host a, quoting the packet, routed back to host a.
+    let from = gw1.control.source6_for(&a6("2001:db8:1::10"));
+    assert_eq!(from, Some(a6("2001:db8:1::1")));
+    let mut out = [0u8; ipv6::MIN_MTU];
+    let kind = icmpv6::ErrorKind::PacketTooBig { mtu: 1446 };
+    let n = icmpv6::error(kind, &punted[14..], from.unwrap(), &mut out).unwrap();
+    assert_eq!(n, ipv6::MIN_MTU, "as much of the packet as fits 1280 bytes");
+    let icmp = &out[40..n];
+    assert_eq!(&icmp[..2], &[icmpv6::TYPE_PACKET_TOO_BIG, 0]);
+    assert_eq!(&icmp[4..8], &1446u32.to_be_bytes());
+    assert_eq!(&icmp[8..], &punted[14..14 + n - 48]);
+    let mut b = VecBuf::new(&out[..n]);
+    let mut v = [gw1.output_ip(&mut b)];
+    gw1.complete(std::slice::from_mut(&mut b), &mut v);
+    assert_eq!(v[0], Verdict::Tx(0));
+    assert_eq!(&b.data()[..6], &HOST_A.0);
+    assert_eq!(&b.data()[14 + 24..14 + 40], &a6("2001:db8:1::10").octets());
     let (v, _) = run(&mut gw1, 0, &a_to_b6(64, 1446 - 48));
     assert_eq!(v, Verdict::Tx(1), "exactly the tunnel's MTU fits");
     assert_eq!(
