@@ -487,6 +487,34 @@ proptest! {
     }
 
     #[test]
+    fn ipv6_encap_then_decap_restores_the_inner_packet(len in 0usize..1400, udp: bool) {
+        let inner = ipv6_packet(len);
+        let t = tunnel(if udp { Some((4500, 4500)) } else { None });
+        let mut o = outbound(Algorithm::Aes128Gcm, false, t);
+        let mut i = inbound(Algorithm::Aes128Gcm, false, udp, 64);
+        let mut buf = VecBuf::new(&inner);
+        encap(&mut o, &mut buf).unwrap();
+        prop_assert_eq!(decap(&mut i, &mut buf, if udp { 28 } else { 20 }), Ok(()));
+        prop_assert_eq!(buf.data(), &inner[..]);
+    }
+
+    /// Whatever an authenticated payload holds, with any next header, decap ends in an
+    /// error or exactly one inner packet of the family the next header names.
+    #[test]
+    fn any_authenticated_payload_is_handled(body in prop::collection::vec(any::<u8>(), 0..120),
+                                           nh in prop::sample::select(vec![4u8, 41, 59, 17])) {
+        let pt = trailer(&body, nh);
+        let esp = oracle_esp(Algorithm::Aes128Gcm, 0x1001, 1, false, &pt);
+        let mut buf = VecBuf::new(&outer_packet(&esp, false));
+        let mut sa = inbound(Algorithm::Aes128Gcm, false, false, 64);
+        if decap(&mut sa, &mut buf, 20).is_ok() {
+            let version = buf.data()[0] >> 4;
+            prop_assert_eq!(version, if nh == 41 { 6 } else { 4 });
+            prop_assert!(body.starts_with(buf.data()));
+        }
+    }
+
+    #[test]
     fn decap_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200), off in 0usize..220) {
         let mut sa = inbound(Algorithm::Aes128Gcm, true, false, 64);
         let _ = decap(&mut sa, &mut VecBuf::new(&bytes), off);
