@@ -344,3 +344,32 @@ fn ipv6_routes_into_tunnels_change_live() {
     })
     .unwrap();
 }
+
+proptest! {
+    /// Any IPv6 payload (any next header, TCP among them with the MSS clamp on) and hop limit
+    /// goes through gw1 and gw2 without a panic; what reaches host b is as long as what host a
+    /// sent.
+    #[test]
+    fn any_ipv6_through_the_tunnel(
+        bytes in prop::collection::vec(any::<u8>(), 0..300),
+        next in prop::sample::select(vec![0u8, 6, 17, 44, 58, 59]),
+        hop_limit in any::<u8>(),
+    ) {
+        let mut gw1 = gateway(true, false, |v| {
+            with_ipv6(true)(v);
+            v["flow"] = serde_json::json!({"tcp_mss_ipsec_vpn": 1300});
+        });
+        let mut gw2 = gateway6(false, false);
+        let sent = frame6(GW1_LAN, "2001:db8:1::10", "2001:db8:2::10", hop_limit, next, &bytes);
+        let (v, wire) = run(&mut gw1, 0, &sent);
+        if v == Verdict::Tx(1) {
+            let (v, got) = run(&mut gw2, 1, &wire);
+            if v == Verdict::Tx(0) {
+                prop_assert_eq!(got.len(), sent.len());
+                prop_assert_eq!(got[14 + 7], hop_limit - 2);
+            } else {
+                prop_assert_eq!(v, Verdict::Drop(Stat::HopLimitExceeded));
+            }
+        }
+    }
+}
