@@ -2,10 +2,11 @@
 //! (scripts/topology.sh: two espgw-dataplane gateways on net_af_packet ports, mirrored
 //! manual SAs), the hosts given IPv6 (2001:db8:1::10 behind gw1, 2001:db8:2::10 behind gw2)
 //! and each gateway an IPv6 LAN address, a route for the far side's /48 into st0.0 and the
-//! two /48s as the tunnel's selectors.
-//! `ping -6` passes host to host with the hop limit lowered twice; packets too big for the
-//! tunnel get their senders an ICMPv6 Packet Too Big, which the hosts' kernels act on (a TCP
-//! transfer with 1500-byte segments, then a big ping, complete through the tunnel).
+//! two /48s as the tunnel's selectors. `ping -6` passes host to host with the hop limit
+//! lowered twice, and from host b to gw1's LAN address (gw1 answering into the tunnel);
+//! packets too big for the tunnel get their senders an ICMPv6 Packet Too Big, which the
+//! hosts' kernels act on (a TCP transfer with 1500-byte segments, then a big ping, complete
+//! through the tunnel).
 // The gateway on DPDK: only in builds with it.
 #![cfg(feature = "dpdk")]
 
@@ -142,6 +143,11 @@ fn ipv6_hosts_talk_through_the_ipv4_tunnel() {
         "two routers each way: {through}"
     );
 
+    // Host b pings gw1's LAN address: gw1 answers what the tunnel brought, into the tunnel.
+    let far = ping6(&ns("b"), "2001:db8:1::1", 3, 56);
+    assert!(far.contains("3 packets transmitted, 3 received"), "{far}");
+    assert!(far.contains("ttl=63"), "gw2 routed the reply once: {far}");
+
     // TCP: host b serves 2 MB, host a fetches it; b's full-size segments are too big for the
     // tunnel until b's kernel has learned the tunnel's MTU from gw2.
     let www = dir.path("www");
@@ -206,6 +212,12 @@ S(('2001:db8:2::10', 8080), handler).serve_forever()\n";
             .as_u64()
             .unwrap_or_else(|| panic!("no main counter {k}"))
     };
+    assert_eq!(
+        main(&s1, "icmpv6_echo_replies"),
+        2 + 3,
+        "host a's, host b's"
+    );
+    assert_eq!(main(&s2, "icmpv6_echo_replies"), 2);
     assert_eq!(main(&s1, "icmpv6_packet_too_big_sent"), 1, "the big ping");
     assert!(main(&s2, "icmpv6_packet_too_big_sent") >= 1, "TCP");
     assert_eq!(

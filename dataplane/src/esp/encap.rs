@@ -45,8 +45,8 @@ pub fn tunnel_mtu(sa: &OutboundSa, mtu: usize) -> usize {
         .min(sa.outer.inner_mtu())
 }
 
-/// Wraps the IPv4 or IPv6 packet that fills `buf` into outer IPv4 [+ UDP] + ESP, encrypting it in
-/// place. On success `buf` holds the outer IPv4 packet; on error it is unchanged except for
+/// Wraps the IPv4 or IPv6 packet that fills `buf` into outer IPv4 [+ UDP] + ESP, encrypting it
+/// in place. On success `buf` holds the outer IPv4 packet; on error it is unchanged except for
 /// `Crypto`, after which it must be dropped. The dataplane itself runs `prepare` per packet and
 /// the seal per SA batch; this is the same for one packet.
 pub fn encap<B: PacketBuf>(sa: &mut OutboundSa, buf: &mut B) -> Result<(), EncapError> {
@@ -74,8 +74,8 @@ pub fn prepare<B: PacketBuf>(
 ) -> Result<Prepared, EncapError> {
     let inner_len = buf.len();
     // The TOS (IPv6: the traffic class) and the flags byte the outer DSCP, ECN and DF are
-    // taken from, and the next header. IPv6 has no DF: it is never fragmented on the way, so
-    // under "copy" its outer header gets DF (RFC 4213 section 3.2).
+    // taken from, and the next header. IPv6 has no DF bit, but routers never fragment it: a
+    // "copy" of that is DF set (the tunnel's `df: "clear"` lets the outer be cut).
     let (inner_tos, inner_flags, next) = match *buf.data() {
         [b0, tos, _, _, _, _, flags, ..] if b0 >> 4 == 4 && inner_len >= ipv4::MIN_HEADER_LEN => {
             (tos, flags, ipv4::PROTO_IPV4)

@@ -48,8 +48,13 @@ impl Forwarder {
             };
         }
         let target = match self.tables.route6(&dst) {
-            Some(Target6::Local) if origin == Origin::Wire => return self.local_ipv6(buf),
-            Some(Target6::Local) => return self.drop(Stat::NoRoute),
+            Some(Target6::Local) => {
+                return match origin {
+                    Origin::Wire => self.local_ipv6(buf),
+                    Origin::Decrypted => self.local_decrypted6(buf),
+                    Origin::Local => self.drop(Stat::NoRoute),
+                }
+            }
             // A link-local address means something only on its own link.
             _ if ipv6::is_link_local(&src) || ipv6::is_link_local(&dst) => {
                 return self.drop(Stat::Ipv6NotForwarded)
@@ -95,6 +100,26 @@ impl Forwarder {
                 Some(&(icmpv6::TYPE_NEIGHBOR_SOLICIT | icmpv6::TYPE_NEIGHBOR_ADVERT))
             );
         self.punt_ipv6(buf, if nd { Punt::Nd } else { Punt::Local })
+    }
+
+    /// A packet a tunnel delivered to one of our addresses (an echo request from behind the
+    /// peer): to the main lcore in a blank frame, as `Local` only, never neighbor discovery,
+    /// which belongs to a link.
+    #[cold]
+    fn local_decrypted6<B: PacketBuf>(&mut self, buf: &mut B) -> Verdict {
+        let Some(h) = buf
+            .prepend(ethernet::HEADER_LEN)
+            .and_then(|h| h.first_chunk_mut())
+        else {
+            return self.drop(Stat::NoBufferRoom);
+        };
+        ethernet::Repr {
+            dst: Mac::default(),
+            src: Mac::default(),
+            ethertype: ethernet::ETHERTYPE_IPV6,
+        }
+        .emit(h);
+        self.punt(Punt::Local)
     }
 
     /// Gives a received IPv6 packet to the main lcore with its frame's header, still in the

@@ -161,6 +161,32 @@ fn ipv6_host_to_host_through_the_tunnel_raw_and_natt() {
 }
 
 #[test]
+fn an_echo_request_through_the_tunnel_to_the_gateway_goes_to_the_main_lcore() {
+    let mut gw1 = gateway6(true, false);
+    let mut gw2 = gateway6(false, false);
+    let mut echo = vec![icmpv6::TYPE_ECHO_REQUEST, 0, 0, 0, 0x12, 0x34, 0, 1];
+    let (src, dst) = ("2001:db8:2::10", "2001:db8:1::1");
+    icmpv6::fill_checksum(&a6(src), &a6(dst), &mut echo);
+    let sent = frame6(GW2_LAN, src, dst, 64, ipv6::NEXT_ICMPV6, &echo);
+    let (v, wire) = run(&mut gw2, 0, &sent);
+    assert_eq!(v, Verdict::Tx(1));
+    let (v, punted) = run(&mut gw1, 1, &wire);
+    assert_eq!(v, Verdict::Punt(Punt::Local));
+    // A blank frame (the echo reply is routed, not sent back to a MAC), the packet as gw2
+    // forwarded it.
+    assert_eq!(&punted[..12], &[0; 12]);
+    assert_eq!(&punted[12..14], &[0x86, 0xdd]);
+    assert_eq!(&punted[14..], &after_hops(&sent, 1)[14..]);
+    // Neighbor discovery through a tunnel is not the link's: dropped by the main lcore as
+    // anything local it does not answer, never taken as ND.
+    let mut ns = vec![icmpv6::TYPE_NEIGHBOR_SOLICIT, 0, 0, 0, 0, 0, 0, 0];
+    ns.extend_from_slice(&a6(dst).octets());
+    icmpv6::fill_checksum(&a6(src), &a6(dst), &mut ns);
+    let (_, wire) = run(&mut gw2, 0, &frame6(GW2_LAN, src, dst, 255, 58, &ns));
+    assert_eq!(run(&mut gw1, 1, &wire).0, Verdict::Punt(Punt::Local));
+}
+
+#[test]
 fn the_hop_limit_is_lowered_before_encryption_and_after_decryption() {
     let mut gw1 = gateway6(true, false);
     let mut gw2 = gateway6(false, false);
