@@ -1,6 +1,6 @@
-//! IPv6 through the IPv4 ESP tunnel end to end (next header 41), in the demo topology
-//! (scripts/topology.sh: two espgw-dataplane gateways on net_af_packet ports, mirrored
-//! manual SAs), the hosts given IPv6 (2001:db8:1::10 behind gw1, 2001:db8:2::10 behind gw2)
+//! IPv6 through the IPv4 ESP tunnel end to end (next header 41; raw ESP and NAT-T), in the
+//! demo topology (scripts/topology.sh: two espgw-dataplane gateways on net_af_packet ports,
+//! mirrored manual SAs), the hosts given IPv6 (2001:db8:1::10 behind gw1, 2001:db8:2::10 behind gw2)
 //! and each gateway an IPv6 LAN address, a route for the far side's /48 into st0.0 and the
 //! two /48s as the tunnel's selectors. `ping -6` passes host to host with the hop limit
 //! lowered twice, and from host b to gw1's LAN address (gw1 answering into the tunnel);
@@ -72,17 +72,31 @@ fn add_ipv6(path: &std::path::Path, lan: &str, near: &str, far: &str) {
 }
 
 #[test]
-fn ipv6_hosts_talk_through_the_ipv4_tunnel() {
-    if !require_root("netns IPv6 through the tunnel") {
+fn ipv6_hosts_talk_through_the_ipv4_tunnel_raw_esp() {
+    through_the_tunnel("raw");
+}
+
+#[test]
+fn ipv6_hosts_talk_through_the_ipv4_tunnel_natt() {
+    through_the_tunnel("natt");
+}
+
+/// The gateways of both tests would share the same two CPUs: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The whole run, the tunnel in raw ESP or NAT-T (`mode`, as topology.sh takes it).
+fn through_the_tunnel(mode: &str) {
+    if !require_root(&format!("netns IPv6 through the tunnel ({mode})")) {
         return;
     }
-    let name = format!("e6x{}", std::process::id() % 100_000);
-    let dir = TempDir::new("netns-ipv6-tunnel");
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let name = format!("e6x{}{}", std::process::id() % 100_000, &mode[..1]);
+    let dir = TempDir::new(&format!("netns-ipv6-tunnel-{mode}"));
     let _topo = Topology(name.clone());
     sh(Command::new(repo_root().join("scripts/topology.sh"))
         .args(["up", &name])
         .arg(&dir.0)
-        .args(["raw", "1", "1"]));
+        .args([mode, "1", "1"]));
     let ns = |n: &str| format!("{name}-{n}");
     for (h, addr, gw) in [
         ("a", "2001:db8:1::10/64", "2001:db8:1::1"),
