@@ -1,12 +1,11 @@
-//! IPv6 through the IPv4 ESP tunnel end to end (next header 41; raw ESP and NAT-T), in the
-//! demo topology (scripts/topology.sh: two espgw-dataplane gateways on net_af_packet ports,
-//! mirrored manual SAs), the hosts given IPv6 (2001:db8:1::10 behind gw1, 2001:db8:2::10 behind gw2)
-//! and each gateway an IPv6 LAN address, a route for the far side's /48 into st0.0 and the
-//! two /48s as the tunnel's selectors. `ping -6` passes host to host with the hop limit
-//! lowered twice, and from host b to gw1's LAN address (gw1 answering into the tunnel);
-//! packets too big for the tunnel get their senders an ICMPv6 Packet Too Big, which the
-//! hosts' kernels act on (a TCP transfer with 1500-byte segments, then a big ping, complete
-//! through the tunnel).
+//! IPv6 through the IPv4 ESP tunnel end to end (next header 41; raw ESP and NAT-T), in the demo
+//! topology (scripts/topology.sh: two espgw-dataplane gateways on net_af_packet ports, mirrored
+//! manual SAs), the hosts given IPv6 (2001:db8:1::10 behind gw1, 2001:db8:2::10 behind gw2) and
+//! each gateway an IPv6 LAN address, a route for the far side's /48 into st0.0 and the two /48s as
+//! the tunnel's selectors. `ping -6` passes host to host with the hop limit lowered twice, and from
+//! host b to gw1's LAN address (gw1 answering into the tunnel); packets too big for the tunnel get
+//! their senders an ICMPv6 Packet Too Big, which the hosts' kernels act on (a TCP transfer with
+//! 1500-byte segments, then a big ping, complete through the tunnel).
 // The gateway on DPDK: only in builds with it.
 #![cfg(feature = "dpdk")]
 
