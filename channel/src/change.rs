@@ -3,7 +3,7 @@
 //! the names the operator gave them (a route names its tunnel, an SA its tunnel), never by
 //! the dataplane's internal numbers, which the dataplane allocates itself.
 
-use crate::vocabulary::{DfPolicy, Dscp, KeyMaterial, Lifetime, Name, Prefixes};
+use crate::vocabulary::{DfPolicy, Dscp, KeyMaterial, Lifetime, Name, Prefixes, Prefixes6};
 use ipnet::{IpNet, Ipv6Net};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr};
@@ -101,9 +101,14 @@ pub struct TunnelSpec {
     pub dscp: Dscp,
     /// The outer header's TTL.
     pub ttl: u8,
-    /// Traffic selectors: inner prefixes on our side and on the peer's; empty means any.
+    /// Traffic selectors: inner prefixes on our side and on the peer's, IPv4 and IPv6. A
+    /// side with none of either family admits any address; one with some admits only those
+    /// (so a side of IPv4 prefixes only admits no IPv6). The IPv6 lists are boxed so that a
+    /// `Change` stays small.
     pub local_selectors: Prefixes,
     pub remote_selectors: Prefixes,
+    pub local_selectors6: Box<Prefixes6>,
+    pub remote_selectors6: Box<Prefixes6>,
 }
 
 /// A policy (Junos `security policies ... match ... then`): packets from `src` to `dst`

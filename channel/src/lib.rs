@@ -26,6 +26,6 @@ pub use message::{Command, Datagram, Event, RecvError, SendError};
 pub use segment::{Grant, Layout, RingId, Segment, SegmentError};
 pub use vocabulary::{
     Algorithm, DfPolicy, Direction, Dscp, KeyMaterial, KeyMaterialError, Lifetime, Mac, Name,
-    NameError, Prefixes, DEFAULT_REPLAY_WINDOW, MAX_KEYMAT_LEN, MAX_NAME_LEN, MAX_REPLAY_WINDOW,
-    MAX_SELECTORS, NATT_PORT, SALT_LEN,
+    NameError, Prefixes, Prefixes6, DEFAULT_REPLAY_WINDOW, MAX_KEYMAT_LEN, MAX_NAME_LEN,
+    MAX_REPLAY_WINDOW, MAX_SELECTORS, NATT_PORT, SALT_LEN,
 };

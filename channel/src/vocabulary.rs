@@ -295,6 +295,8 @@ pub struct Lifetime {
 
 /// Prefixes a tunnel carries on one side (its traffic selectors); empty means any.
 pub type Prefixes = ArrayVec<ipnet::Ipv4Net, MAX_SELECTORS>;
+/// The IPv6 prefixes among a tunnel's traffic selectors on one side.
+pub type Prefixes6 = ArrayVec<ipnet::Ipv6Net, MAX_SELECTORS>;
 
 #[cfg(test)]
 mod tests {

@@ -57,6 +57,8 @@ pub fn changes(cfg: &Config) -> Vec<Change> {
             ttl: t.encap.ttl,
             local_selectors: t.local_selectors.clone(),
             remote_selectors: t.remote_selectors.clone(),
+            local_selectors6: Box::new(t.local_selectors6.clone()),
+            remote_selectors6: Box::new(t.remote_selectors6.clone()),
         }));
     }
     for r in &cfg.routes {
@@ -70,9 +72,13 @@ pub fn changes(cfg: &Config) -> Vec<Change> {
         });
     }
     for r in &cfg.routes6 {
+        let via = match r.via {
+            RouteVia::Tunnel(name) => Via::Tunnel(name),
+            RouteVia::Gateway { via, .. } => Via::Gateway(via.into()),
+        };
         c.push(Change::SetRoute {
             prefix: r.prefix.into(),
-            via: Via::Gateway(r.via.into()),
+            via,
         });
     }
     for (position, p) in cfg.policies.iter().enumerate() {

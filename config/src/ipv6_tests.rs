@@ -59,13 +59,17 @@ fn the_documented_example_parses_into_changes() {
         vec![
             Route6 {
                 prefix: "::/0".parse().unwrap(),
-                port: 1,
-                via: a6("2001:db8:ffff::fe")
+                via: RouteVia::Gateway {
+                    port: 1,
+                    via: a6("2001:db8:ffff::fe")
+                }
             },
             Route6 {
                 prefix: "2001:db8:2::/48".parse().unwrap(),
-                port: 0,
-                via: a6("2001:db8:1::20")
+                via: RouteVia::Gateway {
+                    port: 0,
+                    via: a6("2001:db8:1::20")
+                }
             },
         ]
     );
@@ -110,7 +114,13 @@ fn interface_addresses_follow_the_rules() {
     v["interfaces"][1]["address6"] = "2001:db8:ffff::/127".into();
     v["routes"][1]["via"] = "2001:db8:ffff::1".into();
     let c = parse(&v).unwrap();
-    assert_eq!(c.routes6[0].via, a6("2001:db8:ffff::1"));
+    assert_eq!(
+        c.routes6[0].via,
+        RouteVia::Gateway {
+            port: 1,
+            via: a6("2001:db8:ffff::1")
+        }
+    );
 }
 
 #[test]
@@ -136,7 +146,7 @@ fn neighbors_and_next_hops_must_be_on_link() {
         ("fe80::1", "link-local"),
         ("2001:db8:9::1", "not on any interface's IPv6 subnet"),
         ("2001:db8:ffff::1", "our own address"),
-        ("192.0.2.254", "not an IPv6 next hop"),
+        ("192.0.2.254", "nor an IPv6 next hop"),
     ] {
         let e = error_of(|v| v["routes"][1]["via"] = via.into());
         assert_eq!(e.field, "routes[1].via", "{via}: {e}");
@@ -157,13 +167,28 @@ fn route_prefixes_are_checked() {
         assert_eq!(e.field, "routes[2].prefix", "{prefix}: {e}");
         assert!(e.reason.contains(why), "{prefix}: {e}");
     }
-    let e = error_of(|v| {
-        v["tunnels"] =
-            serde_json::json!([{"name": "st0.0", "local": "192.0.2.1", "remote": "192.0.2.2"}]);
-        v["routes"][2]["via"] = "st0.0".into();
-    });
+    let e = error_of(|v| v["routes"][2]["via"] = "st0.9".into());
     assert_eq!(e.field, "routes[2].via");
-    assert!(e.reason.contains("not carried through tunnels yet"), "{e}");
+    assert!(
+        e.reason
+            .contains("neither a tunnel name nor an IPv6 next hop"),
+        "{e}"
+    );
+}
+
+#[test]
+fn ipv6_routes_may_point_into_a_tunnel() {
+    let mut v = example();
+    v["tunnels"] =
+        serde_json::json!([{"name": "st0.0", "local": "192.0.2.1", "remote": "192.0.2.2"}]);
+    v["routes"][2]["via"] = "st0.0".into();
+    let c = parse(&v).unwrap();
+    let st0 = channel::Name::new("st0.0").unwrap();
+    assert_eq!(c.routes6[1].via, RouteVia::Tunnel(st0));
+    assert!(crate::changes(&c).contains(&Change::SetRoute {
+        prefix: "2001:db8:2::/48".parse().unwrap(),
+        via: Via::Tunnel(st0)
+    }));
 }
 
 #[test]
@@ -175,4 +200,45 @@ fn the_ipv6_route_table_is_sized() {
     assert!(e.reason.contains("fewer than the 6"), "{e}");
     v["dataplane"]["max_routes6"] = 6.into();
     assert_eq!(parse(&v).unwrap().dataplane.capacity.routes6, 6);
+}
+
+#[test]
+fn tunnel_selectors_may_hold_ipv6_prefixes() {
+    let mut v = example();
+    v["tunnels"] = serde_json::json!([{"name": "st0.0", "local": "192.0.2.1", "remote": "192.0.2.2",
+        "traffic_selectors": {"local": ["10.1.0.0/16", "2001:db8:1::/48"],
+                              "remote": ["2001:db8:2::/48"]}}]);
+    let c = parse(&v).unwrap();
+    let t = &c.tunnels[0];
+    assert_eq!(
+        t.local_selectors.as_slice(),
+        &["10.1.0.0/16".parse().unwrap()]
+    );
+    assert!(t.remote_selectors.is_empty());
+    let n6 = |s: &str| -> Ipv6Net { s.parse().unwrap() };
+    assert_eq!(t.local_selectors6.as_slice(), &[n6("2001:db8:1::/48")]);
+    assert_eq!(t.remote_selectors6.as_slice(), &[n6("2001:db8:2::/48")]);
+    let Some(Change::SetTunnel(spec)) = crate::changes(&c)
+        .into_iter()
+        .find(|c| matches!(c, Change::SetTunnel(_)))
+    else {
+        panic!("no tunnel");
+    };
+    assert_eq!(*spec.local_selectors6, t.local_selectors6);
+    assert_eq!(*spec.remote_selectors6, t.remote_selectors6);
+
+    v["tunnels"][0]["traffic_selectors"]["remote"][0] = "2001:db8:2::1/48".into();
+    let e = parse(&v).unwrap_err();
+    assert_eq!(e.field, "tunnels[0].traffic_selectors.remote[0]");
+    assert!(e.reason.contains("did you mean 2001:db8:2::/48"), "{e}");
+
+    // IKE negotiates IPv4 selectors only: a tunnel it keys has no IPv6 ones.
+    v["tunnels"][0]["traffic_selectors"]["remote"][0] = "2001:db8:2::/48".into();
+    v["ike"] = serde_json::json!({
+        "gateways": [{"name": "gw-b", "local_address": "192.0.2.1", "remote_address": "192.0.2.2",
+                      "psk": "correct horse battery staple"}],
+        "vpns": [{"name": "vpn-b", "gateway": "gw-b", "bind_interface": "st0.0"}]});
+    let e = parse(&v).unwrap_err();
+    assert_eq!(e.field, "tunnels[0].traffic_selectors");
+    assert!(e.reason.contains("IPv4 selectors only"), "{e}");
 }

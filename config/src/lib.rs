@@ -25,7 +25,7 @@ pub use policies::{Policy, PolicyThen, ANY_PORTS};
 
 use channel::Direction;
 use channel::Mac;
-use channel::{KeyMaterial, Lifetime, Name, Prefixes};
+use channel::{KeyMaterial, Lifetime, Name, Prefixes, Prefixes6};
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Deserialize;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -165,12 +165,16 @@ pub struct Tunnel {
     pub encap: TunnelEncap,
     pub local_selectors: Prefixes,
     pub remote_selectors: Prefixes,
+    /// The IPv6 prefixes of `traffic_selectors`.
+    pub local_selectors6: Prefixes6,
+    pub remote_selectors6: Prefixes6,
 }
 
+/// Where a route sends: into a tunnel, or to a next hop of the route's family (`A`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteVia {
+pub enum RouteVia<A = Ipv4Addr> {
     Tunnel(Name),
-    Gateway { port: u16, via: Ipv4Addr },
+    Gateway { port: u16, via: A },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,13 +183,12 @@ pub struct Route {
     pub via: RouteVia,
 }
 
-/// An IPv6 route: to a next hop on an interface's IPv6 subnet (IPv6 into tunnels is not
-/// carried yet).
+/// An IPv6 route: into a tunnel (IPv6 in the tunnel's IPv4 ESP), or to a next hop on an
+/// interface's IPv6 subnet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route6 {
     pub prefix: Ipv6Net,
-    pub port: u16,
-    pub via: Ipv6Addr,
+    pub via: RouteVia<Ipv6Addr>,
 }
 
 #[derive(Debug, Clone)]

@@ -114,7 +114,7 @@ pub(super) fn routes(
     Ok((routes, routes6))
 }
 
-/// An IPv6 route: to a global next hop on an interface's IPv6 subnet.
+/// An IPv6 route: into a tunnel, or to a global next hop on an interface's IPv6 subnet.
 fn route6(
     i: usize,
     r: &RouteFile,
@@ -133,16 +133,19 @@ fn route6(
         );
     }
     let field = format!("routes[{i}].via");
-    if tunnel_names.contains_key(r.via.as_str()) {
-        return err(
-            field,
-            format!("{prefix}: IPv6 is not carried through tunnels yet; route it to a next hop"),
-        );
+    if let Some(&t) = tunnel_names.get(r.via.as_str()) {
+        return Ok(Route6 {
+            prefix,
+            via: RouteVia::Tunnel(t),
+        });
     }
     let via: Ipv6Addr = r.via.parse().or_else(|_| {
         err(
             &field,
-            format!("{:?} is not an IPv6 next hop for {prefix}", r.via),
+            format!(
+                "{:?} is neither a tunnel name nor an IPv6 next hop for {prefix}",
+                r.via
+            ),
         )
     })?;
     if is_link_local6(&via) {
@@ -165,7 +168,9 @@ fn route6(
     }
     Ok(Route6 {
         prefix,
-        port: ifc.port,
-        via,
+        via: RouteVia::Gateway {
+            port: ifc.port,
+            via,
+        },
     })
 }

@@ -1,9 +1,11 @@
 //! The `tunnels` section: route-based VPN tunnels (`st0.N`).
 
 use super::file::{DscpFile, TunnelFile};
-use super::{err, parse_ip, parse_name, parse_prefix, ConfigError, InterfaceConfig, Tunnel};
+use super::{
+    err, parse_ip, parse_name, parse_prefix, parse_prefix6, ConfigError, InterfaceConfig, Tunnel,
+};
 use crate::TunnelEncap;
-use channel::{Dscp, Prefixes, MAX_SELECTORS};
+use channel::{Dscp, Prefixes, Prefixes6, MAX_SELECTORS};
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
@@ -71,10 +73,21 @@ pub(super) fn tunnels(
             return err(field("ttl"), "must be at least 1");
         }
         let (mut local_selectors, mut remote_selectors) = (Prefixes::new(), Prefixes::new());
+        let (mut local_selectors6, mut remote_selectors6) = (Prefixes6::new(), Prefixes6::new());
         if let Some(s) = &t.traffic_selectors {
-            for (side, list, out) in [
-                ("local", &s.local, &mut local_selectors),
-                ("remote", &s.remote, &mut remote_selectors),
+            for (side, list, out, out6) in [
+                (
+                    "local",
+                    &s.local,
+                    &mut local_selectors,
+                    &mut local_selectors6,
+                ),
+                (
+                    "remote",
+                    &s.remote,
+                    &mut remote_selectors,
+                    &mut remote_selectors6,
+                ),
             ] {
                 if list.len() > MAX_SELECTORS {
                     return err(
@@ -84,7 +97,11 @@ pub(super) fn tunnels(
                 }
                 for (j, p) in list.iter().enumerate() {
                     let f = format!("tunnels[{i}].traffic_selectors.{side}[{j}]");
-                    out.push(parse_prefix(&f, p)?);
+                    if p.contains(':') {
+                        out6.push(parse_prefix6(&f, p)?);
+                    } else {
+                        out.push(parse_prefix(&f, p)?);
+                    }
                 }
             }
         }
@@ -101,6 +118,8 @@ pub(super) fn tunnels(
             },
             local_selectors,
             remote_selectors,
+            local_selectors6,
+            remote_selectors6,
         });
     }
     Ok(tunnels)

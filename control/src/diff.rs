@@ -53,8 +53,12 @@ pub fn diff(running: &[Change], candidate: &[Change]) -> Vec<Change> {
 }
 
 /// What a tunnel's SAs copy from it when they are made.
-fn copied(t: &channel::TunnelSpec) -> (&channel::Prefixes, &channel::Prefixes, Option<u16>) {
-    (&t.local_selectors, &t.remote_selectors, t.udp.map(|u| u.0))
+fn copied(t: &channel::TunnelSpec) -> impl PartialEq + '_ {
+    (
+        (&t.local_selectors, &t.remote_selectors),
+        (&t.local_selectors6, &t.remote_selectors6),
+        t.udp.map(|u| u.0),
+    )
 }
 
 #[cfg(test)]
@@ -156,6 +160,8 @@ mod tests {
                 ttl: 64,
                 local_selectors: Default::default(),
                 remote_selectors: Default::default(),
+                local_selectors6: Default::default(),
+                remote_selectors6: Default::default(),
             };
             t.remote_selectors.push(sel.parse().unwrap());
             Change::SetTunnel(t)

@@ -45,6 +45,9 @@ pub struct MainStats {
     /// those not sent for the rate limit.
     pub icmp_frag_needed_sent: Counter,
     pub icmp_errors_rate_limited: Counter,
+    /// ICMPv6 Packet Too Big sent for IPv6 packets too big for their tunnel (rate-limited
+    /// with the ICMP errors above).
+    pub icmpv6_packet_too_big_sent: Counter,
     /// Packets too big for their tunnel without DF, cut before encryption, and the fragments
     /// made of them; those that could not be (no buffer, or not a packet to cut).
     pub prefragmented: Counter,
@@ -68,7 +71,7 @@ pub struct MainStats {
 }
 
 impl MainStats {
-    pub fn fields(&self) -> [(&'static str, u64); 25] {
+    pub fn fields(&self) -> [(&'static str, u64); 26] {
         [
             ("arp_requests_sent", self.arp_requests_sent.get()),
             ("arp_replies_sent", self.arp_replies_sent.get()),
@@ -87,6 +90,10 @@ impl MainStats {
             ("icmp_echo_replies", self.icmp_echo_replies.get()),
             ("icmpv6_echo_replies", self.icmpv6_echo_replies.get()),
             ("icmp_frag_needed_sent", self.icmp_frag_needed_sent.get()),
+            (
+                "icmpv6_packet_too_big_sent",
+                self.icmpv6_packet_too_big_sent.get(),
+            ),
             (
                 "icmp_errors_rate_limited",
                 self.icmp_errors_rate_limited.get(),
@@ -266,6 +273,13 @@ impl MainLcore {
                     self.inject(worker, m);
                 }
             }
+            Some(Punt::TooBig6 { mtu }) => {
+                if self.packet_too_big(&mut m, mtu) {
+                    self.stats.icmpv6_packet_too_big_sent.inc();
+                    m.set_port(INJECT_ROUTE);
+                    self.inject(worker, m);
+                }
+            }
             Some(Punt::Fragment { mtu }) => self.prefragment(worker, &m, mtu, pool),
             Some(Punt::Reassemble) => self.reassemble(worker, &m, pool),
             Some(Punt::Local) | None => self.stats.local_dropped.inc(),
@@ -357,12 +371,7 @@ impl MainLcore {
     /// sender gets (from our address on its subnet, else our first), as an IPv4 packet ready
     /// to be routed; false if none is due (the rate limit, or RFC 1122's exceptions).
     fn frag_needed(&mut self, m: &mut Mbuf, mtu: u16) -> bool {
-        let now = Instant::now();
-        if now.duration_since(self.icmp_budget.1) >= Duration::from_secs(1) {
-            self.icmp_budget = (ICMP_ERRORS_PER_SECOND, now);
-        }
-        if self.icmp_budget.0 == 0 {
-            self.stats.icmp_errors_rate_limited.inc();
+        if !self.icmp_budget_left() {
             return false;
         }
         let Some(packet) = m.data().get(ethernet::HEADER_LEN..) else {
@@ -396,6 +405,20 @@ impl MainLcore {
         };
         dst.copy_from_slice(&out[..n]);
         self.icmp_budget.0 -= 1;
+        true
+    }
+
+    /// Whether the rate limit of ICMP and ICMPv6 errors leaves one to send now (counted if
+    /// not); a sender takes it from `icmp_budget.0` once the error is made.
+    fn icmp_budget_left(&mut self) -> bool {
+        let now = Instant::now();
+        if now.duration_since(self.icmp_budget.1) >= Duration::from_secs(1) {
+            self.icmp_budget = (ICMP_ERRORS_PER_SECOND, now);
+        }
+        if self.icmp_budget.0 == 0 {
+            self.stats.icmp_errors_rate_limited.inc();
+            return false;
+        }
         true
     }
 

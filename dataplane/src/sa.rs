@@ -8,32 +8,53 @@ use crate::esp::crypto::{self, Backend, Cipher, CryptoError, KeyMaterial, Op, SA
 use crate::esp::outer::{OuterTemplate, TunnelEncap};
 use crate::esp::replay::ReplayWindow;
 use channel::Lifetime;
-use ipnet::Ipv4Net;
-use std::net::Ipv4Addr;
+use ipnet::{Ipv4Net, Ipv6Net};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub use channel::Direction;
 
-/// Inner addresses a tunnel carries; an empty list means any.
+/// Inner addresses a tunnel carries, per side and family. A side with no prefix of either
+/// family admits any address; one with some admits only those (a side of IPv4 prefixes only
+/// admits no IPv6, and the other way round).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selectors {
-    /// Boxed slices, not vectors: 16 bytes each in the SA's cache lines.
+    /// Boxed slices, not vectors: the four fill one cache line.
     pub local: Box<[Ipv4Net]>,
     pub remote: Box<[Ipv4Net]>,
+    pub local6: Box<[Ipv6Net]>,
+    pub remote6: Box<[Ipv6Net]>,
 }
 
 impl Selectors {
-    /// Does a decrypted packet from `src` to `dst` belong to this tunnel?
+    /// Does a decrypted IPv4 packet from `src` to `dst` belong to this tunnel?
     #[inline(always)]
     pub fn admits_inbound(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
         // `Ipv4Net::contains` on the integers (the address agrees with the network under the
-        // mask): about 25 instructions less per decrypted packet than its range compare.
-        let has = |l: &[Ipv4Net], a: Ipv4Addr| {
+        // mask): about 25 instructions less per decrypted packet than its range compare. The
+        // other family's list is read only when this one is empty.
+        let has = |l: &[Ipv4Net], other: usize, a: Ipv4Addr| {
             let a = u32::from(a);
-            l.is_empty()
+            (l.is_empty() && other == 0)
                 || l.iter()
                     .any(|n| (a ^ u32::from(n.network())) & u32::from(n.netmask()) == 0)
         };
-        has(&self.remote, src) && has(&self.local, dst)
+        has(&self.remote, self.remote6.len(), src) && has(&self.local, self.local6.len(), dst)
+    }
+
+    /// The same for a decrypted IPv6 packet.
+    #[inline]
+    pub fn admits_inbound6(&self, src: &Ipv6Addr, dst: &Ipv6Addr) -> bool {
+        let has = |l: &[Ipv6Net], other: usize, a: &Ipv6Addr| {
+            (l.is_empty() && other == 0) || l.iter().any(|n| n.contains(a))
+        };
+        has(&self.remote6, self.remote.len(), src) && has(&self.local6, self.local.len(), dst)
+    }
+
+    fn is_any(&self) -> bool {
+        self.local.is_empty()
+            && self.remote.is_empty()
+            && self.local6.is_empty()
+            && self.remote6.is_empty()
     }
 }
 
@@ -428,7 +449,7 @@ impl InboundSa {
     ) -> Result<InboundSa, CryptoError> {
         let limit = |l: Lifetime| (l.packets.unwrap_or(u64::MAX), l.bytes.unwrap_or(u64::MAX));
         let (soft, hard) = (limit(p.soft), limit(p.hard));
-        let any = p.selectors.local.is_empty() && p.selectors.remote.is_empty();
+        let any = p.selectors.is_any();
         Ok(InboundSa {
             crypto: SaCrypto::new(p.spi, p.esn, keys, Op::Open, backend)?,
             local: p.local,
@@ -452,6 +473,14 @@ impl InboundSa {
         self.selectors
             .as_deref()
             .is_none_or(|s| s.admits_inbound(src, dst))
+    }
+
+    /// Does a decrypted IPv6 packet from `src` to `dst` belong to this SA's tunnel?
+    #[inline]
+    pub fn admits6(&self, src: &Ipv6Addr, dst: &Ipv6Addr) -> bool {
+        self.selectors
+            .as_deref()
+            .is_none_or(|s| s.admits_inbound6(src, dst))
     }
 
     /// Writes the replay window's top into the SA's counters, where the main lcore publishes

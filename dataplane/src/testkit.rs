@@ -55,6 +55,8 @@ pub fn tunnel_spec(name: &str, local: Ipv4Addr, remote: Ipv4Addr) -> channel::Tu
         ttl: 64,
         local_selectors: Default::default(),
         remote_selectors: Default::default(),
+        local_selectors6: Default::default(),
+        remote_selectors6: Default::default(),
     }
 }
 

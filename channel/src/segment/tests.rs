@@ -212,3 +212,39 @@ fn grants_are_read_back_by_the_next_start() {
     );
     assert!(Segment::previous_grants(&dir.0.join("none")).is_empty());
 }
+
+/// The largest tunnel change (a 32-byte name, every selector list full, IPv6 among them)
+/// fits a command slot of the default layout.
+#[test]
+fn the_largest_tunnel_fits_a_command_slot() {
+    let v4: ipnet::Ipv4Net = "10.255.255.0/24".parse().unwrap();
+    let v6: ipnet::Ipv6Net = "2001:db8:ffff:ffff:ffff:ffff:ffff:ff00/120"
+        .parse()
+        .unwrap();
+    let spec = crate::TunnelSpec {
+        name: Name::new(&"t".repeat(32)).unwrap(),
+        local: "192.0.2.1".parse().unwrap(),
+        remote: "198.51.100.2".parse().unwrap(),
+        dynamic: false,
+        tcp_mss: Some(u16::MAX),
+        mtu: Some(u16::MAX),
+        udp: Some((u16::MAX, u16::MAX)),
+        df: crate::DfPolicy::Set,
+        dscp: crate::Dscp::Set(63),
+        ttl: 255,
+        local_selectors: [v4; crate::MAX_SELECTORS].into(),
+        remote_selectors: [v4; crate::MAX_SELECTORS].into(),
+        local_selectors6: Box::new([v6; crate::MAX_SELECTORS].into()),
+        remote_selectors6: Box::new([v6; crate::MAX_SELECTORS].into()),
+    };
+    let msg = Command::Change {
+        id: u64::MAX,
+        change: Change::SetTunnel(spec),
+    };
+    let len = postcard::to_stdvec(&msg).unwrap().len();
+    assert!(len > 600, "every list encoded: {len}");
+    assert!(
+        len <= Layout::default().rings[0].max_message(),
+        "{len} bytes"
+    );
+}

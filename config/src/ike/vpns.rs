@@ -125,6 +125,16 @@ pub(super) fn vpns(
                     ),
                 );
             }
+            if !(tunnel.local_selectors6.is_empty() && tunnel.remote_selectors6.is_empty()) {
+                return err(
+                    format!("tunnels[{t}].traffic_selectors"),
+                    format!(
+                        "{} is keyed by IKE (ike.vpns[{i}]), which negotiates IPv4 selectors \
+                         only: leave IPv6 prefixes out",
+                        tunnel.name
+                    ),
+                );
+            }
             if tunnel.encap.udp.is_some() {
                 return err(
                     format!("tunnels[{t}].udp_encap"),
@@ -210,6 +220,8 @@ fn policy_children(
             },
             local_selectors: p.source.clone(),
             remote_selectors: p.destination.clone(),
+            local_selectors6: Default::default(),
+            remote_selectors6: Default::default(),
         });
         children.push(VpnChild {
             tunnel: p.name,

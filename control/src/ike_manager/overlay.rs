@@ -44,6 +44,9 @@ impl IkeManager {
                         .into_iter()
                         .take(channel::MAX_SELECTORS)
                         .collect();
+                    // IKE negotiates IPv4 selectors only: the tunnel carries no IPv6.
+                    t.local_selectors6.clear();
+                    t.remote_selectors6.clear();
                 }
             }
             for c in e.sa.children() {

@@ -97,6 +97,16 @@ impl ControlState {
         Ok(())
     }
 
+    /// Our IPv6 address an ICMPv6 error to `to` leaves from: the one on its subnet, else the
+    /// first interface's (by name).
+    pub fn source6_for(&self, to: &Ipv6Addr) -> Option<Ipv6Addr> {
+        let ours = || self.interfaces.values().filter_map(|i| i.ipv6);
+        ours()
+            .find(|n| n.trunc().contains(to))
+            .or_else(|| ours().next())
+            .map(|n| n.addr())
+    }
+
     /// The interface whose IPv6 subnet holds `a`.
     pub(super) fn on_subnet6(&self, a: &Ipv6Addr) -> Option<Interface> {
         self.interfaces.values().find(|i| i.on_link6(a)).copied()
@@ -148,10 +158,14 @@ impl ControlState {
         }
         let a = match via {
             RouteVia::Tunnel(name) => {
-                return refuse(
-                    what,
-                    format!("IPv6 is not carried through tunnels yet (tunnel {name})"),
-                )
+                let Some(t) = self.tunnels.get(&name) else {
+                    return refuse(what, format!("no tunnel named {name}"));
+                };
+                let target = Target6::Tunnel { tunnel: t.id };
+                self.route6_slot(&what, &prefix)?;
+                self.routes6.insert(prefix, (target, RouteOrigin::Static));
+                self.broadcast(g, || Cmd::AddRoute6 { prefix, target });
+                return Ok(());
             }
             RouteVia::Gateway(IpAddr::V4(a)) => {
                 return refuse(what, format!("next hop {a} is not IPv6"))
@@ -170,7 +184,20 @@ impl ControlState {
         if i.has_ipv6(&a) {
             return refuse(what, format!("next hop {a} is our own address"));
         }
-        if !self.routes6.contains_key(&prefix)
+        self.route6_slot(&what, &prefix)?;
+        let target = Target6::Gateway {
+            port: i.port,
+            via: a,
+        };
+        self.routes6.insert(prefix, (target, RouteOrigin::Static));
+        self.broadcast(g, || Cmd::AddRoute6 { prefix, target });
+        self.want(i.port, a.into());
+        Ok(())
+    }
+
+    /// Refuses a new route when the workers' IPv6 table is full.
+    fn route6_slot(&self, what: &str, prefix: &Ipv6Net) -> Result<(), ChangeError> {
+        if !self.routes6.contains_key(prefix)
             && self.routes6.len() >= self.capacity.routes6 as usize
         {
             return refuse(
@@ -181,13 +208,6 @@ impl ControlState {
                 ),
             );
         }
-        let target = Target6::Gateway {
-            port: i.port,
-            via: a,
-        };
-        self.routes6.insert(prefix, (target, RouteOrigin::Static));
-        self.broadcast(g, || Cmd::AddRoute6 { prefix, target });
-        self.want(i.port, a.into());
         Ok(())
     }
 

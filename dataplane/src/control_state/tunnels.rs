@@ -6,10 +6,10 @@ use super::{refuse, ChangeError, ControlState, TunnelRec};
 use crate::anchor::Peer;
 use crate::esp::outer::TunnelEncap;
 use crate::forward::handoff::MAX_TUNNEL_ID;
-use crate::forward::{Target, WorkerCommand as Cmd, WorkerIndex};
+use crate::forward::{Target, Target6, WorkerCommand as Cmd, WorkerIndex};
 use crate::sa::Selectors;
-use channel::{Name, Prefixes, TunnelSpec};
-use ipnet::Ipv4Net;
+use channel::{Name, TunnelSpec};
+use ipnet::IpNet;
 
 impl ControlState {
     pub(super) fn set_tunnel(&mut self, spec: TunnelSpec, g: u64) -> Result<(), ChangeError> {
@@ -41,6 +41,8 @@ impl ControlState {
         let selectors = Selectors {
             local: prefixes(&what, &spec.local_selectors)?,
             remote: prefixes(&what, &spec.remote_selectors)?,
+            local6: prefixes(&what, &spec.local_selectors6)?,
+            remote6: prefixes(&what, &spec.remote_selectors6)?,
         };
         let encap = TunnelEncap {
             local: spec.local,
@@ -70,8 +72,8 @@ impl ControlState {
             let has_sas = t.outbound.is_some() || !t.inbound.is_empty();
             let copied = |s: &TunnelSpec| {
                 (
-                    s.local_selectors.clone(),
-                    s.remote_selectors.clone(),
+                    (s.local_selectors.clone(), s.remote_selectors.clone()),
+                    (s.local_selectors6.clone(), s.remote_selectors6.clone()),
                     s.udp.map(|u| u.0),
                 )
             };
@@ -237,6 +239,13 @@ impl ControlState {
         {
             return refuse(what, format!("route {p} points at it"));
         }
+        if let Some((p, _)) = self
+            .routes6
+            .iter()
+            .find(|(_, (t, _))| *t == Target6::Tunnel { tunnel: id })
+        {
+            return refuse(what, format!("route {p} points at it"));
+        }
         if let Some(p) = self.policy_into(name) {
             return refuse(what, format!("policy {p} sends into it"));
         }
@@ -266,12 +275,14 @@ impl ControlState {
     }
 }
 
-/// Traffic selectors as the SA checks them: each a prefix without host bits.
-fn prefixes(what: &str, p: &Prefixes) -> Result<Box<[Ipv4Net]>, ChangeError> {
-    for n in p {
+/// Traffic selectors of either family as the SA checks them: each a prefix without host
+/// bits.
+fn prefixes<N: Copy + Into<IpNet>>(what: &str, p: &[N]) -> Result<Box<[N]>, ChangeError> {
+    for &n in p {
+        let n: IpNet = n.into();
         if n.addr() != n.network() {
             return refuse(what, format!("traffic selector {n} has host bits set"));
         }
     }
-    Ok(p.iter().copied().collect())
+    Ok(p.into())
 }

@@ -5,7 +5,7 @@ use super::Prepared;
 use crate::packet::PacketBuf;
 use crate::sa::InboundSa;
 use crate::wire::esp::{self, ICV_LEN, IV_LEN, TRAILER_LEN};
-use crate::wire::ipv4;
+use crate::wire::{ipv4, ipv6};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecapError {
@@ -14,11 +14,11 @@ pub enum DecapError {
     Replay(ReplayError),
     /// The ICV did not verify.
     Auth,
-    /// Pad length or padding bytes wrong, or a next header other than IPv4.
+    /// Pad length or padding bytes wrong, or a next header other than IPv4 or IPv6.
     BadTrailer,
     /// A dummy packet (next header 59, RFC 4303 section 2.6): dropped by design.
     Dummy,
-    /// The decrypted payload is not a valid IPv4 packet.
+    /// The decrypted payload is not a valid IPv4 (IPv6) packet, as its next header said.
     BadInner,
     /// The inner packet is outside the SA's traffic selectors.
     TsCheckFail,
@@ -27,8 +27,8 @@ pub enum DecapError {
 }
 
 /// Verifies, decrypts and strips the ESP packet that starts `esp_off` bytes into `buf`
-/// (which holds the whole outer packet). On success `buf` holds exactly the inner IPv4
-/// packet. The replay window advances only once the ICV has verified. The dataplane runs the
+/// (which holds the whole outer packet). On success `buf` holds exactly the inner IPv4 or
+/// IPv6 packet. The replay window advances only once the ICV has verified. The dataplane runs the
 /// same three steps with the open batched per SA.
 pub fn decap<B: PacketBuf>(
     sa: &mut InboundSa,
@@ -65,15 +65,24 @@ pub fn prepare<B: PacketBuf>(
     })
 }
 
+/// What a decapsulation left in the buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inner {
+    /// An IPv4 packet, with its checked header.
+    Ipv4(ipv4::Summary),
+    /// An IPv6 packet (next header 41), its fixed header checked.
+    Ipv6,
+}
+
 /// After the ICV verified: advance the replay window, check the trailer, the inner packet and
-/// the selectors, and strip everything but the inner packet, whose checked header it returns.
+/// the selectors, and strip everything but the inner packet, which it says the kind of.
 #[inline(always)]
 pub fn finish<B: PacketBuf>(
     sa: &mut InboundSa,
     buf: &mut B,
     esp_off: usize,
     seq: u64,
-) -> Result<ipv4::Summary, DecapError> {
+) -> Result<Inner, DecapError> {
     sa.replay.accept(seq).map_err(DecapError::Replay)?;
     let front = esp_off + esp::HEADER_LEN + IV_LEN;
     let data = buf.data();
@@ -97,25 +106,37 @@ pub fn finish<B: PacketBuf>(
     {
         return Err(DecapError::BadTrailer);
     }
-    match next_header {
-        ipv4::PROTO_IPV4 => {}
-        ipv4::PROTO_NONE => return Err(DecapError::Dummy),
-        _ => return Err(DecapError::BadTrailer),
-    }
     // The inner packet may be followed by TFC padding (RFC 4303 section 2.4): its own
     // total length says where it ends. Its header checksum is not checked: the ICV has just
     // authenticated every byte of it as the peer sent it (VPP, too, routes decrypted packets
     // through ip4-input-no-checksum).
-    let inner = ipv4::Packet::new_checked(&pt[..body_len]).map_err(|_| DecapError::BadInner)?;
-    if !sa.admits(inner.src(), inner.dst()) {
-        return Err(DecapError::TsCheckFail);
-    }
-    let inner_len = inner.total_len();
-    let summary = inner.summary();
+    let (inner_len, kind) = match next_header {
+        ipv4::PROTO_IPV4 => {
+            let p = ipv4::Packet::new_checked(&pt[..body_len]).map_err(|_| DecapError::BadInner)?;
+            if !sa.admits(p.src(), p.dst()) {
+                return Err(DecapError::TsCheckFail);
+            }
+            (p.total_len(), Inner::Ipv4(p.summary()))
+        }
+        ipv4::PROTO_IPV6 => (ipv6_inner(sa, &pt[..body_len])?, Inner::Ipv6),
+        ipv4::PROTO_NONE => return Err(DecapError::Dummy),
+        _ => return Err(DecapError::BadTrailer),
+    };
     let back = buf.len() - front - inner_len;
     if !(buf.adj(front) && buf.trim(back)) {
         return Err(DecapError::BadHeader);
     }
     sa.carried(inner_len as u64);
-    Ok(summary)
+    Ok(kind)
+}
+
+/// Checks a decrypted IPv6 packet (its fixed header and the SA's selectors) and returns its
+/// length, apart from IPv4's path.
+#[inline(never)]
+fn ipv6_inner(sa: &InboundSa, body: &[u8]) -> Result<usize, DecapError> {
+    let p = ipv6::Packet::new_checked(body).map_err(|_| DecapError::BadInner)?;
+    if !sa.admits6(&p.src(), &p.dst()) {
+        return Err(DecapError::TsCheckFail);
+    }
+    Ok(p.total_len())
 }

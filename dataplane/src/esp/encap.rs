@@ -4,7 +4,7 @@ use super::Prepared;
 use crate::packet::PacketBuf;
 use crate::sa::{OutboundSa, SeqStop};
 use crate::wire::esp::{self, ICV_LEN, IV_LEN, TRAILER_LEN};
-use crate::wire::ipv4;
+use crate::wire::{ipv4, ipv6};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EncapError {
@@ -16,8 +16,8 @@ pub enum EncapError {
     SeqLease,
     /// Not enough head- or tailroom in the buffer.
     NoRoom,
-    /// The buffer does not start with an IPv4 header.
-    NotIpv4,
+    /// The buffer starts with neither an IPv4 nor an IPv6 header.
+    NotIp,
     /// The outer packet would not fit the MTU of the way out.
     ExceedsMtu,
     Crypto,
@@ -45,8 +45,8 @@ pub fn tunnel_mtu(sa: &OutboundSa, mtu: usize) -> usize {
         .min(sa.outer.inner_mtu())
 }
 
-/// Wraps the IPv4 packet that fills `buf` into outer IPv4 [+ UDP] + ESP, encrypting it in
-/// place. On success `buf` holds the outer IPv4 packet; on error it is unchanged except for
+/// Wraps the IPv4 or IPv6 packet that fills `buf` into outer IPv4 [+ UDP] + ESP, encrypting it
+/// in place. On success `buf` holds the outer IPv4 packet; on error it is unchanged except for
 /// `Crypto`, after which it must be dropped. The dataplane itself runs `prepare` per packet and
 /// the seal per SA batch; this is the same for one packet.
 pub fn encap<B: PacketBuf>(sa: &mut OutboundSa, buf: &mut B) -> Result<(), EncapError> {
@@ -72,13 +72,21 @@ pub fn prepare<B: PacketBuf>(
     link_len: usize,
     mtu: usize,
 ) -> Result<Prepared, EncapError> {
-    let (inner_len, inner_tos, inner_flags) = match *buf.data() {
-        [b0, tos, _, _, _, _, flags, ..] if b0 >> 4 == 4 => (buf.len(), tos, flags),
-        _ => return Err(EncapError::NotIpv4),
+    let inner_len = buf.len();
+    // The TOS (IPv6: the traffic class) and the flags byte the outer DSCP, ECN and DF are
+    // taken from, and the next header. IPv6 has no DF bit, but routers never fragment it: a
+    // "copy" of that is DF set (the tunnel's `df: "clear"` lets the outer be cut).
+    let (inner_tos, inner_flags, next) = match *buf.data() {
+        [b0, tos, _, _, _, _, flags, ..] if b0 >> 4 == 4 && inner_len >= ipv4::MIN_HEADER_LEN => {
+            (tos, flags, ipv4::PROTO_IPV4)
+        }
+        [b0, b1, ..] if b0 >> 4 == 6 && inner_len >= ipv6::HEADER_LEN => (
+            b0 << 4 | b1 >> 4,
+            (ipv4::FLAG_DF >> 8) as u8,
+            ipv4::PROTO_IPV6,
+        ),
+        _ => return Err(EncapError::NotIp),
     };
-    if inner_len < ipv4::MIN_HEADER_LEN {
-        return Err(EncapError::NotIpv4);
-    }
     let pad = esp::pad_len(inner_len);
     let tail = pad + TRAILER_LEN + ICV_LEN;
     let front = overhead_front(sa);
@@ -106,7 +114,7 @@ pub fn prepare<B: PacketBuf>(
     }
     if let Some([p, nh]) = t.get_mut(pad..pad + TRAILER_LEN) {
         *p = pad as u8;
-        *nh = ipv4::PROTO_IPV4;
+        *nh = next;
     }
 
     let esp_len = esp::HEADER_LEN + IV_LEN + inner_len + tail;

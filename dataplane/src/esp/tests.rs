@@ -286,8 +286,8 @@ fn encap_without_room_or_sequence_numbers_changes_nothing() {
     let mut buf = VecBuf::new(&inner);
     assert_eq!(encap(&mut sa, &mut buf), Err(EncapError::SeqExhausted));
     assert_eq!(buf.data(), &inner[..]);
-    let mut buf = VecBuf::new(&[0x60; 40]);
-    assert_eq!(encap(&mut sa, &mut buf), Err(EncapError::NotIpv4));
+    let mut buf = VecBuf::new(&[0x50; 40]);
+    assert_eq!(encap(&mut sa, &mut buf), Err(EncapError::NotIp));
 }
 
 #[test]
@@ -337,8 +337,12 @@ fn bad_trailers_dummies_and_bad_inner_packets() {
     let cases = [
         (wrong_pad, DecapError::BadTrailer),
         (long_pad, DecapError::BadTrailer),
-        (trailer(&inner, 41), DecapError::BadTrailer),
+        (trailer(&inner, 17), DecapError::BadTrailer),
         (trailer(&inner, 59), DecapError::Dummy),
+        // IPv4 said to be IPv6, and IPv6 said to be IPv4.
+        (trailer(&inner, 41), DecapError::BadInner),
+        (trailer(&ipv6_packet(8), 4), DecapError::BadInner),
+        (trailer(&ipv6_packet(8)[..47], 41), DecapError::BadInner),
         (trailer(&[0x45; 10], 4), DecapError::BadInner),
         (trailer(&[0x46; 24], 4), DecapError::BadInner), // IHL 6, total length 0x4646
     ];
@@ -353,6 +357,67 @@ fn bad_trailers_dummies_and_bad_inner_packets() {
             "errors do not count toward the SA's lifetime"
         );
     }
+}
+
+/// An IPv6 packet (2001:db8:1::10 -> 2001:db8:2::10, no next header) with `n` bytes of
+/// payload.
+fn ipv6_packet(n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; 40];
+    crate::wire::ipv6::Repr {
+        traffic_class: 0x2e,
+        next_header: 59,
+        hop_limit: 9,
+        src: "2001:db8:1::10".parse().unwrap(),
+        dst: "2001:db8:2::10".parse().unwrap(),
+        payload_len: n,
+    }
+    .emit((&mut v[..]).try_into().unwrap());
+    v.extend((0..n).map(|i| i as u8));
+    v
+}
+
+/// IPv6 in tunnel mode (next header 41) both ways against the oracle: sealed with the traffic
+/// class's DSCP and ECN outside and DF set, opened to exactly the inner packet (TFC padding
+/// after it cut), and refused by an SA whose selectors are IPv4 prefixes.
+#[test]
+fn ipv6_inner_packets_with_next_header_41() {
+    let inner = ipv6_packet(30);
+    let mut sa = outbound(Algorithm::Aes128Gcm, false, tunnel(None));
+    let mut buf = VecBuf::new(&inner);
+    encap(&mut sa, &mut buf).unwrap();
+    let out = buf.data().to_vec();
+    assert_eq!((out[1], out[6] & 0x40), (0x2e, 0x40));
+    let pt = oracle_open(
+        Algorithm::Aes128Gcm,
+        &[&keymat(Algorithm::Aes128Gcm, 0).salt()[..], &out[28..36]].concat(),
+        &[&out[20..24], &out[24..28]].concat(),
+        &out[36..],
+    )
+    .unwrap();
+    assert_eq!(pt, trailer(&inner, 41));
+
+    let mut padded = inner.clone();
+    padded.extend_from_slice(&[0; 6]); // TFC padding
+    let esp = oracle_esp(
+        Algorithm::Aes128Gcm,
+        0x1001,
+        1,
+        false,
+        &trailer(&padded, 41),
+    );
+    let mut buf = VecBuf::new(&outer_packet(&esp, false));
+    let mut isa = inbound(Algorithm::Aes128Gcm, false, false, 64);
+    decap(&mut isa, &mut buf, 20).unwrap();
+    assert_eq!(buf.data(), &inner[..]);
+    assert_eq!(isa.counters.packets.get(), 1);
+
+    let mut buf = VecBuf::new(&outer_packet(&esp, false));
+    let mut isa = inbound(Algorithm::Aes128Gcm, false, false, 64);
+    isa.selectors = Some(Box::new(Selectors {
+        local: Box::new(["10.2.0.0/16".parse().unwrap()]),
+        ..Default::default()
+    }));
+    assert_eq!(decap(&mut isa, &mut buf, 20), Err(DecapError::TsCheckFail));
 }
 
 /// The ICV authenticates the inner packet as the peer sent it: a wrong inner header checksum
@@ -419,6 +484,34 @@ proptest! {
         encap(&mut o, &mut buf).unwrap();
         prop_assert_eq!(decap(&mut i, &mut buf, if udp { 28 } else { 20 }), Ok(()));
         prop_assert_eq!(buf.data(), &inner[..]);
+    }
+
+    #[test]
+    fn ipv6_encap_then_decap_restores_the_inner_packet(len in 0usize..1400, udp: bool) {
+        let inner = ipv6_packet(len);
+        let t = tunnel(if udp { Some((4500, 4500)) } else { None });
+        let mut o = outbound(Algorithm::Aes128Gcm, false, t);
+        let mut i = inbound(Algorithm::Aes128Gcm, false, udp, 64);
+        let mut buf = VecBuf::new(&inner);
+        encap(&mut o, &mut buf).unwrap();
+        prop_assert_eq!(decap(&mut i, &mut buf, if udp { 28 } else { 20 }), Ok(()));
+        prop_assert_eq!(buf.data(), &inner[..]);
+    }
+
+    /// Whatever an authenticated payload holds, with any next header, decap ends in an
+    /// error or exactly one inner packet of the family the next header names.
+    #[test]
+    fn any_authenticated_payload_is_handled(body in prop::collection::vec(any::<u8>(), 0..120),
+                                           nh in prop::sample::select(vec![4u8, 41, 59, 17])) {
+        let pt = trailer(&body, nh);
+        let esp = oracle_esp(Algorithm::Aes128Gcm, 0x1001, 1, false, &pt);
+        let mut buf = VecBuf::new(&outer_packet(&esp, false));
+        let mut sa = inbound(Algorithm::Aes128Gcm, false, false, 64);
+        if decap(&mut sa, &mut buf, 20).is_ok() {
+            let version = buf.data()[0] >> 4;
+            prop_assert_eq!(version, if nh == 41 { 6 } else { 4 });
+            prop_assert!(body.starts_with(buf.data()));
+        }
     }
 
     #[test]

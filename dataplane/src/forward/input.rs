@@ -7,6 +7,7 @@ use super::handoff::Resume;
 use super::policy::{Action, Key};
 use super::{Forwarder, Punt, Target, Verdict, NO_OWNER};
 use crate::counters::Stat;
+use crate::esp::decap::Inner;
 use crate::esp::{self, DecapError};
 use crate::packet::PacketBuf;
 use crate::wire::ethernet::{self, Mac};
@@ -361,7 +362,10 @@ impl Forwarder {
         if mss != 0 {
             super::output::clamp_mss(buf, mss);
         }
-        // Checked by the decapsulation, its checksum authenticated by the ICV.
-        self.ip_lookup(buf, inner, Origin::Decrypted)
+        match inner {
+            // Checked by the decapsulation, its checksum authenticated by the ICV.
+            Inner::Ipv4(h) => self.ip_lookup(buf, h, Origin::Decrypted),
+            Inner::Ipv6 => self.ipv6_input(buf, Origin::Decrypted),
+        }
     }
 }

@@ -1,8 +1,10 @@
 //! IPv6 through a worker, as a router takes it: input (the header checked, padding cut),
 //! neighbor discovery and local delivery to the main lcore, and forwarding between interfaces
 //! (hop limit decremented, next hop resolved by neighbor discovery). A frame's ethertype sends
-//! it here once (`receive`), so none of this is on IPv4's per-packet path. IPv6 is not carried
-//! through tunnels yet.
+//! it here once (`receive`), so none of this is on IPv4's per-packet path. A route into a
+//! tunnel hands the packet to the tunnel's output (`output`), which wraps it in the tunnel's
+//! IPv4 ESP as it does IPv4 (next header 41); decrypted IPv6 comes back here
+//! (`Origin::Decrypted`).
 
 use super::input::Origin;
 use super::{Event, Forwarder, Punt, Target6, Verdict};
@@ -46,8 +48,13 @@ impl Forwarder {
             };
         }
         let target = match self.tables.route6(&dst) {
-            Some(Target6::Local) if origin == Origin::Wire => return self.local_ipv6(buf),
-            Some(Target6::Local) => return self.drop(Stat::NoRoute),
+            Some(Target6::Local) => {
+                return match origin {
+                    Origin::Wire => self.local_ipv6(buf),
+                    Origin::Decrypted => self.local_decrypted6(buf),
+                    Origin::Local => self.drop(Stat::NoRoute),
+                }
+            }
             // A link-local address means something only on its own link.
             _ if ipv6::is_link_local(&src) || ipv6::is_link_local(&dst) => {
                 return self.drop(Stat::Ipv6NotForwarded)
@@ -95,6 +102,26 @@ impl Forwarder {
         self.punt_ipv6(buf, if nd { Punt::Nd } else { Punt::Local })
     }
 
+    /// A packet a tunnel delivered to one of our addresses (an echo request from behind the
+    /// peer): to the main lcore in a blank frame, as `Local` only, never neighbor discovery,
+    /// which belongs to a link.
+    #[cold]
+    fn local_decrypted6<B: PacketBuf>(&mut self, buf: &mut B) -> Verdict {
+        let Some(h) = buf
+            .prepend(ethernet::HEADER_LEN)
+            .and_then(|h| h.first_chunk_mut())
+        else {
+            return self.drop(Stat::NoBufferRoom);
+        };
+        ethernet::Repr {
+            dst: Mac::default(),
+            src: Mac::default(),
+            ethertype: ethernet::ETHERTYPE_IPV6,
+        }
+        .emit(h);
+        self.punt(Punt::Local)
+    }
+
     /// Gives a received IPv6 packet to the main lcore with its frame's header, still in the
     /// headroom, in front again.
     fn punt_ipv6<B: PacketBuf>(&mut self, buf: &mut B, why: Punt) -> Verdict {
@@ -104,8 +131,8 @@ impl Forwarder {
         self.punt(why)
     }
 
-    /// Forwards a routed packet to its next hop: the hop limit lowered (not for what the
-    /// gateway originates), the neighbor's MAC from the table or asked for.
+    /// Forwards a routed packet to its next hop or into a tunnel: the hop limit lowered (not
+    /// for what the gateway originates), the neighbor's MAC from the table or asked for.
     fn forward_ipv6<B: PacketBuf>(
         &mut self,
         buf: &mut B,
@@ -126,6 +153,7 @@ impl Forwarder {
         let (port, next_hop) = match target {
             Target6::Connected { port } => (port, dst),
             Target6::Gateway { port, via } => (port, via),
+            Target6::Tunnel { tunnel } => return self.tunnel_output(buf, tunnel),
             Target6::Local => return self.drop(Stat::NoRoute),
         };
         let (mac, ask) = self.tables.neighbor6(&next_hop, self.now_ms);

@@ -102,6 +102,10 @@ pub enum Target6 {
         port: u16,
         via: Ipv6Addr,
     },
+    /// Into a route-based VPN (`st0.N`): IPv6 in the tunnel's IPv4 ESP (next header 41).
+    Tunnel {
+        tunnel: TunnelId,
+    },
     /// One of the gateway's own addresses.
     Local,
 }
@@ -146,6 +150,9 @@ pub enum Punt {
     /// IPv6 neighbor discovery: a solicitation for one of our addresses, or an advertisement
     /// to us (`nd`).
     Nd,
+    /// An IPv6 packet too big for its tunnel: its sender is sent an ICMPv6 Packet Too Big with
+    /// the tunnel's `mtu` (at least 1280, RFC 8200 section 5); IPv6 is never fragmented here.
+    TooBig6 { mtu: u16 },
 }
 
 impl Punt {
@@ -160,6 +167,7 @@ impl Punt {
             Punt::Fragment { mtu } => 5 | u32::from(mtu) << 8,
             Punt::Reassemble => 6,
             Punt::Nd => 7,
+            Punt::TooBig6 { mtu } => 8 | u32::from(mtu) << 8,
         }
     }
 
@@ -177,6 +185,9 @@ impl Punt {
             }),
             6 => Some(Punt::Reassemble),
             7 => Some(Punt::Nd),
+            8 => Some(Punt::TooBig6 {
+                mtu: (tag >> 8) as u16,
+            }),
             _ => None,
         }
     }

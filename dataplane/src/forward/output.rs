@@ -10,7 +10,7 @@ use crate::counters::Stat;
 use crate::esp::{self, EncapError};
 use crate::packet::PacketBuf;
 use crate::wire::ethernet::{self, Mac};
-use crate::wire::ipv4;
+use crate::wire::{ipv4, ipv6};
 use std::net::Ipv4Addr;
 
 /// A tunnel without an SA asks for one (`Event::Acquire`) at most this often.
@@ -149,20 +149,32 @@ impl Forwarder {
     /// A packet too big for its tunnel (`mtu`, what its inner packet may be), to the main
     /// lcore: with DF set, it is dropped (counted) and its sender told the MTU (path MTU
     /// discovery, RFC 1191); without, it is cut into fragments that fit, which come back here
-    /// to be encrypted one by one.
+    /// to be encrypted one by one. IPv6 is never cut: dropped (counted), its sender is sent a
+    /// Packet Too Big (RFC 8201) with the tunnel's MTU, or IPv6's minimum if that is less.
     #[cold]
     #[inline(never)]
     fn too_big<B: PacketBuf>(&mut self, buf: &mut B, mtu: usize) -> Verdict {
+        let v6 = buf.data().first().is_some_and(|v| v >> 4 == 6);
         let df = buf
             .data()
-            .get(6)
+            .get(ipv4::field::FLG_OFF.start)
             .is_some_and(|f| u16::from(*f) << 8 & ipv4::FLAG_DF != 0);
         let mtu = u16::try_from(mtu).unwrap_or(u16::MAX);
-        let why = if df {
+        let why = if v6 {
+            self.stats.inc(Stat::ExceedsTunnelMtu);
+            Punt::TooBig6 {
+                mtu: mtu.max(ipv6::MIN_MTU as u16),
+            }
+        } else if df {
             self.stats.inc(Stat::ExceedsTunnelMtu);
             Punt::TooBig { mtu }
         } else {
             Punt::Fragment { mtu }
+        };
+        let ethertype = if v6 {
+            ethernet::ETHERTYPE_IPV6
+        } else {
+            ethernet::ETHERTYPE_IPV4
         };
         // The main lcore takes frames: a blank link header in front of the inner packet.
         let Some(h) = buf.prepend(ethernet::HEADER_LEN) else {
@@ -172,7 +184,7 @@ impl Forwarder {
             ethernet::Repr {
                 dst: Mac::default(),
                 src: Mac::default(),
-                ethertype: ethernet::ETHERTYPE_IPV4,
+                ethertype,
             }
             .emit(h);
         }
@@ -222,7 +234,7 @@ impl Forwarder {
             EncapError::SeqLease => Stat::SeqLeaseWaits,
             EncapError::ExceedsMtu => Stat::ExceedsTunnelMtu,
             EncapError::NoRoom => Stat::NoBufferRoom,
-            EncapError::NotIpv4 => Stat::Malformed,
+            EncapError::NotIp => Stat::Malformed,
             EncapError::Crypto => Stat::CryptoErrors,
         })
     }
@@ -270,10 +282,15 @@ impl Forwarder {
     }
 }
 
-/// Clamps a TCP SYN's MSS in the IPv4 packet that fills `buf` (outbound before encryption,
-/// inbound after decryption): rare, so out of the way of the common path.
+/// Clamps a TCP SYN's MSS in the IPv4 or IPv6 packet that fills `buf` (outbound before
+/// encryption, inbound after decryption): rare, so out of the way of the common path.
 #[cold]
 #[inline(never)]
 pub(super) fn clamp_mss<B: PacketBuf>(buf: &mut B, mss: u16) {
-    let _ = crate::wire::tcp::clamp_mss_ipv4(buf.data_mut(), mss);
+    use crate::wire::tcp;
+    let p = buf.data_mut();
+    let _ = match p.first() {
+        Some(v) if v >> 4 == 6 => tcp::clamp_mss_ipv6(p, mss),
+        _ => tcp::clamp_mss_ipv4(p, mss),
+    };
 }

@@ -1,5 +1,5 @@
-//! The main lcore's IPv6: neighbor discovery for our addresses (`forward::nd`), and echo
-//! replies from them.
+//! The main lcore's IPv6: neighbor discovery for our addresses (`forward::nd`), echo
+//! replies from them, and Packet Too Big for what does not fit a tunnel.
 
 use super::MainLcore;
 use crate::forward::nd;
@@ -38,6 +38,42 @@ impl MainLcore {
         frame.copy_from_slice(&reply);
         self.stats.nd_advertisements_sent.inc();
         self.inject(worker, m);
+    }
+
+    /// Turns a punted IPv6 packet too big for its tunnel into an ICMPv6 Packet Too Big with
+    /// the tunnel's `mtu` to its sender (RFC 4443 section 3.2), an IPv6 packet ready to be
+    /// routed (`ControlState::source6_for` picks our address); false if none is sent (rate
+    /// limit, or a packet that gets no error).
+    pub(super) fn packet_too_big(&mut self, m: &mut Mbuf, mtu: u16) -> bool {
+        if !self.icmp_budget_left() {
+            return false;
+        }
+        let Some(packet) = m.data().get(ethernet::HEADER_LEN..) else {
+            return false;
+        };
+        let Ok(p) = ipv6::Packet::new_checked(packet) else {
+            return false;
+        };
+        let Some(from) = self.control.source6_for(&p.src()) else {
+            return false;
+        };
+        let mut out = [0u8; ipv6::MIN_MTU];
+        let kind = icmpv6::ErrorKind::PacketTooBig {
+            mtu: u32::from(mtu),
+        };
+        let Some(n) = icmpv6::error(kind, packet, from, &mut out) else {
+            return false;
+        };
+        let len = m.len() as u16;
+        if !m.trim(len) {
+            return false;
+        }
+        let Some(dst) = m.append(n as u16) else {
+            return false;
+        };
+        dst.copy_from_slice(&out[..n]);
+        self.icmp_budget.0 -= 1;
+        true
     }
 
     /// Turns a punted ICMPv6 echo request to one of our addresses into its reply: to a

@@ -171,6 +171,7 @@ fn selectors_any_and_lists() {
     let s = Selectors {
         local: Box::new(["10.1.0.0/16".parse().unwrap()]),
         remote: Box::new(["10.2.0.0/24".parse().unwrap()]),
+        ..Default::default()
     };
     assert!(s.admits_inbound(a, b));
     assert!(!s.admits_inbound(b, a));
@@ -181,8 +182,8 @@ fn selectors_any_and_lists() {
             .unwrap()
             .trunc();
         let s = Selectors {
-            local: Box::new([]),
             remote: Box::new([net]),
+            ..Default::default()
         };
         for k in 0..2000u32 {
             let a =
@@ -190,6 +191,36 @@ fn selectors_any_and_lists() {
             assert_eq!(s.admits_inbound(a, b), net.contains(&a), "{net} {a}");
         }
     }
+}
+
+/// Each family's lists decide for its packets; a side without prefixes of either family
+/// admits anything, a side with prefixes of the other family only admits none of this one.
+#[test]
+fn selectors_of_both_families() {
+    let v4 = |s: &str| -> Ipv4Addr { s.parse().unwrap() };
+    let v6 = |s: &str| -> std::net::Ipv6Addr { s.parse().unwrap() };
+    let s = Selectors {
+        local: Box::new(["10.1.0.0/16".parse().unwrap()]),
+        local6: Box::new(["2001:db8:1::/48".parse().unwrap()]),
+        remote6: Box::new(["2001:db8:2::/48".parse().unwrap()]),
+        ..Default::default()
+    };
+    let (b6, a6) = (v6("2001:db8:2::10"), v6("2001:db8:1::10"));
+    assert!(s.admits_inbound6(&b6, &a6));
+    assert!(!s.admits_inbound6(&a6, &b6));
+    assert!(!s.admits_inbound6(&v6("2001:db8:3::1"), &a6));
+    // The remote side lists IPv6 only: no IPv4 source is admitted.
+    assert!(!s.admits_inbound(v4("10.2.0.10"), v4("10.1.0.10")));
+    let ipv4_only = Selectors {
+        local: Box::new(["10.1.0.0/16".parse().unwrap()]),
+        ..Default::default()
+    };
+    assert!(ipv4_only.admits_inbound(v4("10.2.0.10"), v4("10.1.0.10")));
+    assert!(
+        !ipv4_only.admits_inbound6(&b6, &a6),
+        "its local side is IPv4"
+    );
+    assert!(Selectors::default().admits_inbound6(&b6, &a6));
 }
 
 /// An SA on grants sends nothing above the grant's end, asks for more at half of it (again

@@ -23,6 +23,8 @@ pub mod field {
 pub const MIN_HEADER_LEN: usize = field::DST_ADDR.end;
 pub const PROTO_ICMP: u8 = 1;
 pub const PROTO_IPV4: u8 = 4;
+/// IPv6 in IPv4 (RFC 4303's next header for an IPv6 inner packet in tunnel mode).
+pub const PROTO_IPV6: u8 = 41;
 pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
 pub const PROTO_ESP: u8 = 50;

@@ -81,6 +81,18 @@ pub fn clamp_mss_ipv4(packet: &mut [u8], mss: u16) -> Option<u16> {
     clamp_mss(packet.get_mut(ihl..total)?, mss)
 }
 
+/// `clamp_mss` on the TCP segment of an IPv6 `packet` (found past its extension headers; not
+/// in a fragment), fixing its checksum; the new MSS if it changed.
+pub fn clamp_mss_ipv6(packet: &mut [u8], mss: u16) -> Option<u16> {
+    let p = super::ipv6::Packet::new_checked(&*packet).ok()?;
+    let u = p.upper_layer().ok()?;
+    if u.protocol != super::ipv6::NEXT_TCP || u.fragment {
+        return None;
+    }
+    let total = p.total_len();
+    clamp_mss(packet.get_mut(u.offset..total)?, mss)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use crate::wire::{icmpv6, ipv6};
 use channel::RouteVia;
 use std::net::{IpAddr, Ipv6Addr};
 
-fn a6(s: &str) -> Ipv6Addr {
+pub(super) fn a6(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
 }
 
@@ -27,7 +27,14 @@ fn gateway6() -> Gateway {
 }
 
 /// An Ethernet frame carrying IPv6 `next` from `src` to `dst` with `payload`.
-fn frame6(dst_mac: Mac, src: &str, dst: &str, hop_limit: u8, next: u8, payload: &[u8]) -> Vec<u8> {
+pub(super) fn frame6(
+    dst_mac: Mac,
+    src: &str,
+    dst: &str,
+    hop_limit: u8,
+    next: u8,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut v = vec![0u8; 14 + 40];
     ethernet::Repr {
         dst: dst_mac,
@@ -386,8 +393,8 @@ fn changes_that_do_not_fit_are_refused_whole() {
         ),
         (route(RouteVia::Gateway(ip("192.0.2.2").into())), "not IPv6"),
         (
-            route(RouteVia::Tunnel(name("st0.0"))),
-            "not carried through tunnels",
+            route(RouteVia::Tunnel(name("st0.9"))),
+            "no tunnel named st0.9",
         ),
         (
             Change::SetRoute {
