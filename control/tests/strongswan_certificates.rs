@@ -119,6 +119,7 @@ fn certificate_case(
         charon_extra,
         certs: Some(certs),
         second_child: false,
+        ipv6: false,
     })?;
     assert!(
         until(Duration::from_secs(30), || lab

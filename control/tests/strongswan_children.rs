@@ -30,6 +30,7 @@ fn two_children_under_one_ike_sa_with_strongswan_both_roles() {
             charon_extra: "",
             certs: None,
             second_child: true,
+            ipv6: false,
         }) else {
             return;
         };
@@ -104,6 +105,7 @@ fn a_policy_based_vpn_with_two_children_a_deny_and_traffic_in_clear() {
         charon_extra: "",
         certs: None,
         second_child: true,
+        ipv6: false,
     }) else {
         return;
     };
@@ -162,7 +164,10 @@ fn a_policy_based_vpn_with_two_children_a_deny_and_traffic_in_clear() {
         assert!(shown.contains(want), "{want} not in {shown}");
     }
     let stats = lab.cli(&["show", "security", "ipsec", "statistics"]);
-    assert!(stats.contains("Policies:") && !stats.contains("Denied: 0,"), "{stats}");
+    assert!(
+        stats.contains("Policies:") && !stats.contains("Denied: 0,"),
+        "{stats}"
+    );
     let token = std::fs::read_to_string(lab.p("token")).unwrap();
     let (_, body) = http(&lab.ns("gw1"), "/v1/statistics", Some(token.trim()));
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();

@@ -40,6 +40,7 @@ fn case(tag: &str, ike: &str, esp: &str, espgw_initiates: bool, rekey: bool) {
         charon_extra: "",
         certs: None,
         second_child: false,
+        ipv6: false,
     }) else {
         return;
     };
@@ -372,6 +373,7 @@ fn ike_fragments_both_ways_across_pfs_rekeys() {
         charon_extra: "fragment_size = 256",
         certs: None,
         second_child: false,
+        ipv6: false,
     }) else {
         return;
     };
@@ -444,6 +446,7 @@ fn a_dead_strongswan_is_found_by_dpd_and_the_tunnel_comes_back_with_it() {
         charon_extra: "",
         certs: None,
         second_child: false,
+        ipv6: false,
     }) else {
         return;
     };
@@ -514,6 +517,7 @@ fn a_restarted_strongswan_says_initial_contact_and_replaces_the_old_sas() {
         charon_extra: "",
         certs: None,
         second_child: false,
+        ipv6: false,
     }) else {
         return;
     };

@@ -125,16 +125,6 @@ pub(super) fn vpns(
                     ),
                 );
             }
-            if !(tunnel.local_selectors6.is_empty() && tunnel.remote_selectors6.is_empty()) {
-                return err(
-                    format!("tunnels[{t}].traffic_selectors"),
-                    format!(
-                        "{} is keyed by IKE (ike.vpns[{i}]), which negotiates IPv4 selectors \
-                         only: leave IPv6 prefixes out",
-                        tunnel.name
-                    ),
-                );
-            }
             if tunnel.encap.udp.is_some() {
                 return err(
                     format!("tunnels[{t}].udp_encap"),
@@ -151,11 +141,13 @@ pub(super) fn vpns(
                     &cfield("local_ts"),
                     c.local_ts.as_deref(),
                     &tunnel.local_selectors,
+                    &tunnel.local_selectors6,
                 )?,
                 remote_ts: selectors(
                     &cfield("remote_ts"),
                     c.remote_ts.as_deref(),
                     &tunnel.remote_selectors,
+                    &tunnel.remote_selectors6,
                 )?,
                 protocol: 0,
                 local_ports: ANY_PORTS,
@@ -343,15 +335,21 @@ fn finish(
     Ok(())
 }
 
-/// Traffic selectors: the prefixes given (IPv4 or IPv6), else the tunnel's, else any IPv4.
+/// Traffic selectors: the prefixes given (IPv4 or IPv6), else the tunnel's (both families),
+/// else any IPv4.
 fn selectors(
     field: &str,
     v: Option<&[String]>,
     tunnel: &[Ipv4Net],
+    tunnel6: &[ipnet::Ipv6Net],
 ) -> Result<Vec<IpNet>, ConfigError> {
     match v {
-        None if tunnel.is_empty() => Ok(vec![IpNet::V4(Ipv4Net::default())]),
-        None => Ok(tunnel.iter().map(|&n| n.into()).collect()),
+        None if tunnel.is_empty() && tunnel6.is_empty() => Ok(vec![IpNet::V4(Ipv4Net::default())]),
+        None => Ok(tunnel
+            .iter()
+            .map(|&n| IpNet::from(n))
+            .chain(tunnel6.iter().map(|&n| IpNet::from(n)))
+            .collect()),
         Some([]) => err(field, "give at least one prefix, or leave the field out"),
         Some(l) if l.len() > MAX_SELECTORS => {
             err(field, format!("at most {MAX_SELECTORS} prefixes"))

@@ -44,9 +44,16 @@ impl IkeManager {
                         .into_iter()
                         .take(channel::MAX_SELECTORS)
                         .collect();
-                    // IKE negotiates IPv4 selectors only: the tunnel carries no IPv6.
-                    t.local_selectors6.clear();
-                    t.remote_selectors6.clear();
+                    // IPv6 as negotiated: none (the tunnel carries no IPv6) unless the child
+                    // has IPv6 selectors.
+                    *t.local_selectors6 = prefixes6(&first.local_ts)
+                        .into_iter()
+                        .take(channel::MAX_SELECTORS)
+                        .collect();
+                    *t.remote_selectors6 = prefixes6(&first.remote_ts)
+                        .into_iter()
+                        .take(channel::MAX_SELECTORS)
+                        .collect();
                 }
             }
             for c in e.sa.children() {

@@ -155,6 +155,9 @@ pub struct Setup<'a> {
     /// A second child under the IKE SA: 10.1.0.0/24 <-> 10.2.1.0/24, espgw's tunnel st0.1,
     /// charon's child `net2` (host b gets 10.2.1.10).
     pub second_child: bool,
+    /// IPv6 beside IPv4 in the child (2001:db8:1::/64 <-> 2001:db8:2::/64): the hosts get
+    /// IPv6 addresses, espgw's LAN one and a route into st0.0, charon's child the selectors.
+    pub ipv6: bool,
 }
 
 /// Certificate authentication, from a test PKI made for the case (scripts/make-test-pki.sh):
@@ -218,6 +221,7 @@ pub fn lab(s: &Setup<'_>) -> Option<Lab> {
         charon_extra,
         certs,
         second_child,
+        ipv6,
     } = *s;
     if !require_root("strongSwan as the peer gateway") {
         return None;
@@ -286,6 +290,12 @@ pub fn lab(s: &Setup<'_>) -> Option<Lab> {
         c["ike"]["vpns"][0]["children"] = serde_json::json!([{"bind_interface": "st0.1",
             "local_ts": ["10.1.0.0/24"], "remote_ts": ["10.2.1.0/24"]}]);
     }
+    let (v6_local, v6_remote) = if ipv6 {
+        with_ipv6(&mut c, &ns);
+        (",2001:db8:2::/64", ",2001:db8:1::/64")
+    } else {
+        ("", "")
+    };
     edit(&mut c);
     std::fs::write(&f, c.to_string()).unwrap();
     let (charon_ends, charon_secrets) = charon_auth(certs.as_ref(), &pki, &psk);
@@ -315,7 +325,7 @@ pub fn lab(s: &Setup<'_>) -> Option<Lab> {
     std::fs::write(
         p("swanctl.conf"),
         format!(
-            "connections {{\n  gw1 {{\n    version = 2\n    encap = yes\n    local_addrs = 192.0.2.2\n    remote_addrs = 192.0.2.1\n    proposals = {ike}\n    rekey_time = {rekey_time}\n    {charon_ends}\n    children {{\n      net {{ local_ts = 10.2.0.0/24\n            remote_ts = 10.1.0.0/24\n            esp_proposals = {esp}\n            start_action = none }}{net2}\n    }}\n  }}\n}}\n{charon_secrets}"
+            "connections {{\n  gw1 {{\n    version = 2\n    encap = yes\n    local_addrs = 192.0.2.2\n    remote_addrs = 192.0.2.1\n    proposals = {ike}\n    rekey_time = {rekey_time}\n    {charon_ends}\n    children {{\n      net {{ local_ts = 10.2.0.0/24{v6_local}\n            remote_ts = 10.1.0.0/24{v6_remote}\n            esp_proposals = {esp}\n            start_action = none }}{net2}\n    }}\n  }}\n}}\n{charon_secrets}"
         ),
     )
     .unwrap();
@@ -398,6 +408,7 @@ pub fn failure(
         charon_extra: "",
         certs,
         second_child: false,
+        ipv6: false,
     }) else {
         return String::new();
     };
@@ -441,4 +452,36 @@ pub fn failure(
         "{metrics}"
     );
     lab.ctl_log()
+}
+
+/// IPv6 for `Setup::ipv6`: the hosts' addresses (no duplicate address detection, so that
+/// they are usable at once) and routes, gw2's kernel (charon's) IPv6 on its LAN and
+/// forwarding, and espgw's LAN address, route into st0.0 and the VPN's IPv6 selectors.
+fn with_ipv6(c: &mut serde_json::Value, ns: &dyn Fn(&str) -> String) {
+    for (h, addr, gw) in [
+        ("a", "2001:db8:1::10/64", "2001:db8:1::1"),
+        ("b", "2001:db8:2::10/64", "2001:db8:2::1"),
+    ] {
+        sh(
+            &ns(h),
+            &format!(
+                "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
+                 net.ipv6.conf.eth0.accept_dad=0 net.ipv6.conf.eth0.disable_ipv6=0 && \
+                 ip -6 addr add {addr} dev eth0 && ip -6 route add default via {gw}"
+            ),
+        );
+    }
+    sh(
+        &ns("gw2"),
+        "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.lan.accept_dad=0 \
+         net.ipv6.conf.lan.disable_ipv6=0 net.ipv6.conf.all.forwarding=1 && \
+         ip -6 addr add 2001:db8:2::1/64 dev lan",
+    );
+    c["interfaces"][0]["address6"] = "2001:db8:1::1/64".into();
+    c["routes"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"prefix": "2001:db8:2::/64", "via": "st0.0"}));
+    c["ike"]["vpns"][0]["local_ts"] = serde_json::json!(["10.1.0.0/24", "2001:db8:1::/64"]);
+    c["ike"]["vpns"][0]["remote_ts"] = serde_json::json!(["10.2.0.0/24", "2001:db8:2::/64"]);
 }

@@ -52,8 +52,9 @@ impl Forwarder {
                 return match origin {
                     Origin::Wire => self.local_ipv6(buf),
                     Origin::Decrypted => self.local_decrypted6(buf),
-                    Origin::Local => self.drop(Stat::NoRoute),
-                }
+                    // Ours or handed back by the main lcore: never to be delivered to us.
+                    Origin::Local | Origin::Transit => self.drop(Stat::NoRoute),
+                };
             }
             // A link-local address means something only on its own link.
             _ if ipv6::is_link_local(&src) || ipv6::is_link_local(&dst) => {

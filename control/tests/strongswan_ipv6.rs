@@ -1,0 +1,86 @@
+//! IPv6 hosts behind espgw and strongSwan's charon (the lab of `common/charon.rs`): IKE
+//! negotiates IPv6 traffic selectors beside IPv4's in one child (TS_IPV6_ADDR_RANGE), and the
+//! IPv4 tunnel carries IPv6 (ESP next header 41) both ways, each side decrypting the other's.
+
+#[path = "common/charon.rs"]
+#[allow(dead_code)] // each strongswan_* test uses part of the lab
+mod charon;
+#[path = "common/gateways.rs"]
+mod gateways;
+#[path = "../../dataplane/tests/common/host.rs"]
+#[allow(dead_code)]
+mod host;
+use charon::*;
+use std::process::Command;
+use std::time::Duration;
+
+/// `ping -6` from `ns` to `to`: (sent, received).
+fn ping6(ns: &str, to: &str, count: u32) -> (u32, u32) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "ping", "-6", "-n", "-q", "-c"])
+        .arg(count.to_string())
+        .args(["-i", "0.05", "-W", "2", to])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_default();
+    let n = |w: &str| {
+        line.split(',')
+            .find(|p| p.contains(w))
+            .and_then(|p| p.split_whitespace().next())
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0)
+    };
+    (n("transmitted"), n("received"))
+}
+
+#[test]
+fn ipv6_hosts_talk_through_a_tunnel_keyed_by_ike_with_strongswan_both_roles() {
+    for (tag, espgw_initiates) in [("6", true), ("7", false)] {
+        let Some(lab) = lab(&Setup {
+            tag,
+            ike: "aes256gcm16-prfsha256-x25519",
+            esp: "aes256gcm16",
+            espgw_initiates,
+            edit: &|_| {},
+            rekey_time: "4h",
+            charon_extra: "",
+            certs: None,
+            second_child: false,
+            ipv6: true,
+        }) else {
+            return;
+        };
+        assert!(
+            until(Duration::from_secs(30), || lab
+                .charon_log()
+                .contains("CHILD_SA net{1} established")),
+            "no child SA: {}",
+            lab.logs()
+        );
+        // Both families in the one child, as charon sees it.
+        let l = lab.charon_log();
+        assert!(
+            l.contains("2001:db8:2::/64") && l.contains("2001:db8:1::/64"),
+            "{l}"
+        );
+        let a = lab.ns("a");
+        // Host a learns its gateway (neighbor discovery), then reaches host b by IPv6.
+        assert_eq!(ping6(&a, "2001:db8:1::1", 2), (2, 2), "{}", lab.logs());
+        assert!(
+            until(Duration::from_secs(10), || ping6(&a, "2001:db8:2::10", 1)
+                == (1, 1)),
+            "a -> b over IPv6: {}",
+            lab.logs()
+        );
+        assert_eq!(ping6(&a, "2001:db8:2::10", 20), (20, 20));
+        assert_eq!(ping6(&lab.ns("b"), "2001:db8:1::10", 20), (20, 20));
+        // IPv4 still crosses the same child.
+        assert!(a_reaches_b(&a), "{}", lab.logs());
+        let detail = lab.cli(&["show", "security", "ike", "security-associations", "detail"]);
+        assert!(detail.contains("2001:db8:2::/64"), "{detail}");
+    }
+}
