@@ -10,11 +10,15 @@
 #   scripts/demo.sh --ike      IKEv2: espgw as gw1 negotiates with strongSwan's charon as gw2
 #                              (a Linux router, kernel-libipsec: ESP in UDP 4500), rekeys the
 #                              child under traffic, is cleared and initiates again (docs/ike.md)
+#   scripts/demo.sh --ipv6     IPv6 hosts (2001:db8:1::10, 2001:db8:2::10) through the IPv4
+#                              tunnel (ESP next header 41), beside IPv4
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=raw
+ipv6=0
 [ "${1:-}" = --natt ] && mode=natt
 [ "${1:-}" = --ike ] && mode=ike
+[ "${1:-}" = --ipv6 ] && ipv6=1
 
 scripts/setup.sh
 
@@ -276,6 +280,28 @@ fi
 
 step "topology: host a - gw1 - ($mode ESP) - gw2 - host b, in network namespaces"
 CONTROL=1 scripts/topology.sh up "$name" "$dir" "$mode"
+if [ "$ipv6" = 1 ]; then
+    step "IPv6: host a 2001:db8:1::10, host b 2001:db8:2::10; each gateway's LAN address6 and a route for the far /64 into st0.0"
+    for h in a:1 b:2; do
+        n=${h#*:}
+        ip netns exec "$name-${h%%:*}" sysctl -qw net.ipv6.conf.all.accept_dad=0 \
+            net.ipv6.conf.eth0.accept_dad=0 net.ipv6.conf.eth0.disable_ipv6=0
+        ip netns exec "$name-${h%%:*}" ip -6 addr add "2001:db8:$n::10/64" dev eth0
+        ip netns exec "$name-${h%%:*}" ip -6 route add default via "2001:db8:$n::1"
+    done
+    for g in gw1:1:2 gw2:2:1; do
+        IFS=: read -r gw near far <<<"$g"
+        python3 - "$dir/$gw.json" "$near" "$far" <<'PY'
+import json, sys
+path, near, far = sys.argv[1:]
+c = json.load(open(path))
+c["interfaces"][0]["address6"] = f"2001:db8:{near}::1/64"
+c["routes"].append({"prefix": f"2001:db8:{far}::/64", "via": "st0.0"})
+json.dump(c, open(path, "w"), indent=2)
+PY
+        grep -n 'address6\|2001:db8' "$dir/$gw.json" | sed "s/^/  $gw.json: /"
+    done
+fi
 
 step "starting espgw-dataplane on both gateways (ports and workers; it waits for its control)"
 for g in gw1 gw2; do
@@ -310,6 +336,11 @@ ip netns exec "$name-b" ping -n -c 2 -i 0.2 -W 2 10.2.0.1 | tail -2
 step "host a (10.1.0.10) pings host b (10.2.0.10) through the tunnel"
 ok=0
 ip netns exec "$name-a" ping -n -c 5 -i 0.2 -W 2 10.2.0.10 && ok=1
+if [ "$ipv6" = 1 ]; then
+    step "host a (2001:db8:1::10) pings host b (2001:db8:2::10): IPv6 through the IPv4 tunnel"
+    ip netns exec "$name-a" ping -6 -n -c 2 -i 0.2 -W 2 2001:db8:1::1 | tail -2
+    ip netns exec "$name-a" ping -6 -n -c 5 -i 0.2 -W 2 2001:db8:2::10 || ok=0
+fi
 
 sleep 0.5
 step "gw1: espgw show security ipsec security-associations"
@@ -329,7 +360,11 @@ step "on the wire between the gateways (tshark, no keys)"
 tshark -n -r "$dir/wan.pcap" -Y esp 2>/dev/null | head -12
 
 step "the same packets decrypted by tshark with the tunnel keys"
-scripts/decode.sh "$dir/wan.pcap" "$dir" -Y icmp 2>/dev/null | head -12
+if [ "$ipv6" = 1 ]; then
+    scripts/decode.sh "$dir/wan.pcap" "$dir" -Y icmpv6 2>/dev/null | head -12
+else
+    scripts/decode.sh "$dir/wan.pcap" "$dir" -Y icmp 2>/dev/null | head -12
+fi
 
 step "stopping the gateways: their counters"
 for p in "${ctl_pids[@]}" "${gw_pids[@]}"; do kill -TERM "$p"; done

@@ -232,13 +232,15 @@ fn tunnel_selectors_may_hold_ipv6_prefixes() {
     assert_eq!(e.field, "tunnels[0].traffic_selectors.remote[0]");
     assert!(e.reason.contains("did you mean 2001:db8:2::/48"), "{e}");
 
-    // IKE negotiates IPv4 selectors only: a tunnel it keys has no IPv6 ones.
+    // A tunnel keyed by IKE: its VPN proposes the tunnel's selectors of both families.
     v["tunnels"][0]["traffic_selectors"]["remote"][0] = "2001:db8:2::/48".into();
     v["ike"] = serde_json::json!({
         "gateways": [{"name": "gw-b", "local_address": "192.0.2.1", "remote_address": "192.0.2.2",
                       "psk": "correct horse battery staple"}],
         "vpns": [{"name": "vpn-b", "gateway": "gw-b", "bind_interface": "st0.0"}]});
-    let e = parse(&v).unwrap_err();
-    assert_eq!(e.field, "tunnels[0].traffic_selectors");
-    assert!(e.reason.contains("IPv4 selectors only"), "{e}");
+    let c = parse(&v).unwrap();
+    let child = &c.ike.vpns[0].children[0];
+    let nets = |l: &[&str]| -> Vec<ipnet::IpNet> { l.iter().map(|p| p.parse().unwrap()).collect() };
+    assert_eq!(child.local_ts, nets(&["10.1.0.0/16", "2001:db8:1::/48"]));
+    assert_eq!(child.remote_ts, nets(&["2001:db8:2::/48"]));
 }
