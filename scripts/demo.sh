@@ -338,7 +338,9 @@ ok=0
 ip netns exec "$name-a" ping -n -c 5 -i 0.2 -W 2 10.2.0.10 && ok=1
 if [ "$ipv6" = 1 ]; then
     step "host a (2001:db8:1::10) pings host b (2001:db8:2::10): IPv6 through the IPv4 tunnel"
+    # Each host and its gateway learn each other first (neighbor discovery).
     ip netns exec "$name-a" ping -6 -n -c 2 -i 0.2 -W 2 2001:db8:1::1 | tail -2
+    ip netns exec "$name-b" ping -6 -n -c 2 -i 0.2 -W 2 2001:db8:2::1 | tail -2
     ip netns exec "$name-a" ping -6 -n -c 5 -i 0.2 -W 2 2001:db8:2::10 || ok=0
 fi
 
