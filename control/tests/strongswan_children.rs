@@ -176,3 +176,187 @@ fn a_policy_based_vpn_with_two_children_a_deny_and_traffic_in_clear() {
     assert!(g["policy_denied"].as_u64() >= Some(3), "{g}");
     assert!(g["policy_unmatched"].as_u64() >= Some(3), "{g}");
 }
+
+/// Network namespaces a test made beside the topology's, removed when it ends.
+struct ExtraNamespaces(Vec<String>);
+
+impl Drop for ExtraNamespaces {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", n])
+                .status();
+        }
+    }
+}
+
+/// A second peer for the lab: charon in namespace gw3 (198.51.100.3, reached through gw2,
+/// which routes), with host c (10.3.0.10) behind it, one child 10.3.0.0/24 <-> 10.1.0.0/24.
+fn second_peer(name: &str, dir: &std::path::Path, esp: &str) {
+    let ns = |n: &str| format!("{name}-{n}");
+    for n in ["gw3", "c"] {
+        let ok = std::process::Command::new("ip")
+            .args(["netns", "add", &ns(n)])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let ip = |args: String| {
+        let ok = std::process::Command::new("sh")
+            .args(["-c", &args])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "{args}");
+    };
+    ip(format!(
+        "ip link add w3 netns {gw2} type veth peer name wan netns {gw3} && \
+         ip link add lan netns {gw3} type veth peer name eth0 netns {c}",
+        gw2 = ns("gw2"),
+        gw3 = ns("gw3"),
+        c = ns("c")
+    ));
+    sh(
+        &ns("gw2"),
+        "ip addr add 198.51.100.1/24 dev w3 && ip link set w3 up",
+    );
+    sh(
+        &ns("gw3"),
+        "ip link set lo up && ip addr add 198.51.100.3/24 dev wan && ip link set wan up && \
+         ip route add default via 198.51.100.1 && ip addr add 10.3.0.1/24 dev lan && \
+         ip link set lan up && sysctl -qw net.ipv4.ip_forward=1",
+    );
+    sh(
+        &ns("c"),
+        "ip link set lo up && ip addr add 10.3.0.10/24 dev eth0 && ip link set eth0 up && \
+         ip route add default via 10.3.0.1",
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    let d = dir.display();
+    std::fs::write(
+        dir.join("strongswan.conf"),
+        format!(
+            "charon {{\n  load_modular = yes\n  plugins {{\n    include /etc/strongswan.d/charon/*.conf\n    kernel-libipsec {{ load = yes }}\n  }}\n  filelog {{\n    log {{ path = {d}/charon.log\n          flush_line = yes\n          default = 1\n          ike = 2 }}\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("swanctl.conf"),
+        format!(
+            "connections {{\n  gw1 {{\n    version = 2\n    encap = yes\n    local_addrs = 198.51.100.3\n    remote_addrs = 192.0.2.1\n    proposals = aes256gcm16-prfsha256-x25519\n    local {{ auth = psk\n            id = gw3.example }}\n    remote {{ auth = psk\n             id = gw1.example }}\n    children {{\n      net {{ local_ts = 10.3.0.0/24\n            remote_ts = 10.1.0.0/24\n            esp_proposals = {esp}\n            start_action = none }}\n    }}\n  }}\n}}\nsecrets {{ ike-1 {{ id-1 = gw1.example\n                  id-2 = gw3.example\n                  secret = \"the second peer's key\" }} }}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("charon.sh"),
+        format!(
+            "#!/bin/sh\nmount -t tmpfs tmpfs /run\nexport STRONGSWAN_CONF={d}/strongswan.conf\n/usr/lib/ipsec/charon &\necho $! > {d}/charon.pid\nfor i in $(seq 100); do [ -S /run/charon.vici ] && break; sleep 0.1; done\nswanctl --load-all --file {d}/swanctl.conf > {d}/swanctl.log 2>&1\nwait\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// The issue's case: three policies to two peers, both strongSwan. Two policies send
+/// 10.2.0.0/24 and 10.2.1.0/24 into vpn0 (charon on gw2: two children under one IKE SA), the
+/// third 10.3.0.0/24 into vpn-c (charon on gw3, behind gw2); host a reaches hosts b (both
+/// addresses) and c, each through its peer.
+#[test]
+fn three_policies_to_two_strongswan_peers() {
+    let tag = "z";
+    let name = format!("espgw-s{tag}{}", std::process::id() % 10_000);
+    let dir3 = std::env::temp_dir().join(format!("espgw-sw-{tag}-{}-gw3", std::process::id()));
+    let _extra = ExtraNamespaces(vec![format!("{name}-gw3"), format!("{name}-c")]);
+    let edit = |c: &mut serde_json::Value| {
+        second_peer(&name, &dir3, "aes256gcm16");
+        c["tunnels"] = serde_json::json!([]);
+        c["routes"] = serde_json::json!([{"prefix": "198.51.100.0/24", "via": "192.0.2.2"}]);
+        let v = &mut c["ike"]["vpns"][0];
+        let o = v.as_object_mut().unwrap();
+        for f in ["bind_interface", "local_ts", "remote_ts", "children"] {
+            o.remove(f);
+        }
+        c["ike"]["gateways"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "name": "peer3", "local_address": "192.0.2.1", "remote_address": "198.51.100.3",
+                "local_id": "gw1.example", "remote_id": "gw3.example",
+                "psk": "the second peer's key", "proposals": ["aes256gcm16-prfsha256-x25519"],
+                "dpd": {"interval_s": 5, "action": "clear"}}));
+        c["ike"]["vpns"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+            "name": "vpn-c", "gateway": "peer3", "esp_proposals": ["aes256gcm16"],
+            "establish": "immediately"}));
+        c["policies"] = serde_json::json!([
+            {"name": "b-net", "source": ["10.1.0.0/24"], "destination": ["10.2.0.0/24"],
+             "then": {"ipsec_vpn": "vpn0"}},
+            {"name": "b-net2", "source": ["10.1.0.0/24"], "destination": ["10.2.1.0/24"],
+             "then": {"ipsec_vpn": "vpn0"}},
+            {"name": "c-net", "source": ["10.1.0.0/24"], "destination": ["10.3.0.0/24"],
+             "then": {"ipsec_vpn": "vpn-c"}}
+        ]);
+    };
+    let Some(lab) = lab(&Setup {
+        tag,
+        ike: "aes256gcm16-prfsha256-x25519",
+        esp: "aes256gcm16",
+        espgw_initiates: true,
+        edit: &edit,
+        rekey_time: "4h",
+        charon_extra: "",
+        certs: None,
+        second_child: true,
+        ipv6: false,
+    }) else {
+        return;
+    };
+    let charon3 = Charon::start(&lab.ns("gw3"), &dir3);
+    let charon3_log = || std::fs::read_to_string(dir3.join("charon.log")).unwrap_or_default();
+    assert!(
+        until(Duration::from_secs(40), || {
+            let l = lab.charon_log();
+            l.contains("CHILD_SA net{1} established")
+                && l.contains("CHILD_SA net2{2} established")
+                && charon3_log().contains("CHILD_SA net{1} established")
+        }),
+        "not every child: {}\ncharon on gw3:\n{}",
+        lab.logs(),
+        charon3_log()
+    );
+    let a = lab.ns("a");
+    assert!(a_reaches_b(&a), "a -> b: {}", lab.logs());
+    for to in ["10.2.1.10", "10.3.0.10"] {
+        assert!(
+            until(Duration::from_secs(5), || ping(
+                &a,
+                "10.1.0.10",
+                to,
+                1,
+                "0.2"
+            ) == (1, 1)),
+            "a -> {to}: {}\ncharon on gw3:\n{}",
+            lab.logs(),
+            charon3_log()
+        );
+        assert_eq!(ping(&a, "10.1.0.10", to, 10, "0.02"), (10, 10));
+    }
+    // Two IKE SAs (one per peer), three children.
+    assert_eq!(ike_up(&lab).len(), 2, "{}", lab.logs());
+    let detail = lab.cli(&["show", "security", "ike", "security-associations", "detail"]);
+    for (tunnel, remote) in [
+        ("b-net", "10.2.0.0/24"),
+        ("b-net2", "10.2.1.0/24"),
+        ("c-net", "10.3.0.0/24"),
+    ] {
+        assert!(
+            detail
+                .lines()
+                .any(|l| l.trim_start().starts_with(tunnel) && l.contains(remote)),
+            "{tunnel} {remote} not in {detail}"
+        );
+    }
+    // charon stops by the PID it wrote in dir3: before dir3 goes.
+    drop(charon3);
+    let _ = std::fs::remove_dir_all(&dir3);
+}
