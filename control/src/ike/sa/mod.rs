@@ -644,4 +644,6 @@ pub fn notify_name(n: u16) -> String {
 #[cfg(test)]
 mod children_tests;
 #[cfg(test)]
+mod rekey_tests;
+#[cfg(test)]
 mod tests;
