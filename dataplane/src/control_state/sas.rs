@@ -170,6 +170,10 @@ impl ControlState {
                 "highest sequence number seen is above 2^32 - 1 without ESN",
             );
         }
+        // `set_tunnel` admits IPv4 endpoints only, for now.
+        let std::net::IpAddr::V4(local) = encap.local else {
+            return refuse(what, "IPv6 tunnel endpoints are not carried yet");
+        };
         let existing = match self.inbound.get(&spi) {
             Some(r) if r.tunnel != tunnel => {
                 return refuse(what, format!("the SPI is in use by tunnel {}", r.tunnel));
@@ -193,7 +197,7 @@ impl ControlState {
             tcp_mss,
             spi,
             esn,
-            local: encap.local,
+            local,
             udp_encap: encap.udp.is_some(),
             selectors,
             soft: spec.sa.soft,

@@ -10,22 +10,28 @@ use crate::forward::{Target, Target6, WorkerCommand as Cmd, WorkerIndex};
 use crate::sa::Selectors;
 use channel::{Name, TunnelSpec};
 use ipnet::IpNet;
+use std::net::IpAddr;
 
 impl ControlState {
     pub(super) fn set_tunnel(&mut self, spec: TunnelSpec, g: u64) -> Result<(), ChangeError> {
         let what = format!("tunnel {}", spec.name);
-        if !self.interfaces.values().any(|i| i.addr == spec.local) {
+        let (IpAddr::V4(local), IpAddr::V4(r)) = (spec.local, spec.remote) else {
             return refuse(
                 what,
-                format!("local {} is not the address of any interface", spec.local),
+                "IPv6 tunnel endpoints: this dataplane builds IPv4 outer headers only",
+            );
+        };
+        if !self.interfaces.values().any(|i| i.addr == local) {
+            return refuse(
+                what,
+                format!("local {local} is not the address of any interface"),
             );
         }
-        let r = spec.remote;
         // Unspecified: a dial-up peer not known yet.
         if (r.is_unspecified() && !spec.dynamic)
             || r.is_broadcast()
             || r.is_multicast()
-            || r == spec.local
+            || r == local
         {
             return refuse(what, format!("{r} cannot be a tunnel peer"));
         }
@@ -106,8 +112,8 @@ impl ControlState {
                 if let Some(v) = self.lock_view().tunnels.get_mut(&spec.name) {
                     v.remote = spec.remote;
                 }
-                if let Some(i) = self.on_subnet(spec.remote) {
-                    self.want(i.port, spec.remote.into());
+                if let Some(i) = self.on_subnet(r) {
+                    self.want(i.port, r.into());
                 }
             }
             if has_sas {
@@ -147,10 +153,7 @@ impl ControlState {
         let peer = if spec.dynamic {
             Peer::Dynamic
         } else {
-            Peer::Site {
-                local: spec.local,
-                remote: spec.remote,
-            }
+            Peer::Site { local, remote: r }
         };
         let p = self.anchors.place(id, peer);
         let Some(owner) = self.workers.iter().position(|w| w.info.lcore == p.worker) else {
@@ -180,11 +183,8 @@ impl ControlState {
             );
             v.anchors = self.anchors.clone();
         }
-        if let Some(i) = self
-            .on_subnet(spec.remote)
-            .filter(|_| !spec.remote.is_unspecified())
-        {
-            self.want(i.port, spec.remote.into());
+        if let Some(i) = self.on_subnet(r).filter(|_| !r.is_unspecified()) {
+            self.want(i.port, r.into());
         }
         self.tunnels.insert(
             spec.name,

@@ -6,7 +6,7 @@ use crate::wire::checksum;
 use crate::wire::esp::{self, IV_LEN};
 use crate::wire::{ipv4, udp};
 use channel::{DfPolicy, Dscp};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 pub use config::TunnelEncap;
 
@@ -37,6 +37,12 @@ pub struct OuterTemplate {
 
 impl OuterTemplate {
     pub fn new(e: &TunnelEncap, spi: u32) -> OuterTemplate {
+        // The control state refuses IPv6 endpoints until IPv6 outer headers are built here.
+        let v4 = |a: IpAddr| match a {
+            IpAddr::V4(a) => a,
+            IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+        };
+        let (local, remote) = (v4(e.local), v4(e.remote));
         let mut bytes = [0u8; OUTER_UDP];
         let udp_len = if e.udp.is_some() { udp::HEADER_LEN } else { 0 };
         let ip = ipv4::Repr {
@@ -49,8 +55,8 @@ impl OuterTemplate {
             } else {
                 ipv4::PROTO_ESP
             },
-            src: e.local,
-            dst: e.remote,
+            src: local,
+            dst: remote,
             payload_len: 0,
         };
         if let Some(h) = bytes.first_chunk_mut() {
@@ -70,7 +76,7 @@ impl OuterTemplate {
         let at = ipv4::MIN_HEADER_LEN + udp_len;
         bytes[at + esp::field::SPI.start..at + esp::field::SPI.end]
             .copy_from_slice(&spi.to_be_bytes());
-        let (src, dst) = (u32::from(e.local), u32::from(e.remote));
+        let (src, dst) = (u32::from(local), u32::from(remote));
         let fixed_sum = 0x4500
             + u32::from(u16::from_be_bytes([ip.ttl, ip.protocol]))
             + (src >> 16)
