@@ -247,6 +247,10 @@ impl Forwarder {
             .outbound(tunnel)
             .map(|s| s.remote())
             .ok_or(Stat::NoSa)?;
+        // IPv6 peers are not routed here yet (the control state refuses their tunnels).
+        let std::net::IpAddr::V4(remote) = remote else {
+            return Err(Stat::NoRoute);
+        };
         let (port, next_hop) = match self.tables.lookup(remote) {
             Some(Target::Connected { port }) => (port, remote),
             Some(Target::Gateway { port, via }) => (port, via),
