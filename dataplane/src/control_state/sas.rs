@@ -170,9 +170,11 @@ impl ControlState {
                 "highest sequence number seen is above 2^32 - 1 without ESN",
             );
         }
-        // `set_tunnel` admits IPv4 endpoints only, for now.
-        let std::net::IpAddr::V4(local) = encap.local else {
-            return refuse(what, "IPv6 tunnel endpoints are not carried yet");
+        // An IPv6 tunnel's SAs are bound to the unspecified IPv4 address: ESP in IPv6 checks
+        // for it (`esp_input6`), ESP in IPv4, sent to one of ours, never matches it.
+        let local = match encap.local {
+            std::net::IpAddr::V4(a) => a,
+            std::net::IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED,
         };
         let existing = match self.inbound.get(&spi) {
             Some(r) if r.tunnel != tunnel => {

@@ -170,6 +170,16 @@ impl OuterTemplate {
         }
     }
 
+    /// The Ethernet type of the frames the outer packets leave in.
+    #[inline(always)]
+    pub fn ethertype(&self) -> u16 {
+        if self.layout == Layout::Esp6 {
+            crate::wire::ethernet::ETHERTYPE_IPV6
+        } else {
+            crate::wire::ethernet::ETHERTYPE_IPV4
+        }
+    }
+
     /// Bytes of outer IPv4 [+ UDP] or IPv6 + ESP header in front of the IV.
     #[inline(always)]
     pub fn header_len(&self) -> usize {
