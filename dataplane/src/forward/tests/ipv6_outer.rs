@@ -235,3 +235,35 @@ fn an_ipv6_outer_tunnel_next_to_an_ipv4_one() {
     assert_eq!(run(&mut gw2, 1, &wire).0, Verdict::Tx(0));
     assert_eq!(gw2.stats.get(Stat::DecryptedPackets), 2);
 }
+
+/// With two workers, ESP in IPv6 that lands on the worker not owning its SA is handed to the
+/// owner and resumes there (`Resume::EspInput` tells IPv6 apart by its version).
+#[test]
+fn esp_in_ipv6_is_handed_to_the_owner_of_its_sa() {
+    let mut gw1 = gateway_workers(true, false, 2, outer6(true));
+    let mut gw2 = gateway_workers(false, false, 2, outer6(false));
+    let mut handed = 0;
+    for w in 0..2 {
+        // gw1 encrypts on the owner of st0.0 (the other hands off, spending nothing).
+        let sent = a_to_b6(64, 40 + w);
+        let wire = (0..2)
+            .find_map(|i| {
+                let (v, wire) = run(&mut gw1[i], 0, &sent);
+                (v == Verdict::Tx(1)).then_some(wire)
+            })
+            .expect("one worker owns st0.0");
+        // The ESP lands on gw2's worker `w`.
+        let (v, got) = match run(&mut gw2[w], 1, &wire) {
+            (Verdict::Handoff { worker, .. }, held) => {
+                handed += 1;
+                let mut e = VecBuf::new(&held);
+                let v = resume(&mut gw2[usize::from(worker)], &mut e, Resume::EspInput);
+                (v, e.data().to_vec())
+            }
+            other => other,
+        };
+        assert_eq!(v, Verdict::Tx(0), "worker {w}");
+        assert_eq!(&got[14..], &after_hops(&sent, 2)[14..]);
+    }
+    assert_eq!(handed, 1, "one of the two workers is not the owner");
+}
