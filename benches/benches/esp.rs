@@ -240,7 +240,7 @@ fn bench(c: &mut Criterion) {
                 tcp_mss: 0,
                 spi: 0x1001,
                 esn: false,
-                local: testkit::tunnel(None).local,
+                local: std::net::Ipv4Addr::new(192, 0, 2, 1),
                 udp_encap: false,
                 selectors: Selectors::default(),
                 soft: Default::default(),

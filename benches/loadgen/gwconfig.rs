@@ -17,7 +17,7 @@ use dataplane::sa::{Direction, InboundParams, InboundSa, OutboundParams, Outboun
 use dataplane::wire::ethernet::Mac;
 use ipnet::Ipv4Net;
 use std::collections::{HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 /// One memif link as the gateway (role=server) declares it in its EAL arguments.
@@ -73,8 +73,14 @@ pub fn load(path: &Path, lan: &str, wan: &str) -> Result<Setup, String> {
 pub fn from_config(cfg: &Config, lan: &str, wan: &str) -> Result<Setup, String> {
     let vdevs = vdevs(&cfg.dataplane.eal);
     let lan = side(cfg, &vdevs, lan, None)?;
+    if let Some(t) = cfg.tunnels.iter().find(|t| t.encap.remote.is_ipv6()) {
+        return Err(format!(
+            "tunnel {}: IPv6 endpoints: the load generator plays IPv4 peers only",
+            t.name
+        ));
+    }
     // Our WAN address is the tunnels' peer address.
-    let peer = cfg.tunnels.first().map(|t| t.encap.remote);
+    let peer = cfg.tunnels.first().and_then(|t| ipv4(t.encap.remote));
     let wan = side(cfg, &vdevs, wan, peer)?;
 
     // The first route into each tunnel.
@@ -120,7 +126,9 @@ pub fn from_config(cfg: &Config, lan: &str, wan: &str) -> Result<Setup, String> 
     let wan_net = subnet(wan.gw_addr, cfg, &wan.name)?;
     let mut seen = HashSet::new();
     for p in &plans {
-        let r = p.encap.remote;
+        let Some(r) = ipv4(p.encap.remote) else {
+            continue;
+        };
         if seen.insert(r) {
             if !wan_net.contains(&r) {
                 return Err(format!(
@@ -254,7 +262,7 @@ pub fn mirror_gw_out(t: &TunnelPlan) -> Option<Result<InboundSa, CryptoError>> {
         tcp_mss: 0,
         spi: sa.spi,
         esn: sa.esn,
-        local: t.encap.remote,
+        local: ipv4(t.encap.remote)?,
         udp_encap: t.encap.udp.is_some(),
         selectors: Default::default(),
         soft: Default::default(),
@@ -296,6 +304,14 @@ pub fn mirror_gw_in(t: &TunnelPlan) -> Option<Result<OutboundSa, CryptoError>> {
         counters::standalone(),
         &Backend::Ring,
     ))
+}
+
+/// An IPv4 tunnel endpoint (`from_config` refuses IPv6 ones).
+fn ipv4(a: IpAddr) -> Option<Ipv4Addr> {
+    match a {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(_) => None,
+    }
 }
 
 #[cfg(test)]

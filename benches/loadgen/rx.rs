@@ -255,7 +255,7 @@ mod tests {
             tcp_mss: 0,
             spi: 0x100000,
             esn: false,
-            local: tunnel.remote,
+            local: Ipv4Addr::new(192, 0, 2, 2),
             udp_encap: udp.is_some(),
             selectors: Default::default(),
             soft: Default::default(),

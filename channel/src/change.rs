@@ -84,9 +84,10 @@ pub enum RouteVia {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TunnelSpec {
     pub name: Name,
-    /// Our address (one of an interface's) and the peer gateway's.
-    pub local: Ipv4Addr,
-    pub remote: Ipv4Addr,
+    /// Our address (one of an interface's, IPv4 or `address6`) and the peer gateway's, of
+    /// one family: the outer header's.
+    pub local: IpAddr,
+    pub remote: IpAddr,
     /// A dial-up peer's tunnel: its remote is learned (by IKE), unspecified until then, and
     /// may change while the tunnel has no SAs; anchored round-robin, with no affinity to an
     /// address.

@@ -28,15 +28,16 @@ use channel::Mac;
 use channel::{KeyMaterial, Lifetime, Name, Prefixes, Prefixes6};
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Deserialize;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use zeroize::Zeroizing;
 
 /// How a tunnel's packets are wrapped on the way out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TunnelEncap {
-    pub local: Ipv4Addr,
-    pub remote: Ipv4Addr,
+    /// Both of one family, the outer header's (IPv4, or IPv6 for raw ESP only).
+    pub local: IpAddr,
+    pub remote: IpAddr,
     /// NAT-T (RFC 3948): (local port, remote port).
     pub udp: Option<(u16, u16)>,
     pub df: channel::DfPolicy,
@@ -292,6 +293,11 @@ fn parse_ip(field: &str, s: &str) -> Result<Ipv4Addr, ConfigError> {
         .or_else(|_| err(field, format!("{s:?} is not an IPv4 address")))
 }
 
+fn parse_ip6(field: &str, s: &str) -> Result<Ipv6Addr, ConfigError> {
+    s.parse()
+        .or_else(|_| err(field, format!("{s:?} is not an IPv6 address")))
+}
+
 fn parse_mac(field: &str, s: &str) -> Result<Mac, ConfigError> {
     let m: Mac = s
         .parse()
@@ -348,3 +354,5 @@ mod ipv6_tests;
 mod policy_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tunnel6_tests;

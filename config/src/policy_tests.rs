@@ -51,7 +51,10 @@ fn policies_into_a_vpn_make_its_children_and_their_tunnels() {
     let t = &c.tunnels[2];
     assert_eq!(
         (t.encap.local, t.encap.remote),
-        (Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(198, 51, 100, 2))
+        (
+            Ipv4Addr::new(192, 0, 2, 1).into(),
+            Ipv4Addr::new(198, 51, 100, 2).into()
+        )
     );
     assert_eq!(
         t.remote_selectors.as_slice(),

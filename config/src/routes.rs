@@ -8,7 +8,7 @@ use super::{
 };
 use ipnet::Ipv4Net;
 use std::collections::{HashMap, HashSet};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 const MAX_ROUTES: usize = 1 << 20;
 
@@ -87,7 +87,18 @@ pub(super) fn routes(
     // share a peer: look each peer up once, by longest prefix first.
     let mut reachable_peers: HashMap<Ipv4Addr, bool> = HashMap::new();
     for (i, t) in tunnels.iter().enumerate() {
-        let r = t.encap.remote;
+        let r = match t.encap.remote {
+            IpAddr::V4(r) => r,
+            IpAddr::V6(r) => {
+                if !reachable6(r, interfaces, &routes6) {
+                    return err(
+                        format!("tunnels[{i}].remote"),
+                        format!("no IPv6 route to {r} except through a tunnel"),
+                    );
+                }
+                continue;
+            }
+        };
         // A dial-up peer's address is not known here (it comes from IKE).
         if r.is_unspecified() {
             continue;
@@ -112,6 +123,26 @@ pub(super) fn routes(
         }
     }
     Ok((routes, routes6))
+}
+
+/// An IPv6 tunnel's peer is reachable if the longest IPv6 route to it (an interface's subnet
+/// among them) does not go through a tunnel.
+fn reachable6(r: Ipv6Addr, interfaces: &[InterfaceConfig], routes6: &[Route6]) -> bool {
+    let connected = interfaces
+        .iter()
+        .filter_map(|x| x.ipv6.map(|n| n.trunc()))
+        .filter(|n| n.contains(&r))
+        .map(|n| n.prefix_len())
+        .max();
+    let best = routes6
+        .iter()
+        .filter(|x| x.prefix.contains(&r))
+        .max_by_key(|x| x.prefix.prefix_len());
+    match (best, connected) {
+        (Some(b), Some(c)) if c >= b.prefix.prefix_len() => true,
+        (Some(b), _) => matches!(b.via, RouteVia::Gateway { .. }),
+        (None, c) => c.is_some(),
+    }
 }
 
 /// An IPv6 route: into a tunnel, or to a global next hop on an interface's IPv6 subnet.

@@ -279,7 +279,7 @@ fn a_dial_up_peer_calls_in_from_any_address() {
             _ => None,
         })
     };
-    assert_eq!(tunnel_remote(&p.b), Some((A, true)));
+    assert_eq!(tunnel_remote(&p.b), Some((A.into(), true)));
     // `request security ike initiate` has no address to call.
     assert_eq!(p.b.initiate("vpn0", p.now), Initiate::DialUp);
     // The peer comes back from another address (its DHCP lease changed).
@@ -298,7 +298,7 @@ fn a_dial_up_peer_calls_in_from_any_address() {
     assert_eq!(b.len(), 1, "{b:?}");
     assert_eq!(b, up(&p.a, p.now));
     assert_eq!(p.b.view(p.now).len(), 1, "the old IKE SA is gone");
-    assert_eq!(tunnel_remote(&p.b), Some((moved, true)));
+    assert_eq!(tunnel_remote(&p.b), Some((moved.into(), true)));
 }
 
 /// Two dial-up peers on one address with the same selectors, told apart by their identities

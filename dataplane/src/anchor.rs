@@ -17,7 +17,7 @@
 //! This module is pure bookkeeping; the dataplane applies its answers.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 pub type Lcore = u32;
 
@@ -25,8 +25,8 @@ pub type Lcore = u32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Peer {
     Site {
-        local: Ipv4Addr,
-        remote: Ipv4Addr,
+        local: IpAddr,
+        remote: IpAddr,
     },
     /// A dial-up peer (remote `any`): no affinity, round-robin.
     Dynamic,
@@ -71,7 +71,7 @@ pub struct Anchors {
     groups: Vec<Group>,
     tunnels: HashMap<u32, (Placement, Peer)>,
     /// Gateway pair -> (group, tunnels of that pair still anchored).
-    affinity: HashMap<(Ipv4Addr, Ipv4Addr), (usize, u32)>,
+    affinity: HashMap<(IpAddr, IpAddr), (usize, u32)>,
     next_dynamic: usize,
 }
 

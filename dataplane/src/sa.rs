@@ -178,10 +178,11 @@ pub struct OutboundSa {
     check_at: u64,
     /// The outer headers, prebuilt from the tunnel and the SPI.
     pub(crate) outer: OuterTemplate,
+    /// Two bytes: in the padding the template leaves before the next 8-byte field.
+    pub events: EventFlags,
     pub counters: CounterRef,
     /// `carried` takes its slow path at this many bytes (the smaller byte lifetime).
     bytes_check_at: u64,
-    pub events: EventFlags,
     // Third line: read by the slow paths only.
     /// The last sequence number the SA may send: the hard packet limit, or the space.
     seq_end: u64,
@@ -389,7 +390,7 @@ impl OutboundSa {
     }
 
     /// The peer: where the SA's packets go, for the outer next hop.
-    pub fn remote(&self) -> Ipv4Addr {
+    pub fn remote(&self) -> std::net::IpAddr {
         self.outer.remote()
     }
 }

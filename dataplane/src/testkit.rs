@@ -14,7 +14,7 @@ use crate::mem::Memory;
 use crate::wire::ethernet::Mac;
 use crate::wire::ipv4;
 use channel::{Change, DfPolicy, Dscp};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 /// Key material for `alg`; different seeds give different keys.
@@ -29,8 +29,8 @@ pub fn keymat(alg: Algorithm, seed: u8) -> KeyMaterial {
 /// A tunnel 192.0.2.1 -> 192.0.2.2, in UDP (NAT-T) between `udp`'s ports if given.
 pub fn tunnel(udp: Option<(u16, u16)>) -> TunnelEncap {
     TunnelEncap {
-        local: Ipv4Addr::new(192, 0, 2, 1),
-        remote: Ipv4Addr::new(192, 0, 2, 2),
+        local: Ipv4Addr::new(192, 0, 2, 1).into(),
+        remote: Ipv4Addr::new(192, 0, 2, 2).into(),
         udp,
         df: DfPolicy::Copy,
         dscp: Dscp::Copy,
@@ -41,11 +41,15 @@ pub fn tunnel(udp: Option<(u16, u16)>) -> TunnelEncap {
 
 /// A tunnel named `name` from `local` to `remote`, in raw ESP, with the defaults of the file
 /// format and no traffic selectors.
-pub fn tunnel_spec(name: &str, local: Ipv4Addr, remote: Ipv4Addr) -> channel::TunnelSpec {
+pub fn tunnel_spec(
+    name: &str,
+    local: impl Into<IpAddr>,
+    remote: impl Into<IpAddr>,
+) -> channel::TunnelSpec {
     channel::TunnelSpec {
         name: channel::Name::new(name).expect("a test tunnel's name"),
-        local,
-        remote,
+        local: local.into(),
+        remote: remote.into(),
         dynamic: false,
         tcp_mss: None,
         mtu: None,

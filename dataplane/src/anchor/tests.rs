@@ -3,8 +3,8 @@ use proptest::prelude::*;
 
 fn site(l: u8, r: u8) -> Peer {
     Peer::Site {
-        local: Ipv4Addr::new(192, 0, 2, l),
-        remote: Ipv4Addr::new(198, 51, 100, r),
+        local: std::net::Ipv4Addr::new(192, 0, 2, l).into(),
+        remote: std::net::Ipv4Addr::new(198, 51, 100, r).into(),
     }
 }
 
@@ -171,7 +171,7 @@ proptest! {
         let mut a = Anchors::new(&groups).unwrap();
         let step = sizes.iter().map(|&s| 1.0 / s as f64).fold(0.0, f64::max);
         for t in 0..n {
-            a.place(t, Peer::Site { local: Ipv4Addr::new(192, 0, 2, 1), remote: Ipv4Addr::from(t) });
+            a.place(t, Peer::Site { local: std::net::Ipv4Addr::new(192, 0, 2, 1).into(), remote: std::net::Ipv4Addr::from(t).into() });
             let lf: Vec<f64> = (0..a.groups()).map(|g| a.load_factor(g)).collect();
             let (lo, hi) = lf.iter().fold((f64::MAX, 0.0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
             prop_assert!(hi - lo <= step + 1e-9, "{lf:?} after {t}");

@@ -93,8 +93,8 @@ fn a_change_is_answered_once_every_worker_has_it() {
         id: 1,
         change: Change::SetTunnel(crate::testkit::tunnel_spec(
             "st0.1",
-            "192.0.2.1".parse().unwrap(),
-            "192.0.2.9".parse().unwrap(),
+            "192.0.2.1".parse::<std::net::Ipv4Addr>().unwrap(),
+            "192.0.2.9".parse::<std::net::Ipv4Addr>().unwrap(),
         )),
     });
     // Applied on the main lcore, but no worker has it yet: no answer.
@@ -125,8 +125,8 @@ fn a_change_is_answered_once_every_worker_has_it() {
         id: 3,
         change: Change::SetTunnel(crate::testkit::tunnel_spec(
             "st0.1",
-            "192.0.2.1".parse().unwrap(),
-            "192.0.2.9".parse().unwrap(),
+            "192.0.2.1".parse::<std::net::Ipv4Addr>().unwrap(),
+            "192.0.2.9".parse::<std::net::Ipv4Addr>().unwrap(),
         )),
     });
     run(&mut ch, &mut gw);
@@ -196,8 +196,8 @@ fn a_resync_answers_with_what_it_removed() {
     let mut gw = gateway();
     gw.change(Change::SetTunnel(crate::testkit::tunnel_spec(
         "old",
-        "192.0.2.1".parse().unwrap(),
-        "192.0.2.8".parse().unwrap(),
+        "192.0.2.1".parse::<std::net::Ipv4Addr>().unwrap(),
+        "192.0.2.8".parse::<std::net::Ipv4Addr>().unwrap(),
     )))
     .unwrap();
     let mut ch = ControlChannel::create(&path, small(), &mut gw.control).unwrap();
@@ -208,7 +208,7 @@ fn a_resync_answers_with_what_it_removed() {
         change: Change::SetInterface(channel::InterfaceSpec {
             name: name("wan0"),
             port: 1,
-            addr: "192.0.2.1".parse().unwrap(),
+            addr: "192.0.2.1".parse::<std::net::Ipv4Addr>().unwrap(),
             prefix_len: 24,
             ipv6: None,
             mac: None,
@@ -235,8 +235,8 @@ fn datagrams_cross_both_ways() {
     let mut inject = seg.producer(RingId::Inject).unwrap();
     let d = channel::Datagram {
         port: 1,
-        src: "192.0.2.9".parse().unwrap(),
-        dst: "192.0.2.1".parse().unwrap(),
+        src: "192.0.2.9".parse::<std::net::Ipv4Addr>().unwrap(),
+        dst: "192.0.2.1".parse::<std::net::Ipv4Addr>().unwrap(),
         sport: 500,
         dport: 500,
         payload: b"an IKE_SA_INIT",

@@ -113,7 +113,8 @@ impl ControlState {
         let Some(&i) = self.interfaces.get(&name) else {
             return refuse(what, "no such interface");
         };
-        if let Some((t, _)) = self.tunnels.iter().find(|(_, t)| t.encap.local == i.addr) {
+        let uses = |a: std::net::IpAddr| a == i.addr || i.ipv6.is_some_and(|n| a == n.addr());
+        if let Some((t, _)) = self.tunnels.iter().find(|(_, t)| uses(t.encap.local)) {
             return refuse(what, format!("tunnel {t} uses its address"));
         }
         let net = subnet(&i);

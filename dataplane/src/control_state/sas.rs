@@ -170,6 +170,12 @@ impl ControlState {
                 "highest sequence number seen is above 2^32 - 1 without ESN",
             );
         }
+        // An IPv6 tunnel's SAs are bound to the unspecified IPv4 address: ESP in IPv6 checks
+        // for it (`esp_input6`), ESP in IPv4, sent to one of ours, never matches it.
+        let local = match encap.local {
+            std::net::IpAddr::V4(a) => a,
+            std::net::IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED,
+        };
         let existing = match self.inbound.get(&spi) {
             Some(r) if r.tunnel != tunnel => {
                 return refuse(what, format!("the SPI is in use by tunnel {}", r.tunnel));
@@ -193,7 +199,7 @@ impl ControlState {
             tcp_mss,
             spi,
             esn,
-            local: encap.local,
+            local,
             udp_encap: encap.udp.is_some(),
             selectors,
             soft: spec.sa.soft,

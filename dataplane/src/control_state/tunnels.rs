@@ -10,24 +10,58 @@ use crate::forward::{Target, Target6, WorkerCommand as Cmd, WorkerIndex};
 use crate::sa::Selectors;
 use channel::{Name, TunnelSpec};
 use ipnet::IpNet;
+use std::net::IpAddr;
 
 impl ControlState {
+    /// Our end one of our interfaces' addresses (IPv4, or a global IPv6 one), the peer's a
+    /// unicast address of its family (IPv4 unspecified: a dial-up peer not known yet).
+    fn check_endpoints(&self, spec: &TunnelSpec) -> Result<(), String> {
+        let bad_peer = match (spec.local, spec.remote) {
+            (IpAddr::V4(l), IpAddr::V4(r)) => {
+                if !self.interfaces.values().any(|i| i.addr == l) {
+                    return Err(format!("local {l} is not the address of any interface"));
+                }
+                (r.is_unspecified() && !spec.dynamic) || r.is_broadcast() || r == l
+            }
+            (IpAddr::V6(l), IpAddr::V6(r)) => {
+                if !self
+                    .interfaces
+                    .values()
+                    .any(|i| i.ipv6.is_some_and(|n| n.addr() == l))
+                {
+                    return Err(format!(
+                        "local {l} is not the IPv6 address of any interface"
+                    ));
+                }
+                if spec.udp.is_some() || spec.dynamic {
+                    return Err("an IPv6 tunnel has a known peer and no NAT-T".into());
+                }
+                r.is_unspecified() || crate::wire::ipv6::is_link_local(&r) || r == l
+            }
+            (l, r) => return Err(format!("{l} and {r} are of different families")),
+        };
+        if bad_peer || spec.remote.is_multicast() {
+            return Err(format!("{} cannot be a tunnel peer", spec.remote));
+        }
+        Ok(())
+    }
+
+    /// Asks for the peer's MAC if it is on one of our subnets.
+    fn want_peer(&mut self, remote: IpAddr) {
+        let on_link = match remote {
+            IpAddr::V4(r) if r.is_unspecified() => None,
+            IpAddr::V4(r) => self.on_subnet(r),
+            IpAddr::V6(r) => self.on_subnet6(&r),
+        };
+        if let Some(i) = on_link {
+            self.want(i.port, remote);
+        }
+    }
+
     pub(super) fn set_tunnel(&mut self, spec: TunnelSpec, g: u64) -> Result<(), ChangeError> {
         let what = format!("tunnel {}", spec.name);
-        if !self.interfaces.values().any(|i| i.addr == spec.local) {
-            return refuse(
-                what,
-                format!("local {} is not the address of any interface", spec.local),
-            );
-        }
-        let r = spec.remote;
-        // Unspecified: a dial-up peer not known yet.
-        if (r.is_unspecified() && !spec.dynamic)
-            || r.is_broadcast()
-            || r.is_multicast()
-            || r == spec.local
-        {
-            return refuse(what, format!("{r} cannot be a tunnel peer"));
+        if let Err(why) = self.check_endpoints(&spec) {
+            return refuse(what, why);
         }
         if spec.ttl == 0 {
             return refuse(what, "ttl must be at least 1");
@@ -106,9 +140,7 @@ impl ControlState {
                 if let Some(v) = self.lock_view().tunnels.get_mut(&spec.name) {
                     v.remote = spec.remote;
                 }
-                if let Some(i) = self.on_subnet(spec.remote) {
-                    self.want(i.port, spec.remote.into());
-                }
+                self.want_peer(spec.remote);
             }
             if has_sas {
                 self.send(g, owner, Cmd::Reencap { tunnel: id, encap });
@@ -180,12 +212,7 @@ impl ControlState {
             );
             v.anchors = self.anchors.clone();
         }
-        if let Some(i) = self
-            .on_subnet(spec.remote)
-            .filter(|_| !spec.remote.is_unspecified())
-        {
-            self.want(i.port, spec.remote.into());
-        }
+        self.want_peer(spec.remote);
         self.tunnels.insert(
             spec.name,
             TunnelRec {

@@ -9,7 +9,7 @@ use crate::esp::crypto::Algorithm;
 use crate::sa::Direction;
 use channel::Name;
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// An SA as listed: outbound SAs by their tunnel (a tunnel has one, and outbound SPIs are the
 /// peers' choice, so two tunnels may share one), inbound SAs by SPI.
@@ -28,8 +28,8 @@ pub struct SaView {
     pub esn: bool,
     /// Inbound only; 0 for outbound SAs.
     pub replay_window: u32,
-    pub local: Ipv4Addr,
-    pub remote: Ipv4Addr,
+    pub local: IpAddr,
+    pub remote: IpAddr,
     pub udp_encap: Option<(u16, u16)>,
     /// The worker lcore that owns the SA, and its anchor group.
     pub worker: u32,
@@ -54,8 +54,8 @@ impl SaView {
 #[derive(Debug, Clone)]
 pub struct TunnelView {
     pub id: u32,
-    pub local: Ipv4Addr,
-    pub remote: Ipv4Addr,
+    pub local: IpAddr,
+    pub remote: IpAddr,
     pub worker: u32,
     pub group: usize,
 }

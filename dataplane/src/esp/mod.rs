@@ -78,3 +78,5 @@ pub fn aad(spi: u32, seq: u64, esn: bool) -> ([u8; MAX_AAD_LEN], usize) {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests6;

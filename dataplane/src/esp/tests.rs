@@ -14,7 +14,7 @@ use aes_gcm::{Aes128Gcm, Aes256Gcm, KeyInit};
 use proptest::prelude::*;
 use std::net::Ipv4Addr;
 
-fn outbound(alg: Algorithm, esn: bool, t: TunnelEncap) -> OutboundSa {
+pub(super) fn outbound(alg: Algorithm, esn: bool, t: TunnelEncap) -> OutboundSa {
     outbound_from(alg, esn, t, 1)
 }
 
@@ -25,7 +25,7 @@ fn outbound_from(alg: Algorithm, esn: bool, t: TunnelEncap, first_seq: u64) -> O
     OutboundSa::new(p, &keymat(alg, 0), counters(), &Backend::Ring).unwrap()
 }
 
-fn inbound(alg: Algorithm, esn: bool, udp: bool, window: u32) -> InboundSa {
+pub(super) fn inbound(alg: Algorithm, esn: bool, udp: bool, window: u32) -> InboundSa {
     let p = InboundParams {
         tunnel: 0,
         tcp_mss: 0,
@@ -42,7 +42,12 @@ fn inbound(alg: Algorithm, esn: bool, udp: bool, window: u32) -> InboundSa {
 }
 
 /// The oracle: decrypts `ct_and_tag` with aes-gcm.
-fn oracle_open(alg: Algorithm, nonce: &[u8], aad: &[u8], ct_and_tag: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn oracle_open(
+    alg: Algorithm,
+    nonce: &[u8],
+    aad: &[u8],
+    ct_and_tag: &[u8],
+) -> Option<Vec<u8>> {
     let km = keymat(alg, 0);
     let (ct, tag) = ct_and_tag.split_at(ct_and_tag.len() - 16);
     let mut buf = ct.to_vec();
@@ -89,7 +94,7 @@ fn oracle_esp(alg: Algorithm, spi: u32, seq: u64, esn: bool, plaintext: &[u8]) -
 }
 
 /// inner || 1, 2, ... || pad length || next header.
-fn trailer(inner: &[u8], next_header: u8) -> Vec<u8> {
+pub(super) fn trailer(inner: &[u8], next_header: u8) -> Vec<u8> {
     let pad = crate::wire::esp::pad_len(inner.len());
     let mut v = inner.to_vec();
     v.extend((1..=pad as u8).collect::<Vec<_>>());
@@ -361,7 +366,7 @@ fn bad_trailers_dummies_and_bad_inner_packets() {
 
 /// An IPv6 packet (2001:db8:1::10 -> 2001:db8:2::10, no next header) with `n` bytes of
 /// payload.
-fn ipv6_packet(n: usize) -> Vec<u8> {
+pub(super) fn ipv6_packet(n: usize) -> Vec<u8> {
     let mut v = vec![0u8; 40];
     crate::wire::ipv6::Repr {
         traffic_class: 0x2e,

@@ -12,7 +12,7 @@ use crate::esp::{self, DecapError};
 use crate::packet::PacketBuf;
 use crate::wire::ethernet::{self, Mac};
 use crate::wire::udp::{self, Carries};
-use crate::wire::{esp as esp_wire, ipv4};
+use crate::wire::{esp as esp_wire, ipv4, ipv6};
 use std::net::Ipv4Addr;
 
 /// What policies look a packet up by (`ip`: from its IPv4 header on): its addresses,
@@ -106,6 +106,15 @@ impl Forwarder {
         match r {
             Resume::Transmit(port) => Verdict::Tx(port),
             Resume::TunnelOutput(tunnel) => self.tunnel_output(buf, tunnel),
+            Resume::EspInput if buf.data().first().is_some_and(|v| v >> 4 == 6) => {
+                let upper = ipv6::Packet::new_checked(buf.data()).and_then(|p| p.upper_layer());
+                match upper {
+                    Ok(u) if u.protocol == ipv6::NEXT_ESP && !u.fragment => {
+                        self.esp_input6(buf, u.offset)
+                    }
+                    _ => self.drop(Stat::Malformed),
+                }
+            }
             Resume::EspInput => {
                 let (dst, ihl, proto) = match ipv4::Packet::new_checked(buf.data()) {
                     Ok(p) => (p.dst(), p.header_len(), p.protocol()),

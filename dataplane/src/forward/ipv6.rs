@@ -3,16 +3,16 @@
 //! (hop limit decremented, next hop resolved by neighbor discovery). A frame's ethertype sends
 //! it here once (`receive`), so none of this is on IPv4's per-packet path. A route into a
 //! tunnel hands the packet to the tunnel's output (`output`), which wraps it in the tunnel's
-//! IPv4 ESP as it does IPv4 (next header 41); decrypted IPv6 comes back here
-//! (`Origin::Decrypted`).
+//! ESP (IPv4 or IPv6 outside) as it does IPv4 (next header 41); decrypted IPv6 comes back
+//! here (`Origin::Decrypted`), and so does ESP to our IPv6 addresses (`esp_input6`).
 
 use super::input::Origin;
-use super::{Event, Forwarder, Punt, Target6, Verdict};
+use super::{Forwarder, Punt, Target6, Verdict};
 use crate::counters::Stat;
 use crate::packet::PacketBuf;
 use crate::wire::ethernet::{self, Mac};
 use crate::wire::{icmpv6, ipv6};
-use std::net::Ipv6Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 impl Forwarder {
     /// A frame with the IPv6 ethertype to `dst_mac`: unicast to us, or multicast (33:33:...),
@@ -95,12 +95,22 @@ impl Forwarder {
         if upper.fragment {
             return self.drop(Stat::Fragments);
         }
+        if upper.protocol == ipv6::NEXT_ESP {
+            return self.esp_input6(buf, upper.offset);
+        }
         let nd = upper.protocol == ipv6::NEXT_ICMPV6
             && matches!(
                 buf.data().get(upper.offset),
                 Some(&(icmpv6::TYPE_NEIGHBOR_SOLICIT | icmpv6::TYPE_NEIGHBOR_ADVERT))
             );
         self.punt_ipv6(buf, if nd { Punt::Nd } else { Punt::Local })
+    }
+
+    /// ESP to one of our IPv6 addresses, `esp_off` bytes in (past any hop-by-hop or
+    /// destination options): an IPv6 tunnel's SAs are bound to the unspecified IPv4 address,
+    /// which no IPv4 packet is sent to, so `esp_input`'s address check keeps the families apart.
+    pub(super) fn esp_input6<B: PacketBuf>(&mut self, buf: &mut B, esp_off: usize) -> Verdict {
+        self.esp_input(buf, Ipv4Addr::UNSPECIFIED, esp_off, false)
     }
 
     /// A packet a tunnel delivered to one of our addresses (an echo request from behind the
@@ -157,18 +167,9 @@ impl Forwarder {
             Target6::Tunnel { tunnel } => return self.tunnel_output(buf, tunnel),
             Target6::Local => return self.drop(Stat::NoRoute),
         };
-        let (mac, ask) = self.tables.neighbor6(&next_hop, self.now_ms);
-        if ask {
-            self.report(Event::Resolve {
-                port,
-                addr: next_hop.into(),
-            });
-        }
-        let Some(mac) = mac else {
-            return self.drop(Stat::NoNeighbor);
-        };
-        let Some(src) = self.tables.interface(port).map(|i| i.mac) else {
-            return self.drop(Stat::NoRoute);
+        let (mac, src) = match self.next_hop6(port, next_hop) {
+            Ok((mac, iface)) => (mac, iface.mac),
+            Err(s) => return self.drop(s),
         };
         let Some(h) = buf
             .prepend(ethernet::HEADER_LEN)

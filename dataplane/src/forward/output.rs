@@ -5,13 +5,13 @@
 use super::batch::{Job, SealJob};
 use super::handoff::Resume;
 use super::tables::Adjacency;
-use super::{Event, Forwarder, Interface, Punt, Target, TunnelId, Verdict, NO_OWNER};
+use super::{Event, Forwarder, Interface, Punt, Target, Target6, TunnelId, Verdict, NO_OWNER};
 use crate::counters::Stat;
 use crate::esp::{self, EncapError};
 use crate::packet::PacketBuf;
 use crate::wire::ethernet::{self, Mac};
 use crate::wire::{ipv4, ipv6};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A tunnel without an SA asks for one (`Event::Acquire`) at most this often.
 const ACQUIRE_INTERVAL_MS: u64 = 1000;
@@ -112,7 +112,7 @@ impl Forwarder {
         if mss != 0 {
             clamp_mss(buf, mss);
         }
-        let inner_len = buf.len() as u16;
+        let (inner_len, ethertype) = (buf.len() as u16, sa.outer.ethertype());
         // The frame in one step: ESP, then the Ethernet header in front of it.
         let prep = match esp::encap::prepare(sa, buf, ethernet::HEADER_LEN, adj.mtu.into()) {
             Ok(p) => p,
@@ -135,7 +135,7 @@ impl Forwarder {
         ethernet::Repr {
             dst: adj.mac,
             src: adj.src,
-            ethertype: ethernet::ETHERTYPE_IPV4,
+            ethertype,
         }
         .emit(h);
         let job = Job::Seal(SealJob {
@@ -247,12 +247,27 @@ impl Forwarder {
             .outbound(tunnel)
             .map(|s| s.remote())
             .ok_or(Stat::NoSa)?;
-        let (port, next_hop) = match self.tables.lookup(remote) {
-            Some(Target::Connected { port }) => (port, remote),
-            Some(Target::Gateway { port, via }) => (port, via),
-            _ => return Err(Stat::NoRoute),
+        let (port, mac, iface) = match remote {
+            IpAddr::V4(remote) => {
+                let (port, next_hop) = match self.tables.lookup(remote) {
+                    Some(Target::Connected { port }) => (port, remote),
+                    Some(Target::Gateway { port, via }) => (port, via),
+                    _ => return Err(Stat::NoRoute),
+                };
+                let (mac, iface) = self.next_hop(port, next_hop)?;
+                (port, mac, iface)
+            }
+            // An IPv6 tunnel's peer: by the IPv6 routes and neighbor discovery.
+            IpAddr::V6(remote) => {
+                let (port, next_hop) = match self.tables.route6(&remote) {
+                    Some(Target6::Connected { port }) => (port, remote),
+                    Some(Target6::Gateway { port, via }) => (port, via),
+                    _ => return Err(Stat::NoRoute),
+                };
+                let (mac, iface) = self.next_hop6(port, next_hop)?;
+                (port, mac, iface)
+            }
         };
-        let (mac, iface) = self.next_hop(port, next_hop)?;
         let adj = Adjacency {
             generation: self.tables.generation,
             port,
@@ -270,6 +285,26 @@ impl Forwarder {
     /// known) and the interface frames to it leave by (`NoRoute` if the port has none).
     fn next_hop(&mut self, port: u16, next_hop: Ipv4Addr) -> Result<(Mac, Interface), Stat> {
         let (mac, ask) = self.tables.neighbor(next_hop, self.now_ms);
+        if ask {
+            self.report(Event::Resolve {
+                port,
+                addr: next_hop.into(),
+            });
+        }
+        let mac = mac.ok_or(Stat::NoNeighbor)?;
+        let iface = *self.tables.interface(port).ok_or(Stat::NoRoute)?;
+        Ok((mac, iface))
+    }
+}
+
+impl Forwarder {
+    /// `next_hop` for an IPv6 next hop: its MAC from the IPv6 neighbor table, or asked for.
+    pub(super) fn next_hop6(
+        &mut self,
+        port: u16,
+        next_hop: Ipv6Addr,
+    ) -> Result<(Mac, Interface), Stat> {
+        let (mac, ask) = self.tables.neighbor6(&next_hop, self.now_ms);
         if ask {
             self.report(Event::Resolve {
                 port,

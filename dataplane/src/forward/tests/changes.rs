@@ -259,9 +259,16 @@ fn a_change_that_does_not_fit_changes_nothing() {
     let g = gw1.control.generation();
     let mut moved = tunnel(true, "st0.1");
     if let Change::SetTunnel(t) = &mut moved {
-        t.remote = ip("192.0.2.3");
+        t.remote = ip("192.0.2.3").into();
     }
     assert!(gw1.change(moved).is_err());
+    // Endpoints of two families.
+    let mut mixed = tunnel(true, "st0.9");
+    if let Change::SetTunnel(t) = &mut mixed {
+        t.remote = "2001:db8:ffff::2".parse().unwrap();
+    }
+    let e = gw1.change(mixed).unwrap_err();
+    assert!(e.reason.contains("different families"), "{e}");
     // Selectors its inbound SA copied cannot change under it.
     let mut narrower = tunnel(true, "st0.1");
     if let Change::SetTunnel(t) = &mut narrower {

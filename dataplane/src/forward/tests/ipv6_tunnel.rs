@@ -13,7 +13,7 @@ use ipnet::IpNet;
 
 /// The gateways of `gateway` with IPv6 on their LANs, their host a static neighbor, and the
 /// far side's IPv6 routed into st0.0.
-fn with_ipv6(first: bool) -> impl FnOnce(&mut serde_json::Value) {
+pub(super) fn with_ipv6(first: bool) -> impl FnOnce(&mut serde_json::Value) {
     move |v| {
         let (own, host, mac, far) = if first {
             (
@@ -43,7 +43,7 @@ fn gateway6(first: bool, udp: bool) -> Gateway {
 }
 
 /// UDP from host a to host b, `n` bytes of payload, traffic class 0xb9 (DSCP EF, ECN 1).
-fn a_to_b6(hop_limit: u8, n: usize) -> Vec<u8> {
+pub(super) fn a_to_b6(hop_limit: u8, n: usize) -> Vec<u8> {
     let mut f = frame6(
         GW1_LAN,
         "2001:db8:1::10",
@@ -58,7 +58,7 @@ fn a_to_b6(hop_limit: u8, n: usize) -> Vec<u8> {
 }
 
 /// `f` (a frame holding IPv6) with the hop limit it has after `hops` routers.
-fn after_hops(f: &[u8], hops: u8) -> Vec<u8> {
+pub(super) fn after_hops(f: &[u8], hops: u8) -> Vec<u8> {
     let mut f = f.to_vec();
     f[14 + ipv6::field::HOP_LIMIT] -= hops;
     f

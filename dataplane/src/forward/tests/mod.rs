@@ -6,6 +6,7 @@ mod batch;
 mod changes;
 mod handoff;
 mod ipv6;
+mod ipv6_outer;
 mod ipv6_tunnel;
 mod lookahead;
 mod pipeline;
