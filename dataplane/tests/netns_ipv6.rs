@@ -45,12 +45,6 @@ impl Drop for Gateway {
     }
 }
 
-fn in_ns(ns: &str, args: &[&str]) -> Command {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", ns]).args(args);
-    c
-}
-
 fn ping6(ns: &str, to: &str, count: usize) -> String {
     let c = count.to_string();
     let out = in_ns(

@@ -8,43 +8,8 @@
 
 mod common;
 use common::*;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
-
-struct Topology(String);
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        let _ = Command::new(repo_root().join("scripts/topology.sh"))
-            .args(["down", &self.0])
-            .status();
-    }
-}
-
-/// A process we started, stopped by PID (SIGTERM, then waited for) when dropped.
-struct Proc(Child);
-
-impl Proc {
-    fn stop(&mut self) {
-        // SAFETY: kill on the PID of a child we spawned and have not yet reaped.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            self.stop();
-        }
-    }
-}
-
-fn in_ns(ns: &str, args: &[&str]) -> Command {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", ns]).args(args);
-    c
-}
 
 /// `ping` (`family` "-4" or "-6") `count` times: what it printed.
 fn ping(ns: &str, family: &str, to: &str, count: usize) -> String {

@@ -100,3 +100,40 @@ pub fn counter(stats: &serde_json::Value, name: &str) -> u64 {
         .as_u64()
         .unwrap_or_else(|| panic!("no counter {name}"))
 }
+
+/// The namespaces of a `scripts/topology.sh up NAME`, taken down when dropped.
+pub struct Topology(pub String);
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(repo_root().join("scripts/topology.sh"))
+            .args(["down", &self.0])
+            .status();
+    }
+}
+
+/// A process we started, stopped by PID (SIGTERM, then waited for) when dropped.
+pub struct Proc(pub std::process::Child);
+
+impl Proc {
+    pub fn stop(&mut self) {
+        // SAFETY: kill on the PID of a child we spawned and have not yet reaped.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+/// `ip netns exec NS ARGS...`, to be run.
+pub fn in_ns(ns: &str, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new("ip");
+    c.args(["netns", "exec", ns]).args(args);
+    c
+}
