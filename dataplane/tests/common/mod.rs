@@ -7,6 +7,19 @@ pub use host::*;
 
 use std::path::{Path, PathBuf};
 
+/// As `require_root`, for another thing a test needs (`have`: whether it is there): skipped
+/// with a message when missing, except under CI (`CI=true`), where the test fails instead.
+pub fn require(test: &str, what: &str, have: bool) -> bool {
+    if have {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test} needs {what}, and CI=true: refusing to skip");
+    }
+    eprintln!("SKIPPED {test}: needs {what}");
+    false
+}
+
 pub fn dataplane_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_espgw-dataplane"))
 }
