@@ -6,7 +6,7 @@ use crate::ring::RingError;
 use crate::segment::{Rx, Tx};
 use crate::vocabulary::Name;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// Control -> dataplane. (One lives at a time, on its way through: not worth a box.)
 #[allow(clippy::large_enum_variant)]
@@ -69,12 +69,13 @@ pub enum Event {
 }
 
 /// A datagram for the gateway itself (IKE on UDP 500, or on 4500 after its zero non-ESP
-/// marker, which is removed), with where it came from.
+/// marker, which is removed), with where it came from: IPv4 or IPv6, both addresses of one
+/// family.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Datagram<'a> {
     pub port: u16,
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
+    pub src: IpAddr,
+    pub dst: IpAddr,
     pub sport: u16,
     pub dport: u16,
     #[serde(borrow)]

@@ -26,7 +26,7 @@ use std::sync::Arc;
 /// The first bytes of every segment.
 pub const MAGIC: [u8; 8] = *b"ESPGWSHM";
 /// Changes whenever the header, a ring's slot format or the messages change shape.
-pub const LAYOUT_VERSION: u32 = 8;
+pub const LAYOUT_VERSION: u32 = 9;
 const HEADER_LEN: usize = 4096;
 
 /// The four rings, in the order they lie in the segment.

@@ -73,8 +73,8 @@ fn a_full_section_parses() {
     assert_eq!(
         (b.local, b.remote, b.port),
         (
-            Ipv4Addr::new(192, 0, 2, 1),
-            Ipv4Addr::new(198, 51, 100, 2),
+            Ipv4Addr::new(192, 0, 2, 1).into(),
+            Ipv4Addr::new(198, 51, 100, 2).into(),
             10500
         )
     );

@@ -35,7 +35,7 @@ use zeroize::Zeroizing;
 /// How a tunnel's packets are wrapped on the way out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TunnelEncap {
-    /// Both of one family, the outer header's (IPv4, or IPv6 for raw ESP only).
+    /// Both of one family, the outer header's (IPv4 or IPv6).
     pub local: IpAddr,
     pub remote: IpAddr,
     /// NAT-T (RFC 3948): (local port, remote port).
@@ -291,6 +291,53 @@ fn parse_name(field: &str, s: &str) -> Result<Name, ConfigError> {
 fn parse_ip(field: &str, s: &str) -> Result<Ipv4Addr, ConfigError> {
     s.parse()
         .or_else(|_| err(field, format!("{s:?} is not an IPv4 address")))
+}
+
+/// A tunnel endpoint: an IPv4 address, or an IPv6 one (it has a colon).
+pub(crate) fn parse_endpoint(field: &str, s: &str) -> Result<IpAddr, ConfigError> {
+    if s.contains(':') {
+        parse_ip6(field, s).map(IpAddr::V6)
+    } else {
+        parse_ip(field, s).map(IpAddr::V4)
+    }
+}
+
+/// Whether `a` is one of our interfaces' addresses (IPv4) or `address6`es (IPv6).
+pub(crate) fn is_ours(interfaces: &[InterfaceConfig], a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(a) => interfaces.iter().any(|x| x.addr == a),
+        IpAddr::V6(a) => interfaces
+            .iter()
+            .any(|x| x.ipv6.is_some_and(|n| n.addr() == a)),
+    }
+}
+
+/// `remote`, checked to be a peer's address for `local` (a tunnel's or an IKE gateway's):
+/// routable unicast, not ours, of `local`'s family.
+pub(crate) fn peer_address(
+    field: &str,
+    remote: IpAddr,
+    local: IpAddr,
+) -> Result<IpAddr, ConfigError> {
+    let bad = match remote {
+        IpAddr::V4(r) => r.is_broadcast(),
+        IpAddr::V6(r) => r.is_unicast_link_local(),
+    };
+    if bad || remote.is_unspecified() || remote.is_multicast() || remote == local {
+        return err(field, format!("{remote} cannot be a peer"));
+    }
+    if local.is_ipv4() != remote.is_ipv4() {
+        return err(field, format!("{remote} is not of the family of {local}"));
+    }
+    Ok(remote)
+}
+
+/// The unspecified address of `a`'s family: a dial-up peer's (`%any`).
+pub fn unspecified_like(a: IpAddr) -> IpAddr {
+    match a {
+        IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+        IpAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+    }
 }
 
 fn parse_ip6(field: &str, s: &str) -> Result<Ipv6Addr, ConfigError> {

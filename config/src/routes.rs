@@ -87,6 +87,10 @@ pub(super) fn routes(
     // share a peer: look each peer up once, by longest prefix first.
     let mut reachable_peers: HashMap<Ipv4Addr, bool> = HashMap::new();
     for (i, t) in tunnels.iter().enumerate() {
+        // A dial-up peer's address is not known here (it comes from IKE).
+        if t.encap.remote.is_unspecified() {
+            continue;
+        }
         let r = match t.encap.remote {
             IpAddr::V4(r) => r,
             IpAddr::V6(r) => {
@@ -99,10 +103,6 @@ pub(super) fn routes(
                 continue;
             }
         };
-        // A dial-up peer's address is not known here (it comes from IKE).
-        if r.is_unspecified() {
-            continue;
-        }
         let reachable = *reachable_peers.entry(r).or_insert_with(|| {
             let best = (0..=32u8).rev().find_map(|len| {
                 let net = Ipv4Net::new(r, len).ok()?.trunc();

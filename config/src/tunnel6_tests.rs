@@ -51,6 +51,12 @@ fn ipv6_endpoints_reach_the_tunnel_spec() {
         (a("2001:db8:ffff::1"), a("2001:db8:ffff::2"), false)
     );
     assert_eq!(specs[1].local, a("192.0.2.1"));
+    // ESP in UDP over IPv6 (RFC 3948's encapsulation, kept over IPv6 as Linux and strongSwan
+    // do): the ports reach the spec.
+    let mut v = example();
+    v["tunnels"][0]["udp_encap"] = serde_json::json!({"local_port": 4500, "remote_port": 4501});
+    let c = Config::parse(&v.to_string()).unwrap();
+    assert_eq!(c.tunnels[0].encap.udp, Some((4500, 4501)));
 }
 
 #[test]
@@ -87,11 +93,11 @@ fn ipv6_endpoints_follow_the_rules() {
             Box::new(|v| v["tunnels"][0]["remote"] = "2001:db8:ffff::1".into()),
             "tunnels[0].remote",
         ),
-        // No NAT-T over IPv6.
+        // NAT-T over IPv6 as over IPv4: ports non-zero.
         (
             Box::new(|v| {
                 v["tunnels"][0]["udp_encap"] =
-                    serde_json::json!({"local_port": 4500, "remote_port": 4500})
+                    serde_json::json!({"local_port": 0, "remote_port": 4500})
             }),
             "tunnels[0].udp_encap",
         ),
@@ -117,15 +123,82 @@ fn ipv6_endpoints_follow_the_rules() {
     Config::parse(&v.to_string()).unwrap();
 }
 
+/// `example` with IKE keying st0.0 over IPv6 (`gateway` edited by the case).
+fn with_ike6(v: &mut serde_json::Value, gateway: impl FnOnce(&mut serde_json::Value)) {
+    let mut g = serde_json::json!({"name": "gw-b", "local_address": "2001:db8:ffff::1",
+        "remote_address": "2001:db8:ffff::2", "psk": "correct horse battery staple"});
+    gateway(&mut g);
+    v["ike"] = serde_json::json!({"gateways": [g],
+        "vpns": [{"name": "vpn-b", "gateway": "gw-b", "bind_interface": "st0.0"}]});
+    v["manual_sas"] = serde_json::json!([]);
+}
+
 #[test]
-fn ike_is_refused_an_ipv6_tunnel() {
-    let e = error_of(|v| {
-        v["ike"] = serde_json::json!({
-            "gateways": [{"name": "gw-b", "local_address": "192.0.2.1", "remote_address": "192.0.2.2",
-                          "psk": "correct horse battery staple"}],
-            "vpns": [{"name": "vpn-b", "gateway": "gw-b", "bind_interface": "st0.0"}]});
-        v["manual_sas"] = serde_json::json!([]);
+fn ike_keys_a_tunnel_over_ipv6() {
+    let mut v = example();
+    with_ike6(&mut v, |_| {});
+    let c = Config::parse(&v.to_string()).unwrap();
+    let g = &c.ike.gateways[0];
+    let a = |s: &str| -> IpAddr { s.parse().unwrap() };
+    assert_eq!(
+        (g.local, g.remote),
+        (a("2001:db8:ffff::1"), a("2001:db8:ffff::2"))
+    );
+    // Identities by default the addresses (ID_IPV6_ADDR); an IPv6 literal is one too.
+    assert_eq!(g.local_id, IkeId::Ipv6("2001:db8:ffff::1".parse().unwrap()));
+    assert_eq!(
+        g.remote_id,
+        IkeId::Ipv6("2001:db8:ffff::2".parse().unwrap())
+    );
+    assert_eq!(
+        IkeId::parse("2001:db8::7"),
+        Ok(IkeId::Ipv6("2001:db8::7".parse().unwrap()))
+    );
+    assert_eq!(c.ike.vpns[0].children[0].tunnel.to_string(), "st0.0");
+    // A dial-up peer over IPv6: tunnel and gateway both %any.
+    let mut v = example();
+    with_ike6(&mut v, |g| {
+        g["remote_address"] = "%any".into();
+        g["remote_id"] = "road.example".into();
     });
-    assert!(e.field.ends_with("bind_interface"), "{e}");
-    assert!(e.reason.contains("IPv6"), "{e}");
+    v["tunnels"][0]["remote"] = "%any".into();
+    let c = Config::parse(&v.to_string()).unwrap();
+    assert_eq!(c.ike.gateways[0].remote, a("::"));
+    assert_eq!(c.tunnels[0].encap.remote, a("::"));
+}
+
+#[test]
+fn ike_over_ipv6_mistakes_are_named() {
+    type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+    let cases: Vec<(Edit, &str)> = vec![
+        (
+            Box::new(|g| g["local_address"] = "2001:db8:ffff::9".into()),
+            "ike.gateways[0].local_address",
+        ),
+        (
+            Box::new(|g| g["remote_address"] = "192.0.2.2".into()),
+            "ike.gateways[0].remote_address",
+        ),
+        (
+            Box::new(|g| g["remote_address"] = "fe80::2".into()),
+            "ike.gateways[0].remote_address",
+        ),
+        (
+            Box::new(|g| g["remote_address"] = "ff02::1".into()),
+            "ike.gateways[0].remote_address",
+        ),
+        // An IPv4 gateway cannot key the IPv6 tunnel.
+        (
+            Box::new(|g| {
+                g["local_address"] = "192.0.2.1".into();
+                g["remote_address"] = "192.0.2.2".into();
+            }),
+            "ike.vpns[0].bind_interface",
+        ),
+    ];
+    for (edit, field) in cases {
+        let e = error_of(|v| with_ike6(v, edit));
+        assert_eq!(e.field, field, "{e}");
+        assert!(!e.reason.is_empty());
+    }
 }

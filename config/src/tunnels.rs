@@ -2,13 +2,12 @@
 
 use super::file::{DscpFile, TunnelFile};
 use super::{
-    err, parse_ip, parse_ip6, parse_name, parse_prefix, parse_prefix6, ConfigError,
-    InterfaceConfig, Tunnel,
+    err, is_ours, parse_endpoint, parse_name, parse_prefix, parse_prefix6, peer_address,
+    unspecified_like, ConfigError, InterfaceConfig, Tunnel,
 };
 use crate::TunnelEncap;
 use channel::{Dscp, Prefixes, Prefixes6, MAX_SELECTORS};
 use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr};
 
 pub const DEFAULT_TUNNEL_TTL: u8 = 64;
 
@@ -28,13 +27,7 @@ pub(super) fn tunnels(
             );
         }
         let local = parse_endpoint(&field("local"), &t.local)?;
-        let ours = match local {
-            IpAddr::V4(a) => interfaces.iter().any(|x| x.addr == a),
-            IpAddr::V6(a) => interfaces
-                .iter()
-                .any(|x| x.ipv6.is_some_and(|n| n.addr() == a)),
-        };
-        if !ours {
+        if !is_ours(interfaces, local) {
             return err(
                 field("local"),
                 format!("{local} is not the address (or address6) of any interface"),
@@ -43,31 +36,11 @@ pub(super) fn tunnels(
         // "%any": a dial-up peer's, learned by IKE (the tunnel must be bound to a VPN of a
         // dial-up gateway: `ike::vpns` checks).
         let remote = if t.remote.trim() == "%any" {
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+            unspecified_like(local)
         } else {
             let remote = parse_endpoint(&field("remote"), &t.remote)?;
-            let bad = match remote {
-                IpAddr::V4(r) => r.is_broadcast(),
-                IpAddr::V6(r) => r.is_unicast_link_local(),
-            };
-            if bad || remote.is_unspecified() || remote.is_multicast() || remote == local {
-                return err(field("remote"), format!("{remote} cannot be a tunnel peer"));
-            }
-            remote
+            peer_address(&field("remote"), remote, local)?
         };
-        if local.is_ipv4() != remote.is_ipv4() {
-            return err(
-                field("remote"),
-                format!("{remote} is not of the family of local {local}"),
-            );
-        }
-        // NAT-T is for IPv4 NATs: an IPv6 outer header carries raw ESP only.
-        if local.is_ipv6() && t.udp_encap.is_some() {
-            return err(
-                field("udp_encap"),
-                "an IPv6 tunnel carries raw ESP only (no NAT-T over IPv6)",
-            );
-        }
         let udp = match &t.udp_encap {
             Some(u) if u.local_port == 0 || u.remote_port == 0 => {
                 return err(field("udp_encap"), "ports must be non-zero");
@@ -143,13 +116,4 @@ pub(super) fn tunnels(
         });
     }
     Ok(tunnels)
-}
-
-/// A tunnel endpoint: an IPv4 address, or an IPv6 one (it has a colon).
-fn parse_endpoint(field: &str, s: &str) -> Result<IpAddr, ConfigError> {
-    if s.contains(':') {
-        parse_ip6(field, s).map(IpAddr::V6)
-    } else {
-        parse_ip(field, s).map(IpAddr::V4)
-    }
 }

@@ -101,7 +101,7 @@ fn side(
     let text = config(me, peer, a.tunnels, &a.ike, initiator);
     let cfg = config::Config::parse(&text).map_err(|e| e.to_string())?;
     control::ike_manager::validate(&cfg).map_err(|(f, r)| format!("{f}: {r}"))?;
-    let mut sock = KernelUdp::bind(me, 500, 4500).map_err(|e| format!("{me}: {e}"))?;
+    let mut sock = KernelUdp::bind(me.into(), 500, 4500).map_err(|e| format!("{me}: {e}"))?;
     let mut ike = IkeManager::default();
     let started = Instant::now();
     ike.configure(&cfg, started);

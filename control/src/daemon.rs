@@ -137,7 +137,7 @@ pub struct Core {
     /// IKE datagrams that found no room (or no dataplane) to leave by.
     ike_unsent: u64,
     /// With `control.ike_transport: "kernel"`: a socket pair per local gateway address.
-    kernel: Vec<(std::net::Ipv4Addr, crate::ike_transport::KernelUdp)>,
+    kernel: Vec<(std::net::IpAddr, crate::ike_transport::KernelUdp)>,
     /// What the dataplane was last brought to (configuration and IKE together).
     sent: Vec<channel::Change>,
     /// Inbound SA packet counts at the last look (liveness for DPD).
@@ -246,8 +246,8 @@ impl Core {
         }
         self.link.punted(256, |d| {
             datagrams.push((
-                std::net::SocketAddrV4::new(d.dst, d.dport),
-                std::net::SocketAddrV4::new(d.src, d.sport),
+                std::net::SocketAddr::new(d.dst, d.dport),
+                std::net::SocketAddr::new(d.src, d.sport),
                 d.payload.to_vec(),
             ));
         });
@@ -299,7 +299,7 @@ impl Core {
                     }
                 }
                 Out::Send(g) if !self.kernel.is_empty() => {
-                    let sock = self.kernel.iter().find(|(a, _)| a == g.path.local.ip());
+                    let sock = self.kernel.iter().find(|(a, _)| *a == g.path.local.ip());
                     if sock.is_none_or(|(_, k)| k.send(&g).is_err()) {
                         self.ike_unsent += 1;
                     }
@@ -307,8 +307,8 @@ impl Core {
                 Out::Send(g) => {
                     let d = channel::Datagram {
                         port: 0,
-                        src: *g.path.local.ip(),
-                        dst: *g.path.remote.ip(),
+                        src: g.path.local.ip(),
+                        dst: g.path.remote.ip(),
                         sport: g.path.local.port(),
                         dport: g.path.remote.port(),
                         payload: &g.bytes,

@@ -5,7 +5,7 @@
 
 use crate::ike_manager::Outgoing;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 
 const NON_ESP_MARKER: [u8; 4] = [0; 4];
 /// A NAT keepalive (RFC 3948 section 2.3) goes as it is, without the marker.
@@ -19,8 +19,9 @@ pub struct KernelUdp {
 }
 
 impl KernelUdp {
-    /// Binds `addr`'s IKE and NAT-T ports (500 and 4500 unless given), non-blocking.
-    pub fn bind(addr: Ipv4Addr, ike_port: u16, natt_port: u16) -> io::Result<KernelUdp> {
+    /// Binds `addr`'s IKE and NAT-T ports (500 and 4500 unless given), non-blocking; IPv4
+    /// or IPv6.
+    pub fn bind(addr: IpAddr, ike_port: u16, natt_port: u16) -> io::Result<KernelUdp> {
         let ike = UdpSocket::bind((addr, ike_port))?;
         let natt = UdpSocket::bind((addr, natt_port))?;
         for s in [&ike, &natt] {
@@ -50,22 +51,17 @@ impl KernelUdp {
     /// Hands up to `max` waiting datagrams to `f` as (our address, the peer's, the IKE
     /// message); datagrams on the NAT-T port without the marker (ESP, keepalives) are
     /// skipped. How many were handed over.
-    pub fn recv(
-        &mut self,
-        max: usize,
-        mut f: impl FnMut(SocketAddrV4, SocketAddrV4, &[u8]),
-    ) -> usize {
+    pub fn recv(&mut self, max: usize, mut f: impl FnMut(SocketAddr, SocketAddr, &[u8])) -> usize {
         let mut n = 0;
         for natt in [false, true] {
             let s = if natt { &self.natt } else { &self.ike };
-            let Ok(SocketAddr::V4(local)) = s.local_addr() else {
+            let Ok(local) = s.local_addr() else {
                 continue;
             };
             while n < max {
                 let Ok((len, from)) = s.recv_from(&mut self.buf) else {
                     break;
                 };
-                let SocketAddr::V4(from) = from else { continue };
                 let data = self.buf.get(..len).unwrap_or_default();
                 let msg = if natt {
                     match data.strip_prefix(&NON_ESP_MARKER[..]) {
@@ -84,7 +80,7 @@ impl KernelUdp {
 
     /// Sends `o` from the socket of its local port (with the marker on NAT-T).
     pub fn send(&self, o: &Outgoing) -> io::Result<()> {
-        let to = SocketAddr::V4(o.path.remote);
+        let to = o.path.remote;
         let natt = self.natt.local_addr()?.port() == o.path.local.port();
         if natt && o.bytes[..] == NATT_KEEPALIVE[..] {
             self.natt.send_to(&o.bytes, to)?;

@@ -165,14 +165,10 @@ fn respond_loop(ns: &str, proposal: &str, deadline: Instant) -> Result<(u32, u32
             };
             let reply = match m.header.exchange {
                 Exchange::IkeSaInit => {
-                    let v4 = |a: std::net::SocketAddr| match a {
-                        std::net::SocketAddr::V4(a) => Some(a),
-                        _ => None,
-                    };
-                    let addrs = match (s.local_addr().ok().and_then(v4), v4(from)) {
-                        (Some(local), Some(remote)) => Some(init::Addrs { local, remote }),
-                        _ => None,
-                    };
+                    let addrs = s.local_addr().ok().map(|local| init::Addrs {
+                        local,
+                        remote: from,
+                    });
                     let d = init::respond(&ike, msg, addrs, &Default::default(), &rng)
                         .map_err(|e| e.to_string())?;
                     assert!(

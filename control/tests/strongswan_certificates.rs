@@ -110,16 +110,10 @@ fn certificate_case(
     charon_extra: &str,
 ) -> Option<Lab> {
     let lab = lab(&Setup {
-        tag,
-        ike: "aes256gcm16-prfsha256-x25519",
-        esp: "aes256gcm16",
         espgw_initiates,
-        edit: &|_| {},
-        rekey_time: "4h",
         charon_extra,
         certs: Some(certs),
-        second_child: false,
-        ipv6: false,
+        ..Setup::new(tag)
     })?;
     assert!(
         until(Duration::from_secs(30), || lab

@@ -21,16 +21,9 @@ use std::time::Duration;
 fn two_children_under_one_ike_sa_with_strongswan_both_roles() {
     for (tag, espgw_initiates) in [("m", true), ("k", false)] {
         let Some(lab) = lab(&Setup {
-            tag,
-            ike: "aes256gcm16-prfsha256-x25519",
-            esp: "aes256gcm16",
             espgw_initiates,
-            edit: &|_| {},
-            rekey_time: "4h",
-            charon_extra: "",
-            certs: None,
             second_child: true,
-            ipv6: false,
+            ..Setup::new(tag)
         }) else {
             return;
         };
@@ -96,16 +89,9 @@ fn a_policy_based_vpn_with_two_children_a_deny_and_traffic_in_clear() {
         ]);
     };
     let Some(lab) = lab(&Setup {
-        tag: "y",
-        ike: "aes256gcm16-prfsha256-x25519",
-        esp: "aes256gcm16",
-        espgw_initiates: true,
         edit: &edit,
-        rekey_time: "4h",
-        charon_extra: "",
-        certs: None,
         second_child: true,
-        ipv6: false,
+        ..Setup::new("y")
     }) else {
         return;
     };
@@ -298,16 +284,9 @@ fn three_policies_to_two_strongswan_peers() {
         ]);
     };
     let Some(lab) = lab(&Setup {
-        tag,
-        ike: "aes256gcm16-prfsha256-x25519",
-        esp: "aes256gcm16",
-        espgw_initiates: true,
         edit: &edit,
-        rekey_time: "4h",
-        charon_extra: "",
-        certs: None,
         second_child: true,
-        ipv6: false,
+        ..Setup::new(tag)
     }) else {
         return;
     };

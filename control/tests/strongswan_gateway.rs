@@ -30,17 +30,13 @@ fn case(tag: &str, ike: &str, esp: &str, espgw_initiates: bool, rekey: bool) {
         }
     };
     let Some(lab) = lab(&Setup {
-        tag,
         ike,
         esp,
         espgw_initiates,
         edit: &edit,
         // With `rekey`, charon rekeys the IKE SA after 12-13 s (10 % jitter).
         rekey_time: if rekey { "13s" } else { "4h" },
-        charon_extra: "",
-        certs: None,
-        second_child: false,
-        ipv6: false,
+        ..Setup::new(tag)
     }) else {
         return;
     };
@@ -364,16 +360,11 @@ fn ike_fragments_both_ways_across_pfs_rekeys() {
         c["ike"]["vpns"][0]["rekey_margin_s"] = 52.into();
     };
     let Some(lab) = lab(&Setup {
-        tag: "f",
         ike: "aes256gcm16-prfsha256-modp2048",
         esp: "aes256gcm16-modp2048",
-        espgw_initiates: true,
         edit: &edit,
-        rekey_time: "4h",
         charon_extra: "fragment_size = 256",
-        certs: None,
-        second_child: false,
-        ipv6: false,
+        ..Setup::new("f")
     }) else {
         return;
     };
@@ -437,16 +428,9 @@ fn a_dead_strongswan_is_found_by_dpd_and_the_tunnel_comes_back_with_it() {
             serde_json::json!({"interval_s": 2, "threshold": 2, "action": "clear"});
     };
     let Some(mut lab) = lab(&Setup {
-        tag: "d",
         ike: "aes256gcm16-prfsha384-ecp384",
-        esp: "aes256gcm16",
-        espgw_initiates: true,
         edit: &edit,
-        rekey_time: "4h",
-        charon_extra: "",
-        certs: None,
-        second_child: false,
-        ipv6: false,
+        ..Setup::new("d")
     }) else {
         return;
     };
@@ -508,16 +492,9 @@ fn a_dead_strongswan_is_found_by_dpd_and_the_tunnel_comes_back_with_it() {
 #[test]
 fn a_restarted_strongswan_says_initial_contact_and_replaces_the_old_sas() {
     let Some(mut lab) = lab(&Setup {
-        tag: "c",
         ike: "aes256gcm16-prfsha384-ecp384",
-        esp: "aes256gcm16",
         espgw_initiates: false,
-        edit: &|_| {},
-        rekey_time: "4h",
-        charon_extra: "",
-        certs: None,
-        second_child: false,
-        ipv6: false,
+        ..Setup::new("c")
     }) else {
         return;
     };

@@ -1,6 +1,7 @@
 //! IPv6 hosts behind espgw and strongSwan's charon (the lab of `common/charon.rs`): IKE
 //! negotiates IPv6 traffic selectors beside IPv4's in one child (TS_IPV6_ADDR_RANGE), and the
-//! IPv4 tunnel carries IPv6 (ESP next header 41) both ways, each side decrypting the other's.
+//! IPv4 tunnel carries IPv6 (ESP next header 41) both ways, each side decrypting the other's;
+//! then IKE and ESP themselves over IPv6 (an IPv6 WAN), IPv4 and IPv6 inside.
 
 #[path = "common/charon.rs"]
 #[allow(dead_code)] // each strongswan_* test uses part of the lab
@@ -41,16 +42,9 @@ fn ping6(ns: &str, to: &str, count: u32) -> (u32, u32) {
 fn ipv6_hosts_talk_through_a_tunnel_keyed_by_ike_with_strongswan_both_roles() {
     for (tag, espgw_initiates) in [("6", true), ("7", false)] {
         let Some(lab) = lab(&Setup {
-            tag,
-            ike: "aes256gcm16-prfsha256-x25519",
-            esp: "aes256gcm16",
             espgw_initiates,
-            edit: &|_| {},
-            rekey_time: "4h",
-            charon_extra: "",
-            certs: None,
-            second_child: false,
             ipv6: true,
+            ..Setup::new(tag)
         }) else {
             return;
         };
@@ -82,5 +76,53 @@ fn ipv6_hosts_talk_through_a_tunnel_keyed_by_ike_with_strongswan_both_roles() {
         assert!(a_reaches_b(&a), "{}", lab.logs());
         let detail = lab.cli(&["show", "security", "ike", "security-associations", "detail"]);
         assert!(detail.contains("2001:db8:2::/64"), "{detail}");
+    }
+}
+
+/// IKE over IPv6 with charon, both roles: the IKE SA between the WAN's IPv6 addresses (ID
+/// by FQDN as before), NAT detection over IPv6 (charon's libipsec fakes a NAT, so IKE floats
+/// to 4500 and ESP goes in UDP over IPv6, its checksum filled: Linux drops a zero one), and
+/// hosts a and b reaching each other over IPv4 and IPv6 through the tunnel.
+#[test]
+fn ike_and_esp_over_ipv6_with_strongswan_both_roles() {
+    for (tag, espgw_initiates) in [("8", true), ("9", false)] {
+        let Some(lab) = lab(&Setup {
+            espgw_initiates,
+            ipv6: true,
+            ipv6_wan: true,
+            ..Setup::new(tag)
+        }) else {
+            return;
+        };
+        assert!(
+            until(Duration::from_secs(30), || lab
+                .charon_log()
+                .contains("CHILD_SA net{1} established")),
+            "no child SA: {}",
+            lab.logs()
+        );
+        let l = lab.charon_log();
+        assert!(
+            l.contains(
+                "established between 2001:db8:ffff::2[gw2.example]...2001:db8:ffff::1[gw1.example]"
+            ),
+            "{l}"
+        );
+        let a = lab.ns("a");
+        assert!(a_reaches_b(&a), "IPv4 in IPv6: {}", lab.logs());
+        assert_eq!(ping6(&a, "2001:db8:1::1", 2), (2, 2), "{}", lab.logs());
+        assert!(
+            until(Duration::from_secs(10), || ping6(&a, "2001:db8:2::10", 1)
+                == (1, 1)),
+            "a -> b over IPv6 in IPv6: {}",
+            lab.logs()
+        );
+        assert_eq!(ping6(&a, "2001:db8:2::10", 20), (20, 20));
+        assert_eq!(ping6(&lab.ns("b"), "2001:db8:1::10", 20), (20, 20));
+        // espgw's view: the peer at its IPv6 address, floated to 4500 (NAT-T).
+        let detail = lab.cli(&["show", "security", "ike", "security-associations", "detail"]);
+        assert!(detail.contains("[2001:db8:ffff::2]:4500"), "{detail}");
+        let sas = lab.cli(&["show", "security", "ipsec", "statistics"]);
+        assert!(!sas.is_empty(), "{sas}");
     }
 }

@@ -454,14 +454,17 @@ impl MainLcore {
         true
     }
 
-    /// The control's datagrams (IKE), as IPv4 packets the workers route; only from one of
-    /// our addresses.
+    /// The control's datagrams (IKE), as IPv4 or IPv6 packets the workers route; only from
+    /// one of our addresses (not a link-local one: IKE peers are routed to).
     fn inject_from_control(&mut self, pool: &Mempool) -> usize {
         let Some(mut ch) = self.channel.take() else {
             return 0;
         };
         let n = ch.injected(MAX_BURST, |d| {
-            let ours = self.control.interfaces().any(|(_, i)| i.addr == d.src);
+            let ours = self.control.interfaces().any(|(_, i)| match d.src {
+                IpAddr::V4(a) => i.addr == a,
+                IpAddr::V6(a) => !crate::wire::ipv6::is_link_local(&a) && i.has_ipv6(&a),
+            });
             let len = ike::packet_len(d);
             let (true, Ok(len16)) = (ours, u16::try_from(len)) else {
                 return false;

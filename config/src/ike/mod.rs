@@ -8,14 +8,15 @@ use vpns::vpns;
 
 use super::file::{DpdFile, IkeFile, IkeGatewayFile, IpsecVpnFile, VpnChildFile};
 use super::policies::{Policy, PolicyThen, ANY_PORTS};
-use super::{err, parse_ip, parse_name, parse_prefix, parse_prefix6, ConfigError};
+use super::{err, parse_endpoint, parse_name, parse_prefix, parse_prefix6, ConfigError};
+use super::{is_ours, peer_address, unspecified_like};
 use super::{InterfaceConfig, ManualSa, Tunnel};
 use channel::{Name, MAX_SELECTORS};
 use ipnet::{IpNet, Ipv4Net};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io::Read;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::PermissionsExt;
 use zeroize::Zeroizing;
 
@@ -72,10 +73,11 @@ impl Default for IkeConfig {
 #[derive(Clone)]
 pub struct IkeGateway {
     pub name: Name,
-    /// One of our interface addresses.
-    pub local: Ipv4Addr,
-    /// Unspecified: a dial-up peer (`%any`), from any address, known by `remote_id`.
-    pub remote: Ipv4Addr,
+    /// One of our interface addresses (IPv4) or global `address6`es (IPv6).
+    pub local: IpAddr,
+    /// Of `local`'s family. Unspecified: a dial-up peer (`%any`), from any address, known by
+    /// `remote_id`.
+    pub remote: IpAddr,
     /// The peer's IKE port.
     pub port: u16,
     pub local_id: IkeId,
@@ -148,6 +150,7 @@ impl fmt::Debug for IkeAuth {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IkeId {
     Ipv4(Ipv4Addr),
+    Ipv6(Ipv6Addr),
     Fqdn(String),
     UserFqdn(String),
     /// A distinguished name as written (`C=CH, O=espgw, CN=gw1`); the control parses it.
@@ -157,12 +160,12 @@ pub enum IkeId {
 }
 
 impl IkeId {
-    /// An IPv4 literal is an `Ipv4` identity, a string with `=` a `Dn`, one with `@` a
-    /// `UserFqdn`, anything else an `Fqdn`: 1..=255 bytes without whitespace (a DN may hold
-    /// spaces).
+    /// An IPv4 or IPv6 literal is an address identity, a string with `=` a `Dn`, one with
+    /// `@` a `UserFqdn`, anything else an `Fqdn`: 1..=255 bytes without whitespace (a DN may
+    /// hold spaces).
     pub fn parse(s: &str) -> Result<IkeId, String> {
-        if let Ok(a) = s.parse::<Ipv4Addr>() {
-            return Ok(IkeId::Ipv4(a));
+        if let Ok(a) = s.parse::<IpAddr>() {
+            return Ok(IkeId::from(a));
         }
         if s.is_empty() {
             return Err("an identity cannot be empty".into());
@@ -187,10 +190,20 @@ impl IkeId {
     }
 }
 
+impl From<IpAddr> for IkeId {
+    fn from(a: IpAddr) -> IkeId {
+        match a {
+            IpAddr::V4(a) => IkeId::Ipv4(a),
+            IpAddr::V6(a) => IkeId::Ipv6(a),
+        }
+    }
+}
+
 impl fmt::Display for IkeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             IkeId::Ipv4(a) => a.fmt(f),
+            IkeId::Ipv6(a) => a.fmt(f),
             IkeId::Fqdn(s) | IkeId::UserFqdn(s) | IkeId::Dn(s) => f.write_str(s),
             IkeId::CertificateSubject => f.write_str("(the certificate's subject)"),
         }
@@ -355,11 +368,11 @@ fn gateway(
 ) -> Result<IkeGateway, ConfigError> {
     let field = |x: &str| format!("ike.gateways[{i}].{x}");
     let name = parse_name(&field("name"), &g.name)?;
-    let local = parse_ip(&field("local_address"), &g.local_address)?;
-    if !interfaces.iter().any(|x| x.addr == local) {
+    let local = parse_endpoint(&field("local_address"), &g.local_address)?;
+    if !is_ours(interfaces, local) {
         return err(
             field("local_address"),
-            format!("{local} is not the address of any interface"),
+            format!("{local} is not the address (or address6) of any interface"),
         );
     }
     // "%any": a dial-up peer, from any address; known by its identity.
@@ -370,20 +383,10 @@ fn gateway(
                 "a dial-up peer (remote_address %any) is known by its identity: give remote_id",
             );
         }
-        Ipv4Addr::UNSPECIFIED
+        unspecified_like(local)
     } else {
-        let remote = parse_ip(&field("remote_address"), &g.remote_address)?;
-        if remote.is_unspecified()
-            || remote.is_broadcast()
-            || remote.is_multicast()
-            || remote == local
-        {
-            return err(
-                field("remote_address"),
-                format!("{remote} cannot be an IKE peer"),
-            );
-        }
-        remote
+        let remote = parse_endpoint(&field("remote_address"), &g.remote_address)?;
+        peer_address(&field("remote_address"), remote, local)?
     };
     let port = match g.port {
         None => DEFAULT_IKE_PORT,
@@ -398,11 +401,11 @@ fn gateway(
         Some(s) => IkeId::parse(s).or_else(|e| err(field(f), e)),
     };
     let local_default = match auth {
-        IkeAuth::Psk(_) => IkeId::Ipv4(local),
+        IkeAuth::Psk(_) => IkeId::from(local),
         IkeAuth::Certificate { .. } => IkeId::CertificateSubject,
     };
     let local_id = id("local_id", &g.local_id, local_default)?;
-    let remote_id = id("remote_id", &g.remote_id, IkeId::Ipv4(remote))?;
+    let remote_id = id("remote_id", &g.remote_id, IkeId::from(remote))?;
     if matches!(auth, IkeAuth::Psk(_)) && matches!(local_id, IkeId::Dn(_)) {
         return err(
             field("local_id"),

@@ -111,17 +111,7 @@ pub(super) fn vpns(
                     format!("{} is already bound to ike.vpns[{other}]", tunnel.name),
                 );
             }
-            // IKE runs over IPv4 only: its tunnels' outer headers are IPv4 too.
-            if tunnel.encap.local.is_ipv6() {
-                return err(
-                    cfield("bind_interface"),
-                    format!(
-                        "tunnel {} has IPv6 endpoints, and IKE runs over IPv4 only",
-                        tunnel.name
-                    ),
-                );
-            }
-            if (tunnel.encap.local, tunnel.encap.remote) != (g.local.into(), g.remote.into()) {
+            if (tunnel.encap.local, tunnel.encap.remote) != (g.local, g.remote) {
                 return err(
                     cfield("bind_interface"),
                     format!(
@@ -212,8 +202,8 @@ fn policy_children(
         made.push(Tunnel {
             name: p.name,
             encap: crate::TunnelEncap {
-                local: g.local.into(),
-                remote: g.remote.into(),
+                local: g.local,
+                remote: g.remote,
                 udp: None,
                 df: Default::default(),
                 dscp: channel::Dscp::Copy,

@@ -5,11 +5,11 @@
 
 use super::init::COOKIE;
 use super::wire::{Message, Payload};
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, SocketAddr};
 
 /// SHA-256(secret | Ni | IPi | SPIi): the same request from the same address gets the same
 /// cookie, another gets another.
-pub fn make(secret: &[u8; 32], m: &Message, from: SocketAddrV4) -> Vec<u8> {
+pub fn make(secret: &[u8; 32], m: &Message, from: SocketAddr) -> Vec<u8> {
     let ni = m.payloads.iter().find_map(|p| match p {
         Payload::Nonce(n) => Some(&n[..]),
         _ => None,
@@ -17,7 +17,10 @@ pub fn make(secret: &[u8; 32], m: &Message, from: SocketAddrV4) -> Vec<u8> {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     ctx.update(secret);
     ctx.update(ni.unwrap_or_default());
-    ctx.update(&from.ip().octets());
+    match from.ip() {
+        IpAddr::V4(a) => ctx.update(&a.octets()),
+        IpAddr::V6(a) => ctx.update(&a.octets()),
+    }
     ctx.update(&m.header.initiator_spi.to_be_bytes());
     ctx.finish().as_ref().to_vec()
 }

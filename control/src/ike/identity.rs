@@ -6,7 +6,7 @@
 
 use super::wire::Id;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
 
@@ -14,6 +14,7 @@ use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
 pub const ID_IPV4_ADDR: u8 = 1;
 pub const ID_FQDN: u8 = 2;
 pub const ID_RFC822_ADDR: u8 = 3;
+pub const ID_IPV6_ADDR: u8 = 5;
 pub const ID_DER_ASN1_DN: u8 = 9;
 
 /// A peer's identity in normal form: names compared without regard to case, a DN as its
@@ -21,6 +22,7 @@ pub const ID_DER_ASN1_DN: u8 = 9;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Identity {
     Ipv4(Ipv4Addr),
+    Ipv6(Ipv6Addr),
     Fqdn(String),
     UserFqdn(String),
     Dn(Dn),
@@ -183,12 +185,16 @@ fn split_unescaped(s: &str) -> Vec<&str> {
 
 impl Identity {
     /// The identity an ID payload names; `None`: a type espgw does not match (key IDs,
-    /// IPv6 for now) or a DN that does not parse.
+    /// address ranges) or a DN that does not parse.
     pub fn from_wire(id: &Id) -> Option<Identity> {
         match id.kind {
             ID_IPV4_ADDR => {
                 let a: [u8; 4] = id.data.as_slice().try_into().ok()?;
                 Some(Identity::Ipv4(Ipv4Addr::from(a)))
+            }
+            ID_IPV6_ADDR => {
+                let a: [u8; 16] = id.data.as_slice().try_into().ok()?;
+                Some(Identity::Ipv6(Ipv6Addr::from(a)))
             }
             ID_FQDN => Some(Identity::Fqdn(
                 std::str::from_utf8(&id.data).ok()?.to_lowercase(),
@@ -206,6 +212,7 @@ impl Identity {
     pub fn to_wire(&self) -> Option<Id> {
         let (kind, data) = match self {
             Identity::Ipv4(a) => (ID_IPV4_ADDR, a.octets().to_vec()),
+            Identity::Ipv6(a) => (ID_IPV6_ADDR, a.octets().to_vec()),
             Identity::Fqdn(s) => (ID_FQDN, s.as_bytes().to_vec()),
             Identity::UserFqdn(s) => (ID_RFC822_ADDR, s.as_bytes().to_vec()),
             Identity::Dn(_) => return None,
@@ -228,6 +235,7 @@ impl Identity {
             (Identity::Fqdn(s), GeneralName::DNSName(n)) => n.eq_ignore_ascii_case(s),
             (Identity::UserFqdn(s), GeneralName::RFC822Name(n)) => n.eq_ignore_ascii_case(s),
             (Identity::Ipv4(a), GeneralName::IPAddress(b)) => *b == a.octets(),
+            (Identity::Ipv6(a), GeneralName::IPAddress(b)) => *b == a.octets(),
             _ => false,
         })
     }
@@ -237,6 +245,7 @@ impl fmt::Display for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Identity::Ipv4(a) => a.fmt(f),
+            Identity::Ipv6(a) => a.fmt(f),
             Identity::Fqdn(s) | Identity::UserFqdn(s) => f.write_str(s),
             Identity::Dn(d) => d.fmt(f),
         }
@@ -290,6 +299,14 @@ mod tests {
             Some(Identity::Ipv4(Ipv4Addr::new(10, 0, 0, 1)))
         );
         assert_eq!(Identity::from_wire(&id(1, &[10, 0, 0])), None);
+        // ID_IPV6_ADDR: sixteen bytes, no fewer.
+        let v6: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        assert_eq!(
+            Identity::from_wire(&id(5, &v6.octets())),
+            Some(Identity::Ipv6(v6))
+        );
+        assert_eq!(Identity::Ipv6(v6).to_wire().unwrap(), id(5, &v6.octets()));
+        assert_eq!(Identity::from_wire(&id(5, &[0x20, 1, 0xd, 0xb8])), None);
         assert_eq!(
             Identity::from_wire(&id(2, b"GW1.Example")),
             Some(Identity::Fqdn("gw1.example".into()))

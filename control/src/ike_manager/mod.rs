@@ -30,7 +30,7 @@ use channel::{
 };
 use config::{Config, DpdAction, Establish, IkeAuth, IkeId};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -64,8 +64,8 @@ struct Vpn {
     gateway: Name,
     /// The tunnel each child keys, by slot.
     tunnels: Vec<Name>,
-    local: Ipv4Addr,
-    remote: Ipv4Addr,
+    local: IpAddr,
+    remote: IpAddr,
     port: u16,
     settings: Arc<Settings>,
     establish: Establish,
@@ -118,10 +118,10 @@ pub struct IkeManager {
     by_spi: HashMap<u64, u64>,
     /// (the initiator's SPI, its address) of each SA we answered -> its index: a repeated
     /// IKE_SA_INIT finds the SA it made.
-    by_init: HashMap<(u64, SocketAddrV4), u64>,
+    by_init: HashMap<(u64, SocketAddr), u64>,
     /// VPNs by (our address, the peer's): a responder's candidates (the first VPN's index
     /// and all their settings).
-    by_peer: HashMap<(Ipv4Addr, Ipv4Addr), (usize, Arc<Candidates>)>,
+    by_peer: HashMap<(IpAddr, IpAddr), (usize, Arc<Candidates>)>,
     next_index: u64,
     spis: Spis,
     out: Vec<Out>,
@@ -244,7 +244,7 @@ impl IkeManager {
             .enumerate()
             .map(|(i, v)| (Arc::as_ptr(&v.settings) as usize, i))
             .collect();
-        let mut peers: HashMap<(Ipv4Addr, Ipv4Addr), Vec<usize>> = HashMap::new();
+        let mut peers: HashMap<(IpAddr, IpAddr), Vec<usize>> = HashMap::new();
         for (i, v) in self.vpns.iter().enumerate() {
             peers.entry((v.local, v.remote)).or_default().push(i);
         }
@@ -346,13 +346,7 @@ impl IkeManager {
     }
 
     /// A datagram from the wire for IKE (`local`: our address and port it came to).
-    pub fn datagram(
-        &mut self,
-        now: Instant,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
-        bytes: &[u8],
-    ) {
+    pub fn datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, bytes: &[u8]) {
         let Ok(m) = Message::parse(bytes) else {
             self.dropped += 1;
             return;
@@ -391,11 +385,11 @@ impl IkeManager {
     fn new_responder(&mut self, now: Instant, path: Path, bytes: &[u8], m: &Message) {
         // Every VPN with this peer, else every dial-up VPN on this address: IKE_AUTH picks
         // one by the identity and the selectors.
-        let local = *path.local.ip();
+        let local = path.local.ip();
         let Some((vi, candidates)) = self
             .by_peer
-            .get(&(local, *path.remote.ip()))
-            .or_else(|| self.by_peer.get(&(local, Ipv4Addr::UNSPECIFIED)))
+            .get(&(local, path.remote.ip()))
+            .or_else(|| self.by_peer.get(&(local, config::unspecified_like(local))))
             .cloned()
         else {
             self.dropped += 1;

@@ -31,7 +31,7 @@ impl IkeManager {
                     };
                     // A dial-up peer is where its IKE SA is.
                     if t.dynamic {
-                        t.remote = (*e.sa.path.remote.ip()).into();
+                        t.remote = e.sa.path.remote.ip();
                     }
                     t.udp =
                         e.sa.nat

@@ -16,8 +16,8 @@ impl IkeManager {
         }
         v.start_at = None;
         let path = Path {
-            local: SocketAddrV4::new(v.local, 500),
-            remote: SocketAddrV4::new(v.remote, v.port),
+            local: SocketAddr::new(v.local, 500),
+            remote: SocketAddr::new(v.remote, v.port),
         };
         let settings = v.settings.clone();
         let vpn = v.name;

@@ -6,6 +6,7 @@ use super::*;
 fn identity_of(i: &IkeId) -> Result<Option<Identity>, String> {
     Ok(Some(match i {
         IkeId::Ipv4(a) => Identity::Ipv4(*a),
+        IkeId::Ipv6(a) => Identity::Ipv6(*a),
         IkeId::Fqdn(s) => Identity::Fqdn(s.to_lowercase()),
         IkeId::UserFqdn(s) => Identity::UserFqdn(s.to_lowercase()),
         IkeId::Dn(s) => Identity::Dn(Dn::parse(s)?),

@@ -158,6 +158,31 @@ pub struct Setup<'a> {
     /// IPv6 beside IPv4 in the child (2001:db8:1::/64 <-> 2001:db8:2::/64): the hosts get
     /// IPv6 addresses, espgw's LAN one and a route into st0.0, charon's child the selectors.
     pub ipv6: bool,
+    /// IKE and ESP over IPv6: the WAN link gets 2001:db8:ffff::1 (espgw) and ::2 (charon),
+    /// and the tunnel, the gateway and charon's connection run between them.
+    pub ipv6_wan: bool,
+}
+
+fn no_edit(_: &mut serde_json::Value) {}
+
+impl Setup<'_> {
+    /// The usual case: espgw initiates with a PSK, IKE `aes256gcm16-prfsha256-x25519`, ESP
+    /// `aes256gcm16`, one child over IPv4; a case changes what it tests.
+    pub fn new(tag: &str) -> Setup<'_> {
+        Setup {
+            tag,
+            ike: "aes256gcm16-prfsha256-x25519",
+            esp: "aes256gcm16",
+            espgw_initiates: true,
+            edit: &no_edit,
+            rekey_time: "4h",
+            charon_extra: "",
+            certs: None,
+            second_child: false,
+            ipv6: false,
+            ipv6_wan: false,
+        }
+    }
 }
 
 /// Certificate authentication, from a test PKI made for the case (scripts/make-test-pki.sh):
@@ -222,6 +247,7 @@ pub fn lab(s: &Setup<'_>) -> Option<Lab> {
         certs,
         second_child,
         ipv6,
+        ipv6_wan,
     } = *s;
     if !require_root("strongSwan as the peer gateway") {
         return None;
@@ -296,6 +322,12 @@ pub fn lab(s: &Setup<'_>) -> Option<Lab> {
     } else {
         ("", "")
     };
+    let (gw1_wan, gw2_wan) = if ipv6_wan {
+        with_ipv6_wan(&mut c, &ns);
+        (WAN6[0], WAN6[1])
+    } else {
+        ("192.0.2.1", "192.0.2.2")
+    };
     edit(&mut c);
     std::fs::write(&f, c.to_string()).unwrap();
     let (charon_ends, charon_secrets) = charon_auth(certs.as_ref(), &pki, &psk);
@@ -325,7 +357,7 @@ pub fn lab(s: &Setup<'_>) -> Option<Lab> {
     std::fs::write(
         p("swanctl.conf"),
         format!(
-            "connections {{\n  gw1 {{\n    version = 2\n    encap = yes\n    local_addrs = 192.0.2.2\n    remote_addrs = 192.0.2.1\n    proposals = {ike}\n    rekey_time = {rekey_time}\n    {charon_ends}\n    children {{\n      net {{ local_ts = 10.2.0.0/24{v6_local}\n            remote_ts = 10.1.0.0/24{v6_remote}\n            esp_proposals = {esp}\n            start_action = none }}{net2}\n    }}\n  }}\n}}\n{charon_secrets}"
+            "connections {{\n  gw1 {{\n    version = 2\n    encap = yes\n    local_addrs = {gw2_wan}\n    remote_addrs = {gw1_wan}\n    proposals = {ike}\n    rekey_time = {rekey_time}\n    {charon_ends}\n    children {{\n      net {{ local_ts = 10.2.0.0/24{v6_local}\n            remote_ts = 10.1.0.0/24{v6_remote}\n            esp_proposals = {esp}\n            start_action = none }}{net2}\n    }}\n  }}\n}}\n{charon_secrets}"
         ),
     )
     .unwrap();
@@ -399,16 +431,11 @@ pub fn failure(
     charon_says: &str,
 ) -> String {
     let Some(lab) = lab(&Setup {
-        tag,
         ike: "aes256gcm16-prfsha384-ecp384",
-        esp: "aes256gcm16",
         espgw_initiates,
         edit,
-        rekey_time: "4h",
-        charon_extra: "",
         certs,
-        second_child: false,
-        ipv6: false,
+        ..Setup::new(tag)
     }) else {
         return String::new();
     };
@@ -484,4 +511,27 @@ fn with_ipv6(c: &mut serde_json::Value, ns: &dyn Fn(&str) -> String) {
         .push(serde_json::json!({"prefix": "2001:db8:2::/64", "via": "st0.0"}));
     c["ike"]["vpns"][0]["local_ts"] = serde_json::json!(["10.1.0.0/24", "2001:db8:1::/64"]);
     c["ike"]["vpns"][0]["remote_ts"] = serde_json::json!(["10.2.0.0/24", "2001:db8:2::/64"]);
+}
+
+/// The WAN link's IPv6 addresses for `Setup::ipv6_wan`: espgw's, charon's.
+pub const WAN6: [&str; 2] = ["2001:db8:ffff::1", "2001:db8:ffff::2"];
+
+/// IKE and ESP over IPv6 for `Setup::ipv6_wan`: gw2's kernel (charon's) WAN address, espgw's
+/// WAN `address6`, and its tunnel and gateway between the two (charon's connection is
+/// written with them by `lab`).
+fn with_ipv6_wan(c: &mut serde_json::Value, ns: &dyn Fn(&str) -> String) {
+    sh(
+        &ns("gw2"),
+        &format!(
+            "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.wan.accept_dad=0 \\
+             net.ipv6.conf.wan.disable_ipv6=0 && ip -6 addr add {}/64 dev wan",
+            WAN6[1]
+        ),
+    );
+    c["interfaces"][1]["address6"] = format!("{}/64", WAN6[0]).into();
+    c["tunnels"][0]["local"] = WAN6[0].into();
+    c["tunnels"][0]["remote"] = WAN6[1].into();
+    let g = &mut c["ike"]["gateways"][0];
+    g["local_address"] = WAN6[0].into();
+    g["remote_address"] = WAN6[1].into();
 }

@@ -235,8 +235,8 @@ fn datagrams_cross_both_ways() {
     let mut inject = seg.producer(RingId::Inject).unwrap();
     let d = channel::Datagram {
         port: 1,
-        src: "192.0.2.9".parse::<std::net::Ipv4Addr>().unwrap(),
-        dst: "192.0.2.1".parse::<std::net::Ipv4Addr>().unwrap(),
+        src: "192.0.2.9".parse().unwrap(),
+        dst: "192.0.2.1".parse().unwrap(),
         sport: 500,
         dport: 500,
         payload: b"an IKE_SA_INIT",

@@ -33,10 +33,9 @@ impl ControlState {
                         "local {l} is not the IPv6 address of any interface"
                     ));
                 }
-                if spec.udp.is_some() || spec.dynamic {
-                    return Err("an IPv6 tunnel has a known peer and no NAT-T".into());
-                }
-                r.is_unspecified() || crate::wire::ipv6::is_link_local(&r) || r == l
+                (r.is_unspecified() && !spec.dynamic)
+                    || crate::wire::ipv6::is_link_local(&r)
+                    || r == l
             }
             (l, r) => return Err(format!("{l} and {r} are of different families")),
         };
@@ -49,7 +48,7 @@ impl ControlState {
     /// Asks for the peer's MAC if it is on one of our subnets.
     fn want_peer(&mut self, remote: IpAddr) {
         let on_link = match remote {
-            IpAddr::V4(r) if r.is_unspecified() => None,
+            r if r.is_unspecified() => None,
             IpAddr::V4(r) => self.on_subnet(r),
             IpAddr::V6(r) => self.on_subnet6(&r),
         };

@@ -45,8 +45,8 @@ pub fn tunnel_mtu(sa: &OutboundSa, mtu: usize) -> usize {
         .min(sa.outer.inner_mtu())
 }
 
-/// Wraps the IPv4 or IPv6 packet that fills `buf` into outer IPv4 [+ UDP] + ESP, encrypting it
-/// in place. On success `buf` holds the outer IPv4 packet; on error it is unchanged except for
+/// Wraps the IPv4 or IPv6 packet that fills `buf` into outer IPv4 or IPv6 [+ UDP] + ESP,
+/// encrypting it in place. On success `buf` holds the outer packet; on error it is unchanged except for
 /// `Crypto`, after which it must be dropped. The dataplane itself runs `prepare` per packet and
 /// the seal per SA batch; this is the same for one packet.
 pub fn encap<B: PacketBuf>(sa: &mut OutboundSa, buf: &mut B) -> Result<(), EncapError> {
@@ -54,6 +54,9 @@ pub fn encap<B: PacketBuf>(sa: &mut OutboundSa, buf: &mut B) -> Result<(), Encap
     let p = prepare(sa, buf, 0, usize::MAX)?;
     if !p.run_one(buf.data_mut(), &sa.crypto) {
         return Err(EncapError::Crypto);
+    }
+    if sa.outer.udp6() {
+        super::outer::fill_udp6_checksum(buf.data_mut()).ok_or(EncapError::Crypto)?;
     }
     sa.carried(1, inner_len as u64);
     Ok(())

@@ -23,6 +23,8 @@ pub struct SealJob {
     pub port: u16,
     /// The inner packet's length, for the SA's byte counters.
     pub inner_len: u16,
+    /// ESP in UDP over IPv6: the UDP checksum is filled once sealed.
+    pub udp6: bool,
 }
 
 /// Open the ESP at `esp_off` under an inbound SA, then finish the decapsulation and route the

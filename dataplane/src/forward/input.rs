@@ -110,7 +110,11 @@ impl Forwarder {
                 let upper = ipv6::Packet::new_checked(buf.data()).and_then(|p| p.upper_layer());
                 match upper {
                     Ok(u) if u.protocol == ipv6::NEXT_ESP && !u.fragment => {
-                        self.esp_input6(buf, u.offset)
+                        self.esp_input6(buf, u.offset, false)
+                    }
+                    // ESP in UDP: checked to be so before it was handed over.
+                    Ok(u) if u.protocol == ipv6::NEXT_UDP && !u.fragment => {
+                        self.esp_input6(buf, u.offset + udp::HEADER_LEN, true)
                     }
                     _ => self.drop(Stat::Malformed),
                 }

@@ -11,6 +11,7 @@ use super::{Forwarder, Punt, Target6, Verdict};
 use crate::counters::Stat;
 use crate::packet::PacketBuf;
 use crate::wire::ethernet::{self, Mac};
+use crate::wire::udp::{self, Carries};
 use crate::wire::{icmpv6, ipv6};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -96,7 +97,10 @@ impl Forwarder {
             return self.drop(Stat::Fragments);
         }
         if upper.protocol == ipv6::NEXT_ESP {
-            return self.esp_input6(buf, upper.offset);
+            return self.esp_input6(buf, upper.offset, false);
+        }
+        if upper.protocol == ipv6::NEXT_UDP {
+            return self.udp_input6(buf, upper.offset);
         }
         let nd = upper.protocol == ipv6::NEXT_ICMPV6
             && matches!(
@@ -106,11 +110,42 @@ impl Forwarder {
         self.punt_ipv6(buf, if nd { Punt::Nd } else { Punt::Local })
     }
 
-    /// ESP to one of our IPv6 addresses, `esp_off` bytes in (past any hop-by-hop or
-    /// destination options): an IPv6 tunnel's SAs are bound to the unspecified IPv4 address,
-    /// which no IPv4 packet is sent to, so `esp_input`'s address check keeps the families apart.
-    pub(super) fn esp_input6<B: PacketBuf>(&mut self, buf: &mut B, esp_off: usize) -> Verdict {
-        self.esp_input(buf, Ipv4Addr::UNSPECIFIED, esp_off, false)
+    /// UDP to one of our IPv6 addresses, `udp_off` bytes in, by IPv4's rule
+    /// (`udp::classify`): IKE to the main lcore for the control, ESP in UDP on a tunnel's
+    /// NAT-T port to its SA.
+    fn udp_input6<B: PacketBuf>(&mut self, buf: &mut B, udp_off: usize) -> Verdict {
+        let (udp_len, carries) = match buf.data().get(udp_off..).map(udp::Datagram::new_checked) {
+            Some(Ok(d)) => {
+                let natt = self.tables.natt_ports.contains(&d.dst_port());
+                (d.len(), udp::classify(d.dst_port(), d.payload(), natt))
+            }
+            _ => return self.drop(Stat::Malformed),
+        };
+        match carries {
+            Carries::Esp => {
+                buf.truncate(udp_off + udp_len);
+                self.esp_input6(buf, udp_off + udp::HEADER_LEN, true)
+            }
+            Carries::Ike => {
+                self.stats.inc(Stat::IkePackets);
+                self.punt_ipv6(buf, Punt::Ike)
+            }
+            Carries::NattKeepalive => self.drop(Stat::NattKeepalives),
+            Carries::Other => self.punt_ipv6(buf, Punt::Local),
+        }
+    }
+
+    /// ESP (in UDP with `udp`) to one of our IPv6 addresses, `esp_off` bytes in (past any
+    /// hop-by-hop or destination options): an IPv6 tunnel's SAs are bound to the unspecified
+    /// IPv4 address, which no IPv4 packet is sent to, so `esp_input`'s address check keeps the
+    /// families apart.
+    pub(super) fn esp_input6<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        esp_off: usize,
+        udp: bool,
+    ) -> Verdict {
+        self.esp_input(buf, Ipv4Addr::UNSPECIFIED, esp_off, udp)
     }
 
     /// A packet a tunnel delivered to one of our addresses (an echo request from behind the

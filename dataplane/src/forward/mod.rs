@@ -368,11 +368,27 @@ impl Forwarder {
         match job {
             Job::Seal(s) if ok => {
                 self.count_sealed(s.tunnel, 1, u64::from(s.inner_len));
-                Verdict::Tx(s.port)
+                self.sealed_out(buf, s)
             }
             Job::Seal(_) => self.drop(Stat::CryptoErrors),
             Job::Open(o) => self.opened(buf, o, prep.seq, ok),
         }
+    }
+
+    /// A sealed frame on its way out: ESP in UDP over IPv6 gets its UDP checksum now that the
+    /// ciphertext it covers is there.
+    #[inline(always)]
+    fn sealed_out<B: PacketBuf>(&mut self, buf: &mut B, s: batch::SealJob) -> Verdict {
+        if s.udp6 {
+            let filled = buf
+                .data_mut()
+                .get_mut(crate::wire::ethernet::HEADER_LEN..)
+                .and_then(crate::esp::outer::fill_udp6_checksum);
+            if filled.is_none() {
+                return self.drop(Stat::Malformed);
+            }
+        }
+        Verdict::Tx(s.port)
     }
 
     /// Counts packets sealed under a tunnel's SA, per SA and for the worker, and reports what
@@ -450,7 +466,7 @@ impl Forwarder {
                         packets += p;
                         bytes += b;
                     }
-                    Verdict::Tx(s.port)
+                    self.sealed_out(b, s)
                 }
                 job => {
                     let prep = self.batch.prepared(k);

@@ -112,7 +112,8 @@ impl Forwarder {
         if mss != 0 {
             clamp_mss(buf, mss);
         }
-        let (inner_len, ethertype) = (buf.len() as u16, sa.outer.ethertype());
+        let (inner_len, ethertype, udp6) =
+            (buf.len() as u16, sa.outer.ethertype(), sa.outer.udp6());
         // The frame in one step: ESP, then the Ethernet header in front of it.
         let prep = match esp::encap::prepare(sa, buf, ethernet::HEADER_LEN, adj.mtu.into()) {
             Ok(p) => p,
@@ -142,6 +143,7 @@ impl Forwarder {
             tunnel,
             port: adj.port,
             inner_len,
+            udp6,
         });
         self.park_or_run(buf, prep, job)
     }

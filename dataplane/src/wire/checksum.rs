@@ -16,7 +16,7 @@ pub fn sum(data: &[u8]) -> u16 {
     if i < rest.len() {
         acc += u64::from(rest[i]) << 8;
     }
-    fold(acc)
+    fold64(acc)
 }
 
 /// `sum` of a 20-byte IPv4 header without options, unrolled: it runs for every packet. The
@@ -25,23 +25,24 @@ pub fn sum(data: &[u8]) -> u16 {
 #[inline(always)]
 pub fn sum20(h: &[u8; 20]) -> u16 {
     let w = |i: usize| u64::from(u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
-    u16::from_be(fold(w(0) + w(4) + w(8) + w(12) + w(16)))
+    u16::from_be(fold64(w(0) + w(4) + w(8) + w(12) + w(16)))
 }
 
 /// A 32-bit ones'-complement accumulator folded to 16 bits, not yet inverted.
 #[inline(always)]
 pub fn fold32(acc: u32) -> u16 {
-    fold(u64::from(acc))
+    fold64(u64::from(acc))
 }
 
 /// Ones'-complement sum of 16-bit words given as values, folded, not yet inverted.
 #[inline(always)]
 pub fn fold_words(words: &[u16]) -> u16 {
-    fold(words.iter().map(|&w| u64::from(w)).sum())
+    fold64(words.iter().map(|&w| u64::from(w)).sum())
 }
 
+/// A ones'-complement sum held in 64 bits, folded to 16.
 #[inline(always)]
-fn fold(acc: u64) -> u16 {
+pub fn fold64(acc: u64) -> u16 {
     // Four fixed rounds bring any u64 to 16 bits: no loop, no branch.
     let a = (acc >> 32) + (acc & 0xffff_ffff);
     let a = (a >> 16) + (a & 0xffff);
@@ -58,7 +59,7 @@ pub fn checksum(data: &[u8]) -> u16 {
 /// (RFC 1624, eqn. 3: HC' = ~(~HC + ~m + m')).
 pub fn update(hc: u16, old: u16, new: u16) -> u16 {
     let acc = u64::from(!hc) + u64::from(!old) + u64::from(new);
-    !fold(acc)
+    !fold64(acc)
 }
 
 #[cfg(test)]

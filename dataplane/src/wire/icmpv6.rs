@@ -43,23 +43,14 @@ pub const ND_HOP_LIMIT: u8 = 255;
 pub fn checksum(src: &Ipv6Addr, dst: &Ipv6Addr, msg: &[u8]) -> u16 {
     let len = u32::try_from(msg.len()).unwrap_or(u32::MAX);
     let pseudo = ipv6::pseudo_header_sum(src, dst, len, ipv6::NEXT_ICMPV6);
-    !checksum::fold_words(&[fold64(pseudo), checksum::sum(msg)])
-}
-
-fn fold64(x: u64) -> u16 {
-    checksum::fold_words(&[
-        (x >> 48) as u16,
-        (x >> 32) as u16,
-        (x >> 16) as u16,
-        x as u16,
-    ])
+    !checksum::fold_words(&[checksum::fold64(pseudo), checksum::sum(msg)])
 }
 
 /// Whether `msg`, checksum included, sums to all ones with its pseudo-header.
 pub fn verify(src: &Ipv6Addr, dst: &Ipv6Addr, msg: &[u8]) -> bool {
     let len = u32::try_from(msg.len()).unwrap_or(u32::MAX);
     let pseudo = ipv6::pseudo_header_sum(src, dst, len, ipv6::NEXT_ICMPV6);
-    checksum::fold_words(&[fold64(pseudo), checksum::sum(msg)]) == 0xffff
+    checksum::fold_words(&[checksum::fold64(pseudo), checksum::sum(msg)]) == 0xffff
 }
 
 /// Fills the checksum of a message at least 4 bytes long; false if it is shorter.

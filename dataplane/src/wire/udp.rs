@@ -1,6 +1,7 @@
 //! UDP headers (RFC 768), as used for ESP-in-UDP (RFC 3948).
 
-use super::{be16, Result, WireError};
+use super::{be16, checksum, ipv4, ipv6, Result, WireError};
+use std::net::IpAddr;
 
 /// Where each field lies in the header.
 pub mod field {
@@ -105,6 +106,27 @@ impl Repr {
         out[field::DST_PORT].copy_from_slice(&self.dst_port.to_be_bytes());
         out[field::LENGTH].copy_from_slice(&((HEADER_LEN + self.payload_len) as u16).to_be_bytes());
         out[field::CHECKSUM].copy_from_slice(&[0, 0]);
+    }
+}
+
+/// The checksum field's value for `datagram` (its checksum field zeroed) from `src` to
+/// `dst` (RFC 768; RFC 8200 section 8.1 for IPv6, where it is mandatory): 0 is sent as
+/// 0xffff.
+pub fn checksum(src: IpAddr, dst: IpAddr, datagram: &[u8]) -> u16 {
+    let len = datagram.len() as u32;
+    let pseudo = match (src, dst) {
+        (IpAddr::V6(s), IpAddr::V6(d)) => ipv6::pseudo_header_sum(&s, &d, len, ipv6::NEXT_UDP),
+        _ => {
+            let word = |a: IpAddr| match a {
+                IpAddr::V4(a) => u64::from(u32::from(a) >> 16) + u64::from(u32::from(a) & 0xffff),
+                IpAddr::V6(_) => 0,
+            };
+            word(src) + word(dst) + u64::from(ipv4::PROTO_UDP) + u64::from(len & 0xffff)
+        }
+    };
+    match !checksum::fold_words(&[checksum::fold64(pseudo), checksum::sum(datagram)]) {
+        0 => 0xffff,
+        c => c,
     }
 }
 

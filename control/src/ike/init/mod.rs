@@ -12,7 +12,7 @@ use super::wire::{
     Exchange, Flags, Header, Message, Payload, Proposal, Protocol, TransformType, WireError,
 };
 use ring::rand::{SecureRandom, SystemRandom};
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, SocketAddr};
 
 mod keys;
 use keys::derive;
@@ -27,11 +27,15 @@ pub const INVALID_KE_PAYLOAD: u16 = 17;
 pub const NO_PROPOSAL_CHOSEN: u16 = 14;
 
 /// SHA-1(SPIi | SPIr | IP | port), the NAT detection hash (RFC 7296 section 2.23).
-pub fn natd_hash(spi_i: u64, spi_r: u64, addr: SocketAddrV4) -> [u8; 20] {
+pub fn natd_hash(spi_i: u64, spi_r: u64, addr: SocketAddr) -> [u8; 20] {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY);
     ctx.update(&spi_i.to_be_bytes());
     ctx.update(&spi_r.to_be_bytes());
-    ctx.update(&addr.ip().octets());
+    // The address as it is on the wire: 4 bytes, or 16 for IPv6.
+    match addr.ip() {
+        IpAddr::V4(a) => ctx.update(&a.octets()),
+        IpAddr::V6(a) => ctx.update(&a.octets()),
+    }
     ctx.update(&addr.port().to_be_bytes());
     let mut out = [0; 20];
     out.copy_from_slice(ctx.finish().as_ref());
@@ -41,8 +45,8 @@ pub fn natd_hash(spi_i: u64, spi_r: u64, addr: SocketAddrV4) -> [u8; 20] {
 /// Where a message came from and went to, for NAT detection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Addrs {
-    pub local: SocketAddrV4,
-    pub remote: SocketAddrV4,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
 }
 
 /// Nonce length we send (RFC 7296 section 2.10: at least half the PRF's key size, >= 16).

@@ -35,7 +35,7 @@ use super::sk::{self, SkError};
 use super::wire::{Exchange, Flags, Header, Id, Message, Notify, Payload, TrafficSelector};
 use ring::rand::SystemRandom;
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,8 +45,8 @@ pub const NATT_KEEPALIVE: Duration = Duration::from_secs(20);
 /// Where IKE goes between (after NAT-T, UDP 4500 on both sides).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Path {
-    pub local: SocketAddrV4,
-    pub remote: SocketAddrV4,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -173,6 +173,7 @@ fn parked_jobs_group_by_sa() {
             tunnel,
             port: 0,
             inner_len: 0,
+            udp6: false,
         })
     };
     let open = |sa| {
@@ -298,7 +299,7 @@ proptest! {
             // A few SAs, spread far apart or packed, so that probes collide and wrap.
             let sa = sa.wrapping_mul(spread | 1);
             let job = if seal {
-                Job::Seal(SealJob { tunnel: sa, port: 0, inner_len: 0 })
+                Job::Seal(SealJob { tunnel: sa, port: 0, inner_len: 0, udp6: false })
             } else {
                 Job::Open(OpenJob { sa: InboundIndex(sa), esp_off: 0 })
             };

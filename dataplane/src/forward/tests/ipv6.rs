@@ -483,3 +483,65 @@ proptest! {
             &mut [0; nd::FRAME_LEN]);
     }
 }
+
+/// IKE over IPv6: UDP 500, and 4500 behind the non-ESP marker, to one of our IPv6 addresses
+/// goes to the main lcore as IKE (what it hands the control comes out of the frame whole); a
+/// NAT keepalive is dropped; the control's answer leaves routed, hop limit 64.
+#[test]
+fn ike_over_ipv6_goes_to_the_control_and_back() {
+    use crate::forward::ike;
+    let mut gw = gateway6();
+    let peer = "2001:db8:2::1";
+    let udp = |port: u16, payload: &[u8]| {
+        let mut u = port.to_be_bytes().to_vec();
+        u.extend_from_slice(&port.to_be_bytes());
+        u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        u.extend_from_slice(&[0, 0]);
+        u.extend_from_slice(payload);
+        frame6(GW1_WAN, peer, "2001:db8:ffff::1", 60, ipv6::NEXT_UDP, &u)
+    };
+    for (port, payload) in [(500, &b"IKE_SA_INIT"[..]), (4500, &b"\0\0\0\0IKE_AUTH"[..])] {
+        let f = udp(port, payload);
+        let (v, punted) = run(&mut gw, 1, &f);
+        assert_eq!(v, Verdict::Punt(Punt::Ike), "{port}");
+        let d = ike::datagram_of(&punted, 1).expect("IKE in the punted frame");
+        assert_eq!(
+            (d.src, d.dst, d.sport, d.dport),
+            (
+                IpAddr::V6(a6(peer)),
+                IpAddr::V6(a6("2001:db8:ffff::1")),
+                port,
+                port
+            )
+        );
+        assert_eq!(
+            d.payload,
+            payload.strip_prefix(&[0, 0, 0, 0][..]).unwrap_or(payload)
+        );
+    }
+    assert_eq!(gw.stats.get(Stat::IkePackets), 2);
+    assert_eq!(
+        run(&mut gw, 1, &udp(4500, &[0xff])).0,
+        Verdict::Drop(Stat::NattKeepalives)
+    );
+    // ESP in UDP is not taken over IPv6: for the gateway's stack, which has no use for it.
+    assert_eq!(
+        run(&mut gw, 1, &udp(4500, &[0, 0, 0x10, 1, 0, 0, 0, 1])).0,
+        Verdict::Punt(Punt::Local)
+    );
+    // The control's response, as the main lcore writes it, goes to the peer's router.
+    let d = channel::Datagram {
+        port: 0,
+        src: IpAddr::V6(a6("2001:db8:ffff::1")),
+        dst: IpAddr::V6(a6(peer)),
+        sport: 500,
+        dport: 500,
+        payload: b"IKE_SA_INIT response",
+    };
+    let mut packet = vec![0u8; ike::packet_len(&d)];
+    assert!(ike::emit(&d, &mut packet));
+    let mut b = VecBuf::new(&packet);
+    assert_eq!(gw.output_ip(&mut b), Verdict::Tx(1));
+    assert_eq!(&b.data()[..6], &GW2_WAN.0, "to the next hop's MAC");
+    assert_eq!(&b.data()[14..], &packet[..], "as written: hop limit 64");
+}

@@ -3,7 +3,7 @@
 //! outer header's fields, one frame opened by the independent `aes-gcm` crate, what is too
 //! big, and an IPv4-outer tunnel next to the IPv6 one.
 
-use super::ipv6_tunnel::{a_to_b6, after_hops, with_ipv6};
+use super::ipv6_tunnel::{a_to_b6, after_hops, checksum6_valid, with_ipv6};
 use super::*;
 use crate::wire::ipv6;
 use aes_gcm::aead::AeadInPlace;
@@ -266,4 +266,76 @@ fn esp_in_ipv6_is_handed_to_the_owner_of_its_sa() {
         assert_eq!(&got[14..], &after_hops(&sent, 2)[14..]);
     }
     assert_eq!(handed, 1, "one of the two workers is not the owner");
+}
+
+/// ESP in UDP over IPv6 (NAT-T kept over IPv6, as Linux and strongSwan do): next header 17,
+/// ports 4500, the UDP length, a checksum that verifies (IPv6 forbids 0; it covers the
+/// ciphertext), the ESP after it opened by the oracle; the peer takes it in on its NAT-T
+/// port, both families inside, and sends its own back the same way.
+#[test]
+fn esp_in_udp_over_ipv6() {
+    let mut gw1 = gateway(true, true, outer6(true));
+    let mut gw2 = gateway(false, true, outer6(false));
+    for (seq, (sent, next)) in [
+        (a_to_b(64, 100), ipv4::PROTO_IPV4),
+        (a_to_b6(64, 101), ipv4::PROTO_IPV6),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (v, wire) = run(&mut gw1, 0, &sent);
+        assert_eq!(v, Verdict::Tx(1));
+        let h = &wire[14..];
+        let dgram = &h[40..];
+        assert_eq!((h[0] >> 4, h[6]), (6, ipv6::NEXT_UDP));
+        assert_eq!(usize::from(u16::from_be_bytes([h[4], h[5]])), dgram.len());
+        assert_eq!(&dgram[0..4], &[0x11, 0x94, 0x11, 0x94], "4500 -> 4500");
+        assert_eq!(
+            usize::from(u16::from_be_bytes([dgram[4], dgram[5]])),
+            dgram.len()
+        );
+        assert_ne!(&dgram[6..8], &[0, 0]);
+        assert!(checksum6_valid(WAN6[0], WAN6[1], ipv6::NEXT_UDP, dgram));
+        // The ESP behind the UDP header is gw1's as the oracle opens it.
+        let mut raw = wire[..14 + 40].to_vec();
+        raw[14 + 6] = ipv6::NEXT_ESP;
+        raw.extend_from_slice(&dgram[8..]);
+        let after = |hops| match next {
+            ipv4::PROTO_IPV4 => after_ttl(&sent, hops),
+            _ => after_hops(&sent, hops),
+        };
+        let (n, inner) = oracle_open(&raw, next);
+        assert_eq!(n, seq as u64 + 1);
+        assert_eq!(&inner[..], &after(1)[14..]);
+        let (v, got) = run(&mut gw2, 1, &wire);
+        assert_eq!(v, Verdict::Tx(0), "taken in on the NAT-T port");
+        assert_eq!(&got[14..], &after(2)[14..], "byte for byte");
+    }
+    assert_eq!(gw2.stats.get(Stat::DecryptedPackets), 2);
+    // ESP in UDP to a gateway whose tunnel is raw: 4500 is no NAT-T port of its, so the
+    // datagram is not ESP to it (the gateway's own stack gets it).
+    let raw_gw2 = &mut gateway_outer6(false);
+    let (_, wire) = run(&mut gw1, 0, &a_to_b(64, 20));
+    assert_eq!(run(raw_gw2, 1, &wire).0, Verdict::Punt(Punt::Local));
+    // And back from gw2.
+    let back = frame(
+        GW2_LAN,
+        HOST_B,
+        "10.2.0.10",
+        "10.1.0.10",
+        64,
+        ipv4::PROTO_UDP,
+        &udp_payload(7),
+    );
+    let (v, wire) = run(&mut gw2, 0, &back);
+    assert_eq!(v, Verdict::Tx(1));
+    assert!(checksum6_valid(
+        WAN6[1],
+        WAN6[0],
+        ipv6::NEXT_UDP,
+        &wire[14 + 40..]
+    ));
+    let (v, got) = run(&mut gw1, 1, &wire);
+    assert_eq!(v, Verdict::Tx(0));
+    assert_eq!(&got[14..], &after_ttl(&back, 2)[14..]);
 }

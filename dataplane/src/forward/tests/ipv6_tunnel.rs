@@ -291,9 +291,9 @@ fn decrypted_ipv6_must_match_the_tunnels_ipv6_selectors() {
     assert_eq!(run(&mut gw2, 1, &wire).0, Verdict::Drop(Stat::TsCheckFail));
 }
 
-/// The TCP checksum of `segment` in IPv6 from `src` to `dst` verifies.
-fn tcp6_valid(src: &str, dst: &str, segment: &[u8]) -> bool {
-    let mut acc = ipv6::pseudo_header_sum(&a6(src), &a6(dst), segment.len() as u32, 6)
+/// The checksum of `segment` (upper-layer `protocol`) in IPv6 from `src` to `dst` verifies.
+pub(super) fn checksum6_valid(src: &str, dst: &str, protocol: u8, segment: &[u8]) -> bool {
+    let mut acc = ipv6::pseudo_header_sum(&a6(src), &a6(dst), segment.len() as u32, protocol)
         + u64::from(checksum::sum(segment));
     while acc >> 16 != 0 {
         acc = (acc & 0xffff) + (acc >> 16);
@@ -322,14 +322,17 @@ fn an_ipv6_syn_has_its_mss_clamped_into_the_tunnel() {
         acc = (acc & 0xffff) + (acc >> 16);
     }
     syn[16..18].copy_from_slice(&(!(acc as u16)).to_be_bytes());
-    assert!(tcp6_valid(src, dst, &syn));
+    assert!(checksum6_valid(src, dst, ipv6::NEXT_TCP, &syn));
     let sent = frame6(GW1_LAN, src, dst, 64, ipv6::NEXT_TCP, &syn);
     let (_, wire) = run(&mut gw1, 0, &sent);
     let (v, got) = run(&mut gw2, 1, &wire);
     assert_eq!(v, Verdict::Tx(0));
     let seg = &got[14 + 40..];
     assert_eq!(&seg[22..24], &1300u16.to_be_bytes());
-    assert!(tcp6_valid(src, dst, seg), "checksum fixed");
+    assert!(
+        checksum6_valid(src, dst, ipv6::NEXT_TCP, seg),
+        "checksum fixed"
+    );
 }
 
 #[test]
