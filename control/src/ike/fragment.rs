@@ -14,9 +14,9 @@ pub const IKE_FRAGMENTATION_SUPPORTED: u16 = 16430;
 pub const MAX_FRAGMENTS: u16 = 64;
 /// The reassembled payloads of one message at most.
 pub const MAX_MESSAGE: usize = 64 * 1024;
-/// IPv4 and UDP headers, and the non-ESP marker on port 4500: what the path adds to an IKE
-/// message.
-pub const IP_UDP_MARKER: usize = 20 + 8 + 4;
+/// UDP header and the non-ESP marker on port 4500: what the path adds to an IKE message
+/// besides the IP header (20 bytes for IPv4, 40 for IPv6).
+pub const UDP_MARKER: usize = 8 + 4;
 
 /// `inner` sealed under `key`: one message if it fits in `max` bytes (or `max` is `None`),
 /// else fragments of at most `max` bytes each. Each message takes the next GCM IV from

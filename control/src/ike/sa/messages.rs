@@ -33,11 +33,12 @@ impl IkeSa {
     }
 
     /// The largest IKE message we send whole, once both sides agreed to IKE fragmentation:
-    /// the fragment size less the IP and UDP headers and the non-ESP marker.
+    /// the fragment size less the IP header of the path's family, UDP and the non-ESP marker.
     pub(super) fn fragment_max(&self) -> Option<usize> {
         let agreed = self.fragmentation();
         let size = usize::from(self.settings.fragment_size.filter(|_| agreed)?);
-        Some(size.saturating_sub(fragment::IP_UDP_MARKER))
+        let ip = if self.path.remote.is_ipv6() { 40 } else { 20 };
+        Some(size.saturating_sub(ip + fragment::UDP_MARKER))
     }
 
     /// A message sealed whole elsewhere (IKE_AUTH), in fragments if it is too big.

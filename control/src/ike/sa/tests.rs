@@ -609,3 +609,33 @@ pub(super) fn exchange(
     }
     events
 }
+
+/// Over IPv6, IKE fragments leave room for the 40-byte IPv6 header: a datagram stays within
+/// `fragment_size` as over IPv4 (where the same message's fragments are 20 bytes longer).
+#[test]
+fn ipv6_fragments_fit_the_fragment_size_with_their_ipv6_header() {
+    let t0 = Instant::now();
+    let s = |me, peer, mine, theirs| fragmenting(me, peer, mine, theirs, Some(180));
+    let v6 = |a: u8, b: u8| Path {
+        local: format!("[2001:db8::{a}]:500").parse().unwrap(),
+        remote: format!("[2001:db8::{b}]:500").parse().unwrap(),
+    };
+    let mut longest = Vec::new();
+    for (pi, pr) in [(path(1, 2), path(2, 1)), (v6(1, 2), v6(2, 1))] {
+        let mut spis = Counter(0x1000);
+        let si = s("a.example", "b.example", "10.1.0.0/16", "10.2.0.0/16");
+        let sr = s("b.example", "a.example", "10.2.0.0/16", "10.1.0.0/16");
+        let mut i = IkeSa::initiate(si, pi, t0);
+        let (req, _, _) = sent(&mut i);
+        let mut r = IkeSa::respond(Arc::new(Candidates::new(vec![sr])), pr, &req[0], t0)
+            .unwrap_or_else(|_| panic!("refused"));
+        let (resp, _, _) = sent(&mut r);
+        i.handle(t0, pi, &resp[0], &mut spis);
+        let (auth, _, _) = sent(&mut i);
+        assert!(auth.len() >= 2);
+        longest.push(auth.iter().map(Vec::len).max().unwrap());
+    }
+    // IP header, UDP, the non-ESP marker: 20 + 8 + 4 over IPv4, 40 + 8 + 4 over IPv6.
+    assert!(longest[0] <= 180 - 32 && longest[0] > 180 - 52, "{longest:?}");
+    assert!(longest[1] <= 180 - 52, "{longest:?}");
+}
