@@ -112,20 +112,48 @@ pub struct TunnelSpec {
     pub remote_selectors6: Box<Prefixes6>,
 }
 
-/// A policy (Junos `security policies ... match ... then`): packets from `src` to `dst`
-/// (prefixes; empty: any) of `protocol` (0: any) and ports (TCP and UDP; `(0, 65535)`: any)
-/// get its action. Policies apply in the order of `position` (then name), the first that
-/// matches deciding, to packets that arrive on an interface (not to decrypted ones).
+/// A policy (Junos `security policies ... match ... then`): packets from `src`/`src6` to
+/// `dst`/`dst6` (prefixes of each family; a side with none of either: any address of both) of
+/// `protocol` (0: any) and ports (TCP and UDP; `(0, 65535)`: any) get its action. Policies
+/// apply in the order of `position` (then name), the first that matches deciding, to packets
+/// that arrive on an interface (not to decrypted ones), each family's to its own packets
+/// (`PolicySpec::families`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicySpec {
     pub name: Name,
     pub position: u32,
     pub src: Prefixes,
     pub dst: Prefixes,
+    pub src6: Box<Prefixes6>,
+    pub dst6: Box<Prefixes6>,
     pub protocol: u8,
     pub src_ports: (u16, u16),
     pub dst_ports: (u16, u16),
     pub action: PolicyAction,
+}
+
+impl PolicySpec {
+    /// Whether the policy applies to (IPv4, IPv6) packets: each side any, or naming
+    /// prefixes of the family.
+    pub fn families(&self) -> (bool, bool) {
+        policy_families(&self.src, &self.src6, &self.dst, &self.dst6)
+    }
+}
+
+/// The one rule for which packets a policy's prefixes apply to: (IPv4, IPv6), each side being
+/// any address (no prefix of either family) or naming prefixes of the family.
+pub fn policy_families(
+    src: &[ipnet::Ipv4Net],
+    src6: &[ipnet::Ipv6Net],
+    dst: &[ipnet::Ipv4Net],
+    dst6: &[ipnet::Ipv6Net],
+) -> (bool, bool) {
+    let any = |v4: usize, v6: usize| v4 == 0 && v6 == 0;
+    let (src_any, dst_any) = (any(src.len(), src6.len()), any(dst.len(), dst6.len()));
+    (
+        (src_any || !src.is_empty()) && (dst_any || !dst.is_empty()),
+        (src_any || !src6.is_empty()) && (dst_any || !dst6.is_empty()),
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,8 +19,8 @@ pub mod stats;
 pub mod vocabulary;
 
 pub use change::{
-    Change, ClearScope, InboundSaSpec, InterfaceSpec, ObjectKey, OutboundSaSpec, PolicyAction,
-    PolicySpec, RouteVia, SaSpec, TunnelSpec,
+    policy_families, Change, ClearScope, InboundSaSpec, InterfaceSpec, ObjectKey, OutboundSaSpec,
+    PolicyAction, PolicySpec, RouteVia, SaSpec, TunnelSpec,
 };
 pub use message::{Command, Datagram, Event, RecvError, SendError};
 pub use segment::{Grant, Layout, RingId, Segment, SegmentError};

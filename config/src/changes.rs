@@ -87,6 +87,8 @@ pub fn changes(cfg: &Config) -> Vec<Change> {
             position: position as u32,
             src: p.source.clone(),
             dst: p.destination.clone(),
+            src6: Box::new(p.source6.clone()),
+            dst6: Box::new(p.destination6.clone()),
             protocol: p.protocol,
             src_ports: p.source_ports,
             dst_ports: p.destination_ports,

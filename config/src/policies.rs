@@ -7,8 +7,8 @@
 //! keys a tunnel the policy makes, named after it, between the VPN's gateway addresses.
 
 use super::file::{PolicyFile, PolicyThenFile};
-use super::{err, parse_name, parse_prefix, ConfigError};
-use channel::{Name, Prefixes, MAX_SELECTORS};
+use super::{err, parse_name, parse_prefix, parse_prefix6, ConfigError};
+use channel::{Name, Prefixes, Prefixes6, MAX_SELECTORS};
 use std::collections::HashSet;
 
 /// Any port, as a range.
@@ -18,9 +18,12 @@ pub const ANY_PORTS: (u16, u16) = (0, u16::MAX);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     pub name: Name,
-    /// Empty: any.
+    /// IPv4 and IPv6 prefixes; a side with none of either: any (`channel::policy_families`
+    /// says which packets the policy applies to).
     pub source: Prefixes,
     pub destination: Prefixes,
+    pub source6: Prefixes6,
+    pub destination6: Prefixes6,
     /// 0: any.
     pub protocol: u8,
     pub source_ports: (u16, u16),
@@ -55,23 +58,37 @@ pub(super) fn policies(
                 ),
             );
         }
-        let prefixes = |f: &str, v: &Option<Vec<String>>| -> Result<Prefixes, ConfigError> {
-            let v = v.as_deref().unwrap_or_default();
-            if v.len() > MAX_SELECTORS {
-                return err(field(f), format!("at most {MAX_SELECTORS} prefixes"));
-            }
-            let mut out = Prefixes::new();
-            for (j, s) in v.iter().enumerate() {
-                let n = parse_prefix(&format!("{}[{j}]", field(f)), s)?;
-                // A /0 is "any", which an empty list says.
-                if n.prefix_len() != 0 {
-                    out.push(n);
+        // At most MAX_SELECTORS of each family; "0.0.0.0/0" and "::/0" stand for the whole
+        // family.
+        let prefixes =
+            |f: &str, v: &Option<Vec<String>>| -> Result<(Prefixes, Prefixes6), ConfigError> {
+                let (mut out, mut out6) = (Prefixes::new(), Prefixes6::new());
+                for (j, s) in v.as_deref().unwrap_or_default().iter().enumerate() {
+                    let at = format!("{}[{j}]", field(f));
+                    let full = if s.contains(':') {
+                        out6.try_push(parse_prefix6(&at, s)?).is_err()
+                    } else {
+                        out.try_push(parse_prefix(&at, s)?).is_err()
+                    };
+                    if full {
+                        return err(
+                            field(f),
+                            format!("at most {MAX_SELECTORS} prefixes of a family"),
+                        );
+                    }
                 }
-            }
-            Ok(out)
-        };
-        let source = prefixes("source", &p.source)?;
-        let destination = prefixes("destination", &p.destination)?;
+                Ok((out, out6))
+            };
+        let (source, source6) = prefixes("source", &p.source)?;
+        let (destination, destination6) = prefixes("destination", &p.destination)?;
+        if channel::policy_families(&source, &source6, &destination, &destination6)
+            == (false, false)
+        {
+            return err(
+                field("destination"),
+                "source and destination name prefixes of different families: the policy would match nothing",
+            );
+        }
         let protocol = match p.protocol.as_deref() {
             None | Some("any") => 0,
             Some("tcp") => 6,
@@ -119,6 +136,8 @@ pub(super) fn policies(
             name,
             source,
             destination,
+            source6,
+            destination6,
             protocol,
             source_ports,
             destination_ports,

@@ -164,3 +164,50 @@ fn policy_mistakes_are_named() {
         assert!(e.reason.contains(why), "{e}");
     }
 }
+
+/// IPv6 prefixes in policies: each family's prefixes reach the spec; a policy whose sides name
+/// prefixes of different families is refused; a child's selectors hold the families its
+/// policy applies to (a side that is any: the whole of each such family).
+#[test]
+fn policies_take_ipv6_prefixes() {
+    let mut v = example();
+    v["policies"] = serde_json::json!([
+        {"name": "v6-b", "source": ["2001:db8:1::/64"], "destination": ["2001:db8:2::/48", "10.2.0.0/16"],
+         "then": {"ipsec_vpn": "vpn-b"}},
+        {"name": "any-c", "then": {"ipsec_vpn": "vpn-c"}},
+        {"name": "deny-all", "then": "deny"}
+    ]);
+    let c = parse(&v).unwrap();
+    let p = &c.policies[0];
+    assert_eq!(p.source.as_slice(), []);
+    assert_eq!(p.source6.as_slice(), ["2001:db8:1::/64".parse().unwrap()]);
+    assert_eq!(p.destination.as_slice(), [net("10.2.0.0/16")]);
+    let ts = |l: &[&str]| -> Vec<ipnet::IpNet> { l.iter().map(|s| s.parse().unwrap()).collect() };
+    // v6-b: the source names IPv6 only, so the policy is IPv6's.
+    let b = &c.ike.vpns[0].children[0];
+    assert_eq!(b.local_ts, ts(&["2001:db8:1::/64"]));
+    assert_eq!(b.remote_ts, ts(&["10.2.0.0/16", "2001:db8:2::/48"]));
+    // any-c: both families whole.
+    let any = &c.ike.vpns[1].children[0];
+    assert_eq!(any.local_ts, ts(&["0.0.0.0/0", "::/0"]));
+    assert_eq!(any.remote_ts, ts(&["0.0.0.0/0", "::/0"]));
+    let specs: Vec<channel::PolicySpec> = changes(&c)
+        .into_iter()
+        .filter_map(|ch| match ch {
+            channel::Change::SetPolicy(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(specs[0].families(), (false, true));
+    assert_eq!(
+        specs[0].dst6.as_slice(),
+        ["2001:db8:2::/48".parse().unwrap()]
+    );
+    assert_eq!(specs[2].families(), (true, true), "deny-all denies both");
+    // IPv4 from, IPv6 to: matches nothing.
+    v["policies"] = serde_json::json!([
+        {"name": "odd", "source": ["10.1.0.0/24"], "destination": ["2001:db8:2::/48"], "then": "deny"}
+    ]);
+    let e = parse(&v).unwrap_err();
+    assert_eq!(e.field, "policies[0].destination", "{e}");
+}

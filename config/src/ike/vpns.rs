@@ -2,7 +2,8 @@
 //! one IKE SA), with its proposals, selectors and lifetimes.
 
 use super::*;
-use channel::Prefixes;
+use channel::{Prefixes, Prefixes6};
+use ipnet::Ipv6Net;
 
 /// The VPNs, and the tunnels the policy-based ones make (one per policy into one).
 pub(super) fn vpns(
@@ -190,15 +191,25 @@ fn policy_children(
             ),
         );
     }
-    let any = |l: &Prefixes| {
-        if l.is_empty() {
-            vec![IpNet::V4(Ipv4Net::default())]
-        } else {
-            l.iter().map(|&n| n.into()).collect()
-        }
-    };
     let mut children = Vec::with_capacity(named.len());
     for p in named {
+        // The child's selectors: the side's prefixes of each family the policy applies to,
+        // the whole family where the side is any.
+        let (v4, v6) =
+            channel::policy_families(&p.source, &p.source6, &p.destination, &p.destination6);
+        let ts = |l: &Prefixes, l6: &Prefixes6| {
+            let mut out: Vec<IpNet> = Vec::new();
+            let any = l.is_empty() && l6.is_empty();
+            if v4 && any {
+                out.push(Ipv4Net::default().into());
+            }
+            if v6 && any {
+                out.push(Ipv6Net::default().into());
+            }
+            out.extend(l.iter().map(|&n| IpNet::from(n)));
+            out.extend(l6.iter().map(|&n| IpNet::from(n)));
+            out
+        };
         made.push(Tunnel {
             name: p.name,
             encap: crate::TunnelEncap {
@@ -212,13 +223,13 @@ fn policy_children(
             },
             local_selectors: p.source.clone(),
             remote_selectors: p.destination.clone(),
-            local_selectors6: Default::default(),
-            remote_selectors6: Default::default(),
+            local_selectors6: p.source6.clone(),
+            remote_selectors6: p.destination6.clone(),
         });
         children.push(VpnChild {
             tunnel: p.name,
-            local_ts: any(&p.source),
-            remote_ts: any(&p.destination),
+            local_ts: ts(&p.source, &p.source6),
+            remote_ts: ts(&p.destination, &p.destination6),
             protocol: p.protocol,
             local_ports: p.source_ports,
             remote_ports: p.destination_ports,

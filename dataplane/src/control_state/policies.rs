@@ -1,14 +1,13 @@
-//! Policies of policy-based VPNs, kept by name. The workers' lookup table
-//! (`forward::policy::Classifier`) is built anew from all of them, with the tunnels' ids, once
+//! Policies of policy-based VPNs, kept by name. The workers' lookup tables
+//! (`forward::policy::Policies`, a classifier per family) are built anew from all of them, with the tunnels' ids, once
 //! a batch of changes is in (`publish_policies`, from `flush`): a commit of ten thousand
 //! policies builds it once, not ten thousand times. A tunnel a policy sends into cannot go
 //! while the policy stays.
 
 use super::{refuse, ChangeError, ControlState};
-use crate::forward::policy::{Action, Classifier, Rule};
+use crate::forward::policy::{Action, Classifier, Family, Policies, Rule, V4, V6};
 use crate::forward::WorkerCommand;
 use channel::{Name, PolicyAction, PolicySpec};
-use ipnet::Ipv4Net;
 use std::sync::Arc;
 
 impl ControlState {
@@ -53,7 +52,7 @@ impl ControlState {
         }
         let mut list: Vec<&PolicySpec> = self.policies.values().collect();
         list.sort_by_key(|p| (p.position, p.name));
-        let mut rules = Vec::new();
+        let (mut rules, mut rules6) = (Vec::new(), Vec::new());
         for p in list {
             let action = match p.action {
                 PolicyAction::Permit => Action::Permit,
@@ -63,29 +62,57 @@ impl ControlState {
                     None => continue,
                 },
             };
-            let any = [Ipv4Net::default()];
-            let or_any = |l: &[Ipv4Net]| {
-                if l.is_empty() {
-                    any.to_vec()
-                } else {
-                    l.to_vec()
-                }
-            };
-            for src in or_any(&p.src) {
-                for dst in or_any(&p.dst) {
-                    rules.push(Rule {
-                        src,
-                        dst,
-                        protocol: p.protocol,
-                        src_ports: p.src_ports,
-                        dst_ports: p.dst_ports,
-                        action,
-                    });
-                }
+            // One rule per pair of prefixes of each family the policy applies to; a side with
+            // none of either family is the whole family.
+            let (v4, v6) = p.families();
+            let src_any = p.src.is_empty() && p.src6.is_empty();
+            let dst_any = p.dst.is_empty() && p.dst6.is_empty();
+            if v4 {
+                let (s, d) = (or_any(&p.src, src_any), or_any(&p.dst, dst_any));
+                rules.extend(pairs::<V4>(p, action, &s, &d));
+            }
+            if v6 {
+                let (s, d) = (or_any(&p.src6, src_any), or_any(&p.dst6, dst_any));
+                rules6.extend(pairs::<V6>(p, action, &s, &d));
             }
         }
-        let table = (!self.policies.is_empty()).then(|| Arc::new(Classifier::new(rules)));
+        let table = (!self.policies.is_empty()).then(|| {
+            Arc::new(Policies {
+                v4: Classifier::new(rules),
+                v6: Classifier::new(rules6),
+            })
+        });
         let g = self.generation;
         self.broadcast(g, || WorkerCommand::SetPolicies(table.clone()));
+    }
+}
+
+/// The rules of `p` in one family: one per pair of its source and destination prefixes.
+fn pairs<F: Family>(
+    p: &PolicySpec,
+    action: Action,
+    srcs: &[F::Net],
+    dsts: &[F::Net],
+) -> Vec<Rule<F>> {
+    srcs.iter()
+        .flat_map(|&src| {
+            dsts.iter().map(move |&dst| Rule {
+                src,
+                dst,
+                protocol: p.protocol,
+                src_ports: p.src_ports,
+                dst_ports: p.dst_ports,
+                action,
+            })
+        })
+        .collect()
+}
+
+/// A side's prefixes of one family, or the family's whole space (`/0`) when the side is any.
+fn or_any<N: Copy + Default>(list: &[N], any: bool) -> Vec<N> {
+    if any {
+        vec![N::default()]
+    } else {
+        list.to_vec()
     }
 }

@@ -104,7 +104,7 @@ pub enum WorkerCommand {
     /// Retires every SA (the worker is stopping): the main lcore frees them.
     RetireAll,
     /// The policies' lookup table (policy-based VPNs); `None`: no policies, no lookup.
-    SetPolicies(Option<std::sync::Arc<super::policy::Classifier>>),
+    SetPolicies(Option<std::sync::Arc<super::policy::Policies>>),
 }
 
 /// A command as it travels: the generation of the change it belongs to.

@@ -177,7 +177,7 @@ impl Forwarder {
         let transit = matches!(origin, Origin::Wire | Origin::Transit);
         if transit && !matches!(route, Some((Target::Local, _))) {
             if let Some(p) = &self.tables.policies {
-                match p.classify(&policy_key(buf.data(), &h)) {
+                match p.v4.classify(&policy_key(buf.data(), &h)) {
                     Some((_, Action::Tunnel(tunnel))) => {
                         self.stats.inc(Stat::PolicyTunneled);
                         let at = route.map_or(0, |r| r.1);

@@ -7,6 +7,7 @@
 //! here (`Origin::Decrypted`), and so does ESP to our IPv6 addresses (`esp_input6`).
 
 use super::input::Origin;
+use super::policy::{Action, Key};
 use super::{Forwarder, Punt, Target6, Verdict};
 use crate::counters::Stat;
 use crate::packet::PacketBuf;
@@ -14,6 +15,30 @@ use crate::wire::ethernet::{self, Mac};
 use crate::wire::udp::{self, Carries};
 use crate::wire::{icmpv6, ipv6};
 use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// What IPv6 policies look a packet up by: its addresses, its upper-layer protocol past the
+/// extension headers, and for TCP and UDP its ports (none for a fragment: every fragment of a
+/// packet is opaque, RFC 4301, so all of them take the same way). `None`: headers that do not
+/// parse, which no policy can be said to allow.
+fn policy_key6(packet: &[u8], src: Ipv6Addr, dst: Ipv6Addr) -> Option<Key<u128>> {
+    let u = ipv6::Packet::new_checked(packet).ok()?.upper_layer().ok()?;
+    let ports = match u.protocol {
+        ipv6::NEXT_TCP | ipv6::NEXT_UDP if !u.fragment => {
+            let p = packet.get(u.offset..u.offset + 4)?;
+            Some((
+                u16::from_be_bytes([p[0], p[1]]),
+                u16::from_be_bytes([p[2], p[3]]),
+            ))
+        }
+        _ => None,
+    };
+    Some(Key {
+        src: u128::from(src),
+        dst: u128::from(dst),
+        protocol: u.protocol,
+        ports,
+    })
+}
 
 impl Forwarder {
     /// A frame with the IPv6 ethertype to `dst_mac`: unicast to us, or multicast (33:33:...),
@@ -48,7 +73,7 @@ impl Forwarder {
                 _ => self.drop(Stat::NotForUs),
             };
         }
-        let target = match self.tables.route6(&dst) {
+        let route = match self.tables.route6(&dst) {
             Some(Target6::Local) => {
                 return match origin {
                     Origin::Wire => self.local_ipv6(buf),
@@ -61,10 +86,30 @@ impl Forwarder {
             _ if ipv6::is_link_local(&src) || ipv6::is_link_local(&dst) => {
                 return self.drop(Stat::Ipv6NotForwarded)
             }
-            Some(t) => t,
-            None => return self.drop(Stat::NoRoute),
+            route => route,
         };
-        self.forward_ipv6(buf, target, dst, hop_limit, origin)
+        // Policies decide before the routes for other hosts' packets, as for IPv4 (`ip_lookup`).
+        if matches!(origin, Origin::Wire | Origin::Transit) {
+            if let Some(p) = &self.tables.policies {
+                let Some(key) = policy_key6(buf.data(), src, dst) else {
+                    return self.drop(Stat::Malformed);
+                };
+                match p.v6.classify(&key) {
+                    Some((_, Action::Tunnel(tunnel))) => {
+                        self.stats.inc(Stat::PolicyTunneled);
+                        let t = Target6::Tunnel { tunnel };
+                        return self.forward_ipv6(buf, t, dst, hop_limit, origin);
+                    }
+                    Some((_, Action::Deny)) => return self.drop(Stat::PolicyDenied),
+                    Some((_, Action::Permit)) => self.stats.inc(Stat::PolicyPermitted),
+                    None => self.stats.inc(Stat::PolicyUnmatched),
+                }
+            }
+        }
+        match route {
+            Some(target) => self.forward_ipv6(buf, target, dst, hop_limit, origin),
+            None => self.drop(Stat::NoRoute),
+        }
     }
 
     /// Whether a multicast packet is a Neighbor Solicitation to the solicited-node group of

@@ -127,7 +127,7 @@ pub struct Tables {
     /// The SAs (outbound and inbound) this worker holds.
     pub(super) sas: usize,
     /// The policies of policy-based VPNs; `None` (no policies): no lookup.
-    pub(super) policies: Option<std::sync::Arc<super::policy::Classifier>>,
+    pub(super) policies: Option<std::sync::Arc<super::policy::Policies>>,
 }
 
 impl Tables {

@@ -636,6 +636,9 @@ fn ipv6_fragments_fit_the_fragment_size_with_their_ipv6_header() {
         longest.push(auth.iter().map(Vec::len).max().unwrap());
     }
     // IP header, UDP, the non-ESP marker: 20 + 8 + 4 over IPv4, 40 + 8 + 4 over IPv6.
-    assert!(longest[0] <= 180 - 32 && longest[0] > 180 - 52, "{longest:?}");
+    assert!(
+        longest[0] <= 180 - 32 && longest[0] > 180 - 52,
+        "{longest:?}"
+    );
     assert!(longest[1] <= 180 - 52, "{longest:?}");
 }

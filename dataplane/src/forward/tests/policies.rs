@@ -21,6 +21,8 @@ fn policy(
         position,
         src: prefixes(&["10.1.0.0/24"]),
         dst: prefixes(dst),
+        src6: Default::default(),
+        dst6: Default::default(),
         protocol: if dports == (0, u16::MAX) {
             0
         } else {
@@ -128,6 +130,8 @@ fn the_first_matching_policy_decides_before_the_routes() {
         position: 3,
         src: Prefixes::new(),
         dst: prefixes(&["10.1.0.0/24"]),
+        src6: Default::default(),
+        dst6: Default::default(),
         protocol: 0,
         src_ports: (0, u16::MAX),
         dst_ports: (0, u16::MAX),
@@ -196,6 +200,8 @@ fn the_gateways_own_packets_are_not_looked_up_and_its_fragments_are() {
         position: 9,
         src: Prefixes::new(),
         dst: Prefixes::new(),
+        src6: Default::default(),
+        dst6: Default::default(),
         protocol: 0,
         src_ports: (0, u16::MAX),
         dst_ports: (0, u16::MAX),
@@ -236,4 +242,115 @@ fn the_gateways_own_packets_are_not_looked_up_and_its_fragments_are() {
     let (v, wire) = send(&mut gw1, frag, false);
     assert_eq!(v, Verdict::Tx(1));
     assert_eq!(esp_of(&wire), (0x3001, ip("192.0.2.3")));
+}
+
+/// IPv6 has its policies too, looked up among IPv6 rules only: a policy naming IPv6 prefixes
+/// sends IPv6 into its tunnel (ESP next header 41), one naming IPv4 prefixes never matches
+/// IPv6, a deny-all (any to any) drops IPv6 too, but not neighbor discovery or pings to the
+/// gateway itself; fragments follow the port-specific policy (opaque), and headers that do
+/// not parse are dropped.
+#[test]
+fn ipv6_packets_have_their_own_policies() {
+    use super::ipv6::frame6;
+    use super::ipv6_tunnel::{a_to_b6, with_ipv6};
+    use crate::wire::ipv6::{NEXT_DEST_OPTS, NEXT_FRAGMENT, NEXT_ICMPV6, NEXT_UDP};
+    let mut gw1 = gateway(true, false, |v| {
+        with_second_tunnel(v);
+        with_ipv6(true)(v);
+    });
+    let prefixes6 = |l: &[&str]| -> Box<channel::Prefixes6> {
+        Box::new(l.iter().map(|p| p.parse().unwrap()).collect())
+    };
+    gw1.change(Change::SetPolicy(PolicySpec {
+        name: name("web6-to-c"),
+        position: 0,
+        src: Prefixes::new(),
+        dst: Prefixes::new(),
+        src6: prefixes6(&["2001:db8:1::/64"]),
+        dst6: prefixes6(&["2001:db8:2:5::/64"]),
+        protocol: ipv4::PROTO_UDP,
+        src_ports: (0, u16::MAX),
+        dst_ports: (53, 53),
+        action: PolicyAction::Tunnel(name("st0.1")),
+    }))
+    .unwrap();
+    // IPv4 only: the IPv6 packets to 2001:db8:2::/48 pass it by.
+    gw1.change(policy(
+        "v4",
+        1,
+        &["0.0.0.0/0"],
+        (0, u16::MAX),
+        PolicyAction::Deny,
+    ))
+    .unwrap();
+    let dns = |dst: &str, dport: u16| {
+        let mut u = udp_payload(12);
+        u[2..4].copy_from_slice(&dport.to_be_bytes());
+        frame6(GW1_LAN, "2001:db8:1::10", dst, 64, NEXT_UDP, &u)
+    };
+    // Into the policy's tunnel (st0.1, SPI 0x3001), IPv6 inside.
+    let (v, wire) = run(&mut gw1, 0, &dns("2001:db8:2:5::9", 53));
+    assert_eq!(v, Verdict::Tx(1));
+    assert_eq!(esp_of(&wire), (0x3001, ip("192.0.2.3")));
+    // Another port: no IPv6 policy matches, the IPv4 deny does not apply, the route's tunnel.
+    let (v, wire) = run(&mut gw1, 0, &dns("2001:db8:2:5::9", 80));
+    assert_eq!(v, Verdict::Tx(1));
+    assert_eq!(esp_of(&wire), (0x1001, ip("192.0.2.2")));
+    // A fragment of UDP to the same host: opaque ports, so the policy's tunnel, as its
+    // packet's other fragments.
+    let mut frag = vec![NEXT_UDP, 0, 0, 9, 0, 0, 0, 1];
+    frag.extend_from_slice(&udp_payload(16)[..16]);
+    let f = frame6(
+        GW1_LAN,
+        "2001:db8:1::10",
+        "2001:db8:2:5::9",
+        64,
+        NEXT_FRAGMENT,
+        &frag,
+    );
+    let (v, wire) = run(&mut gw1, 0, &f);
+    assert_eq!(v, Verdict::Tx(1));
+    assert_eq!(esp_of(&wire).0, 0x3001);
+    assert_eq!(
+        [Stat::PolicyTunneled, Stat::PolicyUnmatched].map(|s| gw1.stats.get(s)),
+        [2, 1]
+    );
+    // A destination options header cut short: not classifiable, dropped.
+    let bad = frame6(
+        GW1_LAN,
+        "2001:db8:1::10",
+        "2001:db8:2::10",
+        64,
+        NEXT_DEST_OPTS,
+        &[17, 9],
+    );
+    assert_eq!(run(&mut gw1, 0, &bad).0, Verdict::Drop(Stat::Malformed));
+
+    // Deny-all, any to any: IPv6 transit dropped, the gateway's own ND and echo answered.
+    gw1.change(Change::SetPolicy(PolicySpec {
+        name: name("deny-all"),
+        position: 9,
+        src: Prefixes::new(),
+        dst: Prefixes::new(),
+        src6: Default::default(),
+        dst6: Default::default(),
+        protocol: 0,
+        src_ports: (0, u16::MAX),
+        dst_ports: (0, u16::MAX),
+        action: PolicyAction::Deny,
+    }))
+    .unwrap();
+    assert_eq!(
+        run(&mut gw1, 0, &a_to_b6(64, 20)).0,
+        Verdict::Drop(Stat::PolicyDenied)
+    );
+    let echo = frame6(
+        GW1_LAN,
+        "2001:db8:1::10",
+        "2001:db8:1::1",
+        64,
+        NEXT_ICMPV6,
+        &[128, 0, 0, 0, 0, 1, 0, 1],
+    );
+    assert_eq!(run(&mut gw1, 0, &echo).0, Verdict::Punt(Punt::Local));
 }
