@@ -94,6 +94,8 @@ stats! {
         /// multicast source.
         Ipv6NotForwarded = "ipv6_not_forwarded",
         BadIpChecksum = "bad_ip_checksum",
+        /// ESP in UDP over IPv6 whose UDP checksum is 0 or wrong (RFC 8200 section 8.1).
+        BadUdpChecksum = "bad_udp_checksum",
         /// Frames, IP or UDP headers shorter than they claim, or malformed.
         Malformed = "malformed",
         Fragments = "fragments",

@@ -40,6 +40,16 @@ fn policy_key6(packet: &[u8], src: Ipv6Addr, dst: Ipv6Addr) -> Option<Key<u128>>
     })
 }
 
+/// Whether the UDP datagram `udp_off` bytes into the IPv6 `packet` has a valid checksum: a
+/// pass over the datagram that only ESP in UDP over IPv6 pays (the ICV would catch a changed
+/// payload, but RFC 8200 has receivers drop a zero or wrong checksum, as Linux does).
+fn udp_checksum_ok(packet: &[u8], udp_off: usize) -> bool {
+    let (Ok(p), Some(datagram)) = (ipv6::Packet::new_checked(packet), packet.get(udp_off..)) else {
+        return false;
+    };
+    udp::verify6(&p.src(), &p.dst(), datagram)
+}
+
 impl Forwarder {
     /// A frame with the IPv6 ethertype to `dst_mac`: unicast to us, or multicast (33:33:...),
     /// which only neighbor discovery for our addresses gets past.
@@ -169,6 +179,9 @@ impl Forwarder {
         match carries {
             Carries::Esp => {
                 buf.truncate(udp_off + udp_len);
+                if !udp_checksum_ok(buf.data(), udp_off) {
+                    return self.drop(Stat::BadUdpChecksum);
+                }
                 self.esp_input6(buf, udp_off + udp::HEADER_LEN, true)
             }
             Carries::Ike => {

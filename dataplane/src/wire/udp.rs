@@ -1,7 +1,7 @@
 //! UDP headers (RFC 768), as used for ESP-in-UDP (RFC 3948).
 
 use super::{be16, checksum, ipv4, ipv6, Result, WireError};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 /// Where each field lies in the header.
 pub mod field {
@@ -128,6 +128,15 @@ pub fn checksum(src: IpAddr, dst: IpAddr, datagram: &[u8]) -> u16 {
         0 => 0xffff,
         c => c,
     }
+}
+
+/// Whether an IPv6 `datagram` (checksum included) sums to all ones with its pseudo-header:
+/// RFC 8200 section 8.1, where a zero checksum is an error too.
+pub fn verify6(src: &Ipv6Addr, dst: &Ipv6Addr, datagram: &[u8]) -> bool {
+    let len = datagram.len() as u32;
+    let pseudo = ipv6::pseudo_header_sum(src, dst, len, ipv6::NEXT_UDP);
+    datagram.get(field::CHECKSUM).is_some_and(|c| c != [0, 0])
+        && checksum::fold_words(&[checksum::fold64(pseudo), checksum::sum(datagram)]) == 0xffff
 }
 
 #[cfg(test)]

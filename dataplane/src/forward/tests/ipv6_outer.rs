@@ -312,6 +312,25 @@ fn esp_in_udp_over_ipv6() {
         assert_eq!(&got[14..], &after(2)[14..], "byte for byte");
     }
     assert_eq!(gw2.stats.get(Stat::DecryptedPackets), 2);
+    // A UDP checksum that does not verify, or 0, which IPv6 forbids: dropped before the SA.
+    let (_, wire) = run(&mut gw1, 0, &a_to_b(64, 30));
+    let at = 14 + 40 + 6;
+    for c in [wire[at] ^ 1, 0] {
+        let mut bad = wire.clone();
+        bad[at] = c;
+        if c == 0 {
+            bad[at + 1] = 0;
+        }
+        assert_eq!(
+            run(&mut gw2, 1, &bad).0,
+            Verdict::Drop(Stat::BadUdpChecksum)
+        );
+    }
+    assert_eq!(
+        run(&mut gw2, 1, &wire).0,
+        Verdict::Tx(0),
+        "the frame itself was good"
+    );
     // ESP in UDP to a gateway whose tunnel is raw: 4500 is no NAT-T port of its, so the
     // datagram is not ESP to it (the gateway's own stack gets it).
     let raw_gw2 = &mut gateway_outer6(false);
