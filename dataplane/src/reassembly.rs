@@ -1,13 +1,16 @@
-//! IPv4 reassembly (RFC 791 section 3.2) of the fragmented ESP that reaches the gateway (a peer,
-//! or a router on the way, fragmented the outer packets): the main lcore puts each datagram
-//! back together, bounded in datagrams and time, before it is decrypted like any other. Every
-//! way a fragment set can fail is dropped and counted: overlapping fragments (RFC 5722's rule,
-//! an attack more often than not), a datagram that would exceed 65535 bytes, one never
-//! completed, a full table.
+//! Reassembly (IPv4: RFC 791 section 3.2; IPv6: RFC 8200 section 4.5) of the fragmented ESP,
+//! ESP in UDP and IKE that reach the gateway (a peer, or for IPv4 a router on the way,
+//! fragmented the outer packets): the main lcore puts each datagram back together, bounded in
+//! datagrams and time, before it is decrypted like any other. Every way a fragment set can
+//! fail is dropped and counted: overlapping fragments (RFC 5722's rule, an attack more often
+//! than not), a datagram that would exceed 65535 bytes, one never completed, a full table.
+//! The two families differ only in how a fragment is read and the whole put back
+//! (`Piece`, `Partial::finish`).
 
-use crate::wire::ipv4::{self, Packet, FLAG_MF, FRAG_OFFSET_MASK};
+use crate::wire::ipv4::{self, FLAG_MF, FRAG_OFFSET_MASK};
+use crate::wire::ipv6;
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 /// Datagrams being put back together at most, and the bytes they may hold together (a flood
@@ -19,19 +22,106 @@ pub const MAX_BYTES: usize = 8 << 20;
 pub const TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_DATAGRAM: usize = 65535;
 
-/// What each datagram is known by (RFC 791: source, destination, protocol, identification).
+/// What each datagram is known by (RFC 791: source, destination, protocol, identification;
+/// RFC 8200: source, destination, identification).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Key {
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    protocol: u8,
-    ident: u16,
+enum Key {
+    V4 {
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        protocol: u8,
+        ident: u16,
+    },
+    V6 {
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        ident: u32,
+    },
+}
+
+/// One fragment as reassembly sees it, of either family.
+struct Piece<'a> {
+    key: Key,
+    /// Where its data goes, in bytes.
+    off: usize,
+    more: bool,
+    data: &'a [u8],
+    /// What the whole datagram keeps in front of the data, taken from the first fragment:
+    /// the IPv4 header; IPv6's header and extension headers before the Fragment header.
+    header: &'a [u8],
+    /// IPv6: what the header before the Fragment header is to name once it is gone.
+    next: Option<NextHeader>,
+}
+
+/// IPv6: the first header of the fragmentable part, and where in the kept header the byte
+/// that named the Fragment header is (to name that header instead).
+#[derive(Debug, Clone, Copy)]
+struct NextHeader {
+    value: u8,
+    at: usize,
+}
+
+impl<'a> Piece<'a> {
+    fn of(packet: &'a [u8]) -> Option<Piece<'a>> {
+        match packet.first()? >> 4 {
+            4 => Self::of4(packet),
+            6 => Self::of6(packet),
+            _ => None,
+        }
+    }
+
+    fn of4(packet: &'a [u8]) -> Option<Piece<'a>> {
+        let p = ipv4::Packet::new_checked(packet).ok()?;
+        let (ihl, len) = (p.header_len(), p.total_len());
+        Some(Piece {
+            key: Key::V4 {
+                src: p.src(),
+                dst: p.dst(),
+                protocol: p.protocol(),
+                ident: p.ident(),
+            },
+            off: usize::from(p.flags_frag() & FRAG_OFFSET_MASK) * 8,
+            more: p.flags_frag() & FLAG_MF != 0,
+            data: packet.get(ihl..len)?,
+            header: packet.get(..ihl)?,
+            next: None,
+        })
+    }
+
+    fn of6(packet: &'a [u8]) -> Option<Piece<'a>> {
+        let p = ipv6::Packet::new_checked(packet).ok()?;
+        let f = p.fragment_header().ok()??;
+        Some(Piece {
+            key: Key::V6 {
+                src: p.src(),
+                dst: p.dst(),
+                ident: f.ident,
+            },
+            off: f.offset,
+            more: f.more,
+            data: packet.get(f.at + 8..p.total_len())?,
+            header: packet.get(..f.at)?,
+            next: Some(NextHeader {
+                value: f.next,
+                at: f.next_header_at,
+            }),
+        })
+    }
+
+    /// The largest datagram the family allows, with `header` in front: 65535 bytes of IPv4,
+    /// or of IPv6 payload.
+    fn too_big(&self, header: usize, data_end: usize) -> bool {
+        match self.key {
+            Key::V4 { .. } => header + data_end > MAX_DATAGRAM,
+            Key::V6 { .. } => header - ipv6::HEADER_LEN + data_end > MAX_DATAGRAM,
+        }
+    }
 }
 
 struct Partial {
     since: Instant,
-    /// The first fragment's header (options included), once it came.
-    header: Option<Vec<u8>>,
+    /// The first fragment's header (`Piece::header`), once it came, and IPv6's `next`.
+    header: Option<(Vec<u8>, Option<NextHeader>)>,
     /// Data by offset.
     parts: BTreeMap<usize, Vec<u8>>,
     /// The data's length, once the last fragment came.
@@ -61,36 +151,28 @@ pub struct Reassembler {
 }
 
 impl Reassembler {
-    /// Takes one fragment (an IPv4 packet with MF or an offset); the whole datagram once its
-    /// last missing piece came.
+    /// Takes one fragment (an IPv4 packet with MF or an offset, an IPv6 packet with a
+    /// Fragment header); the whole datagram once its last missing piece came.
     pub fn add(&mut self, packet: &[u8], now: Instant) -> Option<Vec<u8>> {
         self.stats.fragments += 1;
-        let Ok(p) = Packet::new_checked(packet) else {
+        let Some(piece) = Piece::of(packet) else {
             self.stats.malformed += 1;
             return None;
         };
-        let (ihl, len) = (p.header_len(), p.total_len());
-        let (off, more) = (
-            usize::from(p.flags_frag() & FRAG_OFFSET_MASK) * 8,
-            p.flags_frag() & FLAG_MF != 0,
-        );
-        let Some(data) = packet.get(ihl..len) else {
-            self.stats.malformed += 1;
-            return None;
-        };
-        let key = Key {
-            src: p.src(),
-            dst: p.dst(),
-            protocol: p.protocol(),
-            ident: p.ident(),
-        };
+        let Piece {
+            key,
+            off,
+            more,
+            data,
+            ..
+        } = piece;
         // All but the last carry a multiple of 8 bytes, and the whole stays within 65535.
         if more && (data.is_empty() || data.len() % 8 != 0) {
             self.stats.malformed += 1;
             self.forget(&key);
             return None;
         }
-        if ihl + off + data.len() > MAX_DATAGRAM {
+        if piece.too_big(piece.header.len(), off + data.len()) {
             self.stats.oversize += 1;
             self.forget(&key);
             return None;
@@ -133,7 +215,7 @@ impl Reassembler {
             d.total = Some(end);
         }
         if off == 0 {
-            d.header = packet.get(..ihl).map(<[u8]>::to_vec);
+            d.header = Some((piece.header.to_vec(), piece.next));
         }
         d.parts.insert(off, data.to_vec());
         d.held += data.len();
@@ -146,23 +228,14 @@ impl Reassembler {
         if contiguous != Some(total) {
             return None;
         }
-        let d = self.forget(&key)?;
-        let header = d.header?;
+        let mut d = self.forget(&key)?;
+        let (header, next) = d.header.take()?;
         // The first fragment's header may be longer than the one each piece was checked with.
-        if header.len() + total > MAX_DATAGRAM {
+        if piece.too_big(header.len(), total) {
             self.stats.oversize += 1;
             return None;
         }
-        let mut out = header;
-        let hlen = out.len();
-        for x in d.parts.values() {
-            out.extend_from_slice(x);
-        }
-        out[ipv4::field::LENGTH].copy_from_slice(&((hlen + total) as u16).to_be_bytes());
-        // Whole again: no MF, no offset; DF as the first fragment had it.
-        let df = out[ipv4::field::FLG_OFF.start] & 0x40;
-        out[ipv4::field::FLG_OFF].copy_from_slice(&[df, 0]);
-        Packet::new_checked(&mut out[..]).ok()?.fill_checksum();
+        let out = d.finish(header, next, total)?;
         self.stats.reassembled += 1;
         Some(out)
     }
@@ -201,10 +274,42 @@ impl Reassembler {
     }
 }
 
+impl Partial {
+    /// The whole datagram: `header`, then the data; its lengths set, and for IPv4 its flags
+    /// and checksum, for IPv6 its Fragment header gone (the header before it naming `next`).
+    fn finish(&self, mut out: Vec<u8>, next: Option<NextHeader>, total: usize) -> Option<Vec<u8>> {
+        let hlen = out.len();
+        for x in self.parts.values() {
+            out.extend_from_slice(x);
+        }
+        match next {
+            None => {
+                out[ipv4::field::LENGTH].copy_from_slice(&((hlen + total) as u16).to_be_bytes());
+                // Whole again: no MF, no offset; DF as the first fragment had it.
+                let df = out[ipv4::field::FLG_OFF.start] & 0x40;
+                out[ipv4::field::FLG_OFF].copy_from_slice(&[df, 0]);
+                ipv4::Packet::new_checked(&mut out[..])
+                    .ok()?
+                    .fill_checksum();
+            }
+            Some(n) => {
+                *out.get_mut(n.at)? = n.value;
+                let payload = (hlen - ipv6::HEADER_LEN + total) as u16;
+                out[ipv6::field::LENGTH].copy_from_slice(&payload.to_be_bytes());
+            }
+        }
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+#[path = "reassembly_tests6.rs"]
+pub(crate) mod tests6;
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::ipv4::{fragment, Repr, PROTO_ESP};
+    use crate::wire::ipv4::{fragment, Packet, Repr, PROTO_ESP};
 
     /// An ESP-sized datagram of `n` data bytes, identification `ident`.
     fn datagram(n: usize, ident: u16) -> Vec<u8> {

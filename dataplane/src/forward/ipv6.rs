@@ -79,17 +79,20 @@ impl Forwarder {
         }
         if dst.is_multicast() {
             return match origin {
-                Origin::Wire if self.solicits_us(buf.data(), &dst) => self.punt_ipv6(buf, Punt::Nd),
+                Origin::Wire if self.solicits_us(buf.data(), &dst) => {
+                    self.punt_ipv6(buf, Punt::Nd, true)
+                }
                 _ => self.drop(Stat::NotForUs),
             };
         }
         let route = match self.tables.route6(&dst) {
             Some(Target6::Local) => {
                 return match origin {
-                    Origin::Wire => self.local_ipv6(buf),
+                    Origin::Wire => self.local_ipv6(buf, true),
                     Origin::Decrypted => self.local_decrypted6(buf),
-                    // Ours or handed back by the main lcore: never to be delivered to us.
-                    Origin::Local | Origin::Transit => self.drop(Stat::NoRoute),
+                    // What the main lcore put back together (ESP, ESP in UDP, IKE).
+                    Origin::Local => self.local_ipv6(buf, false),
+                    Origin::Transit => self.drop(Stat::NoRoute),
                 };
             }
             // A link-local address means something only on its own link.
@@ -143,32 +146,48 @@ impl Forwarder {
 
     /// A packet for one of our addresses: neighbor discovery, or anything else (echo among
     /// it), to the main lcore.
-    fn local_ipv6<B: PacketBuf>(&mut self, buf: &mut B) -> Verdict {
+    /// (`from_wire`: received; else what the main lcore reassembled, of which only ESP, ESP
+    /// in UDP and IKE are taken: nothing else of the gateway's own goes around again.)
+    fn local_ipv6<B: PacketBuf>(&mut self, buf: &mut B, from_wire: bool) -> Verdict {
         let upper = match ipv6::Packet::new_checked(buf.data()).and_then(|p| p.upper_layer()) {
             Ok(u) => u,
             Err(_) => return self.drop(Stat::Malformed),
         };
+        let esp_or_udp = matches!(upper.protocol, ipv6::NEXT_ESP | ipv6::NEXT_UDP);
         if upper.fragment {
+            // ESP (raw or in UDP) or IKE that its source cut: put back together on the main
+            // lcore, then handled as if it had come whole.
+            if esp_or_udp && from_wire {
+                return self.punt_ipv6(buf, Punt::Reassemble, true);
+            }
             return self.drop(Stat::Fragments);
         }
         if upper.protocol == ipv6::NEXT_ESP {
             return self.esp_input6(buf, upper.offset, false);
         }
         if upper.protocol == ipv6::NEXT_UDP {
-            return self.udp_input6(buf, upper.offset);
+            return self.udp_input6(buf, upper.offset, from_wire);
+        }
+        if !from_wire {
+            return self.drop(Stat::NoRoute);
         }
         let nd = upper.protocol == ipv6::NEXT_ICMPV6
             && matches!(
                 buf.data().get(upper.offset),
                 Some(&(icmpv6::TYPE_NEIGHBOR_SOLICIT | icmpv6::TYPE_NEIGHBOR_ADVERT))
             );
-        self.punt_ipv6(buf, if nd { Punt::Nd } else { Punt::Local })
+        self.punt_ipv6(buf, if nd { Punt::Nd } else { Punt::Local }, true)
     }
 
     /// UDP to one of our IPv6 addresses, `udp_off` bytes in, by IPv4's rule
     /// (`udp::classify`): IKE to the main lcore for the control, ESP in UDP on a tunnel's
     /// NAT-T port to its SA.
-    fn udp_input6<B: PacketBuf>(&mut self, buf: &mut B, udp_off: usize) -> Verdict {
+    fn udp_input6<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        udp_off: usize,
+        from_wire: bool,
+    ) -> Verdict {
         let (udp_len, carries) = match buf.data().get(udp_off..).map(udp::Datagram::new_checked) {
             Some(Ok(d)) => {
                 let natt = self.tables.natt_ports.contains(&d.dst_port());
@@ -186,10 +205,10 @@ impl Forwarder {
             }
             Carries::Ike => {
                 self.stats.inc(Stat::IkePackets);
-                self.punt_ipv6(buf, Punt::Ike)
+                self.punt_ipv6(buf, Punt::Ike, from_wire)
             }
             Carries::NattKeepalive => self.drop(Stat::NattKeepalives),
-            Carries::Other => self.punt_ipv6(buf, Punt::Local),
+            Carries::Other => self.punt_ipv6(buf, Punt::Local, from_wire),
         }
     }
 
@@ -211,26 +230,24 @@ impl Forwarder {
     /// which belongs to a link.
     #[cold]
     fn local_decrypted6<B: PacketBuf>(&mut self, buf: &mut B) -> Verdict {
-        let Some(h) = buf
-            .prepend(ethernet::HEADER_LEN)
-            .and_then(|h| h.first_chunk_mut())
-        else {
-            return self.drop(Stat::NoBufferRoom);
-        };
-        ethernet::Repr {
-            dst: Mac::default(),
-            src: Mac::default(),
-            ethertype: ethernet::ETHERTYPE_IPV6,
-        }
-        .emit(h);
-        self.punt(Punt::Local)
+        self.punt_ipv6(buf, Punt::Local, false)
     }
 
-    /// Gives a received IPv6 packet to the main lcore with its frame's header, still in the
-    /// headroom, in front again.
-    fn punt_ipv6<B: PacketBuf>(&mut self, buf: &mut B, why: Punt) -> Verdict {
-        if buf.prepend(ethernet::HEADER_LEN).is_none() {
+    /// Gives an IPv6 packet to the main lcore in a frame: a received one's own header, still
+    /// in the headroom, in front again; a blank one (`from_wire` false) for what has none.
+    fn punt_ipv6<B: PacketBuf>(&mut self, buf: &mut B, why: Punt, from_wire: bool) -> Verdict {
+        let Some(h) = buf.prepend(ethernet::HEADER_LEN) else {
             return self.drop(Stat::NoBufferRoom);
+        };
+        if !from_wire {
+            if let Some(h) = h.first_chunk_mut() {
+                ethernet::Repr {
+                    dst: Mac::default(),
+                    src: Mac::default(),
+                    ethertype: ethernet::ETHERTYPE_IPV6,
+                }
+                .emit(h);
+            }
         }
         self.punt(why)
     }

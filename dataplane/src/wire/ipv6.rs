@@ -94,23 +94,48 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// The upper layer: past hop-by-hop options, destination options and a fragment header
     /// (RFC 8200 section 4.1's order is not enforced).
     pub fn upper_layer(&self) -> Result<UpperLayer> {
+        self.walk().map(|(u, _)| u)
+    }
+
+    /// The Fragment header (RFC 8200 section 4.5), if the packet is a fragment: what
+    /// reassembly needs of it.
+    pub fn fragment_header(&self) -> Result<Option<FragmentHeader>> {
+        self.walk().map(|(_, f)| f)
+    }
+
+    /// Past hop-by-hop and destination options and a Fragment header to the upper layer (of a
+    /// fragment that is not the first, what follows its Fragment header is data).
+    fn walk(&self) -> Result<(UpperLayer, Option<FragmentHeader>)> {
         let p = self.payload();
         let mut next = self.next_header();
+        let mut next_at = field::NEXT_HEADER;
         let mut at = 0;
-        let mut fragment = false;
+        let mut frag = None;
         loop {
             match next {
                 NEXT_HOP_BY_HOP | NEXT_DEST_OPTS => {
                     let h = p.get(at..at + 2).ok_or(WireError::Truncated)?;
                     next = h[0];
+                    next_at = HEADER_LEN + at;
                     at += (usize::from(h[1]) + 1) * 8;
                 }
-                NEXT_FRAGMENT => {
+                NEXT_FRAGMENT if frag.is_none() => {
                     let h = p.get(at..at + 8).ok_or(WireError::Truncated)?;
-                    next = h[0];
-                    // Only a first fragment without more to come carries a whole upper layer.
-                    fragment |= be16(h, 2) != 0;
+                    let f = FragmentHeader {
+                        at: HEADER_LEN + at,
+                        next_header_at: next_at,
+                        next: h[0],
+                        offset: usize::from(be16(h, 2) & !7),
+                        more: h[3] & 1 != 0,
+                        ident: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+                    };
+                    next = f.next;
                     at += 8;
+                    // An atomic fragment (offset 0, no more) is a whole packet (RFC 6946).
+                    frag = Some(f).filter(|f| f.offset != 0 || f.more);
+                    if frag.is_some_and(|f| f.offset != 0) {
+                        break;
+                    }
                 }
                 _ => break,
             }
@@ -118,11 +143,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if at > p.len() {
             return Err(WireError::Truncated);
         }
-        Ok(UpperLayer {
+        let upper = UpperLayer {
             protocol: next,
             offset: HEADER_LEN + at,
-            fragment,
-        })
+            fragment: frag.is_some(),
+        };
+        Ok((upper, frag))
     }
 }
 
@@ -153,6 +179,21 @@ pub struct UpperLayer {
     pub offset: usize,
     /// The packet is a fragment (not the whole datagram): its upper layer is not all here.
     pub fragment: bool,
+}
+
+/// A Fragment header, where it lies and what it says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FragmentHeader {
+    /// From the start of the IPv6 header.
+    pub at: usize,
+    /// Where the next-header byte that names the Fragment header is (6: the IPv6 header's).
+    pub next_header_at: usize,
+    /// The fragmentable part's first header.
+    pub next: u8,
+    /// In bytes.
+    pub offset: usize,
+    pub more: bool,
+    pub ident: u32,
 }
 
 /// A fixed IPv6 header without extension headers, to build packets.

@@ -206,7 +206,7 @@ fn what_a_router_must_not_forward_is_dropped_and_counted() {
             },
             Stat::NotForUs,
         ),
-        // A fragment for us (not the first).
+        // A fragment for us (not the first) of neither ESP nor UDP: not reassembled.
         (
             frame6(
                 GW1_LAN,
@@ -214,7 +214,7 @@ fn what_a_router_must_not_forward_is_dropped_and_counted() {
                 "2001:db8:1::1",
                 64,
                 ipv6::NEXT_FRAGMENT,
-                &[ipv6::NEXT_UDP, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0],
+                &[ipv6::NEXT_ICMPV6, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0],
             ),
             Stat::Fragments,
         ),
@@ -544,4 +544,29 @@ fn ike_over_ipv6_goes_to_the_control_and_back() {
     assert_eq!(gw.output_ip(&mut b), Verdict::Tx(1));
     assert_eq!(&b.data()[..6], &GW2_WAN.0, "to the next hop's MAC");
     assert_eq!(&b.data()[14..], &packet[..], "as written: hop limit 64");
+
+    // A big IKE message the peer's stack cut into fragments: reassembled on the main lcore,
+    // then IKE again, in a frame of its own.
+    let big = vec![0x2a; 3000];
+    let d = channel::Datagram {
+        port: 1,
+        src: IpAddr::V6(a6(peer)),
+        dst: IpAddr::V6(a6("2001:db8:ffff::1")),
+        sport: 500,
+        dport: 500,
+        payload: &big,
+    };
+    let mut packet = vec![0u8; ike::packet_len(&d)];
+    assert!(ike::emit(&d, &mut packet));
+    let mut r = crate::reassembly::Reassembler::default();
+    let mut whole = None;
+    for p in crate::reassembly::tests6::cut(&packet, 40, 6, 1232, 5) {
+        let f = [&udp(500, b"x")[..14], &p[..]].concat();
+        let (v, punted) = run(&mut gw, 1, &f);
+        assert_eq!(v, Verdict::Punt(Punt::Reassemble));
+        whole = whole.or(r.add(&punted[14..], std::time::Instant::now()));
+    }
+    let mut b = VecBuf::new(&whole.expect("whole"));
+    assert_eq!(gw.output_ip(&mut b), Verdict::Punt(Punt::Ike));
+    assert_eq!(ike::datagram_of(b.data(), 1), Some(d));
 }

@@ -358,3 +358,37 @@ fn esp_in_udp_over_ipv6() {
     assert_eq!(v, Verdict::Tx(0));
     assert_eq!(&got[14..], &after_ttl(&back, 2)[14..]);
 }
+
+/// ESP to us in IPv6 fragments (its source cut it, as IPv6 allows only the source to): each
+/// fragment goes to the main lcore for reassembly, and the datagram it puts back together,
+/// handed to the worker as the main lcore does (`output_ip`), is decrypted like any other;
+/// raw ESP and ESP in UDP.
+#[test]
+fn esp_in_ipv6_fragments_is_reassembled_then_decrypted() {
+    use crate::reassembly::{tests6::cut, Reassembler};
+    for udp in [false, true] {
+        let mut gw1 = gateway(true, udp, outer6(true));
+        let mut gw2 = gateway(false, udp, outer6(false));
+        let sent = a_to_b(64, 900);
+        let (_, wire) = run(&mut gw1, 0, &sent);
+        let mut pieces = cut(&wire[14..], 40, 6, 256, 77);
+        assert!(pieces.len() >= 4);
+        pieces.reverse();
+        let mut r = Reassembler::default();
+        let mut whole = None;
+        for p in &pieces {
+            let f = [&wire[..14], &p[..]].concat();
+            let (v, punted) = run(&mut gw2, 1, &f);
+            assert_eq!(v, Verdict::Punt(Punt::Reassemble), "udp {udp}");
+            whole = whole.or(r.add(&punted[14..], std::time::Instant::now()));
+        }
+        let whole = whole.expect("put back together");
+        assert_eq!(whole, wire[14..], "udp {udp}");
+        let mut b = VecBuf::new(&whole);
+        let mut v = [gw2.output_ip(&mut b)];
+        let mut bufs = [b];
+        gw2.complete(&mut bufs, &mut v);
+        assert_eq!(v[0], Verdict::Tx(0), "udp {udp}");
+        assert_eq!(&bufs[0].data()[14..], &after_ttl(&sent, 2)[14..]);
+    }
+}
