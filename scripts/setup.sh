@@ -12,10 +12,11 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-# DPDK 22.11 LTS, bindgen's libclang, the tools the demo and tests use (tshark and scapy as
+# DPDK 22.11 LTS, bindgen's libclang, OpenSSL's headers (IKE's RSA SHA-1 signatures), the
+# tools the demo and tests use (tshark and scapy as
 # independent ESP implementations, iproute2/ethtool for the namespaces), and strongSwan as the
 # IKE peer of the interop tests (run by the tests in their own namespaces only).
-packages=(dpdk dpdk-dev libdpdk-dev pkg-config clang libclang-dev gcc libc6-dev
+packages=(dpdk dpdk-dev libdpdk-dev pkg-config clang libclang-dev gcc libc6-dev libssl-dev
           tshark iproute2 iputils-ping ethtool procps python3 python3-venv ca-certificates curl openssl
           python3-scapy python3-cryptography
           strongswan-charon strongswan-swanctl libstrongswan-standard-plugins

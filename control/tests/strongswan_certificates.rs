@@ -101,6 +101,32 @@ fn certificates_without_rfc7427_rsa_method_1_and_ecdsa_method_9() {
     );
 }
 
+/// The other way round: espgw's RSA key signs by AUTH method 1 for charon without RFC 7427
+/// (OpenSSL's SHA-1 signature), which charon verifies; charon's ECDSA key signs by method 9.
+#[test]
+fn certificates_without_rfc7427_espgw_signs_rsa_method_1() {
+    let certs = Certs {
+        espgw: "gw1",
+        charon: "gw2",
+        charon_id: "gw2.example",
+        espgw_expects: "gw2.example",
+    };
+    let Some(lab) = certificate_case("r", true, certs, "signature_authentication = no") else {
+        return;
+    };
+    let charon = lab.charon_log();
+    assert!(
+        charon.contains(
+            "authentication of 'C=CH, O=espgw test, CN=gw1.example' with RSA signature successful"
+        ),
+        "charon did not take espgw's method 1: {charon}"
+    );
+    assert!(
+        charon.contains("(myself) with ECDSA-256 signature successful"),
+        "charon did not sign by method 9: {charon}"
+    );
+}
+
 /// Negotiates with `certs` (espgw initiating or not, charon's extra settings), then host a
 /// reaches host b and back through the tunnel.
 fn certificate_case(

@@ -9,7 +9,7 @@ use super::ike_auth::{complete, request, respond, AuthConfig, AuthError, Child};
 use super::init::{initiate, respond as respond_init, InitDone};
 use super::pki::{load_credential, load_trust, X509_SIGNATURE};
 use super::proposal::{parse_esp, parse_ike, ProposalSpec};
-use super::signature::{AUTH_DIGITAL_SIGNATURE, AUTH_ECDSA_256, AUTH_ECDSA_384};
+use super::signature::{AUTH_DIGITAL_SIGNATURE, AUTH_ECDSA_256, AUTH_ECDSA_384, AUTH_RSA};
 use super::sk;
 use super::wire::{Id, Message, Payload, TrafficSelector, TS_IPV4_ADDR_RANGE};
 use ring::rand::SystemRandom;
@@ -207,7 +207,7 @@ fn rsa_and_ecdsa_certificates_through_an_intermediate_with_rfc7427() {
 }
 
 #[test]
-fn without_rfc7427_ecdsa_signs_by_rfc4754_and_rsa_refuses_sha1() {
+fn without_rfc7427_ecdsa_signs_by_rfc4754_and_rsa_by_method_1() {
     // gw2 (P-256) initiating to gw3 (P-384): methods 9 and 10.
     let gw3 = Side {
         auth: cert_auth("gw3", &["root.crt"]),
@@ -221,9 +221,19 @@ fn without_rfc7427_ecdsa_signs_by_rfc4754_and_rsa_refuses_sha1() {
     // With RFC 7427, P-384 signs ecdsa-with-SHA384 in method 14.
     let out = run(&gw2(fqdn("gw3.example")), &gw3, true);
     assert_eq!(auth_method(&out.resp.unwrap()), AUTH_DIGITAL_SIGNATURE);
-    // An RSA key cannot sign for a peer without RFC 7427: said, not sent with SHA-1.
+    // RSA keys (PKCS#8 and PKCS#1) sign by method 1, PKCS#1 v1.5 over SHA-1 (OpenSSL's
+    // signature), which the peer verifies with ring's: two implementations agree.
     let out = run(&gw1(fqdn("gw2.example")), &gw2(dn(GW1_DN)), false);
-    assert!(matches!(out.initiator, Err(AuthError::CannotProve(e)) if e.contains("RFC 7427")));
+    assert!(out.initiator.is_ok() && out.responder.is_ok());
+    assert_eq!(auth_method(&out.req.unwrap()), AUTH_RSA);
+    let gw4 = Side {
+        auth: cert_auth("gw4", &["root.crt"]),
+        local_id: fqdn_id("gw4.example"),
+        remote_id: fqdn("gw2.example"),
+    };
+    let out = run(&gw2(fqdn("gw4.example")), &gw4, false);
+    assert!(out.initiator.is_ok() && out.responder.is_ok());
+    assert_eq!(auth_method(&out.resp.unwrap()), AUTH_RSA);
 }
 
 #[test]

@@ -44,10 +44,15 @@ pub struct Credential {
 }
 
 /// A private key ready to sign. ECDSA keeps both encodings' signers: RFC 4754 methods sign
-/// r || s, RFC 7427 an ASN.1 signature.
+/// r || s, RFC 7427 an ASN.1 signature. RSA keeps ring's signer for RFC 7427's SHA-2 and
+/// OpenSSL's for AUTH method 1's SHA-1, which ring does not make (OpenSSL clears the key's
+/// numbers when it frees them).
 #[allow(clippy::large_enum_variant)] // one per gateway, behind an Arc: size is no matter
 pub enum SigningKey {
-    Rsa(RsaKeyPair),
+    Rsa {
+        key: RsaKeyPair,
+        sha1: openssl::pkey::PKey<openssl::pkey::Private>,
+    },
     Ecdsa {
         kind: KeyKind,
         fixed: EcdsaKeyPair,
@@ -58,14 +63,14 @@ pub enum SigningKey {
 impl SigningKey {
     pub fn kind(&self) -> KeyKind {
         match self {
-            SigningKey::Rsa(_) => KeyKind::Rsa,
+            SigningKey::Rsa { .. } => KeyKind::Rsa,
             SigningKey::Ecdsa { kind, .. } => *kind,
         }
     }
 
     fn public_key(&self) -> &[u8] {
         match self {
-            SigningKey::Rsa(k) => k.public_key().as_ref(),
+            SigningKey::Rsa { key, .. } => key.public_key().as_ref(),
             SigningKey::Ecdsa { fixed, .. } => fixed.public_key().as_ref(),
         }
     }
@@ -186,13 +191,20 @@ fn signing_key(der: &PrivateKeyDer<'_>) -> Result<SigningKey, String> {
             })
         };
     match der {
-        PrivateKeyDer::Pkcs1(k) => RsaKeyPair::from_der(k.secret_pkcs1_der())
-            .map(SigningKey::Rsa)
-            .map_err(|e| format!("RSA key: {e}")),
+        PrivateKeyDer::Pkcs1(k) => {
+            let d = k.secret_pkcs1_der();
+            let key = RsaKeyPair::from_der(d).map_err(|e| format!("RSA key: {e}"))?;
+            let sha1 = openssl::rsa::Rsa::private_key_from_der(d)
+                .and_then(openssl::pkey::PKey::from_rsa)
+                .map_err(|e| format!("RSA key: {e}"))?;
+            Ok(SigningKey::Rsa { key, sha1 })
+        }
         PrivateKeyDer::Pkcs8(k) => {
             let d = k.secret_pkcs8_der();
-            if let Ok(r) = RsaKeyPair::from_pkcs8(d) {
-                return Ok(SigningKey::Rsa(r));
+            if let Ok(key) = RsaKeyPair::from_pkcs8(d) {
+                let sha1 = openssl::pkey::PKey::private_key_from_pkcs8(d)
+                    .map_err(|e| format!("RSA key: {e}"))?;
+                return Ok(SigningKey::Rsa { key, sha1 });
             }
             [KeyKind::P256, KeyKind::P384]
                 .into_iter()

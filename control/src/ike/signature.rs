@@ -5,9 +5,9 @@
 //! With RFC 7427 (both sides sent SIGNATURE_HASH_ALGORITHMS in IKE_SA_INIT) the AUTH data
 //! names its algorithm: one length octet, the ASN.1 AlgorithmIdentifier, the signature. We
 //! sign that way whenever the peer can read it. Without it, ECDSA keys use methods 9/10 (r || s
-//! over SHA-256/384); RSA would need method 1, PKCS#1 v1.5 over SHA-1, which we verify but do
-//! not make: ring signs no SHA-1, and the only other RSA signer for Rust has an open timing
-//! advisory (RUSTSEC-2023-0071).
+//! over SHA-256/384) and RSA keys method 1, PKCS#1 v1.5 over SHA-1 (RFC 8247 keeps it a MUST):
+//! ring signs no SHA-1, so that one signature is OpenSSL's (the pure-Rust RSA signer has an
+//! open timing advisory, RUSTSEC-2023-0071).
 
 use super::pki::{KeyKind, PeerKey, SigningKey};
 use ring::rand::SystemRandom;
@@ -57,20 +57,20 @@ pub fn sign(key: &SigningKey, peer_hashes: &[u16], octets: &[u8]) -> Result<(u8,
         (AUTH_DIGITAL_SIGNATURE, data)
     };
     match key {
-        SigningKey::Rsa(k) => {
-            let (alg, padding): (&[u8], &'static dyn sig::RsaEncoding) = if peer_hashes
-                .contains(&HASH_SHA256)
-            {
-                (RSA_SHA256, &sig::RSA_PKCS1_SHA256)
-            } else if peer_hashes.contains(&HASH_SHA384) {
-                (RSA_SHA384, &sig::RSA_PKCS1_SHA384)
-            } else if peer_hashes.contains(&HASH_SHA512) {
-                (RSA_SHA512, &sig::RSA_PKCS1_SHA512)
-            } else {
-                return Err("the peer does not do RFC 7427 signatures (no SIGNATURE_HASH_ALGORITHMS with SHA-2), and espgw makes no SHA-1 RSA signatures (AUTH method 1): use an ECDSA certificate with this peer".into());
-            };
-            let mut s = vec![0; k.public().modulus_len()];
-            k.sign(padding, &rng, octets, &mut s).map_err(failed)?;
+        SigningKey::Rsa { key, sha1 } => {
+            let (alg, padding): (&[u8], &'static dyn sig::RsaEncoding) =
+                if peer_hashes.contains(&HASH_SHA256) {
+                    (RSA_SHA256, &sig::RSA_PKCS1_SHA256)
+                } else if peer_hashes.contains(&HASH_SHA384) {
+                    (RSA_SHA384, &sig::RSA_PKCS1_SHA384)
+                } else if peer_hashes.contains(&HASH_SHA512) {
+                    (RSA_SHA512, &sig::RSA_PKCS1_SHA512)
+                } else {
+                    // No RFC 7427: AUTH method 1, PKCS#1 v1.5 over SHA-1 (RFC 7296 section 3.8).
+                    return sign_sha1(sha1, octets).map(|s| (AUTH_RSA, s));
+                };
+            let mut s = vec![0; key.public().modulus_len()];
+            key.sign(padding, &rng, octets, &mut s).map_err(failed)?;
             Ok(rfc7427(alg, &s))
         }
         SigningKey::Ecdsa { kind, fixed, asn1 } => {
@@ -87,6 +87,19 @@ pub fn sign(key: &SigningKey, peer_hashes: &[u16], octets: &[u8]) -> Result<(u8,
             }
         }
     }
+}
+
+/// An RSA PKCS#1 v1.5 signature over SHA-1 of `octets`: OpenSSL's (blinded), which ring will
+/// not make.
+fn sign_sha1(
+    key: &openssl::pkey::PKeyRef<openssl::pkey::Private>,
+    octets: &[u8],
+) -> Result<Vec<u8>, String> {
+    let mut s = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha1(), key)
+        .map_err(|e| format!("signing failed: {e}"))?;
+    s.update(octets)
+        .map_err(|e| format!("signing failed: {e}"))?;
+    s.sign_to_vec().map_err(|e| format!("signing failed: {e}"))
 }
 
 /// Checks the peer's AUTH (`method`, `data`) over `octets` with the key of its certificate.
