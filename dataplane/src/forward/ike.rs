@@ -16,7 +16,7 @@ pub const IKE_PORT: u16 = 500;
 const HOP_LIMIT: u8 = 64;
 
 /// The datagram a punted frame (Ethernet, then IPv4 or IPv6, then UDP) carries, received on
-/// `port`.
+/// `port`; `None` if it is no IKE datagram (or, over IPv6, its UDP checksum is wrong).
 pub fn datagram_of(frame: &[u8], port: u16) -> Option<Datagram<'_>> {
     let eth = ethernet::Frame::new_checked(frame).ok()?;
     let packet = frame.get(ethernet::HEADER_LEN..)?;
@@ -36,6 +36,11 @@ pub fn datagram_of(frame: &[u8], port: u16) -> Option<Datagram<'_>> {
                 return None;
             }
             let udp_bytes = packet.get(upper.offset..ip.total_len())?;
+            // IPv6 has no UDP without its checksum (RFC 8200 section 8.1): a zero or wrong
+            // one is dropped here, on the main lcore, as the kernel would.
+            if !udp::verify6(&ip.src(), &ip.dst(), udp_bytes) {
+                return None;
+            }
             (IpAddr::V6(ip.src()), IpAddr::V6(ip.dst()), udp_bytes)
         }
         _ => return None,

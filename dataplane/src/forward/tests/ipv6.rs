@@ -485,8 +485,9 @@ proptest! {
 }
 
 /// IKE over IPv6: UDP 500, and 4500 behind the non-ESP marker, to one of our IPv6 addresses
-/// goes to the main lcore as IKE (what it hands the control comes out of the frame whole); a
-/// NAT keepalive is dropped; the control's answer leaves routed, hop limit 64.
+/// goes to the main lcore as IKE (what it hands the control comes out of the frame whole, its
+/// UDP checksum checked there); a NAT keepalive is dropped; the control's answer leaves
+/// routed, hop limit 64.
 #[test]
 fn ike_over_ipv6_goes_to_the_control_and_back() {
     use crate::forward::ike;
@@ -498,6 +499,9 @@ fn ike_over_ipv6_goes_to_the_control_and_back() {
         u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
         u.extend_from_slice(&[0, 0]);
         u.extend_from_slice(payload);
+        let (s, d) = (IpAddr::V6(a6(peer)), IpAddr::V6(a6("2001:db8:ffff::1")));
+        let c = crate::wire::udp::checksum(s, d, &u);
+        u[6..8].copy_from_slice(&c.to_be_bytes());
         frame6(GW1_WAN, peer, "2001:db8:ffff::1", 60, ipv6::NEXT_UDP, &u)
     };
     for (port, payload) in [(500, &b"IKE_SA_INIT"[..]), (4500, &b"\0\0\0\0IKE_AUTH"[..])] {
@@ -520,6 +524,14 @@ fn ike_over_ipv6_goes_to_the_control_and_back() {
         );
     }
     assert_eq!(gw.stats.get(Stat::IkePackets), 2);
+    // A zero or wrong checksum: punted (the worker does not read the whole datagram), but no
+    // IKE for the control.
+    for c in [[0, 0], [0x12, 0x34]] {
+        let mut f = udp(500, b"IKE_SA_INIT");
+        f[14 + 40 + 6..14 + 40 + 8].copy_from_slice(&c);
+        let (_, punted) = run(&mut gw, 1, &f);
+        assert_eq!(ike::datagram_of(&punted, 1), None);
+    }
     assert_eq!(
         run(&mut gw, 1, &udp(4500, &[0xff])).0,
         Verdict::Drop(Stat::NattKeepalives)
