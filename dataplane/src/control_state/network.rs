@@ -165,12 +165,24 @@ impl ControlState {
         if self.interfaces.values().any(|i| i.addr == addr) {
             return refuse(what, "our own address");
         }
+        self.static_neighbor(what, addr.into(), mac, g)
+    }
+
+    /// A static neighbor of either family, its address checked: kept, and sent to every
+    /// worker as permanent.
+    pub(super) fn static_neighbor(
+        &mut self,
+        what: String,
+        addr: IpAddr,
+        mac: Mac,
+        g: u64,
+    ) -> Result<(), ChangeError> {
         if mac.0[0] & 1 != 0 {
             return refuse(what, format!("{mac} is a multicast or broadcast MAC"));
         }
-        self.neighbors.insert(addr.into(), mac);
+        self.neighbors.insert(addr, mac);
         self.broadcast(g, || Cmd::SetNeighbor {
-            addr: addr.into(),
+            addr,
             mac,
             permanent: true,
         });

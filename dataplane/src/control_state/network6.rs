@@ -128,16 +128,7 @@ impl ControlState {
         if self.interfaces.values().any(|i| i.has_ipv6(&addr)) {
             return refuse(what, "our own address");
         }
-        if mac.0[0] & 1 != 0 {
-            return refuse(what, format!("{mac} is a multicast or broadcast MAC"));
-        }
-        self.neighbors.insert(addr.into(), mac);
-        self.broadcast(g, || Cmd::SetNeighbor {
-            addr: addr.into(),
-            mac,
-            permanent: true,
-        });
-        Ok(())
+        self.static_neighbor(what, addr.into(), mac, g)
     }
 
     pub(super) fn set_route6(
