@@ -13,7 +13,6 @@ mod gateways;
 mod host;
 use charon::*;
 use gateways::*;
-use std::time::Duration;
 
 /// Certificates both ways, espgw initiating: espgw's RSA certificate and the intermediate CA
 /// it was issued by (its ID: the subject's DN), charon's ECDSA P-256 one from the root. The
@@ -141,13 +140,7 @@ fn certificate_case(
         certs: Some(certs),
         ..Setup::new(tag)
     })?;
-    assert!(
-        until(Duration::from_secs(30), || lab
-            .charon_log()
-            .contains("CHILD_SA net{1} established")),
-        "no child SA: {}",
-        lab.logs()
-    );
+    lab.wait_child_up();
     assert!(a_reaches_b(&lab.ns("a")), "a -> b: {}", lab.logs());
     assert_eq!(
         ping(&lab.ns("b"), "10.2.0.10", "10.1.0.10", 20, "0.02"),

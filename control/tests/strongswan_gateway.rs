@@ -369,13 +369,7 @@ fn ike_fragments_both_ways_across_pfs_rekeys() {
         return;
     };
     let ns = |g: &str| lab.ns(g);
-    assert!(
-        until(Duration::from_secs(30), || lab
-            .charon_log()
-            .contains("CHILD_SA net{1} established")),
-        "no child SA: {}",
-        lab.logs()
-    );
+    lab.wait_child_up();
     assert!(a_reaches_b(&ns("a")), "a -> b: {}", lab.logs());
     // Across the first rekey (8 s after the child was made): nothing lost.
     assert_eq!(

@@ -55,13 +55,7 @@ fn ipv6_hosts_talk_through_a_tunnel_keyed_by_ike_with_strongswan_both_roles() {
         }) else {
             return;
         };
-        assert!(
-            until(Duration::from_secs(30), || lab
-                .charon_log()
-                .contains("CHILD_SA net{1} established")),
-            "no child SA: {}",
-            lab.logs()
-        );
+        lab.wait_child_up();
         // Both families in the one child, as charon sees it.
         let l = lab.charon_log();
         assert!(
@@ -105,13 +99,7 @@ fn ike_and_esp_over_ipv6_with_strongswan_both_roles() {
         }) else {
             return;
         };
-        assert!(
-            until(Duration::from_secs(30), || lab
-                .charon_log()
-                .contains("CHILD_SA net{1} established")),
-            "no child SA: {}",
-            lab.logs()
-        );
+        lab.wait_child_up();
         let l = lab.charon_log();
         assert!(
             l.contains(

@@ -13,6 +13,8 @@
 
 mod common;
 // Its parts, in a directory of the test's name (a test crate's root looks for `mod`s beside it).
+#[path = "offline_families/gateway.rs"]
+mod gateway;
 #[path = "offline_families/packets.rs"]
 mod packets;
 #[path = "offline_families/scapy.rs"]
@@ -144,58 +146,6 @@ fn is_v6(t: &Tunnel) -> bool {
 /// Inner sizes per combination (`packets::total_len`); the last one over the MTU.
 const SIZES: usize = 9;
 
-fn config(dir: &TempDir, prefix: &str) {
-    let mac = |m: [u8; 6]| ethernet::Mac(m).to_string();
-    let d = |f: &str| dir.path(f).display().to_string();
-    let vdev = |n: u8, port: &str| {
-        format!(
-            "net_pcap{n},rx_pcap={},tx_pcap={}",
-            d(&format!("{port}-in.pcap")),
-            d(&format!("{port}-out.pcap"))
-        )
-    };
-    let mut routes = Vec::new();
-    let mut sas = Vec::new();
-    let mut tunnels = Vec::new();
-    let mut neighbors = vec![
-        serde_json::json!({"address": HOST4.to_string(), "mac": mac(HOST)}),
-        serde_json::json!({"address": HOST6.to_string(), "mac": mac(HOST)}),
-    ];
-    for t in &TUNNELS {
-        let mut tunnel = serde_json::json!({"name": t.name, "local": t.local, "remote": t.remote});
-        if t.udp {
-            tunnel["udp_encap"] = serde_json::json!({"local_port": 4500, "remote_port": 4500});
-        }
-        tunnels.push(tunnel);
-        neighbors.push(serde_json::json!({"address": t.remote, "mac": mac(t.peer)}));
-        for net in t.nets {
-            routes.push(serde_json::json!({"prefix": net, "via": t.name}));
-        }
-        for (direction, spi, key) in [("out", t.out_spi, t.out_key), ("in", t.in_spi, t.in_key)] {
-            let sa = serde_json::json!({"tunnel": t.name, "direction": direction, "spi": spi,
-                                        "algorithm": t.algorithm, "key": key});
-            sas.push(sa);
-        }
-    }
-    let cfg = serde_json::json!({
-        "dataplane": {
-            "eal": ["-l", "0,1", "--no-huge", "-m", "256", "--no-pci", "--no-telemetry",
-                    "--file-prefix", prefix, "--vdev", vdev(0, "lan"), "--vdev", vdev(1, "wan")],
-            "workers": [1]
-        },
-        "interfaces": [
-            {"name": "lan0", "port": 0, "address": "10.1.0.1/24", "address6": "2001:db8:1::1/64",
-             "mac": mac(GW_LAN)},
-            {"name": "wan0", "port": 1, "address": "192.0.2.1/24",
-             "address6": "2001:db8:ffff::1/64", "mac": mac(GW_WAN)}],
-        "neighbors": neighbors,
-        "tunnels": tunnels,
-        "routes": routes,
-        "manual_sas": sas
-    });
-    std::fs::write(dir.path("gw.json"), cfg.to_string()).unwrap();
-}
-
 #[test]
 fn every_family_combination_decoded_by_tshark_and_scapy_both_ways() {
     let test = "offline ESP family combinations";
@@ -268,7 +218,7 @@ fn every_family_combination_decoded_by_tshark_and_scapy_both_ways() {
 
     // One run does both directions: the LAN port reads the cleartext, the WAN port scapy's ESP.
     let prefix = format!("espgw-offline-families-{}", std::process::id());
-    config(&dir, &prefix);
+    gateway::write_config(&dir, &prefix, &[HOST4.into(), HOST6.into()], true);
     let stats = dir.path("gw.stats.json");
     let out = Command::new(dataplane_bin())
         .arg("--config")

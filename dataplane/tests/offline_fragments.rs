@@ -14,6 +14,8 @@ mod common;
 // offline_families' packets and its scapy runner (interpreter, SA table, scapy_esp.py), which
 // read this crate's `TUNNELS`, `PerTunnel`, `is_v6`, `HOPS` and `SIZES`; what this test does not
 // use of them (the outbound checks) is left unused.
+#[path = "offline_families/gateway.rs"]
+mod gateway;
 #[path = "offline_families/packets.rs"]
 #[allow(dead_code)]
 mod packets;
@@ -47,7 +49,8 @@ struct Tunnel {
     remote: &'static str,
     peer: [u8; 6],
     udp: bool,
-    net: &'static str,
+    /// The prefix behind the peer, routed into the tunnel, and a host in it.
+    nets: [&'static str; 1],
     far: Ipv4Addr,
     out_spi: u32,
     in_spi: u32,
@@ -64,7 +67,7 @@ const TUNNELS: [Tunnel; 2] = [
         remote: "192.0.2.2",
         peer: PEER,
         udp: false,
-        net: "10.2.0.0/16",
+        nets: ["10.2.0.0/16"],
         far: Ipv4Addr::new(10, 2, 0, 10),
         out_spi: 0x1001,
         in_spi: 0x2001,
@@ -78,7 +81,7 @@ const TUNNELS: [Tunnel; 2] = [
         remote: "192.0.2.3",
         peer: PEER_UDP,
         udp: true,
-        net: "10.3.0.0/16",
+        nets: ["10.3.0.0/16"],
         far: Ipv4Addr::new(10, 3, 0, 10),
         out_spi: 0x1002,
         in_spi: 0x2002,
@@ -168,53 +171,10 @@ const SETS: [Set; 18] = [
     good(1, 1400, 64, "reversed"),
 ];
 
-fn config(dir: &TempDir, prefix: &str) {
-    let mac = |m: [u8; 6]| ethernet::Mac(m).to_string();
-    let d = |f: &str| dir.path(f).display().to_string();
-    let vdev = |n: u8, port: &str| {
-        format!(
-            "net_pcap{n},rx_pcap={},tx_pcap={}",
-            d(&format!("{port}-in.pcap")),
-            d(&format!("{port}-out.pcap"))
-        )
-    };
-    let mut neighbors = vec![serde_json::json!({"address": HOST4.to_string(), "mac": mac(HOST)})];
-    let (mut tunnels, mut routes, mut sas) = (Vec::new(), Vec::new(), Vec::new());
-    for t in &TUNNELS {
-        let mut tunnel = serde_json::json!({"name": t.name, "local": t.local, "remote": t.remote});
-        if t.udp {
-            tunnel["udp_encap"] = serde_json::json!({"local_port": 4500, "remote_port": 4500});
-        }
-        tunnels.push(tunnel);
-        neighbors.push(serde_json::json!({"address": t.remote, "mac": mac(t.peer)}));
-        routes.push(serde_json::json!({"prefix": t.net, "via": t.name}));
-        for (direction, spi, key) in [("out", t.out_spi, t.out_key), ("in", t.in_spi, t.in_key)] {
-            let sa = serde_json::json!({"tunnel": t.name, "direction": direction, "spi": spi,
-                                        "algorithm": t.algorithm, "key": key});
-            sas.push(sa);
-        }
-    }
-    let cfg = serde_json::json!({
-        "dataplane": {
-            "eal": ["-l", "0,1", "--no-huge", "-m", "256", "--no-pci", "--no-telemetry",
-                    "--file-prefix", prefix, "--vdev", vdev(0, "lan"), "--vdev", vdev(1, "wan")],
-            "workers": [1]
-        },
-        "interfaces": [
-            {"name": "lan0", "port": 0, "address": "10.1.0.1/24", "mac": mac(GW_LAN)},
-            {"name": "wan0", "port": 1, "address": "192.0.2.1/24", "mac": mac(GW_WAN)}],
-        "neighbors": neighbors,
-        "tunnels": tunnels,
-        "routes": routes,
-        "manual_sas": sas
-    });
-    std::fs::write(dir.path("gw.json"), cfg.to_string()).unwrap();
-}
-
 /// Runs the gateway until it has been idle for `idle`; its stats, and how long it ran.
 fn run_gateway(dir: &TempDir, idle: Duration) -> (serde_json::Value, Duration) {
     let prefix = format!("espgw-offline-fragments-{}", std::process::id());
-    config(dir, &prefix);
+    gateway::write_config(dir, &prefix, &[HOST4.into()], false);
     let stats = dir.path("gw.stats.json");
     let start = Instant::now();
     let out = Command::new(dataplane_bin())

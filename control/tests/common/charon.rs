@@ -133,6 +133,18 @@ impl Lab {
         }
     }
 
+    /// Waits up to 30 s for charon's first child (`net`) to be established; fails the test
+    /// with both logs if it is not.
+    pub fn wait_child_up(&self) {
+        assert!(
+            until(Duration::from_secs(30), || self
+                .charon_log()
+                .contains("CHILD_SA net{1} established")),
+            "no child SA: {}",
+            self.logs()
+        );
+    }
+
     pub fn cli(&self, words: &[&str]) -> String {
         cli(&self.ns("gw1"), &self.p("token"), words).unwrap_or_else(|e| e)
     }

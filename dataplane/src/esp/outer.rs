@@ -369,7 +369,7 @@ pub fn fill_udp6_checksum(packet: &mut [u8]) -> Option<()> {
     };
     let (src, dst) = (addr(ipv6::field::SRC_ADDR)?, addr(ipv6::field::DST_ADDR)?);
     datagram.get_mut(udp::field::CHECKSUM)?.fill(0);
-    let c = udp::checksum(src, dst, datagram);
+    let c = udp::checksum(src, dst, datagram)?;
     datagram
         .get_mut(udp::field::CHECKSUM)?
         .copy_from_slice(&c.to_be_bytes());

@@ -91,15 +91,8 @@ pub fn emit(d: &Datagram<'_>, out: &mut [u8]) -> bool {
         return false;
     }
     let ip_len = match (d.src, d.dst) {
-        (IpAddr::V4(_), IpAddr::V4(_)) => ipv4::MIN_HEADER_LEN,
-        (IpAddr::V6(_), IpAddr::V6(_)) => ipv6::HEADER_LEN,
-        _ => return false,
-    };
-    let (ip_h, rest) = out.split_at_mut(ip_len);
-    let udp_len = rest.len();
-    match (d.src, d.dst) {
         (IpAddr::V4(src), IpAddr::V4(dst)) => {
-            let Some(h) = ip_h.first_chunk_mut() else {
+            let Some(h) = out.first_chunk_mut() else {
                 return false;
             };
             ipv4::Repr {
@@ -110,12 +103,13 @@ pub fn emit(d: &Datagram<'_>, out: &mut [u8]) -> bool {
                 protocol: ipv4::PROTO_UDP,
                 src,
                 dst,
-                payload_len: udp_len,
+                payload_len: len - ipv4::MIN_HEADER_LEN,
             }
             .emit(h);
+            ipv4::MIN_HEADER_LEN
         }
         (IpAddr::V6(src), IpAddr::V6(dst)) => {
-            let Some(h) = ip_h.first_chunk_mut() else {
+            let Some(h) = out.first_chunk_mut() else {
                 return false;
             };
             ipv6::Repr {
@@ -124,12 +118,14 @@ pub fn emit(d: &Datagram<'_>, out: &mut [u8]) -> bool {
                 hop_limit: HOP_LIMIT,
                 src,
                 dst,
-                payload_len: udp_len,
+                payload_len: len - ipv6::HEADER_LEN,
             }
             .emit(h);
+            ipv6::HEADER_LEN
         }
         _ => return false,
-    }
+    };
+    let rest = &mut out[ip_len..];
     let (udp_h, body) = rest.split_at_mut(udp::HEADER_LEN);
     let Some(h) = udp_h.first_chunk_mut() else {
         return false;
@@ -143,7 +139,9 @@ pub fn emit(d: &Datagram<'_>, out: &mut [u8]) -> bool {
     let m = marker_len(d);
     body[..m].copy_from_slice(&NON_ESP_MARKER[..m]);
     body[m..].copy_from_slice(d.payload);
-    let c = udp::checksum(d.src, d.dst, rest);
+    let Some(c) = udp::checksum(d.src, d.dst, rest) else {
+        return false;
+    };
     rest[udp::field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
     true
 }

@@ -109,32 +109,41 @@ impl Repr {
     }
 }
 
+/// The pseudo-header's sum, not folded: IPv4's (RFC 768) or IPv6's (RFC 8200 section 8.1);
+/// `None` for addresses of two families.
+fn pseudo_sum(src: IpAddr, dst: IpAddr, len: usize) -> Option<u64> {
+    Some(match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let words = |a: std::net::Ipv4Addr| {
+                let a = u32::from(a);
+                u64::from(a >> 16) + u64::from(a & 0xffff)
+            };
+            words(s) + words(d) + u64::from(ipv4::PROTO_UDP) + (len as u64 & 0xffff)
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            ipv6::pseudo_header_sum(&s, &d, len as u32, ipv6::NEXT_UDP)
+        }
+        _ => return None,
+    })
+}
+
 /// The checksum field's value for `datagram` (its checksum field zeroed) from `src` to
 /// `dst` (RFC 768; RFC 8200 section 8.1 for IPv6, where it is mandatory): 0 is sent as
-/// 0xffff.
-pub fn checksum(src: IpAddr, dst: IpAddr, datagram: &[u8]) -> u16 {
-    let len = datagram.len() as u32;
-    let pseudo = match (src, dst) {
-        (IpAddr::V6(s), IpAddr::V6(d)) => ipv6::pseudo_header_sum(&s, &d, len, ipv6::NEXT_UDP),
-        _ => {
-            let word = |a: IpAddr| match a {
-                IpAddr::V4(a) => u64::from(u32::from(a) >> 16) + u64::from(u32::from(a) & 0xffff),
-                IpAddr::V6(_) => 0,
-            };
-            word(src) + word(dst) + u64::from(ipv4::PROTO_UDP) + u64::from(len & 0xffff)
-        }
-    };
+/// 0xffff. `None` for addresses of two families.
+pub fn checksum(src: IpAddr, dst: IpAddr, datagram: &[u8]) -> Option<u16> {
+    let pseudo = pseudo_sum(src, dst, datagram.len())?;
     match !checksum::fold_words(&[checksum::fold64(pseudo), checksum::sum(datagram)]) {
-        0 => 0xffff,
-        c => c,
+        0 => Some(0xffff),
+        c => Some(c),
     }
 }
 
 /// Whether an IPv6 `datagram` (checksum included) sums to all ones with its pseudo-header:
 /// RFC 8200 section 8.1, where a zero checksum is an error too.
 pub fn verify6(src: &Ipv6Addr, dst: &Ipv6Addr, datagram: &[u8]) -> bool {
-    let len = datagram.len() as u32;
-    let pseudo = ipv6::pseudo_header_sum(src, dst, len, ipv6::NEXT_UDP);
+    let Some(pseudo) = pseudo_sum((*src).into(), (*dst).into(), datagram.len()) else {
+        return false;
+    };
     datagram.get(field::CHECKSUM).is_some_and(|c| c != [0, 0])
         && checksum::fold_words(&[checksum::fold64(pseudo), checksum::sum(datagram)]) == 0xffff
 }

@@ -34,6 +34,22 @@ fn policy(
     })
 }
 
+/// Deny-all, any to any (both families), last.
+fn deny_all() -> Change {
+    Change::SetPolicy(PolicySpec {
+        name: name("deny-all"),
+        position: 9,
+        src: Prefixes::new(),
+        dst: Prefixes::new(),
+        src6: Default::default(),
+        dst6: Default::default(),
+        protocol: 0,
+        src_ports: (0, u16::MAX),
+        dst_ports: (0, u16::MAX),
+        action: PolicyAction::Deny,
+    })
+}
+
 /// gw1 with a second tunnel, st0.1 to 192.0.2.3 (SPI 0x3001), which no route uses.
 fn with_second_tunnel(v: &mut serde_json::Value) {
     v["neighbors"]
@@ -195,19 +211,7 @@ fn the_gateways_own_packets_are_not_looked_up_and_its_fragments_are() {
         PolicyAction::Tunnel(name("st0.1")),
     ))
     .unwrap();
-    gw1.change(Change::SetPolicy(PolicySpec {
-        name: name("deny-all"),
-        position: 9,
-        src: Prefixes::new(),
-        dst: Prefixes::new(),
-        src6: Default::default(),
-        dst6: Default::default(),
-        protocol: 0,
-        src_ports: (0, u16::MAX),
-        dst_ports: (0, u16::MAX),
-        action: PolicyAction::Deny,
-    }))
-    .unwrap();
+    gw1.change(deny_all()).unwrap();
     let packet = |dst: &str| to(dst)[14..].to_vec();
     let send = |gw: &mut crate::testkit::Gateway, bytes: Vec<u8>, own: bool| {
         let mut b = [VecBuf::new(&bytes)];
@@ -327,19 +331,7 @@ fn ipv6_packets_have_their_own_policies() {
     assert_eq!(run(&mut gw1, 0, &bad).0, Verdict::Drop(Stat::Malformed));
 
     // Deny-all, any to any: IPv6 transit dropped, the gateway's own ND and echo answered.
-    gw1.change(Change::SetPolicy(PolicySpec {
-        name: name("deny-all"),
-        position: 9,
-        src: Prefixes::new(),
-        dst: Prefixes::new(),
-        src6: Default::default(),
-        dst6: Default::default(),
-        protocol: 0,
-        src_ports: (0, u16::MAX),
-        dst_ports: (0, u16::MAX),
-        action: PolicyAction::Deny,
-    }))
-    .unwrap();
+    gw1.change(deny_all()).unwrap();
     assert_eq!(
         run(&mut gw1, 0, &a_to_b6(64, 20)).0,
         Verdict::Drop(Stat::PolicyDenied)
