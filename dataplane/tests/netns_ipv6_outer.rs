@@ -46,27 +46,7 @@ fn ipv4_and_ipv6_hosts_talk_through_an_ipv6_tunnel() {
         .arg(&dir.0)
         .args(["raw", "1", "1"]));
     let ns = |n: &str| format!("{name}-{n}");
-    for (h, addr, gw) in [
-        ("a", "2001:db8:1::10/64", "2001:db8:1::1"),
-        ("b", "2001:db8:2::10/64", "2001:db8:2::1"),
-    ] {
-        // topology.sh keeps the hosts to IPv4: IPv6 on, without duplicate address detection
-        // so that the addresses are usable at once.
-        for conf in ["all", "default", "eth0"] {
-            let s = format!("net.ipv6.conf.{conf}.accept_dad=0");
-            sh(&mut in_ns(&ns(h), &["sysctl", "-qw", &s]));
-        }
-        let on = "net.ipv6.conf.eth0.disable_ipv6=0";
-        sh(&mut in_ns(&ns(h), &["sysctl", "-qw", on]));
-        sh(&mut in_ns(
-            &ns(h),
-            &["ip", "-6", "addr", "add", addr, "dev", "eth0"],
-        ));
-        sh(&mut in_ns(
-            &ns(h),
-            &["ip", "-6", "route", "add", "default", "via", gw],
-        ));
-    }
+    ipv6_hosts(&name);
     let (w1, w2) = ("2001:db8:ffff::1", "2001:db8:ffff::2");
     let (net1, net2) = ("2001:db8:1::/48", "2001:db8:2::/48");
     let wan = |a: &str| format!("{a}/64");

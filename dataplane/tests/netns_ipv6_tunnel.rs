@@ -62,27 +62,7 @@ fn through_the_tunnel(mode: &str) {
         .arg(&dir.0)
         .args([mode, "1", "1"]));
     let ns = |n: &str| format!("{name}-{n}");
-    for (h, addr, gw) in [
-        ("a", "2001:db8:1::10/64", "2001:db8:1::1"),
-        ("b", "2001:db8:2::10/64", "2001:db8:2::1"),
-    ] {
-        // topology.sh keeps the hosts to IPv4: IPv6 on, without duplicate address detection
-        // so that the addresses are usable at once.
-        for conf in ["all", "default", "eth0"] {
-            let s = format!("net.ipv6.conf.{conf}.accept_dad=0");
-            sh(&mut in_ns(&ns(h), &["sysctl", "-qw", &s]));
-        }
-        let on = "net.ipv6.conf.eth0.disable_ipv6=0";
-        sh(&mut in_ns(&ns(h), &["sysctl", "-qw", on]));
-        sh(&mut in_ns(
-            &ns(h),
-            &["ip", "-6", "addr", "add", addr, "dev", "eth0"],
-        ));
-        sh(&mut in_ns(
-            &ns(h),
-            &["ip", "-6", "route", "add", "default", "via", gw],
-        ));
-    }
+    ipv6_hosts(&name);
     let (net1, net2) = ("2001:db8:1::/48", "2001:db8:2::/48");
     add_ipv6(&dir.path("gw1.json"), "2001:db8:1::1/64", net1, net2);
     add_ipv6(&dir.path("gw2.json"), "2001:db8:2::1/64", net2, net1);

@@ -150,3 +150,31 @@ pub fn in_ns(ns: &str, args: &[&str]) -> std::process::Command {
     c.args(["netns", "exec", ns]).args(args);
     c
 }
+
+/// IPv6 for the hosts of topology.sh's namespaces `{name}-a` and `{name}-b` (which it keeps to
+/// IPv4): 2001:db8:1::10/64 and 2001:db8:2::10/64, routed through their gateways' ::1, without
+/// duplicate address detection so that the addresses are usable at once.
+pub fn ipv6_hosts(name: &str) {
+    for (h, addr, gw) in [
+        ("a", "2001:db8:1::10/64", "2001:db8:1::1"),
+        ("b", "2001:db8:2::10/64", "2001:db8:2::1"),
+    ] {
+        let ns = format!("{name}-{h}");
+        for conf in ["all", "default", "eth0"] {
+            let s = format!("net.ipv6.conf.{conf}.accept_dad=0");
+            sh(&mut in_ns(&ns, &["sysctl", "-qw", &s]));
+        }
+        sh(&mut in_ns(
+            &ns,
+            &["sysctl", "-qw", "net.ipv6.conf.eth0.disable_ipv6=0"],
+        ));
+        sh(&mut in_ns(
+            &ns,
+            &["ip", "-6", "addr", "add", addr, "dev", "eth0"],
+        ));
+        sh(&mut in_ns(
+            &ns,
+            &["ip", "-6", "route", "add", "default", "via", gw],
+        ));
+    }
+}
